@@ -1,0 +1,64 @@
+"""Load and save event-sourced aggregates through an event store."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ._domain import AggregateRoot, DomainEvent
+from ._errors import AggregateNotFoundError, UnknownEventTypeError
+from ._event_store import MongoEventStore, SessionProvider
+from ._records import StoredEvent
+
+A = TypeVar("A", bound=AggregateRoot)
+
+
+class AggregateStore:
+    """Rebuilds aggregates from their streams and saves their pending events.
+
+    The expected version of a save is the version the aggregate was loaded at, so two
+    processes that loaded the same version cannot both save: the second gets
+    :class:`~eventlab.ConcurrencyError` and must reload and retry its command.
+    """
+
+    def __init__(self, events: MongoEventStore) -> None:
+        self.events = events
+
+    async def load(
+        self, aggregate_class: type[A], aggregate_id: str, *, uow: SessionProvider | None = None
+    ) -> A:
+        """The aggregate with every stored event applied (raises if the stream is empty)."""
+        stored = await self.events.get_events(str(aggregate_id), uow=uow)
+        if not stored:
+            raise AggregateNotFoundError(str(aggregate_id))
+        return aggregate_class.rebuild(str(aggregate_id), self._typed(stored))
+
+    async def save(
+        self,
+        aggregate: AggregateRoot,
+        *,
+        metadata: dict[str, Any] | None = None,
+        uow: SessionProvider | None = None,
+    ) -> list[StoredEvent]:
+        """Append the aggregate's pending events; they are cleared only once stored."""
+        pending = list(aggregate.pending_events)
+        if not pending:
+            return []
+        stored = await self.events.save_events(
+            aggregate.id,
+            pending,
+            expected_version=aggregate.version - len(pending),
+            aggregate_type=type(aggregate).aggregate_type,
+            metadata=metadata,
+            uow=uow,
+        )
+        aggregate.pull_domain_events()
+        return stored
+
+    def _typed(self, stored: list[StoredEvent]) -> list[DomainEvent]:
+        typed = []
+        for event in stored:
+            domain = self.events.registry.to_domain(event, unknown="raise")
+            if not isinstance(domain, DomainEvent):  # pragma: no cover - guarded by unknown=
+                raise UnknownEventTypeError(event.event_type)
+            typed.append(domain)
+        return typed

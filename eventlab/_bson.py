@@ -1,0 +1,183 @@
+"""BSON conversion: Python values in, exact BSON out, and back.
+
+The driver encodes dicts, lists, str, int, float, bool, None, datetime, UUID and ObjectId natively.
+Everything else an event payload may reasonably hold is converted here, once, in one walk that
+also names the path of anything that cannot be stored, so a bad payload fails before any write.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from bson import Binary, Decimal128, ObjectId, Regex, Timestamp
+from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
+from bson.int64 import Int64
+from bson.raw_bson import RawBSONDocument
+
+from ._errors import InvalidNameError, SerializationError
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's per-document limit."""
+
+_NATIVE_SCALARS = (str, bool, int, float, type(None), uuid.UUID, ObjectId, bytes, Binary, Int64)
+
+
+class _Decimal128ToDecimal(TypeDecoder):
+    """Decode Decimal128 as :class:`decimal.Decimal`, so payloads round-trip exactly."""
+
+    bson_type = Decimal128
+
+    def transform_bson(self, value: Any) -> Decimal:
+        return value.to_decimal()  # type: ignore[no-any-return]
+
+
+CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    tz_aware=True,
+    tzinfo=UTC,
+    uuid_representation=4,  # UuidRepresentation.STANDARD
+    type_registry=TypeRegistry([_Decimal128ToDecimal()]),
+)
+"""Codec options for every collection eventlab reads: aware UTC datetimes, standard UUIDs,
+Decimal128 decoded as Decimal."""
+
+
+def to_bson_value(value: Any, path: str = "payload") -> Any:
+    """Convert ``value`` to a BSON-encodable equivalent, or raise naming ``path``.
+
+    Decimal becomes Decimal128 (exact to 34 digits, else an error), enums their value, tuples and
+    sets lists. Datetimes must be aware; they are stored in UTC at millisecond precision (BSON's).
+    Bare dates and times are rejected: their instant is ambiguous.
+    """
+    kind = type(value)
+    if kind in _SCALAR_EXACT:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"{path}: keys must be strings, got {type(key).__name__} {key!r}", path=path
+                )
+            check_field_name(key, path=path)
+            out[key] = to_bson_value(item, f"{path}.{key}")
+        return out
+    if kind is list or kind is tuple:
+        return [to_bson_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, datetime):
+        return to_bson_datetime(value, path)
+    if isinstance(value, enum.Enum):
+        return to_bson_value(value.value, path)
+    if isinstance(value, Decimal):
+        return _to_decimal128(value, path)
+    if isinstance(value, _NATIVE_SCALARS):
+        return value
+    if isinstance(value, set | frozenset):
+        try:
+            items = sorted(value)
+        except TypeError as exc:
+            raise SerializationError(f"{path}: set elements cannot be ordered", path=path) from exc
+        return [to_bson_value(item, f"{path}[{i}]") for i, item in enumerate(items)]
+    if isinstance(value, date | time):
+        raise SerializationError(
+            f"{path}: {type(value).__name__} {value!r} has no BSON type; "
+            "use an aware datetime or an ISO string",
+            path=path,
+        )
+    if isinstance(value, Decimal128 | Regex | Timestamp):
+        return value
+    raise SerializationError(
+        f"{path}: value of type {type(value).__name__} is not serializable to BSON ({value!r:.60})",
+        path=path,
+    )
+
+
+_SCALAR_EXACT = frozenset({str, int, float, bool, type(None), uuid.UUID, ObjectId, bytes})
+
+
+def to_bson_datetime(value: datetime, path: str) -> datetime:
+    """An aware datetime in UTC truncated to milliseconds (what BSON stores)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise SerializationError(
+            f"{path}: naive datetime {value.isoformat()}; use an aware datetime "
+            "(datetime.now(UTC)) so its instant is unambiguous",
+            path=path,
+        )
+    value = value.astimezone(UTC)
+    micro = value.microsecond
+    if micro % 1000:
+        value = value.replace(microsecond=micro - micro % 1000)
+    return value
+
+
+def _to_decimal128(value: Decimal, path: str) -> Decimal128:
+    try:
+        encoded = Decimal128(value)
+    except Exception as exc:
+        raise SerializationError(
+            f"{path}: Decimal {value} cannot be stored exactly as Decimal128 "
+            "(34 significant digits at most)",
+            path=path,
+        ) from exc
+    if encoded.to_decimal() != value:
+        raise SerializationError(f"{path}: Decimal {value} would be rounded", path=path)
+    return encoded
+
+
+def check_field_name(name: str, *, path: str = "field") -> None:
+    """Reject keys MongoDB would misread: empty, ``$``-prefixed, containing NUL."""
+    if not name:
+        raise SerializationError(f"{path}: empty key", path=path)
+    if name[0] == "$":
+        raise SerializationError(
+            f"{path}: key {name!r} starts with '$', which MongoDB reads as an operator", path=path
+        )
+    if "\x00" in name:
+        raise SerializationError(f"{path}: key {name!r} contains a NUL character", path=path)
+
+
+def check_document_size(raw: RawBSONDocument | bytes, what: str) -> None:
+    """Raise :class:`DocumentTooLargeError` when an encoded document exceeds 16 MiB."""
+    from ._errors import DocumentTooLargeError
+
+    size = len(raw.raw if isinstance(raw, RawBSONDocument) else raw)
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(
+            f"{what} encodes to {size:,} bytes; MongoDB's limit is {MAX_DOCUMENT_BYTES:,}"
+        )
+
+
+_FORBIDDEN_COLLECTION_CHARS = ("$", "\x00")
+_FORBIDDEN_DATABASE_CHARS = ("/", "\\", ".", " ", '"', "$", "\x00", "*", "<", ">", ":", "|", "?")
+
+
+def check_collection_name(name: object) -> str:
+    """Return ``name`` if MongoDB accepts it as a collection name, else raise."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"collection name must be a non-empty string, got {name!r}")
+    for char in _FORBIDDEN_COLLECTION_CHARS:
+        if char in name:
+            raise InvalidNameError(f"collection name {name!r} contains {char!r}")
+    if name.startswith("system.") or name.startswith(".") or name.endswith("."):
+        raise InvalidNameError(
+            f"collection name {name!r} is reserved or malformed (leading/trailing '.' or system.)"
+        )
+    if len(name.encode()) > 200:
+        raise InvalidNameError(f"collection name {name[:40]!r}... is longer than 200 bytes")
+    return name
+
+
+def check_database_name(name: object) -> str:
+    """Return ``name`` if MongoDB accepts it as a database name, else raise."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"database name must be a non-empty string, got {name!r}")
+    for char in _FORBIDDEN_DATABASE_CHARS:
+        if char in name:
+            raise InvalidNameError(f"database name {name!r} contains {char!r}")
+    if len(name.encode()) > 63:
+        raise InvalidNameError(f"database name {name!r} is longer than 63 bytes")
+    return name

@@ -1,0 +1,262 @@
+"""Connection to a MongoDB deployment through PyMongo's native async API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+from pymongo.errors import ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
+
+from ._bson import CODEC_OPTIONS, check_database_name
+from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
+
+logger = logging.getLogger("eventlab")
+
+URI_ENV_VAR = "EVENTLAB_MONGODB_URI"
+"""Environment variable naming the deployment to use instead of the embedded server."""
+
+DEFAULT_SERVER_SELECTION_TIMEOUT = 5.0
+
+_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://)([^@/]+)@")
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` with any ``user:password@`` replaced by ``***@``, safe to log or show."""
+    return _CREDENTIALS.sub(r"\1***@", uri)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentInfo:
+    """What ``hello`` says about the deployment, read once at connect time."""
+
+    kind: str
+    """``"replica_set"``, ``"sharded"`` or ``"standalone"``."""
+    set_name: str | None
+    server_version: str
+    max_bson_object_size: int
+    logical_sessions: bool
+
+    @property
+    def supports_transactions(self) -> bool:
+        """Multi-document transactions need a replica set or a mongos with sessions."""
+        return self.kind in ("replica_set", "sharded") and self.logical_sessions
+
+
+class MongoConnectionManager:
+    """Owns an :class:`~pymongo.AsyncMongoClient` and the database eventlab works in.
+
+    Give either ``url`` (eventlab builds and closes the client) or ``client`` (yours: eventlab never
+    closes it). The client is configured with aware UTC datetimes and standard UUIDs.
+
+    :param url: a ``mongodb://`` or ``mongodb+srv://`` URI.
+    :param client: an existing ``AsyncMongoClient``. A Motor client is accepted for migration
+        (with a :class:`DeprecationWarning`): eventlab opens a native async client to the same
+        deployment and closes that one itself.
+    :param database: the database name (validated).
+    :param server_selection_timeout: seconds to wait for a reachable server before failing with
+        :class:`~eventlab.ConnectionFailedError`.
+    :param client_options: extra keyword arguments for ``AsyncMongoClient``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        database: str = "eventlab",
+        client: Any = None,
+        server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
+        **client_options: Any,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ConfigurationError("give exactly one of url= or client=")
+        if server_selection_timeout <= 0:
+            raise ConfigurationError("server_selection_timeout must be positive")
+        self.database_name = check_database_name(database)
+        self._url = url
+        self._given_client = client
+        self._timeout = server_selection_timeout
+        self._client_options = client_options
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+        self._owns_client = False
+        self._info: DeploymentInfo | None = None
+
+    @classmethod
+    def from_env(cls, *, database: str = "eventlab", **kwargs: Any) -> MongoConnectionManager:
+        """A manager for ``$EVENTLAB_MONGODB_URI`` (raises if it is not set)."""
+        uri = os.environ.get(URI_ENV_VAR)
+        if not uri:
+            raise ConfigurationError(f"{URI_ENV_VAR} is not set")
+        return cls(uri, database=database, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def connect(self) -> Self:
+        """Open the client (if eventlab owns it) and read the deployment's ``hello``."""
+        if self._client is not None:
+            return self
+        self._client, self._owns_client = self._build_client()
+        try:
+            hello = await self._client.admin.command("hello")
+            build = await self._client.admin.command("buildInfo")
+        except (ConnectionFailure, OperationFailure, PyMongoError) as exc:
+            await self._close_owned()
+            raise ConnectionFailedError(
+                f"cannot reach MongoDB at {self.display_uri} within {self._timeout:g}s: "
+                f"{type(exc).__name__}: {_first_line(exc)}",
+                uri=self.display_uri,
+            ) from exc
+        self._info = _deployment_info(hello, build)
+        logger.debug("connected to %s (%s)", self.display_uri, self._info)
+        return self
+
+    async def disconnect(self) -> None:
+        """Close the client if eventlab opened it; a client passed in stays open."""
+        await self._close_owned()
+        self._client = None
+        self._info = None
+
+    async def __aenter__(self) -> Self:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    # -- access ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> AsyncMongoClient[dict[str, Any]]:
+        """The connected client (raises :class:`NotConnectedError` before ``connect()``)."""
+        if self._client is None:
+            raise NotConnectedError("call `await connection.connect()` (or `async with`) first")
+        return self._client
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        """The configured database, with eventlab's codec options."""
+        return self.client.get_database(self.database_name, codec_options=CODEC_OPTIONS)
+
+    @property
+    def info(self) -> DeploymentInfo:
+        """What the deployment reported at connect time."""
+        if self._info is None:
+            raise NotConnectedError("call `await connection.connect()` (or `async with`) first")
+        return self._info
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def supports_transactions(self) -> bool:
+        """True on a replica set or sharded cluster (``hello`` reports ``setName`` or mongos)."""
+        return self.info.supports_transactions
+
+    @property
+    def display_uri(self) -> str:
+        """The URI with credentials masked, for messages and logs."""
+        if self._url is not None:
+            return mask_uri(self._url)
+        client = self._given_client
+        try:
+            host, port = client.address or (None, None)  # may be None before discovery
+        except Exception:
+            host = port = None
+        if host is None:
+            try:
+                nodes = client.topology_description.server_descriptions()
+                host, port = next(iter(nodes))
+            except Exception:
+                return "<client>"
+        return f"mongodb://{host}:{port}"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _build_client(self) -> tuple[AsyncMongoClient[dict[str, Any]], bool]:
+        timeout_ms = int(self._timeout * 1000)
+        options: dict[str, Any] = {
+            "tz_aware": True,
+            "uuidRepresentation": "standard",
+            "serverSelectionTimeoutMS": timeout_ms,
+            "connectTimeoutMS": timeout_ms,
+            **self._client_options,
+        }
+        if self._url is not None:
+            try:
+                return AsyncMongoClient(self._url, **options), True
+            except (InvalidURI, PyMongoConfigurationError, ValueError, TypeError) as exc:
+                raise ConfigurationError(
+                    f"invalid MongoDB URI {mask_uri(self._url)}: {exc}"
+                ) from exc
+        client = self._given_client
+        if isinstance(client, AsyncMongoClient):
+            return client, False
+        if _is_motor_client(client):
+            warnings.warn(
+                "Motor is deprecated (end of life 2026-05); eventlab opens a native "
+                "pymongo.AsyncMongoClient to the same deployment. Pass an AsyncMongoClient "
+                "(from pymongo import AsyncMongoClient) to silence this warning.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            return AsyncMongoClient(**_motor_client_kwargs(client, options)), True
+        raise ConfigurationError(
+            f"client must be a pymongo.AsyncMongoClient (or a Motor client), "
+            f"got {type(client).__name__}"
+        )
+
+    async def _close_owned(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.close()
+        self._client = None if self._owns_client else self._client
+
+
+def _is_motor_client(client: Any) -> bool:
+    return type(client).__module__.startswith("motor.")
+
+
+def _motor_client_kwargs(client: Any, options: dict[str, Any]) -> dict[str, Any]:
+    # Motor wraps a synchronous MongoClient (``delegate``) that keeps its constructor arguments;
+    # reusing them reaches the same deployment with the same credentials and TLS settings.
+    init = dict(getattr(client.delegate, "_init_kwargs", {}) or {})
+    init.pop("document_class", None)
+    init.pop("type_registry", None)
+    init.pop("connect", None)
+    for key in ("uuidrepresentation", "uuid_representation"):
+        init.pop(key, None)
+    init.update(options)
+    return init
+
+
+def _deployment_info(hello: dict[str, Any], build: dict[str, Any]) -> DeploymentInfo:
+    if hello.get("msg") == "isdbgrid":
+        kind = "sharded"
+    elif hello.get("setName"):
+        kind = "replica_set"
+    else:
+        kind = "standalone"
+    return DeploymentInfo(
+        kind=kind,
+        set_name=hello.get("setName"),
+        server_version=str(build.get("version", "unknown")),
+        max_bson_object_size=int(hello.get("maxBsonObjectSize", 16 * 1024 * 1024)),
+        logical_sessions=hello.get("logicalSessionTimeoutMinutes") is not None,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line[:300]

@@ -1,0 +1,134 @@
+"""Typed errors. Every error eventlab raises derives from :class:`EventlabError`.
+
+Errors are named after what went wrong, carry the facts a caller needs to react (ids, versions,
+names), and keep the driver's exception as ``__cause__`` when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EventlabError(Exception):
+    """Base class of every error raised by eventlab."""
+
+
+class ConfigurationError(EventlabError, ValueError):
+    """An option, name or argument is invalid (raised before anything is written)."""
+
+
+class InvalidNameError(ConfigurationError):
+    """A database, collection or field name is not acceptable to MongoDB or to eventlab."""
+
+
+class ConnectionFailedError(EventlabError):
+    """The MongoDB deployment could not be reached (the URI is named, credentials masked)."""
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class NotConnectedError(EventlabError):
+    """An operation needs a connection that was never opened or was already closed."""
+
+
+class TransactionsUnsupportedError(EventlabError):
+    """Transactions were required but the deployment is a standalone server."""
+
+
+class TransactionError(EventlabError):
+    """A transaction failed for a reason that a retry did not (or could not) fix."""
+
+
+class WriteConflictError(TransactionError):
+    """Another transaction modified the same document first (server code 112)."""
+
+
+class TransactionAbortedError(TransactionError):
+    """The server no longer knows the transaction: it was aborted or expired (code 251)."""
+
+
+class TransactionTimeoutError(TransactionError):
+    """Retrying a transient transaction failure did not succeed within the time budget."""
+
+
+class UnitOfWorkStateError(EventlabError):
+    """A unit of work was used outside its ``async with`` block or after it finished."""
+
+
+class EmbeddedServerError(EventlabError):
+    """The embedded MongoDB-compatible server could not be started or stopped."""
+
+
+class EmbeddedServerNotInstalledError(EmbeddedServerError):
+    """The embedded server's package (the ``embedded`` extra) is not installed."""
+
+
+class SerializationError(EventlabError, ValueError):
+    """A payload or event cannot be represented exactly in BSON (the path is named)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DocumentTooLargeError(SerializationError):
+    """An event or entity document exceeds MongoDB's 16 MiB document limit."""
+
+
+class UnknownEventTypeError(EventlabError, LookupError):
+    """An event type name has no registered class (and raw loading was not asked for)."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(
+            f"unknown event type {event_type!r}: register its class with "
+            "EventRegistry.register(), or load with unknown='raw' to get StoredEvent records"
+        )
+        self.event_type = event_type
+
+
+class UpcastError(EventlabError):
+    """An upcaster failed or the upcaster chain does not reach the current schema version."""
+
+
+class ConcurrencyError(EventlabError):
+    """The stream is not at the version the writer expected; nothing was written."""
+
+    def __init__(self, aggregate_id: str, expected_version: Any, actual_version: int) -> None:
+        super().__init__(
+            f"stream {aggregate_id!r}: expected version {expected_version}, "
+            f"but it is at version {actual_version}"
+        )
+        self.aggregate_id = aggregate_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class DuplicateEventError(EventlabError):
+    """Event ids are already stored, but not as this exact batch (so not an idempotent retry)."""
+
+    def __init__(self, event_ids: list[Any]) -> None:
+        shown = ", ".join(str(e) for e in event_ids[:5])
+        more = f" and {len(event_ids) - 5} more" if len(event_ids) > 5 else ""
+        super().__init__(
+            f"event id(s) {shown}{more} already stored with other content or in another batch; "
+            "an idempotent retry must resend the identical batch"
+        )
+        self.event_ids = event_ids
+
+
+class InvalidEventError(EventlabError, ValueError):
+    """An event or batch is malformed (versions not contiguous, mixed ids, bad fields)."""
+
+
+class AggregateNotFoundError(EventlabError, LookupError):
+    """No events exist for the requested aggregate id."""
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(f"no events stored for aggregate {aggregate_id!r}")
+        self.aggregate_id = aggregate_id
+
+
+class MigrationError(EventlabError):
+    """An index migration could not be applied."""

@@ -1,0 +1,73 @@
+"""StoredEvent ↔ MongoDB document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._bson import to_bson_datetime, to_bson_value
+from ._records import StoredEvent
+
+CLIENT_FIELDS = (
+    "event_type",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "payload",
+    "metadata",
+    "occurred_at",
+    "schema_version",
+)
+"""Document fields a client writes (``_id`` aside); the store adds ``position``, ``recorded_at``."""
+
+
+def event_body(event: StoredEvent) -> dict[str, Any]:
+    """The document of ``event`` without store-assigned fields, BSON-ready.
+
+    Raises :class:`~eventlab.SerializationError` naming the offending path, before any I/O.
+    """
+    where = f"event {event.event_id} ({event.event_type})"
+    return {
+        "_id": event.event_id,
+        "event_type": event.event_type,
+        "aggregate_id": event.aggregate_id,
+        "aggregate_type": event.aggregate_type,
+        "version": event.version,
+        "payload": to_bson_value(event.payload, f"{where} payload"),
+        "metadata": to_bson_value(event.metadata, f"{where} metadata"),
+        "occurred_at": to_bson_datetime(event.occurred_at, f"{where} occurred_at"),
+        "schema_version": event.schema_version,
+    }
+
+
+def from_document(doc: dict[str, Any]) -> StoredEvent:
+    """The :class:`StoredEvent` of a stored document (decoded with eventlab's codec options)."""
+    return StoredEvent(
+        event_id=doc["_id"],
+        event_type=doc["event_type"],
+        aggregate_id=doc["aggregate_id"],
+        aggregate_type=doc["aggregate_type"],
+        version=doc["version"],
+        payload=doc["payload"],
+        metadata=doc.get("metadata") or {},
+        occurred_at=doc["occurred_at"],
+        schema_version=doc.get("schema_version", 1),
+        position=doc.get("position"),
+        recorded_at=doc.get("recorded_at"),
+    )
+
+
+def same_client_content(body: dict[str, Any], stored: dict[str, Any], *, check_version: bool) -> bool:
+    """True when a stored document holds exactly what ``body`` would write.
+
+    Tells an idempotent retry (same id, same content) from an id reused for another event.
+    """
+    for field in CLIENT_FIELDS:
+        if field == "version" and not check_version:
+            continue
+        mine = body.get(field)
+        theirs = stored.get(field)
+        if field in ("payload", "metadata"):
+            theirs = to_bson_value(theirs or {}, field)
+        if mine != theirs:
+            return False
+    return True

@@ -1,0 +1,148 @@
+"""Versioned, idempotent index migrations recorded in a ``_migrations`` collection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure, PyMongoError
+
+from ._bson import check_collection_name
+from ._errors import ConfigurationError, MigrationError
+
+MIGRATIONS_COLLECTION = "_migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """One index: ``keys`` as (field, direction) pairs, a stable ``name``, options."""
+
+    keys: tuple[tuple[str, int], ...]
+    name: str
+    unique: bool = False
+    partial_filter: Mapping[str, Any] | None = None
+
+    def model(self) -> IndexModel:
+        options: dict[str, Any] = {"name": self.name, "unique": self.unique}
+        if self.partial_filter is not None:
+            options["partialFilterExpression"] = dict(self.partial_filter)
+        return IndexModel(list(self.keys), **options)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A numbered set of indexes on one collection *role* (resolved to a name at run time)."""
+
+    number: int
+    name: str
+    role: str
+    indexes: tuple[IndexSpec, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    """What :meth:`Migrator.run` did: ids applied now and ids found already applied."""
+
+    applied: tuple[str, ...] = ()
+    already_applied: tuple[str, ...] = ()
+    indexes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Migrator:
+    """Applies :class:`Migration` objects in order, once each, recording them.
+
+    A migration's id is ``"<collection>:<number>_<name>"``, so the same migration set can serve
+    several stores with different collection names. Creating an index that already exists with
+    the same spec is a no-op in MongoDB, so a crash between creating and recording is harmless:
+    the next run creates nothing and records the migration.
+    """
+
+    def __init__(self, database: AsyncDatabase[Any], collections: Mapping[str, str]) -> None:
+        self._db = database
+        self._collections = {role: check_collection_name(n) for role, n in collections.items()}
+
+    def migration_id(self, migration: Migration) -> str:
+        return f"{self._collection_for(migration)}:{migration.number:04d}_{migration.name}"
+
+    async def applied(self) -> set[str]:
+        """Ids of migrations recorded as applied."""
+        cursor = self._db[MIGRATIONS_COLLECTION].find({}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    async def run(self, migrations: Sequence[Migration]) -> MigrationResult:
+        """Apply every migration not yet recorded, in ``number`` order."""
+        done = await self.applied()
+        applied: list[str] = []
+        skipped: list[str] = []
+        created: dict[str, tuple[str, ...]] = {}
+        for migration in sorted(migrations, key=lambda m: m.number):
+            migration_id = self.migration_id(migration)
+            if migration_id in done:
+                skipped.append(migration_id)
+                continue
+            collection = self._db[self._collection_for(migration)]
+            try:
+                names = await collection.create_indexes([i.model() for i in migration.indexes])
+            except (OperationFailure, PyMongoError) as exc:
+                raise MigrationError(f"migration {migration_id} failed: {exc}") from exc
+            await self._db[MIGRATIONS_COLLECTION].update_one(
+                {"_id": migration_id},
+                {
+                    "$setOnInsert": {
+                        "applied_at": datetime.now(UTC),
+                        "description": migration.description,
+                        "indexes": list(names),
+                    }
+                },
+                upsert=True,
+            )
+            applied.append(migration_id)
+            created[migration_id] = tuple(names)
+        return MigrationResult(tuple(applied), tuple(skipped), created)
+
+    def _collection_for(self, migration: Migration) -> str:
+        try:
+            return self._collections[migration.role]
+        except KeyError:
+            raise ConfigurationError(
+                f"migration {migration.name} targets role {migration.role!r}, "
+                f"known roles: {sorted(self._collections)}"
+            ) from None
+
+
+def asc(*fields: str) -> tuple[tuple[str, int], ...]:
+    """Ascending keys for :class:`IndexSpec`."""
+    return tuple((f, ASCENDING) for f in fields)
+
+
+EVENT_STORE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "event_store_core",
+        "events",
+        (
+            # The final arbiter of optimistic concurrency: two writers can never both store
+            # version N of a stream, whatever they read before writing.
+            IndexSpec(asc("aggregate_id", "version"), "stream_version", unique=True),
+            IndexSpec(asc("position"), "position", unique=True),
+        ),
+        "unique (aggregate_id, version) and unique global position",
+    ),
+    Migration(
+        2,
+        "event_store_queries",
+        "events",
+        (
+            IndexSpec((("aggregate_type", 1), ("occurred_at", 1)), "aggregate_type_occurred_at"),
+            IndexSpec(asc("metadata.correlation_id"), "correlation_id"),
+            IndexSpec(asc("event_type", "position"), "event_type_position"),
+        ),
+        "query indexes: by aggregate type and time, by correlation id, by type in order",
+    ),
+)
+"""The event store's migrations (see docs/positions.md for why each index exists)."""

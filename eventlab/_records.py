@@ -1,0 +1,92 @@
+"""Immutable records shared by every port and adapter."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from ._errors import InvalidEventError
+
+
+class ExpectedVersion(enum.Enum):
+    """Symbolic expectations for :meth:`MongoEventStore.save_events`.
+
+    An ``int`` expectation means "the stream is exactly at this version" (0 = a new stream).
+    """
+
+    ANY = "any"
+    """Append after whatever the stream holds; never a conflict."""
+    NO_STREAM = "no_stream"
+    """The stream must not exist yet (same as ``0``)."""
+    STREAM_EXISTS = "stream_exists"
+    """The stream must hold at least one event."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as the store holds it: an envelope around a plain-dict payload.
+
+    ``position`` is ``None`` until the store assigns the event its place in the global order.
+    ``recorded_at`` is set by the store when it writes the event.
+    """
+
+    event_id: uuid.UUID
+    event_type: str
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    payload: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime = field(default=None)  # type: ignore[assignment]
+    schema_version: int = 1
+    position: int | None = None
+    recorded_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Cheap checks only: this runs for every event loaded, so it stays at a few attribute tests.
+        if not isinstance(self.event_id, uuid.UUID):
+            raise InvalidEventError(f"event_id must be a uuid.UUID, got {self.event_id!r}")
+        if not self.event_type or not isinstance(self.event_type, str):
+            raise InvalidEventError(f"event_type must be a non-empty string: {self.event_type!r}")
+        if not self.aggregate_id or not isinstance(self.aggregate_id, str):
+            raise InvalidEventError(
+                f"aggregate_id must be a non-empty string: {self.aggregate_id!r}"
+            )
+        if type(self.version) is not int or self.version < 1:
+            raise InvalidEventError(f"version must be an int >= 1, got {self.version!r}")
+        if type(self.schema_version) is not int or self.schema_version < 1:
+            raise InvalidEventError(
+                f"schema_version must be an int >= 1, got {self.schema_version!r}"
+            )
+        if not isinstance(self.occurred_at, datetime):
+            raise InvalidEventError(
+                f"occurred_at must be an aware datetime, got {self.occurred_at!r}"
+            )
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise InvalidEventError(
+                f"occurred_at of event {self.event_id} is a naive datetime; "
+                "use an aware UTC datetime (datetime.now(UTC))"
+            )
+        if not isinstance(self.payload, dict):
+            raise InvalidEventError(f"payload must be a dict, got {type(self.payload).__name__}")
+        if not isinstance(self.metadata, dict):
+            raise InvalidEventError(
+                f"metadata must be a dict, got {type(self.metadata).__name__}"
+            )
+
+    @property
+    def correlation_id(self) -> Any:
+        """``metadata["correlation_id"]`` or ``None``."""
+        return self.metadata.get("correlation_id")
+
+    @property
+    def causation_id(self) -> Any:
+        """``metadata["causation_id"]`` or ``None``."""
+        return self.metadata.get("causation_id")
+
+    def with_position(self, position: int, recorded_at: datetime | None = None) -> StoredEvent:
+        """A copy placed at ``position`` in the global order."""
+        return replace(self, position=position, recorded_at=recorded_at or self.recorded_at)

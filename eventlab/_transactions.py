@@ -1,0 +1,172 @@
+"""Running a callback in a MongoDB transaction with the drivers' retry rules.
+
+The rules (MongoDB drivers' transactions specification, also behind ``with_transaction``):
+
+* an error labelled ``TransientTransactionError`` (a write conflict, a primary step-down, a
+  network error before commit) means the whole transaction may succeed if run again: abort,
+  back off, and run the **callback** again;
+* an error labelled ``UnknownTransactionCommitResult`` on commit means the commit may or may not
+  have happened: retry the **commit only** (commit is idempotent on the server).
+
+Both are bounded by a time budget. Because the callback may run more than once, it must be
+idempotent apart from its writes in the session (no external side effects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from ._errors import (
+    ConnectionFailedError,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionTimeoutError,
+    WriteConflictError,
+)
+
+T = TypeVar("T")
+
+TRANSIENT = "TransientTransactionError"
+UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+
+WRITE_CONFLICT = 112
+NO_SUCH_TRANSACTION = 251
+
+DEFAULT_TIME_BUDGET = 60.0
+_BACKOFF_BASE = 0.002
+_BACKOFF_CAP = 0.25
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: spreads contending writers apart."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+
+
+def has_label(exc: BaseException, label: str) -> bool:
+    return isinstance(exc, PyMongoError) and exc.has_error_label(label)
+
+
+async def run_transaction(
+    client: Any,
+    callback: Callable[[AsyncClientSession], Awaitable[T]],
+    *,
+    session: AsyncClientSession | None = None,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> T:
+    """Run ``callback(session)`` in a transaction, retrying per the drivers' rules.
+
+    :param client: the ``AsyncMongoClient`` that starts the session (unused if ``session``).
+    :param session: run in this session (left open) instead of a new one.
+    :param time_budget: seconds after which a transient failure is no longer retried and
+        :class:`~eventlab.TransactionTimeoutError` is raised.
+    :param on_retry: called with (attempt, error) before each retry, for metrics.
+    :returns: what the callback returned in the attempt that committed.
+    """
+    if session is None:
+        async with client.start_session() as own:
+            return await _run(own, callback, time_budget, on_retry)
+    return await _run(session, callback, time_budget, on_retry)
+
+
+async def _run(
+    session: AsyncClientSession,
+    callback: Callable[[AsyncClientSession], Awaitable[T]],
+    time_budget: float,
+    on_retry: Callable[[int, BaseException], None] | None,
+) -> T:
+    deadline = time.monotonic() + time_budget
+    attempt = 0
+    while True:
+        await session.start_transaction()
+        try:
+            result = await callback(session)
+        except BaseException as exc:
+            if session.in_transaction:
+                await session.abort_transaction()
+            if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
+                attempt += 1
+                if on_retry is not None:
+                    on_retry(attempt, exc)
+                await asyncio.sleep(backoff_delay(attempt))
+                continue
+            _raise_mapped(exc)
+        try:
+            await _commit_with_retry(session, deadline)
+        except PyMongoError as exc:
+            if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
+                attempt += 1
+                if on_retry is not None:
+                    on_retry(attempt, exc)
+                await asyncio.sleep(backoff_delay(attempt))
+                continue
+            _raise_mapped(exc)
+        return result
+
+
+def _raise_mapped(exc: BaseException) -> NoReturn:
+    mapped = map_error(exc, timed_out=has_label(exc, TRANSIENT))
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+async def _commit_with_retry(session: AsyncClientSession, deadline: float) -> None:
+    attempt = 0
+    while True:
+        try:
+            await session.commit_transaction()
+            return
+        except PyMongoError as exc:
+            # A commit whose outcome is unknown is retried as a commit: the server applies it at
+            # most once. MaxTimeMSExpired is excluded by the spec (the budget already ran out).
+            if (
+                has_label(exc, UNKNOWN_COMMIT)
+                and not isinstance(exc, ExecutionTimeout)
+                and time.monotonic() < deadline
+            ):
+                attempt += 1
+                await asyncio.sleep(backoff_delay(attempt))
+                continue
+            raise
+
+
+def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
+    """The eventlab error for a driver error (the driver error becomes its ``__cause__``).
+
+    Errors that are not the driver's (including eventlab's own) are returned unchanged.
+    """
+    if not isinstance(exc, PyMongoError):
+        return exc
+    if timed_out:
+        return TransactionTimeoutError(
+            f"transaction kept failing transiently until the time budget ran out: {exc}"
+        )
+    if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
+        return ConnectionFailedError(f"lost the connection to MongoDB: {_short(exc)}")
+    if isinstance(exc, OperationFailure):
+        if exc.code == WRITE_CONFLICT:
+            return WriteConflictError(f"write conflict: {_short(exc)}")
+        if exc.code == NO_SUCH_TRANSACTION:
+            return TransactionAbortedError(
+                f"the transaction was aborted or expired on the server: {_short(exc)}"
+            )
+    return TransactionError(f"{type(exc).__name__}: {_short(exc)}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

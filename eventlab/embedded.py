@@ -1,0 +1,303 @@
+"""An embedded, real-wire MongoDB-compatible server for notebooks, tests and the CLI.
+
+:class:`EmbeddedMongo` runs SecantusDB (``secantusd-py``, installed by the ``embedded`` extra) as a
+**separate process** bound to 127.0.0.1 and talks to it over the MongoDB wire protocol, exactly as
+to ``mongod``. eventlab never imports SecantusDB: it is GPL-licensed, and keeping it behind the wire
+keeps eventlab's own license free and makes the embedded server swappable for a real deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from ._errors import EmbeddedServerError, EmbeddedServerNotInstalledError
+
+SERVER_COMMAND = "secantusd-py"
+DEFAULT_STARTUP_TIMEOUT = 60.0
+DEFAULT_STOP_TIMEOUT = 10.0
+
+_RUNNING: weakref.WeakSet[EmbeddedMongo] = weakref.WeakSet()
+
+
+def find_server_executable() -> str:
+    """Path of ``secantusd-py``: beside this interpreter first (a venv), then on ``PATH``."""
+    beside = Path(sys.executable).parent / SERVER_COMMAND
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(SERVER_COMMAND)
+    if found:
+        return found
+    raise EmbeddedServerNotInstalledError(
+        f"the embedded server ({SERVER_COMMAND}) is not installed: "
+        "pip install 'eventlab[embedded]' (or set EVENTLAB_MONGODB_URI to use a real MongoDB)"
+    )
+
+
+class EmbeddedMongo:
+    """A MongoDB-compatible server in a child process on 127.0.0.1.
+
+    :param storage_path: ``None`` for a temporary directory removed on :meth:`stop`; a path keeps
+        the data across restarts.
+    :param port: ``None`` picks a free port.
+    :param enable_test_commands: allow ``configureFailPoint`` (``failCommand``) for fault tests.
+    :param sync_on_commit: fsync the write-ahead log on every commit, so an acknowledged write
+        survives a crash or power loss. Defaults to ``True`` for a persistent ``storage_path`` and
+        ``False`` for a temporary one (nothing to keep).
+    :param standalone: advertise a standalone server instead of a single-node replica set
+        (no transactions): only for exercising eventlab's no-transaction path.
+
+    Use ``async with EmbeddedMongo() as server:`` / ``with EmbeddedMongo() as server:`` or call
+    :meth:`start` and :meth:`stop`. ``server.uri`` is the ``mongodb://`` URI to connect to.
+    The child is stopped when the parent exits normally, and on Linux also when the parent is
+    killed (``PR_SET_PDEATHSIG``), so no server outlives the process that started it.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage_path: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        enable_test_commands: bool = False,
+        sync_on_commit: bool | None = None,
+        standalone: bool = False,
+        cache_size: str | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        log_level: str = "WARNING",
+    ) -> None:
+        self.storage_path = Path(storage_path) if storage_path is not None else None
+        self.persistent = storage_path is not None
+        self.requested_port = port
+        self.enable_test_commands = enable_test_commands
+        self.sync_on_commit = self.persistent if sync_on_commit is None else sync_on_commit
+        self.standalone = standalone
+        self.cache_size = cache_size
+        self.startup_timeout = startup_timeout
+        self.log_level = log_level
+        self.port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._tempdir: Path | None = None
+        self._log_path: Path | None = None
+
+    # -- public ----------------------------------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        """``mongodb://127.0.0.1:PORT/?directConnection=true`` of the running server."""
+        if self.port is None or not self.running:
+            raise EmbeddedServerError("the embedded server is not running; call start() first")
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> Self:
+        """Start the server and block until it answers ``ping`` (a couple of seconds)."""
+        self._launch()
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._answers_ping():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                self._abort_startup("did not answer ping")
+            time.sleep(0.05)
+        return self
+
+    async def start_async(self) -> Self:
+        """:meth:`start` without blocking the event loop while the server boots."""
+        self._launch()
+        deadline = time.monotonic() + self.startup_timeout
+        while not await asyncio.to_thread(self._answers_ping):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                self._abort_startup("did not answer ping")
+            await asyncio.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after ``timeout``) and clean up."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout)
+        _RUNNING.discard(self)
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+            if not self.persistent:
+                self.storage_path = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (storage is kept; for durability tests)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(DEFAULT_STOP_TIMEOUT)
+        _RUNNING.discard(self)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines the server wrote (useful when it failed to start)."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await self.start_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def __repr__(self) -> str:
+        state = f"port={self.port}" if self.running else "stopped"
+        return f"<EmbeddedMongo {state} storage={self.storage_path or 'temporary'}>"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        if self.running:
+            raise EmbeddedServerError(f"already running on port {self.port}")
+        executable = find_server_executable()
+        if self.storage_path is None:
+            self._tempdir = Path(tempfile.mkdtemp(prefix="eventlab-embedded-"))
+            self.storage_path = self._tempdir / "data"
+        self.storage_path.mkdir(parents=True, exist_ok=True)
+        self.port = self.requested_port or _free_port()
+        log_dir = self._tempdir or self.storage_path.parent
+        self._log_path = Path(log_dir) / f"secantusd-{self.port}.log"
+        args = [
+            executable,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage_path),
+            "--log-level",
+            self.log_level,
+        ]
+        if self.enable_test_commands:
+            args.append("--enable-test-commands")
+        if self.sync_on_commit:
+            args.append("--sync-on-commit")
+        if self.standalone:
+            args.append("--standalone")
+        if self.cache_size:
+            args += ["--cache-size", self.cache_size]
+        with open(self._log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own process group: a Ctrl-C meant for a notebook or test run does not reach it,
+                # and stop() can signal the whole group.
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                # Isolate the server from a ./secantusd.toml in the caller's directory.
+                cwd=str(self.storage_path.parent),
+            )
+        _RUNNING.add(self)
+
+    def _answers_ping(self) -> bool:
+        assert self.port is not None
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                pass
+        except OSError:
+            return False
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, object]] = MongoClient(
+            "127.0.0.1",
+            self.port,
+            directConnection=True,
+            serverSelectionTimeoutMS=500,
+            connectTimeoutMS=500,
+        )
+        try:
+            client.admin.command("ping")
+            return True
+        except Exception:
+            return False
+        finally:
+            client.close()
+
+    def _check_alive(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            code = self._process.returncode
+            self._process = None
+            _RUNNING.discard(self)
+            raise EmbeddedServerError(
+                f"the embedded server exited during startup (code {code}).\n{self.log_tail()}"
+            )
+
+    def _abort_startup(self, why: str) -> None:
+        tail = self.log_tail()
+        self.stop()
+        raise EmbeddedServerError(
+            f"the embedded server {why} within {self.startup_timeout:g}s.\n{tail}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@atexit.register
+def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
+    for server in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            server.stop()

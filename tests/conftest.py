@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, StoredEvent
+
+from .domain import order_registry
+
+
+@pytest.fixture
+async def connection(mongo_uri: str, database_name: str) -> AsyncIterator[MongoConnectionManager]:
+    async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+        yield conn
+
+
+@pytest.fixture
+def registry() -> EventRegistry:
+    return order_registry()
+
+
+@pytest.fixture(params=["transactional", "preallocated"])
+async def store(
+    request: pytest.FixtureRequest, connection: MongoConnectionManager, registry: EventRegistry
+) -> MongoEventStore:
+    return MongoEventStore(connection, registry=registry, positions=request.param)
+
+
+@pytest.fixture
+async def tx_store(connection: MongoConnectionManager, registry: EventRegistry) -> MongoEventStore:
+    return MongoEventStore(connection, registry=registry, positions="transactional")
+
+
+def make_event(
+    aggregate_id: str, version: int, event_type: str = "Noted", **payload: Any
+) -> StoredEvent:
+    return StoredEvent(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        aggregate_id=aggregate_id,
+        aggregate_type="Note",
+        version=version,
+        payload=payload or {"n": version},
+        metadata={"correlation_id": "c-1"},
+        occurred_at=datetime.now(UTC),
+    )
+
+
+def stream_id() -> str:
+    return f"s-{uuid.uuid4().hex[:12]}"
