@@ -120,7 +120,6 @@ class MongoConnectionManager:
     async def disconnect(self) -> None:
         """Close the client if eventlab opened it; a client passed in stays open."""
         await self._close_owned()
-        self._client = None
         self._info = None
 
     async def __aenter__(self) -> Self:
@@ -169,18 +168,11 @@ class MongoConnectionManager:
         """The URI with credentials masked, for messages and logs."""
         if self._url is not None:
             return mask_uri(self._url)
-        client = self._given_client
         try:
-            host, port = client.address or (None, None)  # may be None before discovery
+            nodes = self._given_client.topology_description.server_descriptions()
+            return "mongodb://" + ",".join(f"{host}:{port}" for host, port in nodes)
         except Exception:
-            host = port = None
-        if host is None:
-            try:
-                nodes = client.topology_description.server_descriptions()
-                host, port = next(iter(nodes))
-            except Exception:
-                return "<client>"
-        return f"mongodb://{host}:{port}"
+            return "<client>"
 
     # -- internals -------------------------------------------------------------------------
 
@@ -218,9 +210,9 @@ class MongoConnectionManager:
         )
 
     async def _close_owned(self) -> None:
-        if self._client is not None and self._owns_client:
-            await self._client.close()
-        self._client = None if self._owns_client else self._client
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.close()
 
 
 def _is_motor_client(client: Any) -> bool:

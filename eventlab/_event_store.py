@@ -345,6 +345,11 @@ class MongoEventStore:
                 return await self._write_in_unit_of_work(writes, total, uow)
             preallocated = None
             if self.position_strategy == "preallocated":
+                # Advisory check outside the transaction: a writer that has already lost should
+                # not burn positions (each would become a permanent gap).
+                for write in writes:
+                    if isinstance(write.expected, int):
+                        await self._check_expected(write.aggregate_id, write.expected, None)
                 preallocated = await self._allocate_positions(total, None)
             if not self._transactions:
                 return await self._attempt(None, writes, total, preallocated)
@@ -421,11 +426,7 @@ class MongoEventStore:
         """The version the new events follow, after checking the expectation."""
         expected = write.expected
         if isinstance(expected, int):
-            if expected > 0 and not await self._version_exists(
-                write.aggregate_id, expected, session
-            ):
-                actual = await self._current_version(write.aggregate_id, session)
-                raise ConcurrencyError(write.aggregate_id, expected, actual)
+            await self._check_expected(write.aggregate_id, expected, session)
             return expected
         current = await self._current_version(write.aggregate_id, session)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
@@ -587,13 +588,28 @@ class MongoEventStore:
         """Number of stored events."""
         return await self._read(self.events.count_documents({}))
 
-    async def _version_exists(
-        self, aggregate_id: str, version: int, session: AsyncClientSession | None
-    ) -> bool:
-        doc = await self.events.find_one(
-            {"aggregate_id": aggregate_id, "version": version}, {"_id": 1}, session=session
-        )
-        return doc is not None
+    async def _check_expected(
+        self, aggregate_id: str, expected: int, session: AsyncClientSession | None
+    ) -> None:
+        """Raise :class:`ConcurrencyError` unless version ``expected`` exists and the next does not.
+
+        One indexed read. Only "``expected`` exists" is load-bearing (events are never deleted,
+        so it cannot become false); "``expected + 1`` is absent" lets a writer that already lost
+        fail before it touches the position counter, which keeps losers from contending there.
+        The unique index remains the arbiter for writers racing past this read.
+        """
+        wanted = [expected, expected + 1] if expected > 0 else [1]
+        found = {
+            doc["version"]
+            async for doc in self.events.find(
+                {"aggregate_id": aggregate_id, "version": {"$in": wanted}},
+                {"version": 1, "_id": 0},
+                session=session,
+            )
+        }
+        if (expected > 0 and expected not in found) or expected + 1 in found:
+            actual = await self._current_version(aggregate_id, session)
+            raise ConcurrencyError(aggregate_id, expected, actual)
 
     async def _current_version(
         self, aggregate_id: str, session: AsyncClientSession | None

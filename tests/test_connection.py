@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from eventlab import (
+    ConfigurationError,
+    ConnectionFailedError,
+    InvalidNameError,
+    MongoConnectionManager,
+    MongoEventStore,
+    NotConnectedError,
+)
+from eventlab._connection import mask_uri
+
+from .conftest import make_event
+
+
+async def test_connect_reports_deployment(mongo_uri: str, database_name: str) -> None:
+    conn = MongoConnectionManager(mongo_uri, database=database_name)
+    assert not conn.is_connected
+    with pytest.raises(NotConnectedError):
+        _ = conn.client
+    await conn.connect()
+    assert await conn.connect() is conn  # idempotent
+    assert conn.supports_transactions
+    assert conn.info.kind in ("replica_set", "sharded")
+    assert conn.info.server_version
+    assert conn.database.name == database_name
+    assert conn.client.options.codec_options.tz_aware
+    await conn.disconnect()
+    assert not conn.is_connected
+
+
+async def test_server_down_fails_fast_with_masked_uri() -> None:
+    uri = "mongodb://alice:s3cret@127.0.0.1:1/?directConnection=true"
+    conn = MongoConnectionManager(uri, database="x", server_selection_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailedError) as info:
+        await conn.connect()
+    assert time.monotonic() - started < 5
+    assert "s3cret" not in str(info.value) and "alice" not in str(info.value)
+    assert "127.0.0.1:1" in str(info.value)
+    assert info.value.uri == "mongodb://***@127.0.0.1:1/?directConnection=true"
+    assert not conn.is_connected
+
+
+async def test_store_on_down_server_raises_typed_error() -> None:
+    conn = MongoConnectionManager(
+        "mongodb://127.0.0.1:1/?directConnection=true", database="x", server_selection_timeout=0.3
+    )
+    store = MongoEventStore(conn)
+    with pytest.raises(ConnectionFailedError):
+        await store.append(make_event("s", 1))
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ConfigurationError):
+        MongoConnectionManager()
+    with pytest.raises(ConfigurationError):
+        MongoConnectionManager("mongodb://x", client=object())
+    with pytest.raises(InvalidNameError):
+        MongoConnectionManager("mongodb://x", database="bad/name")
+    with pytest.raises(InvalidNameError):
+        MongoConnectionManager("mongodb://x", database="")
+    with pytest.raises(ConfigurationError):
+        MongoConnectionManager("mongodb://x", server_selection_timeout=0)
+
+
+async def test_invalid_uri_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="invalid MongoDB URI"):
+        await MongoConnectionManager("http://nope", database="x").connect()
+    with pytest.raises(ConfigurationError, match="AsyncMongoClient"):
+        await MongoConnectionManager(client=object(), database="x").connect()
+
+
+def test_mask_uri() -> None:
+    assert mask_uri("mongodb+srv://u:p@h/db") == "mongodb+srv://***@h/db"
+    assert mask_uri("mongodb://h:1") == "mongodb://h:1"
+
+
+def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
+    with pytest.raises(ConfigurationError):
+        MongoConnectionManager.from_env()
+    monkeypatch.setenv("EVENTLAB_MONGODB_URI", "mongodb://u:pw@h:1")
+    assert MongoConnectionManager.from_env(database="d").display_uri == "mongodb://***@h:1"
+
+
+async def test_given_client_is_used_and_left_open(mongo_uri: str, database_name: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        mongo_uri, tz_aware=True, uuidRepresentation="standard"
+    )
+    async with MongoConnectionManager(client=client, database=database_name) as conn:
+        assert conn.client is client
+        assert conn.display_uri.startswith("mongodb://")
+    assert (await client.admin.command("ping"))["ok"] == 1.0  # still open
+    await client.close()
+
+
+async def test_motor_client_works_with_deprecation_warning(
+    mongo_uri: str, database_name: str
+) -> None:
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    motor_client = AsyncIOMotorClient(mongo_uri)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conn = MongoConnectionManager(client=motor_client, database=database_name)
+        await conn.connect()
+    assert any(
+        issubclass(w.category, DeprecationWarning) and "AsyncMongoClient" in str(w.message)
+        for w in caught
+    )
+    assert isinstance(conn.client, AsyncMongoClient)
+    store = MongoEventStore(conn)
+    stored = await store.append(make_event("motor-stream", 1))
+    assert (await store.get_events("motor-stream"))[0].event_id == stored.event_id
+    # the Motor client sees the same data: same deployment
+    doc = await motor_client[database_name]["domain_events"].find_one({"aggregate_id": "motor-stream"})
+    assert doc is not None
+    await conn.disconnect()
+    assert (await motor_client.admin.command("ping"))["ok"] == 1.0
+    motor_client.close()

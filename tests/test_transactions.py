@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from eventlab import (
+    ConfigurationError,
+    MongoConnectionManager,
+    MongoEventStore,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionsUnsupportedError,
+    TransactionTimeoutError,
+    WriteConflictError,
+    run_transaction,
+)
+from eventlab._transactions import map_error
+from eventlab.embedded import EmbeddedMongo
+
+from .conftest import make_event, stream_id
+
+
+async def _fail(conn: MongoConnectionManager, times: int, command: str, **data: Any) -> None:
+    await conn.client.admin.command(
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": times},
+            "data": {"failCommands": [command], **data},
+        }
+    )
+
+
+async def test_transient_errors_rerun_the_callback(connection: MongoConnectionManager) -> None:
+    calls = 0
+    retries: list[int] = []
+    coll = connection.database["tx"]
+
+    async def work(session: Any) -> str:
+        nonlocal calls
+        calls += 1
+        await coll.insert_one({"n": calls}, session=session)
+        return "done"
+
+    await coll.insert_one({"warm": True})
+    await _fail(connection, 2, "insert", errorCode=112, errorLabels=["TransientTransactionError"])
+    result = await run_transaction(
+        connection.client, work, on_retry=lambda attempt, exc: retries.append(attempt)
+    )
+    assert result == "done" and calls == 3 and retries == [1, 2]
+    assert await coll.count_documents({"n": {"$exists": True}}) == 1  # aborted attempts left nothing
+
+
+async def test_unknown_commit_result_retries_the_commit_only(
+    connection: MongoConnectionManager,
+) -> None:
+    calls = 0
+    coll = connection.database["tx2"]
+    await coll.insert_one({"warm": True})
+
+    async def work(session: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await coll.insert_one({"x": 1}, session=session)
+
+    await _fail(
+        connection, 1, "commitTransaction", errorCode=91,
+        errorLabels=["UnknownTransactionCommitResult"],
+    )
+    await run_transaction(connection.client, work)
+    assert calls == 1
+    assert await coll.count_documents({"x": 1}) == 1
+
+
+async def test_store_retries_transient_failures(tx_store: MongoEventStore) -> None:
+    sid = stream_id()
+    await tx_store.append(make_event(sid, 1))
+    await _fail(tx_store.connection, 3, "insert", errorCode=112,
+                errorLabels=["TransientTransactionError"])
+    stored = await tx_store.append(make_event(sid, 2))
+    assert stored.version == 2
+    positions = [e.position for e in await tx_store.get_all_events()]
+    assert positions == list(range(positions[0], positions[0] + 2)), "retries must not skip positions"
+
+
+async def test_time_budget_ends_retries(connection: MongoConnectionManager) -> None:
+    coll = connection.database["tx3"]
+    await coll.insert_one({"warm": True})
+    await _fail(connection, 1000, "insert", errorCode=112, errorLabels=["TransientTransactionError"])
+    try:
+        with pytest.raises(TransactionTimeoutError) as info:
+            await run_transaction(
+                connection.client,
+                lambda s: coll.insert_one({"y": 1}, session=s),
+                time_budget=0.3,
+            )
+        assert isinstance(info.value.__cause__, OperationFailure)
+    finally:
+        await connection.client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+
+async def test_non_transient_errors_are_mapped(connection: MongoConnectionManager) -> None:
+    coll = connection.database["tx4"]
+    await coll.insert_one({"warm": True})
+    await _fail(connection, 1, "insert", errorCode=251, errorLabels=[])
+    with pytest.raises(TransactionAbortedError):
+        await run_transaction(connection.client, lambda s: coll.insert_one({}, session=s))
+
+    class Boom(Exception):
+        pass
+
+    async def raises(session: Any) -> None:
+        await coll.insert_one({"boom": 1}, session=session)
+        raise Boom
+
+    with pytest.raises(Boom):
+        await run_transaction(connection.client, raises)
+    assert await coll.count_documents({"boom": 1}) == 0
+
+
+def test_map_error() -> None:
+    assert isinstance(map_error(OperationFailure("x", code=112)), WriteConflictError)
+    assert isinstance(map_error(OperationFailure("x", code=251)), TransactionAbortedError)
+    assert isinstance(map_error(OperationFailure("x", code=2)), TransactionError)
+    plain = ValueError("mine")
+    assert map_error(plain) is plain
+
+
+async def test_standalone_server_needs_opt_in() -> None:
+    async with EmbeddedMongo(standalone=True) as server:
+        async with MongoConnectionManager(server.uri, database="solo") as conn:
+            assert not conn.supports_transactions
+            with pytest.raises(TransactionsUnsupportedError, match="replica set"):
+                await MongoEventStore(conn).append(make_event("s", 1))
+            with pytest.raises(ConfigurationError):
+                await MongoEventStore(
+                    conn, require_replica_set=False, positions="transactional"
+                ).append(make_event("s", 1))
+            store = MongoEventStore(conn, require_replica_set=False)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                first = await store.append(make_event("s", 1))
+            assert any("NOT atomic" in str(w.message) for w in caught)
+            assert store.position_strategy == "preallocated" and not store.transactional
+            assert first.position == 1
+            assert (await store.append(make_event("s", 2))).version == 2
+            assert store.describe()["transactions"] is False
