@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson import Binary, Decimal128, ObjectId, Regex, Timestamp
-from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
+from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
@@ -27,23 +27,36 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _NATIVE_SCALARS = (str, bool, int, float, type(None), uuid.UUID, ObjectId, bytes, Binary, Int64)
 
 
-class _Decimal128ToDecimal(TypeDecoder):
-    """Decode Decimal128 as :class:`decimal.Decimal`, so payloads round-trip exactly."""
-
-    bson_type = Decimal128
-
-    def transform_bson(self, value: Any) -> Decimal:
-        return value.to_decimal()  # type: ignore[no-any-return]
-
-
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     tz_aware=True,
     tzinfo=UTC,
     uuid_representation=4,  # UuidRepresentation.STANDARD
-    type_registry=TypeRegistry([_Decimal128ToDecimal()]),
 )
-"""Codec options for every collection eventlab reads: aware UTC datetimes, standard UUIDs,
-Decimal128 decoded as Decimal."""
+"""Codec options for every collection eventlab reads: aware UTC datetimes, standard UUIDs.
+
+Decimal128 is turned back into Decimal by :func:`decimals_to_python` rather than by a
+``TypeRegistry`` decoder: a registry makes the C decoder call back into Python for *every* value,
+which measured 2.4x slower decoding of whole documents; the walk touches payloads only.
+"""
+
+
+def decimals_to_python(value: Any) -> Any:
+    """Replace Decimal128 by Decimal throughout freshly decoded dicts and lists, in place."""
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is Decimal128:
+                value[key] = item.to_decimal()
+            elif kind is dict or kind is list:
+                decimals_to_python(item)
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is Decimal128:
+                value[index] = item.to_decimal()
+            elif kind is dict or kind is list:
+                decimals_to_python(item)
+    return value
 
 
 def to_bson_value(value: Any, path: str = "payload") -> Any:

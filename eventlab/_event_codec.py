@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bson import to_bson_datetime, to_bson_value
+from ._bson import decimals_to_python, to_bson_datetime, to_bson_value
 from ._records import StoredEvent
 
 CLIENT_FIELDS = (
@@ -47,8 +47,8 @@ def from_document(doc: dict[str, Any]) -> StoredEvent:
         aggregate_id=doc["aggregate_id"],
         aggregate_type=doc["aggregate_type"],
         version=doc["version"],
-        payload=doc["payload"],
-        metadata=doc.get("metadata") or {},
+        payload=decimals_to_python(doc["payload"]),
+        metadata=decimals_to_python(doc.get("metadata") or {}),
         occurred_at=doc["occurred_at"],
         schema_version=doc.get("schema_version", 1),
         position=doc.get("position"),
@@ -67,7 +67,7 @@ def same_client_content(body: dict[str, Any], stored: dict[str, Any], *, check_v
         mine = body.get(field)
         theirs = stored.get(field)
         if field in ("payload", "metadata"):
-            theirs = to_bson_value(theirs or {}, field)
+            theirs = to_bson_value(decimals_to_python(theirs or {}), field)
         if mine != theirs:
             return False
     return True

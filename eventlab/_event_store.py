@@ -360,6 +360,13 @@ class MongoEventStore:
             )
         except _KeyCollision as collision:
             return await self._resolve_collision(collision, writes, None)
+        except ConcurrencyError:
+            # The expectation failed; if it failed because this very batch is already stored,
+            # this is an idempotent retry, not a conflict.
+            existing = await self._stored_copies(writes, None)
+            if existing:
+                return self._idempotent_result(writes, existing)
+            raise
         except DocumentTooLarge as exc:
             raise self._too_large(writes) from exc
         except ConnectionFailure as exc:
@@ -373,8 +380,7 @@ class MongoEventStore:
             raise UnitOfWorkStateError("the unit of work's session is not in a transaction")
         # Inside a caller's transaction a duplicate key would abort all of the caller's work, so
         # an idempotent retry is detected by a read before writing instead of by the error.
-        ids = [body["_id"] for w in writes for body in w.bodies]
-        existing = await self.events.find({"_id": {"$in": ids}}, session=session).to_list(None)
+        existing = await self._stored_copies(writes, session)
         if existing:
             return self._idempotent_result(writes, existing)
         preallocated = None
@@ -452,9 +458,8 @@ class MongoEventStore:
         writes: list[_StreamWrite],
         session: AsyncClientSession | None,
     ) -> list[StoredEvent]:
-        ids = [body["_id"] for w in writes for body in w.bodies]
         # Read outside the (aborted) transaction: what is committed decides.
-        existing = await self.events.find({"_id": {"$in": ids}}).to_list(None)
+        existing = await self._stored_copies(writes, None)
         if existing:
             return self._idempotent_result(writes, existing)
         if collision.index == "stream_version":
@@ -471,6 +476,13 @@ class MongoEventStore:
             f"duplicate key on index {collision.index!r} of {self.events_collection_name}: the "
             "position counter is behind the stored events (was it reset?)"
         )
+
+    async def _stored_copies(
+        self, writes: list[_StreamWrite], session: AsyncClientSession | None
+    ) -> list[dict[str, Any]]:
+        """Stored documents whose ids are among this write's event ids."""
+        ids = [body["_id"] for w in writes for body in w.bodies]
+        return await self.events.find({"_id": {"$in": ids}}, session=session).to_list(None)
 
     def _idempotent_result(
         self, writes: list[_StreamWrite], existing: list[dict[str, Any]]
@@ -598,7 +610,9 @@ class MongoEventStore:
         fail before it touches the position counter, which keeps losers from contending there.
         The unique index remains the arbiter for writers racing past this read.
         """
-        wanted = [expected, expected + 1] if expected > 0 else [1]
+        if expected == 0:
+            return  # a new stream: the unique index on version 1 is the whole guard
+        wanted = [expected, expected + 1]
         found = {
             doc["version"]
             async for doc in self.events.find(
@@ -607,7 +621,7 @@ class MongoEventStore:
                 session=session,
             )
         }
-        if (expected > 0 and expected not in found) or expected + 1 in found:
+        if expected not in found or expected + 1 in found:
             actual = await self._current_version(aggregate_id, session)
             raise ConcurrencyError(aggregate_id, expected, actual)
 

@@ -20,7 +20,7 @@ from eventlab import (
     UnknownEventTypeError,
     UpcastError,
 )
-from eventlab._bson import to_bson_value
+from eventlab._bson import decimals_to_python, to_bson_value
 
 from .conftest import stream_id
 from .domain import Currency, LineAdded, OrderPlaced
@@ -197,5 +197,5 @@ def test_payloads_round_trip_exactly_through_bson(payload: dict[str, Any]) -> No
     from eventlab._bson import CODEC_OPTIONS
 
     encoded = bson.encode(to_bson_value(payload), codec_options=CODEC_OPTIONS)
-    decoded = bson.decode(encoded, codec_options=CODEC_OPTIONS)
+    decoded = decimals_to_python(bson.decode(encoded, codec_options=CODEC_OPTIONS))
     assert decoded == payload

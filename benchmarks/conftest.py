@@ -1,0 +1,142 @@
+"""Benchmark fixtures: one server, one long-lived event loop, realistic events.
+
+Coroutines are driven with one :class:`asyncio.Runner` for the whole session (never
+``asyncio.run`` per round): a fresh loop per round would measure loop and connection-pool
+start-up, not eventlab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from eventlab import DomainEvent, EventRegistry, MongoConnectionManager, MongoEventStore
+from eventlab.embedded import EmbeddedMongo
+
+T = TypeVar("T")
+
+MEDIANS: dict[str, float] = {}
+"""Baseline medians recorded by baseline benchmarks, read by eventlab's (same module, later)."""
+
+
+class ItemReserved(DomainEvent):
+    """The benchmark event: ~350 bytes of BSON with nested payload, UUIDs, decimals, datetimes."""
+
+    aggregate_type = "Inventory"
+    item_id: uuid.UUID
+    warehouse: str
+    quantity: int
+    unit_price: Decimal
+    reserved_until: datetime
+    location: dict[str, Any]
+    tags: list[str]
+
+
+def make_events(count: int) -> list[ItemReserved]:
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    return [
+        ItemReserved(
+            item_id=uuid.uuid4(),
+            warehouse="BER-2",
+            quantity=i % 7 + 1,
+            unit_price=Decimal("19.99"),
+            reserved_until=now + timedelta(hours=2),
+            location={"aisle": 12, "shelf": "C", "bin": {"row": 3, "col": 14}},
+            tags=["express", "fragile"],
+            metadata={
+                "correlation_id": str(uuid.uuid4()),
+                "causation_id": str(uuid.uuid4()),
+                "user_id": "user-4711",
+            },
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture(scope="session")
+def runner() -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as session_runner:
+        yield session_runner
+
+
+@pytest.fixture(scope="session")
+def run(runner: asyncio.Runner) -> Callable[[Awaitable[T]], T]:
+    def drive(coro: Awaitable[T]) -> T:
+        return runner.run(coro)  # type: ignore[arg-type]
+
+    return drive
+
+
+@pytest.fixture(scope="session")
+def bench_uri() -> Iterator[str]:
+    external = os.environ.get("EVENTLAB_TEST_MONGODB_URI")
+    if external:
+        yield external
+        return
+    with EmbeddedMongo() as server:
+        yield server.uri
+
+
+@pytest.fixture(scope="session")
+def registry() -> EventRegistry:
+    registry = EventRegistry()
+    registry.register(ItemReserved)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def connection(
+    bench_uri: str, run: Callable[[Awaitable[Any]], Any]
+) -> Iterator[MongoConnectionManager]:
+    conn = MongoConnectionManager(bench_uri, database=f"bench_{uuid.uuid4().hex[:8]}")
+    run(conn.connect())
+    yield conn
+    run(conn.client.drop_database(conn.database_name))
+    run(conn.disconnect())
+
+
+@pytest.fixture(scope="session")
+def server_label(connection: MongoConnectionManager) -> str:
+    kind = "embedded SecantusDB" if not os.environ.get("EVENTLAB_TEST_MONGODB_URI") else "MongoDB"
+    return f"{kind} {connection.info.server_version} ({connection.info.kind})"
+
+
+def make_store(
+    connection: MongoConnectionManager,
+    registry: EventRegistry,
+    run: Callable[[Awaitable[Any]], Any],
+    positions: str,
+    collection: str,
+) -> MongoEventStore:
+    store = MongoEventStore(
+        connection, registry=registry, positions=positions, events_collection=collection  # type: ignore[arg-type]
+    )
+    run(store.get_current_version("warm-up"))  # migrate and resolve once, outside the timings
+    return store
+
+
+def record(
+    benchmark: Any, name: str, server: str, baseline: str | None = None
+) -> dict[str, Any]:
+    """Put the budget, the ratio to the baseline and the server into ``extra_info``."""
+    from .budgets import BUDGETS_SECONDS, RATIO_TARGETS
+
+    median = benchmark.stats.stats.median
+    info: dict[str, Any] = {"suite": name, "server": server, "median_ms": round(median * 1e3, 3)}
+    if name in BUDGETS_SECONDS:
+        info["budget_ms"] = BUDGETS_SECONDS[name] * 1e3
+    if baseline is not None and baseline in MEDIANS:
+        info["baseline"] = baseline
+        info["baseline_median_ms"] = round(MEDIANS[baseline] * 1e3, 3)
+        info["ratio"] = round(median / MEDIANS[baseline], 3)
+    if name in RATIO_TARGETS:
+        info["ratio_target"] = RATIO_TARGETS[name]
+    benchmark.extra_info.update(info)
+    return info
