@@ -22,10 +22,6 @@ from eventlab.embedded import EmbeddedMongo
 
 T = TypeVar("T")
 
-MEDIANS: dict[str, float] = {}
-"""Baseline medians recorded by baseline benchmarks, read by eventlab's (same module, later)."""
-
-
 class ItemReserved(DomainEvent):
     """The benchmark event: ~350 bytes of BSON with nested payload, UUIDs, decimals, datetimes."""
 
@@ -120,23 +116,3 @@ def make_store(
     )
     run(store.get_current_version("warm-up"))  # migrate and resolve once, outside the timings
     return store
-
-
-def record(
-    benchmark: Any, name: str, server: str, baseline: str | None = None
-) -> dict[str, Any]:
-    """Put the budget, the ratio to the baseline and the server into ``extra_info``."""
-    from .budgets import BUDGETS_SECONDS, RATIO_TARGETS
-
-    median = benchmark.stats.stats.median
-    info: dict[str, Any] = {"suite": name, "server": server, "median_ms": round(median * 1e3, 3)}
-    if name in BUDGETS_SECONDS:
-        info["budget_ms"] = BUDGETS_SECONDS[name] * 1e3
-    if baseline is not None and baseline in MEDIANS:
-        info["baseline"] = baseline
-        info["baseline_median_ms"] = round(MEDIANS[baseline] * 1e3, 3)
-        info["ratio"] = round(median / MEDIANS[baseline], 3)
-    if name in RATIO_TARGETS:
-        info["ratio_target"] = RATIO_TARGETS[name]
-    benchmark.extra_info.update(info)
-    return info

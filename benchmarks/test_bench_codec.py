@@ -1,4 +1,4 @@
-"""Suite 3: the codec, without the server: documents → typed events, events → documents."""
+"""Suite 3: the codec in-process: stored documents → typed events, domain events → BSON."""
 
 from __future__ import annotations
 
@@ -12,54 +12,49 @@ from eventlab import EventRegistry
 from eventlab._bson import CODEC_OPTIONS
 from eventlab._event_codec import event_body, from_document
 
-from .conftest import MEDIANS, make_events, record
-
-
-def _stored_bytes(registry: EventRegistry, count: int) -> bytes:
-    sid = f"codec-{uuid.uuid4().hex}"
-    docs = []
-    for i, event in enumerate(make_events(count)):
-        stored = registry.to_stored(event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1)
-        body = event_body(stored)
-        body.update(position=i + 1, recorded_at=stored.occurred_at)
-        docs.append(body)
-    return b"".join(bson.encode(doc, codec_options=CODEC_OPTIONS) for doc in docs)
-
+from ._paired import assert_ratio, paired
+from .conftest import make_events
 
 RAW_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, uuid_representation=4)
 """What a raw ``AsyncMongoClient(tz_aware=True, uuidRepresentation="standard")`` decodes with."""
 
 
-def test_codec_decode_raw_decode_all(benchmark: Any, registry: EventRegistry) -> None:
-    data = _stored_bytes(registry, 1000)
-    docs = benchmark(bson.decode_all, data, RAW_OPTIONS)
-    assert len(docs) == 1000
-    MEDIANS["codec-decode"] = benchmark.stats.stats.median
-    record(benchmark, "codec-decode-raw", "in-process")
+def _stored_documents(registry: EventRegistry, n: int) -> list[dict[str, Any]]:
+    sid = f"codec-{uuid.uuid4().hex}"
+    docs = []
+    for i, event in enumerate(make_events(n)):
+        stored = registry.to_stored(event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1)
+        body = event_body(stored)
+        body.update(position=i + 1, recorded_at=stored.occurred_at)
+        docs.append(body)
+    return docs
 
 
-def test_codec_decode_typed(benchmark: Any, registry: EventRegistry) -> None:
-    data = _stored_bytes(registry, 1000)
+def test_codec_decode(benchmark: Any, registry: EventRegistry) -> None:
+    """1,000 stored documents (bytes) → typed events, vs ``bson.decode_all`` of the same bytes."""
+    data = b"".join(bson.encode(d, codec_options=CODEC_OPTIONS) for d in _stored_documents(registry, 1000))
     to_domain = registry.to_domain
 
-    def decode() -> list[Any]:
+    def decode_typed() -> list[Any]:
         return [to_domain(from_document(doc)) for doc in bson.decode_all(data, CODEC_OPTIONS)]
 
-    events = benchmark(decode)
+    events = paired(
+        benchmark,
+        name="codec-decode",
+        server="in-process",
+        target=decode_typed,
+        baseline=lambda: bson.decode_all(data, RAW_OPTIONS),
+        rounds=40,
+        warmup_rounds=3,
+    )
     assert len(events) == 1000 and type(events[0]).__name__ == "ItemReserved"
-    info = record(benchmark, "codec-decode", "in-process", baseline="codec-decode")
-    assert info["ratio"] <= info["ratio_target"], info
+    assert_ratio(benchmark)
 
 
-def test_codec_encode_raw_bson_encode(benchmark: Any, registry: EventRegistry) -> None:
-    docs = bson.decode_all(_stored_bytes(registry, 100), CODEC_OPTIONS)  # Decimal128 as stored
-    benchmark(lambda: [bson.encode(doc, codec_options=CODEC_OPTIONS) for doc in docs])
-    MEDIANS["codec-encode"] = benchmark.stats.stats.median
-    record(benchmark, "codec-encode-raw", "in-process")
-
-
-def test_codec_encode_domain_events(benchmark: Any, registry: EventRegistry) -> None:
+def test_codec_encode(benchmark: Any, registry: EventRegistry) -> None:
+    """100 domain events → BSON documents, vs ``bson.encode`` of the finished documents."""
     events = make_events(100)
+    finished = _stored_documents(registry, 100)
 
     def encode() -> list[bytes]:
         return [
@@ -72,6 +67,13 @@ def test_codec_encode_domain_events(benchmark: Any, registry: EventRegistry) -> 
             for i, e in enumerate(events)
         ]
 
-    encoded = benchmark(encode)
+    encoded = paired(
+        benchmark,
+        name="codec-encode",
+        server="in-process",
+        target=encode,
+        baseline=lambda: [bson.encode(d, codec_options=CODEC_OPTIONS) for d in finished],
+        rounds=100,
+        warmup_rounds=5,
+    )
     assert len(encoded) == 100 and 250 < len(encoded[0]) < 600, len(encoded[0])
-    record(benchmark, "codec-encode", "in-process", baseline="codec-encode")

@@ -33,9 +33,26 @@ from ._errors import (
     WriteConflictError,
 )
 from ._event_store import EventStream, MongoEventStore
+from ._mapper import MongoDBModelMapper
+from ._outbox import (
+    InMemoryPublisher,
+    LoggingPublisher,
+    MongoOutboxStorage,
+    OutboxMessage,
+    OutboxRelay,
+    Publisher,
+)
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
+from ._repository import MongoRepository, SearchResult
 from ._transactions import run_transaction
+from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
+from .specification import (
+    InvalidSpecificationError,
+    QueryOptions,
+    Specification,
+    SpecificationBuilder,
+)
 
 __version__ = "0.1.0"
 
@@ -56,13 +73,27 @@ __all__ = [
     "EventStream",
     "EventlabError",
     "ExpectedVersion",
+    "InMemoryPublisher",
     "InvalidEventError",
     "InvalidNameError",
+    "InvalidSpecificationError",
+    "LoggingPublisher",
     "MigrationError",
     "MongoConnectionManager",
+    "MongoDBModelMapper",
     "MongoEventStore",
+    "MongoOutboxStorage",
+    "MongoRepository",
+    "MongoUnitOfWork",
     "NotConnectedError",
+    "OutboxMessage",
+    "OutboxRelay",
+    "Publisher",
+    "QueryOptions",
+    "SearchResult",
     "SerializationError",
+    "Specification",
+    "SpecificationBuilder",
     "StoredEvent",
     "TransactionAbortedError",
     "TransactionError",
@@ -74,4 +105,5 @@ __all__ = [
     "WriteConflictError",
     "applies",
     "run_transaction",
+    "run_unit_of_work",
 ]

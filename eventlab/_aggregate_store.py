@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ._domain import AggregateRoot, DomainEvent
-from ._errors import AggregateNotFoundError, UnknownEventTypeError
+from ._domain import AggregateRoot
+from ._errors import AggregateNotFoundError
 from ._event_store import MongoEventStore, SessionProvider
 from ._records import StoredEvent
 
@@ -27,10 +27,10 @@ class AggregateStore:
         self, aggregate_class: type[A], aggregate_id: str, *, uow: SessionProvider | None = None
     ) -> A:
         """The aggregate with every stored event applied (raises if the stream is empty)."""
-        stored = await self.events.get_events(str(aggregate_id), uow=uow)
-        if not stored:
+        events = await self.events.load_events(str(aggregate_id), unknown="raise", uow=uow)
+        if not events:
             raise AggregateNotFoundError(str(aggregate_id))
-        return aggregate_class.rebuild(str(aggregate_id), self._typed(stored))
+        return aggregate_class.rebuild(str(aggregate_id), events)  # type: ignore[arg-type]
 
     async def save(
         self,
@@ -53,12 +53,3 @@ class AggregateStore:
         )
         aggregate.pull_domain_events()
         return stored
-
-    def _typed(self, stored: list[StoredEvent]) -> list[DomainEvent]:
-        typed = []
-        for event in stored:
-            domain = self.events.registry.to_domain(event, unknown="raise")
-            if not isinstance(domain, DomainEvent):  # pragma: no cover - guarded by unknown=
-                raise UnknownEventTypeError(event.event_type)
-            typed.append(domain)
-        return typed

@@ -8,6 +8,7 @@ also names the path of anything that cannot be stored, so a bad payload fails be
 from __future__ import annotations
 
 import enum
+import struct
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
@@ -40,20 +41,39 @@ which measured 2.4x slower decoding of whole documents; the walk touches payload
 """
 
 
+_MASK_49 = (1 << 49) - 1
+_UNPACK_BID = struct.Struct("<QQ").unpack
+
+
+def decimal128_to_decimal(value: Decimal128) -> Decimal:
+    """``value.to_decimal()``, about four times faster for finite values.
+
+    ``Decimal128.to_decimal`` decodes the IEEE 754-2008 BID layout in Python; for the common
+    form (finite, coefficient below 2**113) the layout is sign | 14-bit exponent | 113-bit
+    coefficient, and ``Decimal("<coefficient>E<exponent>")`` rebuilds the value exactly in C.
+    """
+    low, high = _UNPACK_BID(value.bid)
+    if (high >> 61) & 3 == 3:  # NaN, infinities and the large-coefficient form
+        return value.to_decimal()  # type: ignore[no-any-return]
+    coefficient = ((high & _MASK_49) << 64) | low
+    exponent = ((high >> 49) & 0x3FFF) - 6176
+    return Decimal(f"{'-' if high >> 63 else ''}{coefficient}E{exponent}")
+
+
 def decimals_to_python(value: Any) -> Any:
     """Replace Decimal128 by Decimal throughout freshly decoded dicts and lists, in place."""
     if type(value) is dict:
         for key, item in value.items():
             kind = type(item)
             if kind is Decimal128:
-                value[key] = item.to_decimal()
+                value[key] = decimal128_to_decimal(item)
             elif kind is dict or kind is list:
                 decimals_to_python(item)
     elif type(value) is list:
         for index, item in enumerate(value):
             kind = type(item)
             if kind is Decimal128:
-                value[index] = item.to_decimal()
+                value[index] = decimal128_to_decimal(item)
             elif kind is dict or kind is list:
                 decimals_to_python(item)
     return value
@@ -69,18 +89,20 @@ def to_bson_value(value: Any, path: str = "payload") -> Any:
     kind = type(value)
     if kind in _SCALAR_EXACT:
         return value
+    # Hot path (every payload of every append): scalars are copied without a call, and a key
+    # is only examined closely when a cheap test says it might be bad.
     if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise SerializationError(
-                    f"{path}: keys must be strings, got {type(key).__name__} {key!r}", path=path
-                )
-            check_field_name(key, path=path)
-            out[key] = to_bson_value(item, f"{path}.{key}")
+            if type(key) is not str or not key or key[0] == "$" or "\x00" in key:
+                _reject_key(key, path)
+            out[key] = item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}.{key}")
         return out
     if kind is list or kind is tuple:
-        return [to_bson_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [
+            item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}[{i}]")
+            for i, item in enumerate(value)
+        ]
     if isinstance(value, datetime):
         return to_bson_datetime(value, path)
     if isinstance(value, enum.Enum):
@@ -136,9 +158,17 @@ def _to_decimal128(value: Decimal, path: str) -> Decimal128:
             "(34 significant digits at most)",
             path=path,
         ) from exc
-    if encoded.to_decimal() != value:
+    if decimal128_to_decimal(encoded) != value:
         raise SerializationError(f"{path}: Decimal {value} would be rounded", path=path)
     return encoded
+
+
+def _reject_key(key: object, path: str) -> None:
+    if not isinstance(key, str):
+        raise SerializationError(
+            f"{path}: keys must be strings, got {type(key).__name__} {key!r}", path=path
+        )
+    check_field_name(key, path=path)
 
 
 def check_field_name(name: str, *, path: str = "field") -> None:

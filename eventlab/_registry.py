@@ -8,8 +8,10 @@ from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
+from ._bson import decimals_to_python
 from ._domain import ENVELOPE_FIELDS, DomainEvent
 from ._errors import ConfigurationError, InvalidEventError, UnknownEventTypeError, UpcastError
+from ._event_codec import from_document
 from ._records import StoredEvent
 
 E = TypeVar("E", bound=type[DomainEvent])
@@ -146,23 +148,26 @@ class EventRegistry:
             raise UnknownEventTypeError(stored.event_type)
         payload = stored.payload
         if stored.schema_version != cls.schema_version:
-            payload = self.upcast(stored.event_type, stored.schema_version, cls.schema_version,
-                                  payload)
-        try:
-            return cls.model_validate(
-                {
-                    **payload,
-                    "event_id": stored.event_id,
-                    "occurred_at": stored.occurred_at,
-                    "metadata": stored.metadata,
-                }
+            payload = self.upcast(
+                stored.event_type, stored.schema_version, cls.schema_version, payload
             )
-        except ValidationError as exc:
-            raise InvalidEventError(
-                f"stored event {stored.event_id} ({stored.event_type} "
-                f"v{stored.schema_version}) does not fit {cls.__qualname__}: "
-                f"{exc.error_count()} error(s): {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
-            ) from exc
+        return _validate(cls, payload, stored.event_id, stored.occurred_at, stored.metadata)
+
+    def document_to_domain(
+        self, doc: dict[str, Any], *, unknown: UnknownPolicy | None = None
+    ) -> DomainEvent | StoredEvent:
+        """The typed event for a stored document, without an intermediate :class:`StoredEvent`
+        when no upcasting is needed (the hot path of loading an aggregate)."""
+        cls = self._classes.get(doc["event_type"])
+        if cls is None or doc.get("schema_version", 1) != cls.schema_version:
+            return self.to_domain(from_document(doc), unknown=unknown)
+        return _validate(
+            cls,
+            decimals_to_python(doc["payload"]),
+            doc["_id"],
+            doc["occurred_at"],
+            decimals_to_python(doc.get("metadata") or {}),
+        )
 
     def upcast(
         self, event_type: str, from_version: int, to_version: int, payload: dict[str, Any]
@@ -194,6 +199,20 @@ class EventRegistry:
         return current
 
 
-def new_event_id() -> uuid.UUID:
-    """A fresh random event id."""
-    return uuid.uuid4()
+def _validate(
+    cls: type[DomainEvent],
+    payload: dict[str, Any],
+    event_id: uuid.UUID,
+    occurred_at: Any,
+    metadata: dict[str, Any],
+) -> DomainEvent:
+    try:
+        return cls.model_validate(
+            {**payload, "event_id": event_id, "occurred_at": occurred_at, "metadata": metadata}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidEventError(
+            f"stored event {event_id} ({cls.event_type} v{cls.schema_version}) does not fit "
+            f"{cls.__qualname__}: {exc.error_count()} error(s), first {first['loc']}: {first['msg']}"
+        ) from exc

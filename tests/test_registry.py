@@ -199,3 +199,26 @@ def test_payloads_round_trip_exactly_through_bson(payload: dict[str, Any]) -> No
     encoded = bson.encode(to_bson_value(payload), codec_options=CODEC_OPTIONS)
     decoded = decimals_to_python(bson.decode(encoded, codec_options=CODEC_OPTIONS))
     assert decoded == payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.decimals(allow_nan=True, allow_infinity=True)
+    | st.builds(
+        lambda coefficient, exponent: Decimal(f"{coefficient}E{exponent}"),
+        st.integers(min_value=-(10**34) + 1, max_value=10**34 - 1),
+        st.integers(min_value=-6176, max_value=6111),
+    )
+)
+def test_fast_decimal128_decoding_matches_the_driver(value: Decimal) -> None:
+    from bson import Decimal128
+
+    from eventlab._bson import decimal128_to_decimal
+
+    try:
+        encoded = Decimal128(value)
+    except Exception:
+        return  # not representable: never stored
+    expected = encoded.to_decimal()
+    got = decimal128_to_decimal(encoded)
+    assert str(got) == str(expected)

@@ -1,0 +1,213 @@
+"""A generic repository of state-stored entities, with safe specification search."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Generator, Sequence
+from typing import Any, Generic, TypeVar
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+
+from ._bson import check_collection_name, decimals_to_python
+from ._connection import MongoConnectionManager
+from ._errors import ConcurrencyError, ConnectionFailedError
+from ._event_store import SessionProvider
+from ._mapper import VERSION_FIELD, MongoDBModelMapper
+from .specification import QueryOptions
+
+T = TypeVar("T")
+
+
+class MongoRepository(Generic[T]):
+    """CRUD and search for one entity type in one collection.
+
+    :param connection: the :class:`MongoConnectionManager`.
+    :param collection: collection name (validated).
+    :param model_cls: a pydantic model or dataclass with an ``id_field``.
+    :param mapper: a custom :class:`MongoDBModelMapper` (e.g. with computed fields).
+
+    Entities with a ``version`` attribute are saved with optimistic concurrency: ``add`` of an
+    entity whose version is not the stored one raises :class:`ConcurrencyError`, and a successful
+    ``add`` returns the entity at its new version. ``get`` returns ``None`` for a missing id.
+    Every method takes ``uow=`` to run inside a :class:`MongoUnitOfWork`.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: MongoConnectionManager,
+        collection: str,
+        model_cls: type[T],
+        id_field: str = "id",
+        mapper: MongoDBModelMapper[T] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.collection_name = check_collection_name(collection)
+        self.model_cls = model_cls
+        self._mapper = mapper or MongoDBModelMapper(model_cls, id_field=id_field)
+
+    @property
+    def collection(self) -> AsyncCollection[dict[str, Any]]:
+        return self.connection.database[self.collection_name]
+
+    # hooks (the seed's names): override for computed or derived fields
+    def _mapper_to_doc(self, entity: T) -> dict[str, Any]:
+        return self._mapper.to_doc(entity)
+
+    def _mapper_from_doc(self, doc: dict[str, Any]) -> T:
+        return self._mapper.from_doc(doc)
+
+    async def add(self, entity: T, uow: SessionProvider | None = None) -> T:
+        """Insert or replace ``entity``; returns it (at its new version when versioned)."""
+        doc = self._mapper_to_doc(entity)
+        session = _session(uow)
+        try:
+            if not self._mapper.versioned:
+                await self.collection.replace_one(
+                    {"_id": doc["_id"]}, doc, upsert=True, session=session
+                )
+                return entity
+            expected = int(doc[VERSION_FIELD] or 0)
+            doc[VERSION_FIELD] = expected + 1
+            if expected == 0:
+                try:
+                    await self.collection.insert_one(doc, session=session)
+                except DuplicateKeyError:
+                    raise ConcurrencyError(
+                        str(doc["_id"]), 0, await self._stored_version(doc["_id"], session)
+                    ) from None
+            else:
+                result = await self.collection.replace_one(
+                    {"_id": doc["_id"], VERSION_FIELD: expected}, doc, session=session
+                )
+                if result.matched_count == 0:
+                    raise ConcurrencyError(
+                        str(doc["_id"]), expected, await self._stored_version(doc["_id"], session)
+                    )
+        except ConnectionFailure as exc:
+            raise self._down(exc) from exc
+        return _with_version(entity, self._mapper.version_attr, expected + 1)
+
+    async def get(self, entity_id: Any, uow: SessionProvider | None = None) -> T | None:
+        """The entity with ``entity_id``, or ``None``."""
+        try:
+            doc = await self.collection.find_one({"_id": entity_id}, session=_session(uow))
+        except ConnectionFailure as exc:
+            raise self._down(exc) from exc
+        return None if doc is None else self._mapper_from_doc(doc)
+
+    async def delete(self, entity_id: Any, uow: SessionProvider | None = None) -> bool:
+        """Delete by id; True if something was deleted."""
+        try:
+            result = await self.collection.delete_one({"_id": entity_id}, session=_session(uow))
+        except ConnectionFailure as exc:
+            raise self._down(exc) from exc
+        return result.deleted_count == 1
+
+    async def list_all(
+        self, entity_ids: Sequence[Any] | None = None, uow: SessionProvider | None = None
+    ) -> list[T]:
+        """All entities, or those with the given ids (in the order of ``entity_ids``)."""
+        query = {} if entity_ids is None else {"_id": {"$in": list(entity_ids)}}
+        try:
+            docs = await self.collection.find(query, session=_session(uow)).to_list(None)
+        except ConnectionFailure as exc:
+            raise self._down(exc) from exc
+        entities = [self._mapper_from_doc(doc) for doc in docs]
+        if entity_ids is None:
+            return entities
+        by_id = {doc["_id"]: entity for doc, entity in zip(docs, entities, strict=True)}
+        return [by_id[i] for i in entity_ids if i in by_id]
+
+    def search(
+        self, options: QueryOptions | None = None, uow: SessionProvider | None = None
+    ) -> SearchResult[T]:
+        """A :class:`SearchResult`: ``await`` it for a list, or ``.stream()`` it."""
+        return SearchResult(self, options or QueryOptions(), _session(uow))
+
+    async def _stored_version(self, entity_id: Any, session: AsyncClientSession | None) -> int:
+        doc = await self.collection.find_one(
+            {"_id": entity_id}, {VERSION_FIELD: 1}, session=session
+        )
+        return int(doc.get(VERSION_FIELD) or 0) if doc else 0
+
+    def _down(self, exc: Exception) -> ConnectionFailedError:
+        return ConnectionFailedError(
+            f"MongoDB at {self.connection.display_uri} is unreachable: {type(exc).__name__}",
+            uri=self.connection.display_uri,
+        )
+
+
+class SearchResult(Generic[T]):
+    """The result of :meth:`MongoRepository.search`.
+
+    ``await result`` → list of entities (or of projected dicts when the options have a
+    projection); ``async for e in result.stream(batch_size=100)`` streams with flat memory;
+    ``await result.count()`` is the total ignoring pagination.
+    """
+
+    def __init__(
+        self,
+        repository: MongoRepository[T],
+        options: QueryOptions,
+        session: AsyncClientSession | None,
+    ) -> None:
+        self._repo = repository
+        self.options = options
+        self._session = session
+        self.filter = options.specification.to_query(repository._mapper.field_path)
+
+    def _cursor(self, batch_size: int | None = None) -> Any:
+        options = self.options
+        field_path = self._repo._mapper.field_path
+        projection = None
+        if options.projection is not None:
+            projection = {field_path(f): 1 for f in options.projection}
+        cursor = self._repo.collection.find(self.filter, projection, session=self._session)
+        if options.ordering:
+            cursor = cursor.sort([(field_path(f), d) for f, d in options.ordering])
+        if options.offset:
+            cursor = cursor.skip(options.offset)
+        if options.limit:
+            cursor = cursor.limit(options.limit)
+        if batch_size:
+            cursor = cursor.batch_size(batch_size)
+        return cursor
+
+    def _convert(self, doc: dict[str, Any]) -> Any:
+        if self.options.projection is None:
+            return self._repo._mapper_from_doc(doc)
+        return decimals_to_python(doc)
+
+    async def to_list(self) -> list[Any]:
+        try:
+            docs = await self._cursor().to_list(None)
+        except ConnectionFailure as exc:
+            raise self._repo._down(exc) from exc
+        return [self._convert(doc) for doc in docs]
+
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        return self.to_list().__await__()
+
+    async def stream(self, batch_size: int = 100) -> AsyncIterator[Any]:
+        """Entities one by one, fetched ``batch_size`` documents at a time."""
+        async for doc in self._cursor(batch_size):
+            yield self._convert(doc)
+
+    async def count(self) -> int:
+        """Documents matching the specification, ignoring pagination."""
+        return await self._repo.collection.count_documents(self.filter, session=self._session)
+
+
+def _session(uow: SessionProvider | None) -> AsyncClientSession | None:
+    return uow.session if uow is not None else None
+
+
+def _with_version(entity: T, attr: str | None, version: int) -> T:
+    if attr is None:
+        return entity
+    if dataclasses.is_dataclass(entity) and not isinstance(entity, type):
+        return dataclasses.replace(entity, **{attr: version})  # type: ignore[type-var]
+    return entity.model_copy(update={attr: version})  # type: ignore[attr-defined,no-any-return]

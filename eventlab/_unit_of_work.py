@@ -1,0 +1,179 @@
+"""Unit of work over one MongoDB session and transaction."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
+
+from ._connection import MongoConnectionManager
+from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
+from ._transactions import DEFAULT_TIME_BUDGET, _commit_with_retry, map_error, run_transaction
+
+logger = logging.getLogger("eventlab")
+T = TypeVar("T")
+
+_HOW_TO_REPLICA_SET = (
+    "MongoDB transactions need a replica set or a sharded cluster. Start a single-node replica "
+    "set with `mongod --replSet rs0` and run `rs.initiate()` once (connection string "
+    "`mongodb://localhost:27017/?replicaSet=rs0`), or use eventlab's embedded server. "
+    "Pass require_replica_set=False to run without transactions (not atomic)."
+)
+
+
+class MongoUnitOfWork:
+    """A transaction spanning repositories, the event store and the outbox.
+
+    Two ways to own the session (both from the persistence seed):
+
+    * self-managed: ``MongoUnitOfWork(connection=conn)`` starts a session on entry and ends it
+      on exit;
+    * client-managed: ``MongoUnitOfWork(session=session)`` uses your session and leaves it open
+      (usable for further units of work).
+
+    ``async with uow:`` starts the transaction; ``await uow.commit()`` commits it. Leaving the
+    block without committing, or with an exception, aborts. A unit of work is used once.
+
+    Transient failures (write conflicts, elections) abort the transaction and surface as typed
+    errors; to retry automatically, run the whole unit with :func:`run_unit_of_work`.
+    """
+
+    def __init__(
+        self,
+        connection: MongoConnectionManager | None = None,
+        *,
+        session: AsyncClientSession | None = None,
+        require_replica_set: bool = True,
+    ) -> None:
+        if (connection is None) == (session is None):
+            raise ConfigurationError("give exactly one of connection= or session=")
+        self._connection = connection
+        self._session = session
+        self._owns_session = session is None
+        self._require_replica_set = require_replica_set
+        self._transactional = True
+        self._state = "new"  # new -> active -> committed/rolled_back -> closed
+
+    @property
+    def session(self) -> AsyncClientSession:
+        """The session, in its transaction while the unit of work is active."""
+        if self._state != "active" or self._session is None:
+            raise UnitOfWorkStateError(f"the unit of work is {self._state}, not active")
+        return self._session
+
+    @property
+    def transactional(self) -> bool:
+        """False only with ``require_replica_set=False`` on a standalone server."""
+        return self._transactional
+
+    @property
+    def committed(self) -> bool:
+        return self._state in ("committed", "closed_committed")
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise UnitOfWorkStateError("a unit of work can be entered only once")
+        supports = await self._supports_transactions()
+        if not supports:
+            if self._require_replica_set:
+                raise TransactionsUnsupportedError(_HOW_TO_REPLICA_SET)
+            warnings.warn(
+                "eventlab: no transactions on this server (require_replica_set=False); the unit "
+                "of work's writes are applied one by one and are NOT rolled back on error",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._transactional = False
+        if self._session is None:
+            assert self._connection is not None
+            self._session = self._connection.client.start_session()
+        if self._transactional:
+            if self._session.in_transaction:
+                raise UnitOfWorkStateError("the session already has a transaction in progress")
+            await self._session.start_transaction()
+        self._state = "active"
+        return self
+
+    async def commit(self) -> None:
+        """Commit the transaction (an unknown commit result is retried as the spec says)."""
+        session = self.session
+        if self._transactional:
+            try:
+                await _commit_with_retry(session, deadline=float("inf"))
+            except PyMongoError as exc:
+                self._state = "rolled_back"
+                mapped = map_error(exc)
+                raise mapped from exc
+        self._state = "committed"
+
+    async def rollback(self) -> None:
+        """Abort the transaction; nothing written in it becomes visible."""
+        session = self.session
+        if self._transactional and session.in_transaction:
+            await session.abort_transaction()
+        self._state = "rolled_back"
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self._session
+        try:
+            if self._state == "active" and session is not None:
+                if self._transactional and session.in_transaction:
+                    await session.abort_transaction()
+                if exc is None:
+                    logger.debug("unit of work left without commit: rolled back")
+                self._state = "rolled_back"
+        finally:
+            if self._owns_session and session is not None:
+                await session.end_session()
+            self._state = "closed_committed" if self._state == "committed" else "closed"
+
+    async def _supports_transactions(self) -> bool:
+        if self._connection is not None:
+            if not self._connection.is_connected:
+                await self._connection.connect()
+            return self._connection.supports_transactions
+        assert self._session is not None
+        hello: dict[str, Any] = await self._session.client.admin.command("hello")
+        return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+
+class _RunnerUnitOfWork:
+    """What :func:`run_unit_of_work` hands its callback: the session in the runner's transaction."""
+
+    def __init__(self, session: AsyncClientSession) -> None:
+        self.session = session
+
+
+async def run_unit_of_work(
+    connection: MongoConnectionManager,
+    work: Callable[[Any], Awaitable[T]],
+    *,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+) -> T:
+    """Run ``work(uow)`` in a transaction and commit it, retrying per the drivers' rules.
+
+    ``TransientTransactionError`` reruns ``work`` from the start; an unknown commit result
+    retries the commit only; both within ``time_budget`` seconds. ``work`` receives an object
+    with ``.session`` to pass as ``uow=`` to repositories, the event store and the outbox, and
+    must not call ``commit``: returning commits. Because it may run more than once, ``work``
+    must be idempotent apart from its writes in the session (no emails sent from inside it).
+    """
+    if not connection.is_connected:
+        await connection.connect()
+    if not connection.supports_transactions:
+        raise TransactionsUnsupportedError(_HOW_TO_REPLICA_SET)
+    return await run_transaction(
+        connection.client,
+        lambda session: work(_RunnerUnitOfWork(session)),
+        time_budget=time_budget,
+    )
