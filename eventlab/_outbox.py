@@ -119,6 +119,7 @@ OUTBOX_MIGRATIONS = (
             IndexSpec((("ordering_key", ASCENDING), ("created_at", ASCENDING)), "key_created"),
             IndexSpec((("status", ASCENDING), ("lease_until", ASCENDING)), "status_lease"),
             IndexSpec((("status", ASCENDING), ("published_at", ASCENDING)), "status_published"),
+            IndexSpec((("claim_token", ASCENDING),), "claim_token"),
         ),
         "claim, ordering and purge indexes",
     ),
@@ -216,31 +217,37 @@ class MongoOutboxStorage:
             self._claimable(now), {"_id": 1, "ordering_key": 1, "created_at": 1},
             sort=[("created_at", 1), ("_id", 1)],
         ).limit(limit * 4 if self.ordered else limit).to_list(None)
-        claimed: list[OutboxMessage] = []
+        chosen: list[Any] = []
         held_keys: set[str] = set()
         for candidate in candidates:
-            if len(claimed) >= limit:
+            if len(chosen) >= limit:
                 break
             key = candidate.get("ordering_key")
             if self.ordered and key is not None:
                 if key in held_keys or await self._older_unfinished(candidate):
                     continue
-            doc = await self.collection.find_one_and_update(
-                {"_id": candidate["_id"], **self._claimable(now)},
-                {
-                    "$set": {
-                        "status": "claimed",
-                        "claimed_by": worker_id,
-                        "lease_until": now + timedelta(seconds=lease_seconds),
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is not None:
-                claimed.append(_from_doc(doc))
-                if key is not None:
-                    held_keys.add(key)
-        return claimed
+                held_keys.add(key)
+            chosen.append(candidate["_id"])
+        if not chosen:
+            return []
+        # One update for the whole batch. The filter is re-evaluated for each document as it is
+        # updated, so a message another worker claimed in the meantime is skipped; the token
+        # then tells exactly which messages this call won.
+        token = uuid.uuid4().hex
+        await self.collection.update_many(
+            {"_id": {"$in": chosen}, **self._claimable(now)},
+            {
+                "$set": {
+                    "status": "claimed",
+                    "claimed_by": worker_id,
+                    "claim_token": token,
+                    "lease_until": now + timedelta(seconds=lease_seconds),
+                }
+            },
+        )
+        won = await self.collection.find({"claim_token": token}).to_list(None)
+        order = {message_id: i for i, message_id in enumerate(chosen)}
+        return sorted((_from_doc(d) for d in won), key=lambda m: order[m.message_id])
 
     async def _older_unfinished(self, candidate: dict[str, Any]) -> bool:
         older = await self.collection.find_one(

@@ -289,11 +289,14 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # SIGKILL, not SIGTERM: the server's SIGTERM handler can deadlock when a second signal
+    # arrives while it runs (seen with secantusd-py 0.7.0b3), leaving an orphan. A killed server
+    # loses nothing committed: WiredTiger recovers from its log on the next start.
     import ctypes
 
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 @atexit.register

@@ -1,0 +1,118 @@
+"""JSON Lines: one StoredEvent per line.
+
+Envelope fields are plain JSON (ids as strings, ISO-8601 datetimes); ``payload`` and ``metadata``
+use MongoDB Extended JSON (relaxed) so that Decimal (``{"$numberDecimal": …}``), UUID
+(``{"$uuid": …}``) and datetimes inside payloads round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+from bson.binary import UuidRepresentation
+from bson.json_util import JSONMode, JSONOptions
+
+from .._bson import decimals_to_python, to_bson_value
+from .._errors import EventlabError
+from .._records import StoredEvent
+
+_JSON_OPTIONS = JSONOptions(
+    json_mode=JSONMode.RELAXED, uuid_representation=UuidRepresentation.STANDARD, tz_aware=True
+)
+
+
+class DataFormatError(EventlabError, ValueError):
+    """A line of an events file is malformed (the file and line number are named)."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+def event_to_json(event: StoredEvent) -> str:
+    """One line of JSON for ``event`` (no trailing newline)."""
+    record: dict[str, Any] = {
+        "event_id": str(event.event_id),
+        "event_type": event.event_type,
+        "aggregate_id": event.aggregate_id,
+        "aggregate_type": event.aggregate_type,
+        "version": event.version,
+        "schema_version": event.schema_version,
+        "position": event.position,
+        "occurred_at": event.occurred_at.isoformat(),
+        "recorded_at": event.recorded_at.isoformat() if event.recorded_at else None,
+        "payload": json.loads(json_util.dumps(to_bson_value(event.payload), json_options=_JSON_OPTIONS)),
+        "metadata": json.loads(
+            json_util.dumps(to_bson_value(event.metadata, "metadata"), json_options=_JSON_OPTIONS)
+        ),
+    }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_from_json(line: str) -> StoredEvent:
+    """The StoredEvent of one JSON line (raises ValueError/KeyError/TypeError when malformed)."""
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("a line must hold a JSON object")
+    payload = json_util.loads(json.dumps(record.get("payload", {})), json_options=_JSON_OPTIONS)
+    metadata = json_util.loads(json.dumps(record.get("metadata") or {}), json_options=_JSON_OPTIONS)
+    recorded = record.get("recorded_at")
+    return StoredEvent(
+        event_id=uuid.UUID(record["event_id"]),
+        event_type=record["event_type"],
+        aggregate_id=record["aggregate_id"],
+        aggregate_type=record["aggregate_type"],
+        version=record["version"],
+        payload=decimals_to_python(payload),
+        metadata=decimals_to_python(metadata),
+        occurred_at=datetime.fromisoformat(record["occurred_at"]),
+        schema_version=record.get("schema_version", 1),
+        position=record.get("position"),
+        recorded_at=datetime.fromisoformat(recorded) if recorded else None,
+    )
+
+
+def iter_jsonl(path: str | Path) -> Iterator[StoredEvent]:
+    """Events of a JSON Lines file, one at a time; blank lines are skipped."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataFormatError(str(path), 0, f"cannot open: {exc.strerror}") from exc
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield event_from_json(line)
+            except EventlabError as exc:
+                raise DataFormatError(str(path), number, str(exc)) from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise DataFormatError(str(path), number, reason) from exc
+
+
+def load_jsonl(path: str | Path) -> list[StoredEvent]:
+    """All events of a JSON Lines file (the whole file is parsed before anything is returned)."""
+    return list(iter_jsonl(path))
+
+
+def dump_jsonl(events: Iterable[StoredEvent], path: str | Path) -> int:
+    """Write ``events`` as JSON Lines; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for event in events:
+            handle.write(event_to_json(event))
+            handle.write("\n")
+            written += 1
+    return written
