@@ -1,5 +1,6 @@
 """Sample domains shared by the CLI, the notebooks, the tests and the benchmarks."""
 
+from .chat import Chat, chat_registry, generate_chats
 from .orders import (
     LineAdded,
     Order,
@@ -11,6 +12,9 @@ from .orders import (
 )
 
 __all__ = [
+    "Chat",
+    "chat_registry",
+    "generate_chats",
     "LineAdded",
     "Order",
     "OrderCancelled",

@@ -1,0 +1,17 @@
+"""The workbench: see event streams as DataFrames, rebuild aggregates step by step, find gaps.
+
+Everything here is importable and tested like the rest of eventlab; the notebooks and the CLI
+are thin layers over it.
+"""
+
+from ._frames import events_frame, frame_of
+from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
+
+__all__ = [
+    "DataFormatError",
+    "dump_jsonl",
+    "events_frame",
+    "frame_of",
+    "iter_jsonl",
+    "load_jsonl",
+]
