@@ -5,10 +5,17 @@ are thin layers over it.
 """
 
 from ._frames import events_frame, frame_of
+from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
+from ._replay import ReplayStep, ReplayTrace, replay
 
 __all__ = [
     "DataFormatError",
+    "GapReport",
+    "ReplayStep",
+    "ReplayTrace",
+    "find_gaps",
+    "replay",
     "dump_jsonl",
     "events_frame",
     "frame_of",

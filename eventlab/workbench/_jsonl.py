@@ -2,7 +2,7 @@
 
 Envelope fields are plain JSON (ids as strings, ISO-8601 datetimes); ``payload`` and ``metadata``
 use MongoDB Extended JSON (relaxed) so that Decimal (``{"$numberDecimal": …}``), UUID
-(``{"$uuid": …}``) and datetimes inside payloads round-trip exactly.
+(``{"$binary": {…, "subType": "04"}}``) and datetimes inside payloads round-trip exactly.
 """
 
 from __future__ import annotations
