@@ -22,6 +22,7 @@ from eventlab.embedded import EmbeddedMongo
 
 T = TypeVar("T")
 
+
 class ItemReserved(DomainEvent):
     """The benchmark event: ~350 bytes of BSON with nested payload, UUIDs, decimals, datetimes."""
 
@@ -112,7 +113,10 @@ def make_store(
     collection: str,
 ) -> MongoEventStore:
     store = MongoEventStore(
-        connection, registry=registry, positions=positions, events_collection=collection  # type: ignore[arg-type]
+        connection,
+        registry=registry,
+        positions=positions,
+        events_collection=collection,  # type: ignore[arg-type]
     )
     run(store.get_current_version("warm-up"))  # migrate and resolve once, outside the timings
     return store

@@ -1,6 +1,6 @@
 """Render a pytest-benchmark JSON file as the markdown table in benchmarks/README.md.
 
-    uv run python -m benchmarks.report benchmarks/results/latest.json
+uv run python -m benchmarks.report benchmarks/results/latest.json
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def table(path: Path) -> str:
             )
         )
     machine = data.get("machine_info", {})
-    servers = sorted({b.get("extra_info", {}).get("server", "") for b in data["benchmarks"]} - {"", "in-process"})
+    servers = sorted(
+        {b.get("extra_info", {}).get("server", "") for b in data["benchmarks"]} - {"", "in-process"}
+    )
     header = (
         f"Machine: {machine.get('cpu', {}).get('brand_raw', '?')}, "
         f"{machine.get('cpu', {}).get('count', '?')} cores, Python {machine.get('python_version', '?')}; "

@@ -23,7 +23,9 @@ def _stored_documents(registry: EventRegistry, n: int) -> list[dict[str, Any]]:
     sid = f"codec-{uuid.uuid4().hex}"
     docs = []
     for i, event in enumerate(make_events(n)):
-        stored = registry.to_stored(event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1)
+        stored = registry.to_stored(
+            event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1
+        )
         body = event_body(stored)
         body.update(position=i + 1, recorded_at=stored.occurred_at)
         docs.append(body)
@@ -32,7 +34,9 @@ def _stored_documents(registry: EventRegistry, n: int) -> list[dict[str, Any]]:
 
 def test_codec_decode(benchmark: Any, registry: EventRegistry) -> None:
     """1,000 stored documents (bytes) → typed events, vs ``bson.decode_all`` of the same bytes."""
-    data = b"".join(bson.encode(d, codec_options=CODEC_OPTIONS) for d in _stored_documents(registry, 1000))
+    data = b"".join(
+        bson.encode(d, codec_options=CODEC_OPTIONS) for d in _stored_documents(registry, 1000)
+    )
     to_domain = registry.to_domain
 
     def decode_typed() -> list[Any]:
@@ -60,7 +64,9 @@ def test_codec_encode(benchmark: Any, registry: EventRegistry) -> None:
         return [
             bson.encode(
                 event_body(
-                    registry.to_stored(e, aggregate_id="s", aggregate_type="Inventory", version=i + 1)
+                    registry.to_stored(
+                        e, aggregate_id="s", aggregate_type="Inventory", version=i + 1
+                    )
                 ),
                 codec_options=CODEC_OPTIONS,
             )

@@ -50,7 +50,9 @@ def raw_documents(store: MongoEventStore, n: int) -> list[dict[str, Any]]:
     return docs
 
 
-def raw_transaction_insert(store: MongoEventStore) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
+def raw_transaction_insert(
+    store: MongoEventStore,
+) -> Callable[[list[dict[str, Any]]], Awaitable[None]]:
     client, collection = store.connection.client, store.events
 
     async def insert(docs: list[dict[str, Any]]) -> None:

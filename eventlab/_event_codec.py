@@ -56,7 +56,9 @@ def from_document(doc: dict[str, Any]) -> StoredEvent:
     )
 
 
-def same_client_content(body: dict[str, Any], stored: dict[str, Any], *, check_version: bool) -> bool:
+def same_client_content(
+    body: dict[str, Any], stored: dict[str, Any], *, check_version: bool
+) -> bool:
     """True when a stored document holds exactly what ``body`` would write.
 
     Tells an idempotent retry (same id, same content) from an id reused for another event.

@@ -231,9 +231,7 @@ class MongoEventStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def append(
-        self, event: StoredEvent, uow: SessionProvider | None = None
-    ) -> StoredEvent:
+    async def append(self, event: StoredEvent, uow: SessionProvider | None = None) -> StoredEvent:
         """Store one event at its own ``version`` (which must follow the stream's last)."""
         return (await self.append_batch([event], uow=uow))[0]
 
@@ -464,9 +462,7 @@ class MongoEventStore:
         if existing:
             return self._idempotent_result(writes, existing)
         if collision.index == "stream_version":
-            write = next(
-                (w for w in writes if w.aggregate_id == collision.aggregate_id), writes[0]
-            )
+            write = next((w for w in writes if w.aggregate_id == collision.aggregate_id), writes[0])
             if write.expected is ExpectedVersion.ANY and session is None:
                 return await self._write(writes, None)  # someone appended first: go after them
             actual = await self._current_version(write.aggregate_id, None)
@@ -515,6 +511,43 @@ class MongoEventStore:
                         f"the server's limit is {self.connection.info.max_bson_object_size:,}"
                     )
         return DocumentTooLargeError("the batch exceeds the server's message size limit")
+
+    async def restore(self, events: Sequence[StoredEvent], *, chunk_size: int = 1000) -> int:
+        """Insert exported events exactly as they were (positions and ``recorded_at`` kept).
+
+        For restoring a backup into an empty store: every event must carry a position; the
+        unique indexes still refuse duplicate ids, versions or positions (so a failed restore
+        names the conflict), and the position counter is moved past the highest restored
+        position. Not for live appends: no expected-version check is made.
+        """
+        await self._ready()
+        missing = [e.event_id for e in events if e.position is None]
+        if missing:
+            raise InvalidEventError(f"{len(missing)} event(s) have no position, e.g. {missing[0]}")
+        written = 0
+        try:
+            for start in range(0, len(events), chunk_size):
+                chunk = events[start : start + chunk_size]
+                documents = [
+                    {
+                        **event_body(e),
+                        "position": e.position,
+                        "recorded_at": e.recorded_at or utc_now(),
+                    }
+                    for e in chunk
+                ]
+                try:
+                    await self.events.insert_many(documents, ordered=True)
+                except BulkWriteError as exc:
+                    first = (exc.details.get("writeErrors") or [{}])[0]
+                    raise InvalidEventError(
+                        f"restore stopped after {written + exc.details.get('nInserted', 0)} events: "
+                        f"{first.get('errmsg', exc)}"
+                    ) from exc
+                written += len(chunk)
+        finally:
+            await self._seed_counter()
+        return written
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -653,9 +686,7 @@ class MongoEventStore:
             actual = await self._current_version(aggregate_id, session)
             raise ConcurrencyError(aggregate_id, expected, actual)
 
-    async def _current_version(
-        self, aggregate_id: str, session: AsyncClientSession | None
-    ) -> int:
+    async def _current_version(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
         doc = await self.events.find_one(
             {"aggregate_id": aggregate_id},
             {"version": 1, "_id": 0},

@@ -10,7 +10,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pymongo import ASCENDING, ReturnDocument
@@ -213,10 +213,15 @@ class MongoOutboxStorage:
         await self._ready()
         lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
         now = utc_now()
-        candidates = await self.collection.find(
-            self._claimable(now), {"_id": 1, "ordering_key": 1, "created_at": 1},
-            sort=[("created_at", 1), ("_id", 1)],
-        ).limit(limit * 4 if self.ordered else limit).to_list(None)
+        candidates = (
+            await self.collection.find(
+                self._claimable(now),
+                {"_id": 1, "ordering_key": 1, "created_at": 1},
+                sort=[("created_at", 1), ("_id", 1)],
+            )
+            .limit(limit * 4 if self.ordered else limit)
+            .to_list(None)
+        )
         chosen: list[Any] = []
         held_keys: set[str] = set()
         for candidate in candidates:

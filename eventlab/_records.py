@@ -73,9 +73,7 @@ class StoredEvent:
         if not isinstance(self.payload, dict):
             raise InvalidEventError(f"payload must be a dict, got {type(self.payload).__name__}")
         if not isinstance(self.metadata, dict):
-            raise InvalidEventError(
-                f"metadata must be a dict, got {type(self.metadata).__name__}"
-            )
+            raise InvalidEventError(f"metadata must be a dict, got {type(self.metadata).__name__}")
 
     @property
     def correlation_id(self) -> Any:

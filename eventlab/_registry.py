@@ -40,7 +40,9 @@ class EventRegistry:
     @overload
     def register(self, event_class: E, *, name: str | None = None) -> E: ...
     @overload
-    def register(self, event_class: None = None, *, name: str | None = None) -> Callable[[E], E]: ...
+    def register(
+        self, event_class: None = None, *, name: str | None = None
+    ) -> Callable[[E], E]: ...
 
     def register(self, event_class: E | None = None, *, name: str | None = None) -> Any:
         """Register a class under ``name`` (default: its ``event_type``). Usable as decorator."""

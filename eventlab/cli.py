@@ -10,14 +10,13 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ._aggregate_store import AggregateStore
 from ._connection import URI_ENV_VAR, MongoConnectionManager
 from ._errors import ConcurrencyError, EventlabError
 from ._event_store import MongoEventStore
@@ -51,21 +50,35 @@ def main() -> None:
 def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(coro_factory())  # type: ignore[arg-type]
-    except EventlabError as exc:
+    except (EventlabError, OSError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
 
 
+DEFAULT_STORAGE = Path(".eventlab/data")
+"""Where ``serve`` and the data commands keep the embedded server's data."""
+
+
 @contextlib.asynccontextmanager
 async def _connection(
-    uri: str | None, database: str, *, announce: bool = True
+    uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
 ) -> AsyncIterator[MongoConnectionManager]:
-    """Connect to ``uri``, or start a temporary embedded server for the duration."""
+    """Connect to ``uri``; without one, start an embedded server for the duration (temporary,
+    or on ``./.eventlab/data`` for commands whose data must outlive them)."""
     async with contextlib.AsyncExitStack() as stack:
         if not uri:
             if announce:
                 typer.echo("Starting an embedded server (SecantusDB on 127.0.0.1)...")
-            server = await stack.enter_async_context(EmbeddedMongo())
+            server = EmbeddedMongo(storage_path=DEFAULT_STORAGE if persistent else None)
+            try:
+                await stack.enter_async_context(server)
+            except EventlabError as exc:
+                hint = (
+                    f" (is `eventlab serve` using {DEFAULT_STORAGE}? then pass --uri)"
+                    if persistent
+                    else ""
+                )
+                raise EventlabError(f"{str(exc).splitlines()[0]}{hint}") from exc
             uri = server.uri
         conn = await stack.enter_async_context(MongoConnectionManager(uri, database=database))
         if announce:
@@ -80,57 +93,53 @@ async def _connection(
 def tour(
     uri: UriOption = None,
     database: DatabaseOption = "eventlab_tour",
-    orders: Annotated[int, typer.Option(min=1, max=100_000, help="Sample orders to write.")] = 200,
+    reports: Annotated[Path, typer.Option(help="Where the plots go.")] = Path("reports"),
 ) -> None:
     """Walk through eventlab end to end on sample data (the README's main command)."""
-    _run(lambda: _tour(uri, database, orders))
+    _run(lambda: _tour(uri, database, reports))
 
 
-async def _tour(uri: str | None, database: str, order_count: int) -> None:
-    from .samples import Order, generate_orders, order_registry
+async def _tour(uri: str | None, database: str, reports: Path) -> None:
+    from .samples import Order, chat_registry, order_registry
+    from .samples.datasets import anomalies_dataset, chat_dataset, orders_dataset
+    from .workbench import events_frame, find_gaps, replay
 
     async with _connection(uri, database) as conn:
         await conn.client.drop_database(database)
-        store = MongoEventStore(conn, registry=order_registry())
+        registry = chat_registry(order_registry())
+        store = MongoEventStore(conn, registry=registry)
         migrated = await store.migrate()
         typer.echo(f"Migrations applied: {', '.join(migrated.applied) or 'none needed'}")
         typer.echo(f"Position strategy: {store.position_strategy}\n")
 
-        typer.secho("1. Writing sample orders", bold=True)
-        aggregates = AggregateStore(store)
+        typer.secho("1. Loading the sample datasets (orders and chat & tasks)", bold=True)
         started = time.perf_counter()
-        samples = list(generate_orders(order_count))
-        for order in samples:
-            await aggregates.save(order, metadata={"correlation_id": f"tour-{order.id}"})
-        elapsed = time.perf_counter() - started
-        total = await store.count()
+        samples = orders_dataset() + chat_dataset()
+        samples.sort(key=lambda e: e.recorded_at)  # type: ignore[arg-type,return-value]
+        samples = [replace(e, position=i) for i, e in enumerate(samples, start=1)]
+        restored = await store.restore(samples)
+        typer.echo(f"   {restored:,} events restored in {time.perf_counter() - started:.1f}s\n")
+
+        typer.secho("2. Stream statistics (events_frame → pandas)", bold=True)
+        frame = await events_frame(store)
+        per_type = frame.groupby(["aggregate_type", "event_type"], observed=True).size()
+        for (kind, name), count in per_type.items():
+            typer.echo(f"   {kind:<6} {name:<20} {count:>6,}")
+        streams = frame.groupby("aggregate_id").size()
         typer.echo(
-            f"   {total} events in {order_count} streams, {elapsed:.2f}s "
-            f"({total / elapsed:,.0f} events/s, one transaction per order)\n"
+            f"   {len(frame):,} events in {len(streams):,} streams; "
+            f"events per stream: median {streams.median():.0f}, max {streams.max()}\n"
         )
 
-        typer.secho("2. Stream statistics", bold=True)
-        everything = await store.get_all_events()
-        per_type = Counter(e.event_type for e in everything)
-        for name, count in per_type.most_common():
-            typer.echo(f"   {name:<16} {count:>6}")
-        positions = [e.position for e in everything]
+        typer.secho("3. Rebuilding one order step by step (replay)", bold=True)
+        order_id = "order-00001"
+        trace = replay(Order, await store.get_events(order_id), registry=registry)
+        for step in trace.steps:
+            typer.echo(f"   v{step.version} {step.event_type:<15} {_changes(step.changes)}")
+        final = trace.at_version(trace.steps[-1].version)
         typer.echo(
-            f"   positions {positions[0]}..{positions[-1]}, "
-            f"gaps: {positions[-1] - positions[0] + 1 - len(positions)}\n"
+            f"   -> {final.status}, {final.lines} lines, total {final.total} {final.currency}\n"
         )
-
-        typer.secho("3. Rebuilding one order step by step", bold=True)
-        order_id = samples[0].id
-        stored = await store.get_events(order_id)
-        order = Order(order_id)
-        for event in stored:
-            order.apply(store.registry.to_domain(event, unknown="raise"))
-            typer.echo(
-                f"   v{event.version} {event.event_type:<15} -> status={order.status:<9} "
-                f"lines={order.lines} total={order.total} {order.currency}"
-            )
-        typer.echo("")
 
         typer.secho("4. Optimistic concurrency: 16 writers, one expected version", bold=True)
         version = await store.get_current_version(order_id)
@@ -140,14 +149,37 @@ async def _tour(uri: str | None, database: str, order_count: int) -> None:
             f"stream is now at v{await store.get_current_version(order_id)}\n"
         )
 
+        typer.secho("5. Gap report on the anomalies dataset", bold=True)
+        anomalies, _ = anomalies_dataset()
+        anomaly_frame = events_frame(anomalies)
+        report = find_gaps(anomaly_frame)
+        for name, count in report.summary().items():
+            typer.echo(f"   {name:<26} {count:>5}")
+        clean = find_gaps(frame)
+        typer.echo(f"   (the store itself: {'no anomalies' if clean.clean else clean.summary()})\n")
+
+        typer.secho("6. Plots", bold=True)
+        reports.mkdir(parents=True, exist_ok=True)
+        written = [
+            _save(report.plot(anomaly_frame), reports / "gaps.png"),
+            _save(_timeline(frame), reports / "timeline.png"),
+        ]
+        for path in written:
+            typer.echo(f"   wrote {path}")
+        typer.echo("")
+
         typer.secho("Where to go next", bold=True)
-        typer.echo("   README.md             quick start and architecture")
-        typer.echo("   docs/positions.md     why positions are taken inside the transaction")
-        typer.echo("   notebooks/            explore streams in Jupyter")
-        typer.echo("   uv run pytest         the test suite, against this same embedded server")
+        typer.echo("   notebooks/01_explore_streams.ipynb   the same, interactively")
+        typer.echo(
+            "   docs/positions.md                    why positions are taken in the transaction"
+        )
+        typer.echo("   eventlab serve / import / stats      a persistent store of your own")
+        typer.echo("   uv run pytest                        the test suite, on this same server")
 
 
-async def _race(store: MongoEventStore, aggregate_id: str, version: int, writers: int) -> tuple[int, int]:
+async def _race(
+    store: MongoEventStore, aggregate_id: str, version: int, writers: int
+) -> tuple[int, int]:
     from .samples.orders import OrderCancelled
 
     async def attempt(i: int) -> bool:
@@ -163,11 +195,45 @@ async def _race(store: MongoEventStore, aggregate_id: str, version: int, writers
     return sum(results), len(results) - sum(results)
 
 
+def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k}: {old} → {new}" for k, (old, new) in sorted(changes.items()))
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path
+
+
+def _timeline(frame: Any) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4))
+    hourly = (
+        frame.set_index("recorded_at")
+        .groupby("aggregate_type", observed=True)
+        .resample("1h")
+        .size()
+        .unstack(0)
+        .fillna(0)
+    )
+    hourly.plot(ax=ax)
+    ax.set_title("Events recorded per hour, by aggregate type")
+    ax.set_ylabel("events")
+    fig.tight_layout()
+    return fig
+
+
 @app.command()
 def serve(
     storage: Annotated[
         Path, typer.Option(help="Where the data lives (kept across restarts).")
-    ] = Path(".eventlab/data"),
+    ] = DEFAULT_STORAGE,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 27017,
     test_commands: Annotated[
         bool, typer.Option(help="Enable fail points (configureFailPoint).")
@@ -218,6 +284,180 @@ def migrate(
                 typer.echo(f"applied  {migration_id}")
             for migration_id in result.already_applied:
                 typer.echo(f"present  {migration_id}")
+
+    _run(run)
+
+
+PathArgument = Annotated[Path, typer.Argument(help="A JSON Lines file of events.")]
+
+
+@app.command("import")
+def import_events(
+    file: PathArgument,
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+    preserve_positions: Annotated[
+        bool, typer.Option(help="Keep the file's positions (restore a backup into an empty store).")
+    ] = False,
+) -> None:
+    """Import events from a JSON Lines file (the whole file is checked before writing)."""
+    from .workbench import events_frame, find_gaps, load_jsonl
+
+    async def run() -> None:
+        events = load_jsonl(file)  # a malformed line stops here, before anything is written
+        report = find_gaps(events_frame(events))
+        if (
+            len(report.duplicate_versions)
+            or len(report.version_gaps)
+            or len(report.duplicate_positions)
+        ):
+            raise EventlabError(
+                f"{file}: refusing to import a file that breaks stream invariants "
+                f"({report.summary()}); examine it with `eventlab gaps --file {file}`"
+            )
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            if preserve_positions:
+                written = await store.restore(events)
+            else:
+                written = await _append_in_order(store, events)
+            typer.echo(f"imported {written:,} events from {file}")
+
+    _run(run)
+
+
+async def _append_in_order(store: MongoEventStore, events: list[Any]) -> int:
+    from tqdm import tqdm
+
+    ordered = sorted(events, key=lambda e: e.position or 0)
+    written = 0
+    with tqdm(total=len(ordered), unit="event", disable=None, desc="import") as bar:
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            await store.append_batch([replace(e, position=None, recorded_at=None) for e in chunk])
+            written += len(chunk)
+            bar.update(len(chunk))
+    return written
+
+
+@app.command("export")
+def export_events(
+    file: PathArgument, uri: UriOption = None, database: DatabaseOption = "eventlab"
+) -> None:
+    """Export every event, in position order, to a JSON Lines file."""
+    from tqdm import tqdm
+
+    from .workbench import dump_jsonl
+
+    async def run() -> None:
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            total = await store.count()
+            events = []
+            with tqdm(total=total, unit="event", disable=None, desc="export") as bar:
+                async for event in store.get_events_from_position(0, batch_size=2000):
+                    events.append(event)
+                    bar.update(1)
+            written = dump_jsonl(events, file)
+            typer.echo(f"exported {written:,} events to {file}")
+
+    _run(run)
+
+
+@app.command()
+def stats(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
+    """Events, streams and types in a store."""
+
+    async def run() -> None:
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            total = await store.count()
+            if total == 0:
+                typer.echo("the store is empty")
+                return
+            pipeline = [
+                {"$group": {"_id": {"t": "$aggregate_type", "e": "$event_type"}, "n": {"$sum": 1}}},
+                {"$sort": {"_id.t": 1, "n": -1}},
+            ]
+            rows = await (await store.events.aggregate(pipeline)).to_list(None)
+            streams = len(await store.stream_ids())
+            first = await store.get_events_after(0, limit=1)
+            last = await store.events.find_one({}, sort=[("position", -1)])
+            assert last is not None
+            typer.echo(
+                f"{total:,} events in {streams:,} streams ({store.position_strategy} positions)"
+            )
+            for row in rows:
+                typer.echo(f"  {row['_id']['t']:<10} {row['_id']['e']:<22} {row['n']:>8,}")
+            span = last["position"] - first[0].position + 1 if first else 0  # type: ignore[operator]
+            typer.echo(
+                f"positions {first[0].position}..{last['position']}: {span - total:,} missing"
+            )
+
+    _run(run)
+
+
+@app.command()
+def gaps(
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+    file: Annotated[Path | None, typer.Option(help="Examine a JSON Lines file instead.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the gap plot (PNG) here.")] = None,
+) -> None:
+    """Find position gaps, version gaps, duplicates and out-of-order events."""
+    from .workbench import events_frame, find_gaps, load_jsonl
+
+    async def run() -> None:
+        if file is not None:
+            frame = events_frame(load_jsonl(file))
+        else:
+            async with _connection(uri, database, announce=False, persistent=True) as conn:
+                frame = await events_frame(MongoEventStore(conn))
+        report = find_gaps(frame)
+        for name, count in report.summary().items():
+            typer.echo(f"{name:<26} {count:>8,}")
+        for title, table in (
+            ("position gaps", report.position_gaps),
+            ("duplicate versions", report.duplicate_versions),
+            ("version gaps", report.version_gaps),
+            ("streams not starting at 1", report.streams_not_starting_at_1),
+            ("recorded out of order", report.out_of_order),
+        ):
+            if len(table):
+                typer.echo(f"\n{title}:\n{table.head(20).to_string(index=False)}")
+        if plot is not None:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            _save(report.plot(frame), plot)
+            typer.echo(f"\nwrote {plot}")
+
+    _run(run)
+
+
+@app.command("replay")
+def replay_command(
+    aggregate_id: Annotated[str, typer.Argument(help="The stream to rebuild.")],
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+) -> None:
+    """Rebuild one aggregate of the sample domains step by step."""
+    from .samples import Chat, Order, chat_registry, order_registry
+    from .workbench import replay
+
+    classes = {"Order": Order, "Chat": Chat}
+
+    async def run() -> None:
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            events = await store.get_events(aggregate_id)
+        if not events:
+            raise EventlabError(f"no events stored for {aggregate_id!r}")
+        kind = events[0].aggregate_type
+        if kind not in classes:
+            raise EventlabError(f"no sample aggregate class for type {kind!r} (known: Order, Chat)")
+        trace = replay(classes[kind], events, registry=chat_registry(order_registry()))
+        for step in trace.steps:
+            marker = f"  ERROR {step.error}" if step.error else ""
+            typer.echo(f"v{step.version:<3} {step.event_type:<20} {_changes(step.changes)}{marker}")
 
     _run(run)
 

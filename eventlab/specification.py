@@ -16,10 +16,10 @@ only MongoDB operators in a query are the ones this module writes itself:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from bson import Code, Regex
 
@@ -28,8 +28,20 @@ from ._errors import ConfigurationError, EventlabError
 
 OPERATORS = frozenset(
     {
-        "eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "all", "exists",
-        "startswith", "between", "size",
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "not_in",
+        "contains",
+        "all",
+        "exists",
+        "startswith",
+        "between",
+        "size",
     }
 )
 """Operators a :class:`Condition` accepts."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,14 +11,18 @@ runner = CliRunner()
 
 
 @pytest.mark.slow
-def test_tour_runs_end_to_end(mongo_uri: str, database_name: str) -> None:
+def test_tour_runs_end_to_end(mongo_uri: str, database_name: str, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
     result = runner.invoke(
-        app, ["tour", "--uri", mongo_uri, "--database", database_name, "--orders", "20"]
+        app, ["tour", "--uri", mongo_uri, "--database", database_name, "--reports", str(reports)]
     )
     assert result.exit_code == 0, result.output
-    assert "positions 1.." in result.output and "gaps: 0" in result.output
+    assert "8,041 events restored" in result.output
     assert "1 writer stored its event, 15 got ConcurrencyError" in result.output
-    assert "Rebuilding one order" in result.output
+    assert "Rebuilding one order" in result.output and "status: new → placed" in result.output
+    assert "missing_positions              4" in result.output
+    assert (reports / "gaps.png").stat().st_size > 10_000
+    assert (reports / "timeline.png").stat().st_size > 10_000
 
 
 def test_migrate_command(mongo_uri: str, database_name: str) -> None:
@@ -39,3 +45,54 @@ def test_unreachable_uri_is_one_clean_line() -> None:
 def test_invalid_database_name() -> None:
     result = runner.invoke(app, ["migrate", "--uri", "mongodb://127.0.0.1:1", "-d", "a/b"])
     assert result.exit_code == 1 and "database name" in result.output
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def test_import_export_stats_gaps_replay(mongo_uri: str, database_name: str, tmp_path: Path) -> None:
+    target = ["--uri", mongo_uri, "--database", database_name]
+    imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *target, "--preserve-positions"])
+    assert imported.exit_code == 0, imported.output
+    assert "imported 3,358 events" in imported.output
+    stats = runner.invoke(app, ["stats", *target])
+    assert "3,358 events in 800 streams" in stats.output and "0 missing" in stats.output
+    exported = tmp_path / "backup.jsonl"
+    result = runner.invoke(app, ["export", str(exported), *target])
+    assert result.exit_code == 0 and "exported 3,358 events" in result.output
+    assert exported.read_text() == (DATA / "orders.jsonl").read_text()  # a restore is exact
+    plot = tmp_path / "gaps.png"
+    gaps = runner.invoke(app, ["gaps", *target, "--plot", str(plot)])
+    assert "position_gaps                     0" in gaps.output and plot.exists()
+    replayed = runner.invoke(app, ["replay", "order-00001", *target])
+    assert replayed.exit_code == 0 and "OrderPlaced" in replayed.output and "status: new → placed" in replayed.output
+    missing = runner.invoke(app, ["replay", "order-99999", *target])
+    assert missing.exit_code == 1 and "no events stored" in missing.output
+
+
+def test_import_appends_with_new_positions(mongo_uri: str, database_name: str) -> None:
+    target = ["--uri", mongo_uri, "--database", database_name]
+    result = runner.invoke(app, ["import", str(DATA / "anomalies.jsonl"), *target])
+    assert result.exit_code == 1 and "refusing to import" in result.output
+    empty = runner.invoke(app, ["stats", *target])
+    assert "the store is empty" in empty.output  # nothing partial
+    chat = runner.invoke(app, ["import", str(DATA / "chat.jsonl"), *target])
+    assert chat.exit_code == 0, chat.output
+    stats = runner.invoke(app, ["stats", *target])
+    assert "4,683 events in 400 streams" in stats.output and "positions 1..4683: 0 missing" in stats.output
+
+
+def test_gaps_on_a_file() -> None:
+    result = runner.invoke(app, ["gaps", "--file", str(DATA / "anomalies.jsonl")])
+    assert result.exit_code == 0
+    assert "missing_positions                 4" in result.output
+    assert "order-00001" in result.output and "order-00002" in result.output
+
+
+def test_bad_files_are_one_clean_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["import", str(tmp_path / "nope.jsonl"), "--uri", "mongodb://127.0.0.1:1"])
+    assert missing.exit_code == 1 and "cannot open" in missing.output and "Traceback" not in missing.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text((DATA / "orders.jsonl").read_text().splitlines()[0] + "\n{oops\n")
+    malformed = runner.invoke(app, ["import", str(bad), "--uri", "mongodb://127.0.0.1:1"])
+    assert malformed.exit_code == 1 and f"{bad}:2:" in malformed.output

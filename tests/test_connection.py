@@ -120,7 +120,9 @@ async def test_motor_client_works_with_deprecation_warning(
     stored = await store.append(make_event("motor-stream", 1))
     assert (await store.get_events("motor-stream"))[0].event_id == stored.event_id
     # the Motor client sees the same data: same deployment
-    doc = await motor_client[database_name]["domain_events"].find_one({"aggregate_id": "motor-stream"})
+    doc = await motor_client[database_name]["domain_events"].find_one(
+        {"aggregate_id": "motor-stream"}
+    )
     assert doc is not None
     await conn.disconnect()
     assert (await motor_client.admin.command("ping"))["ok"] == 1.0

@@ -206,8 +206,13 @@ async def test_bad_input_is_rejected_with_typed_errors(store: MongoEventStore) -
         await store.append(make_event(sid, 2, **{"$where": "1"}))
     with pytest.raises(InvalidEventError, match="naive"):
         StoredEvent(
-            event_id=uuid.uuid4(), event_type="X", aggregate_id=sid, aggregate_type="Note",
-            version=2, payload={}, occurred_at=datetime(2026, 1, 1),
+            event_id=uuid.uuid4(),
+            event_type="X",
+            aggregate_id=sid,
+            aggregate_type="Note",
+            version=2,
+            payload={},
+            occurred_at=datetime(2026, 1, 1),
         )
     with pytest.raises(InvalidEventError, match="version"):
         make_event(sid, 0)

@@ -80,8 +80,14 @@ async def test_two_relays_and_a_killed_one_deliver_every_message(
     assert all(m.claimed_by == "doomed-worker" for m in doomed)
 
     relays = [
-        OutboxRelay(outbox, publisher.for_worker(f"w{i}"), worker_id=f"w{i}", batch_size=25,
-                    lease=30, poll_interval=0.05)
+        OutboxRelay(
+            outbox,
+            publisher.for_worker(f"w{i}"),
+            worker_id=f"w{i}",
+            batch_size=25,
+            lease=30,
+            poll_interval=0.05,
+        )
         for i in range(2)
     ]
     for relay in relays:
@@ -155,8 +161,10 @@ async def test_per_key_ordering(connection: MongoConnectionManager) -> None:
             order[message.ordering_key or ""].append(message.payload["i"])
             await asyncio.sleep(0.001)
 
-    relays = [OutboxRelay(outbox, Recorder(), worker_id=f"r{i}", batch_size=5, poll_interval=0.02)
-              for i in range(3)]
+    relays = [
+        OutboxRelay(outbox, Recorder(), worker_id=f"r{i}", batch_size=5, poll_interval=0.02)
+        for i in range(3)
+    ]
     tasks = [relay.start() for relay in relays]
     for _ in range(400):
         if (await outbox.counts()).get("published") == 60:

@@ -68,7 +68,11 @@ async def test_old_payload_in_the_database_loads_as_current_class(connection: An
     )
     await store.append(v1)
     raw = await store.events.find_one({"_id": v1.event_id})
-    assert raw is not None and raw["schema_version"] == 1 and raw["payload"] == {"name": "Ada Lovelace"}
+    assert (
+        raw is not None
+        and raw["schema_version"] == 1
+        and raw["payload"] == {"name": "Ada Lovelace"}
+    )
     (loaded,) = await store.load_events(sid)
     assert isinstance(loaded, RenamedV2)
     assert (loaded.first, loaded.last, loaded.title) == ("Ada", "Lovelace", "")
@@ -78,8 +82,14 @@ async def test_old_payload_in_the_database_loads_as_current_class(connection: An
 def test_upcast_errors_are_typed() -> None:
     registry = person_registry()
     newer = StoredEvent(
-        event_id=uuid.uuid4(), event_type="PersonRenamed", aggregate_id="p", aggregate_type="Person",
-        version=1, payload={}, occurred_at=datetime.now(UTC), schema_version=9,
+        event_id=uuid.uuid4(),
+        event_type="PersonRenamed",
+        aggregate_id="p",
+        aggregate_type="Person",
+        version=1,
+        payload={},
+        occurred_at=datetime.now(UTC),
+        schema_version=9,
     )
     with pytest.raises(UpcastError, match="newer"):
         registry.to_domain(newer)
@@ -99,8 +109,13 @@ def test_upcast_errors_are_typed() -> None:
 
 def test_unknown_event_type_raises_or_loads_raw() -> None:
     stored = StoredEvent(
-        event_id=uuid.uuid4(), event_type="FromTheFuture", aggregate_id="a", aggregate_type="A",
-        version=1, payload={"x": 1}, occurred_at=datetime.now(UTC),
+        event_id=uuid.uuid4(),
+        event_type="FromTheFuture",
+        aggregate_id="a",
+        aggregate_type="A",
+        version=1,
+        payload={"x": 1},
+        occurred_at=datetime.now(UTC),
     )
     strict = EventRegistry()
     with pytest.raises(UnknownEventTypeError) as info:
@@ -149,8 +164,12 @@ def test_stored_payload_that_does_not_fit_the_class() -> None:
     registry = EventRegistry()
     registry.register(LineAdded)
     bad = StoredEvent(
-        event_id=uuid.uuid4(), event_type="LineAdded", aggregate_id="a", aggregate_type="Order",
-        version=1, payload={"sku": "x", "quantity": "many", "price": "1"},
+        event_id=uuid.uuid4(),
+        event_type="LineAdded",
+        aggregate_id="a",
+        aggregate_type="Order",
+        version=1,
+        payload={"sku": "x", "quantity": "many", "price": "1"},
         occurred_at=datetime.now(UTC),
     )
     with pytest.raises(InvalidEventError, match="does not fit"):
@@ -170,7 +189,9 @@ def test_serialization_errors_name_the_path() -> None:
     with pytest.raises(SerializationError, match="NUL"):
         to_bson_value({"a\x00b": 1})
     assert to_bson_value({"s": {3, 1, 2}, "t": (1, 2), "e": Currency.USD}) == {
-        "s": [1, 2, 3], "t": [1, 2], "e": "USD"
+        "s": [1, 2, 3],
+        "t": [1, 2],
+        "e": "USD",
     }
 
 
@@ -181,16 +202,26 @@ payload_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
     | st.uuids()
-    | st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**20), max_value=10**20)
-    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=8), children, max_size=4),
+    | st.decimals(
+        allow_nan=False, allow_infinity=False, places=4, min_value=-(10**20), max_value=10**20
+    )
+    | st.datetimes(timezones=st.just(UTC)).map(
+        lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(payload=st.dictionaries(st.text(alphabet="abcdef", min_size=1, max_size=6), payload_values, max_size=5))
+@given(
+    payload=st.dictionaries(
+        st.text(alphabet="abcdef", min_size=1, max_size=6), payload_values, max_size=5
+    )
+)
 def test_payloads_round_trip_exactly_through_bson(payload: dict[str, Any]) -> None:
     import bson
 

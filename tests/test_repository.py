@@ -111,7 +111,9 @@ def test_mapper_document_shape() -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     name=st.text(max_size=30),
-    balance=st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9),
+    balance=st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9
+    ),
     days=st.integers(min_value=0, max_value=20000),
     tags=st.lists(st.text(max_size=8), max_size=4),
     ref=st.none() | st.uuids(),
@@ -125,10 +127,18 @@ def test_mapper_round_trip_is_exact(
     from eventlab._bson import CODEC_OPTIONS
 
     mapper = MongoDBModelMapper(Customer)
-    entity = customer(1, name=name, balance=balance, tags=tags, ref=ref, tier=tier,
-                      joined_at=datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=days, milliseconds=7))
-    stored = bson.decode(bson.encode(mapper.to_doc(entity), codec_options=CODEC_OPTIONS),
-                         codec_options=CODEC_OPTIONS)
+    entity = customer(
+        1,
+        name=name,
+        balance=balance,
+        tags=tags,
+        ref=ref,
+        tier=tier,
+        joined_at=datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=days, milliseconds=7),
+    )
+    stored = bson.decode(
+        bson.encode(mapper.to_doc(entity), codec_options=CODEC_OPTIONS), codec_options=CODEC_OPTIONS
+    )
     assert mapper.from_doc(stored) == entity
 
 
@@ -150,7 +160,9 @@ async def test_dataclass_entities_and_hooks(connection: MongoConnectionManager) 
     raw = await notes.collection.find_one({"_id": note.id})
     assert raw is not None and raw["score_total"] == 7
     found = await notes.search(
-        QueryOptions().with_specification(SpecificationBuilder().where("score_total", "gt", 5).build())
+        QueryOptions().with_specification(
+            SpecificationBuilder().where("score_total", "gt", 5).build()
+        )
     )
     assert found == [note]
     assert await notes.delete(note.id) and not await notes.delete(note.id)
@@ -175,7 +187,10 @@ async def test_crud_and_optimistic_concurrency(customers: MongoRepository[Custom
         await customers.add(customer(1))  # version 0 = "new", but it exists
     assert (await customers.get("c-001")).name == "Renamed"  # type: ignore[union-attr]
     await customers.add(customer(2))
-    assert [c.id for c in await customers.list_all(["c-002", "nope", "c-001"])] == ["c-002", "c-001"]
+    assert [c.id for c in await customers.list_all(["c-002", "nope", "c-001"])] == [
+        "c-002",
+        "c-001",
+    ]
     assert len(await customers.list_all()) == 2
 
 
@@ -194,24 +209,33 @@ async def test_search_operators_ordering_pagination_streaming(
     assert len(await ids(b().where("tier", "ne", "gold").build())) == 20
     assert await ids(b().where("balance", "gt", Decimal("7")).build()) == ["c-029", "c-030"]
     assert len(await ids(b().where("balance", "gte", Decimal("7")).build())) == 3
-    assert await ids(b().where("joined_at", "lt", datetime(2026, 1, 3, tzinfo=UTC)).build()) == ["c-001"]
-    assert len(await ids(b().where("balance", "lte", Decimal("1")).build())) == 4
-    assert await ids(b().where("address.city", "in", ["Paris"]).where("balance", "lt", 2).build()) == [
-        "c-001", "c-004", "c-007"
+    assert await ids(b().where("joined_at", "lt", datetime(2026, 1, 3, tzinfo=UTC)).build()) == [
+        "c-001"
     ]
+    assert len(await ids(b().where("balance", "lte", Decimal("1")).build())) == 4
+    assert await ids(
+        b().where("address.city", "in", ["Paris"]).where("balance", "lt", 2).build()
+    ) == ["c-001", "c-004", "c-007"]
     assert len(await ids(b().where("address.city", "not_in", ["Paris", "Lisbon"]).build())) == 10
     assert len(await ids(b().where("tags", "contains", "vip").build())) == 6
     assert len(await ids(b().where("tags", "all", ["new", "promo"]).build())) == 12
     assert len(await ids(b().where("tags", "size", 0).build())) == 12
     assert len(await ids(b().where("ref", "exists", True).build())) == 30
-    assert (await ids(b().where("name", "startswith", "Customer 2").build()))[:2] == ["c-002", "c-020"]
+    assert (await ids(b().where("name", "startswith", "Customer 2").build()))[:2] == [
+        "c-002",
+        "c-020",
+    ]
     assert await ids(b().where("balance", "between", [Decimal("2"), Decimal("2.5")]).build()) == [
-        "c-008", "c-009", "c-010"
+        "c-008",
+        "c-009",
+        "c-010",
     ]
     either = b().where("id", "eq", "c-001").or_where("id", "eq", "c-002").build()
     assert await ids(either) == ["c-001", "c-002"]
     assert len(await ids(~b().where("tier", "eq", "gold").build())) == 20
-    combined = b().where("tier", "eq", "gold").build() & b().where("address.city", "eq", "Berlin").build()
+    combined = (
+        b().where("tier", "eq", "gold").build() & b().where("address.city", "eq", "Berlin").build()
+    )
     assert len(await ids(combined)) == 10
     assert (await ids(b().where("tier", "eq", "gold").build(), "-balance"))[0] == "c-030"
 
@@ -219,10 +243,15 @@ async def test_search_operators_ordering_pagination_streaming(
     result = customers.search(page)
     assert [c.id for c in await result] == [f"c-{i:03d}" for i in range(20, 15, -1)]
     assert await result.count() == 30
-    streamed = [c.id async for c in customers.search(QueryOptions().with_ordering("id")).stream(batch_size=7)]
+    streamed = [
+        c.id
+        async for c in customers.search(QueryOptions().with_ordering("id")).stream(batch_size=7)
+    ]
     assert streamed == [f"c-{i:03d}" for i in range(1, 31)]
     projected = await customers.search(
-        QueryOptions().with_specification(b().where("id", "eq", "c-003").build()).with_projection("name", "address.city")
+        QueryOptions()
+        .with_specification(b().where("id", "eq", "c-003").build())
+        .with_projection("name", "address.city")
     )
     assert projected == [{"_id": "c-003", "name": "Customer 3", "address": {"city": "Berlin"}}]
 
@@ -241,7 +270,9 @@ async def test_one_unit_of_work_for_aggregate_events_and_outbox(
 
     async def write(uow: Any, sid: str, cid: str) -> None:
         await customers.add(customer(1, id=cid), uow=uow)
-        stored = await store.save_events(sid, [LineAdded(sku="a", quantity=1, price=Decimal(1))], 0, uow=uow)
+        stored = await store.save_events(
+            sid, [LineAdded(sku="a", quantity=1, price=Decimal(1))], 0, uow=uow
+        )
         await outbox.save_messages([OutboxMessage.from_stored_event(e) for e in stored], uow=uow)
 
     sid = stream_id()
@@ -311,8 +342,11 @@ async def test_run_unit_of_work_retries_transient_failures(
         {
             "configureFailPoint": "failCommand",
             "mode": {"times": 2},
-            "data": {"failCommands": ["insert"], "errorCode": 112,
-                     "errorLabels": ["TransientTransactionError"]},
+            "data": {
+                "failCommands": ["insert"],
+                "errorCode": 112,
+                "errorLabels": ["TransientTransactionError"],
+            },
         }
     )
     assert await run_unit_of_work(connection, work) == "ok"

@@ -29,8 +29,22 @@ class Doc(BaseModel):
 
 
 HOSTILE_FIELDS = [
-    "$where", "$expr", "$function", "", "a..b", ".a", "a.", "a\x00b", "a.$b", "$", "a.$",
-    "name.$where", 42, None, ["name"], "$or",
+    "$where",
+    "$expr",
+    "$function",
+    "",
+    "a..b",
+    ".a",
+    "a.",
+    "a\x00b",
+    "a.$b",
+    "$",
+    "a.$",
+    "name.$where",
+    42,
+    None,
+    ["name"],
+    "$or",
 ]
 HOSTILE_OPERATORS = ["$eq", "where", "regex", "function", "expr", "$ne", "", "EQ", "text", "mod"]
 HOSTILE_VALUES = [
@@ -78,16 +92,37 @@ async def test_literal_values_match_only_literally(connection: MongoConnectionMa
     await repo.add(Doc(id="a", name="alice", data={"k": 1}))
     await repo.add(Doc(id="b", name="a.*", data={}))
     # a dict value compares as a whole document, never as an operator
-    assert [d.id for d in await repo.search(QueryOptions().with_specification(
-        SpecificationBuilder().where("data", "eq", {"k": 1}).build()))] == ["a"]
+    assert [
+        d.id
+        for d in await repo.search(
+            QueryOptions().with_specification(
+                SpecificationBuilder().where("data", "eq", {"k": 1}).build()
+            )
+        )
+    ] == ["a"]
     # regex metacharacters are escaped: "a.*" matches only the literal prefix
-    hits = await repo.search(QueryOptions().with_specification(
-        SpecificationBuilder().where("name", "startswith", "a.*").build()))
+    hits = await repo.search(
+        QueryOptions().with_specification(
+            SpecificationBuilder().where("name", "startswith", "a.*").build()
+        )
+    )
     assert [d.id for d in hits] == ["b"]
-    assert await repo.search(QueryOptions().with_specification(
-        SpecificationBuilder().where("name", "startswith", ".").build())) == []
-    assert await repo.search(QueryOptions().with_specification(
-        SpecificationBuilder().where("name", "in", ["^a", ".*"]).build())) == []
+    assert (
+        await repo.search(
+            QueryOptions().with_specification(
+                SpecificationBuilder().where("name", "startswith", ".").build()
+            )
+        )
+        == []
+    )
+    assert (
+        await repo.search(
+            QueryOptions().with_specification(
+                SpecificationBuilder().where("name", "in", ["^a", ".*"]).build()
+            )
+        )
+        == []
+    )
 
 
 def _keys(node: Any) -> set[str]:
@@ -100,7 +135,9 @@ def _keys(node: Any) -> set[str]:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.text(max_size=12),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -119,13 +156,32 @@ def test_no_input_produces_a_dangerous_operator(field: str, op: str, value: Any)
     dangerous = {"$where", "$function", "$expr", "$accumulator", "$jsonSchema", "$text"}
     assert not (_keys(query) & dangerous)
     # the only $-keys are the ones the module writes
-    written = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$all", "$exists",
-               "$size", "$elemMatch", "$regex"}
+    written = {
+        "$eq",
+        "$ne",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$in",
+        "$nin",
+        "$all",
+        "$exists",
+        "$size",
+        "$elemMatch",
+        "$regex",
+    }
     assert {k for k in _keys(query) if k.startswith("$")} <= written
 
 
 def test_builder_composition_and_options() -> None:
-    spec = SpecificationBuilder().where("a", "eq", 1).where("b", "gt", 2).or_where("c", "exists", True).build()
+    spec = (
+        SpecificationBuilder()
+        .where("a", "eq", 1)
+        .where("b", "gt", 2)
+        .or_where("c", "exists", True)
+        .build()
+    )
     assert spec.to_query() == {
         "$or": [{"$and": [{"a": {"$eq": 1}}, {"b": {"$gt": 2}}]}, {"c": {"$exists": True}}]
     }

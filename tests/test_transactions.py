@@ -50,7 +50,9 @@ async def test_transient_errors_rerun_the_callback(connection: MongoConnectionMa
         connection.client, work, on_retry=lambda attempt, exc: retries.append(attempt)
     )
     assert result == "done" and calls == 3 and retries == [1, 2]
-    assert await coll.count_documents({"n": {"$exists": True}}) == 1  # aborted attempts left nothing
+    assert (
+        await coll.count_documents({"n": {"$exists": True}}) == 1
+    )  # aborted attempts left nothing
 
 
 async def test_unknown_commit_result_retries_the_commit_only(
@@ -66,7 +68,10 @@ async def test_unknown_commit_result_retries_the_commit_only(
         await coll.insert_one({"x": 1}, session=session)
 
     await _fail(
-        connection, 1, "commitTransaction", errorCode=91,
+        connection,
+        1,
+        "commitTransaction",
+        errorCode=91,
         errorLabels=["UnknownTransactionCommitResult"],
     )
     await run_transaction(connection.client, work)
@@ -77,18 +82,23 @@ async def test_unknown_commit_result_retries_the_commit_only(
 async def test_store_retries_transient_failures(tx_store: MongoEventStore) -> None:
     sid = stream_id()
     await tx_store.append(make_event(sid, 1))
-    await _fail(tx_store.connection, 3, "insert", errorCode=112,
-                errorLabels=["TransientTransactionError"])
+    await _fail(
+        tx_store.connection, 3, "insert", errorCode=112, errorLabels=["TransientTransactionError"]
+    )
     stored = await tx_store.append(make_event(sid, 2))
     assert stored.version == 2
     positions = [e.position for e in await tx_store.get_all_events()]
-    assert positions == list(range(positions[0], positions[0] + 2)), "retries must not skip positions"
+    assert positions == list(range(positions[0], positions[0] + 2)), (
+        "retries must not skip positions"
+    )
 
 
 async def test_time_budget_ends_retries(connection: MongoConnectionManager) -> None:
     coll = connection.database["tx3"]
     await coll.insert_one({"warm": True})
-    await _fail(connection, 1000, "insert", errorCode=112, errorLabels=["TransientTransactionError"])
+    await _fail(
+        connection, 1000, "insert", errorCode=112, errorLabels=["TransientTransactionError"]
+    )
     try:
         with pytest.raises(TransactionTimeoutError) as info:
             await run_transaction(

@@ -24,7 +24,10 @@ def sample_events() -> list[StoredEvent]:
         for version, event in enumerate(order.pending_events, start=1):
             position += 1
             stored = registry.to_stored(
-                event, aggregate_id=order.id, aggregate_type="Order", version=version,
+                event,
+                aggregate_id=order.id,
+                aggregate_type="Order",
+                version=version,
                 metadata={"correlation_id": f"c-{order.id}"},
             )
             events.append(stored.with_position(position, stored.occurred_at))
@@ -38,9 +41,17 @@ def test_frame_dtypes_and_flattening() -> None:
     assert str(frame["position"].dtype) == "Int64" and str(frame["version"].dtype) == "Int64"
     assert isinstance(frame["event_type"].dtype, pd.CategoricalDtype)
     assert isinstance(frame["aggregate_type"].dtype, pd.CategoricalDtype)
-    assert str(frame["occurred_at"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(frame["occurred_at"].dtype)
+    assert str(frame["occurred_at"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(
+        frame["occurred_at"].dtype
+    )
     placed = frame[frame["event_type"] == "OrderPlaced"].iloc[0]
-    assert placed["payload.shipping_address.city"] in {"Berlin", "Paris", "Lisbon", "Austin", "Leeds"}
+    assert placed["payload.shipping_address.city"] in {
+        "Berlin",
+        "Paris",
+        "Lisbon",
+        "Austin",
+        "Leeds",
+    }
     assert placed["metadata.correlation_id"] == f"c-{placed['aggregate_id']}"
     lines = frame[frame["event_type"] == "LineAdded"]
     assert isinstance(lines["payload.unit_price"].iloc[0], Decimal)

@@ -30,9 +30,15 @@ def test_planted_anomalies_are_found_exactly() -> None:
     assert list(report.out_of_order["position"]) == [205]
     assert report.version_gaps.empty and report.duplicate_positions.empty
     assert report.summary() == {
-        "events": 255, "streams": 60, "position_gaps": 2, "missing_positions": 4,
-        "duplicate_positions": 0, "version_gaps": 0, "duplicate_versions": 1,
-        "streams_not_starting_at_1": 1, "out_of_order": 1,
+        "events": 255,
+        "streams": 60,
+        "position_gaps": 2,
+        "missing_positions": 4,
+        "duplicate_positions": 0,
+        "version_gaps": 0,
+        "duplicate_versions": 1,
+        "streams_not_starting_at_1": 1,
+        "out_of_order": 1,
     }
     assert not report.clean
     _, planted = anomalies_dataset()
@@ -138,8 +144,10 @@ def test_replay_shows_a_failing_event_and_goes_on() -> None:
     trace = replay(Order, events)
     assert list(trace.frame["state.status"])[:2] == ["placed", "cancelled"]
     # unknown type in a stored stream: shown as an error row, replay continues
-    stored = [registry.to_stored(e, aggregate_id="o", aggregate_type="Order", version=v)
-              for v, e in enumerate(order.pending_events, start=1)]
+    stored = [
+        registry.to_stored(e, aggregate_id="o", aggregate_type="Order", version=v)
+        for v, e in enumerate(order.pending_events, start=1)
+    ]
     from dataclasses import replace
 
     broken = [stored[0], replace(stored[1], event_type="Mystery"), *stored[2:]]
@@ -157,7 +165,9 @@ def test_replay_handler_error_keeps_previous_state() -> None:
     import uuid
 
     events = [
-        ChatCreated(workspace_id=uuid.uuid4(), type="Discussion", title="t", created_by=uuid.uuid4()),
+        ChatCreated(
+            workspace_id=uuid.uuid4(), type="Discussion", title="t", created_by=uuid.uuid4()
+        ),
         StatusChanged(status="Done"),  # a chat that is not a task cannot change status
     ]
     trace = replay(Chat, events, aggregate_id="chat-x")

@@ -13,13 +13,13 @@ from .orders import (
 
 __all__ = [
     "Chat",
-    "chat_registry",
-    "generate_chats",
     "LineAdded",
     "Order",
     "OrderCancelled",
     "OrderPlaced",
     "OrderShipped",
+    "chat_registry",
+    "generate_chats",
     "generate_orders",
     "order_registry",
 ]

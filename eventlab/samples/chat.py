@@ -121,8 +121,15 @@ class Chat(AggregateRoot):
 
 
 CHAT_EVENTS = (
-    ChatCreated, ParticipantAdded, MessagePosted, ChatRenamed, ChatConvertedToTask,
-    StatusChanged, UserAssigned, PrioritySet, DueDateSet,
+    ChatCreated,
+    ParticipantAdded,
+    MessagePosted,
+    ChatRenamed,
+    ChatConvertedToTask,
+    StatusChanged,
+    UserAssigned,
+    PrioritySet,
+    DueDateSet,
 )
 
 
@@ -133,7 +140,21 @@ def chat_registry(registry: EventRegistry | None = None) -> EventRegistry:
     return registry
 
 
-_WORDS = "deploy review fix flaky test release notes design api schema index shard backup".split()
+_WORDS = [
+    "deploy",
+    "review",
+    "fix",
+    "flaky",
+    "test",
+    "release",
+    "notes",
+    "design",
+    "api",
+    "schema",
+    "index",
+    "shard",
+    "backup",
+]
 
 
 def generate_chats(count: int, *, seed: int = 11, start: datetime | None = None) -> Iterator[Chat]:
@@ -158,8 +179,11 @@ def generate_chats(count: int, *, seed: int = 11, start: datetime | None = None)
             events.append(ParticipantAdded(user_id=user, role="Member"))
         for _ in range(rng.randint(1, 8)):
             events.append(
-                MessagePosted(message_id=uid(), author_id=rng.choice(users),
-                              text=" ".join(rng.choices(_WORDS, k=rng.randint(3, 12))))
+                MessagePosted(
+                    message_id=uid(),
+                    author_id=rng.choice(users),
+                    text=" ".join(rng.choices(_WORDS, k=rng.randint(3, 12))),
+                )
             )
         if rng.random() < 0.2:
             events.append(ChatRenamed(title=title + " (renamed)"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from .._records import StoredEvent
 from .._registry import EventRegistry
 from .chat import chat_registry, generate_chats
-from .orders import order_registry, generate_orders
+from .orders import generate_orders, order_registry
 
 
 def _stored(aggregates: Iterable[object], registry: EventRegistry, seed: int) -> list[StoredEvent]:
@@ -26,7 +26,10 @@ def _stored(aggregates: Iterable[object], registry: EventRegistry, seed: int) ->
                 aggregate_id=aggregate.id,  # type: ignore[attr-defined]
                 aggregate_type=kind,
                 version=version,
-                metadata={"correlation_id": f"cmd-{rng.getrandbits(32):08x}", "user_id": f"user-{rng.randint(1, 25)}"},
+                metadata={
+                    "correlation_id": f"cmd-{rng.getrandbits(32):08x}",
+                    "user_id": f"user-{rng.randint(1, 25)}",
+                },
             )
             recorded = stored.occurred_at + timedelta(milliseconds=rng.randint(1, 40))
             events.append(replace(stored, recorded_at=recorded))

@@ -14,11 +14,11 @@ __all__ = [
     "GapReport",
     "ReplayStep",
     "ReplayTrace",
-    "find_gaps",
-    "replay",
     "dump_jsonl",
     "events_frame",
+    "find_gaps",
     "frame_of",
     "iter_jsonl",
     "load_jsonl",
+    "replay",
 ]

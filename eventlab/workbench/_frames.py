@@ -15,8 +15,15 @@ if TYPE_CHECKING:
     from .._event_store import MongoEventStore
 
 ENVELOPE_COLUMNS = [
-    "position", "aggregate_id", "aggregate_type", "version", "event_type", "schema_version",
-    "occurred_at", "recorded_at", "event_id",
+    "position",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "event_id",
 ]
 _INT_COLUMNS = ("position", "version", "schema_version")
 _CATEGORY_COLUMNS = ("aggregate_type", "event_type")
@@ -73,8 +80,9 @@ async def _from_store(
         if types is not None:
             events = [e for e in events if e.event_type in types]
     else:
-        stream = store.get_events_from_position(from_position or 0, batch_size=5000,
-                                                event_types=types)
+        stream = store.get_events_from_position(
+            from_position or 0, batch_size=5000, event_types=types
+        )
         events = [e async for e in stream]
     return frame_of(events, flatten=flatten)
 

@@ -39,7 +39,9 @@ class GapReport:
             "events": self.events,
             "streams": self.streams,
             "position_gaps": len(self.position_gaps),
-            "missing_positions": int(self.position_gaps["size"].sum()) if len(self.position_gaps) else 0,
+            "missing_positions": int(self.position_gaps["size"].sum())
+            if len(self.position_gaps)
+            else 0,
             "duplicate_positions": len(self.duplicate_positions),
             "version_gaps": len(self.version_gaps),
             "duplicate_versions": len(self.duplicate_versions),
@@ -66,11 +68,23 @@ class GapReport:
             ordered = frame.dropna(subset=["position"]).sort_values("position")
             step = max(1, len(ordered) // 20_000)  # a million events plot as 20k points
             sample = ordered.iloc[::step]
-            top.plot(sample["position"].astype("int64"), sample["recorded_at"], ".", ms=2,
-                     color="tab:blue", label="event")
+            top.plot(
+                sample["position"].astype("int64"),
+                sample["recorded_at"],
+                ".",
+                ms=2,
+                color="tab:blue",
+                label="event",
+            )
             if len(self.out_of_order):
-                top.plot(self.out_of_order["position"], self.out_of_order["recorded_at"], "x",
-                         color="tab:orange", ms=7, label="recorded out of order")
+                top.plot(
+                    self.out_of_order["position"],
+                    self.out_of_order["recorded_at"],
+                    "x",
+                    color="tab:orange",
+                    ms=7,
+                    label="recorded out of order",
+                )
         for row in self.position_gaps.itertuples():
             top.axvspan(row.start - 0.5, row.end + 0.5, color="tab:red", alpha=0.3)
         top.set_title(
@@ -95,19 +109,33 @@ class GapReport:
             for lane, stream in enumerate(lanes):
                 versions = subset.loc[subset["aggregate_id"] == stream, "version"].astype("int64")
                 bottom.plot(versions, np.full(len(versions), lane), "o", color="tab:blue", ms=4)
-            for row in self.version_gaps[self.version_gaps["aggregate_id"].isin(lanes)].itertuples():
+            for row in self.version_gaps[
+                self.version_gaps["aggregate_id"].isin(lanes)
+            ].itertuples():
                 lane = lanes.index(row.aggregate_id)
-                bottom.plot(range(row.missing_from, row.missing_to + 1),
-                            [lane] * row.size, "x", color="tab:red", ms=8)
-            for row in self.duplicate_versions[self.duplicate_versions["aggregate_id"].isin(lanes)].itertuples():
+                bottom.plot(
+                    range(row.missing_from, row.missing_to + 1),
+                    [lane] * row.size,
+                    "x",
+                    color="tab:red",
+                    ms=8,
+                )
+            for row in self.duplicate_versions[
+                self.duplicate_versions["aggregate_id"].isin(lanes)
+            ].itertuples():
                 lane = lanes.index(row.aggregate_id)
                 bottom.plot([row.version], [lane], "s", mfc="none", color="tab:purple", ms=11)
             for row in self.streams_not_starting_at_1[
                 self.streams_not_starting_at_1["aggregate_id"].isin(lanes)
             ].itertuples():
                 lane = lanes.index(row.aggregate_id)
-                bottom.plot(range(1, row.first_version), [lane] * (row.first_version - 1), "x",
-                            color="tab:orange", ms=8)
+                bottom.plot(
+                    range(1, row.first_version),
+                    [lane] * (row.first_version - 1),
+                    "x",
+                    color="tab:orange",
+                    ms=8,
+                )
             bottom.set_yticks(range(len(lanes)), lanes, fontsize=8)
             bottom.set_ylim(-0.7, max(len(lanes), 3) - 0.3)
         bottom.set_title("Streams with anomalies: x = missing version, □ = duplicated version")
@@ -140,8 +168,10 @@ def find_gaps(frame: pd.DataFrame) -> GapReport:
     )
 
     streams = pd.DataFrame(
-        {"aggregate_id": frame["aggregate_id"].astype(str).to_numpy(),
-         "version": frame["version"].astype("int64").to_numpy()}
+        {
+            "aggregate_id": frame["aggregate_id"].astype(str).to_numpy(),
+            "version": frame["version"].astype("int64").to_numpy(),
+        }
     ).sort_values(["aggregate_id", "version"], kind="stable")
     aggregate_ids = streams["aggregate_id"].to_numpy()
     versions = streams["version"].to_numpy()
@@ -169,8 +199,9 @@ def find_gaps(frame: pd.DataFrame) -> GapReport:
     not_at_1 = first[first["first_version"] != 1].reset_index(drop=True)
 
     if "recorded_at" in frame.columns and len(frame):
-        timeline = frame.loc[frame["position"].notna() & frame["recorded_at"].notna(),
-                             ["position", "recorded_at"]].sort_values("position", kind="stable")
+        timeline = frame.loc[
+            frame["position"].notna() & frame["recorded_at"].notna(), ["position", "recorded_at"]
+        ].sort_values("position", kind="stable")
         latest_before = timeline["recorded_at"].cummax().shift(1)
         late = timeline["recorded_at"] < latest_before
         out_of_order = pd.DataFrame(
@@ -181,7 +212,9 @@ def find_gaps(frame: pd.DataFrame) -> GapReport:
             }
         )
     else:
-        out_of_order = pd.DataFrame({"position": [], "recorded_at": [], "latest_earlier_recorded_at": []})
+        out_of_order = pd.DataFrame(
+            {"position": [], "recorded_at": [], "latest_earlier_recorded_at": []}
+        )
 
     return GapReport(
         position_gaps=position_gaps.reset_index(drop=True),
@@ -191,7 +224,7 @@ def find_gaps(frame: pd.DataFrame) -> GapReport:
         streams_not_starting_at_1=not_at_1,
         out_of_order=out_of_order,
         events=len(frame),
-        streams=int(len(first)),
+        streams=len(first),
         first_position=int(unique[0]) if len(unique) else None,
         last_position=int(unique[-1]) if len(unique) else None,
     )

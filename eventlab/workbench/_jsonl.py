@@ -49,7 +49,9 @@ def event_to_json(event: StoredEvent) -> str:
         "position": event.position,
         "occurred_at": event.occurred_at.isoformat(),
         "recorded_at": event.recorded_at.isoformat() if event.recorded_at else None,
-        "payload": json.loads(json_util.dumps(to_bson_value(event.payload), json_options=_JSON_OPTIONS)),
+        "payload": json.loads(
+            json_util.dumps(to_bson_value(event.payload), json_options=_JSON_OPTIONS)
+        ),
         "metadata": json.loads(
             json_util.dumps(to_bson_value(event.metadata, "metadata"), json_options=_JSON_OPTIONS)
         ),

@@ -44,8 +44,13 @@ class ReplayStep:
 class ReplayTrace(Generic[A]):
     """The result of :func:`replay`: a table of steps, states at each version, and diffs."""
 
-    def __init__(self, aggregate_class: type[A], aggregate_id: str, steps: list[ReplayStep],
-                 events: list[DomainEvent]) -> None:
+    def __init__(
+        self,
+        aggregate_class: type[A],
+        aggregate_id: str,
+        steps: list[ReplayStep],
+        events: list[DomainEvent],
+    ) -> None:
         self.aggregate_class = aggregate_class
         self.aggregate_id = aggregate_id
         self.steps = steps
@@ -58,7 +63,9 @@ class ReplayTrace(Generic[A]):
         for s in self.steps:
             row: dict[str, Any] = {"step": s.step, "version": s.version, "event_type": s.event_type}
             row.update({f"state.{k}": v for k, v in s.state.items()})
-            row["changed"] = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in s.changes.items())
+            row["changed"] = ", ".join(
+                f"{k}: {old!r} → {new!r}" for k, (old, new) in s.changes.items()
+            )
             row["error"] = s.error
             rows.append(row)
         return pd.DataFrame(rows)
@@ -78,7 +85,9 @@ class ReplayTrace(Generic[A]):
         """The aggregate as it was after the event at ``version`` (0 = before any event)."""
         known = {s.version for s in self.steps} | {0}
         if version not in known:
-            raise ConfigurationError(f"version {version} is not in this trace ({min(known)}..{max(known)})")
+            raise ConfigurationError(
+                f"version {version} is not in this trace ({min(known)}..{max(known)})"
+            )
         aggregate = self.aggregate_class(self.aggregate_id)
         for step, event in zip(self.steps, self._events, strict=True):
             if step.version > version:
