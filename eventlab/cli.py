@@ -208,9 +208,6 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def _timeline(frame: Any) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 4))

@@ -58,9 +58,6 @@ class GapReport:
     def plot(self, frame: pd.DataFrame | None = None, *, max_lanes: int = 20) -> Any:
         """A matplotlib figure: the position timeline with gaps shaded, and version lanes of
         the streams with anomalies (holes marked)."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), height_ratios=[1, 2])
