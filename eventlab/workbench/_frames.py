@@ -55,15 +55,18 @@ def events_frame(
         raise ConfigurationError(
             f"events_frame needs a MongoEventStore or an iterable of events, got {type(source).__name__}"
         )
-    events = (_as_event(item) for item in source)
-    selected = [
-        e
-        for e in events
-        if (aggregate_id is None or e.aggregate_id == aggregate_id)
-        and (types is None or e.event_type in types)
-        and (from_position is None or (e.position is not None and e.position > from_position))
-    ]
-    return frame_of(selected, flatten=flatten)
+    items = list(source)
+    if not all(type(item) is StoredEvent for item in items):
+        items = [_as_event(item) for item in items]
+    if aggregate_id is not None or types is not None or from_position is not None:
+        items = [
+            e
+            for e in items
+            if (aggregate_id is None or e.aggregate_id == aggregate_id)
+            and (types is None or e.event_type in types)
+            and (from_position is None or (e.position is not None and e.position > from_position))
+        ]
+    return frame_of(items, flatten=flatten)
 
 
 async def _from_store(
@@ -95,12 +98,24 @@ def _as_event(item: Any) -> StoredEvent:
     raise ConfigurationError(f"not an event: {type(item).__name__}")
 
 
-def _flatten_into(columns: dict[str, list[Any]], prefix: str, value: Any, row: int, n: int) -> None:
-    # Iterative-by-level flattening into column lists: no per-row DataFrame or json_normalize.
+def _flatten_into(
+    columns: dict[str, list[Any]],
+    names: dict[str, dict[str, str]],
+    prefix: str,
+    value: dict[str, Any],
+    row: int,
+    n: int,
+) -> None:
+    # Dotted column names are built once per (prefix, key), not once per event.
+    known = names.get(prefix)
+    if known is None:
+        known = names[prefix] = {}
     for key, item in value.items():
-        name = f"{prefix}.{key}"
+        name = known.get(key)
+        if name is None:
+            name = known[key] = f"{prefix}.{key}"
         if type(item) is dict and item:
-            _flatten_into(columns, name, item, row, n)
+            _flatten_into(columns, names, name, item, row, n)
         else:
             column = columns.get(name)
             if column is None:
@@ -109,37 +124,61 @@ def _flatten_into(columns: dict[str, list[Any]], prefix: str, value: Any, row: i
 
 
 def frame_of(events: list[StoredEvent], *, flatten: bool = True) -> pd.DataFrame:
-    """The DataFrame of a list of events (see :func:`events_frame`)."""
+    """The DataFrame of a list of events (see :func:`events_frame`).
+
+    Built column by column: envelope fields straight into typed arrays, payload and metadata
+    flattened into per-column lists in one pass, and the frame assembled without dtype
+    inference (object columns), then only the envelope columns converted. That is what makes
+    it several times cheaper than ``pd.json_normalize`` (see benchmarks/).
+    """
     n = len(events)
-    columns: dict[str, list[Any]] = {
-        "position": [e.position for e in events],
+    columns: dict[str, Any] = {
+        "position": _int_column([e.position for e in events]),
         "aggregate_id": [e.aggregate_id for e in events],
-        "aggregate_type": [e.aggregate_type for e in events],
-        "version": [e.version for e in events],
-        "event_type": [e.event_type for e in events],
-        "schema_version": [e.schema_version for e in events],
-        "occurred_at": [e.occurred_at for e in events],
-        "recorded_at": [e.recorded_at for e in events],
-        "event_id": [str(e.event_id) for e in events],
+        "aggregate_type": pd.Categorical([e.aggregate_type for e in events]),
+        "version": _int_column([e.version for e in events]),
+        "event_type": pd.Categorical([e.event_type for e in events]),
+        "schema_version": _int_column([e.schema_version for e in events]),
+        "occurred_at": _utc_column([e.occurred_at for e in events]),
+        "recorded_at": _utc_column([e.recorded_at for e in events]),
+        "event_id": [e.event_id for e in events],
     }
+    extra: dict[str, list[Any]] = {}
     if flatten:
-        extra: dict[str, list[Any]] = {}
+        cache: dict[str, dict[str, str]] = {}
         for row, event in enumerate(events):
             if event.metadata:
-                _flatten_into(extra, "metadata", event.metadata, row, n)
-            _flatten_into(extra, "payload", event.payload, row, n)
-        meta = sorted(k for k in extra if k.startswith("metadata."))
-        payload = [k for k in extra if k.startswith("payload.")]
-        columns.update({k: extra[k] for k in meta})
-        columns.update({k: extra[k] for k in payload})
+                _flatten_into(extra, cache, "metadata", event.metadata, row, n)
+            _flatten_into(extra, cache, "payload", event.payload, row, n)
+        names = sorted(k for k in extra if k.startswith("metadata.")) + [
+            k for k in extra if k.startswith("payload.")
+        ]
     else:
-        columns["metadata"] = [e.metadata for e in events]
-        columns["payload"] = [e.payload for e in events]
-    frame = pd.DataFrame(columns)
-    for name in _INT_COLUMNS:
-        frame[name] = pd.array(frame[name], dtype="Int64")
-    for name in _CATEGORY_COLUMNS:
-        frame[name] = frame[name].astype("category")
-    for name in ("occurred_at", "recorded_at"):
-        frame[name] = pd.to_datetime(frame[name], utc=True)
-    return frame
+        extra = {"metadata": [e.metadata for e in events], "payload": [e.payload for e in events]}
+        names = ["metadata", "payload"]
+    # Object columns are taken as they are; letting pandas infer a dtype for every payload
+    # column (strings in particular) costs more than the whole rest of the build.
+    objects = pd.DataFrame(
+        {
+            "aggregate_id": columns.pop("aggregate_id"),
+            "event_id": columns.pop("event_id"),
+            **{k: extra[k] for k in names},
+        },
+        dtype=object,
+    )
+    objects["aggregate_id"] = objects["aggregate_id"].astype("str")
+    typed = pd.DataFrame(columns)
+    frame = pd.concat([typed, objects], axis=1)
+    return frame[[*ENVELOPE_COLUMNS, *names]]
+
+
+def _int_column(values: list[int | None]) -> Any:
+    import numpy as np
+
+    if None not in values:
+        return pd.array(np.asarray(values, dtype=np.int64), dtype="Int64")
+    return pd.array(values, dtype="Int64")
+
+
+def _utc_column(values: list[Any]) -> Any:
+    return pd.to_datetime(values, utc=True)

@@ -1,0 +1,47 @@
+"""Suite 4: 1,000 events → a flattened DataFrame, vs pandas building one from the documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from eventlab._event_codec import event_body
+from eventlab.samples.datasets import orders_dataset
+from eventlab.workbench import events_frame
+
+from ._paired import paired
+
+EVENTS = orders_dataset(250)[:1000]
+DOCS = [{**event_body(e), "position": e.position, "recorded_at": e.recorded_at} for e in EVENTS]
+
+
+def test_frame_vs_dataframe(benchmark: Any) -> None:
+    """``events_frame`` (flattened, typed) vs ``pd.DataFrame(docs)`` (nested dicts, untyped)."""
+    frame = paired(
+        benchmark,
+        name="frame",
+        server="in-process",
+        target=lambda: events_frame(EVENTS),
+        baseline=lambda: pd.DataFrame(DOCS),
+        rounds=60,
+        warmup_rounds=5,
+    )
+    assert len(frame) == 1000 and "payload.shipping_address.city" in frame.columns
+    benchmark.extra_info["ratio_status"] = (
+        "met" if benchmark.extra_info["ratio"] <= benchmark.extra_info["ratio_target"] else "missed"
+    )
+
+
+def test_frame_vs_json_normalize(benchmark: Any) -> None:
+    """The same flattening as ``pd.json_normalize(docs)``, which it must beat."""
+    paired(
+        benchmark,
+        name="frame-vs-json_normalize",
+        server="in-process",
+        target=lambda: events_frame(EVENTS),
+        baseline=lambda: pd.json_normalize(DOCS),
+        rounds=60,
+        warmup_rounds=5,
+    )
+    assert benchmark.extra_info["ratio"] < 1.0, "events_frame must be cheaper than json_normalize"
