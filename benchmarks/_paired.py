@@ -28,10 +28,13 @@ def paired(
     prepare_baseline: Callable[[], tuple[Any, ...]] = tuple,
     rounds: int = 15,
     warmup_rounds: int = 2,
+    settle: float = 0.0,
 ) -> Any:
     """Benchmark ``target(*prepare())`` against ``baseline(*prepare_baseline())``, alternating.
 
-    Only the two calls are timed, never the preparation of their inputs.
+    Only the two calls are timed, never the preparation of their inputs. ``settle`` seconds of
+    idle time precede each of the two calls, so that neither starts while the server is still
+    cleaning up after the other (the embedded server is a Python process sharing the CPUs).
 
     Records median, baseline median, ratio, budget and target in ``extra_info`` and returns the
     target's last result.
@@ -40,10 +43,15 @@ def paired(
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
         baseline_args = prepare_baseline()
+        if settle:
+            time.sleep(settle)
         started = time.perf_counter()
         baseline(*baseline_args)
         baseline_times.append(time.perf_counter() - started)
-        return prepare(), {}
+        target_args = prepare()
+        if settle:
+            time.sleep(settle)
+        return target_args, {}
 
     result = benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds)
     measured = baseline_times[warmup_rounds:] or baseline_times

@@ -77,6 +77,7 @@ def test_append_100(benchmark: Any, store: MongoEventStore, run: Run, server_lab
         baseline=lambda docs: run(raw_insert(docs)),
         prepare_baseline=lambda: (raw_documents(store, 100),),
         rounds=20,
+        settle=0.05,
     )
     assert_budget(benchmark)
     assert_ratio(benchmark)
@@ -110,8 +111,9 @@ def test_load_1000_typed(
         server=server_label,
         target=lambda: run(store.load_events(long_stream)),
         baseline=lambda: run(raw_find()),
-        rounds=25,
+        rounds=40,
         warmup_rounds=3,
+        settle=0.05,
     )
     assert len(events) == 1000 and type(events[0]).__name__ == "ItemReserved"
     assert_budget(benchmark)
@@ -129,8 +131,9 @@ def test_load_1000_stored(
         server=server_label,
         target=lambda: run(store.get_events(long_stream)),
         baseline=lambda: run(raw_find()),
-        rounds=25,
+        rounds=40,
         warmup_rounds=3,
+        settle=0.05,
     )
     assert len(events) == 1000 and events[-1].version == 1000
 
