@@ -541,7 +541,8 @@ class MongoEventStore:
                 except BulkWriteError as exc:
                     first = (exc.details.get("writeErrors") or [{}])[0]
                     raise InvalidEventError(
-                        f"restore stopped after {written + exc.details.get('nInserted', 0)} events: "
+                        f"restore stopped after {written + exc.details.get('nInserted', 0)} "
+                        "events: "
                         f"{first.get('errmsg', exc)}"
                     ) from exc
                 written += len(chunk)

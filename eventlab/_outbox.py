@@ -4,6 +4,7 @@ published afterwards by relays that claim them with leases."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -309,7 +310,7 @@ class MongoOutboxStorage:
         return _from_doc(updated) if updated else None
 
     def retry_delay(self, attempts: int) -> float:
-        """Seconds before attempt ``attempts + 1``: base × 2^(attempts-1), capped, ±25% jitter."""
+        """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
         raw = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
         return raw * random.uniform(0.75, 1.25)
 
@@ -413,10 +414,8 @@ class OutboxRelay:
                 logger.warning("outbox relay %s: %s; retrying", self.worker_id, exc)
                 claimed = 0
             if claimed == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
 
     def start(self) -> asyncio.Task[None]:
         """Run in a background task."""

@@ -216,5 +216,6 @@ def _validate(
         first = exc.errors()[0]
         raise InvalidEventError(
             f"stored event {event_id} ({cls.event_type} v{cls.schema_version}) does not fit "
-            f"{cls.__qualname__}: {exc.error_count()} error(s), first {first['loc']}: {first['msg']}"
+            f"{cls.__qualname__}: {exc.error_count()} error(s), "
+            f"first {first['loc']}: {first['msg']}"
         ) from exc

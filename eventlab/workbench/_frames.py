@@ -53,7 +53,8 @@ def events_frame(
         return _from_store(source, aggregate_id, types, from_position, flatten)
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
-            f"events_frame needs a MongoEventStore or an iterable of events, got {type(source).__name__}"
+            "events_frame needs a MongoEventStore or an iterable of events, "
+            f"got {type(source).__name__}"
         )
     items = list(source)
     if not all(type(item) is StoredEvent for item in items):
