@@ -97,24 +97,31 @@ async def _run(
         except BaseException as exc:
             if session.in_transaction:
                 await session.abort_transaction()
-            if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
-                attempt += 1
-                if on_retry is not None:
-                    on_retry(attempt, exc)
-                await asyncio.sleep(backoff_delay(attempt))
-                continue
-            _raise_mapped(exc)
+            attempt = await _back_off_or_raise(exc, attempt, deadline, on_retry)
+            continue
         try:
             await _commit_with_retry(session, deadline)
         except PyMongoError as exc:
-            if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
-                attempt += 1
-                if on_retry is not None:
-                    on_retry(attempt, exc)
-                await asyncio.sleep(backoff_delay(attempt))
-                continue
-            _raise_mapped(exc)
+            attempt = await _back_off_or_raise(exc, attempt, deadline, on_retry)
+            continue
         return result
+
+
+async def _back_off_or_raise(
+    exc: BaseException,
+    attempt: int,
+    deadline: float,
+    on_retry: Callable[[int, BaseException], None] | None,
+) -> int:
+    """Sleep before the next attempt of a transient failure (returning its number), or raise
+    the mapped error when the failure is not transient or the time budget is spent."""
+    if not (has_label(exc, TRANSIENT) and time.monotonic() < deadline):
+        _raise_mapped(exc)
+    attempt += 1
+    if on_retry is not None:
+        on_retry(attempt, exc)
+    await asyncio.sleep(backoff_delay(attempt))
+    return attempt
 
 
 def _raise_mapped(exc: BaseException) -> NoReturn:
