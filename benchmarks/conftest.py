@@ -120,3 +120,19 @@ def make_store(
     )
     run(store.get_current_version("warm-up"))  # migrate and resolve once, outside the timings
     return store
+
+
+def stored_documents(
+    registry: EventRegistry, n: int, first_position: int = 1
+) -> list[dict[str, Any]]:
+    """``n`` benchmark events of a new stream as the store would hold them (for raw baselines)."""
+    from eventlab._event_codec import stored_document
+
+    sid = f"raw-{uuid.uuid4().hex}"
+    docs = []
+    for i, event in enumerate(make_events(n)):
+        stored = registry.to_stored(
+            event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1
+        )
+        docs.append(stored_document(stored.with_position(first_position + i, stored.occurred_at)))
+    return docs

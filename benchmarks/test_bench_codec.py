@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import bson
@@ -13,29 +12,16 @@ from eventlab._bson import CODEC_OPTIONS
 from eventlab._event_codec import event_body, from_document
 
 from ._paired import assert_ratio, paired
-from .conftest import make_events
+from .conftest import make_events, stored_documents
 
 RAW_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, uuid_representation=4)
 """What a raw ``AsyncMongoClient(tz_aware=True, uuidRepresentation="standard")`` decodes with."""
 
 
-def _stored_documents(registry: EventRegistry, n: int) -> list[dict[str, Any]]:
-    sid = f"codec-{uuid.uuid4().hex}"
-    docs = []
-    for i, event in enumerate(make_events(n)):
-        stored = registry.to_stored(
-            event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1
-        )
-        body = event_body(stored)
-        body.update(position=i + 1, recorded_at=stored.occurred_at)
-        docs.append(body)
-    return docs
-
-
 def test_codec_decode(benchmark: Any, registry: EventRegistry) -> None:
     """1,000 stored documents (bytes) → typed events, vs ``bson.decode_all`` of the same bytes."""
     data = b"".join(
-        bson.encode(d, codec_options=CODEC_OPTIONS) for d in _stored_documents(registry, 1000)
+        bson.encode(d, codec_options=CODEC_OPTIONS) for d in stored_documents(registry, 1000)
     )
     to_domain = registry.to_domain
 
@@ -58,7 +44,7 @@ def test_codec_decode(benchmark: Any, registry: EventRegistry) -> None:
 def test_codec_encode(benchmark: Any, registry: EventRegistry) -> None:
     """100 domain events → BSON documents, vs ``bson.encode`` of the finished documents."""
     events = make_events(100)
-    finished = _stored_documents(registry, 100)
+    finished = stored_documents(registry, 100)
 
     def encode() -> list[bytes]:
         return [

@@ -6,14 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from eventlab._event_codec import event_body
+from eventlab._event_codec import stored_document
 from eventlab.samples.datasets import orders_dataset
 from eventlab.workbench import events_frame
 
 from ._paired import paired
 
 EVENTS = orders_dataset(250)[:1000]
-DOCS = [{**event_body(e), "position": e.position, "recorded_at": e.recorded_at} for e in EVENTS]
+DOCS = [stored_document(e) for e in EVENTS]
 
 
 def test_frame_vs_dataframe(benchmark: Any) -> None:

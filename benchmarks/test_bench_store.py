@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore
-from eventlab._event_codec import event_body
 
 from ._paired import assert_budget, assert_ratio, paired
-from .conftest import make_events, make_store
+from .conftest import make_events, make_store, stored_documents
 
 Run = Callable[[Awaitable[Any]], Any]
 WRITERS = 8
@@ -37,17 +36,7 @@ def raw_documents(store: MongoEventStore, n: int) -> list[dict[str, Any]]:
 
     Raw positions live far above eventlab's so both can share one collection and its indexes.
     """
-    sid = f"raw-{uuid.uuid4().hex}"
-    first = next(_raw_positions)
-    docs = []
-    for i, event in enumerate(make_events(n)):
-        stored = store.registry.to_stored(
-            event, aggregate_id=sid, aggregate_type="Inventory", version=i + 1
-        )
-        body = event_body(stored)
-        body.update(position=first + i, recorded_at=stored.occurred_at)
-        docs.append(body)
-    return docs
+    return stored_documents(store.registry, n, next(_raw_positions))
 
 
 def raw_transaction_insert(

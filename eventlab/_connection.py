@@ -174,6 +174,13 @@ class MongoConnectionManager:
         except Exception:
             return "<client>"
 
+    def unreachable(self, exc: BaseException) -> ConnectionFailedError:
+        """The typed error for a driver connection failure (URI shown with credentials masked)."""
+        return ConnectionFailedError(
+            f"MongoDB at {self.display_uri} is unreachable: {type(exc).__name__}",
+            uri=self.display_uri,
+        )
+
     # -- internals -------------------------------------------------------------------------
 
     def _build_client(self) -> tuple[AsyncMongoClient[dict[str, Any]], bool]:

@@ -39,6 +39,11 @@ def event_body(event: StoredEvent) -> dict[str, Any]:
     }
 
 
+def stored_document(event: StoredEvent) -> dict[str, Any]:
+    """The full document of an event that already has its store fields (a restore, a copy)."""
+    return {**event_body(event), "position": event.position, "recorded_at": event.recorded_at}
+
+
 def from_document(doc: dict[str, Any]) -> StoredEvent:
     """The :class:`StoredEvent` of a stored document (decoded with eventlab's codec options)."""
     return StoredEvent(

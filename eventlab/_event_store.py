@@ -29,7 +29,6 @@ from pymongo.errors import (
     ConnectionFailure,
     DocumentTooLarge,
     DuplicateKeyError,
-    PyMongoError,
 )
 
 from ._bson import check_collection_name
@@ -38,7 +37,6 @@ from ._domain import DomainEvent, utc_now
 from ._errors import (
     ConcurrencyError,
     ConfigurationError,
-    ConnectionFailedError,
     DocumentTooLargeError,
     DuplicateEventError,
     EventlabError,
@@ -46,7 +44,7 @@ from ._errors import (
     TransactionsUnsupportedError,
     UnitOfWorkStateError,
 )
-from ._event_codec import event_body, from_document, same_client_content
+from ._event_codec import event_body, from_document, same_client_content, stored_document
 from ._migrations import EVENT_STORE_MIGRATIONS, MigrationResult, Migrator
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry, UnknownPolicy
@@ -179,7 +177,7 @@ class MongoEventStore:
         try:
             return await migrator.run(EVENT_STORE_MIGRATIONS)
         except ConnectionFailure as exc:
-            raise self._connection_error(exc) from exc
+            raise self.connection.unreachable(exc) from exc
 
     async def _ready(self) -> None:
         if self._strategy is not None:
@@ -369,7 +367,7 @@ class MongoEventStore:
         except DocumentTooLarge as exc:
             raise self._too_large(writes) from exc
         except ConnectionFailure as exc:
-            raise self._connection_error(exc) from exc
+            raise self.connection.unreachable(exc) from exc
 
     async def _write_in_unit_of_work(
         self, writes: list[_StreamWrite], total: int, uow: SessionProvider
@@ -529,11 +527,7 @@ class MongoEventStore:
             for start in range(0, len(events), chunk_size):
                 chunk = events[start : start + chunk_size]
                 documents = [
-                    {
-                        **event_body(e),
-                        "position": e.position,
-                        "recorded_at": e.recorded_at or utc_now(),
-                    }
+                    stored_document(e if e.recorded_at else replace(e, recorded_at=utc_now()))
                     for e in chunk
                 ]
                 try:
@@ -701,13 +695,7 @@ class MongoEventStore:
         try:
             return await operation
         except ConnectionFailure as exc:
-            raise self._connection_error(exc) from exc
-
-    def _connection_error(self, exc: PyMongoError) -> ConnectionFailedError:
-        return ConnectionFailedError(
-            f"MongoDB at {self.connection.display_uri} is unreachable: {type(exc).__name__}",
-            uri=self.connection.display_uri,
-        )
+            raise self.connection.unreachable(exc) from exc
 
 
 class EventStream:

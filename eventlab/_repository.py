@@ -12,7 +12,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from ._bson import check_collection_name, decimals_to_python
 from ._connection import MongoConnectionManager
-from ._errors import ConcurrencyError, ConnectionFailedError
+from ._errors import ConcurrencyError
 from ._event_store import SessionProvider
 from ._mapper import VERSION_FIELD, MongoDBModelMapper
 from .specification import QueryOptions
@@ -87,7 +87,7 @@ class MongoRepository(Generic[T]):
                         str(doc["_id"]), expected, await self._stored_version(doc["_id"], session)
                     )
         except ConnectionFailure as exc:
-            raise self._down(exc) from exc
+            raise self.connection.unreachable(exc) from exc
         return _with_version(entity, self._mapper.version_attr, expected + 1)
 
     async def get(self, entity_id: Any, uow: SessionProvider | None = None) -> T | None:
@@ -95,7 +95,7 @@ class MongoRepository(Generic[T]):
         try:
             doc = await self.collection.find_one({"_id": entity_id}, session=_session(uow))
         except ConnectionFailure as exc:
-            raise self._down(exc) from exc
+            raise self.connection.unreachable(exc) from exc
         return None if doc is None else self._mapper_from_doc(doc)
 
     async def delete(self, entity_id: Any, uow: SessionProvider | None = None) -> bool:
@@ -103,7 +103,7 @@ class MongoRepository(Generic[T]):
         try:
             result = await self.collection.delete_one({"_id": entity_id}, session=_session(uow))
         except ConnectionFailure as exc:
-            raise self._down(exc) from exc
+            raise self.connection.unreachable(exc) from exc
         return result.deleted_count == 1
 
     async def list_all(
@@ -114,7 +114,7 @@ class MongoRepository(Generic[T]):
         try:
             docs = await self.collection.find(query, session=_session(uow)).to_list(None)
         except ConnectionFailure as exc:
-            raise self._down(exc) from exc
+            raise self.connection.unreachable(exc) from exc
         entities = [self._mapper_from_doc(doc) for doc in docs]
         if entity_ids is None:
             return entities
@@ -132,12 +132,6 @@ class MongoRepository(Generic[T]):
             {"_id": entity_id}, {VERSION_FIELD: 1}, session=session
         )
         return int(doc.get(VERSION_FIELD) or 0) if doc else 0
-
-    def _down(self, exc: Exception) -> ConnectionFailedError:
-        return ConnectionFailedError(
-            f"MongoDB at {self.connection.display_uri} is unreachable: {type(exc).__name__}",
-            uri=self.connection.display_uri,
-        )
 
 
 class SearchResult(Generic[T]):
@@ -185,7 +179,7 @@ class SearchResult(Generic[T]):
         try:
             docs = await self._cursor().to_list(None)
         except ConnectionFailure as exc:
-            raise self._repo._down(exc) from exc
+            raise self._repo.connection.unreachable(exc) from exc
         return [self._convert(doc) for doc in docs]
 
     def __await__(self) -> Generator[Any, None, list[Any]]:

@@ -59,15 +59,24 @@ def events_frame(
     items = list(source)
     if not all(type(item) is StoredEvent for item in items):
         items = [_as_event(item) for item in items]
-    if aggregate_id is not None or types is not None or from_position is not None:
-        items = [
-            e
-            for e in items
-            if (aggregate_id is None or e.aggregate_id == aggregate_id)
-            and (types is None or e.event_type in types)
-            and (from_position is None or (e.position is not None and e.position > from_position))
-        ]
-    return frame_of(items, flatten=flatten)
+    return frame_of(_select(items, aggregate_id, types, from_position), flatten=flatten)
+
+
+def _select(
+    events: list[StoredEvent],
+    aggregate_id: str | None,
+    types: set[str] | None,
+    from_position: int | None,
+) -> list[StoredEvent]:
+    if aggregate_id is None and types is None and from_position is None:
+        return events
+    return [
+        e
+        for e in events
+        if (aggregate_id is None or e.aggregate_id == aggregate_id)
+        and (types is None or e.event_type in types)
+        and (from_position is None or (e.position is not None and e.position > from_position))
+    ]
 
 
 async def _from_store(
@@ -78,11 +87,7 @@ async def _from_store(
     flatten: bool,
 ) -> pd.DataFrame:
     if aggregate_id is not None:
-        events = await store.get_events(aggregate_id)
-        if from_position is not None:
-            events = [e for e in events if (e.position or 0) > from_position]
-        if types is not None:
-            events = [e for e in events if e.event_type in types]
+        events = _select(await store.get_events(aggregate_id), None, types, from_position)
     else:
         stream = store.get_events_from_position(
             from_position or 0, batch_size=5000, event_types=types
