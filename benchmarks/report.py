@@ -20,7 +20,10 @@ def table(path: Path) -> str:
         info = bench.get("extra_info", {})
         stats = bench["stats"]
         rows.append(
-            "| {name} | {median:.1f} | {max:.1f} | {base} | {ratio} | {target} | {budget} | {status} |".format(
+            (
+                "| {name} | {median:.1f} | {max:.1f} | {base} | {ratio} | {target} | {budget} "
+                "| {status} |"
+            ).format(
                 name=bench["name"].removeprefix("test_"),
                 median=stats["median"] * 1e3,
                 max=stats["max"] * 1e3,
@@ -41,7 +44,8 @@ def table(path: Path) -> str:
     )
     header = (
         f"Machine: {machine.get('cpu', {}).get('brand_raw', '?')}, "
-        f"{machine.get('cpu', {}).get('count', '?')} cores, Python {machine.get('python_version', '?')}; "
+        f"{machine.get('cpu', {}).get('count', '?')} cores, "
+        f"Python {machine.get('python_version', '?')}; "
         f"server: {', '.join(servers)}; {data.get('datetime', '')[:10]}"
     )
     return header + "\n\n" + "\n".join(rows)

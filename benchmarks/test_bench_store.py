@@ -159,7 +159,7 @@ def test_throughput(
     server_label: str,
     positions: str,
 ) -> None:
-    """8 writers × 100 events at once, vs 8 raw transactional ``insert_many`` at once."""
+    """8 writers x 100 events at once, vs 8 raw transactional ``insert_many`` at once."""
     store = make_store(connection, registry, run, positions, f"bench_tp_{positions}")
     raw_insert = raw_transaction_insert(store)
 

@@ -54,7 +54,7 @@ def decimal128_to_decimal(value: Decimal128) -> Decimal:
     """
     low, high = _UNPACK_BID(value.bid)
     if (high >> 61) & 3 == 3:  # NaN, infinities and the large-coefficient form
-        return value.to_decimal()  # type: ignore[no-any-return]
+        return value.to_decimal()
     coefficient = ((high & _MASK_49) << 64) | low
     exponent = ((high >> 49) & 0x3FFF) - 6176
     return Decimal(f"{'-' if high >> 63 else ''}{coefficient}E{exponent}")

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import InvalidEventError
+from ._records import event_id_from
 
 ENVELOPE_FIELDS = frozenset({"event_id", "occurred_at", "metadata"})
 """Fields of every :class:`DomainEvent` that live in the envelope, not in the payload."""
+
+# What ``model_dump(exclude=...)`` takes: a plain set (private, never mutated).
+PAYLOAD_EXCLUDE: set[str] = set(ENVELOPE_FIELDS)
 
 
 def utc_now() -> datetime:
@@ -46,6 +50,20 @@ class DomainEvent(BaseModel):
     occurred_at: datetime = Field(default_factory=utc_now)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    def __init__(self, /, **data: Any) -> None:
+        # Every error eventlab raises is an EventlabError: a command handler catches one type.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidEventError(str(exc)) from exc
+
+    @field_validator("event_id", mode="before")
+    @classmethod
+    def _event_id(cls, value: Any) -> uuid.UUID:
+        # The same rule as StoredEvent's (a UUID or its canonical string), not pydantic's
+        # laxer one (bare hex, braces, URNs, bytes), so an id means the same thing everywhere.
+        return event_id_from(value)
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -54,7 +72,7 @@ class DomainEvent(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields (the envelope excluded), as Python values."""
-        return self.model_dump(exclude=ENVELOPE_FIELDS)
+        return self.model_dump(exclude=PAYLOAD_EXCLUDE)
 
 
 E = TypeVar("E", bound=DomainEvent)

@@ -603,9 +603,10 @@ class MongoEventStore:
         self, aggregate_id: str, *, uow: SessionProvider | None = None
     ) -> int:
         """The stream's last version, 0 for a stream with no events."""
-        return await self._read(
+        version: int = await self._read(
             self._current_version(_check_aggregate_id(aggregate_id), _session(uow))
         )
+        return version
 
     async def get_events_after(
         self, position: int, limit: int = 1000, *, event_types: Iterable[str] | None = None
@@ -654,7 +655,8 @@ class MongoEventStore:
 
     async def count(self) -> int:
         """Number of stored events."""
-        return await self._read(self.events.count_documents({}))
+        total: int = await self._read(self.events.count_documents({}))
+        return total
 
     async def _check_expected(
         self, aggregate_id: str, expected: int, session: AsyncClientSession | None
@@ -769,7 +771,7 @@ def _check_aggregate_id(aggregate_id: Any) -> str:
         aggregate_id = str(aggregate_id) if aggregate_id is not None else ""
     if not aggregate_id:
         raise InvalidEventError("aggregate_id must be a non-empty string")
-    return aggregate_id
+    return str(aggregate_id)
 
 
 def _check_int(value: Any, name: str) -> int:

@@ -312,7 +312,7 @@ class MongoOutboxStorage:
     def retry_delay(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
         raw = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
-        return raw * random.uniform(0.75, 1.25)
+        return float(raw * random.uniform(0.75, 1.25))
 
     async def purge_published(self, older_than: timedelta) -> int:
         """Delete published messages older than ``older_than``; returns how many."""

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ._errors import InvalidEventError
+
+
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def event_id_from(value: object) -> uuid.UUID:
+    """An event id as a :class:`uuid.UUID`, from a UUID or its canonical string.
+
+    The one rule for event ids everywhere (:class:`StoredEvent`, :class:`DomainEvent`, JSON
+    Lines): users write ``str(uuid4())`` all the time, so the canonical 36-character form
+    (``8-4-4-4-12`` hex digits, any case) is accepted and converted; anything else is refused
+    with :class:`InvalidEventError` rather than guessed at (no bare hex, no braces, no URNs).
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return uuid.UUID(value)
+    raise InvalidEventError(
+        f"event_id must be a uuid.UUID or its canonical string form "
+        f"('xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx'), got {value!r}"
+    )
 
 
 class ExpectedVersion(enum.Enum):
@@ -34,6 +58,7 @@ class StoredEvent:
     """
 
     event_id: uuid.UUID
+    """The event's identity; a canonical UUID string is accepted and converted."""
     event_type: str
     aggregate_id: str
     aggregate_type: str
@@ -48,7 +73,8 @@ class StoredEvent:
     def __post_init__(self) -> None:
         # Cheap checks only: this runs for every event loaded, so it stays at a few attribute tests.
         if not isinstance(self.event_id, uuid.UUID):
-            raise InvalidEventError(f"event_id must be a uuid.UUID, got {self.event_id!r}")
+            # Frozen: the one place a field is normalised, before anyone can see the record.
+            object.__setattr__(self, "event_id", event_id_from(self.event_id))
         if not self.event_type or not isinstance(self.event_type, str):
             raise InvalidEventError(f"event_type must be a non-empty string: {self.event_type!r}")
         if not self.aggregate_id or not isinstance(self.aggregate_id, str):

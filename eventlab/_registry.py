@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar, overload
 from pydantic import ValidationError
 
 from ._bson import decimals_to_python
-from ._domain import ENVELOPE_FIELDS, DomainEvent
+from ._domain import PAYLOAD_EXCLUDE, DomainEvent
 from ._errors import ConfigurationError, InvalidEventError, UnknownEventTypeError, UpcastError
 from ._event_codec import from_document
 from ._records import StoredEvent
@@ -126,7 +126,7 @@ class EventRegistry:
             aggregate_id=aggregate_id,
             aggregate_type=aggregate_type,
             version=version,
-            payload=event.model_dump(exclude=ENVELOPE_FIELDS),
+            payload=event.model_dump(exclude=PAYLOAD_EXCLUDE),
             metadata=merged,
             occurred_at=event.occurred_at,
             schema_version=type(event).schema_version,

@@ -203,5 +203,6 @@ def _with_version(entity: T, attr: str | None, version: int) -> T:
     if attr is None:
         return entity
     if dataclasses.is_dataclass(entity) and not isinstance(entity, type):
-        return dataclasses.replace(entity, **{attr: version})  # type: ignore[type-var]
-    return entity.model_copy(update={attr: version})  # type: ignore[attr-defined,no-any-return]
+        return dataclasses.replace(entity, **{attr: version})
+    copied: T = entity.model_copy(update={attr: version})  # type: ignore[attr-defined]
+    return copied

@@ -123,7 +123,7 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
         typer.secho("2. Stream statistics (events_frame → pandas)", bold=True)
         frame = await events_frame(store)
         per_type = frame.groupby(["aggregate_type", "event_type"], observed=True).size()
-        for (kind, name), count in per_type.items():
+        for (kind, name), count in zip(per_type.index.tolist(), per_type.tolist(), strict=True):
             typer.echo(f"   {kind:<6} {name:<20} {count:>6,}")
         streams = frame.groupby("aggregate_id").size()
         typer.echo(
@@ -372,7 +372,7 @@ def stats(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
             if total == 0:
                 typer.echo("the store is empty")
                 return
-            pipeline = [
+            pipeline: list[dict[str, Any]] = [
                 {"$group": {"_id": {"t": "$aggregate_type", "e": "$event_type"}, "n": {"$sum": 1}}},
                 {"$sort": {"_id.t": 1, "n": -1}},
             ]
@@ -386,7 +386,7 @@ def stats(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
             )
             for row in rows:
                 typer.echo(f"  {row['_id']['t']:<10} {row['_id']['e']:<22} {row['n']:>8,}")
-            span = last["position"] - first[0].position + 1 if first else 0  # type: ignore[operator]
+            span = last["position"] - (first[0].position or 0) + 1 if first else 0
             typer.echo(
                 f"positions {first[0].position}..{last['position']}: {span - total:,} missing"
             )

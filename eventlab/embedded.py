@@ -9,7 +9,6 @@ keeps eventlab's own license free and makes the embedded server swappable for a 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
 import shutil
@@ -30,7 +29,38 @@ SERVER_COMMAND = "secantusd-py"
 DEFAULT_STARTUP_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 10.0
 
-_RUNNING: weakref.WeakSet[EmbeddedMongo] = weakref.WeakSet()
+TEMP_PREFIX = "eventlab-embedded-"
+_OWNER_FILE = "owner.pid"
+
+
+class _Resources:
+    """What a server holds outside Python: the child process and its temporary directory.
+
+    Kept apart from :class:`EmbeddedMongo` so that a :func:`weakref.finalize` can release them
+    when the server object is dropped or the interpreter exits, without keeping it alive.
+    :meth:`release` is idempotent, so every exit path (stop, failed start, KeyboardInterrupt,
+    garbage collection, interpreter exit) can call it.
+    """
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tempdir: Path | None = None
+
+    def stop_process(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout)
+
+    def release(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        self.stop_process(timeout)
+        tempdir, self.tempdir = self.tempdir, None
+        if tempdir is not None:
+            shutil.rmtree(tempdir, ignore_errors=True)
 
 
 def find_server_executable() -> str:
@@ -88,8 +118,8 @@ class EmbeddedMongo:
         self.startup_timeout = startup_timeout
         self.log_level = log_level
         self.port: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._tempdir: Path | None = None
+        self._resources = _Resources()
+        self._finalizer = weakref.finalize(self, self._resources.release)
         self._log_path: Path | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -103,58 +133,67 @@ class EmbeddedMongo:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        process = self._resources.process
+        return process is not None and process.poll() is None
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        process = self._resources.process
+        return process.pid if process is not None else None
 
     def start(self) -> Self:
-        """Start the server and block until it answers ``ping`` (a couple of seconds)."""
-        self._launch()
-        deadline = time.monotonic() + self.startup_timeout
-        while not self._answers_ping():
-            self._check_alive()
-            if time.monotonic() > deadline:
-                self._abort_startup("did not answer ping")
-            time.sleep(0.05)
+        """Start the server and block until it answers ``ping`` (a couple of seconds).
+
+        If starting fails or is interrupted (an exception, Ctrl-C), the child and any temporary
+        storage are removed before the error propagates.
+        """
+        try:
+            self._launch()
+            deadline = time.monotonic() + self.startup_timeout
+            while not self._answers_ping():
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    self._abort_startup("did not answer ping")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     async def start_async(self) -> Self:
         """:meth:`start` without blocking the event loop while the server boots."""
-        self._launch()
-        deadline = time.monotonic() + self.startup_timeout
-        while not await asyncio.to_thread(self._answers_ping):
-            self._check_alive()
-            if time.monotonic() > deadline:
-                self._abort_startup("did not answer ping")
-            await asyncio.sleep(0.05)
+        try:
+            self._launch()
+            deadline = time.monotonic() + self.startup_timeout
+            while not await asyncio.to_thread(self._answers_ping):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    self._abort_startup("did not answer ping")
+                await asyncio.sleep(0.05)
+        except BaseException:  # including a cancelled notebook cell
+            self.stop()
+            raise
         return self
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after ``timeout``) and clean up."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait(timeout)
-        _RUNNING.discard(self)
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
-            if not self.persistent:
-                self.storage_path = None
+        """Terminate the server (SIGTERM, then SIGKILL after ``timeout``) and clean up.
+
+        Temporary storage is removed; a persistent ``storage_path`` is kept. Idempotent.
+        """
+        self._resources.release(timeout)
+        if not self.persistent:
+            self.storage_path = None
 
     def kill(self) -> None:
-        """SIGKILL the server, as a crash would (storage is kept; for durability tests)."""
-        process, self._process = self._process, None
+        """SIGKILL the server, as a crash would (storage is kept; for durability tests).
+
+        Temporary storage stays until :meth:`stop`, or until this object is dropped or the
+        interpreter exits, whichever comes first.
+        """
+        process, self._resources.process = self._resources.process, None
         if process is not None and process.poll() is None:
             _signal_group(process, signal.SIGKILL)
             process.wait(DEFAULT_STOP_TIMEOUT)
-        _RUNNING.discard(self)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the server wrote (useful when it failed to start)."""
@@ -196,11 +235,16 @@ class EmbeddedMongo:
             raise EmbeddedServerError(f"already running on port {self.port}")
         executable = find_server_executable()
         if self.storage_path is None:
-            self._tempdir = Path(tempfile.mkdtemp(prefix="eventlab-embedded-"))
-            self.storage_path = self._tempdir / "data"
+            sweep_orphaned_storage()
+            tempdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+            self._resources.tempdir = tempdir
+            # Names the owner, so that a later server can remove this directory if this process
+            # dies by a signal that leaves no chance to clean up (SIGKILL, an unhandled SIGTERM).
+            (tempdir / _OWNER_FILE).write_text(str(os.getpid()))
+            self.storage_path = tempdir / "data"
         self.storage_path.mkdir(parents=True, exist_ok=True)
         self.port = self.requested_port or _free_port()
-        log_dir = self._tempdir or self.storage_path.parent
+        log_dir = self._resources.tempdir or self.storage_path.parent
         self._log_path = Path(log_dir) / f"secantusd-{self.port}.log"
         args = [
             executable,
@@ -222,7 +266,7 @@ class EmbeddedMongo:
         if self.cache_size:
             args += ["--cache-size", self.cache_size]
         with open(self._log_path, "ab") as log:
-            self._process = subprocess.Popen(
+            self._resources.process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -234,7 +278,6 @@ class EmbeddedMongo:
                 # Isolate the server from a ./secantusd.toml in the caller's directory.
                 cwd=str(self.storage_path.parent),
             )
-        _RUNNING.add(self)
 
     def _answers_ping(self) -> bool:
         assert self.port is not None
@@ -261,17 +304,15 @@ class EmbeddedMongo:
             client.close()
 
     def _check_alive(self) -> None:
-        if self._process is not None and self._process.poll() is not None:
-            code = self._process.returncode
-            self._process = None
-            _RUNNING.discard(self)
+        process = self._resources.process
+        if process is not None and process.poll() is not None:
+            code = process.returncode
             raise EmbeddedServerError(
                 f"the embedded server exited during startup (code {code}).\n{self.log_tail()}"
             )
 
     def _abort_startup(self, why: str) -> None:
         tail = self.log_tail()
-        self.stop()
         raise EmbeddedServerError(
             f"the embedded server {why} within {self.startup_timeout:g}s.\n{tail}"
         )
@@ -299,8 +340,30 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-@atexit.register
-def _stop_all() -> None:  # pragma: no cover - interpreter shutdown
-    for server in list(_RUNNING):
-        with contextlib.suppress(Exception):
-            server.stop()
+def sweep_orphaned_storage(directory: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove temporary server directories whose owning process is gone; returns them.
+
+    A process killed by SIGKILL (or an unhandled SIGTERM) runs no cleanup code; its server dies
+    with it (``PR_SET_PDEATHSIG``) but its temporary directory stays. Every new temporary server
+    sweeps such leftovers first. Directories of live processes are never touched.
+    """
+    removed = []
+    for candidate in Path(directory or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            owner = int((candidate / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if owner != os.getpid() and not _process_exists(owner):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True

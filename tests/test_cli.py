@@ -50,9 +50,13 @@ def test_invalid_database_name() -> None:
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def test_import_export_stats_gaps_replay(mongo_uri: str, database_name: str, tmp_path: Path) -> None:
+def test_import_export_stats_gaps_replay(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
     target = ["--uri", mongo_uri, "--database", database_name]
-    imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *target, "--preserve-positions"])
+    imported = runner.invoke(
+        app, ["import", str(DATA / "orders.jsonl"), *target, "--preserve-positions"]
+    )
     assert imported.exit_code == 0, imported.output
     assert "imported 3,358 events" in imported.output
     stats = runner.invoke(app, ["stats", *target])
@@ -65,7 +69,11 @@ def test_import_export_stats_gaps_replay(mongo_uri: str, database_name: str, tmp
     gaps = runner.invoke(app, ["gaps", *target, "--plot", str(plot)])
     assert "position_gaps                     0" in gaps.output and plot.exists()
     replayed = runner.invoke(app, ["replay", "order-00001", *target])
-    assert replayed.exit_code == 0 and "OrderPlaced" in replayed.output and "status: new → placed" in replayed.output
+    assert (
+        replayed.exit_code == 0
+        and "OrderPlaced" in replayed.output
+        and "status: new → placed" in replayed.output
+    )
     missing = runner.invoke(app, ["replay", "order-99999", *target])
     assert missing.exit_code == 1 and "no events stored" in missing.output
 
@@ -79,7 +87,10 @@ def test_import_appends_with_new_positions(mongo_uri: str, database_name: str) -
     chat = runner.invoke(app, ["import", str(DATA / "chat.jsonl"), *target])
     assert chat.exit_code == 0, chat.output
     stats = runner.invoke(app, ["stats", *target])
-    assert "4,683 events in 400 streams" in stats.output and "positions 1..4683: 0 missing" in stats.output
+    assert (
+        "4,683 events in 400 streams" in stats.output
+        and "positions 1..4683: 0 missing" in stats.output
+    )
 
 
 def test_gaps_on_a_file() -> None:
@@ -90,8 +101,14 @@ def test_gaps_on_a_file() -> None:
 
 
 def test_bad_files_are_one_clean_line(tmp_path: Path) -> None:
-    missing = runner.invoke(app, ["import", str(tmp_path / "nope.jsonl"), "--uri", "mongodb://127.0.0.1:1"])
-    assert missing.exit_code == 1 and "cannot open" in missing.output and "Traceback" not in missing.output
+    missing = runner.invoke(
+        app, ["import", str(tmp_path / "nope.jsonl"), "--uri", "mongodb://127.0.0.1:1"]
+    )
+    assert (
+        missing.exit_code == 1
+        and "cannot open" in missing.output
+        and "Traceback" not in missing.output
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text((DATA / "orders.jsonl").read_text().splitlines()[0] + "\n{oops\n")
     malformed = runner.invoke(app, ["import", str(bad), "--uri", "mongodb://127.0.0.1:1"])

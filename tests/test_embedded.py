@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -16,7 +19,12 @@ from eventlab import (
     MongoConnectionManager,
     MongoEventStore,
 )
-from eventlab.embedded import EmbeddedMongo, find_server_executable
+from eventlab.embedded import (
+    TEMP_PREFIX,
+    EmbeddedMongo,
+    find_server_executable,
+    sweep_orphaned_storage,
+)
 
 from .conftest import make_event, stream_id
 
@@ -50,9 +58,8 @@ async def test_temporary_server_lifecycle() -> None:
 
 
 def test_sync_context_manager_and_double_start() -> None:
-    with EmbeddedMongo() as server:
-        with pytest.raises(EmbeddedServerError, match="already running"):
-            server.start()
+    with EmbeddedMongo() as server, pytest.raises(EmbeddedServerError, match="already running"):
+        server.start()
     assert "stopped" in repr(server)
 
 
@@ -135,3 +142,141 @@ def test_standalone_mode_advertises_no_replica_set() -> None:
         hello = client.admin.command("hello")
         client.close()
         assert "setName" not in hello
+
+
+# -- temporary storage is removed on every exit path ---------------------------------------
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Temporary servers of this test create their directories here, where we can look."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{TEMP_PREFIX}*"))
+
+
+def test_storage_removed_after_an_exception_in_the_block(private_tmp: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"), EmbeddedMongo() as server:
+        assert len(_leftovers(private_tmp)) == 1
+        raise RuntimeError("boom")
+    assert not server.running
+    assert _leftovers(private_tmp) == []
+
+
+def test_storage_removed_after_keyboard_interrupt(private_tmp: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), EmbeddedMongo():
+        raise KeyboardInterrupt
+    assert _leftovers(private_tmp) == []
+
+
+async def test_storage_removed_when_startup_fails(private_tmp: Path) -> None:
+    with pytest.raises(EmbeddedServerError, match="exited during startup"):
+        EmbeddedMongo(cache_size="bogus", startup_timeout=30).start()
+    assert _leftovers(private_tmp) == []
+    with pytest.raises(EmbeddedServerError, match="exited during startup"):
+        await EmbeddedMongo(cache_size="bogus", startup_timeout=30).start_async()
+    assert _leftovers(private_tmp) == []
+
+
+async def test_storage_removed_when_startup_is_cancelled(private_tmp: Path) -> None:
+    task = asyncio.create_task(EmbeddedMongo().start_async())
+    while not _leftovers(private_tmp):  # the directory exists once the child is launched
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _leftovers(private_tmp) == []
+
+
+def test_storage_removed_when_a_killed_server_is_dropped(private_tmp: Path) -> None:
+    server = EmbeddedMongo().start()
+    server.kill()  # as a crash: storage kept for a restart...
+    assert len(_leftovers(private_tmp)) == 1
+    del server  # ...until nobody can restart it any more
+    gc.collect()
+    assert _leftovers(private_tmp) == []
+
+
+def _run_child(script: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_storage_removed_at_interpreter_exit(private_tmp: Path) -> None:
+    result = _run_child(
+        """
+        from eventlab.embedded import EmbeddedMongo
+        server = EmbeddedMongo().start()   # never stopped: the interpreter exits with it running
+        print(server.storage_path)
+        """,
+        private_tmp,
+    )
+    assert result.returncode == 0, result.stderr
+    assert str(private_tmp) in result.stdout
+    assert _leftovers(private_tmp) == []
+
+
+def test_storage_removed_after_a_failed_test_session(private_tmp: Path, tmp_path: Path) -> None:
+    (tmp_path / "test_fails.py").write_text(
+        "def test_uses_the_server(mongo_uri):\n    assert mongo_uri and False\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "eventlab.testing",
+            "-p",
+            "no:cacheprovider",
+            "--no-cov",
+            "-q",
+            str(tmp_path / "test_fails.py"),
+        ],
+        env={**os.environ, "TMPDIR": str(private_tmp), "EVENTLAB_TEST_MONGODB_URI": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "1 failed" in result.stdout, result.stdout + result.stderr
+    assert _leftovers(private_tmp) == []
+
+
+def test_storage_of_a_killed_parent_is_swept_by_the_next_server(private_tmp: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from eventlab.embedded import EmbeddedMongo
+        server = EmbeddedMongo().start()
+        print(server.storage_path, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)   # no cleanup code can run
+        """
+    )
+    result = _run_child(script, private_tmp)
+    assert result.returncode == -9
+    assert len(_leftovers(private_tmp)) == 1, "SIGKILL leaves the directory behind"
+    with EmbeddedMongo():
+        assert len(_leftovers(private_tmp)) == 1  # only the new server's own
+    assert _leftovers(private_tmp) == []
+
+
+def test_sweep_keeps_directories_of_live_processes(private_tmp: Path) -> None:
+    alive = private_tmp / f"{TEMP_PREFIX}alive"
+    alive.mkdir()
+    (alive / "owner.pid").write_text(str(os.getppid()))
+    foreign = private_tmp / f"{TEMP_PREFIX}foreign"
+    foreign.mkdir()  # no owner file: not ours to judge
+    assert sweep_orphaned_storage(private_tmp) == []
+    assert alive.exists() and foreign.exists()

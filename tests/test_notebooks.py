@@ -1,4 +1,4 @@
-"""Every notebook runs top to bottom (against the test deployment) and is committed without outputs."""
+"""Every notebook runs top to bottom against the test deployment; none is committed with outputs."""
 
 from __future__ import annotations
 
@@ -35,11 +35,17 @@ def test_notebook_runs(path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EVENTLAB_MONGODB_URI", mongo_uri)  # the test deployment, fail points on
     book = nbformat.read(path, as_version=4)
     started = time.monotonic()
-    NotebookClient(book, timeout=180, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     elapsed = time.monotonic() - started
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert not errors
     rich = {
         kind

@@ -355,11 +355,13 @@ async def test_run_unit_of_work_retries_transient_failures(
 
 
 async def test_standalone_unit_of_work() -> None:
-    async with EmbeddedMongo(standalone=True) as server:
-        async with MongoConnectionManager(server.uri, database="solo") as conn:
-            with pytest.raises(TransactionsUnsupportedError, match="replSet"):
-                async with MongoUnitOfWork(conn):
-                    pass
+    async with (
+        EmbeddedMongo(standalone=True) as server,
+        MongoConnectionManager(server.uri, database="solo") as conn,
+    ):
+        with pytest.raises(TransactionsUnsupportedError, match="replSet"):
+            async with MongoUnitOfWork(conn):
+                pass
             with pytest.raises(TransactionsUnsupportedError):
                 await run_unit_of_work(conn, lambda uow: customers_noop())
             with pytest.warns(RuntimeWarning, match="NOT rolled back"):

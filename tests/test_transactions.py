@@ -139,21 +139,23 @@ def test_map_error() -> None:
 
 
 async def test_standalone_server_needs_opt_in() -> None:
-    async with EmbeddedMongo(standalone=True) as server:
-        async with MongoConnectionManager(server.uri, database="solo") as conn:
-            assert not conn.supports_transactions
-            with pytest.raises(TransactionsUnsupportedError, match="replica set"):
-                await MongoEventStore(conn).append(make_event("s", 1))
-            with pytest.raises(ConfigurationError):
-                await MongoEventStore(
-                    conn, require_replica_set=False, positions="transactional"
-                ).append(make_event("s", 1))
-            store = MongoEventStore(conn, require_replica_set=False)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                first = await store.append(make_event("s", 1))
-            assert any("NOT atomic" in str(w.message) for w in caught)
-            assert store.position_strategy == "preallocated" and not store.transactional
-            assert first.position == 1
-            assert (await store.append(make_event("s", 2))).version == 2
-            assert store.describe()["transactions"] is False
+    async with (
+        EmbeddedMongo(standalone=True) as server,
+        MongoConnectionManager(server.uri, database="solo") as conn,
+    ):
+        assert not conn.supports_transactions
+        with pytest.raises(TransactionsUnsupportedError, match="replica set"):
+            await MongoEventStore(conn).append(make_event("s", 1))
+        with pytest.raises(ConfigurationError):
+            await MongoEventStore(
+                conn, require_replica_set=False, positions="transactional"
+            ).append(make_event("s", 1))
+        store = MongoEventStore(conn, require_replica_set=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = await store.append(make_event("s", 1))
+        assert any("NOT atomic" in str(w.message) for w in caught)
+        assert store.position_strategy == "preallocated" and not store.transactional
+        assert first.position == 1
+        assert (await store.append(make_event("s", 2))).version == 2
+        assert store.describe()["transactions"] is False

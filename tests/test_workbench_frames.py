@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 

@@ -44,7 +44,7 @@ def test_planted_anomalies_are_found_exactly() -> None:
     _, planted = anomalies_dataset()
     assert planted["position_gaps"] == [(51, 53, 3), (124, 124, 1)]
     readme = (DATA / "README.md").read_text()
-    for fact in ("**51–53**", "**124**", "**order-00001**", "**order-00002**", "**205**"):
+    for fact in ("**51\u201353**", "**124**", "**order-00001**", "**order-00002**", "**205**"):
         assert fact in readme
 
 
@@ -161,8 +161,9 @@ def test_replay_shows_a_failing_event_and_goes_on() -> None:
 
 
 def test_replay_handler_error_keeps_previous_state() -> None:
-    from eventlab.samples.chat import Chat, ChatCreated, StatusChanged
     import uuid
+
+    from eventlab.samples.chat import Chat, ChatCreated, StatusChanged
 
     events = [
         ChatCreated(

@@ -193,7 +193,8 @@ def generate_chats(count: int, *, seed: int = 11, start: datetime | None = None)
             events.append(PrioritySet(priority=rng.choice(["Low", "Medium", "High", "Critical"])))
             if rng.random() < 0.6:
                 events.append(DueDateSet(due_at=clock + timedelta(days=rng.randint(1, 30))))
-            for status in rng.choice([["InProgress"], ["InProgress", "Done"], []]):
+            progress: list[list[Status]] = [["InProgress"], ["InProgress", "Done"], []]
+            for status in rng.choice(progress):
                 events.append(StatusChanged(status=status))
         stamped = []
         for event in events:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
@@ -27,6 +27,28 @@ ENVELOPE_COLUMNS = [
 ]
 _INT_COLUMNS = ("position", "version", "schema_version")
 _CATEGORY_COLUMNS = ("aggregate_type", "event_type")
+
+
+@overload
+def events_frame(
+    source: MongoEventStore,
+    *,
+    aggregate_id: str | None = None,
+    event_types: Iterable[str] | None = None,
+    from_position: int | None = None,
+    flatten: bool = True,
+) -> Coroutine[Any, Any, pd.DataFrame]: ...
+
+
+@overload
+def events_frame(
+    source: Iterable[StoredEvent | Mapping[str, Any]],
+    *,
+    aggregate_id: str | None = None,
+    event_types: Iterable[str] | None = None,
+    from_position: int | None = None,
+    flatten: bool = True,
+) -> pd.DataFrame: ...
 
 
 def events_frame(

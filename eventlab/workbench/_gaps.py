@@ -82,8 +82,8 @@ class GapReport:
                     ms=7,
                     label="recorded out of order",
                 )
-        for row in self.position_gaps.itertuples():
-            top.axvspan(row.start - 0.5, row.end + 0.5, color="tab:red", alpha=0.3)
+        for gap in _records(self.position_gaps):
+            top.axvspan(gap["start"] - 0.5, gap["end"] + 0.5, color="tab:red", alpha=0.3)
         top.set_title(
             f"Global positions: {len(self.position_gaps)} gaps "
             f"({self.summary()['missing_positions']} missing) shaded red"
@@ -106,29 +106,25 @@ class GapReport:
             for lane, stream in enumerate(lanes):
                 versions = subset.loc[subset["aggregate_id"] == stream, "version"].astype("int64")
                 bottom.plot(versions, np.full(len(versions), lane), "o", color="tab:blue", ms=4)
-            for row in self.version_gaps[
-                self.version_gaps["aggregate_id"].isin(lanes)
-            ].itertuples():
-                lane = lanes.index(row.aggregate_id)
+            for row in _records(self.version_gaps[self.version_gaps["aggregate_id"].isin(lanes)]):
+                lane = lanes.index(row["aggregate_id"])
                 bottom.plot(
-                    range(row.missing_from, row.missing_to + 1),
-                    [lane] * row.size,
+                    range(row["missing_from"], row["missing_to"] + 1),
+                    [lane] * row["size"],
                     "x",
                     color="tab:red",
                     ms=8,
                 )
-            for row in self.duplicate_versions[
-                self.duplicate_versions["aggregate_id"].isin(lanes)
-            ].itertuples():
-                lane = lanes.index(row.aggregate_id)
-                bottom.plot([row.version], [lane], "s", mfc="none", color="tab:purple", ms=11)
-            for row in self.streams_not_starting_at_1[
-                self.streams_not_starting_at_1["aggregate_id"].isin(lanes)
-            ].itertuples():
-                lane = lanes.index(row.aggregate_id)
+            duplicates = self.duplicate_versions
+            for row in _records(duplicates[duplicates["aggregate_id"].isin(lanes)]):
+                lane = lanes.index(row["aggregate_id"])
+                bottom.plot([row["version"]], [lane], "s", mfc="none", color="tab:purple", ms=11)
+            late = self.streams_not_starting_at_1
+            for row in _records(late[late["aggregate_id"].isin(lanes)]):
+                lane = lanes.index(row["aggregate_id"])
                 bottom.plot(
-                    range(1, row.first_version),
-                    [lane] * (row.first_version - 1),
+                    range(1, row["first_version"]),
+                    [lane] * (row["first_version"] - 1),
                     "x",
                     color="tab:orange",
                     ms=8,
@@ -225,3 +221,8 @@ def find_gaps(frame: pd.DataFrame) -> GapReport:
         first_position=int(unique[0]) if len(unique) else None,
         last_position=int(unique[-1]) if len(unique) else None,
     )
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a report table as plain dicts (ints stay ints), for plotting loops."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]

@@ -76,7 +76,7 @@ class ReplayTrace(Generic[A]):
         return [s for s in self.steps if s.error is not None]
 
     def _repr_html_(self) -> str:  # pragma: no cover - notebook display
-        return str(self.frame._repr_html_())
+        return str(self.frame.to_html(max_rows=60))
 
     def __len__(self) -> int:
         return len(self.steps)
