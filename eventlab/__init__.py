@@ -20,6 +20,7 @@ from ._errors import (
     EventlabError,
     InvalidEventError,
     InvalidNameError,
+    InvalidSpecificationError,
     MigrationError,
     NotConnectedError,
     SerializationError,
@@ -32,23 +33,25 @@ from ._errors import (
     UpcastError,
     WriteConflictError,
 )
-from ._event_store import EventStream, MongoEventStore
-from ._mapper import MongoDBModelMapper
+from ._event_store import MongoEventStore
+from ._mapper import MongoModelMapper
 from ._outbox import (
     InMemoryPublisher,
     LoggingPublisher,
-    MongoOutboxStorage,
+    MongoOutboxStore,
     OutboxMessage,
     OutboxRelay,
     Publisher,
 )
+from ._positions import PositionStrategy
+from ._readers import EventStream
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._repository import MongoRepository, SearchResult
+from ._session import SessionProvider
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
 from .specification import (
-    InvalidSpecificationError,
     QueryOptions,
     Specification,
     SpecificationBuilder,
@@ -80,18 +83,20 @@ __all__ = [
     "LoggingPublisher",
     "MigrationError",
     "MongoConnectionManager",
-    "MongoDBModelMapper",
     "MongoEventStore",
-    "MongoOutboxStorage",
+    "MongoModelMapper",
+    "MongoOutboxStore",
     "MongoRepository",
     "MongoUnitOfWork",
     "NotConnectedError",
     "OutboxMessage",
     "OutboxRelay",
+    "PositionStrategy",
     "Publisher",
     "QueryOptions",
     "SearchResult",
     "SerializationError",
+    "SessionProvider",
     "Specification",
     "SpecificationBuilder",
     "StoredEvent",
@@ -107,3 +112,20 @@ __all__ = [
     "run_transaction",
     "run_unit_of_work",
 ]
+
+# Names shipped earlier, kept working: one naming scheme now (Mongo* adapters, *Store stores).
+_RENAMED = {"MongoDBModelMapper": "MongoModelMapper", "MongoOutboxStorage": "MongoOutboxStore"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _RENAMED:
+        import warnings
+
+        new = _RENAMED[name]
+        warnings.warn(
+            f"eventlab.{name} is now eventlab.{new}; the old name will be removed in 1.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'eventlab' has no attribute {name!r}")

@@ -6,8 +6,9 @@ from typing import Any, TypeVar
 
 from ._domain import AggregateRoot
 from ._errors import AggregateNotFoundError
-from ._event_store import MongoEventStore, SessionProvider
+from ._event_store import MongoEventStore
 from ._records import StoredEvent
+from ._session import SessionProvider
 
 A = TypeVar("A", bound=AggregateRoot)
 

@@ -122,6 +122,10 @@ class InvalidEventError(EventlabError, ValueError):
     """An event or batch is malformed (versions not contiguous, mixed ids, bad fields)."""
 
 
+class InvalidSpecificationError(EventlabError, ValueError):
+    """A field path, operator or value is not acceptable in a specification."""
+
+
 class AggregateNotFoundError(EventlabError, LookupError):
     """No events exist for the requested aggregate id."""
 

@@ -16,7 +16,7 @@ VERSION_FIELD = "_version"
 """Document field holding an entity's optimistic-concurrency version."""
 
 
-class MongoDBModelMapper(Generic[T]):
+class MongoModelMapper(Generic[T]):
     """Converts entities to documents and back, exactly.
 
     Works for pydantic models and standard dataclasses (nested models, lists, enums, UUID,

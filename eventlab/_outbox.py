@@ -21,8 +21,8 @@ from ._bson import check_collection_name, decimals_to_python, to_bson_value
 from ._connection import MongoConnectionManager
 from ._domain import utc_now
 from ._errors import ConfigurationError, ConnectionFailedError
-from ._event_store import SessionProvider
 from ._migrations import IndexSpec, Migration, MigrationResult, Migrator
+from ._session import SessionProvider
 
 logger = logging.getLogger("eventlab.outbox")
 
@@ -127,7 +127,7 @@ OUTBOX_MIGRATIONS = (
 )
 
 
-class MongoOutboxStorage:
+class MongoOutboxStore:
     """The outbox collection and its claim protocol.
 
     :param max_attempts: failures after which a message is dead-lettered (status ``dead``).
@@ -367,7 +367,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        outbox: MongoOutboxStorage,
+        outbox: MongoOutboxStore,
         publisher: Publisher,
         *,
         worker_id: str | None = None,

@@ -11,7 +11,6 @@ from typing import Any
 
 from ._errors import InvalidEventError
 
-
 _CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )

@@ -13,8 +13,8 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from ._bson import check_collection_name, decimals_to_python
 from ._connection import MongoConnectionManager
 from ._errors import ConcurrencyError
-from ._event_store import SessionProvider
-from ._mapper import VERSION_FIELD, MongoDBModelMapper
+from ._mapper import VERSION_FIELD, MongoModelMapper
+from ._session import SessionProvider
 from .specification import QueryOptions
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ class MongoRepository(Generic[T]):
     :param connection: the :class:`MongoConnectionManager`.
     :param collection: collection name (validated).
     :param model_cls: a pydantic model or dataclass with an ``id_field``.
-    :param mapper: a custom :class:`MongoDBModelMapper` (e.g. with computed fields).
+    :param mapper: a custom :class:`MongoModelMapper` (e.g. with computed fields).
 
     Entities with a ``version`` attribute are saved with optimistic concurrency: ``add`` of an
     entity whose version is not the stored one raises :class:`ConcurrencyError`, and a successful
@@ -41,12 +41,12 @@ class MongoRepository(Generic[T]):
         collection: str,
         model_cls: type[T],
         id_field: str = "id",
-        mapper: MongoDBModelMapper[T] | None = None,
+        mapper: MongoModelMapper[T] | None = None,
     ) -> None:
         self.connection = connection
         self.collection_name = check_collection_name(collection)
         self.model_cls = model_cls
-        self._mapper = mapper or MongoDBModelMapper(model_cls, id_field=id_field)
+        self._mapper = mapper or MongoModelMapper(model_cls, id_field=id_field)
 
     @property
     def collection(self) -> AsyncCollection[dict[str, Any]]:

@@ -69,6 +69,11 @@ async def run_transaction(
 ) -> T:
     """Run ``callback(session)`` in a transaction, retrying per the drivers' rules.
 
+    The shape of the drivers' own ``with_transaction``; what it adds is a configurable time
+    budget, jittered backoff between attempts and eventlab's typed errors. A callback that ends
+    the transaction itself (aborts it on purpose and returns a value) is not committed: its
+    value is returned as it is.
+
     :param client: the ``AsyncMongoClient`` that starts the session (unused if ``session``).
     :param session: run in this session (left open) instead of a new one.
     :param time_budget: seconds after which a transient failure is no longer retried and
@@ -78,11 +83,11 @@ async def run_transaction(
     """
     if session is None:
         async with client.start_session() as own:
-            return await _run(own, callback, time_budget, on_retry)
-    return await _run(session, callback, time_budget, on_retry)
+            return await _with_transaction(own, callback, time_budget, on_retry)
+    return await _with_transaction(session, callback, time_budget, on_retry)
 
 
-async def _run(
+async def _with_transaction(
     session: AsyncClientSession,
     callback: Callable[[AsyncClientSession], Awaitable[T]],
     time_budget: float,
@@ -91,64 +96,67 @@ async def _run(
     deadline = time.monotonic() + time_budget
     attempt = 0
     while True:
+        if attempt:
+            await asyncio.sleep(backoff_delay(attempt))
         await session.start_transaction()
         try:
             result = await callback(session)
-        except BaseException as exc:
+        except BaseException as exc:  # a cancelled task too: never leave the transaction open
             if session.in_transaction:
                 await session.abort_transaction()
-            attempt = await _back_off_or_raise(exc, attempt, deadline, on_retry)
+            if not _retryable(exc, TRANSIENT, deadline):
+                _raise_mapped(exc)
+            attempt += 1
+            _notify(on_retry, attempt, exc)
             continue
+        if not session.in_transaction:
+            return result  # the callback ended the transaction itself: nothing to commit
         try:
-            await _commit_with_retry(session, deadline)
+            await commit_with_retry(session, deadline)
         except PyMongoError as exc:
-            attempt = await _back_off_or_raise(exc, attempt, deadline, on_retry)
+            if not _retryable(exc, TRANSIENT, deadline):
+                _raise_mapped(exc)
+            attempt += 1
+            _notify(on_retry, attempt, exc)
             continue
         return result
 
 
-async def _back_off_or_raise(
-    exc: BaseException,
-    attempt: int,
-    deadline: float,
-    on_retry: Callable[[int, BaseException], None] | None,
-) -> int:
-    """Sleep before the next attempt of a transient failure (returning its number), or raise
-    the mapped error when the failure is not transient or the time budget is spent."""
-    if not (has_label(exc, TRANSIENT) and time.monotonic() < deadline):
-        _raise_mapped(exc)
-    attempt += 1
-    if on_retry is not None:
-        on_retry(attempt, exc)
-    await asyncio.sleep(backoff_delay(attempt))
-    return attempt
+async def commit_with_retry(session: AsyncClientSession, deadline: float) -> None:
+    """Commit; a commit whose outcome is unknown is retried *as a commit* until ``deadline``.
 
-
-def _raise_mapped(exc: BaseException) -> NoReturn:
-    mapped = map_error(exc, timed_out=has_label(exc, TRANSIENT))
-    if mapped is exc:
-        raise exc
-    raise mapped from exc
-
-
-async def _commit_with_retry(session: AsyncClientSession, deadline: float) -> None:
+    Commit is idempotent on the server, so a retried commit applies the transaction at most
+    once. ``MaxTimeMSExpired`` is excluded, as the specification says (the time is up anyway).
+    """
     attempt = 0
     while True:
         try:
             await session.commit_transaction()
             return
         except PyMongoError as exc:
-            # A commit whose outcome is unknown is retried as a commit: the server applies it at
-            # most once. MaxTimeMSExpired is excluded by the spec (the budget already ran out).
-            if (
-                has_label(exc, UNKNOWN_COMMIT)
-                and not isinstance(exc, ExecutionTimeout)
-                and time.monotonic() < deadline
-            ):
-                attempt += 1
-                await asyncio.sleep(backoff_delay(attempt))
-                continue
-            raise
+            if isinstance(exc, ExecutionTimeout) or not _retryable(exc, UNKNOWN_COMMIT, deadline):
+                raise
+            attempt += 1
+            await asyncio.sleep(backoff_delay(attempt))
+
+
+def _retryable(exc: BaseException, label: str, deadline: float) -> bool:
+    return has_label(exc, label) and time.monotonic() < deadline
+
+
+def _notify(
+    on_retry: Callable[[int, BaseException], None] | None, attempt: int, exc: BaseException
+) -> None:
+    if on_retry is not None:
+        on_retry(attempt, exc)
+
+
+def _raise_mapped(exc: BaseException) -> NoReturn:
+    """The one place a failed transaction's error becomes eventlab's (or stays as it is)."""
+    mapped = map_error(exc, timed_out=has_label(exc, TRANSIENT))
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
 
 def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:

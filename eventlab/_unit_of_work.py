@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
-from ._transactions import DEFAULT_TIME_BUDGET, _commit_with_retry, map_error, run_transaction
+from ._transactions import DEFAULT_TIME_BUDGET, commit_with_retry, map_error, run_transaction
 
 logger = logging.getLogger("eventlab")
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class MongoUnitOfWork:
         session = self.session
         if self._transactional:
             try:
-                await _commit_with_retry(session, deadline=float("inf"))
+                await commit_with_retry(session, deadline=float("inf"))
             except PyMongoError as exc:
                 self._state = "rolled_back"
                 mapped = map_error(exc)

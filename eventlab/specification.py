@@ -24,7 +24,7 @@ from typing import Any
 from bson import Code, Regex
 
 from ._bson import to_bson_value
-from ._errors import ConfigurationError, EventlabError
+from ._errors import ConfigurationError, EventlabError, InvalidSpecificationError
 
 OPERATORS = frozenset(
     {
@@ -45,10 +45,6 @@ OPERATORS = frozenset(
     }
 )
 """Operators a :class:`Condition` accepts."""
-
-
-class InvalidSpecificationError(EventlabError, ValueError):
-    """A field path, operator or value is not acceptable in a specification."""
 
 
 FieldMap = Callable[[str], str]

@@ -1,0 +1,86 @@
+"""Restore: put exported events back exactly as they were (positions and times kept).
+
+Not an append (there is no expectation to check), but bound by the writer's invariants:
+
+* a restored position must lie above every position the store has handed out (the counter), so
+  a follower checkpointed anywhere never misses a restored event and no position is reused; an
+  empty store accepts any export;
+* the counter is moved past each chunk *inside the same guard* as the chunk's insert (one
+  transaction that first takes the counter document), so no concurrent append can take a
+  position inside the range being restored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, ConnectionFailure
+
+from ._domain import utc_now
+from ._errors import InvalidEventError
+from ._event_codec import stored_document
+from ._records import StoredEvent
+from ._schema import EventStoreSchema
+from ._transactions import run_transaction
+
+
+async def restore(
+    schema: EventStoreSchema, events: Sequence[StoredEvent], *, chunk_size: int = 1000
+) -> int:
+    """Insert ``events`` as they were; returns how many were written (see the module doc)."""
+    mode = await schema.ready()
+    missing = [e.event_id for e in events if e.position is None]
+    if missing:
+        raise InvalidEventError(f"{len(missing)} event(s) have no position, e.g. {missing[0]}")
+    ordered = sorted(events, key=lambda e: e.position or 0)
+    written = 0
+    try:
+        for start in range(0, len(ordered), chunk_size):
+            chunk = ordered[start : start + chunk_size]
+            documents = [
+                stored_document(e if e.recorded_at else replace(e, recorded_at=utc_now()))
+                for e in chunk
+            ]
+            restore_chunk = partial(_restore_chunk, schema, documents)
+            if mode.transactions:
+                await run_transaction(schema.connection.client, restore_chunk)
+            else:
+                await restore_chunk(None)
+            written += len(chunk)
+    except InvalidEventError as exc:
+        raise InvalidEventError(f"restore stopped after {written} events: {exc}") from exc
+    except ConnectionFailure as exc:
+        raise schema.connection.unreachable(exc) from exc
+    return written
+
+
+async def _restore_chunk(
+    schema: EventStoreSchema, documents: list[dict[str, Any]], session: AsyncClientSession | None
+) -> None:
+    lowest = documents[0]["position"]
+    highest = documents[-1]["position"]
+    before = await schema.counters.find_one_and_update(
+        {"_id": schema.counter_id},
+        {"$max": {"seq": highest}},
+        upsert=True,
+        return_document=ReturnDocument.BEFORE,
+        projection={"seq": 1},
+        session=session,
+    )
+    handed_out = int(before["seq"]) if before else 0
+    if lowest <= handed_out:  # raised inside the transaction: the counter move is undone too
+        raise InvalidEventError(
+            f"restore would reuse position {lowest}: this store has already handed out positions "
+            f"up to {handed_out}. Restore into an empty store (or an export whose positions "
+            "all lie above the store's), or import the events as new appends instead"
+        )
+    try:
+        await schema.events.insert_many(documents, ordered=True, session=session)
+    except BulkWriteError as exc:
+        first = (exc.details.get("writeErrors") or [{}])[0]
+        raise InvalidEventError(str(first.get("errmsg", exc))) from exc

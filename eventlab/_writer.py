@@ -1,0 +1,479 @@
+"""The event writer: one append, as one straight pipeline.
+
+``prepare`` → (``reserve_early``) → one transaction: ``expect`` · ``first_position`` · ``insert``
+→ ``settle``. Each attempt returns what happened as a value (:class:`Appended`,
+:class:`VersionMismatch`, :class:`KeyCollision`); :meth:`EventWriter.settle` alone decides
+what that means for the caller (the events, an idempotent retry, a typed error, or "go again").
+
+Why the expectation guard is safe without a read-then-insert race (docs/positions.md): version
+``expected`` must exist (a read; events are never deleted, so once seen it stays true) and the
+unique index on ``(aggregate_id, version)`` rejects anything already at ``expected + 1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import bson
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge
+
+from ._checks import check_aggregate_id, normalize_expected
+from ._domain import DomainEvent, utc_now
+from ._errors import (
+    ConcurrencyError,
+    DocumentTooLargeError,
+    DuplicateEventError,
+    EventlabError,
+    InvalidEventError,
+    TransactionTimeoutError,
+    UnitOfWorkStateError,
+)
+from ._event_codec import event_body, from_document, same_client_content
+from ._positions import PositionAllocator
+from ._records import ExpectedVersion, StoredEvent
+from ._registry import EventRegistry
+from ._schema import EventStoreSchema
+from ._session import SessionProvider
+from ._transactions import backoff_delay, run_transaction
+
+T = TypeVar("T")
+Expected = int | ExpectedVersion
+
+
+# -- what is appended --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """Events for one stream, with the caller's expectation, and their encoded bodies."""
+
+    aggregate_id: str
+    expected: Expected
+    events: list[StoredEvent]
+    bodies: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, aggregate_id: str, expected: Expected, events: list[StoredEvent]) -> StreamAppend:
+        ids = [e.event_id for e in events]
+        if len(set(ids)) != len(ids):
+            raise InvalidEventError(f"stream {aggregate_id!r}: the batch repeats an event_id")
+        return cls(aggregate_id, expected, events, [event_body(e) for e in events])
+
+
+def prepare_stream(
+    registry: EventRegistry,
+    aggregate_id: Any,
+    events: Sequence[DomainEvent | StoredEvent],
+    expected_version: Any,
+    *,
+    aggregate_type: str | None,
+    metadata: dict[str, Any] | None,
+) -> StreamAppend | None:
+    """``save_events``' arguments as one :class:`StreamAppend` (``None`` for no events).
+
+    Versions are assigned here from the expectation (``expected + 1`` onwards; for a symbolic
+    expectation they are placeholders, fixed once the stream's version is read).
+    """
+    aggregate_id = check_aggregate_id(aggregate_id)
+    expected = normalize_expected(expected_version)
+    if not events:
+        return None
+    base = expected if isinstance(expected, int) else 0
+    records: list[StoredEvent] = []
+    for offset, event in enumerate(events, start=1):
+        if isinstance(event, DomainEvent):
+            kind = aggregate_type or type(event).aggregate_type
+            if not kind:
+                raise InvalidEventError(
+                    f"{type(event).__name__} declares no aggregate_type; pass aggregate_type="
+                )
+            record = registry.to_stored(
+                event,
+                aggregate_id=aggregate_id,
+                aggregate_type=kind,
+                version=base + offset,
+                metadata=metadata,
+            )
+        elif isinstance(event, StoredEvent):
+            if event.aggregate_id != aggregate_id:
+                raise InvalidEventError(
+                    f"event {event.event_id} belongs to {event.aggregate_id!r}, "
+                    f"not {aggregate_id!r}"
+                )
+            record = replace(
+                event,
+                version=base + offset,
+                metadata={**event.metadata, **metadata} if metadata else event.metadata,
+            )
+        else:
+            raise InvalidEventError(
+                f"save_events takes DomainEvent or StoredEvent objects, got {type(event).__name__}"
+            )
+        records.append(record)
+    return StreamAppend.of(aggregate_id, expected, records)
+
+
+def prepare_records(events: Sequence[StoredEvent]) -> list[StreamAppend]:
+    """``append_batch``'s records, grouped by stream, each at its own version."""
+    groups: dict[str, list[StoredEvent]] = {}
+    for event in events:
+        if not isinstance(event, StoredEvent):
+            raise InvalidEventError(
+                f"append_batch takes StoredEvent records, got {type(event).__name__}; "
+                "use save_events for DomainEvent objects"
+            )
+        groups.setdefault(event.aggregate_id, []).append(event)
+    batch = []
+    for aggregate_id, stream_events in groups.items():
+        first = stream_events[0].version
+        if [e.version for e in stream_events] != list(range(first, first + len(stream_events))):
+            raise InvalidEventError(
+                f"stream {aggregate_id!r}: versions in a batch must be contiguous, got "
+                f"{[e.version for e in stream_events]}"
+            )
+        batch.append(StreamAppend.of(aggregate_id, first - 1, stream_events))
+    return batch
+
+
+# -- what happened -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The batch committed; here are its events with versions and positions."""
+
+    events: list[StoredEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMismatch:
+    """A stream was not at the expected version (read before writing; nothing written)."""
+
+    aggregate_id: str
+    expected: Expected
+    actual: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCollision:
+    """The insert hit a unique index (``_id``, ``stream_version`` or ``position``)."""
+
+    index: str
+    aggregate_id: str | None
+
+
+Outcome = Appended | VersionMismatch | KeyCollision
+
+
+# -- the writer --------------------------------------------------------------------------------
+
+
+class EventWriter:
+    """Appends batches atomically, with per-stream expectations and global positions.
+
+    :param schema: the store's collections and bootstrap.
+    :param allocator: how positions are taken (one object per strategy).
+    :param transactions: ``False`` only on a standalone server (require_replica_set=False).
+    :param time_budget: seconds for transient retries and for an ``ANY`` append that keeps
+        losing races to other appenders.
+    """
+
+    def __init__(
+        self,
+        schema: EventStoreSchema,
+        allocator: PositionAllocator,
+        *,
+        transactions: bool,
+        time_budget: float,
+    ) -> None:
+        self._schema = schema
+        self._events = schema.events
+        self._allocator = allocator
+        self._transactions = transactions
+        self._time_budget = time_budget
+
+    async def append(
+        self, batch: list[StreamAppend], uow: SessionProvider | None = None
+    ) -> list[StoredEvent]:
+        """Store ``batch`` atomically (all or none) and return it as stored."""
+        try:
+            if uow is not None:
+                return await self._append_in_caller_transaction(batch, uow.session)
+            deadline = time.monotonic() + self._time_budget
+            attempt = 0
+            while True:
+                settled = await self.settle(await self._attempt(batch), batch)
+                if settled is not None:
+                    return settled
+                attempt += 1  # an ANY append lost a race: go again, after the winner
+                if time.monotonic() >= deadline:
+                    raise TransactionTimeoutError(
+                        f"an append with ExpectedVersion.ANY kept losing races for "
+                        f"{self._time_budget:g}s"
+                    )
+                await asyncio.sleep(backoff_delay(attempt))
+        except DocumentTooLarge as exc:
+            raise self._too_large(batch) from exc
+        except ConnectionFailure as exc:
+            raise self._schema.connection.unreachable(exc) from exc
+
+    async def _attempt(self, batch: list[StreamAppend]) -> Outcome:
+        """One try: a transaction (its transient failures retried by the runner)."""
+        count = _count(batch)
+        if self._allocator.positions_survive_aborts:
+            # Outside the transaction, advisory: a writer that has already lost must not burn
+            # positions (each would become a permanent hole in the log).
+            mismatch = await self._expect_all(batch, None)
+            if mismatch is not None:
+                return mismatch
+        early = await self._allocator.reserve_early(count)
+        if not self._transactions:
+            return await self._write(batch, count, early, None, own_transaction=False)
+        return await run_transaction(
+            self._schema.connection.client,
+            lambda session: self._write(batch, count, early, session, own_transaction=True),
+            time_budget=self._time_budget,
+        )
+
+    async def _write(
+        self,
+        batch: list[StreamAppend],
+        count: int,
+        early: int | None,
+        session: AsyncClientSession | None,
+        *,
+        own_transaction: bool,
+    ) -> Outcome:
+        """Expectations, positions, insert: the body of one transaction."""
+        bases = []
+        for stream in batch:
+            base = await self._expect(stream, session)
+            if isinstance(base, VersionMismatch):
+                if own_transaction and session is not None:
+                    await session.abort_transaction()
+                return base
+            bases.append(base)
+        first = await self._allocator.first_position(count, early, session)
+        documents, stored = _place(batch, bases, first)
+        try:
+            await self._events.insert_many(documents, ordered=True, session=session)
+        except BulkWriteError as exc:
+            collision = _key_collision(exc)
+            if collision is None:
+                raise
+            if own_transaction and session is not None and session.in_transaction:
+                await session.abort_transaction()
+            return collision
+        return Appended(stored)
+
+    async def settle(self, outcome: Outcome, batch: list[StreamAppend]) -> list[StoredEvent] | None:
+        """What an attempt outside a caller's transaction means: the events, or ``None`` to go
+        again; raises the typed error otherwise. What is committed decides."""
+        if isinstance(outcome, Appended):
+            return outcome.events
+        existing = await self._stored_copies(batch, None)
+        if existing:  # this very batch is already stored: an idempotent retry
+            return _idempotent_result(batch, existing)
+        if isinstance(outcome, VersionMismatch):
+            raise _conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+        if outcome.index == "stream_version":
+            stream = _stream_of(batch, outcome.aggregate_id)
+            if stream.expected is ExpectedVersion.ANY:
+                return None
+            actual = await self.current_version(stream.aggregate_id, None)
+            raise _conflict(stream.aggregate_id, stream.expected, actual)
+        raise self._counter_behind(outcome)
+
+    async def _append_in_caller_transaction(
+        self, batch: list[StreamAppend], session: AsyncClientSession
+    ) -> list[StoredEvent]:
+        if self._transactions and not session.in_transaction:
+            raise UnitOfWorkStateError("the unit of work's session is not in a transaction")
+        # A duplicate key would abort all of the caller's work, so an idempotent retry is
+        # detected by a read before writing instead of by the error.
+        existing = await self._stored_copies(batch, session)
+        if existing:
+            return _idempotent_result(batch, existing)
+        count = _count(batch)
+        early = await self._allocator.reserve_early(count)
+        outcome = await self._write(batch, count, early, session, own_transaction=False)
+        if isinstance(outcome, Appended):
+            return outcome.events
+        if isinstance(outcome, VersionMismatch):
+            raise _conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+        # The server has aborted the caller's transaction: nothing of it will commit, so this
+        # is never reported as success, whatever is stored outside it.
+        if outcome.index == "stream_version":
+            stream = _stream_of(batch, outcome.aggregate_id)
+            actual = await self.current_version(stream.aggregate_id, None)
+            raise _conflict(stream.aggregate_id, stream.expected, actual)
+        if outcome.index == "_id":
+            raise DuplicateEventError([body["_id"] for s in batch for body in s.bodies])
+        raise self._counter_behind(outcome)
+
+    # -- expectations --------------------------------------------------------------------------
+
+    async def _expect_all(
+        self, batch: list[StreamAppend], session: AsyncClientSession | None
+    ) -> VersionMismatch | None:
+        for stream in batch:
+            if isinstance(stream.expected, int):
+                base = await self._expect(stream, session)
+                if isinstance(base, VersionMismatch):
+                    return base
+        return None
+
+    async def _expect(
+        self, stream: StreamAppend, session: AsyncClientSession | None
+    ) -> int | VersionMismatch:
+        """The version the new events follow, or the mismatch.
+
+        For an ``int`` expectation one indexed read: only "``expected`` exists" is load-bearing
+        (events are never deleted); "``expected + 1`` is absent" lets a writer that already lost
+        fail before it touches the position counter, which keeps losers from contending there.
+        The unique index remains the arbiter for writers racing past this read.
+        """
+        expected = stream.expected
+        if isinstance(expected, int):
+            if expected == 0:
+                return 0  # a new stream: the unique index on version 1 is the whole guard
+            wanted = [expected, expected + 1]
+            found = {
+                doc["version"]
+                async for doc in self._events.find(
+                    {"aggregate_id": stream.aggregate_id, "version": {"$in": wanted}},
+                    {"version": 1, "_id": 0},
+                    session=session,
+                )
+            }
+            if expected in found and expected + 1 not in found:
+                return expected
+            actual = await self.current_version(stream.aggregate_id, session)
+            return VersionMismatch(stream.aggregate_id, expected, actual)
+        current = await self.current_version(stream.aggregate_id, session)
+        if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
+            return VersionMismatch(stream.aggregate_id, expected, 0)
+        return current
+
+    async def current_version(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
+        doc = await self._events.find_one(
+            {"aggregate_id": aggregate_id},
+            {"version": 1, "_id": 0},
+            sort=[("version", -1)],
+            session=session,
+        )
+        return int(doc["version"]) if doc else 0
+
+    # -- settling helpers ----------------------------------------------------------------------
+
+    async def _stored_copies(
+        self, batch: list[StreamAppend], session: AsyncClientSession | None
+    ) -> list[dict[str, Any]]:
+        """Stored documents whose ids are among this batch's event ids."""
+        ids = [body["_id"] for s in batch for body in s.bodies]
+        return await self._events.find({"_id": {"$in": ids}}, session=session).to_list(None)
+
+    def _counter_behind(self, collision: KeyCollision) -> EventlabError:
+        return EventlabError(
+            f"duplicate key on index {collision.index!r} of {self._schema.events_collection_name}:"
+            " the position counter is behind the stored events (was it reset?)"
+        )
+
+    def _too_large(self, batch: list[StreamAppend]) -> DocumentTooLargeError:
+        limit = self._schema.connection.info.max_bson_object_size
+        for stream in batch:
+            for body in stream.bodies:
+                size = len(bson.encode(body))
+                if size > limit - 1024:
+                    return DocumentTooLargeError(
+                        f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
+                        f"the server's limit is {limit:,}"
+                    )
+        return DocumentTooLargeError("the batch exceeds the server's message size limit")
+
+
+def _count(batch: list[StreamAppend]) -> int:
+    return sum(len(s.events) for s in batch)
+
+
+def _place(
+    batch: list[StreamAppend], bases: list[int], first: int
+) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The documents to insert and the events to return: versions and positions filled in."""
+    recorded_at = utc_now()
+    documents: list[dict[str, Any]] = []
+    stored: list[StoredEvent] = []
+    position = first
+    for stream, base in zip(batch, bases, strict=True):
+        for offset, (event, body) in enumerate(zip(stream.events, stream.bodies, strict=True)):
+            version = base + offset + 1
+            documents.append(
+                {**body, "version": version, "position": position, "recorded_at": recorded_at}
+            )
+            stored.append(
+                replace(
+                    event,
+                    version=version,
+                    occurred_at=body["occurred_at"],
+                    position=position,
+                    recorded_at=recorded_at,
+                )
+            )
+            position += 1
+    return documents, stored
+
+
+def _idempotent_result(
+    batch: list[StreamAppend], existing: list[dict[str, Any]]
+) -> list[StoredEvent]:
+    by_id = {doc["_id"]: doc for doc in existing}
+    mismatched = []
+    result = []
+    for stream in batch:
+        fixed_version = isinstance(stream.expected, int)
+        for body in stream.bodies:
+            doc = by_id.get(body["_id"])
+            if doc is None or not same_client_content(body, doc, check_version=fixed_version):
+                mismatched.append(body["_id"])
+            else:
+                result.append(from_document(doc))
+    if mismatched:
+        raise DuplicateEventError(sorted(by_id, key=str))
+    return result
+
+
+def _stream_of(batch: list[StreamAppend], aggregate_id: str | None) -> StreamAppend:
+    return next((s for s in batch if s.aggregate_id == aggregate_id), batch[0])
+
+
+def _conflict(aggregate_id: str, expected: Expected, actual: int) -> ConcurrencyError:
+    shown = expected if isinstance(expected, int) else expected.name
+    return ConcurrencyError(aggregate_id, shown, actual)
+
+
+def _key_collision(exc: BulkWriteError) -> KeyCollision | None:
+    """The unique index a bulk insert hit, or ``None`` when the error is not a duplicate key."""
+    errors = exc.details.get("writeErrors") or []
+    if not errors or errors[0].get("code") != 11000:
+        return None
+    first = errors[0]
+    pattern = first.get("keyPattern") or {}
+    if "_id" in pattern:
+        index = "_id"
+    elif "version" in pattern:
+        index = "stream_version"
+    elif "position" in pattern:
+        index = "position"
+    else:  # servers that omit keyPattern name the index in the message
+        message = str(first.get("errmsg", ""))
+        index = next(
+            (n for n in ("stream_version", "position", "_id_") if f"index: {n}" in message),
+            "unknown",
+        )
+        index = "_id" if index == "_id_" else index
+    return KeyCollision(index, (first.get("op") or {}).get("aggregate_id"))
