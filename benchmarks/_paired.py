@@ -9,6 +9,7 @@ eventlab's operation: both see the same server state, and the ratio of their med
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -73,12 +74,28 @@ def paired(
     return result
 
 
+RECORD_ONLY_ENV = "EVENTLAB_BENCH_RECORD_ONLY"
+
+
+def _verdict(met: bool, message: str) -> None:
+    """Fail the benchmark on a missed target, unless the run only records numbers.
+
+    Record-only runs (``EVENTLAB_BENCH_RECORD_ONLY=1``) are for showing numbers, as notebook 04
+    does: whether a budget holds on this machine is then reported, not raised, so that a
+    notebook (and the test that executes it) never fails on the speed of the machine.
+    """
+    if not met and os.environ.get(RECORD_ONLY_ENV) != "1":
+        raise AssertionError(message)
+
+
 def assert_ratio(benchmark: Any) -> None:
     """Assert the suite's ratio target (recorded as met / missed either way)."""
     info = benchmark.extra_info
     met = info["ratio"] <= info["ratio_target"]
     info["ratio_status"] = "met" if met else "missed"
-    assert met, f"{info['suite']}: {info['ratio']}x the raw driver, target {info['ratio_target']}x"
+    _verdict(
+        met, f"{info['suite']}: {info['ratio']}x the raw driver, target {info['ratio_target']}x"
+    )
 
 
 def assert_budget(benchmark: Any) -> None:
@@ -96,4 +113,4 @@ def assert_budget(benchmark: Any) -> None:
         return
     met = info["median_ms"] < budget_ms
     info["budget_status"] = "met" if met else "MISSED"
-    assert met, f"{info['suite']}: median {info['median_ms']} ms over budget {budget_ms} ms"
+    _verdict(met, f"{info['suite']}: median {info['median_ms']} ms over budget {budget_ms} ms")

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from ._errors import ConfigurationError, InvalidEventError
+from bson import Code, ObjectId
+
+from ._errors import ConfigurationError, InvalidIdError
 from ._records import ExpectedVersion
+
+_INT64 = range(-(2**63), 2**63)
+ID_TYPES = (str, int, uuid.UUID, ObjectId)
+"""What an entity id may be: plain values MongoDB compares by equality."""
+
+
+def check_id(value: Any, name: str = "id") -> Any:
+    """An entity id as a filter value: a ``str``, ``int`` (64-bit), ``UUID`` or ``ObjectId``.
+
+    Anything else (a dict of operators, a list, a regex, ``None``, a float, a bool) is refused
+    with :class:`~eventlab.InvalidIdError` naming ``name``, before any filter is built.
+    """
+    # bson.Code is a str subclass that the server would run as JavaScript.
+    if isinstance(value, bool | Code) or not isinstance(value, ID_TYPES):
+        raise InvalidIdError(
+            f"{name} must be a str, int, UUID or ObjectId value, got {type(value).__name__} "
+            f"{_short(value)}"
+        )
+    if isinstance(value, int) and value not in _INT64:
+        raise InvalidIdError(f"{name} {value} does not fit MongoDB's 64-bit integers")
+    return value
+
+
+def check_name(value: Any, name: str) -> str:
+    """A name used as a filter value (a stream id, an aggregate type): a non-empty ``str``."""
+    if not isinstance(value, str) or isinstance(value, Code) or not value:
+        raise InvalidIdError(f"{name} must be a non-empty string, got {_short(value)}")
+    if "\x00" in value:
+        raise InvalidIdError(f"{name} {value!r} contains a NUL character")
+    return value
 
 
 def check_aggregate_id(aggregate_id: Any) -> str:
-    """A stream id: a non-empty string."""
-    if not isinstance(aggregate_id, str):
-        aggregate_id = str(aggregate_id) if aggregate_id is not None else ""
-    if not aggregate_id:
-        raise InvalidEventError("aggregate_id must be a non-empty string")
-    return str(aggregate_id)
+    """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``)."""
+    return check_name(aggregate_id, "aggregate_id")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_int(value: Any, name: str) -> int:

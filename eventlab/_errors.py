@@ -122,6 +122,14 @@ class InvalidEventError(EventlabError, ValueError):
     """An event or batch is malformed (versions not contiguous, mixed ids, bad fields)."""
 
 
+class InvalidIdError(ConfigurationError):
+    """An id or name given as an argument is not a plain value of an accepted type.
+
+    Ids are values, never query operators: a dict such as ``{"$ne": None}`` from a JSON request
+    body must not match (or delete) an arbitrary document. The message names the argument.
+    """
+
+
 class InvalidSpecificationError(EventlabError, ValueError):
     """A field path, operator or value is not acceptable in a specification."""
 

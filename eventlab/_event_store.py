@@ -22,7 +22,7 @@ from typing import Any, Literal, overload
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure
 
-from ._checks import check_int, check_positive, check_types
+from ._checks import check_int, check_name, check_positive, check_types
 from ._connection import MongoConnectionManager
 from ._domain import DomainEvent
 from ._event_codec import from_document
@@ -363,7 +363,9 @@ class MongoEventStore:
 
     async def stream_ids(self, aggregate_type: str | None = None) -> list[str]:
         """Distinct aggregate ids (optionally of one aggregate type)."""
-        query = {"aggregate_type": aggregate_type} if aggregate_type else {}
+        query = {}
+        if aggregate_type is not None:
+            query["aggregate_type"] = check_name(aggregate_type, "aggregate_type")
         ids: list[str] = await self._read(self.events.distinct("aggregate_id", query))
         return sorted(ids)
 

@@ -11,8 +11,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from ._bson import check_collection_name, decimals_to_python
+from ._checks import check_id
 from ._connection import MongoConnectionManager
-from ._errors import ConcurrencyError
+from ._errors import ConcurrencyError, InvalidIdError
 from ._mapper import VERSION_FIELD, MongoModelMapper
 from ._session import SessionProvider
 from .specification import QueryOptions
@@ -62,6 +63,7 @@ class MongoRepository(Generic[T]):
     async def add(self, entity: T, uow: SessionProvider | None = None) -> T:
         """Insert or replace ``entity``; returns it (at its new version when versioned)."""
         doc = self._mapper_to_doc(entity)
+        check_id(doc.get("_id"), "the entity's id")
         session = _session(uow)
         try:
             if not self._mapper.versioned:
@@ -92,6 +94,7 @@ class MongoRepository(Generic[T]):
 
     async def get(self, entity_id: Any, uow: SessionProvider | None = None) -> T | None:
         """The entity with ``entity_id``, or ``None``."""
+        entity_id = check_id(entity_id, "entity_id")
         try:
             doc = await self.collection.find_one({"_id": entity_id}, session=_session(uow))
         except ConnectionFailure as exc:
@@ -100,6 +103,7 @@ class MongoRepository(Generic[T]):
 
     async def delete(self, entity_id: Any, uow: SessionProvider | None = None) -> bool:
         """Delete by id; True if something was deleted."""
+        entity_id = check_id(entity_id, "entity_id")
         try:
             result = await self.collection.delete_one({"_id": entity_id}, session=_session(uow))
         except ConnectionFailure as exc:
@@ -110,6 +114,12 @@ class MongoRepository(Generic[T]):
         self, entity_ids: Sequence[Any] | None = None, uow: SessionProvider | None = None
     ) -> list[T]:
         """All entities, or those with the given ids (in the order of ``entity_ids``)."""
+        if entity_ids is not None:
+            if isinstance(entity_ids, str | bytes) or not isinstance(entity_ids, Sequence):
+                raise InvalidIdError(
+                    f"entity_ids must be a list of ids, got {type(entity_ids).__name__}"
+                )
+            entity_ids = [check_id(i, f"entity_ids[{n}]") for n, i in enumerate(entity_ids)]
         query = {} if entity_ids is None else {"_id": {"$in": list(entity_ids)}}
         try:
             docs = await self.collection.find(query, session=_session(uow)).to_list(None)
