@@ -8,7 +8,7 @@ from typing import Any
 
 from bson import Code, ObjectId
 
-from ._errors import ConfigurationError, InvalidIdError
+from ._errors import ConfigurationError, InvalidIdError, InvalidStreamIdError
 from ._records import ExpectedVersion
 
 _INT64 = range(-(2**63), 2**63)
@@ -33,18 +33,18 @@ def check_id(value: Any, name: str = "id") -> Any:
     return value
 
 
-def check_name(value: Any, name: str) -> str:
+def check_name(value: Any, name: str, error: type[InvalidIdError] = InvalidIdError) -> str:
     """A name used as a filter value (a stream id, an aggregate type): a non-empty ``str``."""
     if not isinstance(value, str) or isinstance(value, Code) or not value:
-        raise InvalidIdError(f"{name} must be a non-empty string, got {_short(value)}")
+        raise error(f"{name} must be a non-empty string, got {_short(value)}")
     if "\x00" in value:
-        raise InvalidIdError(f"{name} {value!r} contains a NUL character")
+        raise error(f"{name} {value!r} contains a NUL character")
     return value
 
 
 def check_aggregate_id(aggregate_id: Any) -> str:
     """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``)."""
-    return check_name(aggregate_id, "aggregate_id")
+    return check_name(aggregate_id, "aggregate_id", InvalidStreamIdError)
 
 
 def _short(value: Any) -> str:

@@ -134,6 +134,11 @@ class InvalidSpecificationError(EventlabError, ValueError):
     """A field path, operator or value is not acceptable in a specification."""
 
 
+class InvalidStreamIdError(InvalidIdError, InvalidEventError):
+    """A stream (aggregate) id that is not a non-empty string: both an invalid id and, as it
+    always was, an invalid event."""
+
+
 class AggregateNotFoundError(EventlabError, LookupError):
     """No events exist for the requested aggregate id."""
 
