@@ -58,6 +58,9 @@ class MongoEventStore:
     :param auto_migrate: apply the index migrations on first use (the unique indexes are what
         makes concurrency safe, so turning this off is only for managed deployments that run
         :meth:`migrate` themselves).
+    :param query_indexes: also create the opt-in query indexes (by aggregate type and time, by
+        correlation id, by event type in log order). Off by default: each secondary index costs
+        every append (docs/positions.md, "Indexes").
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
 
     Reading: :meth:`read_stream` (one stream, forwards or backwards) and :meth:`read_all` (the
@@ -76,6 +79,7 @@ class MongoEventStore:
         positions: PositionStrategy | None = None,
         require_replica_set: bool = True,
         auto_migrate: bool = True,
+        query_indexes: bool = False,
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
     ) -> None:
         self.connection = connection
@@ -87,6 +91,7 @@ class MongoEventStore:
             positions=positions,
             require_replica_set=require_replica_set,
             auto_migrate=auto_migrate,
+            query_indexes=query_indexes,
         )
         self.events_collection_name = self._schema.events_collection_name
         self.counters_collection_name = self._schema.counters_collection_name
@@ -132,9 +137,12 @@ class MongoEventStore:
             "transactions": self.transactional,
         }
 
-    async def migrate(self) -> MigrationResult:
-        """Apply the event store's index migrations (idempotent; recorded in ``_migrations``)."""
-        return await self._schema.migrate()
+    async def migrate(self, *, query_indexes: bool | None = None) -> MigrationResult:
+        """Apply the event store's index migrations (idempotent; recorded in ``_migrations``).
+
+        :param query_indexes: also apply the opt-in query index set (default: as constructed).
+        """
+        return await self._schema.migrate(query_indexes=query_indexes)
 
     async def _writer(self) -> EventWriter:
         if self._event_writer is None:

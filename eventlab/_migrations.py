@@ -133,6 +133,15 @@ EVENT_STORE_MIGRATIONS: tuple[Migration, ...] = (
         ),
         "unique (aggregate_id, version) and unique global position",
     ),
+)
+"""The event store's own migrations: what correctness and the store's reads need.
+
+``stream_version`` serves reading a stream and is the arbiter of optimistic concurrency;
+``position`` serves reading the log and guarantees no position is stored twice. Nothing else
+is created by default: every secondary index costs each append (docs/positions.md, "Indexes").
+"""
+
+QUERY_INDEX_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "event_store_queries",
@@ -145,4 +154,6 @@ EVENT_STORE_MIGRATIONS: tuple[Migration, ...] = (
         "query indexes: by aggregate type and time, by correlation id, by type in order",
     ),
 )
-"""The event store's migrations (see docs/positions.md for why each index exists)."""
+"""Opt-in query indexes (``MongoEventStore(query_indexes=True)``, ``eventlab migrate
+--query-indexes``): for ad-hoc queries by aggregate type and time, by correlation id and by
+event type in log order. Each costs every append (docs/positions.md, "Indexes")."""

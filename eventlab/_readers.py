@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._event_store import MongoEventStore
 
 _STREAM_BATCH = 10_000
+_MAX_STRETCH = 1024
 
 
 class StreamReader:
@@ -54,6 +55,19 @@ class StreamReader:
                 query["version"]["$lte"] = check_int(to_version, "to_version")
         limit = 0 if max_count is None else check_positive(max_count, "max_count")
         await self._schema.ready()
+        if limit:
+            # Versions are dense: a count is a bounded range of versions (O(count) on any
+            # server, not a scan of the rest of the stream).
+            version = query.setdefault("version", {"$gt": after_version})
+            if not backwards:
+                version["$lte"] = min(
+                    version.get("$lte", after_version + limit), after_version + limit
+                )
+            else:
+                top = version.get("$lte")
+                if top is None:
+                    top = await self.current_version(query["aggregate_id"], session)
+                version["$gt"] = max(after_version, top - limit)
         # The whole stream is wanted: ask for it in one batch instead of the driver's default
         # first batch of 101 documents plus a getMore.
         cursor = self._schema.events.find(
@@ -85,7 +99,17 @@ class StreamReader:
 
 
 class LogReader:
-    """Reads the log, every stream, in global position order, one page at a time."""
+    """Reads the log, every stream, in global position order, one page at a time.
+
+    Every query is a **bounded range** of positions, ``(lo, hi]``, never an open-ended
+    ``position > p`` with a limit: a server that does not stop an index scan at the limit (the
+    embedded one) would otherwise examine the whole tail of the log for every page, making a
+    full read quadratic in the store's size. A range of ``limit`` positions holds at most
+    ``limit`` events, so each query costs O(page) on any server. Where a range comes back short
+    (holes left by aborted preallocated appends, an event-type filter, or the end of the log),
+    the reader moves on to the next range until the page is full or it passes the head: the
+    position counter, which is never below any stored position.
+    """
 
     def __init__(self, schema: EventStoreSchema) -> None:
         self._schema = schema
@@ -94,13 +118,37 @@ class LogReader:
         self, after_position: int, limit: int, event_types: list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` documents with ``position > after_position``, in position order."""
-        query: dict[str, Any] = {"position": {"$gt": after_position}}
-        if event_types is not None:
-            query["event_type"] = {"$in": event_types}
         await self._schema.ready()
-        cursor = self._schema.events.find(query, sort=[("position", 1)], limit=limit)
-        docs: list[dict[str, Any]] = await _guarded(self._schema, cursor.to_list(None))
+        events = self._schema.events
+        docs: list[dict[str, Any]] = []
+        lo = after_position
+        head: int | None = None
+        stretch = 1  # doubles while ranges come back empty: a wide hole costs O(log) queries
+        while len(docs) < limit:
+            wanted = limit - len(docs)
+            hi = lo + (limit if event_types is not None else wanted) * stretch
+            query: dict[str, Any] = {"position": {"$gt": lo, "$lte": hi}}
+            if event_types is not None:
+                query["event_type"] = {"$in": event_types}
+            cursor = events.find(query, sort=[("position", 1)], batch_size=max(wanted, 2))
+            found: list[dict[str, Any]] = await _guarded(self._schema, cursor.to_list(None))
+            docs += found[:wanted]
+            stretch = 1 if found else min(stretch * 2, _MAX_STRETCH)
+            if len(found) < hi - lo:  # a short range: holes, a filter, or the end of the log
+                if head is None:
+                    head = await self.head()
+                if hi >= head:
+                    break
+            lo = hi
         return docs
+
+    async def head(self) -> int:
+        """The highest position handed out so far (the counter; 0 for a new store)."""
+        schema = self._schema
+        counter = await _guarded(
+            schema, schema.counters.find_one({"_id": schema.counter_id}, {"seq": 1})
+        )
+        return int(counter["seq"]) if counter else 0
 
 
 class EventStream:

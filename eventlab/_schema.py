@@ -20,7 +20,12 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from ._bson import check_collection_name
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError
-from ._migrations import EVENT_STORE_MIGRATIONS, MigrationResult, Migrator
+from ._migrations import (
+    EVENT_STORE_MIGRATIONS,
+    QUERY_INDEX_MIGRATIONS,
+    MigrationResult,
+    Migrator,
+)
 from ._positions import PositionStrategy
 
 logger = logging.getLogger("eventlab")
@@ -53,6 +58,7 @@ class EventStoreSchema:
         positions: PositionStrategy | None,
         require_replica_set: bool,
         auto_migrate: bool,
+        query_indexes: bool = False,
     ) -> None:
         if positions not in (None, "transactional", "preallocated"):
             raise ConfigurationError(
@@ -67,6 +73,7 @@ class EventStoreSchema:
         self.requested_positions = positions
         self._require_replica_set = require_replica_set
         self._auto_migrate = auto_migrate
+        self.query_indexes = query_indexes
         self._mode: StoreMode | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -126,11 +133,17 @@ class EventStoreSchema:
             raise self.connection.unreachable(exc) from exc
         return StoreMode(positions or "transactional", transactions)
 
-    async def migrate(self) -> MigrationResult:
-        """Apply the event store's index migrations (idempotent; recorded in ``_migrations``)."""
+    async def migrate(self, *, query_indexes: bool | None = None) -> MigrationResult:
+        """Apply the index migrations (idempotent; recorded in ``_migrations``).
+
+        :param query_indexes: also the opt-in query index set (default: the store's setting).
+        """
+        if query_indexes is None:
+            query_indexes = self.query_indexes
+        migrations = EVENT_STORE_MIGRATIONS + (QUERY_INDEX_MIGRATIONS if query_indexes else ())
         migrator = Migrator(self.connection.database, {"events": self.events_collection_name})
         try:
-            return await migrator.run(EVENT_STORE_MIGRATIONS)
+            return await migrator.run(migrations)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
 

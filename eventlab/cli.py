@@ -270,13 +270,20 @@ def migrate(
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     events_collection: Annotated[str, typer.Option(help="Events collection.")] = "domain_events",
+    query_indexes: Annotated[
+        bool,
+        typer.Option(
+            help="Also create the query indexes (by aggregate type and time, correlation id, "
+            "event type); each costs every append."
+        ),
+    ] = False,
 ) -> None:
     """Apply the event store's index migrations (idempotent)."""
 
     async def run() -> None:
         async with _connection(uri, database, announce=False) as conn:
             store = MongoEventStore(conn, events_collection=events_collection, auto_migrate=False)
-            result = await store.migrate()
+            result = await store.migrate(query_indexes=query_indexes)
             for migration_id in result.applied:
                 typer.echo(f"applied  {migration_id}")
             for migration_id in result.already_applied:
