@@ -14,4 +14,16 @@ RATIO_TARGETS = {
     "load-1000": 1.25,
     "codec-decode": 3.0,
     "frame": 2.0,
+    # the scale suite: the last page of the log costs what the first does (bounded ranges)
+    "page-last-vs-first": 1.3,
+    # reading the whole log through eventlab vs the raw driver paging by the same ranges
+    "catch-up": 1.3,
 }
+
+SCALE_TARGETS = {
+    # issue targets recorded per store size; asserted at 100,000 events, where they are stated
+    "frame-seconds-at-100k": 10.0,
+}
+
+DEFAULT_STORE_SIZES = (10_000,)
+"""Store sizes of the scale suite in CI; ``--store-sizes 10000,100000`` adds the large one."""

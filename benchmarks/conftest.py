@@ -20,6 +20,8 @@ import pytest
 from eventlab import DomainEvent, EventRegistry, MongoConnectionManager, MongoEventStore
 from eventlab.embedded import EmbeddedMongo
 
+from .budgets import DEFAULT_STORE_SIZES
+
 T = TypeVar("T")
 
 
@@ -55,6 +57,22 @@ def make_events(count: int) -> list[ItemReserved]:
         )
         for i in range(count)
     ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-sizes",
+        default=",".join(str(n) for n in DEFAULT_STORE_SIZES),
+        help="comma-separated event counts of the scale suite's stores (default: %(default)s; "
+        "the documented large run is 10000,100000)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_size" in metafunc.fixturenames:
+        option = str(metafunc.config.getoption("--store-sizes"))
+        sizes = [int(n) for n in option.split(",") if n.strip()]
+        metafunc.parametrize("store_size", sizes, scope="module", ids=lambda n: f"{n // 1000}k")
 
 
 @pytest.fixture(scope="session")

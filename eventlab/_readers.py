@@ -6,6 +6,8 @@ projections, exports and ``events_frame`` build on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -176,21 +178,42 @@ class EventStream:
     def __aiter__(self) -> AsyncIterator[StoredEvent]:
         return self._iterate()
 
+    def _next_size(self, fetched: int) -> int:
+        """The size of the page after ``fetched`` more events (0: the read is complete)."""
+        if self._remaining is None:
+            return self._batch_size
+        return max(0, min(self._batch_size, self._remaining - fetched))
+
     async def _iterate(self) -> AsyncIterator[StoredEvent]:
         log = await self._store._log()
-        while self._remaining is None or self._remaining > 0:
-            size = self._batch_size
-            if self._remaining is not None:
-                size = min(size, self._remaining)
-            page = await log.page(self.position, size, self._event_types)
-            for doc in page:
-                event = from_document(doc)
-                self.position = event.position or self.position
-                if self._remaining is not None:
-                    self._remaining -= 1
-                yield event
-            if len(page) < size:
-                return
+        types = self._event_types
+        size = self._next_size(0)
+        pending: asyncio.Future[list[dict[str, Any]]] | None = asyncio.ensure_future(
+            log.page(self.position, size, types)
+        )
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                # Read ahead: while this page is decoded and handled, the server is already
+                # reading the next one (one page in flight at most: memory stays bounded).
+                next_size = self._next_size(len(page))
+                if page and len(page) == size and next_size:
+                    pending = asyncio.ensure_future(
+                        log.page(page[-1]["position"], next_size, types)
+                    )
+                size = next_size
+                for doc in page:
+                    event = from_document(doc)
+                    self.position = event.position or self.position
+                    if self._remaining is not None:
+                        self._remaining -= 1
+                    yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def to_list(self) -> list[StoredEvent]:
         """All the events of this read as a list (mind the size of the store)."""

@@ -225,18 +225,24 @@ class EventWriter:
     async def _attempt(self, batch: list[StreamAppend]) -> Outcome:
         """One try: a transaction (its transient failures retried by the runner)."""
         count = _count(batch)
+        checked: dict[str, int] = {}
         if self._allocator.positions_survive_aborts:
-            # Outside the transaction, advisory: a writer that has already lost must not burn
-            # positions (each would become a permanent hole in the log).
-            mismatch = await self._expect_all(batch, None)
-            if mismatch is not None:
-                return mismatch
+            # Before positions are taken: a writer that has already lost must not burn them
+            # (each would become a permanent hole in the log). What this read establishes for
+            # an int expectation ("version expected exists") can never become false, as events
+            # are never deleted, so the transaction need not read it again.
+            outcome = await self._expect_all(batch, None)
+            if isinstance(outcome, VersionMismatch):
+                return outcome
+            checked = outcome
         early = await self._allocator.reserve_early(count)
         if not self._transactions:
-            return await self._write(batch, count, early, None, own_transaction=False)
+            return await self._write(batch, count, early, None, checked, own_transaction=False)
         return await run_transaction(
             self._schema.connection.client,
-            lambda session: self._write(batch, count, early, session, own_transaction=True),
+            lambda session: self._write(
+                batch, count, early, session, checked, own_transaction=True
+            ),
             time_budget=self._time_budget,
         )
 
@@ -246,13 +252,18 @@ class EventWriter:
         count: int,
         early: int | None,
         session: AsyncClientSession | None,
+        checked: dict[str, int],
         *,
         own_transaction: bool,
     ) -> Outcome:
-        """Expectations, positions, insert: the body of one transaction."""
-        bases = []
+        """Expectations, positions, insert: the body of one transaction.
+
+        ``checked`` holds the bases of streams whose int expectation was already verified.
+        """
+        bases: list[int] = []
         for stream in batch:
-            base = await self._expect(stream, session)
+            known = checked.get(stream.aggregate_id)
+            base = known if known is not None else await self._expect(stream, session)
             if isinstance(base, VersionMismatch):
                 if own_transaction and session is not None:
                     await session.abort_transaction()
@@ -301,7 +312,7 @@ class EventWriter:
             return _idempotent_result(batch, existing)
         count = _count(batch)
         early = await self._allocator.reserve_early(count)
-        outcome = await self._write(batch, count, early, session, own_transaction=False)
+        outcome = await self._write(batch, count, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events
         if isinstance(outcome, VersionMismatch):
@@ -320,13 +331,16 @@ class EventWriter:
 
     async def _expect_all(
         self, batch: list[StreamAppend], session: AsyncClientSession | None
-    ) -> VersionMismatch | None:
+    ) -> dict[str, int] | VersionMismatch:
+        """Check every int expectation; the verified bases, or the first mismatch."""
+        bases = {}
         for stream in batch:
             if isinstance(stream.expected, int):
                 base = await self._expect(stream, session)
                 if isinstance(base, VersionMismatch):
                     return base
-        return None
+                bases[stream.aggregate_id] = base
+        return bases
 
     async def _expect(
         self, stream: StreamAppend, session: AsyncClientSession | None

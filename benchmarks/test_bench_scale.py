@@ -1,0 +1,173 @@
+"""Suite 7, scale: what reads and appends cost as the store grows.
+
+Stores of ``--store-sizes`` events (CI: 10,000; the documented large run adds 100,000), 100
+events per stream, written by ``restore``. Every benchmark is paired with the raw driver on the
+same store (see ``_paired.py``):
+
+* first vs last page of the log: the last page must cost what the first does (bounded ranges);
+* catch-up: the whole log through ``read_all`` vs the raw driver paging by the same ranges;
+* ``events_frame`` of the whole store vs the raw driver's documents in ``pd.DataFrame``;
+* single and 100-event appends with the store already full.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from itertools import count
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, StoredEvent
+from eventlab.workbench import events_frame
+
+from ._paired import _verdict, assert_ratio, paired
+from .budgets import SCALE_TARGETS
+from .conftest import make_events, make_store, stored_documents
+
+Run = Callable[[Awaitable[Any]], Any]
+PAGE = 1000
+STREAM_LENGTH = 100
+_raw_positions = count(10**9, 1000)  # far above eventlab's, so both share the indexes
+
+
+@pytest.fixture(scope="module")
+def scaled(
+    store_size: int, connection: MongoConnectionManager, registry: EventRegistry, run: Run
+) -> MongoEventStore:
+    store = make_store(connection, registry, run, "transactional", f"bench_scale_{store_size}")
+    events: list[StoredEvent] = []
+    position = 0
+    while position < store_size:
+        sid = f"scale-{uuid.uuid4().hex}"
+        for version, event in enumerate(make_events(STREAM_LENGTH), start=1):
+            position += 1
+            stored = registry.to_stored(
+                event, aggregate_id=sid, aggregate_type="Inventory", version=version
+            )
+            events.append(stored.with_position(position, stored.occurred_at))
+    run(store.restore(events[:store_size], chunk_size=2000))
+    return store
+
+
+def _raw_page(store: MongoEventStore, lo: int) -> Awaitable[list[dict[str, Any]]]:
+    query = {"position": {"$gt": lo, "$lte": lo + PAGE}}
+    return store.events.find(query, sort=[("position", 1)]).to_list(None)
+
+
+def test_scale_last_page_vs_first(
+    benchmark: Any, scaled: MongoEventStore, store_size: int, run: Run, server_label: str
+) -> None:
+    """The log's last page vs its first: equal cost whatever the store's size."""
+    last = store_size - PAGE
+    page = paired(
+        benchmark,
+        name="page-last-vs-first",
+        server=server_label,
+        target=lambda: run(scaled.get_events_after(last, PAGE)),
+        baseline=lambda: run(scaled.get_events_after(0, PAGE)),
+        rounds=15,
+        warmup_rounds=2,
+        settle=0.02,
+    )
+    assert len(page) == PAGE and page[-1].position == store_size
+    benchmark.extra_info["store_size"] = store_size
+    assert_ratio(benchmark)
+
+
+def test_scale_catch_up(
+    benchmark: Any, scaled: MongoEventStore, store_size: int, run: Run, server_label: str
+) -> None:
+    """Every event through ``read_all`` vs the raw driver reading the same pages."""
+
+    async def raw_catch_up() -> int:
+        seen, lo = 0, 0
+        while page := await _raw_page(scaled, lo):
+            seen += len(page)
+            lo = page[-1]["position"]
+        return seen
+
+    async def catch_up() -> int:
+        return sum([1 async for _ in scaled.read_all(0)])
+
+    seen = paired(
+        benchmark,
+        name="catch-up",
+        server=server_label,
+        target=lambda: run(catch_up()),
+        baseline=lambda: run(raw_catch_up()),
+        rounds=3,
+        warmup_rounds=1,
+    )
+    assert seen == store_size
+    info = benchmark.extra_info
+    info["store_size"] = store_size
+    info["events_per_second"] = round(store_size / (info["median_ms"] / 1e3))
+    info["raw_events_per_second"] = round(store_size / (info["baseline_median_ms"] / 1e3))
+    assert_ratio(benchmark)
+
+
+def test_scale_frame(
+    benchmark: Any, scaled: MongoEventStore, store_size: int, run: Run, server_label: str
+) -> None:
+    """``events_frame`` of the whole store vs ``pd.DataFrame`` of the raw documents."""
+
+    async def raw_frame() -> pd.DataFrame:
+        docs: list[dict[str, Any]] = []
+        lo = 0
+        while page := await _raw_page(scaled, lo):
+            docs += page
+            lo = page[-1]["position"]
+        return pd.DataFrame(docs)
+
+    frame = paired(
+        benchmark,
+        name="frame-of-store",
+        server=server_label,
+        target=lambda: run(events_frame(scaled)),
+        baseline=lambda: run(raw_frame()),
+        rounds=3,
+        warmup_rounds=0,
+    )
+    assert len(frame) == store_size and "payload.location.bin.row" in frame.columns
+    info = benchmark.extra_info
+    info["store_size"] = store_size
+    if store_size >= 100_000:
+        seconds = info["median_ms"] / 1e3 * 100_000 / store_size
+        limit = SCALE_TARGETS["frame-seconds-at-100k"]
+        info["budget_status"] = "met" if seconds <= limit else "MISSED"
+        _verdict(seconds <= limit, f"events_frame of 100,000 events took {seconds:.1f}s")
+
+
+@pytest.mark.parametrize("batch", [1, 100])
+def test_scale_append(
+    benchmark: Any,
+    scaled: MongoEventStore,
+    store_size: int,
+    run: Run,
+    server_label: str,
+    batch: int,
+) -> None:
+    """Appends to a store that already holds ``store_size`` events vs the raw insert."""
+    client, collection = scaled.connection.client, scaled.events
+
+    async def raw_insert(docs: list[dict[str, Any]]) -> None:
+        async with client.start_session() as session, await session.start_transaction():
+            await collection.insert_many(docs, session=session)
+
+    paired(
+        benchmark,
+        name=f"append-{batch}-at-scale",
+        server=server_label,
+        target=lambda sid, events: run(scaled.save_events(sid, events, expected_version=0)),
+        prepare=lambda: (f"at-scale-{uuid.uuid4().hex}", make_events(batch)),
+        baseline=lambda docs: run(raw_insert(docs)),
+        prepare_baseline=lambda: (stored_documents(scaled.registry, batch, next(_raw_positions)),),
+        rounds=15,
+        warmup_rounds=2,
+        settle=0.02,
+    )
+    benchmark.extra_info["store_size"] = store_size
+    assert benchmark.extra_info["median_ms"] > 0
