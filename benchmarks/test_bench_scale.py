@@ -135,8 +135,14 @@ def test_scale_frame(
     info = benchmark.extra_info
     info["store_size"] = store_size
     if store_size >= 100_000:
-        seconds = info["median_ms"] / 1e3 * 100_000 / store_size
+        # As with the seed budgets: asserted where the raw driver leaves room to meet it.
+        scale = 100_000 / store_size
+        seconds = info["median_ms"] / 1e3 * scale
+        raw_seconds = info["baseline_median_ms"] / 1e3 * scale
         limit = SCALE_TARGETS["frame-seconds-at-100k"]
+        if raw_seconds >= limit:
+            info["budget_status"] = f"server-bound: raw driver {raw_seconds:.1f} s"
+            return
         info["budget_status"] = "met" if seconds <= limit else "MISSED"
         _verdict(seconds <= limit, f"events_frame of 100,000 events took {seconds:.1f}s")
 

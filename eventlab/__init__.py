@@ -10,6 +10,7 @@ from ._connection import DeploymentInfo, MongoConnectionManager
 from ._domain import AggregateRoot, DomainEvent, applies
 from ._errors import (
     AggregateNotFoundError,
+    CommitOutcomeUnknownError,
     ConcurrencyError,
     ConfigurationError,
     ConnectionFailedError,
@@ -29,6 +30,7 @@ from ._errors import (
     TransactionError,
     TransactionsUnsupportedError,
     TransactionTimeoutError,
+    UniqueConstraintError,
     UnitOfWorkStateError,
     UnknownEventTypeError,
     UpcastError,
@@ -64,6 +66,7 @@ __all__ = [
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
+    "CommitOutcomeUnknownError",
     "ConcurrencyError",
     "ConfigurationError",
     "ConnectionFailedError",
@@ -106,6 +109,7 @@ __all__ = [
     "TransactionError",
     "TransactionTimeoutError",
     "TransactionsUnsupportedError",
+    "UniqueConstraintError",
     "UnitOfWorkStateError",
     "UnknownEventTypeError",
     "UpcastError",

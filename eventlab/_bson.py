@@ -79,6 +79,27 @@ def decimals_to_python(value: Any) -> Any:
     return value
 
 
+def find_unencodable_int(value: Any, path: str) -> str | None:
+    """The path of the first int outside BSON's 64-bit range in ``value``, or ``None``.
+
+    Not on the hot path: ints are copied unchecked when encoding (most payloads are full of
+    them), and this runs only after the driver refused a document with ``OverflowError``.
+    """
+    if type(value) is int:
+        return None if -(2**63) <= value < 2**63 else path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = find_unencodable_int(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = find_unencodable_int(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def to_bson_value(value: Any, path: str = "payload") -> Any:
     """Convert ``value`` to a BSON-encodable equivalent, or raise naming ``path``.
 

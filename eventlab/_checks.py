@@ -53,9 +53,11 @@ def _short(value: Any) -> str:
 
 
 def check_int(value: Any, name: str) -> int:
-    """A non-negative ``int`` argument (``bool`` refused)."""
+    """A non-negative ``int`` argument that fits BSON's 64-bit integers (``bool`` refused)."""
     if type(value) is not int or value < 0:
-        raise ConfigurationError(f"{name} must be a non-negative int, got {value!r}")
+        raise ConfigurationError(f"{name} must be a non-negative int, got {_short(value)}")
+    if value not in _INT64:
+        raise ConfigurationError(f"{name} {value} does not fit MongoDB's 64-bit integers")
     return value
 
 
@@ -84,6 +86,6 @@ def normalize_expected(expected: Any) -> int | ExpectedVersion:
         return expected
     if type(expected) is not int or expected < 0:
         raise ConfigurationError(
-            f"expected_version must be an int >= 0 or an ExpectedVersion, got {expected!r}"
+            f"expected_version must be an int >= 0 or an ExpectedVersion, got {_short(expected)}"
         )
-    return expected
+    return check_int(expected, "expected_version")

@@ -53,6 +53,15 @@ class TransactionTimeoutError(TransactionError):
     """Retrying a transient transaction failure did not succeed within the time budget."""
 
 
+class CommitOutcomeUnknownError(TransactionError):
+    """The commit was sent but its outcome could not be learned: it may or may not have applied.
+
+    Nothing is known to be written *or* not written. Retry the same operation with the **same
+    event ids**: an append that did apply is then recognised as an idempotent retry and
+    returns the stored events; one that did not is written now.
+    """
+
+
 class UnitOfWorkStateError(EventlabError):
     """A unit of work was used outside its ``async with`` block or after it finished."""
 
@@ -128,6 +137,20 @@ class InvalidIdError(ConfigurationError):
     Ids are values, never query operators: a dict such as ``{"$ne": None}`` from a JSON request
     body must not match (or delete) an arbitrary document. The message names the argument.
     """
+
+
+class UniqueConstraintError(EventlabError):
+    """A unique index other than the id refused a document (an email already taken, say).
+
+    Not a version conflict: retrying with a fresh version cannot help. ``index`` names the
+    index, ``key`` the value that is taken (as the server reported it).
+    """
+
+    def __init__(self, collection: str, index: str, key: Any) -> None:
+        super().__init__(f"{collection}: unique index {index!r} already holds {key!r}")
+        self.collection = collection
+        self.index = index
+        self.key = key
 
 
 class InvalidSpecificationError(EventlabError, ValueError):

@@ -7,18 +7,6 @@ from typing import Any
 from ._bson import decimals_to_python, to_bson_datetime, to_bson_value
 from ._records import StoredEvent
 
-CLIENT_FIELDS = (
-    "event_type",
-    "aggregate_id",
-    "aggregate_type",
-    "version",
-    "payload",
-    "metadata",
-    "occurred_at",
-    "schema_version",
-)
-"""Document fields a client writes (``_id`` aside); the store adds ``position``, ``recorded_at``."""
-
 
 def event_body(event: StoredEvent) -> dict[str, Any]:
     """The document of ``event`` without store-assigned fields, BSON-ready.
@@ -61,14 +49,27 @@ def from_document(doc: dict[str, Any]) -> StoredEvent:
     )
 
 
+IDENTITY_FIELDS = (
+    "event_type",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "payload",
+    "schema_version",
+)
+"""What makes a resent event "the same event" (an idempotent retry): its id, its place in the
+stream (KurrentDB's rule) and what it says. ``metadata`` and ``occurred_at`` are left out: a
+retried command legitimately carries a fresh trace id or timestamp. The stored copy wins."""
+
+
 def same_client_content(
     body: dict[str, Any], stored: dict[str, Any], *, check_version: bool
 ) -> bool:
-    """True when a stored document holds exactly what ``body`` would write.
+    """True when a stored document is the same event as ``body`` (see ``IDENTITY_FIELDS``).
 
-    Tells an idempotent retry (same id, same content) from an id reused for another event.
+    Tells an idempotent retry (same id, same event) from an id reused for another event.
     """
-    for field in CLIENT_FIELDS:
+    for field in IDENTITY_FIELDS:
         if field == "version" and not check_version:
             continue
         mine = body.get(field)

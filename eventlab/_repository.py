@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 from ._bson import check_collection_name, decimals_to_python
-from ._checks import check_id
+from ._checks import check_id, check_int
 from ._connection import MongoConnectionManager
-from ._errors import ConcurrencyError, InvalidIdError
+from ._errors import (
+    ConcurrencyError,
+    EventlabError,
+    InvalidIdError,
+    InvalidSpecificationError,
+    UniqueConstraintError,
+)
 from ._mapper import VERSION_FIELD, MongoModelMapper
 from ._session import SessionProvider
 from .specification import QueryOptions
@@ -61,36 +68,56 @@ class MongoRepository(Generic[T]):
         return self._mapper.from_doc(doc)
 
     async def add(self, entity: T, uow: SessionProvider | None = None) -> T:
-        """Insert or replace ``entity``; returns it (at its new version when versioned)."""
+        """Insert or replace ``entity``; returns it (at its new version when versioned).
+
+        :raises ConcurrencyError: a versioned entity was changed (or created) by someone else.
+        :raises UniqueConstraintError: another unique index of the collection refused it.
+        """
         doc = self._mapper_to_doc(entity)
-        check_id(doc.get("_id"), "the entity's id")
+        entity_id = check_id(doc.get("_id"), "the entity's id")
         session = _session(uow)
         try:
             if not self._mapper.versioned:
                 await self.collection.replace_one(
-                    {"_id": doc["_id"]}, doc, upsert=True, session=session
+                    {"_id": entity_id}, doc, upsert=True, session=session
                 )
                 return entity
             expected = int(doc[VERSION_FIELD] or 0)
             doc[VERSION_FIELD] = expected + 1
             if expected == 0:
-                try:
-                    await self.collection.insert_one(doc, session=session)
-                except DuplicateKeyError:
-                    raise ConcurrencyError(
-                        str(doc["_id"]), 0, await self._stored_version(doc["_id"], session)
-                    ) from None
+                await self.collection.insert_one(doc, session=session)
             else:
                 result = await self.collection.replace_one(
-                    {"_id": doc["_id"], VERSION_FIELD: expected}, doc, session=session
+                    {"_id": entity_id, VERSION_FIELD: expected}, doc, session=session
                 )
                 if result.matched_count == 0:
                     raise ConcurrencyError(
-                        str(doc["_id"]), expected, await self._stored_version(doc["_id"], session)
+                        str(entity_id), expected, await self._stored_version(entity_id, session)
                     )
+        except DuplicateKeyError as exc:
+            raise await self._duplicate(exc, entity_id, doc, session) from None
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         return _with_version(entity, self._mapper.version_attr, expected + 1)
+
+    async def _duplicate(
+        self,
+        exc: DuplicateKeyError,
+        entity_id: Any,
+        doc: dict[str, Any],
+        session: AsyncClientSession | None,
+    ) -> EventlabError:
+        """What a duplicate key means: a version conflict on the id, else another index."""
+        details = exc.details or {}
+        pattern = details.get("keyPattern") or {}
+        if pattern and "_id" not in pattern:
+            index = "_".join(f"{k}_{v}" for k, v in pattern.items())
+            return UniqueConstraintError(self.collection.name, index, details.get("keyValue"))
+        # Inside a transaction the duplicate key has aborted it on the server: the stored
+        # version is read outside it (what is committed decides).
+        outside = None if session is not None and session.in_transaction else session
+        actual = await self._stored_version(entity_id, outside)
+        return ConcurrencyError(str(entity_id), int(doc.get(VERSION_FIELD, 1)) - 1, actual)
 
     async def get(self, entity_id: Any, uow: SessionProvider | None = None) -> T | None:
         """The entity with ``entity_id``, or ``None``."""
@@ -101,11 +128,29 @@ class MongoRepository(Generic[T]):
             raise self.connection.unreachable(exc) from exc
         return None if doc is None else self._mapper_from_doc(doc)
 
-    async def delete(self, entity_id: Any, uow: SessionProvider | None = None) -> bool:
-        """Delete by id; True if something was deleted."""
+    async def delete(
+        self,
+        entity_id: Any,
+        uow: SessionProvider | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> bool:
+        """Delete by id; True if something was deleted.
+
+        :param expected_version: for a versioned entity, delete only if it is still at this
+            version, else :class:`ConcurrencyError` (nothing deleted).
+        """
         entity_id = check_id(entity_id, "entity_id")
+        query: dict[str, Any] = {"_id": entity_id}
+        if expected_version is not None:
+            query[VERSION_FIELD] = check_int(expected_version, "expected_version")
+        session = _session(uow)
         try:
-            result = await self.collection.delete_one({"_id": entity_id}, session=_session(uow))
+            result = await self.collection.delete_one(query, session=session)
+            if result.deleted_count == 0 and expected_version is not None:
+                actual = await self._stored_version(entity_id, session)
+                if actual:
+                    raise ConcurrencyError(str(entity_id), expected_version, actual)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         return result.deleted_count == 1
@@ -186,23 +231,43 @@ class SearchResult(Generic[T]):
         return decimals_to_python(doc)
 
     async def to_list(self) -> list[Any]:
-        try:
+        with self._typed_errors():
             docs = await self._cursor().to_list(None)
+        return [self._convert(doc) for doc in docs]
+
+    @contextlib.contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """The server's refusals of a query, as typed errors that name the limit."""
+        try:
+            yield
         except ConnectionFailure as exc:
             raise self._repo.connection.unreachable(exc) from exc
-        return [self._convert(doc) for doc in docs]
+        except DocumentTooLarge as exc:
+            raise InvalidSpecificationError(
+                "the search encodes to more than the server's maximum message size "
+                f"({self._repo.connection.info.max_bson_object_size:,} bytes); narrow it"
+            ) from exc
+        except OperationFailure as exc:
+            raise InvalidSpecificationError(
+                f"the server refused the search (code {exc.code}): {_first_line(exc)}"
+            ) from exc
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
         return self.to_list().__await__()
 
     async def stream(self, batch_size: int = 100) -> AsyncIterator[Any]:
         """Entities one by one, fetched ``batch_size`` documents at a time."""
-        async for doc in self._cursor(batch_size):
-            yield self._convert(doc)
+        with self._typed_errors():
+            async for doc in self._cursor(batch_size):
+                yield self._convert(doc)
 
     async def count(self) -> int:
         """Documents matching the specification, ignoring pagination."""
-        return await self._repo.collection.count_documents(self.filter, session=self._session)
+        with self._typed_errors():
+            total: int = await self._repo.collection.count_documents(
+                self.filter, session=self._session
+            )
+        return total
 
 
 def _session(uow: SessionProvider | None) -> AsyncClientSession | None:
@@ -216,3 +281,8 @@ def _with_version(entity: T, attr: str | None, version: int) -> T:
         return dataclasses.replace(entity, **{attr: version})
     copied: T = entity.model_copy(update={attr: version})  # type: ignore[attr-defined]
     return copied
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -27,9 +27,11 @@ from pymongo.errors import (
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WriteConcernError,
 )
 
 from ._errors import (
+    CommitOutcomeUnknownError,
     ConnectionFailedError,
     TransactionAbortedError,
     TransactionError,
@@ -166,6 +168,11 @@ def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
     """
     if not isinstance(exc, PyMongoError):
         return exc
+    if has_label(exc, UNKNOWN_COMMIT) or isinstance(exc, WriteConcernError):
+        return CommitOutcomeUnknownError(
+            f"the commit's outcome is unknown ({_short(exc)}); retry with the same event ids: "
+            "an append that applied is then returned as stored, one that did not is written"
+        )
     if timed_out:
         return TransactionTimeoutError(
             f"transaction kept failing transiently until the time budget ran out: {exc}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -17,6 +19,8 @@ from ._transactions import DEFAULT_TIME_BUDGET, commit_with_retry, map_error, ru
 
 logger = logging.getLogger("eventlab")
 T = TypeVar("T")
+
+_TRANSACTIONS_BY_CLIENT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 _HOW_TO_REPLICA_SET = (
     "MongoDB transactions need a replica set or a sharded cluster. Start a single-node replica "
@@ -49,6 +53,7 @@ class MongoUnitOfWork:
         *,
         session: AsyncClientSession | None = None,
         require_replica_set: bool = True,
+        commit_time_budget: float = DEFAULT_TIME_BUDGET,
     ) -> None:
         if (connection is None) == (session is None):
             raise ConfigurationError("give exactly one of connection= or session=")
@@ -56,6 +61,7 @@ class MongoUnitOfWork:
         self._session = session
         self._owns_session = session is None
         self._require_replica_set = require_replica_set
+        self._commit_time_budget = commit_time_budget
         self._transactional = True
         self._state = "new"  # new -> active -> committed/rolled_back -> closed
 
@@ -92,19 +98,33 @@ class MongoUnitOfWork:
         if self._session is None:
             assert self._connection is not None
             self._session = self._connection.client.start_session()
-        if self._transactional:
-            if self._session.in_transaction:
-                raise UnitOfWorkStateError("the session already has a transaction in progress")
-            await self._session.start_transaction()
+        try:
+            if self._transactional:
+                if self._session.in_transaction:
+                    raise UnitOfWorkStateError("the session already has a transaction in progress")
+                await self._session.start_transaction()
+        except BaseException:
+            # __aexit__ does not run when __aenter__ raises: end a session we started here.
+            if self._owns_session:
+                await self._session.end_session()
+                self._session = None
+            self._state = "closed"
+            raise
         self._state = "active"
         return self
 
     async def commit(self) -> None:
-        """Commit the transaction (an unknown commit result is retried as the spec says)."""
+        """Commit the transaction.
+
+        A commit whose outcome is unknown is retried as a commit (the server applies it at most
+        once) for up to ``commit_time_budget`` seconds, then reported as
+        :class:`~eventlab.CommitOutcomeUnknownError`.
+        """
         session = self.session
         if self._transactional:
+            deadline = time.monotonic() + self._commit_time_budget
             try:
-                await commit_with_retry(session, deadline=float("inf"))
+                await commit_with_retry(session, deadline)
             except PyMongoError as exc:
                 self._state = "rolled_back"
                 mapped = map_error(exc)
@@ -143,8 +163,14 @@ class MongoUnitOfWork:
                 await self._connection.connect()
             return self._connection.supports_transactions
         assert self._session is not None
-        hello: dict[str, Any] = await self._session.client.admin.command("hello")
-        return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        client = self._session.client
+        known = _TRANSACTIONS_BY_CLIENT.get(client)
+        if known is None:
+            # Once per client, not once per unit of work: a deployment does not change kind.
+            hello: dict[str, Any] = await client.admin.command("hello")
+            known = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+            _TRANSACTIONS_BY_CLIENT[client] = known
+        return known
 
 
 class _RunnerUnitOfWork:

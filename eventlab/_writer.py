@@ -16,12 +16,14 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import bson
+from bson.errors import InvalidDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge
+from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from ._bson import CODEC_OPTIONS, find_unencodable_int
 from ._checks import check_aggregate_id, normalize_expected
 from ._domain import DomainEvent, utc_now
 from ._errors import (
@@ -30,6 +32,8 @@ from ._errors import (
     DuplicateEventError,
     EventlabError,
     InvalidEventError,
+    SerializationError,
+    TransactionError,
     TransactionTimeoutError,
     UnitOfWorkStateError,
 )
@@ -39,7 +43,7 @@ from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._schema import EventStoreSchema
 from ._session import SessionProvider
-from ._transactions import backoff_delay, run_transaction
+from ._transactions import backoff_delay, map_error, run_transaction
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
@@ -219,8 +223,19 @@ class EventWriter:
                 await asyncio.sleep(backoff_delay(attempt))
         except DocumentTooLarge as exc:
             raise self._too_large(batch) from exc
+        except OverflowError as exc:
+            raise _int_too_large(batch) from exc
+        except TransactionError as exc:
+            # A server that refuses a document over its size limit answers with an error of
+            # its own (a transaction error here): name the event instead, if one is too large.
+            too_large = self._too_large(batch, only_if_found=True)
+            if too_large is None:
+                raise
+            raise too_large from exc
         except ConnectionFailure as exc:
             raise self._schema.connection.unreachable(exc) from exc
+        except PyMongoError as exc:  # outside a transaction: the preallocated counter's $inc
+            raise map_error(exc) from exc
 
     async def _attempt(self, batch: list[StreamAppend]) -> Outcome:
         """One try: a transaction (its transient failures retried by the runner)."""
@@ -398,17 +413,48 @@ class EventWriter:
             " the position counter is behind the stored events (was it reset?)"
         )
 
-    def _too_large(self, batch: list[StreamAppend]) -> DocumentTooLargeError:
+    @overload
+    def _too_large(
+        self, batch: list[StreamAppend], *, only_if_found: Literal[False] = False
+    ) -> DocumentTooLargeError: ...
+
+    @overload
+    def _too_large(
+        self, batch: list[StreamAppend], *, only_if_found: Literal[True]
+    ) -> DocumentTooLargeError | None: ...
+
+    def _too_large(
+        self, batch: list[StreamAppend], *, only_if_found: bool = False
+    ) -> DocumentTooLargeError | None:
         limit = self._schema.connection.info.max_bson_object_size
         for stream in batch:
             for body in stream.bodies:
-                size = len(bson.encode(body))
+                try:
+                    size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
+                except (OverflowError, InvalidDocument):
+                    continue  # not a size problem
                 if size > limit - 1024:
                     return DocumentTooLargeError(
                         f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
                         f"the server's limit is {limit:,}"
                     )
+        if only_if_found:
+            return None
         return DocumentTooLargeError("the batch exceeds the server's message size limit")
+
+
+def _int_too_large(batch: list[StreamAppend]) -> SerializationError:
+    for stream in batch:
+        for body in stream.bodies:
+            for field in ("payload", "metadata"):
+                path = find_unencodable_int(body.get(field), field)
+                if path:
+                    return SerializationError(
+                        f"event {body['_id']}: {path} does not fit BSON's 64-bit integers "
+                        "(store big numbers as Decimal or str)",
+                        path=path,
+                    )
+    return SerializationError("an integer in the batch does not fit BSON's 64-bit integers")
 
 
 def _count(batch: list[StreamAppend]) -> int:
@@ -446,18 +492,22 @@ def _idempotent_result(
     batch: list[StreamAppend], existing: list[dict[str, Any]]
 ) -> list[StoredEvent]:
     by_id = {doc["_id"]: doc for doc in existing}
-    mismatched = []
+    conflicting = []
+    missing = False
     result = []
     for stream in batch:
         fixed_version = isinstance(stream.expected, int)
         for body in stream.bodies:
             doc = by_id.get(body["_id"])
-            if doc is None or not same_client_content(body, doc, check_version=fixed_version):
-                mismatched.append(body["_id"])
+            if doc is None:
+                missing = True  # stored in part: these ids were written by another batch
+            elif not same_client_content(body, doc, check_version=fixed_version):
+                conflicting.append(body["_id"])
             else:
                 result.append(from_document(doc))
-    if mismatched:
-        raise DuplicateEventError(sorted(by_id, key=str))
+    if conflicting or missing:
+        # Name the ids that differ; if none does, the ones stored by another batch.
+        raise DuplicateEventError(conflicting or sorted(by_id, key=str))
     return result
 
 

@@ -262,10 +262,12 @@ class QueryOptions:
         return replace(self, ordering=tuple(order))
 
     def with_pagination(self, limit: int | None = None, offset: int = 0) -> QueryOptions:
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise ConfigurationError(f"limit must be a positive int, got {limit!r}")
-        if type(offset) is not int or offset < 0:
-            raise ConfigurationError(f"offset must be a non-negative int, got {offset!r}")
+        if limit is not None and (type(limit) is not int or not 1 <= limit < 2**63):
+            raise ConfigurationError(f"limit must be a positive 64-bit int, got {limit!r:.40}")
+        if type(offset) is not int or not 0 <= offset < 2**63:
+            raise ConfigurationError(
+                f"offset must be a non-negative 64-bit int, got {offset!r:.40}"
+            )
         return replace(self, limit=limit, offset=offset)
 
     def with_projection(self, *fields: str) -> QueryOptions:
