@@ -190,6 +190,11 @@ class MongoConnectionManager:
             "uuidRepresentation": "standard",
             "serverSelectionTimeoutMS": timeout_ms,
             "connectTimeoutMS": timeout_ms,
+            # After a state-change error (a step-down, a shutdown: codes 91, 189, 11602) the
+            # driver waits for its monitor to find the primary again before it can retry; at
+            # the default 10 s heartbeat one commit fault stalled appends for seconds. 500 ms
+            # (the driver's minimum) costs two small `hello`s a second per server.
+            "heartbeatFrequencyMS": 500,
             **self._client_options,
         }
         if self._url is not None:

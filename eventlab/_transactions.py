@@ -15,6 +15,7 @@ idempotent apart from its writes in the session (no external side effects).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -117,6 +118,8 @@ async def _with_transaction(
             await commit_with_retry(session, deadline)
         except PyMongoError as exc:
             if not _retryable(exc, TRANSIENT, deadline):
+                if has_label(exc, UNKNOWN_COMMIT):
+                    await _end_on_server(session)
                 _raise_mapped(exc)
             attempt += 1
             _notify(on_retry, attempt, exc)
@@ -140,6 +143,19 @@ async def commit_with_retry(session: AsyncClientSession, deadline: float) -> Non
                 raise
             attempt += 1
             await asyncio.sleep(backoff_delay(attempt))
+
+
+async def _end_on_server(session: AsyncClientSession) -> None:
+    """Best effort: end the session on the server, which aborts its transaction if still open.
+
+    After giving up on a commit whose outcome is unknown, the transaction may still be open
+    on the server, holding its locks (the position counter among them) until the server
+    expires it, by default a minute later: every appender would wait for it.
+    """
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            session.client.admin.command("killSessions", [session.session_id]), timeout=2
+        )
 
 
 def _retryable(exc: BaseException, label: str, deadline: float) -> bool:

@@ -217,3 +217,55 @@ async def test_an_unknown_commit_outcome_is_its_own_error_and_a_retry_settles_it
     stored = await store.append(event)  # the documented retry: same event id
     assert stored.event_id == event.event_id
     assert [e.event_id for e in await store.read_stream(sid)] == [event.event_id]
+
+
+@pytest.mark.parametrize(
+    ("code", "labels"),
+    [
+        (91, ["UnknownTransactionCommitResult"]),
+        (189, ["UnknownTransactionCommitResult"]),
+        (11602, []),
+    ],
+)
+async def test_one_commit_fault_stalls_nobody(
+    connection: MongoConnectionManager, code: int, labels: list[str]
+) -> None:
+    """A state-change error on commit: settled within 2 s, nothing left open on the server."""
+    store = MongoEventStore(connection, transaction_time_budget=3)
+    await store.count()
+    await _fail(connection, 1, "commitTransaction", errorCode=code, errorLabels=labels)
+    event = make_event(stream_id(), 1)
+    started = time.monotonic()
+    try:
+        stored = await store.append(event)
+    except CommitOutcomeUnknownError:
+        stored = await store.append(event)  # the documented retry
+    finally:
+        await _fail_off(connection)
+    assert time.monotonic() - started < 2
+    assert stored.event_id == event.event_id
+    started = time.monotonic()
+    await store.append(make_event(stream_id(), 1))  # an unrelated append: the counter is free
+    assert time.monotonic() - started < 2
+
+
+async def test_giving_up_on_a_commit_leaves_nothing_open(
+    connection: MongoConnectionManager,
+) -> None:
+    store = MongoEventStore(connection, transaction_time_budget=1)
+    await store.count()
+    await _fail(
+        connection,
+        1000,
+        "commitTransaction",
+        errorCode=91,
+        errorLabels=["UnknownTransactionCommitResult"],
+    )
+    try:
+        with pytest.raises(CommitOutcomeUnknownError):
+            await store.append(make_event(stream_id(), 1))
+    finally:
+        await _fail_off(connection)
+    started = time.monotonic()
+    await store.append(make_event(stream_id(), 1))  # would wait for the counter's lock
+    assert time.monotonic() - started < 2
