@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure
+from pymongo.read_concern import ReadConcern
 
 from ._checks import check_aggregate_id, check_int, check_positive, check_types
 from ._event_codec import from_document
@@ -113,15 +114,19 @@ class LogReader:
     position counter, which is never below any stored position.
     """
 
-    def __init__(self, schema: EventStoreSchema) -> None:
+    def __init__(self, schema: EventStoreSchema, *, read_concern: str = "majority") -> None:
         self._schema = schema
+        # A follower that checkpoints must never see a write that a failover can roll back:
+        # "majority" reads only what a majority holds (docs/scaling.md). "local" is faster on
+        # a replica set under load, for readers that do not checkpoint.
+        self._read_concern = ReadConcern(read_concern)
 
     async def page(
         self, after_position: int, limit: int, event_types: list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` documents with ``position > after_position``, in position order."""
         await self._schema.ready()
-        events = self._schema.events
+        events = self._schema.events.with_options(read_concern=self._read_concern)
         docs: list[dict[str, Any]] = []
         lo = after_position
         head: int | None = None

@@ -30,6 +30,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
     WriteConcernError,
 )
+from pymongo.write_concern import WriteConcern
 
 from ._errors import (
     CommitOutcomeUnknownError,
@@ -49,6 +50,7 @@ WRITE_CONFLICT = 112
 NO_SUCH_TRANSACTION = 251
 
 DEFAULT_TIME_BUDGET = 60.0
+MAJORITY = WriteConcern("majority")
 _BACKOFF_BASE = 0.002
 _BACKOFF_CAP = 0.25
 
@@ -101,7 +103,8 @@ async def _with_transaction(
     while True:
         if attempt:
             await asyncio.sleep(backoff_delay(attempt))
-        await session.start_transaction()
+        # Majority, explicitly: an acknowledged append must survive a failover (docs/scaling.md).
+        await session.start_transaction(write_concern=MAJORITY)
         try:
             result = await callback(session)
         except BaseException as exc:  # a cancelled task too: never leave the transaction open
