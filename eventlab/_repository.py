@@ -242,6 +242,10 @@ class SearchResult(Generic[T]):
             yield
         except ConnectionFailure as exc:
             raise self._repo.connection.unreachable(exc) from exc
+        except OverflowError as exc:
+            raise InvalidSpecificationError(
+                "an integer in the search does not fit MongoDB's 64-bit integers"
+            ) from exc
         except DocumentTooLarge as exc:
             raise InvalidSpecificationError(
                 "the search encodes to more than the server's maximum message size "

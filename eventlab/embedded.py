@@ -86,7 +86,11 @@ class EmbeddedMongo:
     :param enable_test_commands: allow ``configureFailPoint`` (``failCommand``) for fault tests.
     :param sync_on_commit: fsync the write-ahead log on every commit, so an acknowledged write
         survives a crash or power loss. Defaults to ``True`` for a persistent ``storage_path`` and
-        ``False`` for a temporary one (nothing to keep).
+        ``False`` for a temporary one (nothing to keep). **With ``False`` on persistent storage,
+        a killed server loses the writes it acknowledged since its last checkpoint**: events
+        *and* the position counter's increments. After a restart those positions are handed
+        out again, to different events, so a reader checkpointed past them skips the new ones.
+        Use it only for data you can throw away.
     :param standalone: advertise a standalone server instead of a single-node replica set
         (no transactions): only for exercising eventlab's no-transaction path.
 
