@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
+from ._session import SessionProvider
 from ._transactions import DEFAULT_TIME_BUDGET, commit_with_retry, map_error, run_transaction
 
 logger = logging.getLogger("eventlab")
@@ -182,7 +183,7 @@ class _RunnerUnitOfWork:
 
 async def run_unit_of_work(
     connection: MongoConnectionManager,
-    work: Callable[[Any], Awaitable[T]],
+    work: Callable[[SessionProvider], Awaitable[T]],
     *,
     time_budget: float = DEFAULT_TIME_BUDGET,
 ) -> T:

@@ -33,6 +33,8 @@ FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("commitTransaction", {"errorCode": 11602}),
     ("commitTransaction", {"errorCode": 112, "errorLabels": ["TransientTransactionError"]}),
     ("commitTransaction", {"errorCode": 50, "errorLabels": ["UnknownTransactionCommitResult"]}),
+    # applied, but the write concern could not be confirmed
+    ("commitTransaction", {"writeConcernError": {"code": 64, "errmsg": "waiting timed out"}}),
 ]
 WRITERS = 6
 APPENDS = 20
