@@ -47,32 +47,28 @@ def paired(
     """
     baseline_times: list[float] = []
 
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def timed_baseline_then_prepare(times: list[float]) -> tuple[Any, ...]:
+        """One round's untimed part: time the baseline into ``times``, prepare the target."""
         baseline_args = prepare_baseline()
         if settle:
             time.sleep(settle)
         started = time.perf_counter()
         baseline(*baseline_args)
-        baseline_times.append(time.perf_counter() - started)
+        times.append(time.perf_counter() - started)
         target_args = prepare()
         if settle:
             time.sleep(settle)
-        return target_args, {}
+        return target_args
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return timed_baseline_then_prepare(baseline_times), {}
 
     def remeasure(rounds: int) -> tuple[float, float]:
         """Medians (eventlab, baseline) of ``rounds`` more paired rounds, timed the same way."""
         target_times: list[float] = []
         base_times: list[float] = []
         for _ in range(rounds):
-            baseline_args = prepare_baseline()
-            if settle:
-                time.sleep(settle)
-            started = time.perf_counter()
-            baseline(*baseline_args)
-            base_times.append(time.perf_counter() - started)
-            target_args = prepare()
-            if settle:
-                time.sleep(settle)
+            target_args = timed_baseline_then_prepare(base_times)
             started = time.perf_counter()
             target(*target_args)
             target_times.append(time.perf_counter() - started)

@@ -16,7 +16,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
 from ._bson import CODEC_OPTIONS, check_database_name
-from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
+from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError, first_line
 
 logger = logging.getLogger("eventlab")
 
@@ -110,7 +110,7 @@ class MongoConnectionManager:
             await self._close_owned()
             raise ConnectionFailedError(
                 f"cannot reach MongoDB at {self.display_uri} within {self._timeout:g}s: "
-                f"{type(exc).__name__}: {_first_line(exc)}",
+                f"{type(exc).__name__}: {first_line(exc)}",
                 uri=self.display_uri,
             ) from exc
         self._info = _deployment_info(hello, build)
@@ -258,9 +258,3 @@ def _deployment_info(hello: dict[str, Any], build: dict[str, Any]) -> Deployment
         max_bson_object_size=int(hello.get("maxBsonObjectSize", 16 * 1024 * 1024)),
         logical_sessions=hello.get("logicalSessionTimeoutMinutes") is not None,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line[:300]

@@ -20,15 +20,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure
 
-from ._checks import check_int, check_name, check_positive, check_types
+from ._checks import check_name, check_positive
 from ._connection import MongoConnectionManager
 from ._domain import DomainEvent
 from ._event_codec import from_document
 from ._migrations import MigrationResult
 from ._positions import ALLOCATORS, PositionStrategy
-from ._readers import EventStream, LogReader, StreamReader
+from ._readers import EventStream, LogReader, StreamReader, _guarded
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry, UnknownPolicy
 from ._restore import restore
@@ -151,6 +150,7 @@ class MongoEventStore:
             self._event_writer = EventWriter(
                 self._schema,
                 allocator,
+                self._stream_reader,
                 transactions=mode.transactions,
                 time_budget=self._time_budget,
             )
@@ -360,10 +360,8 @@ class MongoEventStore:
         self, position: int, limit: int = 1000, *, event_types: Iterable[str] | None = None
     ) -> list[StoredEvent]:
         """Alias of ``await read_all(position, max_count=limit).to_list()``: one page."""
-        check_int(position, "position")
-        limit = check_positive(limit, "limit")
-        types = None if event_types is None else check_types(event_types)
-        return await self.read_all(position, max_count=limit, event_types=types).to_list()
+        limit = check_positive(limit, "limit")  # named as this method's caller knows it
+        return await self.read_all(position, max_count=limit, event_types=event_types).to_list()
 
     async def get_all_events(self) -> list[StoredEvent]:
         """Alias of ``await read_all().to_list()``: every event (mind the store's size)."""
@@ -374,17 +372,12 @@ class MongoEventStore:
         query = {}
         if aggregate_type is not None:
             query["aggregate_type"] = check_name(aggregate_type, "aggregate_type")
-        ids: list[str] = await self._read(self.events.distinct("aggregate_id", query))
+        await self._schema.ready()
+        ids: list[str] = await _guarded(self._schema, self.events.distinct("aggregate_id", query))
         return sorted(ids)
 
     async def count(self) -> int:
         """Number of stored events."""
-        total: int = await self._read(self.events.count_documents({}))
-        return total
-
-    async def _read(self, operation: Any) -> Any:
         await self._schema.ready()
-        try:
-            return await operation
-        except ConnectionFailure as exc:
-            raise self.connection.unreachable(exc) from exc
+        total: int = await _guarded(self._schema, self.events.count_documents({}))
+        return total

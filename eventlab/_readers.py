@@ -89,14 +89,16 @@ class StreamReader:
         """The stream's last version, 0 for a stream with no events."""
         aggregate_id = check_aggregate_id(aggregate_id)
         await self._schema.ready()
-        doc = await _guarded(
-            self._schema,
-            self._schema.events.find_one(
-                {"aggregate_id": aggregate_id},
-                {"version": 1, "_id": 0},
-                sort=[("version", -1)],
-                session=session,
-            ),
+        version: int = await _guarded(self._schema, self.version_of(aggregate_id, session))
+        return version
+
+    async def version_of(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
+        """:meth:`current_version` for a checked id on a ready store (the writer's hot path)."""
+        doc = await self._schema.events.find_one(
+            {"aggregate_id": aggregate_id},
+            {"version": 1, "_id": 0},
+            sort=[("version", -1)],
+            session=session,
         )
         return int(doc["version"]) if doc else 0
 

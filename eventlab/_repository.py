@@ -20,9 +20,10 @@ from ._errors import (
     InvalidIdError,
     InvalidSpecificationError,
     UniqueConstraintError,
+    first_line,
 )
 from ._mapper import VERSION_FIELD, MongoModelMapper
-from ._session import SessionProvider
+from ._session import SessionProvider, session_of
 from .specification import QueryOptions
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ class MongoRepository(Generic[T]):
         """
         doc = self._mapper_to_doc(entity)
         entity_id = check_id(doc.get("_id"), "the entity's id")
-        session = _session(uow)
+        session = session_of(uow)
         try:
             if not self._mapper.versioned:
                 await self.collection.replace_one(
@@ -123,7 +124,7 @@ class MongoRepository(Generic[T]):
         """The entity with ``entity_id``, or ``None``."""
         entity_id = check_id(entity_id, "entity_id")
         try:
-            doc = await self.collection.find_one({"_id": entity_id}, session=_session(uow))
+            doc = await self.collection.find_one({"_id": entity_id}, session=session_of(uow))
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         return None if doc is None else self._mapper_from_doc(doc)
@@ -144,7 +145,7 @@ class MongoRepository(Generic[T]):
         query: dict[str, Any] = {"_id": entity_id}
         if expected_version is not None:
             query[VERSION_FIELD] = check_int(expected_version, "expected_version")
-        session = _session(uow)
+        session = session_of(uow)
         try:
             result = await self.collection.delete_one(query, session=session)
             if result.deleted_count == 0 and expected_version is not None:
@@ -167,7 +168,7 @@ class MongoRepository(Generic[T]):
             entity_ids = [check_id(i, f"entity_ids[{n}]") for n, i in enumerate(entity_ids)]
         query = {} if entity_ids is None else {"_id": {"$in": list(entity_ids)}}
         try:
-            docs = await self.collection.find(query, session=_session(uow)).to_list(None)
+            docs = await self.collection.find(query, session=session_of(uow)).to_list(None)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         entities = [self._mapper_from_doc(doc) for doc in docs]
@@ -180,7 +181,7 @@ class MongoRepository(Generic[T]):
         self, options: QueryOptions | None = None, uow: SessionProvider | None = None
     ) -> SearchResult[T]:
         """A :class:`SearchResult`: ``await`` it for a list, or ``.stream()`` it."""
-        return SearchResult(self, options or QueryOptions(), _session(uow))
+        return SearchResult(self, options or QueryOptions(), session_of(uow))
 
     async def _stored_version(self, entity_id: Any, session: AsyncClientSession | None) -> int:
         doc = await self.collection.find_one(
@@ -253,7 +254,7 @@ class SearchResult(Generic[T]):
             ) from exc
         except OperationFailure as exc:
             raise InvalidSpecificationError(
-                f"the server refused the search (code {exc.code}): {_first_line(exc)}"
+                f"the server refused the search (code {exc.code}): {first_line(exc)}"
             ) from exc
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
@@ -274,10 +275,6 @@ class SearchResult(Generic[T]):
         return total
 
 
-def _session(uow: SessionProvider | None) -> AsyncClientSession | None:
-    return uow.session if uow is not None else None
-
-
 def _with_version(entity: T, attr: str | None, version: int) -> T:
     if attr is None:
         return entity
@@ -285,8 +282,3 @@ def _with_version(entity: T, attr: str | None, version: int) -> T:
         return dataclasses.replace(entity, **{attr: version})
     copied: T = entity.model_copy(update={attr: version})  # type: ignore[attr-defined]
     return copied
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -39,6 +39,7 @@ from ._errors import (
     TransactionError,
     TransactionTimeoutError,
     WriteConflictError,
+    first_line,
 )
 
 T = TypeVar("T")
@@ -189,7 +190,7 @@ def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
         return exc
     if has_label(exc, UNKNOWN_COMMIT) or isinstance(exc, WriteConcernError):
         return CommitOutcomeUnknownError(
-            f"the commit's outcome is unknown ({_short(exc)}); retry with the same event ids: "
+            f"the commit's outcome is unknown ({first_line(exc)}); retry with the same event ids: "
             "an append that applied is then returned as stored, one that did not is written"
         )
     if timed_out:
@@ -197,17 +198,12 @@ def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
             f"transaction kept failing transiently until the time budget ran out: {exc}"
         )
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
-        return ConnectionFailedError(f"lost the connection to MongoDB: {_short(exc)}")
+        return ConnectionFailedError(f"lost the connection to MongoDB: {first_line(exc)}")
     if isinstance(exc, OperationFailure):
         if exc.code == WRITE_CONFLICT:
-            return WriteConflictError(f"write conflict: {_short(exc)}")
+            return WriteConflictError(f"write conflict: {first_line(exc)}")
         if exc.code == NO_SUCH_TRANSACTION:
             return TransactionAbortedError(
-                f"the transaction was aborted or expired on the server: {_short(exc)}"
+                f"the transaction was aborted or expired on the server: {first_line(exc)}"
             )
-    return TransactionError(f"{type(exc).__name__}: {_short(exc)}")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return TransactionError(f"{type(exc).__name__}: {first_line(exc)}")

@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._event_codec import event_body, from_document, same_client_content
 from ._positions import PositionAllocator
+from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._schema import EventStoreSchema
@@ -182,6 +183,7 @@ class EventWriter:
 
     :param schema: the store's collections and bootstrap.
     :param allocator: how positions are taken (one object per strategy).
+    :param streams: reads a stream's current version.
     :param transactions: ``False`` only on a standalone server (require_replica_set=False).
     :param time_budget: seconds for transient retries and for an ``ANY`` append that keeps
         losing races to other appenders.
@@ -191,6 +193,7 @@ class EventWriter:
         self,
         schema: EventStoreSchema,
         allocator: PositionAllocator,
+        streams: StreamReader,
         *,
         transactions: bool,
         time_budget: float,
@@ -198,6 +201,7 @@ class EventWriter:
         self._schema = schema
         self._events = schema.events
         self._allocator = allocator
+        self._streams = streams
         self._transactions = transactions
         self._time_budget = time_budget
 
@@ -311,7 +315,7 @@ class EventWriter:
             stream = _stream_of(batch, outcome.aggregate_id)
             if stream.expected is ExpectedVersion.ANY:
                 return None
-            actual = await self.current_version(stream.aggregate_id, None)
+            actual = await self._streams.version_of(stream.aggregate_id, None)
             raise _conflict(stream.aggregate_id, stream.expected, actual)
         raise self._counter_behind(outcome)
 
@@ -336,7 +340,7 @@ class EventWriter:
         # is never reported as success, whatever is stored outside it.
         if outcome.index == "stream_version":
             stream = _stream_of(batch, outcome.aggregate_id)
-            actual = await self.current_version(stream.aggregate_id, None)
+            actual = await self._streams.version_of(stream.aggregate_id, None)
             raise _conflict(stream.aggregate_id, stream.expected, actual)
         if outcome.index == "_id":
             raise DuplicateEventError([body["_id"] for s in batch for body in s.bodies])
@@ -382,21 +386,12 @@ class EventWriter:
             }
             if expected in found and expected + 1 not in found:
                 return expected
-            actual = await self.current_version(stream.aggregate_id, session)
+            actual = await self._streams.version_of(stream.aggregate_id, session)
             return VersionMismatch(stream.aggregate_id, expected, actual)
-        current = await self.current_version(stream.aggregate_id, session)
+        current = await self._streams.version_of(stream.aggregate_id, session)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
-
-    async def current_version(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
-        doc = await self._events.find_one(
-            {"aggregate_id": aggregate_id},
-            {"version": 1, "_id": 0},
-            sort=[("version", -1)],
-            session=session,
-        )
-        return int(doc["version"]) if doc else 0
 
     # -- settling helpers ----------------------------------------------------------------------
 
