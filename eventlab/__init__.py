@@ -16,6 +16,7 @@ from ._errors import (
     ConnectionFailedError,
     DocumentTooLargeError,
     DuplicateEventError,
+    DuplicateMessageError,
     EmbeddedServerError,
     EmbeddedServerNotInstalledError,
     EventlabError,
@@ -38,18 +39,12 @@ from ._errors import (
 )
 from ._event_store import MongoEventStore
 from ._mapper import MongoModelMapper
-from ._outbox import (
-    InMemoryPublisher,
-    LoggingPublisher,
-    MongoOutboxStore,
-    OutboxMessage,
-    OutboxRelay,
-    Publisher,
-)
+from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
 from ._positions import PositionStrategy
 from ._readers import EventStream
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
+from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
 from ._repository import MongoRepository, SearchResult
 from ._session import SessionProvider
 from ._transactions import run_transaction
@@ -74,6 +69,7 @@ __all__ = [
     "DocumentTooLargeError",
     "DomainEvent",
     "DuplicateEventError",
+    "DuplicateMessageError",
     "EmbeddedServerError",
     "EmbeddedServerNotInstalledError",
     "EventRegistry",
@@ -94,11 +90,13 @@ __all__ = [
     "MongoRepository",
     "MongoUnitOfWork",
     "NotConnectedError",
+    "OutboxLag",
     "OutboxMessage",
     "OutboxRelay",
     "PositionStrategy",
     "Publisher",
     "QueryOptions",
+    "RelayHealth",
     "SearchResult",
     "SerializationError",
     "SessionProvider",

@@ -120,6 +120,19 @@ class ConcurrencyError(EventlabError):
         self.actual_version = actual_version
 
 
+class DuplicateMessageError(EventlabError):
+    """Outbox message ids are already stored with other content (so not an idempotent retry)."""
+
+    def __init__(self, message_ids: list[str]) -> None:
+        shown = ", ".join(message_ids[:5])
+        more = f" and {len(message_ids) - 5} more" if len(message_ids) > 5 else ""
+        super().__init__(
+            f"outbox message id(s) {shown}{more} already stored with other content; "
+            "an idempotent retry must resend identical messages"
+        )
+        self.message_ids = message_ids
+
+
 class DuplicateEventError(EventlabError):
     """Event ids are already stored, but not as this exact batch (so not an idempotent retry)."""
 

@@ -25,9 +25,12 @@ class IndexSpec:
     name: str
     unique: bool = False
     partial_filter: Mapping[str, Any] | None = None
+    sparse: bool = False
 
     def model(self) -> IndexModel:
         options: dict[str, Any] = {"name": self.name, "unique": self.unique}
+        if self.sparse:
+            options["sparse"] = True
         if self.partial_filter is not None:
             options["partialFilterExpression"] = dict(self.partial_filter)
         return IndexModel(list(self.keys), **options)
@@ -42,6 +45,8 @@ class Migration:
     role: str
     indexes: tuple[IndexSpec, ...]
     description: str = ""
+    drop: tuple[str, ...] = ()
+    """Names of indexes an earlier migration created and this one retires (absent: no-op)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,13 @@ class Migrator:
                 continue
             collection = self._db[self._collection_for(migration)]
             try:
-                names = await collection.create_indexes([i.model() for i in migration.indexes])
+                for name in migration.drop:
+                    await _drop_index(collection, name)
+                names = (
+                    await collection.create_indexes([i.model() for i in migration.indexes])
+                    if migration.indexes
+                    else []
+                )
             except (OperationFailure, PyMongoError) as exc:
                 raise MigrationError(f"migration {migration_id} failed: {exc}") from exc
             await self._db[MIGRATIONS_COLLECTION].update_one(
@@ -113,6 +124,19 @@ class Migrator:
                 f"migration {migration.name} targets role {migration.role!r}, "
                 f"known roles: {sorted(self._collections)}"
             ) from None
+
+
+_INDEX_NOT_FOUND = 27
+_NAMESPACE_NOT_FOUND = 26
+
+
+async def _drop_index(collection: Any, name: str) -> None:
+    try:
+        await collection.drop_index(name)
+    except OperationFailure as exc:
+        # Already gone (a crash after dropping, before recording) or never created: both fine.
+        if exc.code not in (_INDEX_NOT_FOUND, _NAMESPACE_NOT_FOUND):
+            raise
 
 
 def asc(*fields: str) -> tuple[tuple[str, int], ...]:

@@ -1,37 +1,67 @@
 """Transactional outbox: messages written in the same transaction as the state they describe,
-published afterwards by relays that claim them with leases."""
+handed to relays by fenced, server-timed claims.
+
+The ownership rules, in one place:
+
+* A claim gives each message a fresh **claim token** (the fencing token) and increments its
+  ``fence`` counter. Every later step of that claim (publish, fail, release, renew) is an update
+  conditional on ``_id``, ``status: "claimed"`` **and** that token, and reports whether it
+  applied. A relay whose lease ran out and was re-claimed by another can therefore change
+  nothing: its token is gone.
+* Leases and due times are computed by the server (``$$NOW`` in update pipelines,
+  ``$currentDate``), and the "is it due?" question is asked with the server's time
+  (:class:`~eventlab._clock.ServerClock`), so no client clock decides who owns a message.
+* ``retry_count`` is incremented on the server in the same update that records a failure.
+* Per-key order follows ``sequence`` (an event's version, or a per-key counter taken inside the
+  saving transaction), never a client timestamp.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import random
-import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import ConnectionFailure
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
+from ._clock import ServerClock
 from ._connection import MongoConnectionManager
 from ._domain import utc_now
-from ._errors import ConfigurationError, ConnectionFailedError
+from ._errors import (
+    ConfigurationError,
+    DuplicateMessageError,
+    EventlabError,
+    WriteConflictError,
+)
 from ._migrations import IndexSpec, Migration, MigrationResult, Migrator
-from ._session import SessionProvider
-
-logger = logging.getLogger("eventlab.outbox")
+from ._session import SessionProvider, session_of
+from ._transactions import map_error, run_transaction
 
 Status = Literal["pending", "claimed", "published", "failed", "dead"]
+
+_DUPLICATE_KEY = 11000
+_WRITE_CONFLICT = 112
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """A message waiting to be published (``status`` and the fields after it are the relay's)."""
+    """A message to publish. The fields from ``status`` on are the outbox's, filled in by
+    :meth:`MongoOutboxStore.claim` and :meth:`MongoOutboxStore.get`.
+
+    :param ordering_key: messages with the same key are published one at a time, in
+        ``sequence`` order, by an ``ordered`` outbox.
+    :param sequence: the order within the key. :meth:`from_stored_event` uses the event's
+        version; left ``None``, an ordered outbox takes the next number of a per-key counter
+        inside the saving transaction, so sequence order is commit order.
+    :param created_at: when the message was made (the client's clock; informational only:
+        neither due times nor order depend on it).
+    """
 
     message_id: str
     event_type: str
@@ -39,6 +69,7 @@ class OutboxMessage:
     created_at: datetime = field(default_factory=utc_now)
     ordering_key: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    sequence: int | None = None
     status: Status = "pending"
     retry_count: int = 0
     error: str | None = None
@@ -46,22 +77,32 @@ class OutboxMessage:
     claimed_by: str | None = None
     lease_until: datetime | None = None
     next_attempt_at: datetime | None = None
+    claim_token: str | None = None
+    fence: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.message_id, str) or not self.message_id:
             object.__setattr__(self, "message_id", str(self.message_id))
         if not self.event_type:
             raise ConfigurationError("an outbox message needs an event_type")
+        if self.ordering_key is not None and not isinstance(self.ordering_key, str):
+            raise ConfigurationError(f"ordering_key must be a string, not {self.ordering_key!r}")
+        if self.sequence is not None and (
+            not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
+        ):
+            raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
 
     @classmethod
     def from_stored_event(cls, event: Any) -> OutboxMessage:
-        """The message announcing a :class:`StoredEvent` (ordering key: its aggregate id)."""
+        """The message announcing a :class:`StoredEvent`: keyed by its aggregate id and ordered
+        by its version (contiguous per stream, and committed in version order)."""
         return cls(
             message_id=str(event.event_id),
             event_type=event.event_type,
             payload=event.payload,
             created_at=event.occurred_at,
             ordering_key=event.aggregate_id,
+            sequence=event.version,
             headers={
                 "aggregate_id": event.aggregate_id,
                 "aggregate_type": event.aggregate_type,
@@ -72,41 +113,72 @@ class OutboxMessage:
         )
 
 
-def _to_doc(message: OutboxMessage) -> dict[str, Any]:
-    doc = {
-        "_id": message.message_id,
-        "event_type": message.event_type,
-        "payload": message.payload,
-        "created_at": message.created_at,
-        "ordering_key": message.ordering_key,
-        "headers": message.headers,
-        "status": "pending",
-        "retry_count": 0,
-        "error": None,
-        "published_at": None,
-        "claimed_by": None,
-        "lease_until": None,
-        "next_attempt_at": message.next_attempt_at or message.created_at,
-    }
-    converted: dict[str, Any] = to_bson_value(doc, f"outbox message {message.message_id}")
+@dataclass(frozen=True, slots=True)
+class OutboxLag:
+    """How far behind the relays are, by the server's clock."""
+
+    due: int
+    """Messages due for publishing now (pending, failed and due again, or with an ended lease)."""
+    oldest_due_seconds: float
+    """How long the oldest due message has been due (0 when none is)."""
+    in_flight: int
+    """Messages under a live claim."""
+
+
+_CONTENT_FIELDS = ("event_type", "payload", "ordering_key", "headers")
+
+
+def _content(message: OutboxMessage) -> dict[str, Any]:
+    converted: dict[str, Any] = to_bson_value(
+        {
+            "event_type": message.event_type,
+            "payload": message.payload,
+            "ordering_key": message.ordering_key,
+            "headers": message.headers,
+        },
+        f"outbox message {message.message_id}",
+    )
     return converted
 
 
+def _to_doc(message: OutboxMessage, content: dict[str, Any], due_at: datetime) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": message.message_id,
+        **content,
+        "sequence": message.sequence,
+        "created_at": to_bson_value(message.created_at, "created_at"),
+        "status": "pending",
+        "retry_count": 0,
+        "fence": 0,
+        "error": None,
+        "due_at": due_at,
+    }
+    if message.ordering_key is not None:
+        # Present only while the message is unfinished, so the ordering index answers "what
+        # is the oldest unfinished message of this key" without reading the key's history.
+        doc["open_key"] = message.ordering_key
+    return doc
+
+
 def _from_doc(doc: dict[str, Any]) -> OutboxMessage:
+    status = doc.get("status", "pending")
     return OutboxMessage(
         message_id=doc["_id"],
         event_type=doc["event_type"],
         payload=decimals_to_python(doc.get("payload") or {}),
         created_at=doc["created_at"],
         ordering_key=doc.get("ordering_key"),
-        headers=doc.get("headers") or {},
-        status=doc.get("status", "pending"),
+        headers=decimals_to_python(doc.get("headers") or {}),
+        sequence=doc.get("sequence"),
+        status=status,
         retry_count=doc.get("retry_count", 0),
         error=doc.get("error"),
         published_at=doc.get("published_at"),
         claimed_by=doc.get("claimed_by"),
         lease_until=doc.get("lease_until"),
-        next_attempt_at=doc.get("next_attempt_at"),
+        next_attempt_at=doc.get("due_at") if status in ("pending", "failed") else None,
+        claim_token=doc.get("claim_token"),
+        fence=doc.get("fence", 0),
     )
 
 
@@ -115,16 +187,35 @@ OUTBOX_MIGRATIONS = (
         1,
         "outbox",
         "outbox",
+        (),
+        "retired: the first outbox indexes (dropped by migration 2)",
+    ),
+    Migration(
+        2,
+        "outbox_due",
+        "outbox",
         (
-            IndexSpec((("status", ASCENDING), ("next_attempt_at", ASCENDING)), "status_due"),
-            IndexSpec((("ordering_key", ASCENDING), ("created_at", ASCENDING)), "key_created"),
-            IndexSpec((("status", ASCENDING), ("lease_until", ASCENDING)), "status_lease"),
-            IndexSpec((("status", ASCENDING), ("published_at", ASCENDING)), "status_published"),
-            IndexSpec((("claim_token", ASCENDING),), "claim_token"),
+            # Sparse: only unfinished messages carry due_at, so the index holds exactly the
+            # messages a relay may still claim, ordered by when they are (or become) due.
+            IndexSpec((("due_at", ASCENDING),), "due", sparse=True),
         ),
-        "claim, ordering and purge indexes",
+        "one index for claims and lag: unfinished messages by due time",
+        drop=("status_due", "key_created", "status_lease", "status_published", "claim_token"),
     ),
 )
+
+ORDERED_OUTBOX_MIGRATIONS = (
+    Migration(
+        3,
+        "outbox_ordering",
+        "outbox",
+        (IndexSpec((("open_key", ASCENDING), ("sequence", ASCENDING)), "open_key_sequence"),),
+        "ordered outboxes: the oldest unfinished message of each key",
+    ),
+)
+
+_UNFINISHED = ("pending", "claimed", "failed")
+_FINISH_UNSET = {"due_at": "", "open_key": "", "lease_until": "", "claim_token": ""}
 
 
 class MongoOutboxStore:
@@ -133,8 +224,9 @@ class MongoOutboxStore:
     :param max_attempts: failures after which a message is dead-lettered (status ``dead``).
     :param backoff_base: seconds before the first retry; doubles per attempt, with jitter.
     :param backoff_max: cap of the retry delay in seconds.
-    :param ordered: hold back a message while an older one with the same ordering key is not
-        yet published (pending, claimed, or failed awaiting retry). Dead messages do not block.
+    :param ordered: publish messages that share an ordering key one at a time, in ``sequence``
+        order: a message is claimable only while no message of its key with a lower sequence is
+        unfinished (pending, claimed, or failed awaiting a retry). Dead messages do not block.
     """
 
     def __init__(
@@ -149,24 +241,68 @@ class MongoOutboxStore:
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError("max_attempts must be >= 1")
+        if backoff_base < 0 or backoff_max < 0:
+            raise ConfigurationError("backoff_base and backoff_max must be >= 0")
         self.connection = connection
         self.collection_name = check_collection_name(collection)
+        self.sequences_name = check_collection_name(f"{self.collection_name}_sequences")
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.ordered = ordered
         self._migrated = False
+        self._clock: ServerClock | None = None
 
     @property
     def collection(self) -> Any:
         return self.connection.database[self.collection_name]
 
+    @property
+    def clock(self) -> ServerClock:
+        """The server clock the claims are timed by."""
+        if self._clock is None:
+            self._clock = ServerClock(self.connection.database)
+        return self._clock
+
     async def migrate(self) -> MigrationResult:
-        """Create the outbox indexes (idempotent)."""
+        """Create the outbox's indexes and bring older documents to the current layout
+        (idempotent)."""
+        if not self.connection.is_connected:
+            await self.connection.connect()
         migrator = Migrator(self.connection.database, {"outbox": self.collection_name})
-        result = await migrator.run(OUTBOX_MIGRATIONS)
+        migrations = OUTBOX_MIGRATIONS + (ORDERED_OUTBOX_MIGRATIONS if self.ordered else ())
+        try:
+            result = await migrator.run(migrations)
+            await self._upgrade_documents()
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         self._migrated = True
         return result
+
+    async def _upgrade_documents(self) -> None:
+        # Messages written by the first layout carry next_attempt_at / lease_until but no
+        # due_at: give the unfinished ones their due time so that no message is stranded.
+        old = {"status": {"$in": list(_UNFINISHED)}, "due_at": {"$exists": False}}
+        if await self.collection.count_documents(old, limit=1) == 0:
+            return
+        await self.collection.update_many(
+            old,
+            [
+                {
+                    "$set": {
+                        "due_at": {
+                            "$ifNull": [
+                                {"$cond": [{"$eq": ["$status", "claimed"]}, "$lease_until", None]},
+                                {"$ifNull": ["$next_attempt_at", "$created_at"]},
+                            ]
+                        },
+                        "open_key": "$ordering_key",
+                        "sequence": {"$ifNull": ["$sequence", "$headers.version"]},
+                        "fence": {"$ifNull": ["$fence", 0]},
+                    }
+                }
+            ],
+        )
 
     async def _ready(self) -> None:
         if not self.connection.is_connected:
@@ -179,253 +315,424 @@ class MongoOutboxStore:
     async def save_messages(
         self, messages: Sequence[OutboxMessage], uow: SessionProvider | None = None
     ) -> None:
-        """Store messages, in the unit of work's transaction when ``uow`` is given."""
+        """Store messages, in the unit of work's transaction when ``uow`` is given.
+
+        Idempotent by message id, like :meth:`MongoEventStore.save_events`: saving a message
+        whose id is stored with the same content (type, payload, key, headers) is a no-op, so a
+        unit of work retried after an unknown commit outcome goes through; the same id with
+        other content raises :class:`~eventlab.DuplicateMessageError` and writes nothing.
+        """
         if not messages:
             return
+        contents = [_content(m) for m in messages]  # serialization errors before any I/O
+        ids = [m.message_id for m in messages]
+        if len(set(ids)) != len(ids):
+            raise ConfigurationError("the same message id appears twice in one save")
+        set_up_now = not self._migrated
         await self._ready()
-        docs = [_to_doc(m) for m in messages]
-        await self.collection.insert_many(docs, session=uow.session if uow else None)
+        due_at = await self.clock.estimate()
+        session = session_of(uow)
+        try:
+            if session is not None:
+                try:
+                    await self._write(messages, contents, due_at, session)
+                except PyMongoError as exc:
+                    if set_up_now and getattr(exc, "code", None) == _WRITE_CONFLICT:
+                        raise WriteConflictError(
+                            "the outbox's collection and indexes were created while this unit "
+                            "of work's transaction was open, which conflicts with writing to "
+                            "them in it: retry the unit of work, and call "
+                            "await outbox.migrate() at startup"
+                        ) from exc
+                    raise
+            elif self._needs_sequences(messages) and self.connection.supports_transactions:
+                # Taking a sequence and inserting must commit together, or a later number could
+                # become visible before an earlier one.
+                await run_transaction(
+                    self.connection.client,
+                    lambda s: self._write(messages, contents, due_at, s),
+                )
+            else:
+                await self._write(messages, contents, due_at, None)
+        except EventlabError:
+            raise
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
-    # -- relaying ----------------------------------------------------------------------------
+    def _needs_sequences(self, messages: Sequence[OutboxMessage]) -> bool:
+        return self.ordered and any(
+            m.ordering_key is not None and m.sequence is None for m in messages
+        )
 
-    def _claimable(self, now: datetime) -> dict[str, Any]:
-        return {
-            "$or": [
-                {"status": {"$in": ["pending", "failed"]}, "next_attempt_at": {"$lte": now}},
-                {"status": "claimed", "lease_until": {"$lt": now}},
-            ]
+    async def _write(
+        self,
+        messages: Sequence[OutboxMessage],
+        contents: list[dict[str, Any]],
+        due_at: datetime,
+        session: AsyncClientSession | None,
+    ) -> None:
+        # Stored copies are looked for first: in a transaction a duplicate key would abort all of
+        # the caller's work, and outside one a conflicting id must stop the whole save before
+        # any message of it is written.
+        stored = await self._stored(messages, contents, session)
+        pending = [
+            (m, c) for m, c in zip(messages, contents, strict=True) if m.message_id not in stored
+        ]
+        if not pending:
+            return
+        sequenced = await self._sequence([m for m, _ in pending], session)
+        docs = [_to_doc(m, c, due_at) for m, (_, c) in zip(sequenced, pending, strict=True)]
+        try:
+            await self.collection.insert_many(docs, ordered=False, session=session)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if session is not None or not errors:
+                raise  # in a transaction any write error has aborted it: never report success
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            duplicates = [docs[e["index"]]["_id"] for e in errors]
+            subset = [(m, c) for m, c in pending if m.message_id in set(duplicates)]
+            await self._stored([m for m, _ in subset], [c for _, c in subset], session)
+
+    async def _stored(
+        self,
+        messages: Sequence[OutboxMessage],
+        contents: list[dict[str, Any]],
+        session: AsyncClientSession | None,
+    ) -> set[str]:
+        """Ids already stored with the same content; a different content is an error."""
+        ids = [m.message_id for m in messages]
+        found = {
+            doc["_id"]: doc
+            async for doc in self.collection.find(
+                {"_id": {"$in": ids}},
+                {f: 1 for f in (*_CONTENT_FIELDS, "sequence")},
+                session=session,
+            )
         }
+        differing = []
+        for message, content in zip(messages, contents, strict=True):
+            doc = found.get(message.message_id)
+            if doc is None:
+                continue
+            same = all(doc.get(f) == content[f] for f in _CONTENT_FIELDS) and (
+                message.sequence is None or doc.get("sequence") == message.sequence
+            )
+            if not same:
+                differing.append(message.message_id)
+        if differing:
+            raise DuplicateMessageError(differing)
+        return set(found)
+
+    async def _sequence(
+        self, messages: list[OutboxMessage], session: AsyncClientSession | None
+    ) -> list[OutboxMessage]:
+        """Give keyed messages without a sequence the next numbers of their key's counter."""
+        if not self._needs_sequences(messages):
+            return messages
+        wanted: dict[str, int] = {}
+        for message in messages:
+            if message.ordering_key is not None and message.sequence is None:
+                wanted[message.ordering_key] = wanted.get(message.ordering_key, 0) + 1
+        counters = self.connection.database[self.sequences_name]
+        next_of: dict[str, int] = {}
+        for key, count in wanted.items():
+            # Inside the transaction the counter document is locked until commit: a second
+            # writer of the same key waits (write conflict, retried), so numbers commit in order.
+            doc = await counters.find_one_and_update(
+                {"_id": key},
+                {"$inc": {"last": count}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            next_of[key] = int((doc or {}).get("last", count)) - count + 1
+        result = []
+        for message in messages:
+            own_key = message.ordering_key
+            if own_key is not None and message.sequence is None:
+                message = _with(message, sequence=next_of[own_key])
+                next_of[own_key] += 1
+            result.append(message)
+        return result
+
+    # -- claiming ----------------------------------------------------------------------------
 
     async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
-        """Messages due for publishing, oldest first (read only; use :meth:`claim` to relay)."""
+        """Messages due for publishing, longest due first (read only; use :meth:`claim`)."""
         await self._ready()
-        cursor = self.collection.find(self._claimable(utc_now()), sort=[("created_at", 1)])
+        now = await self.clock.now()
+        cursor = self.collection.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
         return [_from_doc(d) async for d in cursor.limit(limit)]
 
     async def claim(
         self, worker_id: str, limit: int = 50, lease: float | timedelta = 30.0
     ) -> list[OutboxMessage]:
-        """Atomically hand up to ``limit`` due messages to ``worker_id`` until the lease ends.
+        """Hand up to ``limit`` due messages to ``worker_id`` until its lease ends.
 
-        Each message is claimed with one ``find_one_and_update`` whose filter re-checks that it
-        is still claimable, so two workers can never hold the same live claim. A worker that
-        dies simply lets its lease expire; the message is then claimable again.
+        The candidates are read by the ``due`` index (longest due first); one update claims
+        them, re-checking for each document that it is still due, so two workers can never
+        both win a message; the claim token then tells exactly which messages this call won.
+        Each returned message carries its ``claim_token``, ``fence`` and server-set
+        ``lease_until``. A worker that dies lets its lease run out; the message is then due.
         """
+        if not isinstance(worker_id, str) or not worker_id:
+            raise ConfigurationError("worker_id must be a non-empty string")
+        if limit < 1:
+            raise ConfigurationError("limit must be >= 1")
+        lease_ms = _lease_ms(lease)
         await self._ready()
-        lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
-        now = utc_now()
-        candidates = (
-            await self.collection.find(
-                self._claimable(now),
-                {"_id": 1, "ordering_key": 1, "created_at": 1},
-                sort=[("created_at", 1), ("_id", 1)],
+        try:
+            now = await self.clock.now()
+            candidates = (
+                await self.collection.find(
+                    {"due_at": {"$lte": now}},
+                    {"_id": 1, "ordering_key": 1, "due_at": 1},
+                    sort=[("due_at", ASCENDING)],
+                )
+                .limit(limit * 4 if self.ordered else limit)
+                .to_list(None)
             )
-            .limit(limit * 4 if self.ordered else limit)
-            .to_list(None)
-        )
-        chosen: list[Any] = []
-        held_keys: set[str] = set()
-        for candidate in candidates:
-            if len(chosen) >= limit:
-                break
-            key = candidate.get("ordering_key")
-            if self.ordered and key is not None:
-                if key in held_keys or await self._older_unfinished(candidate):
-                    continue
-                held_keys.add(key)
-            chosen.append(candidate["_id"])
-        if not chosen:
-            return []
-        # One update for the whole batch. The filter is re-evaluated for each document as it is
-        # updated, so a message another worker claimed in the meantime is skipped; the token
-        # then tells exactly which messages this call won.
-        token = uuid.uuid4().hex
-        await self.collection.update_many(
-            {"_id": {"$in": chosen}, **self._claimable(now)},
-            {
-                "$set": {
-                    "status": "claimed",
-                    "claimed_by": worker_id,
-                    "claim_token": token,
-                    "lease_until": now + timedelta(seconds=lease_seconds),
-                }
-            },
-        )
-        won = await self.collection.find({"claim_token": token}).to_list(None)
-        order = {message_id: i for i, message_id in enumerate(chosen)}
+            chosen = await self._eligible(candidates, now, limit) if self.ordered else candidates
+            if not chosen:
+                return []
+            ids = [c["_id"] for c in chosen]
+            token = uuid.uuid4().hex
+            until = {"$add": ["$$NOW", lease_ms]}
+            await self.collection.update_many(
+                {"_id": {"$in": ids}, "due_at": {"$lte": now}},
+                [
+                    {
+                        "$set": {
+                            "status": "claimed",
+                            "claimed_by": worker_id,
+                            "claim_token": token,
+                            "fence": {"$add": [{"$ifNull": ["$fence", 0]}, 1]},
+                            "lease_until": until,
+                            "due_at": until,
+                        }
+                    }
+                ],
+            )
+            won = await self.collection.find({"_id": {"$in": ids}, "claim_token": token}).to_list(
+                None
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        order = {message_id: i for i, message_id in enumerate(ids)}
         return sorted((_from_doc(d) for d in won), key=lambda m: order[m.message_id])
 
-    async def _older_unfinished(self, candidate: dict[str, Any]) -> bool:
-        older = await self.collection.find_one(
-            {
-                "ordering_key": candidate["ordering_key"],
-                "status": {"$in": ["pending", "claimed", "failed"]},
-                "$or": [
-                    {"created_at": {"$lt": candidate["created_at"]}},
-                    {"created_at": candidate["created_at"], "_id": {"$lt": candidate["_id"]}},
-                ],
-            },
-            {"_id": 1},
-        )
-        return older is not None
+    async def _eligible(
+        self, candidates: list[dict[str, Any]], now: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Due messages that may be published now: keyless ones, and the head of each key (its
+        lowest unfinished sequence) when that head is due.
 
-    async def mark_published(self, message_ids: Sequence[str], worker_id: str | None = None) -> int:
-        """Mark messages published (only those still claimed by ``worker_id``, if given)."""
-        query: dict[str, Any] = {"_id": {"$in": list(message_ids)}}
-        if worker_id is not None:
-            query["claimed_by"] = worker_id
-        result = await self.collection.update_many(
-            query,
-            {
-                "$set": {"status": "published", "published_at": utc_now(), "error": None},
-                "$unset": {"lease_until": ""},
-            },
-        )
+        The heads come from one aggregation over ``open_key_sequence`` (on MongoDB a distinct
+        scan, one entry per key), not from the due candidates: a window of due but blocked
+        messages must never starve a key whose head is due later (a retry after a failure).
+        """
+        heads = [
+            d
+            async for d in await self.collection.aggregate(
+                [
+                    {"$match": {"open_key": {"$gte": ""}}},
+                    {"$sort": {"open_key": 1, "sequence": 1}},
+                    {"$group": {"_id": "$open_key", "head": {"$first": "$_id"},
+                                "due_at": {"$first": "$due_at"}}},
+                    {"$match": {"due_at": {"$lte": now}}},
+                    {"$sort": {"due_at": 1}},
+                    {"$limit": limit},
+                ]
+            )
+        ]  # fmt: skip
+        chosen = [c for c in candidates if c.get("ordering_key") is None]
+        chosen += [
+            {"_id": h["head"], "ordering_key": h["_id"], "due_at": h["due_at"]} for h in heads
+        ]
+        chosen.sort(key=lambda c: c["due_at"])
+        return chosen[:limit]
+
+    # -- the claim's steps: each conditional on the fencing token ---------------------------
+
+    @staticmethod
+    def _held(message: OutboxMessage) -> dict[str, Any]:
+        if not isinstance(message, OutboxMessage):
+            raise ConfigurationError(
+                f"expected a claimed OutboxMessage, got {type(message).__name__} {message!r:.40}: "
+                "ids alone could change a message another relay now owns; pass the messages "
+                "claim() returned (they carry the claim token)"
+            )
+        if message.claim_token is None:
+            raise ConfigurationError(
+                f"message {message.message_id} carries no claim token: pass the messages "
+                "claim() returned"
+            )
+        return {"_id": message.message_id, "status": "claimed", "claim_token": message.claim_token}
+
+    async def mark_published(self, messages: Sequence[OutboxMessage]) -> int:
+        """Mark claimed messages published; returns how many this claim still owned.
+
+        A message whose claim token changed (its lease ran out and another worker claimed it)
+        or that is no longer claimed is left as it is.
+        """
+        items: Sequence[Any] = [messages] if isinstance(messages, str | OutboxMessage) else messages
+        filters = [self._held(m) for m in items]
+        if not filters:
+            return 0
+        operations = [
+            UpdateOne(
+                f,
+                {
+                    "$set": {"status": "published", "error": None},
+                    "$currentDate": {"published_at": True},
+                    "$unset": _FINISH_UNSET,
+                },
+            )
+            for f in filters
+        ]
+        try:
+            result = await self.collection.bulk_write(operations, ordered=False)
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return int(result.modified_count)
 
-    async def mark_failed(self, message_id: str, error: str) -> OutboxMessage | None:
-        """Record a failed attempt: retry later with exponential backoff and jitter, or
-        dead-letter after ``max_attempts``."""
-        doc = await self.collection.find_one({"_id": message_id}, {"retry_count": 1})
-        if doc is None:
-            return None
-        attempts = int(doc.get("retry_count", 0)) + 1
-        dead = attempts >= self.max_attempts
-        now = utc_now()
-        delay = self.retry_delay(attempts)
-        updated = await self.collection.find_one_and_update(
-            {"_id": message_id},
-            {
-                "$set": {
-                    "status": "dead" if dead else "failed",
-                    "retry_count": attempts,
-                    "error": error[:2000],
-                    "next_attempt_at": now + timedelta(seconds=delay),
-                    "claimed_by": None,
-                    "lease_until": None,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+    async def mark_failed(self, message: OutboxMessage, error: str) -> OutboxMessage | None:
+        """Record a failed attempt of a claimed message; ``None`` if the claim is no longer held.
+
+        ``retry_count`` is incremented on the server; the message is due again after an
+        exponential backoff with jitter, or dead-lettered (status ``dead``) at ``max_attempts``.
+        """
+        held = self._held(message)
+        delay_ms = int(self.retry_delay(message.retry_count + 1) * 1000)
+        is_dead = {"$gte": ["$retry_count", self.max_attempts]}
+        try:
+            updated = await self.collection.find_one_and_update(
+                held,
+                [
+                    {"$set": {"retry_count": {"$add": [{"$ifNull": ["$retry_count", 0]}, 1]}}},
+                    {
+                        "$set": {
+                            "status": {"$cond": [is_dead, "dead", "failed"]},
+                            "error": str(error)[:2000],
+                            "due_at": {
+                                "$cond": [is_dead, "$$REMOVE", {"$add": ["$$NOW", delay_ms]}]
+                            },
+                            "open_key": {"$cond": [is_dead, "$$REMOVE", "$open_key"]},
+                        }
+                    },
+                    {"$unset": ["claim_token", "claimed_by", "lease_until"]},
+                ],
+                return_document=ReturnDocument.AFTER,
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return _from_doc(updated) if updated else None
+
+    async def release(self, messages: Sequence[OutboxMessage]) -> int:
+        """Give claimed messages back, due at once (a relay stopping before it got to them);
+        returns how many this claim still owned."""
+        filters = [self._held(m) for m in messages]
+        if not filters:
+            return 0
+        operations = [
+            UpdateOne(
+                f,
+                {
+                    "$set": {"status": "pending"},
+                    "$currentDate": {"due_at": True},
+                    "$unset": {"claim_token": "", "claimed_by": "", "lease_until": ""},
+                },
+            )
+            for f in filters
+        ]
+        try:
+            result = await self.collection.bulk_write(operations, ordered=False)
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return int(result.modified_count)
+
+    async def renew(self, messages: Sequence[OutboxMessage], lease: float | timedelta) -> set[str]:
+        """Extend the lease of claimed messages to ``lease`` from the server's now; returns the
+        ids whose claim is still held (the others belong to someone else now)."""
+        lease_ms = _lease_ms(lease)
+        by_token: dict[str, list[str]] = {}
+        for message in messages:
+            held = self._held(message)
+            by_token.setdefault(held["claim_token"], []).append(message.message_id)
+        still: set[str] = set()
+        until = {"$add": ["$$NOW", lease_ms]}
+        try:
+            for token, ids in by_token.items():
+                query = {"_id": {"$in": ids}, "status": "claimed", "claim_token": token}
+                result = await self.collection.update_many(
+                    query, [{"$set": {"lease_until": until, "due_at": until}}]
+                )
+                if result.matched_count == len(ids):
+                    still.update(ids)
+                else:
+                    still.update([d["_id"] async for d in self.collection.find(query, {"_id": 1})])
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return still
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
         raw = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
         return float(raw * random.uniform(0.75, 1.25))
 
+    # -- inspection and housekeeping ---------------------------------------------------------
+
     async def purge_published(self, older_than: timedelta) -> int:
-        """Delete published messages older than ``older_than``; returns how many."""
-        cutoff = utc_now() - older_than
+        """Delete published messages older than ``older_than`` (by the server's clock).
+
+        Not served by an index on purpose: purging is rare housekeeping, and an index on
+        ``published_at`` would cost every publish (docs/persistence.md, "Indexes").
+        """
+        await self._ready()
+        cutoff = await self.clock.now() - older_than
         result = await self.collection.delete_many(
             {"status": "published", "published_at": {"$lt": cutoff}}
         )
         return int(result.deleted_count)
 
     async def get(self, message_id: str) -> OutboxMessage | None:
-        doc = await self.collection.find_one({"_id": message_id})
+        """One message as stored, or ``None``."""
+        await self._ready()
+        doc = await self.collection.find_one({"_id": str(message_id)})
         return _from_doc(doc) if doc else None
 
     async def counts(self) -> dict[str, int]:
-        """Messages per status."""
+        """Messages per status (a diagnostic: reads the whole collection)."""
+        await self._ready()
         pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
         return {d["_id"]: d["n"] async for d in await self.collection.aggregate(pipeline)}
 
-
-class Publisher(Protocol):
-    """Where a relay sends messages (a broker client, an HTTP webhook, a test double)."""
-
-    async def publish(self, message: OutboxMessage) -> None: ...
-
-
-class LoggingPublisher:
-    """Logs each message (for development)."""
-
-    def __init__(self, logger_name: str = "eventlab.outbox.published") -> None:
-        self._log = logging.getLogger(logger_name)
-
-    async def publish(self, message: OutboxMessage) -> None:
-        self._log.info("%s %s %s", message.event_type, message.message_id, message.payload)
-
-
-class InMemoryPublisher:
-    """Keeps published messages in a list (for notebooks and tests)."""
-
-    def __init__(self) -> None:
-        self.published: list[OutboxMessage] = []
-
-    async def publish(self, message: OutboxMessage) -> None:
-        self.published.append(message)
+    async def lag(self) -> OutboxLag:
+        """Due and in-flight messages and the age of the oldest due one (server time)."""
+        await self._ready()
+        try:
+            now = await self.clock.now()
+            due_query = {"due_at": {"$lte": now}}
+            due = await self.collection.count_documents(due_query)
+            oldest = await self.collection.find_one(
+                due_query, {"due_at": 1}, sort=[("due_at", ASCENDING)]
+            )
+            in_flight = await self.collection.count_documents(
+                {"due_at": {"$gt": now}, "status": "claimed"}
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        age = (now - oldest["due_at"]).total_seconds() if oldest else 0.0
+        return OutboxLag(due=due, oldest_due_seconds=max(0.0, age), in_flight=in_flight)
 
 
-class OutboxRelay:
-    """An asyncio worker: claim a batch, publish each message, mark it; repeat until stopped.
+def _lease_ms(lease: float | timedelta) -> int:
+    seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
+    if not seconds > 0:
+        raise ConfigurationError(f"a lease must be positive, not {lease!r}")
+    return max(1, int(seconds * 1000))
 
-    ``await relay.run()`` runs in the current task; ``relay.start()`` runs it in a new task and
-    ``await relay.stop()`` stops it gracefully (the batch in hand is finished first).
-    """
 
-    def __init__(
-        self,
-        outbox: MongoOutboxStore,
-        publisher: Publisher,
-        *,
-        worker_id: str | None = None,
-        batch_size: int = 50,
-        lease: float = 30.0,
-        poll_interval: float = 0.5,
-    ) -> None:
-        self.outbox = outbox
-        self.publisher = publisher
-        self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.batch_size = batch_size
-        self.lease = lease
-        self.poll_interval = poll_interval
-        self.published = 0
-        self.failed = 0
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def run_once(self) -> int:
-        """Claim and process one batch; returns how many messages were claimed."""
-        batch = await self.outbox.claim(self.worker_id, self.batch_size, self.lease)
-        done: list[str] = []
-        for message in batch:
-            try:
-                await self.publisher.publish(message)
-            except Exception as exc:  # a publisher failure is data, not a crash of the relay
-                self.failed += 1
-                await self.outbox.mark_failed(message.message_id, f"{type(exc).__name__}: {exc}")
-            else:
-                done.append(message.message_id)
-        if done:
-            self.published += await self.outbox.mark_published(done, self.worker_id)
-        return len(batch)
-
-    async def run(self) -> None:
-        """Relay until :meth:`stop` is called."""
-        while not self._stopping.is_set():
-            try:
-                claimed = await self.run_once()
-            except ConnectionFailure as exc:
-                logger.warning("outbox relay %s: %s; retrying", self.worker_id, exc)
-                claimed = 0
-            except ConnectionFailedError as exc:  # pragma: no cover - same as above, mapped
-                logger.warning("outbox relay %s: %s; retrying", self.worker_id, exc)
-                claimed = 0
-            if claimed == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-
-    def start(self) -> asyncio.Task[None]:
-        """Run in a background task."""
-        self._stopping.clear()
-        self._task = asyncio.get_running_loop().create_task(self.run())
-        return self._task
-
-    async def stop(self) -> None:
-        """Finish the batch in hand and stop."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+def _with(message: OutboxMessage, **changes: Any) -> OutboxMessage:
+    return replace(message, **changes)
