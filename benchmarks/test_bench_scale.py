@@ -6,6 +6,7 @@ same store (see ``_paired.py``):
 
 * first vs last page of the log: the last page must cost what the first does (bounded ranges);
 * catch-up: the whole log through ``read_all`` vs the raw driver paging by the same ranges;
+* subscription catch-up: a catch-up subscription over the whole log vs ``read_all``;
 * ``events_frame`` of the whole store vs the raw driver's documents in ``pd.DataFrame``;
 * single and 100-event appends with the store already full.
 """
@@ -106,6 +107,35 @@ def test_scale_catch_up(
     info["store_size"] = store_size
     info["events_per_second"] = round(store_size / (info["median_ms"] / 1e3))
     info["raw_events_per_second"] = round(store_size / (info["baseline_median_ms"] / 1e3))
+    assert_ratio(benchmark)
+
+
+def test_scale_subscription_catch_up(
+    benchmark: Any, scaled: MongoEventStore, store_size: int, run: Run, server_label: str
+) -> None:
+    """A catch-up subscription over the whole log vs the store's own paged read (``read_all``):
+    what contiguity checks, filters and checkpoint positions cost on top of reading."""
+
+    async def paged_read() -> int:
+        return sum([1 async for _ in scaled.read_all(0, page_size=PAGE)])
+
+    async def subscription() -> int:
+        return sum([1 async for _ in scaled.subscribe(page_size=PAGE, live=False)])
+
+    seen = paired(
+        benchmark,
+        name="subscription-catch-up",
+        server=server_label,
+        target=lambda: run(subscription()),
+        baseline=lambda: run(paged_read()),
+        rounds=3,
+        warmup_rounds=1,
+    )
+    assert seen == store_size
+    info = benchmark.extra_info
+    info["store_size"] = store_size
+    info["events_per_second"] = round(store_size / (info["median_ms"] / 1e3))
+    info["read_all_events_per_second"] = round(store_size / (info["baseline_median_ms"] / 1e3))
     assert_ratio(benchmark)
 
 

@@ -6,10 +6,12 @@ The public surface is re-exported here; modules whose names start with ``_`` are
 from __future__ import annotations
 
 from ._aggregate_store import AggregateStore
+from ._checkpoints import Checkpoint, MongoCheckpointStore
 from ._connection import DeploymentInfo, MongoConnectionManager
 from ._domain import AggregateRoot, DomainEvent, applies
 from ._errors import (
     AggregateNotFoundError,
+    CheckpointConflictError,
     CommitOutcomeUnknownError,
     ConcurrencyError,
     ConfigurationError,
@@ -27,6 +29,7 @@ from ._errors import (
     MigrationError,
     NotConnectedError,
     SerializationError,
+    SubscriptionError,
     TransactionAbortedError,
     TransactionError,
     TransactionsUnsupportedError,
@@ -47,6 +50,7 @@ from ._registry import EventRegistry
 from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
 from ._repository import MongoRepository, SearchResult
 from ._session import SessionProvider
+from ._subscriptions import Batch, CatchUpSubscription, Subscriber
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
 from .specification import (
@@ -61,6 +65,10 @@ __all__ = [
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
+    "Batch",
+    "CatchUpSubscription",
+    "Checkpoint",
+    "CheckpointConflictError",
     "CommitOutcomeUnknownError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -83,6 +91,7 @@ __all__ = [
     "InvalidSpecificationError",
     "LoggingPublisher",
     "MigrationError",
+    "MongoCheckpointStore",
     "MongoConnectionManager",
     "MongoEventStore",
     "MongoModelMapper",
@@ -103,6 +112,8 @@ __all__ = [
     "Specification",
     "SpecificationBuilder",
     "StoredEvent",
+    "Subscriber",
+    "SubscriptionError",
     "TransactionAbortedError",
     "TransactionError",
     "TransactionTimeoutError",

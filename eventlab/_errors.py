@@ -120,6 +120,14 @@ class ConcurrencyError(EventlabError):
         self.actual_version = actual_version
 
 
+class CheckpointConflictError(EventlabError):
+    """A subscriber's checkpoint moved under it: another instance of it is running."""
+
+
+class SubscriptionError(EventlabError):
+    """A subscription cannot go on (its handler failed, or it was misused)."""
+
+
 class DuplicateMessageError(EventlabError):
     """Outbox message ids are already stored with other content (so not an idempotent retry)."""
 

@@ -33,6 +33,7 @@ from ._registry import EventRegistry, UnknownPolicy
 from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import SessionProvider, session_of
+from ._subscriptions import CatchUpSubscription, Start, Wake
 from ._transactions import DEFAULT_TIME_BUDGET
 from ._writer import EventWriter, prepare_records, prepare_stream
 
@@ -345,6 +346,37 @@ class MongoEventStore:
         position was read (docs/gaps.md says how to follow such a store safely).
         """
         return EventStream(self, after_position, page_size, event_types, max_count)
+
+    def subscribe(
+        self,
+        *,
+        start: Start = "beginning",
+        event_types: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
+        page_size: int = 500,
+        live: bool = True,
+        wake: Wake = "auto",
+        poll_interval: float = 0.5,
+        gap_timeout: float | None = None,
+    ) -> CatchUpSubscription:
+        """A catch-up subscription: the log after ``start`` in pages, then new events live.
+
+        ``async for event in store.subscribe(): ...``; unlike :meth:`read_all` it never moves
+        past a position that may still commit (preallocated positions), and it waits for new
+        events instead of ending. See :class:`~eventlab.CatchUpSubscription`; for a named
+        checkpoint and a handler, :class:`~eventlab.Subscriber`.
+        """
+        return CatchUpSubscription(
+            self,
+            start=start,
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            live=live,
+            wake=wake,
+            poll_interval=poll_interval,
+            gap_timeout=gap_timeout,
+        )
 
     def get_events_from_position(
         self,
