@@ -414,3 +414,54 @@ async def test_subscription_survives_a_server_restart(tmp_path: Path) -> None:
             assert subscriber.position == 10
     finally:
         server.stop()
+
+
+async def test_resources_are_closed_on_every_exit_path(tx_store: MongoEventStore) -> None:
+    for _ in range(3):
+        await append_one(tx_store)
+    before = set(asyncio.all_tasks())
+
+    async def leave(how: str) -> CatchUpSubscription:
+        subscription = tx_store.subscribe(page_size=1)
+        try:
+            async for _ in subscription:
+                if how == "break":
+                    break
+                if how == "raise":
+                    raise RuntimeError("the consumer failed")
+        except RuntimeError:
+            pass
+        return subscription
+
+    for how in ("break", "raise"):
+        subscription = await leave(how)
+        # The iterator left behind is closed by asyncio's async-generator finalizer as soon as
+        # it is collected (at once in CPython); `async with` closes it deterministically.
+        await asyncio.sleep(0.05)
+        assert subscription.closed and not subscription.watching
+
+    cancelled = tx_store.subscribe()
+    task = asyncio.create_task(collect(cancelled, 10**6, 60))
+    await asyncio.sleep(0.3)
+    assert cancelled.watching
+    task.cancel()
+    await asyncio.wait({task})
+    assert cancelled.closed and not cancelled.watching
+
+    async with tx_store.subscribe() as closed_by_context:
+        iterator = closed_by_context.__aiter__()
+        await iterator.__anext__()
+    assert closed_by_context.closed
+    await iterator.aclose()
+    await asyncio.sleep(0.05)
+    leaked = {
+        t
+        for t in set(asyncio.all_tasks()) - before
+        if not t.done() and _module_of(t).startswith("eventlab")
+    }
+    assert leaked == set(), f"tasks left running: {leaked}"
+
+
+def _module_of(task: asyncio.Task[Any]) -> str:
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
