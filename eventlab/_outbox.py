@@ -577,25 +577,14 @@ class MongoOutboxStore:
         or that is no longer claimed is left as it is.
         """
         items: Sequence[Any] = [messages] if isinstance(messages, str | OutboxMessage) else messages
-        filters = [self._held(m) for m in items]
-        if not filters:
-            return 0
-        operations = [
-            UpdateOne(
-                f,
-                {
-                    "$set": {"status": "published", "error": None},
-                    "$currentDate": {"published_at": True},
-                    "$unset": _FINISH_UNSET,
-                },
-            )
-            for f in filters
-        ]
-        try:
-            result = await self.collection.bulk_write(operations, ordered=False)
-        except PyMongoError as exc:
-            raise map_error(exc) from exc
-        return int(result.modified_count)
+        return await self._update_held(
+            items,
+            {
+                "$set": {"status": "published", "error": None},
+                "$currentDate": {"published_at": True},
+                "$unset": _FINISH_UNSET,
+            },
+        )
 
     async def mark_failed(self, message: OutboxMessage, error: str) -> OutboxMessage | None:
         """Record a failed attempt of a claimed message; ``None`` if the claim is no longer held.
@@ -632,22 +621,24 @@ class MongoOutboxStore:
     async def release(self, messages: Sequence[OutboxMessage]) -> int:
         """Give claimed messages back, due at once (a relay stopping before it got to them);
         returns how many this claim still owned."""
+        return await self._update_held(
+            messages,
+            {
+                "$set": {"status": "pending"},
+                "$currentDate": {"due_at": True},
+                "$unset": {"claim_token": "", "claimed_by": "", "lease_until": ""},
+            },
+        )
+
+    async def _update_held(self, messages: Sequence[Any], update: dict[str, Any]) -> int:
+        """Apply ``update`` to each message whose claim is still held; how many applied."""
         filters = [self._held(m) for m in messages]
         if not filters:
             return 0
-        operations = [
-            UpdateOne(
-                f,
-                {
-                    "$set": {"status": "pending"},
-                    "$currentDate": {"due_at": True},
-                    "$unset": {"claim_token": "", "claimed_by": "", "lease_until": ""},
-                },
-            )
-            for f in filters
-        ]
         try:
-            result = await self.collection.bulk_write(operations, ordered=False)
+            result = await self.collection.bulk_write(
+                [UpdateOne(f, update) for f in filters], ordered=False
+            )
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return int(result.modified_count)
