@@ -35,7 +35,6 @@ from pymongo.write_concern import WriteConcern
 from ._errors import (
     CommitOutcomeUnknownError,
     ConnectionFailedError,
-    EventlabError,
     TransactionAbortedError,
     TransactionError,
     TransactionTimeoutError,
@@ -62,14 +61,7 @@ def backoff_delay(attempt: int) -> float:
     return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
 
 
-def has_label(exc: BaseException | None, label: str) -> bool:
-    """Whether the driver labelled ``exc`` (or, for eventlab's typed errors, their cause).
-
-    A write in a caller's unit of work raises eventlab's typed error with the driver's error as
-    its cause; the label travels with that cause, so a retry loop still sees a transient error.
-    """
-    while isinstance(exc, EventlabError):
-        exc = exc.__cause__
+def has_label(exc: BaseException, label: str) -> bool:
     return isinstance(exc, PyMongoError) and exc.has_error_label(label)
 
 

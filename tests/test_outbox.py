@@ -358,6 +358,7 @@ async def test_retried_unit_of_work_after_an_applied_commit_goes_through(
     """The caller's retry of a unit of work whose commit did apply: events and messages alike
     come back as stored instead of raising."""
     outbox = MongoOutboxStore(connection)
+    await outbox.migrate()  # at startup, before any unit of work uses it
     events = [make_event(stream_id(), 1)]
 
     async def work(uow: Any) -> list[StoredEvent]:
