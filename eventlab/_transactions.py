@@ -35,6 +35,7 @@ from pymongo.write_concern import WriteConcern
 from ._errors import (
     CommitOutcomeUnknownError,
     ConnectionFailedError,
+    EventlabError,
     TransactionAbortedError,
     TransactionError,
     TransactionTimeoutError,
@@ -72,6 +73,7 @@ async def run_transaction(
     session: AsyncClientSession | None = None,
     time_budget: float = DEFAULT_TIME_BUDGET,
     on_retry: Callable[[int, BaseException], None] | None = None,
+    retry_typed_errors: bool = False,
 ) -> T:
     """Run ``callback(session)`` in a transaction, retrying per the drivers' rules.
 
@@ -85,12 +87,17 @@ async def run_transaction(
     :param time_budget: seconds after which a transient failure is no longer retried and
         :class:`~eventlab.TransactionTimeoutError` is raised.
     :param on_retry: called with (attempt, error) before each retry, for metrics.
+    :param retry_typed_errors: also rerun the callback when it raises one of eventlab's typed
+        errors whose driver cause is labelled transient. For callbacks made of eventlab calls
+        in a caller's unit of work (:func:`~eventlab.run_unit_of_work`): those calls raise
+        typed errors, and a write conflict among them must still be retried. eventlab's own
+        internal transactions leave it off: their typed errors are decisions, not conflicts.
     :returns: what the callback returned in the attempt that committed.
     """
     if session is None:
         async with client.start_session() as own:
-            return await _with_transaction(own, callback, time_budget, on_retry)
-    return await _with_transaction(session, callback, time_budget, on_retry)
+            return await _with_transaction(own, callback, time_budget, on_retry, retry_typed_errors)
+    return await _with_transaction(session, callback, time_budget, on_retry, retry_typed_errors)
 
 
 async def _with_transaction(
@@ -98,6 +105,7 @@ async def _with_transaction(
     callback: Callable[[AsyncClientSession], Awaitable[T]],
     time_budget: float,
     on_retry: Callable[[int, BaseException], None] | None,
+    retry_typed_errors: bool = False,
 ) -> T:
     deadline = time.monotonic() + time_budget
     attempt = 0
@@ -111,7 +119,8 @@ async def _with_transaction(
         except BaseException as exc:  # a cancelled task too: never leave the transaction open
             if session.in_transaction:
                 await session.abort_transaction()
-            if not _retryable(exc, TRANSIENT, deadline):
+            driver_error = _driver_cause(exc) if retry_typed_errors else exc
+            if not _retryable(driver_error, TRANSIENT, deadline):
                 _raise_mapped(exc)
             attempt += 1
             _notify(on_retry, attempt, exc)
@@ -160,6 +169,14 @@ async def _end_on_server(session: AsyncClientSession) -> None:
         await asyncio.wait_for(
             session.client.admin.command("killSessions", [session.session_id]), timeout=2
         )
+
+
+def _driver_cause(exc: BaseException) -> BaseException:
+    """The driver error behind one of eventlab's typed errors (the error itself otherwise)."""
+    cause: BaseException | None = exc
+    while isinstance(cause, EventlabError):
+        cause = cause.__cause__
+    return cause if cause is not None else exc
 
 
 def _retryable(exc: BaseException, label: str, deadline: float) -> bool:

@@ -203,4 +203,5 @@ async def run_unit_of_work(
         connection.client,
         lambda session: work(_RunnerUnitOfWork(session)),
         time_budget=time_budget,
+        retry_typed_errors=True,
     )
