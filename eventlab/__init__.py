@@ -44,12 +44,14 @@ from ._event_store import MongoEventStore
 from ._mapper import MongoModelMapper
 from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
 from ._positions import PositionStrategy
+from ._projections import MemoryRows, Projection, ProjectionStatus, Projector, Rows, on
 from ._readers import EventStream
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
 from ._repository import MongoRepository, SearchResult
 from ._session import SessionProvider
+from ._snapshots import MongoSnapshotStore, Snapshot
 from ._subscriptions import Batch, CatchUpSubscription, Subscriber
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
@@ -90,6 +92,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidSpecificationError",
     "LoggingPublisher",
+    "MemoryRows",
     "MigrationError",
     "MongoCheckpointStore",
     "MongoConnectionManager",
@@ -97,18 +100,24 @@ __all__ = [
     "MongoModelMapper",
     "MongoOutboxStore",
     "MongoRepository",
+    "MongoSnapshotStore",
     "MongoUnitOfWork",
     "NotConnectedError",
     "OutboxLag",
     "OutboxMessage",
     "OutboxRelay",
     "PositionStrategy",
+    "Projection",
+    "ProjectionStatus",
+    "Projector",
     "Publisher",
     "QueryOptions",
     "RelayHealth",
+    "Rows",
     "SearchResult",
     "SerializationError",
     "SessionProvider",
+    "Snapshot",
     "Specification",
     "SpecificationBuilder",
     "StoredEvent",
@@ -124,6 +133,7 @@ __all__ = [
     "UpcastError",
     "WriteConflictError",
     "applies",
+    "on",
     "run_transaction",
     "run_unit_of_work",
 ]

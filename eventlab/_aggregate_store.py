@@ -1,16 +1,20 @@
-"""Load and save event-sourced aggregates through an event store."""
+"""Load and save event-sourced aggregates through an event store, optionally from snapshots."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from ._domain import AggregateRoot
-from ._errors import AggregateNotFoundError
+from ._errors import AggregateNotFoundError, EventlabError
 from ._event_store import MongoEventStore
 from ._records import StoredEvent
 from ._session import SessionProvider
+from ._snapshots import MongoSnapshotStore, take_snapshot, usable
 
 A = TypeVar("A", bound=AggregateRoot)
+
+logger = logging.getLogger("eventlab.snapshots")
 
 
 class AggregateStore:
@@ -19,19 +23,47 @@ class AggregateStore:
     The expected version of a save is the version the aggregate was loaded at, so two
     processes that loaded the same version cannot both save: the second gets
     :class:`~eventlab.ConcurrencyError` and must reload and retry its command.
+
+    :param snapshots: where snapshots live. With it, :meth:`load` starts from the newest usable
+        snapshot and replays only the events after it, and :meth:`save` takes a snapshot when
+        the aggregate's class sets ``snapshot_every`` and the save crosses a multiple of it.
     """
 
-    def __init__(self, events: MongoEventStore) -> None:
+    def __init__(
+        self, events: MongoEventStore, *, snapshots: MongoSnapshotStore | None = None
+    ) -> None:
         self.events = events
+        self.snapshots = snapshots
 
     async def load(
         self, aggregate_class: type[A], aggregate_id: str, *, uow: SessionProvider | None = None
     ) -> A:
         """The aggregate with every stored event applied (raises if the stream is empty)."""
-        events = await self.events.load_events(str(aggregate_id), unknown="raise", uow=uow)
+        aggregate_id = str(aggregate_id)
+        if self.snapshots is not None:
+            snapshot = await self.snapshots.get(aggregate_id, uow=uow)
+            if usable(snapshot, aggregate_class):
+                assert snapshot is not None
+                after = await self.events.load_events(
+                    aggregate_id, after_version=snapshot.version, unknown="raise", uow=uow
+                )
+                current = snapshot.version + len(after)
+                if after or await self.events.get_current_version(aggregate_id, uow=uow) == current:
+                    aggregate = aggregate_class.from_snapshot(
+                        aggregate_id, snapshot.version, snapshot.state
+                    )
+                    for event in after:
+                        aggregate.apply(event)  # type: ignore[arg-type]
+                    return aggregate
+                logger.warning(  # the stream is shorter than the snapshot: a restored store
+                    "snapshot of %s at version %d is past its stream: ignored",
+                    aggregate_id,
+                    snapshot.version,
+                )
+        events = await self.events.load_events(aggregate_id, unknown="raise", uow=uow)
         if not events:
-            raise AggregateNotFoundError(str(aggregate_id))
-        return aggregate_class.rebuild(str(aggregate_id), events)  # type: ignore[arg-type]
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate_class.rebuild(aggregate_id, events)  # type: ignore[arg-type]
 
     async def save(
         self,
@@ -44,13 +76,35 @@ class AggregateStore:
         pending = list(aggregate.pending_events)
         if not pending:
             return []
+        before = aggregate.version - len(pending)
         stored = await self.events.save_events(
             aggregate.id,
             pending,
-            expected_version=aggregate.version - len(pending),
+            expected_version=before,
             aggregate_type=type(aggregate).aggregate_type,
             metadata=metadata,
             uow=uow,
         )
         aggregate.pull_domain_events()
+        every = type(aggregate).snapshot_every
+        if self.snapshots is not None and every and aggregate.version // every > before // every:
+            try:
+                await self.snapshot(aggregate, uow=uow)
+            except EventlabError as exc:  # a snapshot is a cache: the save stands without it
+                logger.warning("snapshot of %s not taken: %s", aggregate.id, exc)
         return stored
+
+    async def snapshot(
+        self, aggregate: AggregateRoot, *, uow: SessionProvider | None = None
+    ) -> bool:
+        """Take a snapshot of ``aggregate`` now (on demand); whether it was stored.
+
+        The aggregate must have no pending events: a snapshot stands for stored events only.
+        """
+        if self.snapshots is None:
+            raise EventlabError("this AggregateStore has no snapshot store (snapshots=...)")
+        if aggregate.pending_events:
+            raise EventlabError(
+                f"{aggregate!r} has pending events: save it before taking a snapshot"
+            )
+        return await self.snapshots.save(take_snapshot(aggregate), uow=uow)

@@ -126,6 +126,10 @@ class AggregateRoot:
     """
 
     aggregate_type: ClassVar[str] = ""
+    snapshot_every: ClassVar[int | None] = None
+    """Take a snapshot each time a save crosses a multiple of this many versions (opt-in)."""
+    snapshot_schema_version: ClassVar[int] = 1
+    """Bump it when the attributes change shape: older snapshots are then ignored, not trusted."""
     _handlers: ClassVar[dict[type[DomainEvent], _Handler]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -180,6 +184,23 @@ class AggregateRoot:
     def state(self) -> dict[str, Any]:
         """The public attributes (for display, diffs and tests)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """What a snapshot stores: the public attributes but ``id`` and ``version``.
+
+        Override it (with :meth:`from_snapshot`) when the state holds values BSON does not keep
+        exactly (sets, tuples, enums, models): a snapshot must restore what replay builds.
+        """
+        return {k: v for k, v in self.state().items() if k not in ("id", "version")}
+
+    @classmethod
+    def from_snapshot(cls, id: str, version: int, state: dict[str, Any]) -> Self:
+        """The aggregate as :meth:`snapshot_state` described it at ``version``."""
+        aggregate = cls(id)
+        for name, value in state.items():
+            setattr(aggregate, name, value)
+        aggregate.version = version
+        return aggregate
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} id={self.id!r} version={self.version}>"

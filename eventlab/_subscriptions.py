@@ -360,10 +360,14 @@ def _ranges(positions: list[int]) -> str:
 
 
 Handler = Callable[..., Awaitable[None]]
+BatchHandler = Callable[[tuple[StoredEvent, ...], SessionProvider | None], Awaitable[None]]
 
 
 class Subscriber:
     """Runs ``handler`` over the log under the checkpoint ``name``.
+
+    ``on_batch=`` instead of ``handler``: ``await on_batch(events, uow)`` once per batch (``uow``
+    is ``None`` at least once), for handlers that write a batch at a time (projections).
 
     ``mode="exactly_once"``: ``await handler(event, uow)`` for each event of a batch and the new
     checkpoint commit in **one transaction** (pass ``uow`` to the repositories and stores the
@@ -380,14 +384,17 @@ class Subscriber:
         self,
         store: MongoEventStore,
         name: str,
-        handler: Handler,
+        handler: Handler | None,
         *,
+        on_batch: BatchHandler | None = None,
         mode: DeliveryMode = "exactly_once",
         checkpoints: MongoCheckpointStore | None = None,
         start: Start = "beginning",
         batch_size: int = 100,
         **subscription_options: Any,
     ) -> None:
+        if (handler is None) == (on_batch is None):
+            raise ConfigurationError("give a handler (per event) or on_batch (per batch)")
         if mode not in ("exactly_once", "at_least_once"):
             raise ConfigurationError(
                 f"mode must be 'exactly_once' or 'at_least_once', not {mode!r}"
@@ -395,6 +402,7 @@ class Subscriber:
         self.store = store
         self.name = name
         self.handler = handler
+        self.on_batch = on_batch
         self.mode = mode
         self.checkpoints = checkpoints or MongoCheckpointStore(store.connection)
         self._start = start
@@ -434,16 +442,24 @@ class Subscriber:
         if self.mode == "exactly_once":
 
             async def work(uow: SessionProvider) -> None:
-                for event in batch.events:
-                    await self.handler(event, uow)
+                if self.on_batch is not None:
+                    await self.on_batch(batch.events, uow)
+                else:
+                    assert self.handler is not None
+                    for event in batch.events:
+                        await self.handler(event, uow)
                 await self.checkpoints.save(
                     self.name, batch.position, expected=expected, gaps=batch.gaps, uow=uow
                 )
 
             await run_unit_of_work(self.store.connection, work)
         else:
-            for event in batch.events:
-                await self.handler(event)
+            if self.on_batch is not None:
+                await self.on_batch(batch.events, None)
+            else:
+                assert self.handler is not None
+                for event in batch.events:
+                    await self.handler(event)
             await self.checkpoints.save(self.name, batch.position, gaps=batch.gaps)
         self.position = batch.position
         self.handled += len(batch.events)

@@ -10,14 +10,18 @@ from .orders import (
     generate_orders,
     order_registry,
 )
+from .projections import SAMPLE_PROJECTIONS, OpenTasks, OrderTotals
 
 __all__ = [
+    "SAMPLE_PROJECTIONS",
     "Chat",
     "LineAdded",
+    "OpenTasks",
     "Order",
     "OrderCancelled",
     "OrderPlaced",
     "OrderShipped",
+    "OrderTotals",
     "chat_registry",
     "generate_chats",
     "generate_orders",

@@ -7,13 +7,22 @@ are thin layers over it.
 from ._frames import events_frame, frame_of
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
+from ._projection_replay import (
+    ProjectionStep,
+    ProjectionTrace,
+    diff_projections,
+    replay_projection,
+)
 from ._replay import ReplayStep, ReplayTrace, replay
 
 __all__ = [
     "DataFormatError",
     "GapReport",
+    "ProjectionStep",
+    "ProjectionTrace",
     "ReplayStep",
     "ReplayTrace",
+    "diff_projections",
     "dump_jsonl",
     "events_frame",
     "find_gaps",
@@ -21,4 +30,5 @@ __all__ = [
     "iter_jsonl",
     "load_jsonl",
     "replay",
+    "replay_projection",
 ]

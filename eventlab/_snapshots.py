@@ -1,0 +1,149 @@
+"""Snapshots: an aggregate's state at a version, so that loading it replays only what came after.
+
+A snapshot is a cache, never the truth: the events are. So a snapshot that cannot be trusted is
+ignored, not repaired: one taken by another schema of the aggregate's state
+(``snapshot_schema_version`` differs), of another aggregate type, or at a version the stream
+does not reach (a store restored from an older backup).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from ._bson import check_collection_name, decimals_to_python, to_bson_value
+from ._checks import check_aggregate_id
+from ._connection import MongoConnectionManager
+from ._domain import AggregateRoot
+from ._session import SessionProvider, session_of
+from ._transactions import map_error
+
+logger = logging.getLogger("eventlab.snapshots")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An aggregate's state as it stood at ``version``."""
+
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    schema_version: int
+    state: dict[str, Any]
+    taken_at: datetime | None = None
+
+
+class MongoSnapshotStore:
+    """The newest snapshot of each aggregate, one document per aggregate id.
+
+    A save replaces the stored snapshot only with a newer one (a higher version), so two
+    writers racing to snapshot the same aggregate cannot move it backwards.
+    """
+
+    def __init__(self, connection: MongoConnectionManager, collection: str = "snapshots") -> None:
+        self.connection = connection
+        self.collection_name = check_collection_name(collection)
+
+    @property
+    def collection(self) -> Any:
+        return self.connection.database[self.collection_name]
+
+    async def get(self, aggregate_id: str, uow: SessionProvider | None = None) -> Snapshot | None:
+        """The stored snapshot of ``aggregate_id``, or ``None``."""
+        aggregate_id = check_aggregate_id(aggregate_id)
+        if not self.connection.is_connected:
+            await self.connection.connect()
+        try:
+            doc = await self.collection.find_one({"_id": aggregate_id}, session=session_of(uow))
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        if doc is None:
+            return None
+        return Snapshot(
+            aggregate_id=aggregate_id,
+            aggregate_type=doc["aggregate_type"],
+            version=int(doc["version"]),
+            schema_version=int(doc["schema_version"]),
+            state=decimals_to_python(doc.get("state") or {}),
+            taken_at=doc.get("taken_at"),
+        )
+
+    async def save(self, snapshot: Snapshot, uow: SessionProvider | None = None) -> bool:
+        """Store ``snapshot`` unless a snapshot at its version or later is stored; whether it
+        was stored."""
+        state = to_bson_value(snapshot.state, f"snapshot of {snapshot.aggregate_id}")
+        if not self.connection.is_connected:
+            await self.connection.connect()
+        session = session_of(uow)
+        try:
+            # Looked at first: in a unit of work a duplicate key (the upsert below meeting a
+            # newer snapshot) would abort the caller's transaction for the sake of a cache.
+            stored = await self.collection.find_one(
+                {"_id": snapshot.aggregate_id}, {"version": 1}, session=session
+            )
+            if stored is not None and int(stored["version"]) >= snapshot.version:
+                return False
+            result = await self.collection.update_one(
+                {"_id": snapshot.aggregate_id, "version": {"$lt": snapshot.version}},
+                {
+                    "$set": {
+                        "aggregate_type": snapshot.aggregate_type,
+                        "version": snapshot.version,
+                        "schema_version": snapshot.schema_version,
+                        "state": state,
+                    },
+                    "$currentDate": {"taken_at": True},
+                },
+                upsert=True,
+                session=session,
+            )
+        except PyMongoError as exc:
+            if getattr(exc, "code", None) == 11000:  # a newer snapshot is stored: keep it
+                return False
+            raise map_error(exc) from exc
+        return bool(result.modified_count or result.upserted_id is not None)
+
+    async def delete(self, aggregate_id: str) -> bool:
+        """Forget an aggregate's snapshot; whether there was one."""
+        result = await self.collection.delete_one({"_id": check_aggregate_id(aggregate_id)})
+        return bool(result.deleted_count)
+
+
+def take_snapshot(aggregate: AggregateRoot) -> Snapshot:
+    """The snapshot of ``aggregate`` at its current version."""
+    cls = type(aggregate)
+    return Snapshot(
+        aggregate_id=aggregate.id,
+        aggregate_type=cls.aggregate_type,
+        version=aggregate.version,
+        schema_version=cls.snapshot_schema_version,
+        state=aggregate.snapshot_state(),
+    )
+
+
+def usable(snapshot: Snapshot | None, cls: type[AggregateRoot]) -> bool:
+    """Whether ``snapshot`` may stand in for replaying ``cls``'s events up to its version."""
+    if snapshot is None:
+        return False
+    if snapshot.aggregate_type != cls.aggregate_type:
+        logger.warning(
+            "snapshot of %s is of type %s, not %s: ignored",
+            snapshot.aggregate_id,
+            snapshot.aggregate_type,
+            cls.aggregate_type,
+        )
+        return False
+    if snapshot.schema_version != cls.snapshot_schema_version:
+        logger.info(
+            "snapshot of %s has schema %d, %s is at %d: ignored (stale)",
+            snapshot.aggregate_id,
+            snapshot.schema_version,
+            cls.__name__,
+            cls.snapshot_schema_version,
+        )
+        return False
+    return True
