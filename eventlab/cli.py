@@ -20,6 +20,7 @@ import typer
 from ._connection import URI_ENV_VAR, MongoConnectionManager
 from ._errors import ConcurrencyError, EventlabError
 from ._event_store import MongoEventStore
+from ._projections import Projector
 from .embedded import EmbeddedMongo
 
 T = TypeVar("T")
@@ -158,7 +159,32 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
         clean = find_gaps(frame)
         typer.echo(f"   (the store itself: {'no anomalies' if clean.clean else clean.summary()})\n")
 
-        typer.secho("6. Plots", bold=True)
+        typer.secho("6. Projections: read models that follow the log", bold=True)
+        from .samples import SAMPLE_PROJECTIONS
+
+        for projection_class in SAMPLE_PROJECTIONS.values():
+            projector = Projector(store, projection_class())
+            before = await projector.status()
+            started = time.perf_counter()
+            await projector.run_until_caught_up()
+            status = await projector.status()
+            typer.echo(
+                f"   {status.name:<13} {status.rows:>5,} rows, {before.behind:,} positions "
+                f"caught up in {time.perf_counter() - started:.1f}s (lag now {status.behind})"
+            )
+        totals = await Projector(store, SAMPLE_PROJECTIONS["order_totals"]()).frame()
+        revenue = totals[totals.status == "shipped"].groupby("currency").total.sum()
+        typer.echo(
+            "   shipped revenue: "
+            + ", ".join(f"{amount:,.2f} {currency}" for currency, amount in revenue.items())
+        )
+        tasks = await Projector(store, SAMPLE_PROJECTIONS["open_tasks"]()).frame()
+        open_tasks = tasks[tasks.open.astype(bool)]
+        typer.echo(
+            f"   open tasks: {len(open_tasks)}, over {open_tasks.assignee.nunique()} assignees\n"
+        )
+
+        typer.secho("7. Plots", bold=True)
         reports.mkdir(parents=True, exist_ok=True)
         written = [
             _save(report.plot(anomaly_frame), reports / "gaps.png"),
@@ -174,6 +200,7 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
             "   docs/positions.md                    why positions are taken in the transaction"
         )
         typer.echo("   eventlab serve / import / stats      a persistent store of your own")
+        typer.echo("   eventlab projections / rebuild NAME  read models: status, lag, rebuild")
         typer.echo("   uv run pytest                        the test suite, on this same server")
 
 
@@ -433,6 +460,57 @@ def gaps(
             plot.parent.mkdir(parents=True, exist_ok=True)
             _save(report.plot(frame), plot)
             typer.echo(f"\nwrote {plot}")
+
+    _run(run)
+
+
+@app.command()
+def projections(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
+    """The sample projections' read models: generation, checkpoint, lag, rows."""
+
+    async def run() -> None:
+        from .samples import SAMPLE_PROJECTIONS
+
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            typer.echo(
+                f"{'projection':<14} {'version':>7} {'gen':>4} {'position':>9} {'behind':>7} "
+                f"{'seconds':>8} {'rows':>7}"
+            )
+            for projection_class in SAMPLE_PROJECTIONS.values():
+                s = await Projector(store, projection_class()).status()
+                stale = "  (stale: rebuild)" if s.stale else ""
+                typer.echo(
+                    f"{s.name:<14} {s.version:>7} {s.generation:>4} {s.position:>9,} "
+                    f"{s.behind:>7,} {s.seconds_behind:>8.1f} {s.rows:>7,}{stale}"
+                )
+
+    _run(run)
+
+
+@app.command()
+def rebuild(
+    name: Annotated[str, typer.Argument(help="A sample projection: order_totals, open_tasks.")],
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+) -> None:
+    """Rebuild a projection's read model beside the live one, then swap it in."""
+
+    async def run() -> None:
+        from .samples import SAMPLE_PROJECTIONS
+
+        if name not in SAMPLE_PROJECTIONS:
+            raise EventlabError(
+                f"no projection named {name!r}; known: {', '.join(sorted(SAMPLE_PROJECTIONS))}"
+            )
+        async with _connection(uri, database, announce=False, persistent=True) as conn:
+            store = MongoEventStore(conn)
+            started = time.perf_counter()
+            status = await Projector(store, SAMPLE_PROJECTIONS[name]()).rebuild()
+            typer.echo(
+                f"rebuilt {status.name}: generation {status.generation}, {status.rows:,} rows "
+                f"at position {status.position:,} in {time.perf_counter() - started:.1f}s"
+            )
 
     _run(run)
 

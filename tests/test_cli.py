@@ -21,6 +21,7 @@ def test_tour_runs_end_to_end(mongo_uri: str, database_name: str, tmp_path: Path
     assert "1 writer stored its event, 15 got ConcurrencyError" in result.output
     assert "Rebuilding one order" in result.output and "status: new → placed" in result.output
     assert "missing_positions              4" in result.output
+    assert "order_totals    800 rows" in result.output and "open tasks: " in result.output
     assert (reports / "gaps.png").stat().st_size > 10_000
     assert (reports / "timeline.png").stat().st_size > 10_000
 
@@ -113,3 +114,21 @@ def test_bad_files_are_one_clean_line(tmp_path: Path) -> None:
     bad.write_text((DATA / "orders.jsonl").read_text().splitlines()[0] + "\n{oops\n")
     malformed = runner.invoke(app, ["import", str(bad), "--uri", "mongodb://127.0.0.1:1"])
     assert malformed.exit_code == 1 and f"{bad}:2:" in malformed.output
+
+
+def test_projections_and_rebuild_commands(mongo_uri: str, database_name: str) -> None:
+    data = Path(__file__).parent.parent / "data" / "orders.jsonl"
+    base = ["--uri", mongo_uri, "--database", database_name]
+    imported = runner.invoke(app, ["import", str(data), *base])
+    assert imported.exit_code == 0, imported.output
+    before = runner.invoke(app, ["projections", *base])
+    assert before.exit_code == 0, before.output
+    assert "order_totals" in before.output and "3,358" in before.output  # all of it behind
+    rebuilt = runner.invoke(app, ["rebuild", "order_totals", *base])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt order_totals: generation 2, 800 rows at position 3,358" in rebuilt.output
+    after = runner.invoke(app, ["projections", *base])
+    line = next(ln for ln in after.output.splitlines() if ln.startswith("order_totals"))
+    assert line.split()[1:5] == ["1", "2", "3,358", "0"]
+    unknown = runner.invoke(app, ["rebuild", "nope", *base])
+    assert unknown.exit_code == 1 and "known: open_tasks, order_totals" in unknown.output

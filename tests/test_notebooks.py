@@ -12,12 +12,13 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks() -> None:
+def test_there_are_five_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_explore_streams.ipynb",
         "02_rebuild_aggregates.ipynb",
         "03_gaps.ipynb",
         "04_benchmarks.ipynb",
+        "05_projections.ipynb",
     ]
 
 
