@@ -41,7 +41,7 @@ from eventlab.samples import (
     generate_orders,
     order_registry,
 )
-from eventlab.workbench import diff_projections, load_jsonl, replay_projection
+from eventlab.workbench import diff_projections, events_frame, load_jsonl, replay_projection
 
 DATA = Path(__file__).parent.parent / "data"
 CHILD = Path(__file__).with_name("_projector_child.py")
@@ -211,10 +211,14 @@ def test_replay_and_diff_of_two_versions() -> None:
            if r["currency"] == "EUR" and r["lines"]}  # fmt: skip
     assert set(diff.key) == eur and set(diff.field) == {"total"}
     assert all(after > before for before, after in zip(diff.before, diff.after, strict=True))
-    with pytest.raises(TypeError, match="StoredEvent"):
-        import pandas as pd
-
-        replay_projection(OrderTotals(), pd.DataFrame())  # type: ignore[arg-type]
+    # Over a DataFrame of events, as a notebook holds them: the same read model.
+    frame = events_frame(ORDERS)
+    assert replay_projection(OrderTotals(), frame).rows.rows == (
+        replay_projection(OrderTotals(), ORDERS).rows.rows
+    )
+    assert diff_projections(OrderTotals(), OrderTotals(), frame).empty
+    with pytest.raises(ConfigurationError, match="events_frame"):
+        replay_projection(OrderTotals(), frame[["position"]])
 
 
 class Sleepy(Projection):

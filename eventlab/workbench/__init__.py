@@ -11,6 +11,7 @@ from ._projection_replay import (
     ProjectionStep,
     ProjectionTrace,
     diff_projections,
+    events_from_frame,
     replay_projection,
 )
 from ._replay import ReplayStep, ReplayTrace, replay
@@ -25,6 +26,7 @@ __all__ = [
     "diff_projections",
     "dump_jsonl",
     "events_frame",
+    "events_from_frame",
     "find_gaps",
     "frame_of",
     "iter_jsonl",

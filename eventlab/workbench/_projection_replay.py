@@ -104,11 +104,66 @@ def _rows_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 def _events(events: Iterable[StoredEvent] | pd.DataFrame) -> list[StoredEvent]:
     if isinstance(events, pd.DataFrame):
-        raise TypeError(
-            "replay_projection takes StoredEvent records (e.g. load_jsonl(...) or "
-            "await store.get_all_events()), not a frame: a frame has flattened the payloads"
-        )
+        events = events_from_frame(events)
     return sorted(events, key=lambda e: (e.position is None, e.position or 0))
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def events_from_frame(frame: pd.DataFrame) -> list[StoredEvent]:
+    """The events of an :func:`~eventlab.workbench.events_frame` back as records (its
+    ``payload.*`` and ``metadata.*`` columns nested again).
+
+    A frame holds one column per field of any event, so a field that is null in a row is taken
+    as absent there; where payloads carry nulls on purpose, pass the events themselves.
+    """
+    required = {"event_id", "event_type", "aggregate_id", "aggregate_type", "version"}
+    missing = required - set(frame.columns)
+    if missing:
+        raise ConfigurationError(
+            f"not a frame of events (no {', '.join(sorted(missing))}): use events_frame(...)"
+        )
+    payload_columns = [c for c in frame.columns if c.startswith("payload.")]
+    metadata_columns = [c for c in frame.columns if c.startswith("metadata.")]
+    events = []
+    for row in frame.to_dict("records"):
+        payload = {c[8:]: _plain(row[c]) for c in payload_columns}
+        metadata = {c[9:]: _plain(row[c]) for c in metadata_columns}
+        events.append(
+            StoredEvent(
+                event_id=row["event_id"],
+                event_type=str(row["event_type"]),
+                aggregate_id=str(row["aggregate_id"]),
+                aggregate_type=str(row["aggregate_type"]),
+                version=int(row["version"]),
+                payload=_unflatten({k: v for k, v in payload.items() if v is not None}),
+                metadata=_unflatten({k: v for k, v in metadata.items() if v is not None}),
+                occurred_at=_plain(row.get("occurred_at")),
+                position=_plain(row.get("position")),
+                recorded_at=_plain(row.get("recorded_at")),
+                schema_version=int(_plain(row.get("schema_version")) or 1),
+            )
+        )
+    return events
 
 
 def _run_in_memory(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -147,7 +202,9 @@ class _TrackingRows(MemoryRows):
             self.touched[key] = copy.deepcopy(self.rows.get(key))
 
 
-async def _replay(projection: Projection, events: Iterable[StoredEvent]) -> ProjectionTrace:
+async def _replay(
+    projection: Projection, events: Iterable[StoredEvent] | pd.DataFrame
+) -> ProjectionTrace:
     check_projection(projection)
     rows = _TrackingRows()
     steps: list[ProjectionStep] = []
@@ -166,8 +223,11 @@ async def _replay(projection: Projection, events: Iterable[StoredEvent]) -> Proj
     return ProjectionTrace(projection, steps, rows)
 
 
-def replay_projection(projection: Projection, events: Iterable[StoredEvent]) -> ProjectionTrace:
-    """Run ``projection`` over ``events`` in memory, in position order, step by step.
+def replay_projection(
+    projection: Projection, events: Iterable[StoredEvent] | pd.DataFrame
+) -> ProjectionTrace:
+    """Run ``projection`` over ``events`` (records, or a frame from ``events_frame``) in
+    memory, in position order, step by step.
 
     Synchronous, in a script and in a notebook cell alike: the handlers only touch memory here.
     """
@@ -175,12 +235,12 @@ def replay_projection(projection: Projection, events: Iterable[StoredEvent]) -> 
 
 
 def diff_projections(
-    before: Projection, after: Projection, events: Iterable[StoredEvent]
+    before: Projection, after: Projection, events: Iterable[StoredEvent] | pd.DataFrame
 ) -> pd.DataFrame:
     """Run two versions of a projection over the same events and list the read-model rows that
     differ: one line per (key, field) with both values; a row only one side has is field
     ``(row)``. Empty: the change does not alter the read model for these events."""
-    events = list(events)
+    events = _events(events)
     left = replay_projection(before, events).rows.rows
     right = replay_projection(after, events).rows.rows
     records = []
