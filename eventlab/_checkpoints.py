@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from ._bson import check_collection_name
 from ._checks import check_int, check_name
 from ._connection import MongoConnectionManager
+from ._display import HtmlRecord
 from ._errors import CheckpointConflictError
 from ._session import SessionProvider, session_of
 from ._transactions import map_error
@@ -20,7 +21,7 @@ _KEPT_GAPS = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(HtmlRecord):
     """A subscriber's place in the log: every position up to ``position`` is done with."""
 
     name: str

@@ -16,6 +16,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
 
 from ._bson import CODEC_OPTIONS, check_database_name
+from ._display import HtmlRecord
 from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError, first_line
 
 logger = logging.getLogger("eventlab")
@@ -34,7 +35,7 @@ def mask_uri(uri: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class DeploymentInfo:
+class DeploymentInfo(HtmlRecord):
     """What ``hello`` says about the deployment, read once at connect time."""
 
     kind: str

@@ -32,6 +32,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
 from ._clock import ServerClock
 from ._connection import MongoConnectionManager
+from ._display import HtmlRecord
 from ._domain import utc_now
 from ._errors import (
     ConfigurationError,
@@ -114,7 +115,7 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxLag:
+class OutboxLag(HtmlRecord):
     """How far behind the relays are, by the server's clock."""
 
     due: int

@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
 from ._checkpoints import MongoCheckpointStore
+from ._display import HtmlRecord
 from ._domain import DomainEvent
 from ._errors import ConfigurationError, EventlabError
 from ._records import StoredEvent
@@ -179,7 +180,7 @@ def _row_of(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectionStatus:
+class ProjectionStatus(HtmlRecord):
     """Where a projection stands."""
 
     name: str

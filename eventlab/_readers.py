@@ -185,6 +185,19 @@ class EventStream:
     def __aiter__(self) -> AsyncIterator[StoredEvent]:
         return self._iterate()
 
+    def __iter__(self) -> Any:
+        raise TypeError(
+            "EventStream is asynchronous: use `async for event in ...` (in a notebook cell as "
+            "well), or `events = await ....to_list()`"
+        )
+
+    def __repr__(self) -> str:
+        types = f", types {sorted(self._event_types)}" if self._event_types else ""
+        return (
+            f"<EventStream after position {self.position:,}{types}, pages of "
+            f"{self._batch_size:,}: iterate with `async for`, or `await .to_list()`>"
+        )
+
     def _next_size(self, fetched: int) -> int:
         """The size of the page after ``fetched`` more events (0: the read is complete)."""
         if self._remaining is None:

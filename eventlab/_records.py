@@ -69,6 +69,14 @@ class StoredEvent:
     position: int | None = None
     recorded_at: datetime | None = None
 
+    def __repr__(self) -> str:
+        # Short, so that a list of events reads as a list in a notebook cell.
+        place = f"#{self.position} " if self.position is not None else ""
+        when = self.occurred_at.isoformat(timespec="seconds") if self.occurred_at else "?"
+        return (
+            f"StoredEvent({place}{self.aggregate_id} v{self.version} {self.event_type} at {when})"
+        )
+
     def __post_init__(self) -> None:
         # Cheap checks only: this runs for every event loaded, so it stays at a few attribute tests.
         if not isinstance(self.event_id, uuid.UUID):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from ._display import HtmlRecord
 from ._errors import ConfigurationError, EventlabError
 from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
 
@@ -49,7 +50,7 @@ class InMemoryPublisher:
 
 
 @dataclass(frozen=True, slots=True)
-class RelayHealth:
+class RelayHealth(HtmlRecord):
     """A relay's state, for a health endpoint or a notebook cell."""
 
     worker_id: str

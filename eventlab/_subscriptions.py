@@ -139,6 +139,15 @@ class CatchUpSubscription:
     def __aiter__(self) -> AsyncIterator[StoredEvent]:
         return self._events()
 
+    def __iter__(self) -> Any:
+        raise TypeError(
+            "a subscription is asynchronous: use `async for event in store.subscribe(): ...`"
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "watching" if self.watching else "open"
+        return f"<CatchUpSubscription at position {self.position:,}, {state}>"
+
     async def _events(self) -> AsyncIterator[StoredEvent]:
         async with contextlib.aclosing(self.batches()) as batches:
             async for batch in batches:

@@ -223,7 +223,11 @@ async def _race(
 
 
 def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
-    return ", ".join(f"{k}: {old} → {new}" for k, (old, new) in sorted(changes.items()))
+    from ._display import show_value
+
+    return ", ".join(
+        f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
+    )
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -237,18 +241,25 @@ def _save(figure: Any, path: Path) -> Path:
 def _timeline(frame: Any) -> Any:
     import matplotlib.pyplot as plt
 
+    from .workbench._gaps import readable_dates
+
     fig, ax = plt.subplots(figsize=(11, 4))
+    # Resampled per type: each line covers its own type's span (zero within it where an hour
+    # had no event), and stops where its data stops instead of running on as zeros.
     hourly = (
         frame.set_index("recorded_at")
         .groupby("aggregate_type", observed=True)
         .resample("1h")
         .size()
         .unstack(0)
-        .fillna(0)
     )
-    hourly.plot(ax=ax)
+    for name in hourly.columns:
+        ax.plot(hourly.index, hourly[name], label=str(name), drawstyle="steps-post")
+    readable_dates(ax.xaxis)
     ax.set_title("Events recorded per hour, by aggregate type")
-    ax.set_ylabel("events")
+    ax.set_xlabel("recorded at (UTC)")
+    ax.set_ylabel("events per hour")
+    ax.legend(title="aggregate type")
     fig.tight_layout()
     return fig
 

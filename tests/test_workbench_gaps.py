@@ -29,7 +29,7 @@ def test_planted_anomalies_are_found_exactly() -> None:
     ]
     assert list(report.out_of_order["position"]) == [205]
     assert report.version_gaps.empty and report.duplicate_positions.empty
-    assert report.summary() == {
+    assert report.summary().to_dict() == {
         "events": 255,
         "streams": 60,
         "position_gaps": 2,
@@ -105,7 +105,49 @@ def test_gap_plot(tmp_path: Path) -> None:
     out = tmp_path / "gaps.png"
     figure.savefig(out)
     assert out.stat().st_size > 10_000
-    assert len(figure.axes) == 2 and "2 gaps" in figure.axes[0].get_title()
+    top, bottom = figure.axes
+    assert "2 gap(s), 4 missing position(s)" in top.get_title()
+    assert "recorded out of order (▲)" in top.get_title()
+    # One glyph per meaning: out of order is a triangle, a missing version an x.
+    assert {line.get_marker() for line in top.lines} == {".", "^"}
+    assert {line.get_marker() for line in bottom.lines} == {"o", "x", "s"}
+    assert [t.get_text() for t in bottom.get_legend().get_texts()] == [
+        "stored version", "missing version", "duplicated version"
+    ]  # fmt: skip
+    assert type(top.yaxis.get_major_formatter()).__name__ == "ConciseDateFormatter"
+    assert (
+        top.get_ylabel() == "recorded at (UTC)" and bottom.get_xlabel() == "version in the stream"
+    )
+
+
+def test_a_healthy_store_plots_one_panel_that_says_so() -> None:
+    frame = events_frame(load_jsonl(DATA / "orders.jsonl"))
+    report = find_gaps(frame)
+    figure = report.plot(frame)
+    assert len(figure.axes) == 1, "no empty panel for streams without anomalies"
+    (top,) = figure.axes
+    assert top.get_title().startswith("Global positions: no gaps")
+    assert "no anomalies" in [t.get_text() for t in top.texts]
+    assert "3,358 events in 800 streams (positions 1..3,358): no anomalies" in repr(report)
+
+
+def test_a_hole_before_the_first_event_is_a_gap() -> None:
+    frame = pd.DataFrame(
+        {
+            "position": pd.array([61, 62, 63], dtype="Int64"),
+            "aggregate_id": ["a", "b", "c"],
+            "version": pd.array([1, 1, 1], dtype="Int64"),
+        }
+    )
+    report = find_gaps(frame)
+    assert report.position_gaps.to_dict("records") == [{"start": 1, "end": 60, "size": 60}]
+    assert report.summary()["missing_positions"] == 60 and not report.clean
+    assert "60 missing position(s)" in repr(report)
+    html = report._repr_html_()
+    assert "<b>GapReport</b>" in html and "position gaps" in html
+    # A frame of part of a log (events after a checkpoint) says where it starts, or None.
+    assert find_gaps(frame, first_position=None).clean
+    assert find_gaps(frame, first_position=61).clean
 
 
 def test_replay_trace_diffs_and_failures() -> None:
@@ -120,7 +162,15 @@ def test_replay_trace_diffs_and_failures() -> None:
     frame = trace.frame
     assert list(frame["version"]) == list(range(1, len(stored) + 1))
     assert frame.loc[0, "state.status"] == "placed"
-    assert "status: 'new' → 'placed'" in frame.loc[0, "changed"]
+    assert "status: new → placed" in frame.loc[0, "changed"]
+    assert "city: '' → " in frame.loc[0, "changed"]  # an empty string is shown, not blank
+    lines = frame.loc[1, "changed"]
+    assert "Decimal" not in lines and "total: 0 → " in lines  # values as a person reads them
+    assert (
+        repr(trace)
+        == f"<ReplayTrace Order {order.id}: {len(stored)} events to v{len(stored)}, 0 failed>"
+    )
+    assert "ReplayTrace Order" in trace._repr_html_()
     last = len(stored)
     final = trace.at_version(last)
     assert final.total == order.total and final.status == order.status and final.version == last

@@ -8,12 +8,14 @@ read model before it is deployed.
 from __future__ import annotations
 
 import copy
+import html
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pandas as pd
 
+from .._display import show_value
 from .._errors import ConfigurationError
 from .._projections import MemoryRows, Projection, check_projection
 from .._records import StoredEvent
@@ -83,17 +85,13 @@ class ProjectionTrace:
             f"{len(self.steps)} events, {len(self.rows.rows)} rows>"
         )
 
-    def _repr_html_(self) -> str:  # pragma: no cover - notebook display
-        return f"<p>{self!r}</p>" + str(self.frame.to_html(max_rows=30))
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(repr(self))}</p>" + str(self.frame.to_html(max_rows=30))
 
 
 def _describe(before: dict[str, Any], after: dict[str, Any]) -> str:
     keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
-    return ", ".join(f"{k}: {_show(before.get(k))} → {_show(after.get(k))}" for k in keys)
-
-
-def _show(value: Any) -> str:
-    return "∅" if value is None else str(value)
+    return ", ".join(f"{k}: {show_value(before.get(k))} → {show_value(after.get(k))}" for k in keys)
 
 
 def _rows_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:

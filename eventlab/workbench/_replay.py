@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
+from .._display import show_value
 from .._domain import AggregateRoot, DomainEvent
 from .._errors import ConfigurationError
 from .._records import StoredEvent
@@ -64,7 +66,7 @@ class ReplayTrace(Generic[A]):
             row: dict[str, Any] = {"step": s.step, "version": s.version, "event_type": s.event_type}
             row.update({f"state.{k}": v for k, v in s.state.items()})
             row["changed"] = ", ".join(
-                f"{k}: {old!r} → {new!r}" for k, (old, new) in s.changes.items()
+                f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in s.changes.items()
             )
             row["error"] = s.error
             rows.append(row)
@@ -75,8 +77,16 @@ class ReplayTrace(Generic[A]):
         """Steps whose event raised while being applied."""
         return [s for s in self.steps if s.error is not None]
 
-    def _repr_html_(self) -> str:  # pragma: no cover - notebook display
-        return str(self.frame.to_html(max_rows=60))
+    def __repr__(self) -> str:
+        last = self.steps[-1].version if self.steps else 0
+        return (
+            f"<ReplayTrace {self.aggregate_class.__name__} {self.aggregate_id}: "
+            f"{len(self.steps)} events to v{last}, {len(self.failed)} failed>"
+        )
+
+    def _repr_html_(self) -> str:
+        header = html.escape(repr(self))
+        return f"<p>{header}</p>" + str(self.frame.to_html(max_rows=60))
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -1,0 +1,57 @@
+"""How eventlab's objects show themselves: short text, and HTML tables in Jupyter."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+def show_value(value: Any) -> str:
+    """A value as a person reads it in a diff: ``0 → 12.50``, ``'' → Lisbon``, ``∅`` for None
+    (never ``Decimal('0')`` or a cut-off repr)."""
+    if value is None:
+        return "∅"
+    if isinstance(value, str):
+        return repr(value) if value == "" or value != value.strip() else value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def html_table(obj: Any, title: str | None = None) -> str:
+    """A dataclass (or a mapping) as a two-column HTML table."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+        title = title or type(obj).__name__
+    else:
+        items = list(dict(obj).items())
+    rows = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+        f"<td style='text-align:left'>{html.escape(show_value(v))}</td></tr>"
+        for k, v in items
+    )
+    caption = (
+        f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
+    )
+    return f"<table>{caption}{rows}</table>"
+
+
+class HtmlRecord:
+    """Mixin for frozen dataclasses: a table in Jupyter."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return html_table(self)
