@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, StoredEvent
-from eventlab.workbench import events_frame
+from eventlab.workbench import read_frame
 
 from ._paired import _verdict, assert_ratio, paired
 from .budgets import SCALE_TARGETS
@@ -156,7 +156,7 @@ def test_scale_frame(
         benchmark,
         name="frame-of-store",
         server=server_label,
-        target=lambda: run(events_frame(scaled)),
+        target=lambda: run(read_frame(scaled)),
         baseline=lambda: run(raw_frame()),
         rounds=3,
         warmup_rounds=0,

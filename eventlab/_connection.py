@@ -17,7 +17,7 @@ from pymongo.errors import ConnectionFailure, InvalidURI, OperationFailure, PyMo
 
 from ._bson import CODEC_OPTIONS, check_database_name
 from ._display import HtmlRecord
-from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError, first_line
+from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
 
 logger = logging.getLogger("eventlab")
 
@@ -76,8 +76,20 @@ class MongoConnectionManager:
         server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
         **client_options: Any,
     ) -> None:
+        if url is not None and not isinstance(url, str):
+            if client is None and (isinstance(url, AsyncMongoClient) or _is_motor_client(url)):
+                url, client = None, url  # a client passed positionally: the natural way
+            else:
+                raise ConfigurationError(
+                    f"expected a mongodb:// URI string or a client, got {type(url).__name__}"
+                )
         if (url is None) == (client is None):
             raise ConfigurationError("give exactly one of url= or client=")
+        if url is not None and not url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ConfigurationError(
+                f"not a MongoDB URI: {mask_uri(url)!r}; it must start with mongodb:// or "
+                "mongodb+srv:// (e.g. mongodb://localhost:27017/?replicaSet=rs0)"
+            )
         if server_selection_timeout <= 0:
             raise ConfigurationError("server_selection_timeout must be positive")
         self.database_name = check_database_name(database)
@@ -110,8 +122,9 @@ class MongoConnectionManager:
         except (ConnectionFailure, OperationFailure, PyMongoError) as exc:
             await self._close_owned()
             raise ConnectionFailedError(
-                f"cannot reach MongoDB at {self.display_uri} within {self._timeout:g}s: "
-                f"{type(exc).__name__}: {first_line(exc)}",
+                f"cannot reach MongoDB at {self.display_uri} within {self._timeout:g}s "
+                f"({_reason(exc)}). Is a server running there? Check the host and port, or "
+                "leave the URI out to use the embedded server",
                 uri=self.display_uri,
             ) from exc
         self._info = _deployment_info(hello, build)
@@ -226,6 +239,16 @@ class MongoConnectionManager:
         client, self._client = self._client, None
         if client is not None and self._owns_client:
             await client.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's reason without its topology dump, cut at a word, not mid-word."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for marker in (" (configured timeouts", ", Timeout:", ", Topology Description"):
+        text = text.split(marker)[0]
+    if len(text) > 200:
+        text = text[:200].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _is_motor_client(client: Any) -> bool:

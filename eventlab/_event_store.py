@@ -213,7 +213,13 @@ class MongoEventStore:
             return []
         return await (await self._writer()).append(prepare_records(events), uow)
 
-    async def restore(self, events: Sequence[StoredEvent], *, chunk_size: int = 1000) -> int:
+    async def restore(
+        self,
+        events: Sequence[StoredEvent],
+        *,
+        chunk_size: int = 1000,
+        progress: bool | None = None,
+    ) -> int:
         """Insert exported events exactly as they were (positions and ``recorded_at`` kept).
 
         For restoring a backup: every event must carry a position, and every position must lie
@@ -221,9 +227,13 @@ class MongoEventStore:
         reader ever misses a restored event. The unique indexes still refuse duplicate ids or
         versions (the error names the conflict). Not for live appends: no expected-version check
         is made; import as new appends (``save_events``) to merge into a live store.
+        ``progress``: a tqdm bar (default: for more than 50,000 events).
         """
         return await restore(
-            self._schema, events, chunk_size=check_positive(chunk_size, "chunk_size")
+            self._schema,
+            events,
+            chunk_size=check_positive(chunk_size, "chunk_size"),
+            progress=progress,
         )
 
     # -- reads: one stream -----------------------------------------------------------------

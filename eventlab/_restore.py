@@ -24,13 +24,18 @@ from pymongo.errors import BulkWriteError, ConnectionFailure
 from ._domain import utc_now
 from ._errors import InvalidEventError
 from ._event_codec import stored_document
+from ._progress import progress_bar
 from ._records import StoredEvent
 from ._schema import EventStoreSchema
 from ._transactions import run_transaction
 
 
 async def restore(
-    schema: EventStoreSchema, events: Sequence[StoredEvent], *, chunk_size: int = 1000
+    schema: EventStoreSchema,
+    events: Sequence[StoredEvent],
+    *,
+    chunk_size: int = 1000,
+    progress: bool | None = None,
 ) -> int:
     """Insert ``events`` as they were; returns how many were written (see the module doc)."""
     mode = await schema.ready()
@@ -40,6 +45,33 @@ async def restore(
     ordered = sorted(events, key=lambda e: e.position or 0)
     written = 0
     try:
+        with progress_bar(len(ordered), progress, "restoring") as bar:
+            await _restore_all(schema, mode.transactions, ordered, chunk_size, bar)
+            written = len(ordered)
+    except _Stopped as stopped:
+        written = stopped.written
+        raise InvalidEventError(f"restore stopped after {written} events: {stopped.cause}") from (
+            stopped.cause
+        )
+    except ConnectionFailure as exc:
+        raise schema.connection.unreachable(exc) from exc
+    return written
+
+
+class _Stopped(Exception):
+    def __init__(self, written: int, cause: InvalidEventError) -> None:
+        self.written, self.cause = written, cause
+
+
+async def _restore_all(
+    schema: EventStoreSchema,
+    transactions: bool,
+    ordered: list[StoredEvent],
+    chunk_size: int,
+    bar: Any,
+) -> None:
+    written = 0
+    try:
         for start in range(0, len(ordered), chunk_size):
             chunk = ordered[start : start + chunk_size]
             documents = [
@@ -47,16 +79,14 @@ async def restore(
                 for e in chunk
             ]
             restore_chunk = partial(_restore_chunk, schema, documents)
-            if mode.transactions:
+            if transactions:
                 await run_transaction(schema.connection.client, restore_chunk)
             else:
                 await restore_chunk(None)
             written += len(chunk)
+            bar.update(len(chunk))
     except InvalidEventError as exc:
-        raise InvalidEventError(f"restore stopped after {written} events: {exc}") from exc
-    except ConnectionFailure as exc:
-        raise schema.connection.unreachable(exc) from exc
-    return written
+        raise _Stopped(written, exc) from exc
 
 
 async def _restore_chunk(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -48,25 +50,82 @@ def main() -> None:
     app()
 
 
+_OPTIONS = {"debug": False}
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error.")
+    ] = False,
+) -> None:
+    """eventlab: an event-sourcing workbench on MongoDB."""
+    _OPTIONS["debug"] = debug
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
 def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a command: its errors become one line and exit code 1 (``--debug``: the traceback).
+
+    eventlab's typed errors and file errors are expected misuse and say what went wrong; any
+    other exception is a bug, reported as such instead of a 100-line traceback.
+    """
     try:
         return asyncio.run(coro_factory())  # type: ignore[arg-type]
-    except (EventlabError, OSError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _OPTIONS["debug"]:
+            raise
+        if isinstance(exc, EventlabError | OSError):
+            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _fail(
+            f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(a bug: rerun with --debug for the traceback and report it)"
+        )
 
+
+_PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
 
 DEFAULT_STORAGE = Path(".eventlab/data")
 """Where ``serve`` and the data commands keep the embedded server's data."""
+
+
+SERVE_FILE = Path(".eventlab/serve.json")
+"""Written by ``eventlab serve`` while it runs: its URI, process id and storage."""
+
+
+def _running_serve(storage: Path = DEFAULT_STORAGE) -> str | None:
+    """The URI of an ``eventlab serve`` running on ``storage`` here, if one is."""
+    try:
+        record = json.loads(SERVE_FILE.read_text())
+        pid, uri = int(record["pid"]), str(record["uri"])
+        same_storage = Path(record["storage"]) == storage.resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None  # a serve that died without cleaning up
+    return uri if same_storage else None
 
 
 @contextlib.asynccontextmanager
 async def _connection(
     uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
 ) -> AsyncIterator[MongoConnectionManager]:
-    """Connect to ``uri``; without one, start an embedded server for the duration (temporary,
-    or on ``./.eventlab/data`` for commands whose data must outlive them)."""
+    """Connect to ``uri``. Without one, commands whose data must outlive them use the running
+    ``eventlab serve`` (found in ``.eventlab/serve.json``) or start the embedded server on
+    ``./.eventlab/data`` for their duration; the others start a temporary one."""
     async with contextlib.AsyncExitStack() as stack:
+        if not uri and persistent:
+            uri = _running_serve()
+            if uri and announce:
+                typer.echo(f"Using the server of `eventlab serve` at {uri}")
         if not uri:
             if announce:
                 typer.echo("Starting an embedded server (SecantusDB on 127.0.0.1)...")
@@ -75,7 +134,7 @@ async def _connection(
                 await stack.enter_async_context(server)
             except EventlabError as exc:
                 hint = (
-                    f" (is `eventlab serve` using {DEFAULT_STORAGE}? then pass --uri)"
+                    f" (is another process using {DEFAULT_STORAGE}? then pass its --uri)"
                     if persistent
                     else ""
                 )
@@ -103,7 +162,7 @@ def tour(
 async def _tour(uri: str | None, database: str, reports: Path) -> None:
     from .samples import Order, chat_registry, order_registry
     from .samples.datasets import anomalies_dataset, chat_dataset, orders_dataset
-    from .workbench import events_frame, find_gaps, replay
+    from .workbench import events_frame, find_gaps, read_frame, replay
 
     async with _connection(uri, database) as conn:
         await conn.client.drop_database(database)
@@ -111,7 +170,11 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
         store = MongoEventStore(conn, registry=registry)
         migrated = await store.migrate()
         typer.echo(f"Migrations applied: {', '.join(migrated.applied) or 'none needed'}")
-        typer.echo(f"Position strategy: {store.position_strategy}\n")
+        typer.echo(
+            f"Position strategy: {store.position_strategy} (how an event gets its place in the "
+            "global order: taken inside the append's transaction, so positions are dense and "
+            "visible in commit order; docs/positions.md)\n"
+        )
 
         typer.secho("1. Loading the sample datasets (orders and chat & tasks)", bold=True)
         started = time.perf_counter()
@@ -122,7 +185,7 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
         typer.echo(f"   {restored:,} events restored in {time.perf_counter() - started:.1f}s\n")
 
         typer.secho("2. Stream statistics (events_frame → pandas)", bold=True)
-        frame = await events_frame(store)
+        frame = await read_frame(store)
         per_type = frame.groupby(["aggregate_type", "event_type"], observed=True).size()
         for (kind, name), count in zip(per_type.index.tolist(), per_type.tolist(), strict=True):
             typer.echo(f"   {kind:<6} {name:<20} {count:>6,}")
@@ -139,7 +202,8 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
             typer.echo(f"   v{step.version} {step.event_type:<15} {_changes(step.changes)}")
         final = trace.at_version(trace.steps[-1].version)
         typer.echo(
-            f"   -> {final.status}, {final.lines} lines, total {final.total} {final.currency}\n"
+            f"   -> {final.status}, {_count(final.lines, 'line')}, "
+            f"total {final.total} {final.currency}\n"
         )
 
         typer.secho("4. Optimistic concurrency: 16 writers, one expected version", bold=True)
@@ -230,7 +294,23 @@ def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
     )
 
 
+def _check_plot_path(path: Path) -> None:
+    """Refuse a plot path before any work is done: an image format, in a directory that is."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        usable = sorted(k for k in formats if k in _PLOT_FORMATS)
+        raise EventlabError(
+            f"cannot write a plot to {path}: {path.suffix or 'no extension'} is not an image "
+            f"format; use one of .{', .'.join(usable)}"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} does not exist (no plot written)")
+
+
 def _save(figure: Any, path: Path) -> Path:
+    _check_plot_path(path)
     figure.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
 
@@ -269,7 +349,9 @@ def serve(
     storage: Annotated[
         Path, typer.Option(help="Where the data lives (kept across restarts).")
     ] = DEFAULT_STORAGE,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 27017,
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 (default: a free one; 27017 is mongod's).")
+    ] = 0,
     test_commands: Annotated[
         bool, typer.Option(help="Enable fail points (configureFailPoint).")
     ] = False,
@@ -283,9 +365,15 @@ def serve(
     except EventlabError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
+    assert server.storage_path is not None
+    record = {"uri": server.uri, "pid": os.getpid(), "storage": str(storage.resolve())}
+    if storage.resolve() == DEFAULT_STORAGE.resolve():
+        SERVE_FILE.parent.mkdir(exist_ok=True)
+        SERVE_FILE.write_text(json.dumps(record))
     typer.echo(f"eventlab embedded server on {server.uri}")
-    typer.echo(f"data in {storage.resolve()} (durable commits); Ctrl-C to stop")
-    typer.echo(f"use it with: export {URI_ENV_VAR}='{server.uri}'")
+    typer.echo(f"data in {server.storage_path} (durable commits); Ctrl-C to stop")
+    typer.echo("eventlab commands run here use it by themselves; elsewhere:")
+    typer.echo(f"  export {URI_ENV_VAR}='{server.uri}'")
     stop = False
 
     def request_stop(*_: Any) -> None:
@@ -300,6 +388,9 @@ def serve(
         pass
     finally:
         server.stop()
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(SERVE_FILE.read_text()).get("pid") == os.getpid():
+                SERVE_FILE.unlink()
     typer.echo("stopped")
 
 
@@ -360,26 +451,53 @@ def import_events(
         async with _connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             if preserve_positions:
-                written = await store.restore(events)
-            else:
-                written = await _append_in_order(store, events)
-            typer.echo(f"imported {written:,} events from {file}")
+                stored = await store.count()
+                if stored:
+                    raise EventlabError(
+                        f"the store already holds {stored:,} events: --preserve-positions "
+                        "restores a backup into an empty store (or a new --database); without "
+                        "it the file is appended, and events already stored are skipped"
+                    )
+                written = await store.restore(events, progress=None)
+                typer.echo(f"restored {written:,} events from {file} (positions kept)")
+                return
+            written, skipped = await _append_in_order(store, events)
+            typer.echo(
+                f"imported {_count(written, 'new event')} from {file}, "
+                f"skipped {_count(skipped, 'event')} already stored"
+            )
 
     _run(run)
 
 
-async def _append_in_order(store: MongoEventStore, events: list[Any]) -> int:
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[int, int]:
+    """Append what is not stored yet (by event id); returns (written, skipped)."""
     from tqdm import tqdm
 
     ordered = sorted(events, key=lambda e: e.position or 0)
-    written = 0
+    written = skipped = 0
     with tqdm(total=len(ordered), unit="event", disable=None, desc="import") as bar:
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
-            await store.append_batch([replace(e, position=None, recorded_at=None) for e in chunk])
-            written += len(chunk)
+            ids = [e.event_id for e in chunk]
+            present = {
+                doc["_id"] async for doc in store.events.find({"_id": {"$in": ids}}, {"_id": 1})
+            }
+            new = [
+                replace(e, position=None, recorded_at=None)
+                for e in chunk
+                if e.event_id not in present
+            ]
+            if new:
+                await store.append_batch(new)
+            written += len(new)
+            skipped += len(chunk) - len(new)
             bar.update(len(chunk))
-    return written
+    return written, skipped
 
 
 @app.command("export")
@@ -392,6 +510,8 @@ def export_events(
     from .workbench import dump_jsonl
 
     async def run() -> None:
+        if not file.parent.is_dir():
+            raise FileNotFoundError(f"directory {file.parent} does not exist (nothing exported)")
         async with _connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             total = await store.count()
@@ -447,14 +567,16 @@ def gaps(
     plot: Annotated[Path | None, typer.Option(help="Write the gap plot (PNG) here.")] = None,
 ) -> None:
     """Find position gaps, version gaps, duplicates and out-of-order events."""
-    from .workbench import events_frame, find_gaps, load_jsonl
+    from .workbench import events_frame, find_gaps, load_jsonl, read_frame
 
     async def run() -> None:
+        if plot is not None:
+            _check_plot_path(plot)
         if file is not None:
             frame = events_frame(load_jsonl(file))
         else:
             async with _connection(uri, database, announce=False, persistent=True) as conn:
-                frame = await events_frame(MongoEventStore(conn))
+                frame = await read_frame(MongoEventStore(conn))
         report = find_gaps(frame)
         for name, count in report.summary().items():
             typer.echo(f"{name:<26} {count:>8,}")

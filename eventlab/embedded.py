@@ -45,6 +45,7 @@ class _Resources:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.tempdir: Path | None = None
+        self.log_path: Path | None = None
 
     def stop_process(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         process, self.process = self.process, None
@@ -58,6 +59,11 @@ class _Resources:
 
     def release(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self.stop_process(timeout)
+        log_path, self.log_path = self.log_path, None
+        # A log with nothing in it says nothing: do not leave one behind per command.
+        with contextlib.suppress(OSError):
+            if log_path is not None and log_path.stat().st_size == 0:
+                log_path.unlink()
         tempdir, self.tempdir = self.tempdir, None
         if tempdir is not None:
             shutil.rmtree(tempdir, ignore_errors=True)
@@ -246,10 +252,14 @@ class EmbeddedMongo:
             # dies by a signal that leaves no chance to clean up (SIGKILL, an unhandled SIGTERM).
             (tempdir / _OWNER_FILE).write_text(str(os.getpid()))
             self.storage_path = tempdir / "data"
+        # Absolute: the server runs in the storage's parent directory (below), where a relative
+        # path would name a directory inside itself (.eventlab/.eventlab/data).
+        self.storage_path = self.storage_path.resolve()
         self.storage_path.mkdir(parents=True, exist_ok=True)
         self.port = self.requested_port or _free_port()
         log_dir = self._resources.tempdir or self.storage_path.parent
-        self._log_path = Path(log_dir) / f"secantusd-{self.port}.log"
+        self._log_path = Path(log_dir) / "secantusd.log"
+        self._resources.log_path = self._log_path
         args = [
             executable,
             "--host",

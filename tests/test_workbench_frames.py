@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,7 +11,14 @@ import pytest
 
 from eventlab import ConfigurationError, MongoEventStore, StoredEvent
 from eventlab.samples import Chat, chat_registry, generate_chats, generate_orders, order_registry
-from eventlab.workbench import DataFormatError, dump_jsonl, events_frame, load_jsonl
+from eventlab.workbench import (
+    DataFormatError,
+    dump_jsonl,
+    events_frame,
+    events_from_frame,
+    load_jsonl,
+    read_frame,
+)
 
 from .conftest import make_event, stream_id
 
@@ -77,12 +86,12 @@ async def test_frame_from_store_and_documents(store: MongoEventStore) -> None:
     a, b = stream_id(), stream_id()
     await store.save_events(a, [make_event(a, 1, total=Decimal("1.5"), address={"city": "X"})], 0)
     await store.save_events(b, [make_event(b, 1, event_type="Other")], 0)
-    frame = await events_frame(store)
+    frame = await read_frame(store)
     assert list(frame["aggregate_id"]) == [a, b]
     assert frame["payload.address.city"].iloc[0] == "X"
-    only_a = await events_frame(store, aggregate_id=a, event_types=["Noted"], from_position=0)
+    only_a = await read_frame(store, aggregate_id=a, event_types=["Noted"], from_position=0)
     assert list(only_a["aggregate_id"]) == [a]
-    others = await events_frame(store, event_types=["Other"])
+    others = await read_frame(store, event_types=["Other"])
     assert list(others["aggregate_id"]) == [b]
     docs = await store.events.find({}).to_list(None)
     assert list(events_frame(docs)["aggregate_id"]) == [a, b]
@@ -135,3 +144,56 @@ def test_chat_sample_domain() -> None:
 
     with pytest.raises(ValueError, match="not a task"):
         chat.apply(StatusChanged(status="Done"))
+
+
+def _event(payload: dict[str, object], position: int = 1) -> StoredEvent:
+    return StoredEvent(
+        event_id=uuid.uuid4(),
+        event_type="T",
+        aggregate_id=f"s-{position}",
+        aggregate_type="A",
+        version=1,
+        payload=payload,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        position=position,
+    )
+
+
+def test_dotted_keys_never_share_a_column_with_nested_ones() -> None:
+    events = [_event({"a": {"b": 1}}, 1), _event({"a.b": 2}, 2), _event({"c\\d": 3}, 3)]
+    frame = events_frame(events)
+    assert list(frame["payload.a.b"]) == [1, None, None]
+    assert list(frame["payload.a\\.b"]) == [None, 2, None]
+    assert list(frame["payload.c\\\\d"]) == [None, None, 3]
+    # and they come back as they were
+    assert [e.payload for e in events_from_frame(frame)] == [e.payload for e in events]
+
+
+def test_numeric_columns_on_request() -> None:
+    events = [
+        _event({"n": 1, "price": Decimal("2.50"), "label": "x", "flag": True}, 1),
+        _event({"n": 3, "price": Decimal("1.25"), "label": "y", "flag": False}, 2),
+        _event({"label": "z"}, 3),
+    ]
+    plain = events_frame(events)
+    assert plain["payload.price"].dtype == object  # exact Decimals by default
+    typed = events_frame(events, numeric=True)
+    assert str(typed["payload.n"].dtype) == "Int64" and typed["payload.n"].sum() == 4
+    assert typed["payload.price"].dtype == "float64" and typed["payload.price"].sum() == 3.75
+    assert typed["payload.label"].dtype == object and typed["payload.flag"].dtype == object
+
+
+async def test_read_frame_is_always_awaited_and_the_old_call_warns(
+    store: MongoEventStore,
+) -> None:
+    a = stream_id()
+    await store.save_events(a, [make_event(a, 1)], 0)
+    frame = await read_frame(store, progress=True)
+    assert list(frame["aggregate_id"]) == [a]
+    with pytest.warns(DeprecationWarning, match="await read_frame"):
+        old = events_frame(store)
+    assert (await old).equals(frame)
+    with pytest.raises(ConfigurationError, match="read_frame"):
+        events_frame(42)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationError, match="events_frame"):
+        await read_frame([])  # type: ignore[arg-type]

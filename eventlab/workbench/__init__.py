@@ -4,7 +4,7 @@ Everything here is importable and tested like the rest of eventlab; the notebook
 are thin layers over it.
 """
 
-from ._frames import events_frame, frame_of
+from ._frames import events_frame, frame_of, read_frame
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
 from ._projection_replay import (
@@ -31,6 +31,7 @@ __all__ = [
     "frame_of",
     "iter_jsonl",
     "load_jsonl",
+    "read_frame",
     "replay",
     "replay_projection",
 ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Coroutine, Iterable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
 from .._errors import ConfigurationError
 from .._event_codec import from_document
+from .._progress import progress_bar
 from .._records import StoredEvent
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ def events_frame(
     event_types: Iterable[str] | None = None,
     from_position: int | None = None,
     flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
 ) -> Coroutine[Any, Any, pd.DataFrame]: ...
 
 
@@ -48,6 +53,8 @@ def events_frame(
     event_types: Iterable[str] | None = None,
     from_position: int | None = None,
     flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame: ...
 
 
@@ -58,30 +65,96 @@ def events_frame(
     event_types: Iterable[str] | None = None,
     from_position: int | None = None,
     flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame | Coroutine[Any, Any, pd.DataFrame]:
-    """One row per event: envelope columns, ``metadata.*`` and ``payload.*`` columns.
+    """One row per event of ``source``, an iterable of :class:`StoredEvent` records or raw event
+    documents (``load_jsonl(...)``, ``await store.get_all_events()``): envelope columns, then
+    ``metadata.*`` and ``payload.*`` columns. Always synchronous; for a store, ``await
+    read_frame(store)``.
 
-    ``source`` is a :class:`MongoEventStore` (then this returns a coroutine: ``await
-    events_frame(store)``), or any iterable of :class:`StoredEvent` records or raw event
-    documents (then the frame is returned directly). With ``flatten=True`` nested payload
-    fields become dotted columns (``payload.address.city``); with ``False`` the ``payload`` and
-    ``metadata`` columns hold the dicts. Types: nullable ``Int64`` for position/version,
-    ``category`` for type names, tz-aware UTC datetimes.
+    :param flatten: nested payload fields become dotted columns (``payload.address.city``); a
+        key that itself contains a dot is escaped (``payload.a\\.b``), so ``{"a": {"b": 1}}``
+        and ``{"a.b": 2}`` never share a column. ``False``: ``payload`` and ``metadata``
+        columns hold the dicts.
+    :param numeric: payload and metadata columns whose values are all numbers get a numeric
+        dtype: ints ``Int64``, decimals and floats ``float64`` (Decimal to float is not exact:
+        leave it off for money you sum exactly).
+    :param progress: a ``tqdm`` bar (default: for more than 50,000 events).
+
+    Types: nullable ``Int64`` for position/version, ``category`` for type names, tz-aware UTC
+    datetimes.
     """
     from .._event_store import MongoEventStore
 
-    types = None if event_types is None else set(event_types)
     if isinstance(source, MongoEventStore):
-        return _from_store(source, aggregate_id, types, from_position, flatten)
+        warnings.warn(
+            "events_frame(store) is now `await read_frame(store)`: events_frame is always "
+            "synchronous (records in, DataFrame out) and read_frame always awaited; the old "
+            "call keeps working until 1.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_frame(
+            source,
+            aggregate_id=aggregate_id,
+            event_types=event_types,
+            from_position=from_position,
+            flatten=flatten,
+            numeric=numeric,
+            progress=progress,
+        )
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
-            "events_frame needs a MongoEventStore or an iterable of events, "
-            f"got {type(source).__name__}"
+            "events_frame needs an iterable of events (for a MongoEventStore: "
+            f"`await read_frame(store)`), got {type(source).__name__}"
         )
+    types = None if event_types is None else set(event_types)
     items = list(source)
     if not all(type(item) is StoredEvent for item in items):
         items = [_as_event(item) for item in items]
-    return frame_of(_select(items, aggregate_id, types, from_position), flatten=flatten)
+    return frame_of(
+        _select(items, aggregate_id, types, from_position),
+        flatten=flatten,
+        numeric=numeric,
+        progress=progress,
+    )
+
+
+async def read_frame(
+    store: MongoEventStore,
+    *,
+    aggregate_id: str | None = None,
+    event_types: Iterable[str] | None = None,
+    from_position: int | None = None,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """The events of a store as a DataFrame (``frame = await read_frame(store)``): the log in
+    position order by bounded pages, or one stream with ``aggregate_id``. The options are
+    :func:`events_frame`'s."""
+    from .._event_store import MongoEventStore
+
+    if not isinstance(store, MongoEventStore):
+        raise ConfigurationError(
+            f"read_frame reads a MongoEventStore, got {type(store).__name__}: "
+            "for records, use events_frame(events)"
+        )
+    types = None if event_types is None else set(event_types)
+    if aggregate_id is not None:
+        events = _select(await store.get_events(aggregate_id), None, types, from_position)
+    else:
+        stream = store.get_events_from_position(
+            from_position or 0, batch_size=5000, event_types=types
+        )
+        total = await store.count() if progress is not False else 0
+        with progress_bar(total, progress, "reading events") as bar:
+            events = []
+            async for event in stream:
+                events.append(event)
+                bar.update(1)
+    return frame_of(events, flatten=flatten, numeric=numeric, progress=False)
 
 
 def _select(
@@ -99,23 +172,6 @@ def _select(
         and (types is None or e.event_type in types)
         and (from_position is None or (e.position is not None and e.position > from_position))
     ]
-
-
-async def _from_store(
-    store: MongoEventStore,
-    aggregate_id: str | None,
-    types: set[str] | None,
-    from_position: int | None,
-    flatten: bool,
-) -> pd.DataFrame:
-    if aggregate_id is not None:
-        events = _select(await store.get_events(aggregate_id), None, types, from_position)
-    else:
-        stream = store.get_events_from_position(
-            from_position or 0, batch_size=5000, event_types=types
-        )
-        events = [e async for e in stream]
-    return frame_of(events, flatten=flatten)
 
 
 def _as_event(item: Any) -> StoredEvent:
@@ -141,7 +197,12 @@ def _flatten_into(
     for key, item in value.items():
         name = known.get(key)
         if name is None:
-            name = known[key] = f"{prefix}.{key}"
+            # A dot inside a key is escaped, so that {"a": {"b": 1}} and {"a.b": 2} never
+            # share a column (events_from_frame splits on unescaped dots only).
+            safe = (
+                key.replace("\\", "\\\\").replace(".", "\\.") if "." in key or "\\" in key else key
+            )
+            name = known[key] = f"{prefix}.{safe}"
         if type(item) is dict and item:
             _flatten_into(columns, names, name, item, row, n)
         else:
@@ -151,7 +212,13 @@ def _flatten_into(
             column[row] = item
 
 
-def frame_of(events: list[StoredEvent], *, flatten: bool = True) -> pd.DataFrame:
+def frame_of(
+    events: list[StoredEvent],
+    *,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+) -> pd.DataFrame:
     """The DataFrame of a list of events (see :func:`events_frame`).
 
     Built column by column: envelope fields straight into typed arrays, payload and metadata
@@ -174,10 +241,13 @@ def frame_of(events: list[StoredEvent], *, flatten: bool = True) -> pd.DataFrame
     extra: dict[str, list[Any]] = {}
     if flatten:
         cache: dict[str, dict[str, str]] = {}
-        for row, event in enumerate(events):
-            if event.metadata:
-                _flatten_into(extra, cache, "metadata", event.metadata, row, n)
-            _flatten_into(extra, cache, "payload", event.payload, row, n)
+        with progress_bar(n, progress, "building the frame") as bar:
+            for row, event in enumerate(events):
+                if event.metadata:
+                    _flatten_into(extra, cache, "metadata", event.metadata, row, n)
+                _flatten_into(extra, cache, "payload", event.payload, row, n)
+                if row % 1000 == 999:
+                    bar.update(1000)
         names = sorted(k for k in extra if k.startswith("metadata.")) + [
             k for k in extra if k.startswith("payload.")
         ]
@@ -196,8 +266,27 @@ def frame_of(events: list[StoredEvent], *, flatten: bool = True) -> pd.DataFrame
     )
     objects["aggregate_id"] = objects["aggregate_id"].astype("str")
     typed = pd.DataFrame(columns)
-    frame = pd.concat([typed, objects], axis=1)
-    return frame[[*ENVELOPE_COLUMNS, *names]]
+    frame = pd.concat([typed, objects], axis=1)[[*ENVELOPE_COLUMNS, *names]]
+    if numeric and flatten:
+        for name in names:
+            converted = _numeric_column(frame[name])
+            if converted is not None:
+                frame[name] = converted
+    return frame
+
+
+def _numeric_column(column: pd.Series) -> Any:
+    """``Int64`` for a column of ints, ``float64`` for numbers with decimals or floats; ``None``
+    when any value is not a number (bools are not numbers here)."""
+    values = column.dropna()
+    if values.empty:
+        return None
+    kinds = {type(v) for v in values}
+    if kinds <= {int}:
+        return pd.array(column.tolist(), dtype="Int64")
+    if kinds <= {int, float, Decimal}:
+        return pd.to_numeric(column.map(lambda v: None if v is None else float(v)), errors="raise")
+    return None
 
 
 def _int_column(values: list[int | None]) -> Any:

@@ -108,9 +108,13 @@ def load_jsonl(path: str | Path) -> list[StoredEvent]:
 
 
 def dump_jsonl(events: Iterable[StoredEvent], path: str | Path) -> int:
-    """Write ``events`` as JSON Lines; returns how many were written."""
+    """Write ``events`` as JSON Lines; returns how many were written.
+
+    The file's directory must exist: a typo in a path must not create directories elsewhere.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} does not exist (nothing was written)")
     written = 0
     with path.open("w", encoding="utf-8") as handle:
         for event in events:

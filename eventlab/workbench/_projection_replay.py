@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._display import show_value
 from .._errors import ConfigurationError
+from .._progress import progress_bar
 from .._projections import MemoryRows, Projection, check_projection
 from .._records import StoredEvent
 
@@ -116,11 +117,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _split_column(path: str) -> list[str]:
+    """``a.b\\.c`` as ``["a", "b.c"]``: the column names events_frame builds, unescaped."""
+    if "\\" not in path:
+        return path.split(".")
+    parts, current, chars = [], [], iter(path)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for path, value in flat.items():
         node = nested
-        *parents, leaf = path.split(".")
+        *parents, leaf = _split_column(path)
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
@@ -201,35 +219,45 @@ class _TrackingRows(MemoryRows):
 
 
 async def _replay(
-    projection: Projection, events: Iterable[StoredEvent] | pd.DataFrame
+    projection: Projection,
+    events: Iterable[StoredEvent] | pd.DataFrame,
+    progress: bool | None = None,
 ) -> ProjectionTrace:
     check_projection(projection)
     rows = _TrackingRows()
     steps: list[ProjectionStep] = []
-    for number, event in enumerate(_events(events), start=1):
-        rows.touched = {}
-        if not await projection.apply(rows, event):
-            continue
-        changed = {
-            key: (before, rows.rows.get(key))
-            for key, before in rows.touched.items()
-            if before != rows.rows.get(key)
-        }
-        steps.append(
-            ProjectionStep(number, event.position, event.event_type, event.aggregate_id, changed)
-        )
+    ordered = _events(events)
+    with progress_bar(len(ordered), progress, f"replaying {type(projection).name}") as bar:
+        for number, event in enumerate(ordered, start=1):
+            bar.update(1)
+            rows.touched = {}
+            if not await projection.apply(rows, event):
+                continue
+            changed = {
+                key: (before, rows.rows.get(key))
+                for key, before in rows.touched.items()
+                if before != rows.rows.get(key)
+            }
+            steps.append(
+                ProjectionStep(
+                    number, event.position, event.event_type, event.aggregate_id, changed
+                )
+            )
     return ProjectionTrace(projection, steps, rows)
 
 
 def replay_projection(
-    projection: Projection, events: Iterable[StoredEvent] | pd.DataFrame
+    projection: Projection,
+    events: Iterable[StoredEvent] | pd.DataFrame,
+    *,
+    progress: bool | None = None,
 ) -> ProjectionTrace:
     """Run ``projection`` over ``events`` (records, or a frame from ``events_frame``) in
     memory, in position order, step by step.
 
     Synchronous, in a script and in a notebook cell alike: the handlers only touch memory here.
     """
-    return _run_in_memory(_replay(projection, events))
+    return _run_in_memory(_replay(projection, events, progress))
 
 
 def diff_projections(

@@ -1,0 +1,161 @@
+"""The CLI misused as a new user would: every case one clean line, a non-zero exit, no
+traceback, no false claim, and nothing created that was not asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eventlab import cli
+from eventlab.cli import app
+
+runner = CliRunner()
+DATA = Path(__file__).parent.parent / "data"
+
+
+def clean_failure(args: list[str], expected: str) -> str:
+    result = runner.invoke(app, args)
+    output = result.output
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output, output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert expected in output, output
+    assert len(output.strip().splitlines()) <= 2, output
+    return output
+
+
+def test_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    clean_failure(["import", str(tmp_path / "missing.jsonl")], "missing.jsonl")
+    clean_failure(["gaps", "--file", str(tmp_path / "missing.jsonl")], "missing.jsonl")
+
+
+def test_a_plot_format_that_is_not_an_image(tmp_path: Path) -> None:
+    out = tmp_path / "x.txt"
+    clean_failure(
+        ["gaps", "--file", str(DATA / "orders.jsonl"), "--plot", str(out)],
+        ".txt is not an image format; use one of .jpeg, .jpg, .pdf, .png, .svg, .webp",
+    )
+    assert not out.exists()
+    ok = runner.invoke(
+        app, ["gaps", "--file", str(DATA / "orders.jsonl"), "--plot", str(tmp_path / "g.png")]
+    )
+    assert ok.exit_code == 0 and (tmp_path / "g.png").stat().st_size > 10_000
+
+
+def test_a_uri_that_is_not_a_uri_fails_at_once() -> None:
+    started = time.monotonic()
+    clean_failure(["stats", "--uri", "notauri"], "not a MongoDB URI: 'notauri'")
+    assert time.monotonic() - started < 2, "it must not wait for a host named 'notauri'"
+
+
+def test_an_unreachable_server_says_what_to_check() -> None:
+    output = clean_failure(
+        ["stats", "--uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"],
+        "Is a server running there? Check the host and port",
+    )
+    assert "[Errno 111]" in output and "Topology Description" not in output
+    assert output.rstrip().endswith("to use the embedded server"), "cut mid-word"
+
+
+def test_an_unknown_aggregate(mongo_uri: str, database_name: str) -> None:
+    clean_failure(
+        ["replay", "no-such-order", "--uri", mongo_uri, "--database", database_name],
+        "no events stored for 'no-such-order'",
+    )
+
+
+def test_export_into_a_missing_directory_creates_nothing(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "nope" / "deeper" / "out.jsonl"
+    clean_failure(
+        ["export", str(target), "--uri", mongo_uri, "--database", database_name],
+        "does not exist",
+    )
+    assert not (tmp_path / "nope").exists()
+
+
+def test_repeated_import_and_preserving_positions_say_what_happened(
+    mongo_uri: str, database_name: str
+) -> None:
+    base = ["--uri", mongo_uri, "--database", database_name]
+    first = runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *base])
+    assert first.exit_code == 0, first.output
+    assert "imported 3,358 new events" in first.output and "skipped 0 events" in first.output
+    again = runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *base])
+    assert again.exit_code == 0, again.output
+    assert "imported 0 new events" in again.output
+    assert "skipped 3,358 events already stored" in again.output
+    clean_failure(
+        ["import", str(DATA / "orders.jsonl"), "--preserve-positions", *base],
+        "the store already holds 3,358 events",
+    )
+    fresh = ["--uri", mongo_uri, "--database", f"{database_name}_b"]
+    restored = runner.invoke(
+        app, ["import", str(DATA / "chat.jsonl"), "--preserve-positions", *fresh]
+    )
+    assert "restored 4,683 events" in restored.output, restored.output
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr("eventlab.workbench.find_gaps", broken)
+    args = ["gaps", "--file", str(DATA / "orders.jsonl")]
+    clean_failure(args, "unexpected RuntimeError: something nobody expected")
+    assert "--debug" in runner.invoke(app, args).output
+    debugged = runner.invoke(app, ["--debug", *args])
+    assert isinstance(debugged.exception, RuntimeError)
+    monkeypatch.setattr(cli, "_OPTIONS", {"debug": False})
+
+
+@pytest.mark.slow
+def test_commands_beside_serve_use_it_and_serve_keeps_its_data_where_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "eventlab.cli", "serve"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    record_file = tmp_path / ".eventlab" / "serve.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not record_file.exists() and time.monotonic() < deadline:
+            assert serve.poll() is None, serve.stdout.read() if serve.stdout else ""
+            time.sleep(0.1)
+        record = json.loads(record_file.read_text())
+        assert record["pid"] == serve.pid and record["uri"].startswith("mongodb://127.0.0.1:")
+        assert not record["uri"].startswith("mongodb://127.0.0.1:27017/"), "mongod's port"
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
+        started = time.monotonic()
+        imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl")])
+        assert imported.exit_code == 0, imported.output
+        stats = runner.invoke(app, ["stats"])
+        assert "3,358 events in 800 streams" in stats.output, stats.output
+        assert time.monotonic() - started < 30
+        assert "Starting an embedded server" not in imported.output + stats.output
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        output, _ = serve.communicate(timeout=30)
+    assert f"data in {tmp_path / '.eventlab' / 'data'}" in output
+    assert (tmp_path / ".eventlab" / "data").is_dir()
+    assert not (tmp_path / ".eventlab" / ".eventlab").exists(), "data one level too deep"
+    assert not record_file.exists(), "serve removes its record when it stops"
+    logs = list((tmp_path / ".eventlab").glob("*.log"))
+    assert all(log.stat().st_size > 0 for log in logs), "no empty log files left behind"
