@@ -1,13 +1,19 @@
-"""Every notebook runs top to bottom against the test deployment; none is committed with outputs."""
+"""Every notebook runs top to bottom against the test deployment, with the tooling the README
+names (``jupyter nbconvert --execute``); none is committed with outputs; ``jupyter lab`` opens."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -32,14 +38,31 @@ def test_committed_without_outputs(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVENTLAB_MONGODB_URI", mongo_uri)  # the test deployment, fail points on
-    book = nbformat.read(path, as_version=4)
+def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
+    # The README's way: `uv run jupyter nbconvert --to notebook --execute notebooks/NAME.ipynb`
+    # (here into a temporary directory, against the test deployment with its fail points).
     started = time.monotonic()
-    NotebookClient(
-        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
+    result = subprocess.run(
+        [
+            *_jupyter(),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=180",
+            "--output-dir",
+            str(tmp_path),
+            str(path),
+        ],
+        cwd=path.parent,
+        env={**os.environ, "EVENTLAB_MONGODB_URI": mongo_uri},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    book = nbformat.read(tmp_path / path.name, as_version=4)
     errors = [
         o
         for c in book.cells
@@ -59,3 +82,54 @@ def test_notebook_runs(path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPat
     if path.stem != "02_rebuild_aggregates":  # the replay notebook shows tables only
         assert "image/png" in rich, f"{path.name} drew no plot"
     assert elapsed < 120, f"{path.name} took {elapsed:.0f}s"
+
+
+def _jupyter() -> list[str]:
+    """The ``jupyter`` command of this environment (the one ``uv run jupyter`` runs)."""
+    beside = Path(sys.executable).parent / "jupyter"
+    return [str(beside)] if beside.exists() else [shutil.which("jupyter") or "jupyter"]
+
+
+@pytest.mark.slow
+def test_the_readme_command_opens_jupyterlab(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "uv run jupyter lab notebooks/" in readme
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    lab = subprocess.Popen(
+        [
+            *_jupyter(),
+            "lab",
+            "notebooks/",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--IdentityProvider.token=",
+            "--allow-root",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(tmp_path),
+            "JUPYTER_CONFIG_DIR": str(tmp_path),
+        },
+    )
+    try:
+        deadline = time.monotonic() + 60
+        page = ""
+        while time.monotonic() < deadline and not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=2) as reply:
+                    page = reply.read().decode()
+            except OSError:
+                time.sleep(0.3)
+        assert "JupyterLab" in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/", timeout=5) as reply:
+            listing = reply.read().decode()
+        assert "05_projections.ipynb" in listing
+    finally:
+        lab.terminate()
+        lab.wait(30)

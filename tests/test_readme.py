@@ -1,0 +1,43 @@
+"""The README's Python blocks run as written, in order, in one namespace, like notebook cells
+(top-level ``await``), so the README cannot drift from the code."""
+
+from __future__ import annotations
+
+import ast
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks() -> list[str]:
+    return BLOCK.findall((ROOT / "README.md").read_text())
+
+
+def test_the_readme_has_its_blocks() -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    assert "EmbeddedMongo" in blocks[0] and "server.stop()" in blocks[-1]
+
+
+@pytest.mark.slow
+async def test_every_readme_block_runs_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)  # the README's paths (data/orders.jsonl) are the repository's
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    for number, source in enumerate(python_blocks(), start=1):
+        code = compile(
+            source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+        result = eval(code, namespace)
+        if isinstance(result, types.CoroutineType):
+            await result
+    printed = capsys.readouterr().out
+    assert "placed" in printed and "1 OrderPlaced" in printed
+    server = namespace["server"]
+    assert not server.running  # type: ignore[attr-defined]  # the last block stopped it
