@@ -59,7 +59,7 @@ def test_import_export_stats_gaps_replay(
         app, ["import", str(DATA / "orders.jsonl"), *target, "--preserve-positions"]
     )
     assert imported.exit_code == 0, imported.output
-    assert "imported 3,358 events" in imported.output
+    assert "restored 3,358 events" in imported.output and "positions kept" in imported.output
     stats = runner.invoke(app, ["stats", *target])
     assert "3,358 events in 800 streams" in stats.output and "0 missing" in stats.output
     exported = tmp_path / "backup.jsonl"
