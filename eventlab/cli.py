@@ -43,6 +43,13 @@ UriOption = Annotated[
     ),
 ]
 DatabaseOption = Annotated[str, typer.Option("--database", "-d", help="Database name.")]
+CollectionOption = Annotated[
+    str,
+    typer.Option(
+        "--events-collection",
+        help="The events collection (an `eventsourcing` application's: <app name>_events).",
+    ),
+]
 
 
 def main() -> None:
@@ -502,7 +509,10 @@ async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[i
 
 @app.command("export")
 def export_events(
-    file: PathArgument, uri: UriOption = None, database: DatabaseOption = "eventlab"
+    file: PathArgument,
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+    events_collection: CollectionOption = "domain_events",
 ) -> None:
     """Export every event, in position order, to a JSON Lines file."""
     from tqdm import tqdm
@@ -513,7 +523,7 @@ def export_events(
         if not file.parent.is_dir():
             raise FileNotFoundError(f"directory {file.parent} does not exist (nothing exported)")
         async with _connection(uri, database, announce=False, persistent=True) as conn:
-            store = MongoEventStore(conn)
+            store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
             events = []
             with tqdm(total=total, unit="event", disable=None, desc="export") as bar:
@@ -527,12 +537,16 @@ def export_events(
 
 
 @app.command()
-def stats(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
+def stats(
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab",
+    events_collection: CollectionOption = "domain_events",
+) -> None:
     """Events, streams and types in a store."""
 
     async def run() -> None:
         async with _connection(uri, database, announce=False, persistent=True) as conn:
-            store = MongoEventStore(conn)
+            store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
             if total == 0:
                 typer.echo("the store is empty")
@@ -565,6 +579,7 @@ def gaps(
     database: DatabaseOption = "eventlab",
     file: Annotated[Path | None, typer.Option(help="Examine a JSON Lines file instead.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the gap plot (PNG) here.")] = None,
+    events_collection: CollectionOption = "domain_events",
 ) -> None:
     """Find position gaps, version gaps, duplicates and out-of-order events."""
     from .workbench import events_frame, find_gaps, load_jsonl, read_frame
@@ -576,7 +591,7 @@ def gaps(
             frame = events_frame(load_jsonl(file))
         else:
             async with _connection(uri, database, announce=False, persistent=True) as conn:
-                frame = await read_frame(MongoEventStore(conn))
+                frame = await read_frame(MongoEventStore(conn, events_collection=events_collection))
         report = find_gaps(frame)
         for name, count in report.summary().items():
             typer.echo(f"{name:<26} {count:>8,}")

@@ -71,7 +71,7 @@ def test_invalid_arguments() -> None:
 
 
 async def test_invalid_uri_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="not a MongoDB URI|invalid MongoDB URI"):
+    with pytest.raises(ConfigurationError, match=r"not a MongoDB URI|invalid MongoDB URI"):
         await MongoConnectionManager("http://nope", database="x").connect()
     with pytest.raises(ConfigurationError, match="AsyncMongoClient"):
         await MongoConnectionManager(client=object(), database="x").connect()

@@ -170,4 +170,127 @@ class TestExampleApplication(library_application.ExampleApplicationTestCase):
         client.close()
 
 
-_ = threading  # the library's concurrency cases start their own threads
+def test_an_application_written_from_two_threads_opens_in_the_workbench(
+    mongo_uri: str, database_name: str
+) -> None:
+    """An `eventsourcing` application on eventlab's module, written from two threads, then
+    opened with eventlab's own reads: every event present, no gaps, JSON fields as columns."""
+
+    from eventsourcing.tests.application import BankAccounts
+
+    app = BankAccounts(
+        env={
+            "PERSISTENCE_MODULE": "eventlab.eventsourcing",
+            "MONGODB_URI": mongo_uri,
+            "MONGODB_DATABASE": database_name,
+        }
+    )
+    try:
+        _write_and_open(app, mongo_uri, database_name)
+    finally:
+        app.close()
+
+
+def _write_and_open(app: Any, mongo_uri: str, database_name: str) -> None:
+    import asyncio
+    from decimal import Decimal
+
+    from eventlab import MongoConnectionManager, MongoEventStore
+    from eventlab.workbench import find_gaps, read_frame
+
+    accounts = [app.open_account(f"owner {n}", f"owner{n}@example.com") for n in range(2)]
+
+    def credit(account_id: uuid.UUID) -> None:
+        for _ in range(25):
+            app.credit_account(account_id, Decimal("1.00"))
+
+    threads = [threading.Thread(target=credit, args=(a,)) for a in accounts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [app.get_balance(a) for a in accounts] == [Decimal("25.00")] * 2
+    expected = 2 + 2 * 25  # two openings, fifty credits
+    assert app.recorder.max_notification_id() == expected
+
+    async def open_with_eventlab() -> Any:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            store = MongoEventStore(conn, events_collection="bankaccounts_events")
+            return await read_frame(store)
+
+    frame = asyncio.run(open_with_eventlab())
+    assert len(frame) == expected and list(frame["position"]) == list(range(1, expected + 1))
+    report = find_gaps(frame)
+    assert report.clean, report
+    assert set(frame["aggregate_id"]) == {str(a) for a in accounts}
+    assert frame["event_type"].astype(str).str.endswith("TransactionAppended").sum() == 50
+    # The default JSON transcoder's state, as columns (a Decimal is {"_type_", "_data_"} there).
+    assert "payload.amount._data_" in frame.columns and "payload.timestamp._data_" in frame.columns
+    assert set(frame["payload.amount._data_"].dropna()) == {"1.00"}
+
+
+async def test_the_sync_recorders_work_inside_a_running_event_loop(
+    mongo_uri: str, database_name: str
+) -> None:
+    """A Jupyter cell has a running loop: the library's synchronous calls still work there."""
+    from decimal import Decimal
+
+    from eventsourcing.tests.application import BankAccounts
+
+    app = BankAccounts(
+        env={
+            "PERSISTENCE_MODULE": "eventlab.eventsourcing",
+            "MONGODB_URI": mongo_uri,
+            "MONGODB_DATABASE": database_name,
+        }
+    )
+    try:
+        account = app.open_account("Ada", "ada@example.com")
+        app.credit_account(account, Decimal("3.00"))
+        assert app.get_balance(account) == Decimal("3.00")
+        with app.recorder.subscribe(gt=0) as subscription:
+            first = next(subscription)
+            assert first.id == 1 and first.originator_id == account
+    finally:
+        app.close()
+
+
+def test_without_a_uri_the_factory_starts_the_embedded_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    factory = MongoFactory(Environment("Embedded", {}))
+    try:
+        recorder = factory.application_recorder()
+        assert recorder.max_notification_id() is None
+        assert factory.datastore.uri.startswith("mongodb://127.0.0.1:")
+    finally:
+        factory.close()
+
+
+def test_the_cli_opens_an_applications_store(mongo_uri: str, database_name: str) -> None:
+    from decimal import Decimal
+
+    from eventsourcing.tests.application import BankAccounts
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app as cli
+
+    env = {
+        "PERSISTENCE_MODULE": "eventlab.eventsourcing",
+        "MONGODB_URI": mongo_uri,
+        "MONGODB_DATABASE": database_name,
+    }
+    bank = BankAccounts(env=env)
+    try:
+        account = bank.open_account("Grace", "grace@example.com")
+        bank.credit_account(account, Decimal("5.00"))
+    finally:
+        bank.close()
+    base = ["--uri", mongo_uri, "--database", database_name]
+    result = CliRunner().invoke(cli, ["stats", *base, "--events-collection", "bankaccounts_events"])
+    assert result.exit_code == 0, result.output
+    assert "2 events in 1 streams" in result.output and "0 missing" in result.output
+    gaps = CliRunner().invoke(cli, ["gaps", *base, "--events-collection", "bankaccounts_events"])
+    assert "missing_positions                 0" in gaps.output, gaps.output
