@@ -49,8 +49,7 @@ class MongoCheckpointStore:
         return self.connection.database[self.collection_name]
 
     async def _ready(self) -> None:
-        if not self.connection.is_connected:
-            await self.connection.connect()
+        await self.connection.connect()  # idempotent
 
     async def get(self, name: str, uow: SessionProvider | None = None) -> Checkpoint | None:
         """The stored checkpoint, or ``None`` for a subscriber that never saved one."""

@@ -268,8 +268,7 @@ class MongoOutboxStore:
     async def migrate(self) -> MigrationResult:
         """Create the outbox's indexes and bring older documents to the current layout
         (idempotent)."""
-        if not self.connection.is_connected:
-            await self.connection.connect()
+        await self.connection.connect()  # idempotent
         migrator = Migrator(self.connection.database, {"outbox": self.collection_name})
         migrations = OUTBOX_MIGRATIONS + (ORDERED_OUTBOX_MIGRATIONS if self.ordered else ())
         try:
@@ -306,8 +305,7 @@ class MongoOutboxStore:
         )
 
     async def _ready(self) -> None:
-        if not self.connection.is_connected:
-            await self.connection.connect()
+        await self.connection.connect()  # idempotent
         if not self._migrated:
             await self.migrate()
 
@@ -452,7 +450,7 @@ class MongoOutboxStore:
         for message in messages:
             own_key = message.ordering_key
             if own_key is not None and message.sequence is None:
-                message = _with(message, sequence=next_of[own_key])
+                message = replace(message, sequence=next_of[own_key])
                 next_of[own_key] += 1
             result.append(message)
         return result
@@ -724,7 +722,3 @@ def _lease_ms(lease: float | timedelta) -> int:
     if not seconds > 0:
         raise ConfigurationError(f"a lease must be positive, not {lease!r}")
     return max(1, int(seconds * 1000))
-
-
-def _with(message: OutboxMessage, **changes: Any) -> OutboxMessage:
-    return replace(message, **changes)

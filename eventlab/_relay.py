@@ -15,6 +15,7 @@ from typing import Protocol
 from ._display import HtmlRecord
 from ._errors import ConfigurationError, EventlabError
 from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
+from ._tasks import finish
 
 logger = logging.getLogger("eventlab.outbox")
 
@@ -80,11 +81,11 @@ class _Lease:
     never later than the lease the server granted: the server starts its lease later.
     """
 
-    def __init__(self, messages: list[OutboxMessage], deadline: float) -> None:
+    def __init__(self, messages: list[OutboxMessage], deadline: float, margin: float) -> None:
         self.open: dict[str, OutboxMessage] = {m.message_id: m for m in messages}
         self.deadline = deadline
+        self.margin = margin
         self.timeout: asyncio.Timeout | None = None
-        self.margin = 0.0
 
     def extend(self, held: set[str], deadline: float) -> None:
         for message_id in list(self.open):
@@ -157,8 +158,7 @@ class OutboxRelay:
         batch = await self.outbox.claim(self.worker_id, self.batch_size, self.lease)
         if not batch:
             return 0
-        lease = _Lease(batch, sent + self.lease)
-        lease.margin = self.margin
+        lease = _Lease(batch, sent + self.lease, self.margin)
         renewer = loop.create_task(self._keep_renewing(lease))
         try:
             for message in batch:
@@ -283,12 +283,9 @@ class OutboxRelay:
         task, self._task = self._task, None
         if task is None:
             return
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task}, timeout=10.0)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # pragma: no cover - run() catches all
+        error = await finish(task, timeout, after_cancel=10.0)
+        if error is not None:  # pragma: no cover - run() catches all
+            raise error
 
     @property
     def running(self) -> bool:

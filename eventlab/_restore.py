@@ -46,47 +46,24 @@ async def restore(
     written = 0
     try:
         with progress_bar(len(ordered), progress, "restoring") as bar:
-            await _restore_all(schema, mode.transactions, ordered, chunk_size, bar)
-            written = len(ordered)
-    except _Stopped as stopped:
-        written = stopped.written
-        raise InvalidEventError(f"restore stopped after {written} events: {stopped.cause}") from (
-            stopped.cause
-        )
+            for start in range(0, len(ordered), chunk_size):
+                chunk = ordered[start : start + chunk_size]
+                documents = [
+                    stored_document(e if e.recorded_at else replace(e, recorded_at=utc_now()))
+                    for e in chunk
+                ]
+                restore_chunk = partial(_restore_chunk, schema, documents)
+                if mode.transactions:
+                    await run_transaction(schema.connection.client, restore_chunk)
+                else:
+                    await restore_chunk(None)
+                written += len(chunk)
+                bar.update(len(chunk))
+    except InvalidEventError as exc:
+        raise InvalidEventError(f"restore stopped after {written} events: {exc}") from exc
     except ConnectionFailure as exc:
         raise schema.connection.unreachable(exc) from exc
     return written
-
-
-class _Stopped(Exception):
-    def __init__(self, written: int, cause: InvalidEventError) -> None:
-        self.written, self.cause = written, cause
-
-
-async def _restore_all(
-    schema: EventStoreSchema,
-    transactions: bool,
-    ordered: list[StoredEvent],
-    chunk_size: int,
-    bar: Any,
-) -> None:
-    written = 0
-    try:
-        for start in range(0, len(ordered), chunk_size):
-            chunk = ordered[start : start + chunk_size]
-            documents = [
-                stored_document(e if e.recorded_at else replace(e, recorded_at=utc_now()))
-                for e in chunk
-            ]
-            restore_chunk = partial(_restore_chunk, schema, documents)
-            if transactions:
-                await run_transaction(schema.connection.client, restore_chunk)
-            else:
-                await restore_chunk(None)
-            written += len(chunk)
-            bar.update(len(chunk))
-    except InvalidEventError as exc:
-        raise _Stopped(written, exc) from exc
 
 
 async def _restore_chunk(

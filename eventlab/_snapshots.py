@@ -55,8 +55,7 @@ class MongoSnapshotStore:
     async def get(self, aggregate_id: str, uow: SessionProvider | None = None) -> Snapshot | None:
         """The stored snapshot of ``aggregate_id``, or ``None``."""
         aggregate_id = check_aggregate_id(aggregate_id)
-        if not self.connection.is_connected:
-            await self.connection.connect()
+        await self.connection.connect()  # idempotent
         try:
             doc = await self.collection.find_one({"_id": aggregate_id}, session=session_of(uow))
         except PyMongoError as exc:
@@ -76,8 +75,7 @@ class MongoSnapshotStore:
         """Store ``snapshot`` unless a snapshot at its version or later is stored; whether it
         was stored."""
         state = to_bson_value(snapshot.state, f"snapshot of {snapshot.aggregate_id}")
-        if not self.connection.is_connected:
-            await self.connection.connect()
+        await self.connection.connect()  # idempotent
         session = session_of(uow)
         try:
             # Looked at first: in a unit of work a duplicate key (the upsert below meeting a

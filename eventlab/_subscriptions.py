@@ -37,6 +37,7 @@ from ._errors import ConfigurationError, ConnectionFailedError, EventlabError, S
 from ._event_codec import from_document
 from ._records import StoredEvent
 from ._session import SessionProvider
+from ._tasks import finish
 from ._unit_of_work import run_unit_of_work
 
 if TYPE_CHECKING:
@@ -489,12 +490,9 @@ class Subscriber:
         if task is None:
             return
         self._task = None
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        error = await finish(task, timeout)
+        if error is not None:
+            raise error
 
     @property
     def running(self) -> bool:

@@ -414,15 +414,20 @@ class MongoSubscription(Subscription[MongoApplicationRecorder]):
             self._follower = subscription
             if self._stop.is_set():
                 return
-            async with subscription:
-                async for event in subscription:
+            async with subscription, contextlib.aclosing(subscription.batches()) as batches:
+                async for batch in batches:
                     if self._stop.is_set():
                         break
-                    doc = await store.events.find_one({"_id": event.event_id}, _PROJECTION)
-                    if doc is not None and not await asyncio.to_thread(
-                        self._put, _notification(doc)
-                    ):
-                        break
+                    # The library's notification needs fields eventlab's record leaves out
+                    # (originator_id as given, state): one read per batch, not one per event.
+                    ids = [event.event_id for event in batch.events]
+                    docs = {
+                        d["_id"]: d
+                        async for d in store.events.find({"_id": {"$in": ids}}, _PROJECTION)
+                    }
+                    for event_id in ids:
+                        if not await asyncio.to_thread(self._put, _notification(docs[event_id])):
+                            return
 
     def _put(self, item: Notification | BaseException | None) -> bool:
         while not self._stop.is_set():

@@ -148,7 +148,9 @@ async def read_frame(
         stream = store.get_events_from_position(
             from_position or 0, batch_size=5000, event_types=types
         )
-        total = await store.count() if progress is not False else 0
+        # The bar's total from the position counter (one document), not a count of every event:
+        # holes make it an upper bound, which a progress bar can live with.
+        total = await (await store._log()).head() if progress is not False else 0
         with progress_bar(total, progress, "reading events") as bar:
             events = []
             async for event in stream:
