@@ -30,7 +30,9 @@ from ._errors import ConfigurationError, EventlabError
 from ._records import StoredEvent
 from ._session import SessionProvider, session_of
 from ._subscriptions import Subscriber
+from ._tasks import finish
 from ._transactions import map_error
+from ._unit_of_work import run_unit_of_work
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,8 +255,7 @@ class Projector:
 
     async def _live(self) -> dict[str, Any]:
         """The state document, created at generation 1 for a new projection."""
-        if not self.store.connection.is_connected:
-            await self.store.connection.connect()
+        await self.store.connection.connect()  # idempotent
         doc = await self._state.find_one({"_id": self.name})
         if doc is None:
             with contextlib.suppress(PyMongoError):  # two projectors creating it at once
@@ -305,6 +306,9 @@ class Projector:
                 if moved.matched_count == 0:
                     raise _Superseded(f"{self.name}: generation {generation} is no longer live")
             rows = _MongoRows(target, session)
+            # Most projections key rows by aggregate id: read those in one query per batch;
+            # any other key a handler asks for is read on first use.
+            await rows.prefetch(e.aggregate_id for e in events)
             for event in events:
                 await self.projection.apply(rows, event)
             await rows.flush()
@@ -353,17 +357,14 @@ class Projector:
             await self._subscriber.stop(timeout)
         task, self._task = self._task, None
         if task is not None:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
-                task.cancel()
-                await asyncio.wait({task})
+            await finish(task, timeout)
 
     async def rebuild(self) -> ProjectionStatus:
         """Build the read model again from the first event, beside the live one, and swap.
 
         Readers keep reading the live generation while the next one is built; the swap is one
-        conditional update of the state document. The old generation and its checkpoint are
-        dropped afterwards.
+        transaction that moves the pointer only once the new generation has caught up with the
+        live one. The old generation and its checkpoint are dropped afterwards.
         """
         live = await self._live()
         old = int(live["generation"])
@@ -372,19 +373,39 @@ class Projector:
         await database[self.collection_name(new)].drop()  # a rebuild that died half-way
         await self.checkpoints.delete(self.checkpoint_name(new))
         builder = self._subscriber_for(new, guard=False)
-        await builder.run(until_caught_up=True)
-        await builder.run(until_caught_up=True)  # what was appended during the first pass
+        while True:
+            await builder.run(until_caught_up=True)  # again: what was appended meanwhile
+            outcome = await run_unit_of_work(
+                self.store.connection, lambda uow: self._swap(uow, old, new)
+            )
+            if outcome == "swapped":
+                break
+            if outcome == "superseded":
+                await database[self.collection_name(new)].drop()
+                raise EventlabError(f"{self.name}: another rebuild swapped first; nothing changed")
+        await database[self.collection_name(old)].drop()
+        await self.checkpoints.delete(self.checkpoint_name(old))
+        return await self.status()
+
+    async def _swap(self, uow: SessionProvider, old: int, new: int) -> str:
+        """Make ``new`` the live generation if it is at least as far as ``old``.
+
+        One transaction: the checkpoints are read and the pointer moved together. A live
+        projector's batch writes the same state document, so it and the swap cannot both
+        commit on what the other has not seen: readers never see the read model go back to an
+        earlier position (``"behind"``: catch up and try again).
+        """
+        live = await self.checkpoints.get(self.checkpoint_name(old), uow=uow)
+        built = await self.checkpoints.get(self.checkpoint_name(new), uow=uow)
+        if (built.position if built else 0) < (live.position if live else 0):
+            return "behind"
         swapped = await self._state.update_one(
             {"_id": self.name, "generation": old},
             {"$set": {"generation": new, "version": type(self.projection).version,
                       "rebuilt_at": datetime.now(UTC)}},
+            session=uow.session,
         )  # fmt: skip
-        if swapped.matched_count == 0:
-            await database[self.collection_name(new)].drop()
-            raise EventlabError(f"{self.name}: another rebuild swapped first; nothing changed")
-        await database[self.collection_name(old)].drop()
-        await self.checkpoints.delete(self.checkpoint_name(old))
-        return await self.status()
+        return "swapped" if swapped.matched_count else "superseded"
 
     async def status(self) -> ProjectionStatus:
         """Generation, checkpoint, lag in positions and seconds, rows."""
