@@ -16,6 +16,7 @@ from ._errors import (
     ConcurrencyError,
     ConfigurationError,
     ConnectionFailedError,
+    ConsumerBusyError,
     DocumentTooLargeError,
     DuplicateEventError,
     DuplicateMessageError,
@@ -28,6 +29,8 @@ from ._errors import (
     InvalidSpecificationError,
     MigrationError,
     NotConnectedError,
+    PositionsAbandonedError,
+    RebuildInProgressError,
     SerializationError,
     SubscriptionError,
     TransactionAbortedError,
@@ -41,20 +44,20 @@ from ._errors import (
     WriteConflictError,
 )
 from ._event_store import MongoEventStore
+from ._follow import Batch, CatchUpSubscription
 from ._mapper import MongoModelMapper
 from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
-from ._positions import PositionStrategy
 from ._projections import MemoryRows, Projection, ProjectionStatus, Projector, Rows, on
-from ._readers import EventStream
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
 from ._repository import MongoRepository, SearchResult
 from ._session import SessionProvider
 from ._snapshots import MongoSnapshotStore, Snapshot
-from ._subscriptions import Batch, CatchUpSubscription, Subscriber
+from ._subscriptions import Subscriber
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
+from .ports import PositionStrategy
 from .specification import (
     QueryOptions,
     Specification,
@@ -75,6 +78,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConnectionFailedError",
+    "ConsumerBusyError",
     "DeploymentInfo",
     "DocumentTooLargeError",
     "DomainEvent",
@@ -83,7 +87,6 @@ __all__ = [
     "EmbeddedServerError",
     "EmbeddedServerNotInstalledError",
     "EventRegistry",
-    "EventStream",
     "EventlabError",
     "ExpectedVersion",
     "InMemoryPublisher",
@@ -107,11 +110,13 @@ __all__ = [
     "OutboxMessage",
     "OutboxRelay",
     "PositionStrategy",
+    "PositionsAbandonedError",
     "Projection",
     "ProjectionStatus",
     "Projector",
     "Publisher",
     "QueryOptions",
+    "RebuildInProgressError",
     "RelayHealth",
     "Rows",
     "SearchResult",

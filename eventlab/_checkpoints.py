@@ -1,23 +1,37 @@
-"""Checkpoints: how far a named subscriber has followed the log, stored in MongoDB."""
+"""Checkpoints and leases: how far a named consumer has followed the log, and who runs it.
+
+A **lease** names the one process that runs a consumer (a subscriber, a projector) and the
+server session its transactions run in. A process that takes an expired lease over ends that
+session on the server first (``killSessions``), which aborts a dead predecessor's open
+transaction at once instead of after the server's transaction lifetime (about a minute). Then
+it writes itself into the checkpoint as its owner: from that moment every checkpoint save of
+the predecessor, conditional on the owner, fails, so two live consumers of one name never
+both commit a batch (docs/positions.md, "Crash takeover").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ._bson import check_collection_name
+from ._bson import CODEC_OPTIONS, check_collection_name
 from ._checks import check_int, check_name
+from ._clock import ServerClock
 from ._connection import MongoConnectionManager
 from ._display import HtmlRecord
-from ._errors import CheckpointConflictError
+from ._errors import CheckpointConflictError, ConfigurationError
 from ._session import SessionProvider, session_of
 from ._transactions import map_error
 
 _KEPT_GAPS = 1000
+_EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,24 +43,43 @@ class Checkpoint(HtmlRecord):
     updated_at: datetime | None = None
     gaps: tuple[int, ...] = ()
     """Positions found permanently empty (aborted preallocated appends), the latest 1,000."""
+    owner: str | None = None
+    """The process that holds the consumer's lease and may advance it (``None``: no lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """The answer to :meth:`MongoCheckpointStore.claim`."""
+
+    granted: bool
+    holder: str | None = None
+    """Who holds the lease when it was not granted (host, process id)."""
+    took_over: bool = False
+    """Granted by taking over another owner's expired lease (its session was ended)."""
 
 
 class MongoCheckpointStore:
-    """Checkpoints in one collection, one document per subscriber name.
+    """Checkpoints in one collection, one document per consumer name; leases in a second.
 
-    :meth:`save` with ``expected`` is conditional on the stored position, so two instances of
-    one subscriber can never both advance it: the second gets
-    :class:`~eventlab.CheckpointConflictError`. Pass ``uow=`` to commit the checkpoint in the
-    same transaction as the handler's writes (exactly-once effect).
+    :meth:`save` with ``expected`` is conditional on the stored position (and with ``owner``
+    on the owner), so two instances of one subscriber can never both advance it: the second
+    gets :class:`~eventlab.CheckpointConflictError`. Pass ``uow=`` to commit the checkpoint in
+    the same transaction as the handler's writes (exactly-once effect).
     """
 
     def __init__(self, connection: MongoConnectionManager, collection: str = "checkpoints") -> None:
         self.connection = connection
         self.collection_name = check_collection_name(collection)
+        self.leases_name = check_collection_name(f"{self.collection_name}_leases")
+        self._clock: ServerClock | None = None
 
     @property
     def collection(self) -> Any:
         return self.connection.database[self.collection_name]
+
+    @property
+    def leases(self) -> Any:
+        return self.connection.database[self.leases_name]
 
     async def _ready(self) -> None:
         await self.connection.connect()  # idempotent
@@ -59,14 +92,7 @@ class MongoCheckpointStore:
             doc = await self.collection.find_one({"_id": name}, session=session_of(uow))
         except PyMongoError as exc:
             raise map_error(exc) from exc
-        if doc is None:
-            return None
-        return Checkpoint(
-            name=name,
-            position=int(doc.get("position", 0)),
-            updated_at=doc.get("updated_at"),
-            gaps=tuple(doc.get("gaps") or ()),
-        )
+        return None if doc is None else _checkpoint(doc)
 
     async def position(self, name: str) -> int:
         """The stored position, 0 when there is none."""
@@ -80,6 +106,7 @@ class MongoCheckpointStore:
         *,
         expected: int | None = None,
         gaps: Iterable[int] = (),
+        owner: str | None = None,
         uow: SessionProvider | None = None,
     ) -> None:
         """Store ``position`` (and record ``gaps``).
@@ -88,51 +115,175 @@ class MongoCheckpointStore:
             applies only if the stored position is still that (0 also matches "none stored"),
             otherwise :class:`~eventlab.CheckpointConflictError`. Without it, the position only
             ever moves forward (``$max``), for at-least-once subscribers.
+        :param owner: the lease holder saving it: the save applies only while the checkpoint
+            names this owner (see :meth:`claim`).
         """
         name = check_name(name, "subscriber name")
         position = check_int(position, "position")
+        gap_list = _check_gaps(gaps)
         update: dict[str, Any] = {"$currentDate": {"updated_at": True}}
-        gap_list = [int(g) for g in gaps]
         if gap_list:
             update["$push"] = {"gaps": {"$each": gap_list, "$slice": -_KEPT_GAPS}}
+        query: dict[str, Any] = {"_id": name}
+        if owner is not None:
+            query["owner"] = check_name(owner, "owner")
         if expected is None:
-            query: dict[str, Any] = {"_id": name}
             update["$max"] = {"position": position}
         else:
-            query = {"_id": name, "position": check_int(expected, "expected")}
+            query["position"] = check_int(expected, "expected")
             update["$set"] = {"position": position}
+        upsert = owner is None and expected in (None, 0)
         await self._ready()
         try:
             result = await self.collection.update_one(
-                query, update, upsert=expected in (None, 0), session=session_of(uow)
+                query, update, upsert=upsert, session=session_of(uow)
             )
         except DuplicateKeyError:
             # The upsert for "expected 0" found the name stored at another position.
             raise self._conflict(name, expected) from None
         except PyMongoError as exc:
             raise map_error(exc) from exc
-        if expected is not None and result.matched_count == 0 and result.upserted_id is None:
+        if result.matched_count == 0 and result.upserted_id is None:
             raise self._conflict(name, expected)
 
     def _conflict(self, name: str, expected: int | None) -> CheckpointConflictError:
+        where = f"at position {expected}" if expected is not None else "owned by this process"
         return CheckpointConflictError(
-            f"checkpoint {name!r} is no longer at position {expected}: another instance of "
-            "this subscriber advanced it (run one instance per name)"
+            f"checkpoint {name!r} is no longer {where}: another instance of this subscriber "
+            "advanced it or took it over (one instance runs per name; the others stand by)"
         )
 
     async def delete(self, name: str) -> bool:
         """Forget a checkpoint (the subscriber then starts over); whether one existed."""
+        name = check_name(name, "subscriber name")
         await self._ready()
-        result = await self.collection.delete_one({"_id": check_name(name, "subscriber name")})
+        try:
+            result = await self.collection.delete_one({"_id": name})
+            await self.leases.delete_one({"_id": name})
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return bool(result.deleted_count)
 
     async def all(self) -> list[Checkpoint]:
         """Every stored checkpoint, by name."""
         await self._ready()
-        docs = await self.collection.find({}, sort=[("_id", 1)]).to_list(None)
-        return [
-            Checkpoint(
-                d["_id"], int(d.get("position", 0)), d.get("updated_at"), tuple(d.get("gaps") or ())
+        try:
+            docs = await self.collection.find({}, sort=[("_id", 1)]).to_list(None)
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return [_checkpoint(d) for d in docs]
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        name: str,
+        owner: str,
+        *,
+        lease: float,
+        session_id: Mapping[str, Any] | None = None,
+        holder: str = "",
+    ) -> LeaseGrant:
+        """Take the lease of ``name`` for ``lease`` seconds (server time) if it is free, has
+        expired or is already ``owner``'s.
+
+        Taking over another owner's lease ends that owner's server session first (its open
+        transaction is aborted and its locks released at once), then makes ``owner`` the
+        checkpoint's owner, so the predecessor's conditional saves fail from then on.
+
+        :param session_id: the server session (``session.session_id``) the new owner's
+            transactions run in, ended by whoever takes the lease over next.
+        """
+        name = check_name(name, "subscriber name")
+        owner = check_name(owner, "owner")
+        lease_ms = _lease_ms(lease)
+        await self._ready()
+        try:
+            now = await self._server_clock().now()
+            try:
+                before = await self.leases.find_one_and_update(
+                    {"_id": name, "$or": [{"until": {"$lte": now}}, {"owner": owner}]},
+                    [
+                        {
+                            "$set": {
+                                "owner": owner,
+                                "holder": holder,
+                                "session": session_id,
+                                "until": {"$add": ["$$NOW", lease_ms]},
+                            }
+                        }
+                    ],
+                    upsert=True,
+                    return_document=ReturnDocument.BEFORE,
+                )
+            except DuplicateKeyError:  # held by another live owner
+                held = await self.leases.find_one({"_id": name}, {"holder": 1})
+                return LeaseGrant(False, holder=(held or {}).get("holder"))
+            took_over = before is not None and before.get("owner") not in (None, owner)
+            if took_over and before is not None and before.get("session"):
+                await self._end_session(before["session"])
+            await self.collection.update_one(
+                {"_id": name},
+                {"$set": {"owner": owner}, "$setOnInsert": {"position": 0}},
+                upsert=True,
             )
-            for d in docs
-        ]
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return LeaseGrant(True, holder=holder, took_over=took_over)
+
+    async def renew(self, name: str, owner: str, *, lease: float) -> bool:
+        """Extend ``owner``'s lease by ``lease`` seconds from the server's now; ``False`` when
+        it is no longer ``owner``'s."""
+        try:
+            result = await self.leases.update_one(
+                {"_id": name, "owner": owner},
+                [{"$set": {"until": {"$add": ["$$NOW", _lease_ms(lease)]}}}],
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return bool(result.matched_count)
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give the lease up now (a stopping consumer): a standby takes over at once."""
+        with contextlib.suppress(PyMongoError):
+            await self.leases.update_one(
+                {"_id": name, "owner": owner}, {"$set": {"until": _EXPIRED, "session": None}}
+            )
+
+    async def _end_session(self, session_id: Mapping[str, Any]) -> None:
+        # Best effort: a server without killSessions, or a session already gone, leaves the
+        # transaction to the server's lifetime limit (the takeover then waits for it).
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            await asyncio.wait_for(
+                self.connection.client.admin.command(
+                    "killSessions", [session_id], codec_options=CODEC_OPTIONS
+                ),
+                timeout=5,
+            )
+
+    def _server_clock(self) -> ServerClock:
+        if self._clock is None:
+            self._clock = ServerClock(self.connection.database)
+        return self._clock
+
+
+def _checkpoint(doc: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(
+        name=doc["_id"],
+        position=int(doc.get("position", 0)),
+        updated_at=doc.get("updated_at"),
+        gaps=tuple(doc.get("gaps") or ()),
+        owner=doc.get("owner"),
+    )
+
+
+def _check_gaps(gaps: Iterable[int]) -> list[int]:
+    if isinstance(gaps, str | bytes | dict) or not isinstance(gaps, Iterable):
+        raise ConfigurationError(f"gaps must be an iterable of positions, got {gaps!r:.60}")
+    return [check_int(g, "a gap position") for g in gaps]
+
+
+def _lease_ms(lease: float) -> int:
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
+        raise ConfigurationError(f"a lease must be a positive number of seconds, not {lease!r}")
+    return max(1, int(lease * 1000))

@@ -69,12 +69,19 @@ def check_positive(value: Any, name: str) -> int:
     return number
 
 
-def check_types(event_types: Iterable[str]) -> list[str]:
-    """Event type names for a filter: non-empty strings."""
-    names = list(event_types) if not isinstance(event_types, str) else [event_types]
+def check_types(types: Iterable[str], kind: str = "event type") -> list[str]:
+    """Type names for a filter: non-empty strings (one string is one name)."""
+    if isinstance(types, str):
+        names = [types]
+    elif isinstance(types, dict) or not isinstance(types, Iterable):
+        raise ConfigurationError(
+            f"{kind} names must be an iterable of strings, got {_short(types)}"
+        )
+    else:
+        names = list(types)
     for name in names:
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"event type names must be non-empty strings: {name!r}")
+        if not isinstance(name, str) or not name or isinstance(name, Code) or "\x00" in name:
+            raise ConfigurationError(f"{kind} names must be non-empty strings: {_short(name)}")
     return names
 
 

@@ -124,6 +124,28 @@ class CheckpointConflictError(EventlabError):
     """A subscriber's checkpoint moved under it: another instance of it is running."""
 
 
+class PositionsAbandonedError(TransactionError):
+    """A follower recorded this append's preallocated positions as a permanent gap before the
+    append inserted there; nothing of the unit of work is stored. Run it again."""
+
+
+class ConsumerBusyError(EventlabError):
+    """Another live process holds the lease of this subscriber or projector name."""
+
+    def __init__(self, name: str, holder: str | None) -> None:
+        super().__init__(
+            f"{name!r} is running in another process ({holder or 'unknown holder'}), which "
+            "keeps it up to date; stop that one, or run this one live (it stands by and takes "
+            "over if the other stops)"
+        )
+        self.name = name
+        self.holder = holder
+
+
+class RebuildInProgressError(EventlabError):
+    """Another rebuild of this projection is running; nothing was changed."""
+
+
 class SubscriptionError(EventlabError):
     """A subscription cannot go on (its handler failed, or it was misused)."""
 

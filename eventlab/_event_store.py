@@ -16,28 +16,29 @@ stream reader, not on this class. docs/design.md shows the path of an append and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from ._checks import check_name, check_positive
+from ._checks import check_int, check_name, check_positive
 from ._connection import MongoConnectionManager
 from ._domain import DomainEvent
 from ._event_codec import from_document
+from ._follow import CatchUpSubscription, Start, Wake
+from ._log import NOT_A_TOMBSTONE, MongoLog
 from ._migrations import MigrationResult
-from ._positions import ALLOCATORS, PositionStrategy
-from ._readers import EventStream, LogReader, StreamReader, _guarded
+from ._readers import StreamReader, _guarded
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry, UnknownPolicy
 from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import SessionProvider, session_of
-from ._subscriptions import CatchUpSubscription, Start, Wake
 from ._transactions import DEFAULT_TIME_BUDGET
 from ._writer import EventWriter, prepare_records, prepare_stream
+from .ports import PositionStrategy
 
-__all__ = ["EventStream", "MongoEventStore", "PositionStrategy", "SessionProvider"]
+__all__ = ["MongoEventStore", "PositionStrategy", "SessionProvider"]
 
 Expected = int | ExpectedVersion
 
@@ -50,9 +51,12 @@ class MongoEventStore:
         :class:`DomainEvent` objects and typed reads).
     :param events_collection: collection of events (validated name).
     :param counters_collection: collection holding the global position counter.
-    :param positions: ``"transactional"`` (default where transactions exist: contiguous,
-        commit-ordered positions) or ``"preallocated"`` (faster under contention; gaps where an
-        append aborts, and commits may land out of position order). See ``docs/positions.md``.
+    :param positions: how a new store takes positions: ``"transactional"`` (default where
+        transactions exist: contiguous, commit-ordered positions) or ``"preallocated"``
+        (appends overlap; holes where an append aborts, which followers wait for, then
+        abandon). Recorded with the store's counter when it is created; an existing store
+        keeps its own, and asking for the other is a :class:`~eventlab.ConfigurationError`
+        (:meth:`change_position_strategy` migrates). See ``docs/positions.md``.
     :param require_replica_set: refuse to run without transactions (default). ``False`` runs on a
         standalone server with a loud warning: batches are then not atomic and positions can gap.
     :param auto_migrate: apply the index migrations on first use (the unique indexes are what
@@ -63,10 +67,9 @@ class MongoEventStore:
         every append (docs/positions.md, "Indexes").
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
 
-    Reading: :meth:`read_stream` (one stream, forwards or backwards) and :meth:`read_all` (the
-    log from a position). The older names stay as aliases: ``get_events`` and ``load_events``
-    (:meth:`read_stream`), ``get_events_from_position``, ``get_events_after`` and
-    ``get_all_events`` (:meth:`read_all`).
+    Reading: :meth:`read_stream` (one stream, forwards or backwards), :meth:`read_all` (the
+    log from a position to the head) and :meth:`subscribe` (the log, then new events live).
+    ``get_events`` and ``load_events`` are aliases of :meth:`read_stream`.
     """
 
     def __init__(
@@ -97,14 +100,22 @@ class MongoEventStore:
         self.counters_collection_name = self._schema.counters_collection_name
         self._time_budget = transaction_time_budget
         self._stream_reader = StreamReader(self._schema)
-        self._log_reader = LogReader(self._schema)
-        self._event_writer: EventWriter | None = None
+        self._log = MongoLog(self._schema)
+        self._event_writer = EventWriter(
+            self._schema, self._stream_reader, time_budget=transaction_time_budget
+        )
 
     # -- configuration ---------------------------------------------------------------------
 
     @property
+    def log(self) -> MongoLog:
+        """The log as followers read it (the :class:`~eventlab.ports.EventLog` port)."""
+        return self._log
+
+    @property
     def position_strategy(self) -> PositionStrategy:
-        """The strategy in force (resolved on first use when not given explicitly)."""
+        """The store's strategy: the one recorded with its counter once the store has been
+        used (before that, the one asked for, or ``"transactional"``)."""
         mode = self._schema.mode
         if mode is not None:
             return mode.positions
@@ -144,22 +155,15 @@ class MongoEventStore:
         """
         return await self._schema.migrate(query_indexes=query_indexes)
 
-    async def _writer(self) -> EventWriter:
-        if self._event_writer is None:
-            mode = await self._schema.ready()
-            allocator = ALLOCATORS[mode.positions](self.counters, self._schema.counter_id)
-            self._event_writer = EventWriter(
-                self._schema,
-                allocator,
-                self._stream_reader,
-                transactions=mode.transactions,
-                time_budget=self._time_budget,
-            )
-        return self._event_writer
+    async def change_position_strategy(self, positions: PositionStrategy) -> bool:
+        """Migrate the store to another position strategy; whether it changed.
 
-    async def _log(self) -> LogReader:
-        await self._schema.ready()
-        return self._log_reader
+        Safe while appends and followers run: from the moment it applies no append takes a
+        position the old way (the strategy is checked in the counter's ``$inc``), and
+        followers keep looking at every position taken before it (docs/positions.md,
+        "Changing a store's strategy").
+        """
+        return await self._schema.change_strategy(positions)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -195,7 +199,7 @@ class MongoEventStore:
         )
         if stream is None:
             return []
-        return await (await self._writer()).append([stream], uow)
+        return await self._event_writer.append([stream], uow)
 
     async def append(self, event: StoredEvent, uow: SessionProvider | None = None) -> StoredEvent:
         """Store one event at its own ``version`` (which must follow the stream's last)."""
@@ -211,7 +215,7 @@ class MongoEventStore:
         """
         if not events:
             return []
-        return await (await self._writer()).append(prepare_records(events), uow)
+        return await self._event_writer.append(prepare_records(events), uow)
 
     async def restore(
         self,
@@ -345,17 +349,29 @@ class MongoEventStore:
         *,
         max_count: int | None = None,
         event_types: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
         page_size: int = 1000,
-    ) -> EventStream:
-        """The log after ``after_position``, in position order, as an async iterator.
+        gap_timeout: float | None = None,
+    ) -> CatchUpSubscription:
+        """The log after ``after_position`` up to its head, in position order.
 
-        ``async for event in store.read_all(checkpoint): ...``; ``await ... .to_list()`` for a
-        list. Fetched ``page_size`` events at a time, so memory stays flat. With
-        ``transactional`` positions a reader that resumes from the last position it saw never
-        skips an event; with ``preallocated`` positions an event can commit *after* a higher
-        position was read (docs/gaps.md says how to follow such a store safely).
+        ``async for event in store.read_all(checkpoint): ...``, or ``await
+        store.read_all().to_list()``. Read by bounded ranges, ``page_size`` events at a time,
+        so memory stays flat. It never passes a position that may still commit: with
+        ``preallocated`` positions a hole is waited for (at most ``gap_timeout`` seconds) and
+        then abandoned, so resuming from the last position it handed out never skips an event
+        on any strategy. It ends at the head as it was when the read started.
         """
-        return EventStream(self, after_position, page_size, event_types, max_count)
+        return CatchUpSubscription(
+            self._log,
+            start=check_int(after_position, "after_position"),
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            live=False,
+            gap_timeout=gap_timeout,
+            max_count=max_count,
+        )
 
     def subscribe(
         self,
@@ -364,50 +380,29 @@ class MongoEventStore:
         event_types: Iterable[str] | None = None,
         aggregate_types: Iterable[str] | None = None,
         page_size: int = 500,
-        live: bool = True,
         wake: Wake = "auto",
         poll_interval: float = 0.5,
         gap_timeout: float | None = None,
+        on_gap: Callable[[list[int]], None] | None = None,
     ) -> CatchUpSubscription:
-        """A catch-up subscription: the log after ``start`` in pages, then new events live.
+        """A catch-up subscription: the log after ``start`` in ranges, then new events live.
 
-        ``async for event in store.subscribe(): ...``; unlike :meth:`read_all` it never moves
-        past a position that may still commit (preallocated positions), and it waits for new
+        ``async for event in store.subscribe(): ...``; like :meth:`read_all` it never moves
+        past a position that may still commit, and when it reaches the head it waits for new
         events instead of ending. See :class:`~eventlab.CatchUpSubscription`; for a named
         checkpoint and a handler, :class:`~eventlab.Subscriber`.
         """
         return CatchUpSubscription(
-            self,
+            self._log,
             start=start,
             event_types=event_types,
             aggregate_types=aggregate_types,
             page_size=page_size,
-            live=live,
             wake=wake,
             poll_interval=poll_interval,
             gap_timeout=gap_timeout,
+            on_gap=on_gap,
         )
-
-    def get_events_from_position(
-        self,
-        position: int = 0,
-        batch_size: int = 1000,
-        *,
-        event_types: Iterable[str] | None = None,
-    ) -> EventStream:
-        """Alias of :meth:`read_all` (``batch_size`` is its ``page_size``)."""
-        return EventStream(self, position, batch_size, event_types)
-
-    async def get_events_after(
-        self, position: int, limit: int = 1000, *, event_types: Iterable[str] | None = None
-    ) -> list[StoredEvent]:
-        """Alias of ``await read_all(position, max_count=limit).to_list()``: one page."""
-        limit = check_positive(limit, "limit")  # named as this method's caller knows it
-        return await self.read_all(position, max_count=limit, event_types=event_types).to_list()
-
-    async def get_all_events(self) -> list[StoredEvent]:
-        """Alias of ``await read_all().to_list()``: every event (mind the store's size)."""
-        return await self.read_all().to_list()
 
     async def stream_ids(self, aggregate_type: str | None = None) -> list[str]:
         """Distinct aggregate ids (optionally of one aggregate type)."""
@@ -421,5 +416,5 @@ class MongoEventStore:
     async def count(self) -> int:
         """Number of stored events."""
         await self._schema.ready()
-        total: int = await _guarded(self._schema, self.events.count_documents({}))
+        total: int = await _guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
         return total

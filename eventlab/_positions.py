@@ -15,14 +15,18 @@ from one counter document with ``$inc``; they differ in *when* (docs/positions.m
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-PositionStrategy = Literal["transactional", "preallocated"]
-"""The names of the position strategies, as ``MongoEventStore(positions=...)`` takes them."""
+from .ports import PositionStrategy
+
+
+class StrategyChanged(Exception):
+    """The counter no longer records this allocator's strategy: the store was migrated to the
+    other one. Internal: the writer resolves the strategy again and retries."""
 
 
 class PositionAllocator(ABC):
@@ -48,16 +52,20 @@ class PositionAllocator(ABC):
         """Called inside the transaction, as its last step before the insert."""
 
     async def reserve(self, count: int, session: AsyncClientSession | None) -> int:
-        """Reserve ``count`` positions with one ``$inc``; returns the first."""
+        """Reserve ``count`` positions with one ``$inc``; returns the first.
+
+        The ``$inc`` applies only while the counter records this allocator's strategy, so that
+        after a migration no append takes a position the old way (readers rely on it).
+        """
         counter = await self._counters.find_one_and_update(
-            {"_id": self._counter_id},
+            {"_id": self._counter_id, "strategy": self.name},
             {"$inc": {"seq": count}},
-            upsert=True,
             return_document=ReturnDocument.AFTER,
             projection={"seq": 1},
             session=session,
         )
-        assert counter is not None  # upsert=True with AFTER always returns the document
+        if counter is None:
+            raise StrategyChanged(self.name)
         return int(counter["seq"]) - count + 1
 
 

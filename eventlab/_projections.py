@@ -14,19 +14,21 @@ import asyncio
 import contextlib
 import copy
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pymongo import DeleteOne, ReplaceOne
-from pymongo.errors import PyMongoError
+from pymongo import DeleteOne, ReplaceOne, ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
 from ._checkpoints import MongoCheckpointStore
+from ._checks import check_name, check_positive
 from ._display import HtmlRecord
 from ._domain import DomainEvent
-from ._errors import ConfigurationError, EventlabError
+from ._errors import ConfigurationError, EventlabError, RebuildInProgressError
 from ._records import StoredEvent
 from ._session import SessionProvider, session_of
 from ._subscriptions import Subscriber
@@ -210,14 +212,20 @@ class _Superseded(EventlabError):
     """The generation this projector writes is no longer the live one (a rebuild swapped)."""
 
 
+DEFAULT_KEEP_RETIRED = 300.0
+"""Seconds a read model replaced by a rebuild stays readable (docs/projections.md)."""
+
+
 class Projector:
     """Runs a :class:`Projection` into a MongoDB read model.
 
     Each batch's row writes and the checkpoint commit in one transaction (exactly-once effect).
     The read model lives in ``<prefix><name>_<generation>``; the ``projections`` collection
-    says which generation is live. :meth:`rebuild` builds the next generation beside the live
-    one and swaps the pointer, so readers that resolve :meth:`collection` first never see an
-    empty or half-built read model.
+    says which generation is live. :meth:`rebuild` builds a new generation beside the live one
+    and swaps the pointer; the replaced generation stays readable for ``keep_retired`` seconds,
+    so a reader that resolved :meth:`collection` just before a swap still reads a whole read
+    model. One process runs a projection at a time (a lease, as :class:`Subscriber`); one
+    rebuild runs at a time (a claim: a second gets :class:`~eventlab.RebuildInProgressError`).
     """
 
     def __init__(
@@ -228,14 +236,25 @@ class Projector:
         prefix: str = "rm_",
         batch_size: int = 200,
         checkpoints: MongoCheckpointStore | None = None,
+        keep_retired: float = DEFAULT_KEEP_RETIRED,
         **subscription_options: Any,
     ) -> None:
         self.store = store
-        self.projection = projection
+        self.projection = check_projection(projection)
         self.name = type(projection).name
-        self.prefix = prefix
-        self.batch_size = batch_size
+        self.prefix = check_name(prefix, "prefix") if prefix else ""
+        # The longest collection name this projection will use, checked before anything is
+        # written (a name MongoDB refuses must not fail at the first batch).
+        self.collection_name(2**31)
+        self.batch_size = check_positive(batch_size, "batch_size")
+        if isinstance(keep_retired, bool) or not isinstance(keep_retired, int | float):
+            raise ConfigurationError(f"keep_retired must be a number of seconds: {keep_retired!r}")
+        if keep_retired < 0:
+            raise ConfigurationError(f"keep_retired must be >= 0: {keep_retired!r}")
+        self.keep_retired = float(keep_retired)
         self.checkpoints = checkpoints or MongoCheckpointStore(store.connection)
+        # Checked now: an option the subscription refuses fails at construction.
+        Subscriber(self.store, "check", None, on_batch=_no_batch, **subscription_options)
         self._options = subscription_options
         self._subscriber: Subscriber | None = None
         self._stopping = False
@@ -256,28 +275,50 @@ class Projector:
     async def _live(self) -> dict[str, Any]:
         """The state document, created at generation 1 for a new projection."""
         await self.store.connection.connect()  # idempotent
-        doc = await self._state.find_one({"_id": self.name})
-        if doc is None:
-            with contextlib.suppress(PyMongoError):  # two projectors creating it at once
-                await self._state.insert_one(
-                    {"_id": self.name, "generation": 1, "version": type(self.projection).version}
-                )
+        try:
             doc = await self._state.find_one({"_id": self.name})
+            if doc is None:
+                with contextlib.suppress(DuplicateKeyError):  # two projectors creating it
+                    await self._state.insert_one(
+                        {
+                            "_id": self.name,
+                            "generation": 1,
+                            "version": type(self.projection).version,
+                            "retired": [],
+                        }
+                    )
+                doc = await self._state.find_one({"_id": self.name})
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         if doc is None:  # pragma: no cover - inserted just above
             raise EventlabError(f"projection state of {self.name} could not be created")
         state: dict[str, Any] = doc
         return state
 
     async def collection(self) -> Any:
-        """The live read model's collection (resolve it per read: a rebuild swaps it)."""
+        """The live read model's collection (resolve it per read: a rebuild swaps it; the one
+        replaced stays readable for ``keep_retired`` seconds)."""
         return self.store.connection.database[
             self.collection_name((await self._live())["generation"])
         ]
 
     async def rows(self) -> list[dict[str, Any]]:
-        """Every row of the live read model, ``_id`` first."""
-        collection = await self.collection()
-        return [decimals_to_python(d) async for d in collection.find({}, sort=[("_id", 1)])]
+        """Every row of the live read model, ``_id`` first.
+
+        Never an empty or half-built read model: the generation read is checked again after
+        the read, and read anew if it was dropped meanwhile (a reader slower than
+        ``keep_retired``).
+        """
+        for _ in range(5):
+            generation = int((await self._live())["generation"])
+            collection = self.store.connection.database[self.collection_name(generation)]
+            try:
+                rows = [decimals_to_python(d) async for d in collection.find({}, sort=[("_id", 1)])]
+            except PyMongoError as exc:
+                raise map_error(exc) from exc
+            if generation in _readable(await self._live()):
+                return rows
+        raise EventlabError(f"{self.name}: the read model kept being replaced while read")
 
     async def frame(self) -> pd.DataFrame:
         """The live read model as a DataFrame indexed by row key."""
@@ -362,60 +403,143 @@ class Projector:
     async def rebuild(self) -> ProjectionStatus:
         """Build the read model again from the first event, beside the live one, and swap.
 
-        Readers keep reading the live generation while the next one is built; the swap is one
+        Readers keep reading the live generation while a new one is built; the swap is one
         transaction that moves the pointer only once the new generation has caught up with the
-        live one. The old generation and its checkpoint are dropped afterwards.
+        live one, and only while this rebuild still holds its claim. The replaced generation
+        stays readable for ``keep_retired`` seconds and is dropped by a later rebuild.
+
+        :raises RebuildInProgressError: another rebuild of this projection is running.
         """
-        live = await self._live()
-        old = int(live["generation"])
-        new = old + 1
-        database = self.store.connection.database
-        await database[self.collection_name(new)].drop()  # a rebuild that died half-way
-        await self.checkpoints.delete(self.checkpoint_name(new))
-        builder = self._subscriber_for(new, guard=False)
-        while True:
-            await builder.run(until_caught_up=True)  # again: what was appended meanwhile
-            outcome = await run_unit_of_work(
-                self.store.connection, lambda uow: self._swap(uow, old, new)
+        claim = f"projection:{self.name}:rebuild"
+        owner = f"rebuild:{uuid.uuid4().hex}"
+        grant = await self.checkpoints.claim(claim, owner, lease=_REBUILD_LEASE)
+        if not grant.granted:
+            raise RebuildInProgressError(
+                f"{self.name}: another rebuild is running ({grant.holder or 'elsewhere'}); "
+                "nothing was changed"
             )
-            if outcome == "swapped":
-                break
-            if outcome == "superseded":
-                await database[self.collection_name(new)].drop()
-                raise EventlabError(f"{self.name}: another rebuild swapped first; nothing changed")
-        await database[self.collection_name(old)].drop()
-        await self.checkpoints.delete(self.checkpoint_name(old))
+        renewer = asyncio.get_running_loop().create_task(self._keep_claim(claim, owner))
+        try:
+            await self._drop_retired()
+            new = await self._allocate_generation()
+            builder = self._subscriber_for(new, guard=False)
+            while True:
+                await builder.run(until_caught_up=True)  # again: what was appended meanwhile
+                outcome = await run_unit_of_work(
+                    self.store.connection, lambda uow: self._swap(uow, new, claim, owner)
+                )
+                if outcome == "swapped":
+                    break
+                if outcome == "superseded":
+                    raise RebuildInProgressError(
+                        f"{self.name}: this rebuild lost its claim to another; nothing changed"
+                    )
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            await self.checkpoints.release(claim, owner)
         return await self.status()
 
-    async def _swap(self, uow: SessionProvider, old: int, new: int) -> str:
-        """Make ``new`` the live generation if it is at least as far as ``old``.
+    async def _keep_claim(self, claim: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(_REBUILD_LEASE / 3)
+            with contextlib.suppress(EventlabError):
+                await self.checkpoints.renew(claim, owner, lease=_REBUILD_LEASE)
+
+    async def _allocate_generation(self) -> int:
+        """A generation number no reader or earlier rebuild has used: a rebuild that died
+        half-way leaves a collection that is never taken again (and is dropped later)."""
+        live = await self._live()
+        counters = self.store.connection.database[STATE_COLLECTION]
+        try:
+            doc = await counters.find_one_and_update(
+                {"_id": f"{self.name}:generations"},
+                {"$max": {"seq": int(live["generation"])}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            doc = await counters.find_one_and_update(
+                {"_id": f"{self.name}:generations"},
+                {"$inc": {"seq": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        assert doc is not None  # created just above
+        return int(doc["seq"])
+
+    async def _swap(self, uow: SessionProvider, new: int, claim: str, owner: str) -> str:
+        """Make ``new`` the live generation if it is at least as far as the live one.
 
         One transaction: the checkpoints are read and the pointer moved together. A live
         projector's batch writes the same state document, so it and the swap cannot both
         commit on what the other has not seen: readers never see the read model go back to an
-        earlier position (``"behind"``: catch up and try again).
+        earlier position (``"behind"``: catch up and try again). The claim is written in the
+        same transaction: a rebuild whose claim was taken over cannot swap (``"superseded"``).
         """
-        live = await self.checkpoints.get(self.checkpoint_name(old), uow=uow)
+        held = await self.checkpoints.leases.update_one(
+            {"_id": claim, "owner": owner}, {"$inc": {"swaps": 1}}, session=uow.session
+        )
+        if held.matched_count == 0:
+            return "superseded"
+        live = await self._state.find_one({"_id": self.name}, session=uow.session)
+        assert live is not None  # created before the rebuild started
+        old = int(live["generation"])
+        current = await self.checkpoints.get(self.checkpoint_name(old), uow=uow)
         built = await self.checkpoints.get(self.checkpoint_name(new), uow=uow)
-        if (built.position if built else 0) < (live.position if live else 0):
+        if (built.position if built else 0) < (current.position if current else 0):
             return "behind"
-        swapped = await self._state.update_one(
+        await self._state.update_one(
             {"_id": self.name, "generation": old},
-            {"$set": {"generation": new, "version": type(self.projection).version,
-                      "rebuilt_at": datetime.now(UTC)}},
+            {
+                "$set": {
+                    "generation": new,
+                    "version": type(self.projection).version,
+                    "rebuilt_at": datetime.now(UTC),
+                },
+                "$push": {"retired": {"generation": old, "retired_at": datetime.now(UTC)}},
+            },
             session=uow.session,
-        )  # fmt: skip
-        return "swapped" if swapped.matched_count else "superseded"
+        )
+        return "swapped"
+
+    async def _drop_retired(self) -> None:
+        """Drop generations replaced more than ``keep_retired`` seconds ago, and collections
+        of rebuilds that died before swapping (never readable: no pointer names them)."""
+        live = await self._live()
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.keep_retired)
+        database = self.store.connection.database
+        expired = [r for r in live.get("retired") or [] if r["retired_at"] < cutoff]
+        kept = _readable(live) - {int(r["generation"]) for r in expired}
+        try:
+            for entry in expired:
+                # Off the list first, dropped second: a reader that sees the list without it
+                # reads again (rows()), never an empty collection it believed readable.
+                await self._state.update_one(
+                    {"_id": self.name}, {"$pull": {"retired": {"generation": entry["generation"]}}}
+                )
+            pattern = re.compile(rf"^{re.escape(self.prefix + self.name)}_(\d+)$")
+            for collection in await database.list_collection_names():
+                found = pattern.match(collection)
+                if found and int(found.group(1)) not in kept:
+                    await database[collection].drop()
+                    await self.checkpoints.delete(self.checkpoint_name(int(found.group(1))))
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
     async def status(self) -> ProjectionStatus:
         """Generation, checkpoint, lag in positions and seconds, rows."""
         live = await self._live()
         generation = int(live["generation"])
         position = await self.checkpoints.position(self.checkpoint_name(generation))
-        log = await self.store._log()
+        head = (await self.store.log.head()).position
         try:
-            head = await log.head()
-            oldest = await self.store.get_events_after(position, 1) if head > position else []
+            oldest = (
+                await self.store.read_all(position, max_count=1, gap_timeout=0).to_list()
+                if head > position
+                else []
+            )
             rows = await self.store.connection.database[
                 self.collection_name(generation)
             ].estimated_document_count()
@@ -436,6 +560,18 @@ class Projector:
             seconds_behind=seconds,
             rows=int(rows),
         )
+
+
+_REBUILD_LEASE = 10.0
+
+
+async def _no_batch(events: tuple[StoredEvent, ...], uow: SessionProvider | None) -> None:
+    return None
+
+
+def _readable(state: dict[str, Any]) -> set[int]:
+    """The generations a reader may read: the live one and the retired ones not yet dropped."""
+    return {int(state["generation"])} | {int(r["generation"]) for r in state.get("retired") or []}
 
 
 def check_projection(projection: Any) -> Projection:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.read_concern import ReadConcern
 
 from ._bson import check_collection_name
 from ._connection import MongoConnectionManager
@@ -26,7 +27,7 @@ from ._migrations import (
     MigrationResult,
     Migrator,
 )
-from ._positions import PositionStrategy
+from .ports import PositionStrategy
 
 logger = logging.getLogger("eventlab")
 
@@ -38,9 +39,13 @@ _REPLICA_SET_HELP = (
 )
 
 
+STRATEGIES: tuple[PositionStrategy, ...] = ("transactional", "preallocated")
+
+
 @dataclass(frozen=True, slots=True)
 class StoreMode:
-    """What the store resolved on first use."""
+    """What the store resolved on first use: the strategy is the one recorded with the
+    counter (the data's, not the constructor's), transactions the deployment's."""
 
     positions: PositionStrategy
     transactions: bool
@@ -60,7 +65,7 @@ class EventStoreSchema:
         auto_migrate: bool,
         query_indexes: bool = False,
     ) -> None:
-        if positions not in (None, "transactional", "preallocated"):
+        if positions is not None and positions not in STRATEGIES:
             raise ConfigurationError(
                 f"positions must be 'transactional' or 'preallocated', got {positions!r}"
             )
@@ -90,6 +95,12 @@ class EventStoreSchema:
         """The resolved mode, or ``None`` before first use."""
         return self._mode
 
+    @property
+    def counters_majority(self) -> AsyncCollection[dict[str, Any]]:
+        """The counters, read with the events' read concern (``majority``): a head read this
+        way never shows a position whose events a failover could roll back."""
+        return self.counters.with_options(read_concern=ReadConcern("majority"))
+
     async def ready(self) -> StoreMode:
         """Resolve the mode, apply migrations and seed the counter, once."""
         if self._mode is not None:
@@ -99,6 +110,17 @@ class EventStoreSchema:
         async with self._lock:
             if self._mode is None:
                 self._mode = await self._bootstrap()
+            return self._mode
+
+    async def reload(self) -> StoreMode:
+        """Resolve the mode again (the recorded strategy changed under a running writer)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            # The store's strategy changed by an explicit migration: the data's wins over
+            # what this process was constructed with.
+            self.requested_positions = None
+            self._mode = await self._bootstrap()
             return self._mode
 
     async def _bootstrap(self) -> StoreMode:
@@ -124,14 +146,27 @@ class EventStoreSchema:
             )
             warnings.warn(message, RuntimeWarning, stacklevel=5)
             logger.warning(message)
-            positions = "preallocated"
         try:
             if self._auto_migrate:
                 await self.migrate()
-            await self.seed_counter()
+            recorded = await self.seed_counter(
+                positions or ("transactional" if transactions else "preallocated")
+            )
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
-        return StoreMode(positions or "transactional", transactions)
+        if positions is not None and positions != recorded:
+            raise ConfigurationError(
+                f"positions={positions!r} was asked for, but {self.events_collection_name} was "
+                f"created with {recorded!r} positions (recorded with its counter): leave "
+                "positions out to use the store's, or change the store's strategy with "
+                "`await store.change_position_strategy(...)` (docs/positions.md)"
+            )
+        if recorded == "transactional" and not transactions:
+            raise ConfigurationError(
+                f"{self.events_collection_name} takes its positions in transactions "
+                "('transactional'), which this standalone server does not have"
+            )
+        return StoreMode(recorded, transactions)
 
     async def migrate(self, *, query_indexes: bool | None = None) -> MigrationResult:
         """Apply the index migrations (idempotent; recorded in ``_migrations``).
@@ -152,16 +187,67 @@ class EventStoreSchema:
         last = await self.events.find_one({}, {"position": 1}, sort=[("position", -1)])
         return int(last["position"]) if last and last.get("position") is not None else 0
 
-    async def seed_counter(self) -> None:
-        """Move the counter up to the highest stored position (never down).
+    async def seed_counter(self, strategy: PositionStrategy) -> PositionStrategy:
+        """Move the counter up to the highest stored position (never down), record
+        ``strategy`` with it if none is recorded yet, and return the recorded one.
 
         The counter must never be behind the events (after an import or a dropped counters
-        collection), or new positions would collide with stored ones.
+        collection), or new positions would collide with stored ones. The strategy lives with
+        the counter so that every process, reader and writer uses the store's own
+        (docs/positions.md, "The strategy is part of the store").
         """
         highest = await self.highest_position()
+        update = {"$max": {"seq": highest}, "$setOnInsert": {"strategy": strategy}}
         try:
-            await self.counters.update_one(
-                {"_id": self.counter_id}, {"$max": {"seq": highest}}, upsert=True
-            )
+            await self.counters.update_one({"_id": self.counter_id}, update, upsert=True)
         except DuplicateKeyError:  # a concurrent first use created it; $max again
             await self.counters.update_one({"_id": self.counter_id}, {"$max": {"seq": highest}})
+        # A counter written by a writer that recorded no strategy (an older layout, or the
+        # eventsourcing module before its first store): it gets this one.
+        await self.counters.update_one(
+            {"_id": self.counter_id, "strategy": {"$exists": False}},
+            {"$set": {"strategy": strategy}},
+        )
+        counter = await self.counters_majority.find_one({"_id": self.counter_id})
+        recorded = (counter or {}).get("strategy", strategy)
+        if recorded not in STRATEGIES:
+            raise ConfigurationError(
+                f"the counter of {self.events_collection_name} records an unknown position "
+                f"strategy {recorded!r}"
+            )
+        result: PositionStrategy = recorded
+        return result
+
+    async def change_strategy(self, new: PositionStrategy) -> bool:
+        """Record ``new`` as the store's strategy; whether it changed (docs/positions.md).
+
+        Writers check the recorded strategy in the same ``$inc`` that takes their positions,
+        so none takes a position under the old strategy once this has applied. Moving to
+        ``transactional`` remembers the counter as ``unsettled_through``: positions at or
+        below it were taken by ``preallocated`` appends and may still hold holes in flight, so
+        readers keep looking at each of them.
+        """
+        if new not in STRATEGIES:
+            raise ConfigurationError(
+                f"positions must be 'transactional' or 'preallocated', got {new!r}"
+            )
+        await self.ready()
+        old = "preallocated" if new == "transactional" else "transactional"
+        if new == "transactional" and not self.connection.supports_transactions:
+            raise ConfigurationError("'transactional' positions need transactions")
+        if new == "preallocated":
+            update: Any = {"$set": {"strategy": new}}
+        else:
+            update = [
+                {
+                    "$set": {
+                        "strategy": new,
+                        "unsettled_through": {
+                            "$max": [{"$ifNull": ["$unsettled_through", 0]}, "$seq"]
+                        },
+                    }
+                }
+            ]
+        result = await self.counters.update_one({"_id": self.counter_id, "strategy": old}, update)
+        await self.reload()
+        return bool(result.modified_count)

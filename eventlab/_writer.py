@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, overload
 import bson
 from bson.errors import InvalidDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from ._bson import CODEC_OPTIONS, find_unencodable_int
@@ -32,13 +33,14 @@ from ._errors import (
     DuplicateEventError,
     EventlabError,
     InvalidEventError,
+    PositionsAbandonedError,
     SerializationError,
     TransactionError,
     TransactionTimeoutError,
     UnitOfWorkStateError,
 )
 from ._event_codec import event_body, from_document, same_client_content
-from ._positions import PositionAllocator
+from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
@@ -170,6 +172,7 @@ class KeyCollision:
 
     index: str
     aggregate_id: str | None
+    position: int | None = None
 
 
 Outcome = Appended | VersionMismatch | KeyCollision
@@ -181,50 +184,53 @@ Outcome = Appended | VersionMismatch | KeyCollision
 class EventWriter:
     """Appends batches atomically, with per-stream expectations and global positions.
 
+    How positions are taken follows the strategy recorded with the store's counter
+    (:class:`~eventlab._schema.StoreMode`); a migration of the store under a running writer is
+    noticed by the next ``$inc`` (:class:`StrategyChanged`) and followed.
+
     :param schema: the store's collections and bootstrap.
-    :param allocator: how positions are taken (one object per strategy).
     :param streams: reads a stream's current version.
-    :param transactions: ``False`` only on a standalone server (require_replica_set=False).
-    :param time_budget: seconds for transient retries and for an ``ANY`` append that keeps
-        losing races to other appenders.
+    :param time_budget: seconds for transient retries and for an append that keeps going
+        again (an ``ANY`` append losing races, positions abandoned by a follower).
     """
 
     def __init__(
-        self,
-        schema: EventStoreSchema,
-        allocator: PositionAllocator,
-        streams: StreamReader,
-        *,
-        transactions: bool,
-        time_budget: float,
+        self, schema: EventStoreSchema, streams: StreamReader, *, time_budget: float
     ) -> None:
         self._schema = schema
-        self._events = schema.events
-        self._allocator = allocator
         self._streams = streams
-        self._transactions = transactions
         self._time_budget = time_budget
+        self._allocator: PositionAllocator | None = None
+        self._transactions = True
+
+    @property
+    def _events(self) -> AsyncCollection[dict[str, Any]]:
+        return self._schema.events
+
+    async def _resolve(self, *, again: bool = False) -> PositionAllocator:
+        """The allocator of the store's recorded strategy (read again after a migration)."""
+        if self._allocator is None or again:
+            mode = await (self._schema.reload() if again else self._schema.ready())
+            self._allocator = ALLOCATORS[mode.positions](
+                self._schema.counters, self._schema.counter_id
+            )
+            self._transactions = mode.transactions
+        return self._allocator
 
     async def append(
         self, batch: list[StreamAppend], uow: SessionProvider | None = None
     ) -> list[StoredEvent]:
         """Store ``batch`` atomically (all or none) and return it as stored."""
         try:
-            if uow is not None:
-                return await self._append_in_caller_transaction(batch, uow.session)
-            deadline = time.monotonic() + self._time_budget
-            attempt = 0
-            while True:
-                settled = await self.settle(await self._attempt(batch), batch)
-                if settled is not None:
-                    return settled
-                attempt += 1  # an ANY append lost a race: go again, after the winner
-                if time.monotonic() >= deadline:
-                    raise TransactionTimeoutError(
-                        f"an append with ExpectedVersion.ANY kept losing races for "
-                        f"{self._time_budget:g}s"
-                    )
-                await asyncio.sleep(backoff_delay(attempt))
+            await self._resolve()
+            for _ in range(3):  # a migration moves the strategy once; three is plenty
+                try:
+                    if uow is not None:
+                        return await self._append_in_caller_transaction(batch, uow.session)
+                    return await self._append_own(batch)
+                except StrategyChanged:
+                    await self._resolve(again=True)
+            raise EventlabError("the store's position strategy kept changing under this append")
         except DocumentTooLarge as exc:
             raise self._too_large(batch) from exc
         except OverflowError as exc:
@@ -241,11 +247,30 @@ class EventWriter:
         except PyMongoError as exc:  # outside a transaction: the preallocated counter's $inc
             raise map_error(exc) from exc
 
+    async def _append_own(self, batch: list[StreamAppend]) -> list[StoredEvent]:
+        """An append in its own transaction, gone again while the outcome says so."""
+        deadline = time.monotonic() + self._time_budget
+        attempt = 0
+        while True:
+            settled = await self.settle(await self._attempt(batch), batch)
+            if settled is not None:
+                return settled
+            # An ANY append lost a race, or a follower abandoned this append's preallocated
+            # positions before it inserted: go again (with fresh positions), after the winner.
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise TransactionTimeoutError(
+                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
+                    f"its positions abandoned by followers) for {self._time_budget:g}s"
+                )
+            await asyncio.sleep(backoff_delay(attempt))
+
     async def _attempt(self, batch: list[StreamAppend]) -> Outcome:
         """One try: a transaction (its transient failures retried by the runner)."""
+        allocator = await self._resolve()
         count = _count(batch)
         checked: dict[str, int] = {}
-        if self._allocator.positions_survive_aborts:
+        if allocator.positions_survive_aborts:
             # Before positions are taken: a writer that has already lost must not burn them
             # (each would become a permanent hole in the log). What this read establishes for
             # an int expectation ("version expected exists") can never become false, as events
@@ -254,13 +279,13 @@ class EventWriter:
             if isinstance(outcome, VersionMismatch):
                 return outcome
             checked = outcome
-        early = await self._allocator.reserve_early(count)
+        early = await allocator.reserve_early(count)
         if not self._transactions:
-            return await self._write(batch, count, early, None, checked, own_transaction=False)
+            return await self._write(batch, allocator, early, None, checked, own_transaction=False)
         return await run_transaction(
             self._schema.connection.client,
             lambda session: self._write(
-                batch, count, early, session, checked, own_transaction=True
+                batch, allocator, early, session, checked, own_transaction=True
             ),
             time_budget=self._time_budget,
         )
@@ -268,7 +293,7 @@ class EventWriter:
     async def _write(
         self,
         batch: list[StreamAppend],
-        count: int,
+        allocator: PositionAllocator,
         early: int | None,
         session: AsyncClientSession | None,
         checked: dict[str, int],
@@ -288,7 +313,7 @@ class EventWriter:
                     await session.abort_transaction()
                 return base
             bases.append(base)
-        first = await self._allocator.first_position(count, early, session)
+        first = await allocator.first_position(_count(batch), early, session)
         documents, stored = _place(batch, bases, first)
         try:
             await self._events.insert_many(documents, ordered=True, session=session)
@@ -317,7 +342,17 @@ class EventWriter:
                 return None
             actual = await self._streams.version_of(stream.aggregate_id, None)
             raise _conflict(stream.aggregate_id, stream.expected, actual)
+        if outcome.index == "position" and await self._abandoned(outcome):
+            return None
         raise self._counter_behind(outcome)
+
+    async def _abandoned(self, collision: KeyCollision) -> bool:
+        """Whether the position an insert collided on holds a tombstone: a follower gave up
+        waiting for it (docs/positions.md, "Holes")."""
+        if collision.position is None:
+            return False
+        doc = await self._events.find_one({"position": collision.position}, {"gap": 1})
+        return bool(doc and doc.get("gap"))
 
     async def _append_in_caller_transaction(
         self, batch: list[StreamAppend], session: AsyncClientSession
@@ -329,9 +364,9 @@ class EventWriter:
         existing = await self._stored_copies(batch, session)
         if existing:
             return _idempotent_result(batch, existing)
-        count = _count(batch)
-        early = await self._allocator.reserve_early(count)
-        outcome = await self._write(batch, count, early, session, {}, own_transaction=False)
+        allocator = await self._resolve()
+        early = await allocator.reserve_early(_count(batch))
+        outcome = await self._write(batch, allocator, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events
         if isinstance(outcome, VersionMismatch):
@@ -344,6 +379,13 @@ class EventWriter:
             raise _conflict(stream.aggregate_id, stream.expected, actual)
         if outcome.index == "_id":
             raise DuplicateEventError([body["_id"] for s in batch for body in s.bodies])
+        if outcome.index == "position" and await self._abandoned(outcome):
+            raise PositionsAbandonedError(
+                f"position {outcome.position} was recorded as a permanent gap by a follower "
+                "before this unit of work's append reached it (the append took longer than "
+                "the followers' gap_timeout between reserving and inserting); nothing of the "
+                "unit of work is stored: run it again"
+            )
         raise self._counter_behind(outcome)
 
     # -- expectations --------------------------------------------------------------------------
@@ -521,6 +563,7 @@ def _key_collision(exc: BulkWriteError) -> KeyCollision | None:
     if not errors or errors[0].get("code") != 11000:
         return None
     first = errors[0]
+    op = first.get("op") or {}
     pattern = first.get("keyPattern") or {}
     if "_id" in pattern:
         index = "_id"
@@ -535,4 +578,4 @@ def _key_collision(exc: BulkWriteError) -> KeyCollision | None:
             "unknown",
         )
         index = "_id" if index == "_id_" else index
-    return KeyCollision(index, (first.get("op") or {}).get("aggregate_id"))
+    return KeyCollision(index, op.get("aggregate_id"), op.get("position"))

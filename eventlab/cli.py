@@ -527,7 +527,7 @@ def export_events(
             total = await store.count()
             events = []
             with tqdm(total=total, unit="event", disable=None, desc="export") as bar:
-                async for event in store.get_events_from_position(0, batch_size=2000):
+                async for event in store.read_all(page_size=2000):
                     events.append(event)
                     bar.update(1)
             written = dump_jsonl(events, file)
@@ -557,7 +557,7 @@ def stats(
             ]
             rows = await (await store.events.aggregate(pipeline)).to_list(None)
             streams = len(await store.stream_ids())
-            first = await store.get_events_after(0, limit=1)
+            first = await store.read_all(max_count=1).to_list()
             last = await store.events.find_one({}, sort=[("position", -1)])
             assert last is not None
             typer.echo(

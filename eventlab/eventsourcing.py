@@ -53,6 +53,7 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     ProcessRecorder,
+    ProgrammingError,
     StoredEvent,
     Subscription,
     Tracking,
@@ -69,6 +70,7 @@ from ._bson import check_collection_name, to_bson_value
 from ._connection import URI_ENV_VAR
 from ._domain import utc_now
 from ._errors import SerializationError
+from ._log import TOMBSTONE_FIELD
 from ._transactions import TRANSIENT, UNKNOWN_COMMIT, backoff_delay, has_label
 
 T = TypeVar("T")
@@ -193,18 +195,38 @@ class MongoRecorder:
         self.events.create_index([("position", ASCENDING)], name="position", unique=True)
 
     def _insert(self, session: ClientSession, stored_events: Sequence[StoredEvent]) -> list[int]:
-        counter = self.counters.find_one_and_update(
-            {"_id": self.counter_id},
-            {"$inc": {"seq": len(stored_events)}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        first = int(counter["seq"]) - len(stored_events) + 1
+        first = self._take_positions(session, len(stored_events))
         now = utc_now()
         documents = [_document(event, first + i, now) for i, event in enumerate(stored_events)]
         self.events.insert_many(documents, ordered=True, session=session)
         return [first + i for i in range(len(stored_events))]
+
+    def _take_positions(self, session: ClientSession, count: int) -> int:
+        """Take ``count`` positions from eventlab's counter inside the insert's transaction:
+        the ``transactional`` strategy, recorded with the counter like eventlab's own stores
+        record theirs (docs/positions.md)."""
+        counter = self.counters.find_one_and_update(
+            {"_id": self.counter_id, "strategy": "transactional"},
+            {"$inc": {"seq": count}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if counter is None:
+            found = self.counters.find_one({"_id": self.counter_id}, session=session)
+            if found is not None and found.get("strategy") not in (None, "transactional"):
+                raise ProgrammingError(
+                    f"{self.events_collection_name} takes {found['strategy']!r} positions; "
+                    "this module writes 'transactional' ones only (notification ids must "
+                    "become visible in order)"
+                )
+            counter = self.counters.find_one_and_update(
+                {"_id": self.counter_id},
+                {"$inc": {"seq": count}, "$set": {"strategy": "transactional"}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+        return int(counter["seq"]) - count + 1
 
 
 def _topic_parts(topic: str) -> tuple[str, str]:
@@ -271,7 +293,14 @@ def _notification(doc: dict[str, Any]) -> Notification:
     )
 
 
-_PROJECTION = {"originator_id": 1, "version": 1, "event_type": 1, "state": 1, "position": 1}
+_PROJECTION = {
+    "originator_id": 1,
+    "version": 1,
+    "event_type": 1,
+    "state": 1,
+    "position": 1,
+    TOMBSTONE_FIELD: 1,
+}
 
 
 class MongoAggregateRecorder(MongoRecorder, AggregateRecorder):
@@ -348,7 +377,8 @@ class MongoApplicationRecorder(MongoAggregateRecorder, ApplicationRecorder):
             if topics:
                 query["event_type"] = {"$in": list(topics)}
             page = list(events.find(query, _PROJECTION, sort=[("position", ASCENDING)]))
-            found += [_notification(d) for d in page[: limit - len(found)]]
+            notes = [_notification(d) for d in page if not d.get(TOMBSTONE_FIELD)]
+            found += notes[: limit - len(found)]
             width = width * 2 if not page else limit  # a filtered, sparse stretch: widen
             low = high + 1
         return found

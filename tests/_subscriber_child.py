@@ -1,5 +1,5 @@
-"""An exactly-once subscriber in its own process, to be killed with SIGKILL by
-test_subscriptions (usage: python _subscriber_child.py URI DATABASE)."""
+"""An exactly-once subscriber in its own process, to be killed with SIGKILL by the tests
+(usage: python _subscriber_child.py URI DATABASE [BATCH_SIZE [HANDLER_SECONDS]])."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 from eventlab import MongoConnectionManager, MongoEventStore, StoredEvent, Subscriber
 
 
-async def main(uri: str, database: str) -> None:
+async def main(uri: str, database: str, batch_size: int, handler_seconds: float) -> None:
     async with MongoConnectionManager(uri, database=database) as connection:
         store = MongoEventStore(connection)
         effects = connection.database["effects"]
 
         async def handler(event: StoredEvent, uow: Any) -> None:
-            # The same effect as the test's own handler (tests/test_subscriptions.py).
+            # The same effect as the tests' own handler (tests/test_subscriptions.py).
             await effects.update_one(
                 {"_id": event.aggregate_id},
                 {
@@ -26,10 +26,18 @@ async def main(uri: str, database: str) -> None:
                 upsert=True,
                 session=uow.session,
             )
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(handler_seconds)
 
-        await Subscriber(store, "counter", handler, batch_size=3).run()
+        await Subscriber(store, "counter", handler, batch_size=batch_size).run()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    arguments = sys.argv[1:]
+    asyncio.run(
+        main(
+            arguments[0],
+            arguments[1],
+            int(arguments[2]) if len(arguments) > 2 else 3,
+            float(arguments[3]) if len(arguments) > 3 else 0.002,
+        )
+    )

@@ -78,7 +78,7 @@ async def test_transactional_positions_are_contiguous_and_in_commit_order(
     change_stream = await tx_store.events.watch([{"$match": {"operationType": "insert"}}])
     acknowledged, total = await _run_writers(tx_store, writers=8, batches=100, batch_size=3)
 
-    stored = await tx_store.get_all_events()
+    stored = await tx_store.read_all().to_list()
     positions = [e.position for e in stored]
     assert positions == list(range(1, total + 1)), "gap or duplicate in global positions"
     assert {e.event_id for e in stored} == {e.event_id for e in acknowledged}
@@ -128,7 +128,7 @@ async def test_aborted_appends_leave_gaps_only_with_preallocated_positions(
         await connection.client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
     assert aborted_positions == failures * 2
-    stored = await store.get_all_events()
+    stored = await store.read_all().to_list()
     positions = [e.position for e in stored]
     assert len(positions) == len(set(positions)) == len(acknowledged) == 8 * 30 * 2 - failures * 2
     assert {e.event_id for e in stored} == {e.event_id for e in acknowledged}

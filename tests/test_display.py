@@ -39,12 +39,12 @@ async def test_a_client_passed_positionally_is_accepted(mongo_uri: str, database
 
 
 async def test_sync_iteration_of_async_streams_says_what_to_do(store: MongoEventStore) -> None:
-    stream = store.get_events_from_position(0)
+    stream = store.read_all(0)
     with pytest.raises(TypeError, match="async for"):
         for _ in stream:  # type: ignore[attr-defined]
             pass
     assert "async for" in repr(stream)
-    subscription = store.subscribe(live=False)
+    subscription = store.read_all()
     with pytest.raises(TypeError, match="async for"):
         iter(subscription)  # type: ignore[call-overload]
     assert "CatchUpSubscription at position 0" in repr(subscription)

@@ -179,18 +179,18 @@ async def test_global_reads_in_position_order(store: MongoEventStore) -> None:
     await store.save_events(a, [make_event(a, 1), make_event(a, 2)], 0)
     await store.save_events(b, [make_event(b, 1, event_type="Other")], 0)
     await store.save_events(a, [make_event(a, 3)], 2)
-    everything = await store.get_all_events()
+    everything = await store.read_all().to_list()
     positions = [e.position for e in everything]
     assert positions == sorted(positions) and len(everything) == 4
-    after = await store.get_events_after(positions[1], limit=10)
+    after = await store.read_all(positions[1], max_count=10).to_list()
     assert [e.position for e in after] == positions[2:]
-    assert len(await store.get_events_after(0, limit=2)) == 2
-    others = await store.get_events_after(0, event_types=["Other"])
+    assert len(await store.read_all(0, max_count=2).to_list()) == 2
+    others = await store.read_all(0, event_types=["Other"]).to_list()
     assert [e.aggregate_id for e in others] == [b]
-    streamed = [e async for e in store.get_events_from_position(0, batch_size=3)]
+    streamed = [e async for e in store.read_all(0, page_size=3)]
     assert [e.position for e in streamed] == positions
-    legacy = [e async for e in await store.get_events_from_position(positions[0], batch_size=1)]
-    assert [e.position for e in legacy] == positions[1:]
+    resumed = [e async for e in store.read_all(positions[0], page_size=1)]
+    assert [e.position for e in resumed] == positions[1:]
     assert await store.stream_ids() == sorted([a, b])
     assert await store.stream_ids("Note") == sorted([a, b])
 
@@ -219,7 +219,7 @@ async def test_bad_input_is_rejected_with_typed_errors(store: MongoEventStore) -
     with pytest.raises(ConfigurationError):
         await store.save_events(sid, [make_event(sid, 2)], expected_version=-1)
     with pytest.raises(ConfigurationError):
-        await store.get_events_after(-5)
+        store.read_all(-5)
     with pytest.raises(InvalidEventError):
         await store.save_events("", [make_event(sid, 2)], 1)
     assert [e.version for e in await store.get_events(sid)] == [1]

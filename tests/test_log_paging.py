@@ -55,7 +55,7 @@ async def test_pages_resume_from_checkpoints_across_holes(
     store, written = holey_store
     seen: list[str] = []
     checkpoint = 0
-    while page := await store.get_events_after(checkpoint, 4):
+    while page := await store.read_all(checkpoint, max_count=4).to_list():
         assert (
             len(page) == 4 or page[-1].event_id == (await store.read_all().to_list())[-1].event_id
         )
@@ -78,5 +78,5 @@ async def test_a_full_page_is_full_even_past_holes(
     holey_store: tuple[MongoEventStore, list[str]],
 ) -> None:
     store, written = holey_store
-    page = await store.get_events_after(0, 25)
+    page = await store.read_all(0, max_count=25).to_list()
     assert [str(e.event_id) for e in page] == written[:25]

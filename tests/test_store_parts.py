@@ -41,11 +41,11 @@ async def test_aliases_read_what_the_new_names_read(store: MongoEventStore) -> N
         e.event_id for e in await store.read_stream(sid, typed=True, unknown="raw")
     ]
     log = await store.read_all().to_list()
-    assert await store.get_all_events() == log
-    assert await store.get_events_after(0, 2) == log[:2]
-    assert [e async for e in store.get_events_from_position(0, batch_size=1)] == log
-    with pytest.raises(ConfigurationError, match="limit"):
-        await store.get_events_after(0, 0)
+    assert await store.read_all().to_list() == log
+    assert await store.read_all(0, max_count=2).to_list() == log[:2]
+    assert [e async for e in store.read_all(0, page_size=1)] == log
+    with pytest.raises(ConfigurationError, match="max_count"):
+        store.read_all(0, max_count=0)
     with pytest.raises(ConfigurationError, match="max_count"):
         await store.read_stream(sid, max_count=0)
 

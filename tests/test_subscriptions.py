@@ -96,7 +96,7 @@ async def test_preallocated_reader_waits_for_late_commits_and_reports_each_gap_o
     rng = random.Random(13)
     gaps_reported: list[list[int]] = []
     subscription = CatchUpSubscription(
-        store, page_size=20, gap_timeout=1.5, poll_interval=0.05, on_gap=gaps_reported.append
+        store.log, page_size=20, gap_timeout=1.5, poll_interval=0.05, on_gap=gaps_reported.append
     )
     delivered: list[int] = []
     acknowledged: list[int] = []
@@ -157,8 +157,8 @@ async def test_preallocated_reader_waits_for_late_commits_and_reports_each_gap_o
     try:
         await asyncio.gather(late_writer(), aborting_writer(), faulty_writer(), steady_writer())
         await admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        head = await (await store._log()).head()
-        stored_positions = sorted(e.position or 0 for e in await store.get_all_events())
+        head = (await store.log.head()).position
+        stored_positions = sorted(e.position or 0 for e in await store.read_all().to_list())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and subscription.position < head:
             await asyncio.sleep(0.05)
@@ -178,7 +178,7 @@ async def test_transactional_store_with_restored_holes_is_passed_at_once(
 ) -> None:
     events = [make_event(stream_id(), 1) for _ in range(3)]
     await tx_store.restore([replace(e, position=p) for p, e in zip((2, 5, 6), events, strict=True)])
-    subscription = tx_store.subscribe(live=False)
+    subscription = tx_store.read_all()
     started = time.monotonic()
     assert [e.position async for e in subscription] == [2, 5, 6]
     assert time.monotonic() - started < 2
@@ -190,10 +190,10 @@ async def test_filters_start_at_the_end_and_backpressure(tx_store: MongoEventSto
         await append_one(tx_store)
     aggregate = stream_id()
     await tx_store.save_events(aggregate, [make_event(aggregate, 1, "Shipped")], 0)
-    only_shipped = tx_store.subscribe(event_types=["Shipped"], live=False)
+    only_shipped = tx_store.read_all(event_types=["Shipped"])
     assert [e.event_type async for e in only_shipped] == ["Shipped"]
     assert only_shipped.position == 6  # it moved over the other events too
-    assert [e async for e in tx_store.subscribe(aggregate_types=["Other"], live=False)] == []
+    assert [e async for e in tx_store.read_all(aggregate_types=["Other"])] == []
 
     from_end = tx_store.subscribe(start="end", wake="poll", poll_interval=0.05)
     reader = asyncio.create_task(collect(from_end, 1, 10))
@@ -204,7 +204,7 @@ async def test_filters_start_at_the_end_and_backpressure(tx_store: MongoEventSto
     # A consumer that does not read holds the subscription at one page plus one read ahead.
     for _ in range(30):
         await append_one(tx_store)
-    slow = tx_store.subscribe(page_size=5, live=False)
+    slow = tx_store.read_all(page_size=5)
     iterator = aqiter(slow)
     first = await iterator.__anext__()
     await asyncio.sleep(0.3)
@@ -250,7 +250,7 @@ async def test_bad_options_are_typed_errors(tx_store: MongoEventStore) -> None:
     for options in ({"wake": "push"}, {"poll_interval": 0}, {"gap_timeout": -1}, {"start": "x"}):
         with pytest.raises(ConfigurationError):
             tx_store.subscribe(**options)
-    subscription = tx_store.subscribe(live=False)
+    subscription = tx_store.read_all()
     assert [e async for e in subscription] == []
     with pytest.raises(SubscriptionError):
         [e async for e in subscription]
@@ -353,11 +353,12 @@ async def test_two_instances_of_one_subscriber_cannot_both_apply(
     await first.run(until_caught_up=True)
     second = Subscriber(tx_store, "one", handle_nothing)
     second.position = 0  # a second instance that read the checkpoint before the first moved it
-    batch_events = await tx_store.get_all_events()
+    batch_events = await tx_store.read_all().to_list()
     from eventlab import Batch
 
-    with pytest.raises(CheckpointConflictError):
-        await second._apply(Batch(tuple(batch_events), 5))
+    async with tx_store.connection.client.start_session() as session:
+        with pytest.raises(CheckpointConflictError):
+            await second._apply(Batch(tuple(batch_events), 5), session)
 
 
 async def test_at_least_once_subscriber_and_its_stop(tx_store: MongoEventStore) -> None:

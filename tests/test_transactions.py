@@ -87,7 +87,7 @@ async def test_store_retries_transient_failures(tx_store: MongoEventStore) -> No
     )
     stored = await tx_store.append(make_event(sid, 2))
     assert stored.version == 2
-    positions = [e.position for e in await tx_store.get_all_events()]
+    positions = [e.position for e in await tx_store.read_all().to_list()]
     assert positions == list(range(positions[0], positions[0] + 2)), (
         "retries must not skip positions"
     )

@@ -69,7 +69,7 @@ def events_frame(
     progress: bool | None = None,
 ) -> pd.DataFrame | Coroutine[Any, Any, pd.DataFrame]:
     """One row per event of ``source``, an iterable of :class:`StoredEvent` records or raw event
-    documents (``load_jsonl(...)``, ``await store.get_all_events()``): envelope columns, then
+    documents (``load_jsonl(...)``, ``await store.read_all().to_list()``): envelope columns, then
     ``metadata.*`` and ``payload.*`` columns. Always synchronous; for a store, ``await
     read_frame(store)``.
 
@@ -145,12 +145,10 @@ async def read_frame(
     if aggregate_id is not None:
         events = _select(await store.get_events(aggregate_id), None, types, from_position)
     else:
-        stream = store.get_events_from_position(
-            from_position or 0, batch_size=5000, event_types=types
-        )
+        stream = store.read_all(from_position or 0, page_size=5000, event_types=types)
         # The bar's total from the position counter (one document), not a count of every event:
         # holes make it an upper bound, which a progress bar can live with.
-        total = await (await store._log()).head() if progress is not False else 0
+        total = (await store.log.head()).position if progress is not False else 0
         with progress_bar(total, progress, "reading events") as bar:
             events = []
             async for event in stream:
