@@ -28,7 +28,7 @@ from ._connection import MongoConnectionManager
 from ._display import HtmlRecord
 from ._errors import CheckpointConflictError, ConfigurationError
 from ._session import SessionProvider, session_of
-from ._transactions import map_error
+from ._transaction_policy import map_error
 
 _KEPT_GAPS = 1000
 _EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)

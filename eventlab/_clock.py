@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from ._transactions import map_error
+from ._transaction_policy import map_error
 
 
 class ServerClock:

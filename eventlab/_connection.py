@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import warnings
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -13,11 +11,12 @@ from typing import Any, Self
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import ConnectionFailure, InvalidURI, OperationFailure, PyMongoError
+from pymongo.errors import InvalidURI, PyMongoError
 
 from ._bson import CODEC_OPTIONS, check_database_name
 from ._display import HtmlRecord
 from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
+from ._uris import mask_uri, scrub, uri_options
 
 logger = logging.getLogger("eventlab")
 
@@ -25,13 +24,9 @@ URI_ENV_VAR = "EVENTLAB_MONGODB_URI"
 """Environment variable naming the deployment to use instead of the embedded server."""
 
 DEFAULT_SERVER_SELECTION_TIMEOUT = 5.0
+DEFAULT_HEARTBEAT_MS = 500
 
-_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://)([^@/]+)@")
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with any ``user:password@`` replaced by ``***@``, safe to log or show."""
-    return _CREDENTIALS.sub(r"\1***@", uri)
+__all__ = ["DeploymentInfo", "MongoConnectionManager", "mask_uri"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +52,13 @@ class MongoConnectionManager:
     Give either ``url`` (eventlab builds and closes the client) or ``client`` (yours: eventlab never
     closes it). The client is configured with aware UTC datetimes and standard UUIDs.
 
-    :param url: a ``mongodb://`` or ``mongodb+srv://`` URI.
-    :param client: an existing ``AsyncMongoClient``. A Motor client is accepted for migration
-        (with a :class:`DeprecationWarning`): eventlab opens a native async client to the same
-        deployment and closes that one itself.
+    :param url: a ``mongodb://`` or ``mongodb+srv://`` URI. Its options (timeouts, TLS, the
+        heartbeat) win over eventlab's defaults; credentials never appear in a message.
+    :param client: an existing ``pymongo.AsyncMongoClient``.
     :param database: the database name (validated).
     :param server_selection_timeout: seconds to wait for a reachable server before failing with
-        :class:`~eventlab.ConnectionFailedError`.
+        :class:`~eventlab.ConnectionFailedError` (default: the URI's
+        ``serverSelectionTimeoutMS``, else 5).
     :param client_options: extra keyword arguments for ``AsyncMongoClient``.
     """
 
@@ -73,11 +68,11 @@ class MongoConnectionManager:
         *,
         database: str = "eventlab",
         client: Any = None,
-        server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
+        server_selection_timeout: float | None = None,
         **client_options: Any,
     ) -> None:
         if url is not None and not isinstance(url, str):
-            if client is None and (isinstance(url, AsyncMongoClient) or _is_motor_client(url)):
+            if client is None and isinstance(url, AsyncMongoClient):
                 url, client = None, url  # a client passed positionally: the natural way
             else:
                 raise ConfigurationError(
@@ -88,18 +83,32 @@ class MongoConnectionManager:
         if url is not None and not url.startswith(("mongodb://", "mongodb+srv://")):
             raise ConfigurationError(
                 f"not a MongoDB URI: {mask_uri(url)!r}; it must start with mongodb:// or "
-                "mongodb+srv:// (e.g. mongodb://localhost:27017/?replicaSet=rs0)"
+                "mongodb+srv:// in lower case (e.g. mongodb://localhost:27017/?replicaSet=rs0)"
             )
-        if server_selection_timeout <= 0:
-            raise ConfigurationError("server_selection_timeout must be positive")
+        if client is not None and not isinstance(client, AsyncMongoClient):
+            raise ConfigurationError(
+                f"client must be a pymongo.AsyncMongoClient, got {type(client).__name__}"
+            )
+        if server_selection_timeout is not None and (
+            isinstance(server_selection_timeout, bool)
+            or not isinstance(server_selection_timeout, int | float)
+            or not server_selection_timeout > 0
+        ):
+            raise ConfigurationError("server_selection_timeout must be a positive number")
         self.database_name = check_database_name(database)
         self._url = url
-        self._given_client = client
+        self._given_client: AsyncMongoClient[dict[str, Any]] | None = client
         self._timeout = server_selection_timeout
         self._client_options = client_options
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._owns_client = False
         self._info: DeploymentInfo | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self._client is not None else "not connected"
+        return (
+            f"<MongoConnectionManager {self.display_uri} database={self.database_name!r} {state}>"
+        )
 
     @classmethod
     def from_env(cls, *, database: str = "eventlab", **kwargs: Any) -> MongoConnectionManager:
@@ -119,12 +128,13 @@ class MongoConnectionManager:
         try:
             hello = await self._client.admin.command("hello")
             build = await self._client.admin.command("buildInfo")
-        except (ConnectionFailure, OperationFailure, PyMongoError) as exc:
+        except PyMongoError as exc:
             await self._close_owned()
+            waited = f" within {self._timeout:g}s" if self._timeout else ""
             raise ConnectionFailedError(
-                f"cannot reach MongoDB at {self.display_uri} within {self._timeout:g}s "
-                f"({_reason(exc)}). Is a server running there? Check the host and port, or "
-                "leave the URI out to use the embedded server",
+                f"cannot reach MongoDB at {self.display_uri}{waited} "
+                f"({_reason(exc, self._url)}). Is a server running there? Check the host and "
+                "port, or leave the URI out to use the embedded server",
                 uri=self.display_uri,
             ) from exc
         self._info = _deployment_info(hello, build)
@@ -179,10 +189,11 @@ class MongoConnectionManager:
 
     @property
     def display_uri(self) -> str:
-        """The URI with credentials masked, for messages and logs."""
+        """The URI with credentials and secret options masked, for messages and logs."""
         if self._url is not None:
             return mask_uri(self._url)
         try:
+            assert self._given_client is not None
             nodes = self._given_client.topology_description.server_descriptions()
             return "mongodb://" + ",".join(f"{host}:{port}" for host, port in nodes)
         except Exception:
@@ -198,42 +209,30 @@ class MongoConnectionManager:
     # -- internals -------------------------------------------------------------------------
 
     def _build_client(self) -> tuple[AsyncMongoClient[dict[str, Any]], bool]:
-        timeout_ms = int(self._timeout * 1000)
-        options: dict[str, Any] = {
-            "tz_aware": True,
-            "uuidRepresentation": "standard",
-            "serverSelectionTimeoutMS": timeout_ms,
-            "connectTimeoutMS": timeout_ms,
+        if self._url is None:
+            assert self._given_client is not None  # one of the two, checked at construction
+            return self._given_client, False
+        given = uri_options(self._url)
+        options: dict[str, Any] = {"tz_aware": True, "uuidRepresentation": "standard"}
+        # eventlab's defaults, where the URI says nothing (the URI's own options win).
+        if self._timeout is not None or "serverselectiontimeoutms" not in given:
+            timeout_ms = int((self._timeout or DEFAULT_SERVER_SELECTION_TIMEOUT) * 1000)
+            options["serverSelectionTimeoutMS"] = timeout_ms
+            if "connecttimeoutms" not in given:
+                options["connectTimeoutMS"] = timeout_ms
+        if "heartbeatfrequencyms" not in given:
             # After a state-change error (a step-down, a shutdown: codes 91, 189, 11602) the
             # driver waits for its monitor to find the primary again before it can retry; at
             # the default 10 s heartbeat one commit fault stalled appends for seconds. 500 ms
             # (the driver's minimum) costs two small `hello`s a second per server.
-            "heartbeatFrequencyMS": 500,
-            **self._client_options,
-        }
-        if self._url is not None:
-            try:
-                return AsyncMongoClient(self._url, **options), True
-            except (InvalidURI, PyMongoConfigurationError, ValueError, TypeError) as exc:
-                raise ConfigurationError(
-                    f"invalid MongoDB URI {mask_uri(self._url)}: {exc}"
-                ) from exc
-        client = self._given_client
-        if isinstance(client, AsyncMongoClient):
-            return client, False
-        if _is_motor_client(client):
-            warnings.warn(
-                "Motor is deprecated (end of life 2026-05); eventlab opens a native "
-                "pymongo.AsyncMongoClient to the same deployment. Pass an AsyncMongoClient "
-                "(from pymongo import AsyncMongoClient) to silence this warning.",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            return AsyncMongoClient(**_motor_client_kwargs(client, options)), True
-        raise ConfigurationError(
-            f"client must be a pymongo.AsyncMongoClient (or a Motor client), "
-            f"got {type(client).__name__}"
-        )
+            options["heartbeatFrequencyMS"] = DEFAULT_HEARTBEAT_MS
+        options.update(self._client_options)
+        try:
+            return AsyncMongoClient(self._url, **options), True
+        except (InvalidURI, PyMongoConfigurationError, ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"invalid MongoDB URI {mask_uri(self._url)}: {scrub(str(exc), self._url)}"
+            ) from None
 
     async def _close_owned(self) -> None:
         client, self._client = self._client, None
@@ -241,31 +240,14 @@ class MongoConnectionManager:
             await client.close()
 
 
-def _reason(exc: BaseException) -> str:
-    """The driver's reason without its topology dump, cut at a word, not mid-word."""
+def _reason(exc: BaseException, uri: str | None) -> str:
+    """The driver's reason without its topology dump, cut at a word, and without secrets."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     for marker in (" (configured timeouts", ", Timeout:", ", Topology Description"):
         text = text.split(marker)[0]
     if len(text) > 200:
         text = text[:200].rsplit(" ", 1)[0] + " …"
-    return f"{type(exc).__name__}: {text}"
-
-
-def _is_motor_client(client: Any) -> bool:
-    return type(client).__module__.startswith("motor.")
-
-
-def _motor_client_kwargs(client: Any, options: dict[str, Any]) -> dict[str, Any]:
-    # Motor wraps a synchronous MongoClient (``delegate``) that keeps its constructor arguments;
-    # reusing them reaches the same deployment with the same credentials and TLS settings.
-    init = dict(getattr(client.delegate, "_init_kwargs", {}) or {})
-    init.pop("document_class", None)
-    init.pop("type_registry", None)
-    init.pop("connect", None)
-    for key in ("uuidrepresentation", "uuid_representation"):
-        init.pop(key, None)
-    init.update(options)
-    return init
+    return f"{type(exc).__name__}: {scrub(text, uri)}"
 
 
 def _deployment_info(hello: dict[str, Any], build: dict[str, Any]) -> DeploymentInfo:

@@ -128,6 +128,8 @@ class PositionsAbandonedError(TransactionError):
     """A follower recorded this append's preallocated positions as a permanent gap before the
     append inserted there; nothing of the unit of work is stored. Run it again."""
 
+    retryable = True
+
 
 class ConsumerBusyError(EventlabError):
     """Another live process holds the lease of this subscriber or projector name."""

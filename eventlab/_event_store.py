@@ -34,7 +34,7 @@ from ._registry import EventRegistry, UnknownPolicy
 from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import SessionProvider, session_of
-from ._transactions import DEFAULT_TIME_BUDGET
+from ._transaction_policy import DEFAULT_TIME_BUDGET
 from ._writer import EventWriter, prepare_records, prepare_stream
 from .ports import PositionStrategy
 

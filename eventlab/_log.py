@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -34,7 +34,7 @@ from ._domain import utc_now
 from ._errors import EventlabError, SubscriptionError
 from ._event_codec import from_document
 from ._schema import EventStoreSchema
-from ._transactions import TRANSIENT, has_label, map_error
+from ._transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
 from .ports import Abandonment, LogHead, LogSlice
 
 logger = logging.getLogger("eventlab.subscriptions")
@@ -191,7 +191,7 @@ class MongoLog:
             except PyMongoError as exc:
                 if session.in_transaction:
                     await session.abort_transaction()
-                if has_label(exc, TRANSIENT) or _duplicate(exc):
+                if has_label(exc, TRANSIENT) or is_duplicate_key(exc):
                     return False
                 raise
         return True
@@ -213,7 +213,7 @@ class MongoLog:
         except PyMongoError as exc:
             if has_label(exc, TRANSIENT):
                 return "in_flight"
-            if not _duplicate(exc):
+            if not is_duplicate_key(exc):
                 raise
             there = await events.find_one({"position": position}, {TOMBSTONE_FIELD: 1})
             return "abandoned" if there is not None and there.get(TOMBSTONE_FIELD) else "filled"
@@ -262,13 +262,6 @@ def _through(docs: list[dict[str, Any]], until: int, limit: int | None) -> int:
     if limit and len(docs) >= limit:
         return int(docs[-1]["position"])
     return until
-
-
-def _duplicate(exc: PyMongoError) -> bool:
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    details = getattr(exc, "details", None) or {}
-    return any(e.get("code") == 11000 for e in details.get("writeErrors") or [])
 
 
 class ChangeStreamWakeups:

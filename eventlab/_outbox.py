@@ -42,7 +42,8 @@ from ._errors import (
 )
 from ._migrations import IndexSpec, Migration, MigrationResult, Migrator
 from ._session import SessionProvider, session_of
-from ._transactions import map_error, run_transaction
+from ._transaction_policy import map_error
+from ._transactions import run_transaction
 
 Status = Literal["pending", "claimed", "published", "failed", "dead"]
 

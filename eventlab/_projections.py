@@ -33,7 +33,7 @@ from ._records import StoredEvent
 from ._session import SessionProvider, session_of
 from ._subscriptions import Subscriber
 from ._tasks import finish
-from ._transactions import map_error
+from ._transaction_policy import map_error
 from ._unit_of_work import run_unit_of_work
 
 if TYPE_CHECKING:

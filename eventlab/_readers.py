@@ -13,7 +13,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ._checks import check_aggregate_id, check_int, check_positive
 from ._schema import EventStoreSchema
-from ._transactions import map_error
+from ._transaction_policy import map_error
 
 _STREAM_BATCH = 10_000
 

@@ -20,7 +20,7 @@ from ._checks import check_aggregate_id
 from ._connection import MongoConnectionManager
 from ._domain import AggregateRoot
 from ._session import SessionProvider, session_of
-from ._transactions import map_error
+from ._transaction_policy import is_duplicate_key, map_error
 
 logger = logging.getLogger("eventlab.snapshots")
 
@@ -100,7 +100,7 @@ class MongoSnapshotStore:
                 session=session,
             )
         except PyMongoError as exc:
-            if getattr(exc, "code", None) == 11000:  # a newer snapshot is stored: keep it
+            if is_duplicate_key(exc):  # a newer snapshot is stored: keep it
                 return False
             raise map_error(exc) from exc
         return bool(result.modified_count or result.upserted_id is not None)

@@ -16,7 +16,8 @@ from pymongo.errors import PyMongoError
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
 from ._session import SessionProvider
-from ._transactions import DEFAULT_TIME_BUDGET, commit_with_retry, map_error, run_transaction
+from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
+from ._transactions import commit_or_end, run_transaction, start_transaction
 
 logger = logging.getLogger("eventlab")
 T = TypeVar("T")
@@ -103,7 +104,7 @@ class MongoUnitOfWork:
             if self._transactional:
                 if self._session.in_transaction:
                     raise UnitOfWorkStateError("the session already has a transaction in progress")
-                await self._session.start_transaction()
+                await start_transaction(self._session)  # w: "majority", like every other
         except BaseException:
             # __aexit__ does not run when __aenter__ raises: end a session we started here.
             if self._owns_session:
@@ -118,14 +119,15 @@ class MongoUnitOfWork:
         """Commit the transaction.
 
         A commit whose outcome is unknown is retried as a commit (the server applies it at most
-        once) for up to ``commit_time_budget`` seconds, then reported as
+        once) for up to ``commit_time_budget`` seconds, then the session is ended on the server
+        (its transaction, if still open there, releases its locks) and the commit reported as
         :class:`~eventlab.CommitOutcomeUnknownError`.
         """
         session = self.session
         if self._transactional:
             deadline = time.monotonic() + self._commit_time_budget
             try:
-                await commit_with_retry(session, deadline)
+                await commit_or_end(session, deadline)
             except PyMongoError as exc:
                 self._state = "rolled_back"
                 mapped = map_error(exc)

@@ -46,7 +46,8 @@ from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._schema import EventStoreSchema
 from ._session import SessionProvider
-from ._transactions import backoff_delay, map_error, run_transaction
+from ._transaction_policy import backoff_delay, map_error
+from ._transactions import run_transaction
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion

@@ -23,6 +23,7 @@ from ._connection import URI_ENV_VAR, MongoConnectionManager
 from ._errors import ConcurrencyError, EventlabError
 from ._event_store import MongoEventStore
 from ._projections import Projector
+from ._serve import DEFAULT_STORAGE, SERVE_FILE, running_serve
 from .embedded import EmbeddedMongo
 
 T = TypeVar("T")
@@ -98,28 +99,6 @@ def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
 
 _PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
 
-DEFAULT_STORAGE = Path(".eventlab/data")
-"""Where ``serve`` and the data commands keep the embedded server's data."""
-
-
-SERVE_FILE = Path(".eventlab/serve.json")
-"""Written by ``eventlab serve`` while it runs: its URI, process id and storage."""
-
-
-def _running_serve(storage: Path = DEFAULT_STORAGE) -> str | None:
-    """The URI of an ``eventlab serve`` running on ``storage`` here, if one is."""
-    try:
-        record = json.loads(SERVE_FILE.read_text())
-        pid, uri = int(record["pid"]), str(record["uri"])
-        same_storage = Path(record["storage"]) == storage.resolve()
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return None  # a serve that died without cleaning up
-    return uri if same_storage else None
-
 
 @contextlib.asynccontextmanager
 async def _connection(
@@ -130,7 +109,7 @@ async def _connection(
     ``./.eventlab/data`` for their duration; the others start a temporary one."""
     async with contextlib.AsyncExitStack() as stack:
         if not uri and persistent:
-            uri = _running_serve()
+            uri = running_serve()
             if uri and announce:
                 typer.echo(f"Using the server of `eventlab serve` at {uri}")
         if not uri:

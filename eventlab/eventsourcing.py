@@ -3,11 +3,16 @@
 Select it the library's usual way::
 
     os.environ["PERSISTENCE_MODULE"] = "eventlab.eventsourcing"
-    os.environ["MONGODB_URI"] = "mongodb://localhost:27017/?replicaSet=rs0"  # optional
+    os.environ["MONGODB_URI"] = "mongodb://localhost:27017/?replicaSet=rs0"
     os.environ["MONGODB_DATABASE"] = "bank"  # optional, default "eventsourcing"
 
-With no URI (neither ``MONGODB_URI`` nor ``EVENTLAB_MONGODB_URI``) an embedded server is
-started for the process. Needs the extra: ``pip install 'eventlab[eventsourcing]'``.
+The deployment, in this order: ``MONGODB_URI`` (the driver's options in its query string:
+timeouts, TLS, the heartbeat), ``EVENTLAB_MONGODB_URI``, the ``eventlab serve`` running in the
+current directory (as the CLI finds it), or, only when asked with ``MONGODB_EMBEDDED_STORAGE``
+(a directory), an embedded server keeping its data there (the ``embedded`` extra). Anything
+else is an ``InterfaceError`` saying which to set: an application never writes its events to a
+server whose data disappears with the process. Needs the extra:
+``pip install 'eventlab[eventsourcing]'``.
 
 The library's recorders are synchronous, so these are built on PyMongo's synchronous client
 (``MongoClient``) over eventlab's document layout, not on a sync facade over the async core: a
@@ -37,21 +42,25 @@ import asyncio
 import atexit
 import contextlib
 import json
+import os
 import queue
 import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    DatabaseError,
     InfrastructureFactory,
     IntegrityError,
+    InterfaceError,
     Notification,
     OperationalError,
+    PersistenceError,
     ProcessRecorder,
     ProgrammingError,
     StoredEvent,
@@ -62,111 +71,146 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+from pymongo.errors import (
+    ConnectionFailure,
+    InvalidURI,
+    PyMongoError,
+)
 from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
 from ._bson import check_collection_name, to_bson_value
-from ._connection import URI_ENV_VAR
+from ._connection import DEFAULT_HEARTBEAT_MS, URI_ENV_VAR
 from ._domain import utc_now
-from ._errors import SerializationError
+from ._errors import (
+    ConnectionFailedError,
+    EventlabError,
+    SerializationError,
+    TransactionError,
+    first_line,
+)
 from ._log import TOMBSTONE_FIELD
-from ._transactions import TRANSIENT, UNKNOWN_COMMIT, backoff_delay, has_label
+from ._serve import running_serve
+from ._transaction_policy import is_duplicate_key
+from ._transactions_sync import run_transaction
+from ._uris import mask_uri, scrub, uri_options
 
 T = TypeVar("T")
 
 _NAMESPACE = uuid.UUID("6f9c5d1e-3a4b-4c2d-9e8f-7a6b5c4d3e2f")
-_DUPLICATE_KEY = 11000
-_MAJORITY = WriteConcern("majority")
+
+EMBEDDED_STORAGE = "MONGODB_EMBEDDED_STORAGE"
+"""Names a directory: with no URI and no ``eventlab serve``, start an embedded server there."""
 
 _embedded_lock = threading.Lock()
-_embedded: Any = None
+_embedded: dict[Path, Any] = {}
 
 
-def _embedded_uri() -> str:
-    """One embedded server for the process, started on first use, stopped at exit."""
-    global _embedded
+def _embedded_uri(storage: Path) -> str:
+    """One embedded server per storage directory for the process, kept across restarts of the
+    process (its data is durable), stopped at exit."""
     with _embedded_lock:
-        if _embedded is None or not _embedded.running:
+        server = _embedded.get(storage)
+        if server is None or not server.running:
             from .embedded import EmbeddedMongo
 
-            _embedded = EmbeddedMongo().start()
-            atexit.register(_embedded.stop)
-        return str(_embedded.uri)
+            try:
+                server = EmbeddedMongo(storage_path=storage).start()
+            except EventlabError as exc:
+                raise InterfaceError(f"{EMBEDDED_STORAGE}={storage}: {first_line(exc)}") from exc
+            _embedded[storage] = server
+            atexit.register(server.stop)
+        return str(server.uri)
+
+
+def _deployment(env: Environment) -> str:
+    """The URI to connect to (see the module's docstring for the order)."""
+    uri = env.get(MongoFactory.MONGODB_URI) or env.get(URI_ENV_VAR) or os.environ.get(URI_ENV_VAR)
+    if uri:
+        return uri
+    serving = running_serve()
+    if serving:
+        return serving
+    storage = env.get(EMBEDDED_STORAGE)
+    if storage:
+        return _embedded_uri(Path(storage).resolve())
+    raise InterfaceError(
+        "no MongoDB to store the events in: set MONGODB_URI (e.g. "
+        "mongodb://localhost:27017/?replicaSet=rs0), run `eventlab serve` in this directory, or "
+        f"set {EMBEDDED_STORAGE} to a directory to start an embedded server that keeps its "
+        "data there"
+    )
 
 
 class MongoDatastore:
-    """A synchronous ``MongoClient`` and the database the recorders write in."""
+    """A synchronous ``MongoClient`` and the database the recorders write in.
 
-    def __init__(self, uri: str, database: str) -> None:
-        self.client: MongoClient[dict[str, Any]] = MongoClient(
-            uri,
-            tz_aware=True,
-            uuidRepresentation="standard",
-            serverSelectionTimeoutMS=10_000,
-            heartbeatFrequencyMS=500,
-        )
+    The client's options come from the URI (parsed by the driver): eventlab adds aware UTC
+    datetimes and standard UUIDs, and where the URI sets none, a 10 s server selection timeout
+    and a 500 ms heartbeat (after a step-down the driver finds the primary again in half a
+    second, not ten, so a commit fault stalls no one for long). Every driver error leaves as
+    the library's own (:func:`library_errors`).
+    """
+
+    def __init__(self, uri: str, database: str, **client_options: Any) -> None:
         self.uri = uri
+        given = uri_options(uri)
+        options: dict[str, Any] = {"tz_aware": True, "uuidRepresentation": "standard"}
+        if "serverselectiontimeoutms" not in given:
+            options["serverSelectionTimeoutMS"] = 10_000
+        if "heartbeatfrequencyms" not in given:
+            options["heartbeatFrequencyMS"] = DEFAULT_HEARTBEAT_MS
+        options.update(client_options)
+        with library_errors(uri):
+            self.client: MongoClient[dict[str, Any]] = MongoClient(uri, **options)
         self.database = self.client[database]
 
+    def __repr__(self) -> str:
+        return f"<MongoDatastore {mask_uri(self.uri)} database={self.database.name!r}>"
+
     def transaction(self, callback: Callable[[ClientSession], T], time_budget: float = 120.0) -> T:
-        """Run ``callback(session)`` in a transaction, by the drivers' retry rules with
-        eventlab's jittered backoff; a duplicate key becomes the library's ``IntegrityError``.
+        """Run ``callback(session)`` in a transaction by eventlab's policy (the same runner as
+        the async core, generated from it): ``w: "majority"``, transient errors rerun with
+        jittered backoff, an unknown commit retried as a commit and the session ended on the
+        server when given up on.
 
         Not the driver's ``with_transaction``: it retries a write conflict at once, and ten
         threads that all take the position counter then keep colliding (the library's
-        concurrency test livelocked for its whole two-minute budget). Backing off with full
-        jitter, as eventlab's async writer does, spreads them apart.
+        concurrency test livelocked for its whole two-minute budget).
         """
-        try:
-            with self.client.start_session() as session:
-                return _with_backoff(session, callback, time.monotonic() + time_budget)
-        except (DuplicateKeyError, BulkWriteError) as exc:
-            if _is_duplicate(exc):
-                raise IntegrityError(str(exc).splitlines()[0]) from exc
-            raise OperationalError(str(exc).splitlines()[0]) from exc
-        except PyMongoError as exc:
-            raise OperationalError(str(exc).splitlines()[0]) from exc
+        with library_errors(self.uri):
+            return run_transaction(self.client, callback, time_budget=time_budget)
 
     def close(self) -> None:
         self.client.close()
 
 
-def _with_backoff(
-    session: ClientSession, callback: Callable[[ClientSession], T], deadline: float
-) -> T:
-    attempt = 0
-    while True:
-        if attempt:
-            time.sleep(backoff_delay(attempt))
-        session.start_transaction(write_concern=_MAJORITY)
-        try:
-            result = callback(session)
-        except BaseException as exc:
-            if session.in_transaction:
-                session.abort_transaction()
-            if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
-                attempt += 1
-                continue
-            raise
-        while True:
-            try:
-                session.commit_transaction()
-                return result
-            except PyMongoError as exc:
-                if has_label(exc, UNKNOWN_COMMIT) and time.monotonic() < deadline:
-                    continue  # the commit may have applied: commit again (idempotent)
-                if has_label(exc, TRANSIENT) and time.monotonic() < deadline:
-                    attempt += 1
-                    break
-                raise
+@contextlib.contextmanager
+def library_errors(uri: str | None) -> Iterator[None]:
+    """Driver and eventlab errors raised inside become the library's ``PersistenceError``
+    subclasses, their messages without the URI's secrets (the original as ``__cause__``)."""
+    try:
+        yield
+    except PersistenceError:
+        raise
+    except (PyMongoError, EventlabError) as exc:
+        raise _library_error(exc, uri) from exc
 
 
-def _is_duplicate(exc: PyMongoError) -> bool:
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    errors = getattr(exc, "details", {}).get("writeErrors") or []
-    return any(e.get("code") == _DUPLICATE_KEY for e in errors)
+def _library_error(exc: BaseException, uri: str | None) -> PersistenceError:
+    driver = exc
+    while isinstance(driver, EventlabError) and driver.__cause__ is not None:
+        driver = driver.__cause__
+    message = scrub(first_line(exc), uri)
+    if isinstance(driver, PyMongoError) and is_duplicate_key(driver):
+        return IntegrityError(message)
+    if isinstance(driver, InvalidURI | PyMongoConfigurationError):
+        return InterfaceError(f"invalid MongoDB URI {mask_uri(uri or '')}: {message}")
+    if isinstance(driver, ConnectionFailure) or isinstance(
+        exc, ConnectionFailedError | TransactionError
+    ):
+        return OperationalError(message)
+    return DatabaseError(message)
 
 
 class MongoRecorder:
@@ -187,12 +231,13 @@ class MongoRecorder:
 
     def create_table(self) -> None:
         """The indexes eventlab's own migration creates (same keys, same names)."""
-        self.events.create_index(
-            [("aggregate_id", ASCENDING), ("version", ASCENDING)],
-            name="stream_version",
-            unique=True,
-        )
-        self.events.create_index([("position", ASCENDING)], name="position", unique=True)
+        with library_errors(self.datastore.uri):
+            self.events.create_index(
+                [("aggregate_id", ASCENDING), ("version", ASCENDING)],
+                name="stream_version",
+                unique=True,
+            )
+            self.events.create_index([("position", ASCENDING)], name="position", unique=True)
 
     def _insert(self, session: ClientSession, stored_events: Sequence[StoredEvent]) -> list[int]:
         first = self._take_positions(session, len(stored_events))
@@ -341,7 +386,8 @@ class MongoAggregateRecorder(MongoRecorder, AggregateRecorder):
         )
         if limit is not None:
             cursor = cursor.limit(limit)
-        return [_stored_event(d) for d in cursor]
+        with library_errors(self.datastore.uri):
+            return [_stored_event(d) for d in cursor]
 
 
 class MongoApplicationRecorder(MongoAggregateRecorder, ApplicationRecorder):
@@ -360,6 +406,17 @@ class MongoApplicationRecorder(MongoAggregateRecorder, ApplicationRecorder):
         topics: Sequence[str] = (),
         *,
         inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        with library_errors(self.datastore.uri):
+            return self._select_notifications(start, limit, stop, topics, inclusive_of_start)
+
+    def _select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None,
+        topics: Sequence[str],
+        inclusive_of_start: bool,
     ) -> Sequence[Notification]:
         # Bounded position ranges, as eventlab's log reader pages: an open-ended
         # `position >= start` with a limit makes a server that does not stop an index scan at
@@ -386,7 +443,8 @@ class MongoApplicationRecorder(MongoAggregateRecorder, ApplicationRecorder):
     def max_notification_id(self) -> int | None:
         # The position counter, taken in every insert's transaction (rolled back with it), is
         # the highest committed notification id: one document read, not an index walk.
-        counter = self.counters.find_one({"_id": self.counter_id}, {"seq": 1})
+        with library_errors(self.datastore.uri):
+            counter = self.counters.find_one({"_id": self.counter_id}, {"seq": 1})
         if counter is None or not counter.get("seq"):
             return None
         return int(counter["seq"])
@@ -423,6 +481,10 @@ class MongoSubscription(Subscription[MongoApplicationRecorder]):
     def _run(self) -> None:
         try:
             asyncio.run(self._follow())
+        except (PyMongoError, EventlabError) as exc:  # handed over as the library's own
+            error = _library_error(exc, self._recorder.datastore.uri)
+            error.__cause__ = exc
+            self._put(error)
         except BaseException as exc:  # handed to the consumer, raised from __next__
             self._put(exc)
 
@@ -537,7 +599,8 @@ class MongoTrackingRecorder(MongoRecorder, TrackingRecorder):
         )
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        doc = self.tracking.find_one({"_id": application_name}, {"notification_id": 1})
+        with library_errors(self.datastore.uri):
+            doc = self.tracking.find_one({"_id": application_name}, {"notification_id": 1})
         return int(doc["notification_id"]) if doc else None
 
 
@@ -577,9 +640,8 @@ class MongoFactory(InfrastructureFactory[MongoTrackingRecorder]):
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
-        uri = self.env.get(self.MONGODB_URI) or self.env.get(URI_ENV_VAR) or _os_uri()
         database = self.env.get(self.MONGODB_DATABASE) or "eventsourcing"
-        self.datastore = MongoDatastore(uri or _embedded_uri(), database)
+        self.datastore = MongoDatastore(_deployment(self.env), database)
 
     def _prefix(self, default: str) -> str:
         return (self.env.name.lower() or default).replace(".", "_")
@@ -621,12 +683,6 @@ class MongoFactory(InfrastructureFactory[MongoTrackingRecorder]):
 
     def close(self) -> None:
         self.datastore.close()
-
-
-def _os_uri() -> str | None:
-    import os
-
-    return os.environ.get(URI_ENV_VAR)
 
 
 __all__ = [

@@ -101,29 +101,13 @@ async def test_given_client_is_used_and_left_open(mongo_uri: str, database_name:
     await client.close()
 
 
-async def test_motor_client_works_with_deprecation_warning(
-    mongo_uri: str, database_name: str
-) -> None:
-    from motor.motor_asyncio import AsyncIOMotorClient
+async def test_only_a_native_async_client_is_accepted(mongo_uri: str) -> None:
+    from pymongo import MongoClient
 
-    motor_client = AsyncIOMotorClient(mongo_uri)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        conn = MongoConnectionManager(client=motor_client, database=database_name)
-        await conn.connect()
-    assert any(
-        issubclass(w.category, DeprecationWarning) and "AsyncMongoClient" in str(w.message)
-        for w in caught
-    )
-    assert isinstance(conn.client, AsyncMongoClient)
-    store = MongoEventStore(conn)
-    stored = await store.append(make_event("motor-stream", 1))
-    assert (await store.get_events("motor-stream"))[0].event_id == stored.event_id
-    # the Motor client sees the same data: same deployment
-    doc = await motor_client[database_name]["domain_events"].find_one(
-        {"aggregate_id": "motor-stream"}
-    )
-    assert doc is not None
-    await conn.disconnect()
-    assert (await motor_client.admin.command("ping"))["ok"] == 1.0
-    motor_client.close()
+    sync_client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, connect=False)
+    try:
+        with pytest.raises(ConfigurationError, match="AsyncMongoClient, got MongoClient"):
+            MongoConnectionManager(client=sync_client)
+    finally:
+        sync_client.close()
+

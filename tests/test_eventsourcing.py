@@ -3,16 +3,21 @@ each subclass below only says how to create a recorder or sets the environment."
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote_plus
 
 import pytest
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    InterfaceError,
+    OperationalError,
     ProcessRecorder,
     TrackingRecorder,
 )
@@ -24,6 +29,7 @@ from eventsourcing.utils import Environment
 from pymongo import MongoClient
 
 from eventlab.eventsourcing import (
+    EMBEDDED_STORAGE,
     MongoAggregateRecorder,
     MongoApplicationRecorder,
     MongoDatastore,
@@ -255,18 +261,82 @@ async def test_the_sync_recorders_work_inside_a_running_event_loop(
         app.close()
 
 
-def test_without_a_uri_the_factory_starts_the_embedded_server(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
-    monkeypatch.delenv("MONGODB_URI", raising=False)
-    factory = MongoFactory(Environment("Embedded", {}))
+@pytest.fixture
+def no_deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No URI in the environment, and a working directory with no `eventlab serve`."""
+    for name in ("EVENTLAB_MONGODB_URI", "MONGODB_URI", EMBEDDED_STORAGE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_without_a_deployment_the_factory_says_what_to_set(no_deployment: Path) -> None:
+    with pytest.raises(InterfaceError) as caught:
+        MongoFactory(Environment("Bank", {}))
+    message = str(caught.value)
+    assert "MONGODB_URI" in message and "eventlab serve" in message
+    assert EMBEDDED_STORAGE in message
+    assert not (no_deployment / ".eventlab").exists(), "nothing was started or written"
+
+
+def test_the_factory_uses_the_serve_running_here(no_deployment: Path, mongo_uri: str) -> None:
+    from eventlab._serve import DEFAULT_STORAGE, SERVE_FILE
+
+    SERVE_FILE.parent.mkdir()
+    SERVE_FILE.write_text(
+        json.dumps(
+            {"uri": mongo_uri, "pid": os.getpid(), "storage": str(DEFAULT_STORAGE.resolve())}
+        )
+    )
+    factory = MongoFactory(Environment("Bank", {"MONGODB_DATABASE": f"es_{uuid.uuid4().hex[:8]}"}))
     try:
-        recorder = factory.application_recorder()
-        assert recorder.max_notification_id() is None
-        assert factory.datastore.uri.startswith("mongodb://127.0.0.1:")
+        assert factory.datastore.uri == mongo_uri
+        assert factory.application_recorder().max_notification_id() is None
     finally:
+        factory.datastore.client.drop_database(factory.datastore.database.name)
         factory.close()
+
+
+def test_an_embedded_server_only_when_asked_and_its_data_survives(no_deployment: Path) -> None:
+    from eventsourcing.tests.application import BankAccounts
+
+    from eventlab import eventsourcing as module
+
+    storage = no_deployment / "bank-data"
+    env = {"PERSISTENCE_MODULE": "eventlab.eventsourcing", EMBEDDED_STORAGE: str(storage)}
+    bank = BankAccounts(env=env)
+    try:
+        account = bank.open_account("Ada", "ada@example.com")
+    finally:
+        bank.close()
+    module._embedded.pop(storage.resolve()).stop()  # the process's server goes away
+    again = BankAccounts(env=env)  # a new server on the same directory
+    try:
+        assert again.get_account(account).full_name == "Ada"
+    finally:
+        again.close()
+        module._embedded.pop(storage.resolve()).stop()
+
+
+def test_driver_errors_leave_as_the_librarys_own_without_secrets() -> None:
+    secret = "s3cr3t-P@ss"
+    with pytest.raises(InterfaceError) as bad:
+        MongoDatastore(f"mongodb://ada:{secret}@host:notaport/", "bank")
+    assert secret not in str(bad.value) and "***" in str(bad.value)
+    quoted = quote_plus(secret)
+    datastore = MongoDatastore(
+        f"mongodb://ada:{quoted}@127.0.0.1:1/?serverSelectionTimeoutMS=200", "bank"
+    )
+    try:
+        recorder = MongoApplicationRecorder(datastore, "stored_events")
+        with pytest.raises(OperationalError) as unreachable:
+            recorder.max_notification_id()
+        with pytest.raises(OperationalError):
+            recorder.select_notifications(start=1, limit=10)
+        shown = str(unreachable.value) + repr(datastore)
+        assert secret not in shown and quoted not in shown
+    finally:
+        datastore.close()
 
 
 def test_the_cli_opens_an_applications_store(mongo_uri: str, database_name: str) -> None:

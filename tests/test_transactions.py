@@ -17,7 +17,7 @@ from eventlab import (
     WriteConflictError,
     run_transaction,
 )
-from eventlab._transactions import map_error
+from eventlab._transaction_policy import map_error
 from eventlab.embedded import EmbeddedMongo
 
 from .conftest import make_event, stream_id

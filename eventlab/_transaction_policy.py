@@ -1,0 +1,136 @@
+"""The transaction policy: what every transaction eventlab runs is started with, and what its
+errors mean. Shared by the async runner (``_transactions.py``) and its generated sync twin
+(``_transactions_sync.py``), so that a rule fixed once is fixed in both.
+
+* Every transaction commits with write concern ``majority``, set explicitly (never left to the
+  deployment's default): an acknowledged write survives a failover (docs/scaling.md).
+* ``TransientTransactionError`` (a write conflict, a step-down, a network error before commit)
+  reruns the whole transaction; ``UnknownTransactionCommitResult`` retries the commit only
+  (commit is idempotent on the server). Both within a time budget, with full-jitter backoff.
+* A commit given up on while its outcome is unknown is ended on the server (``killSessions``),
+  so a transaction that is still open there releases its locks now, not when the server
+  expires it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import NoReturn
+
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
+from pymongo.write_concern import WriteConcern
+
+from ._errors import (
+    CommitOutcomeUnknownError,
+    ConnectionFailedError,
+    EventlabError,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionTimeoutError,
+    WriteConflictError,
+    first_line,
+)
+
+TRANSIENT = "TransientTransactionError"
+UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+
+WRITE_CONFLICT = 112
+NO_SUCH_TRANSACTION = 251
+DUPLICATE_KEY = 11000
+
+DEFAULT_TIME_BUDGET = 60.0
+"""Seconds a transaction keeps being retried before its error is raised."""
+MAJORITY = WriteConcern("majority")
+"""The write concern of every transaction's commit."""
+END_SESSION_TIMEOUT = 2.0
+"""Seconds an attempt to end a given-up session on the server may take."""
+
+_BACKOFF_BASE = 0.002
+_BACKOFF_CAP = 0.25
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: spreads contending writers apart."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+
+
+def has_label(exc: BaseException, label: str) -> bool:
+    return isinstance(exc, PyMongoError) and exc.has_error_label(label)
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether a driver error is (or holds) a duplicate key error (code 11000)."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    details = getattr(exc, "details", None)
+    errors = (details.get("writeErrors") if isinstance(details, dict) else None) or []
+    return any(isinstance(e, dict) and e.get("code") == DUPLICATE_KEY for e in errors)
+
+
+def retryable(exc: BaseException, label: str, deadline: float) -> bool:
+    """Whether ``exc`` carries ``label`` and the budget still allows a retry."""
+    return has_label(exc, label) and time.monotonic() < deadline
+
+
+def driver_cause(exc: BaseException) -> BaseException:
+    """The driver error behind one of eventlab's typed errors (the error itself otherwise)."""
+    cause: BaseException | None = exc
+    while isinstance(cause, EventlabError):
+        if getattr(cause, "retryable", False):
+            return cause  # retryable in its own right (a position abandoned by a follower)
+        cause = cause.__cause__
+    return cause if cause is not None else exc
+
+
+def transient(exc: BaseException, deadline: float) -> bool:
+    """Whether a failed attempt may be run again: the driver says so, or an eventlab error
+    that is retryable in its own right."""
+    if time.monotonic() >= deadline:
+        return False
+    return has_label(exc, TRANSIENT) or (
+        isinstance(exc, EventlabError) and getattr(exc, "retryable", False)
+    )
+
+
+def raise_mapped(exc: BaseException) -> NoReturn:
+    """The one place a failed transaction's error becomes eventlab's (or stays as it is)."""
+    mapped = map_error(exc, timed_out=has_label(exc, TRANSIENT))
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
+    """The eventlab error for a driver error (the driver error becomes its ``__cause__``).
+
+    Errors that are not the driver's (including eventlab's own) are returned unchanged.
+    """
+    if not isinstance(exc, PyMongoError):
+        return exc
+    if has_label(exc, UNKNOWN_COMMIT) or isinstance(exc, WriteConcernError):
+        return CommitOutcomeUnknownError(
+            f"the commit's outcome is unknown ({first_line(exc)}); retry with the same event ids: "
+            "an append that applied is then returned as stored, one that did not is written"
+        )
+    if timed_out:
+        return TransactionTimeoutError(
+            f"transaction kept failing transiently until the time budget ran out: {first_line(exc)}"
+        )
+    if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
+        return ConnectionFailedError(f"lost the connection to MongoDB: {first_line(exc)}")
+    if isinstance(exc, OperationFailure):
+        if exc.code == WRITE_CONFLICT:
+            return WriteConflictError(f"write conflict: {first_line(exc)}")
+        if exc.code == NO_SUCH_TRANSACTION:
+            return TransactionAbortedError(
+                f"the transaction was aborted or expired on the server: {first_line(exc)}"
+            )
+    return TransactionError(f"{type(exc).__name__}: {first_line(exc)}")

@@ -1,0 +1,154 @@
+"""Generated from ``_transactions.py`` by ``tools/synchro.py``: do not edit.
+
+The synchronous twin of eventlab's transaction runner (see that module), for the
+``eventsourcing`` module's recorders, which run on PyMongo's synchronous client."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pymongo
+from pymongo.errors import ExecutionTimeout, PyMongoError
+from pymongo.synchronous.client_session import ClientSession
+
+from ._transaction_policy import (
+    DEFAULT_TIME_BUDGET,
+    END_SESSION_TIMEOUT,
+    MAJORITY,
+    UNKNOWN_COMMIT,
+    backoff_delay,
+    driver_cause,
+    has_label,
+    raise_mapped,
+    retryable,
+    transient,
+)
+
+T = TypeVar("T")
+
+
+def start_transaction(session: ClientSession) -> None:
+    """Start a transaction with eventlab's policy: commits with ``w: "majority"``."""
+    session.start_transaction(write_concern=MAJORITY)
+
+
+def run_transaction(
+    client: Any,
+    callback: Callable[[ClientSession], T],
+    *,
+    session: ClientSession | None = None,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+    retry_typed_errors: bool = False,
+) -> T:
+    """Run ``callback(session)`` in a transaction, retrying per the drivers' rules.
+
+    The shape of the drivers' own ``with_transaction``; what it adds is a configurable time
+    budget, jittered backoff between attempts and eventlab's typed errors. A callback that ends
+    the transaction itself (aborts it on purpose and returns a value) is not committed: its
+    value is returned as it is.
+
+    :param client: the ``MongoClient`` that starts the session (unused if ``session``).
+    :param session: run in this session (left open) instead of a new one.
+    :param time_budget: seconds after which a transient failure is no longer retried and
+        :class:`~eventlab.TransactionTimeoutError` is raised.
+    :param on_retry: called with (attempt, error) before each retry, for metrics.
+    :param retry_typed_errors: also rerun the callback when it raises one of eventlab's typed
+        errors whose driver cause is labelled transient, or that is retryable in its own
+        right. For callbacks made of eventlab calls in a caller's unit of work
+        (:func:`~eventlab.run_unit_of_work`): those calls raise typed errors, and a write
+        conflict among them must still be retried. eventlab's own internal transactions leave
+        it off: their typed errors are decisions, not conflicts.
+    :returns: what the callback returned in the attempt that committed.
+    """
+    if session is None:
+        with client.start_session() as own:
+            return _with_transaction(own, callback, time_budget, on_retry, retry_typed_errors)
+    return _with_transaction(session, callback, time_budget, on_retry, retry_typed_errors)
+
+
+def _with_transaction(
+    session: ClientSession,
+    callback: Callable[[ClientSession], T],
+    time_budget: float,
+    on_retry: Callable[[int, BaseException], None] | None,
+    retry_typed_errors: bool,
+) -> T:
+    deadline = time.monotonic() + time_budget
+    attempt = 0
+    while True:
+        if attempt:
+            time.sleep(backoff_delay(attempt))
+        start_transaction(session)
+        try:
+            result = callback(session)
+        except BaseException as exc:  # a cancelled task too: never leave the transaction open
+            if session.in_transaction:
+                session.abort_transaction()
+            decisive = driver_cause(exc) if retry_typed_errors else exc
+            if not transient(decisive, deadline):
+                raise_mapped(exc)
+            attempt += 1
+            _notify(on_retry, attempt, exc)
+            continue
+        if not session.in_transaction:
+            return result  # the callback ended the transaction itself: nothing to commit
+        try:
+            commit_or_end(session, deadline)
+        except PyMongoError as exc:
+            if not transient(exc, deadline):
+                raise_mapped(exc)
+            attempt += 1
+            _notify(on_retry, attempt, exc)
+            continue
+        return result
+
+
+def commit_or_end(session: ClientSession, deadline: float) -> None:
+    """Commit (see :func:`commit_with_retry`); when the outcome is still unknown at the
+    deadline, end the session on the server before raising."""
+    try:
+        commit_with_retry(session, deadline)
+    except PyMongoError as exc:
+        if has_label(exc, UNKNOWN_COMMIT):  # given up on: it may still be open there
+            end_on_server(session)
+        raise
+
+
+def commit_with_retry(session: ClientSession, deadline: float) -> None:
+    """Commit; a commit whose outcome is unknown is retried *as a commit* until ``deadline``.
+
+    Commit is idempotent on the server, so a retried commit applies the transaction at most
+    once. ``MaxTimeMSExpired`` is excluded, as the specification says (the time is up anyway).
+    """
+    attempt = 0
+    while True:
+        try:
+            session.commit_transaction()
+            return
+        except PyMongoError as exc:
+            if isinstance(exc, ExecutionTimeout) or not retryable(exc, UNKNOWN_COMMIT, deadline):
+                raise
+            attempt += 1
+            time.sleep(backoff_delay(attempt))
+
+
+def end_on_server(session: ClientSession) -> None:
+    """Best effort: end the session on the server, which aborts its transaction if still open.
+
+    After giving up on a commit whose outcome is unknown, the transaction may still be open
+    on the server, holding its locks (the position counter among them) until the server
+    expires it, by default a minute later: every appender would wait for it.
+    """
+    with contextlib.suppress(Exception), pymongo.timeout(END_SESSION_TIMEOUT):
+        session.client.admin.command("killSessions", [session.session_id])
+
+
+def _notify(
+    on_retry: Callable[[int, BaseException], None] | None, attempt: int, exc: BaseException
+) -> None:
+    if on_retry is not None:
+        on_retry(attempt, exc)
