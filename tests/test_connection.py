@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-import warnings
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -110,4 +110,3 @@ async def test_only_a_native_async_client_is_accepted(mongo_uri: str) -> None:
             MongoConnectionManager(client=sync_client)
     finally:
         sync_client.close()
-
