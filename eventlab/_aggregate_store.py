@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+from ._checks import check_aggregate_id
 from ._domain import AggregateRoot
 from ._errors import AggregateNotFoundError, EventlabError
 from ._event_store import MongoEventStore
@@ -39,7 +40,7 @@ class AggregateStore:
         self, aggregate_class: type[A], aggregate_id: str, *, uow: SessionProvider | None = None
     ) -> A:
         """The aggregate with every stored event applied (raises if the stream is empty)."""
-        aggregate_id = str(aggregate_id)
+        aggregate_id = check_aggregate_id(aggregate_id)
         if self.snapshots is not None:
             snapshot = await self.snapshots.get(aggregate_id, uow=uow)
             if usable(snapshot, aggregate_class):

@@ -62,10 +62,22 @@ def check_int(value: Any, name: str) -> int:
 
 
 def check_positive(value: Any, name: str) -> int:
-    """An ``int`` argument ``>= 1`` (page sizes, counts)."""
+    """An ``int`` argument ``>= 1`` (counts, versions)."""
     number = check_int(value, name)
     if number < 1:
         raise ConfigurationError(f"{name} must be >= 1, got {number}")
+    return number
+
+
+MAX_PAGE = 100_000
+"""The largest page (events per read, per batch) a reader takes: memory per read stays bounded."""
+
+
+def check_page_size(value: Any, name: str = "page_size") -> int:
+    """A page size: an ``int`` from 1 to :data:`MAX_PAGE`."""
+    number = check_positive(value, name)
+    if number > MAX_PAGE:
+        raise ConfigurationError(f"{name} must be at most {MAX_PAGE:,}, got {number:,}")
     return number
 
 

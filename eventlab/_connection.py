@@ -229,7 +229,8 @@ class MongoConnectionManager:
         options.update(self._client_options)
         try:
             return AsyncMongoClient(self._url, **options), True
-        except (InvalidURI, PyMongoConfigurationError, ValueError, TypeError) as exc:
+        except (InvalidURI, PyMongoConfigurationError, ValueError, TypeError, OSError) as exc:
+            # OSError: a TLS file named in the URI that cannot be read.
             raise ConfigurationError(
                 f"invalid MongoDB URI {mask_uri(self._url)}: {scrub(str(exc), self._url)}"
             ) from None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from ._checks import check_int, check_positive, check_types
+from ._checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
 from ._errors import ConfigurationError, ConnectionFailedError, EventlabError, SubscriptionError
 from ._records import StoredEvent
 from .ports import EventLog, LogHead, LogSlice, Wakeups
@@ -150,7 +150,7 @@ class CatchUpSubscription:
         self._aggregate_types = (
             None if aggregate_types is None else check_types(aggregate_types, "aggregate type")
         )
-        self._page_size = check_positive(page_size, "page_size")
+        self._page_size = check_page_size(page_size)
         self._live = live
         self._wake_mode = wake
         self._poll_interval = float(poll_interval)
@@ -396,7 +396,7 @@ class CatchUpSubscription:
         if 2 * len(found.events) >= self._page_size:
             self._limit = self._page_size
         elif cut_short:  # mostly tombstones or skipped events: look at more documents
-            self._limit = min(self._limit * 2, self._page_size * _MAX_STRETCH)
+            self._limit = min(self._limit * 2, self._page_size * _MAX_STRETCH, MAX_PAGE)
         if cut_short and len(found.events) >= self._page_size:
             self._window = max(self._page_size, self._window // 2)
         elif not cut_short and 2 * len(found.events) < self._page_size:

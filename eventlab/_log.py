@@ -30,6 +30,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from ._checks import check_int, check_page_size, check_positive
 from ._domain import utc_now
 from ._errors import EventlabError, SubscriptionError
 from ._event_codec import from_document
@@ -106,6 +107,9 @@ class MongoLog:
         every_position: bool = False,
         limit: int | None = None,
     ) -> LogSlice:
+        after, until = check_int(after, "after"), check_int(until, "until")
+        if limit is not None:
+            limit = check_page_size(limit, "limit")
         await self._schema.ready()
         if until <= after:
             return LogSlice([], until, frozenset() if every_position else None)
@@ -155,6 +159,7 @@ class MongoLog:
         return docs
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
+        positions = [check_positive(p, "a position") for p in positions]
         if not positions:
             return Abandonment()
         await self._schema.ready()

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
 from ._checkpoints import MongoCheckpointStore
-from ._checks import check_name, check_positive
+from ._checks import check_name, check_page_size
 from ._display import HtmlRecord
 from ._domain import DomainEvent
 from ._errors import ConfigurationError, EventlabError, RebuildInProgressError
@@ -246,7 +246,7 @@ class Projector:
         # The longest collection name this projection will use, checked before anything is
         # written (a name MongoDB refuses must not fail at the first batch).
         self.collection_name(2**31)
-        self.batch_size = check_positive(batch_size, "batch_size")
+        self.batch_size = check_page_size(batch_size, "batch_size")
         if isinstance(keep_retired, bool) or not isinstance(keep_retired, int | float):
             raise ConfigurationError(f"keep_retired must be a number of seconds: {keep_retired!r}")
         if keep_retired < 0:

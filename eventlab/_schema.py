@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 from pymongo.read_concern import ReadConcern
 
 from ._bson import check_collection_name
 from ._connection import MongoConnectionManager
-from ._errors import ConfigurationError, TransactionsUnsupportedError
+from ._errors import ConfigurationError, MigrationError, TransactionsUnsupportedError
 from ._migrations import (
     EVENT_STORE_MIGRATIONS,
     QUERY_INDEX_MIGRATIONS,
@@ -147,6 +147,8 @@ class EventStoreSchema:
             warnings.warn(message, RuntimeWarning, stacklevel=5)
             logger.warning(message)
         try:
+            if self.connection.info.kind == "sharded" and not self._auto_migrate:
+                await self.refuse_sharded_events()
             if self._auto_migrate:
                 await self.migrate()
             recorded = await self.seed_counter(
@@ -168,6 +170,33 @@ class EventStoreSchema:
             )
         return StoreMode(recorded, transactions)
 
+    async def refuse_sharded_events(self) -> None:
+        """On a sharded cluster: refuse an events collection that is sharded.
+
+        The store's two arbiters are unique indexes, ``(aggregate_id, version)`` for optimistic
+        concurrency and ``position`` for the global order and for abandoned holes; a sharded
+        collection can only enforce a unique index prefixed by its shard key, so at most one
+        of them. The events stay in one unsharded collection (docs/scaling.md).
+        """
+        namespace = f"{self.connection.database_name}.{self.events_collection_name}"
+        try:
+            sharded = await self.connection.client["config"]["collections"].find_one(
+                {"_id": namespace, "dropped": {"$ne": True}}, {"key": 1}
+            )
+        except OperationFailure as exc:  # no right to read config: index creation decides
+            logger.warning("could not check whether %s is sharded: %s", namespace, exc)
+            return
+        if sharded is not None and sharded.get("key"):
+            raise MigrationError(
+                f"{namespace} is sharded on {dict(sharded['key'])}: eventlab keeps a store's "
+                "events in one unsharded collection, because its arbiters are two unique "
+                "indexes, (aggregate_id, version) and position, and a sharded collection can "
+                "only enforce a unique index prefixed by its shard key. Unshard it "
+                "(unshardCollection, MongoDB 8.0) or use a database whose events collection is "
+                "not sharded; read models, checkpoints and the outbox may be sharded "
+                "(docs/scaling.md)"
+            )
+
     async def migrate(self, *, query_indexes: bool | None = None) -> MigrationResult:
         """Apply the index migrations (idempotent; recorded in ``_migrations``).
 
@@ -175,6 +204,10 @@ class EventStoreSchema:
         """
         if query_indexes is None:
             query_indexes = self.query_indexes
+        if not self.connection.is_connected:
+            await self.connection.connect()
+        if self.connection.info.kind == "sharded":
+            await self.refuse_sharded_events()
         migrations = EVENT_STORE_MIGRATIONS + (QUERY_INDEX_MIGRATIONS if query_indexes else ())
         migrator = Migrator(self.connection.database, {"events": self.events_collection_name})
         try:

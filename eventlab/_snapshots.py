@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import bson
 from pymongo.errors import PyMongoError
 
-from ._bson import check_collection_name, decimals_to_python, to_bson_value
-from ._checks import check_aggregate_id
+from ._bson import CODEC_OPTIONS, check_collection_name, decimals_to_python, to_bson_value
+from ._checks import check_aggregate_id, check_name, check_positive
 from ._connection import MongoConnectionManager
 from ._domain import AggregateRoot
+from ._errors import ConfigurationError, DocumentTooLargeError, SerializationError
 from ._session import SessionProvider, session_of
 from ._transaction_policy import is_duplicate_key, map_error
 
@@ -27,7 +29,11 @@ logger = logging.getLogger("eventlab.snapshots")
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """An aggregate's state as it stood at ``version``."""
+    """An aggregate's state as it stood at ``version``.
+
+    Checked like a stream's events when made: the id and the type are non-empty strings
+    (never operators), the versions ints from 1 that fit BSON, the state a dict.
+    """
 
     aggregate_id: str
     aggregate_type: str
@@ -35,6 +41,16 @@ class Snapshot:
     schema_version: int
     state: dict[str, Any]
     taken_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_aggregate_id(self.aggregate_id)
+        check_name(self.aggregate_type, "aggregate_type")
+        check_positive(self.version, "snapshot version")
+        check_positive(self.schema_version, "snapshot schema_version")
+        if not isinstance(self.state, dict):
+            raise ConfigurationError(
+                f"a snapshot's state must be a dict, got {type(self.state).__name__}"
+            )
 
 
 class MongoSnapshotStore:
@@ -73,9 +89,13 @@ class MongoSnapshotStore:
 
     async def save(self, snapshot: Snapshot, uow: SessionProvider | None = None) -> bool:
         """Store ``snapshot`` unless a snapshot at its version or later is stored; whether it
-        was stored."""
+        was stored. Everything is checked before anything is written: the snapshot's fields,
+        its state (BSON-exact, as event payloads) and its size."""
+        if not isinstance(snapshot, Snapshot):
+            raise ConfigurationError(f"expected a Snapshot, got {type(snapshot).__name__}")
         state = to_bson_value(snapshot.state, f"snapshot of {snapshot.aggregate_id}")
         await self.connection.connect()  # idempotent
+        _check_size(snapshot, state, self.connection.info.max_bson_object_size)
         session = session_of(uow)
         try:
             # Looked at first: in a unit of work a duplicate key (the upsert below meeting a
@@ -107,8 +127,28 @@ class MongoSnapshotStore:
 
     async def delete(self, aggregate_id: str) -> bool:
         """Forget an aggregate's snapshot; whether there was one."""
-        result = await self.collection.delete_one({"_id": check_aggregate_id(aggregate_id)})
+        aggregate_id = check_aggregate_id(aggregate_id)
+        await self.connection.connect()  # idempotent
+        try:
+            result = await self.collection.delete_one({"_id": aggregate_id})
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return bool(result.deleted_count)
+
+
+def _check_size(snapshot: Snapshot, state: Any, limit: int) -> None:
+    try:
+        size = len(bson.encode({"state": state}, codec_options=CODEC_OPTIONS))
+    except OverflowError:
+        raise SerializationError(
+            f"snapshot of {snapshot.aggregate_id}: an integer does not fit BSON's 64-bit "
+            "integers (store big numbers as Decimal or str)"
+        ) from None
+    if size > limit - 1024:
+        raise DocumentTooLargeError(
+            f"snapshot of {snapshot.aggregate_id} encodes to {size:,} bytes; the server's "
+            f"limit is {limit:,}: snapshot less state, or none (a load replays the events)"
+        )
 
 
 def take_snapshot(aggregate: AggregateRoot) -> Snapshot:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from ._checkpoints import MongoCheckpointStore
-from ._checks import check_name, check_positive
+from ._checks import check_name, check_page_size
 from ._errors import (
     CheckpointConflictError,
     ConfigurationError,
@@ -111,7 +111,7 @@ class Subscriber:
         self.mode = mode
         self.checkpoints = checkpoints or MongoCheckpointStore(store.connection)
         self._start = start
-        self._batch_size = check_positive(batch_size, "batch_size")
+        self._batch_size = check_page_size(batch_size, "batch_size")
         self._lease = float(lease)
         # Checked now, not at the first run: a typo fails at construction.
         CatchUpSubscription(store.log, start=start, **subscription_options)

@@ -343,6 +343,8 @@ def serve(
     ] = False,
 ) -> None:
     """Run the embedded server in the foreground until Ctrl-C."""
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
     server = EmbeddedMongo(
         storage_path=storage, port=port or None, enable_test_commands=test_commands
     )

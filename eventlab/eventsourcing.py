@@ -161,8 +161,13 @@ class MongoDatastore:
         if "heartbeatfrequencyms" not in given:
             options["heartbeatFrequencyMS"] = DEFAULT_HEARTBEAT_MS
         options.update(client_options)
-        with library_errors(uri):
+        try:
             self.client: MongoClient[dict[str, Any]] = MongoClient(uri, **options)
+        except (PyMongoError, ValueError, TypeError, OSError) as exc:
+            # OSError: a TLS file named in the URI that cannot be read.
+            raise InterfaceError(
+                f"invalid MongoDB URI {mask_uri(uri)}: {scrub(first_line(exc), uri)}"
+            ) from exc
         self.database = self.client[database]
 
     def __repr__(self) -> str:

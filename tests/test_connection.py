@@ -16,7 +16,7 @@ from eventlab import (
 )
 from eventlab._connection import mask_uri
 
-from .conftest import make_event
+from .conftest import make_event, stream_id
 
 
 async def test_connect_reports_deployment(mongo_uri: str, database_name: str) -> None:
@@ -110,3 +110,35 @@ async def test_only_a_native_async_client_is_accepted(mongo_uri: str) -> None:
             MongoConnectionManager(client=sync_client)
     finally:
         sync_client.close()
+
+
+async def test_a_sharded_events_collection_is_refused_with_the_reason(
+    connection: MongoConnectionManager,
+) -> None:
+    # The embedded server is a replica set; the cluster's view is what eventlab asks for: the
+    # deployment's kind (hello) and config.collections (written here as mongos keeps it).
+    from dataclasses import replace
+
+    from eventlab import MigrationError
+
+    assert connection._info is not None
+    connection._info = replace(connection._info, kind="sharded")
+    namespace = f"{connection.database_name}.domain_events"
+    config = connection.client["config"]["collections"]
+    await config.insert_one({"_id": namespace, "key": {"aggregate_id": "hashed"}})
+    try:
+        store = MongoEventStore(connection)
+        with pytest.raises(MigrationError, match=r"sharded on .*unique index prefixed"):
+            await store.count()
+        with pytest.raises(MigrationError, match="unshardCollection"):
+            await store.migrate()
+        assert "domain_events" not in await connection.database.list_collection_names()
+        # Unsharded there: the store runs, and followers look at every position.
+        other = MongoEventStore(connection, events_collection="unsharded_events")
+        sid = stream_id()
+        await other.save_events(sid, [make_event(sid, 1)], 0)
+        head = await other.log.head()
+        assert head.strategy == "transactional" and head.settled_after == head.position == 1
+        assert [e.aggregate_id for e in await other.read_all().to_list()] == [sid]
+    finally:
+        await config.delete_one({"_id": namespace})
