@@ -124,9 +124,9 @@ def _aborting_writers(store: MongoEventStore, writers: int, appends: int) -> Awa
                 aborted += 1
                 with contextlib.suppress(EventlabError):
                     async with MongoUnitOfWork(store.connection) as uow:
-                        await store.save_events(aggregate, event, 0, uow=uow)
+                        await store.append(aggregate, event, 0, uow=uow)
                 continue
-            await store.save_events(aggregate, event, 0)
+            await store.append(aggregate, event, 0)
         return aborted
 
     async def all_writers() -> int:
@@ -196,7 +196,7 @@ def test_takeover_after_sigkill(
     async def fill(count: int) -> None:
         for _ in range(count):
             aggregate = f"takeover-{uuid.uuid4().hex}"
-            await store.save_events(aggregate, make_events(1), 0)
+            await store.append(aggregate, make_events(1), 0)
 
     async def one_run() -> float:
         await fill(30)

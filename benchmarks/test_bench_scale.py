@@ -203,7 +203,7 @@ def test_scale_append(
         benchmark,
         name=f"append-{batch}-at-scale",
         server=server_label,
-        target=lambda sid, events: run(scaled.save_events(sid, events, expected_version=0)),
+        target=lambda sid, events: run(scaled.append(sid, events, expected_version=0)),
         prepare=lambda: (f"at-scale-{uuid.uuid4().hex}", make_events(batch)),
         baseline=lambda docs: run(raw_insert(docs)),
         prepare_baseline=lambda: (stored_documents(scaled.registry, batch, next(_raw_positions)),),

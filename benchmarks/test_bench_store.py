@@ -61,7 +61,7 @@ def test_append_100(benchmark: Any, store: MongoEventStore, run: Run, server_lab
         benchmark,
         name="append-100",
         server=server_label,
-        target=lambda sid, events: run(store.save_events(sid, events, expected_version=0)),
+        target=lambda sid, events: run(store.append(sid, events, expected_version=0)),
         prepare=lambda: (f"bench-{uuid.uuid4().hex}", make_events(100)),
         baseline=lambda docs: run(raw_insert(docs)),
         prepare_baseline=lambda: (raw_documents(store, 100),),
@@ -80,7 +80,7 @@ def long_stream(store: MongoEventStore, run: Run) -> str:
     sid = f"long-{uuid.uuid4().hex}"
     events = make_events(1000)
     for start in range(0, 1000, 250):
-        run(store.save_events(sid, events[start : start + 250], expected_version=start))
+        run(store.append(sid, events[start : start + 250], expected_version=start))
     return sid
 
 
@@ -98,7 +98,7 @@ def test_load_1000_typed(
         benchmark,
         name="load-1000",
         server=server_label,
-        target=lambda: run(store.load_events(long_stream)),
+        target=lambda: run(store.read_stream(long_stream, typed=True)),
         baseline=lambda: run(raw_find()),
         rounds=40,
         warmup_rounds=3,
@@ -118,7 +118,7 @@ def test_load_1000_stored(
         benchmark,
         name="load-1000-stored",
         server=server_label,
-        target=lambda: run(store.get_events(long_stream)),
+        target=lambda: run(store.read_stream(long_stream)),
         baseline=lambda: run(raw_find()),
         rounds=40,
         warmup_rounds=3,
@@ -137,7 +137,7 @@ def test_single_append(benchmark: Any, store: MongoEventStore, run: Run, server_
         benchmark,
         name="single-append",
         server=server_label,
-        target=lambda sid, events: run(store.save_events(sid, events, expected_version=0)),
+        target=lambda sid, events: run(store.append(sid, events, expected_version=0)),
         prepare=lambda: (f"one-{uuid.uuid4().hex}", make_events(1)),
         baseline=lambda doc: run(collection.insert_one(doc)),
         prepare_baseline=lambda: (raw_documents(store, 1)[0],),
@@ -164,7 +164,7 @@ def test_throughput(
     raw_insert = raw_transaction_insert(store)
 
     async def eventlab_writers(batches: list[tuple[str, list[Any]]]) -> None:
-        await asyncio.gather(*(store.save_events(sid, evs, 0) for sid, evs in batches))
+        await asyncio.gather(*(store.append(sid, evs, 0) for sid, evs in batches))
 
     async def raw_writers(batches: list[list[dict[str, Any]]]) -> None:
         await asyncio.gather(*(raw_insert(docs) for docs in batches))

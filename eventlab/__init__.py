@@ -6,7 +6,7 @@ The public surface is re-exported here; modules whose names start with ``_`` are
 from __future__ import annotations
 
 from ._aggregate_store import AggregateStore
-from ._checkpoints import Checkpoint, MongoCheckpointStore
+from ._checkpoints import MongoCheckpointStore
 from ._connection import DeploymentInfo, MongoConnectionManager
 from ._domain import AggregateRoot, DomainEvent, applies
 from ._errors import (
@@ -46,18 +46,18 @@ from ._errors import (
 from ._event_store import MongoEventStore
 from ._follow import Batch, CatchUpSubscription
 from ._mapper import MongoModelMapper
-from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
-from ._projections import MemoryRows, Projection, ProjectionStatus, Projector, Rows, on
+from ._outbox import MongoOutboxStore
+from ._projections import MemoryRows, Projection, ProjectionStatus, on
+from ._projector import Projector
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
 from ._repository import MongoRepository, SearchResult
-from ._session import SessionProvider
-from ._snapshots import MongoSnapshotStore, Snapshot
+from ._snapshots import MongoSnapshotStore
 from ._subscriptions import Subscriber
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
-from .ports import PositionStrategy
+from .ports import PositionStrategy, UnitOfWork
 from .specification import (
     QueryOptions,
     Specification,
@@ -121,7 +121,6 @@ __all__ = [
     "Rows",
     "SearchResult",
     "SerializationError",
-    "SessionProvider",
     "Snapshot",
     "Specification",
     "SpecificationBuilder",
@@ -133,6 +132,7 @@ __all__ = [
     "TransactionTimeoutError",
     "TransactionsUnsupportedError",
     "UniqueConstraintError",
+    "UnitOfWork",
     "UnitOfWorkStateError",
     "UnknownEventTypeError",
     "UpcastError",
@@ -142,20 +142,3 @@ __all__ = [
     "run_transaction",
     "run_unit_of_work",
 ]
-
-# Names shipped earlier, kept working: one naming scheme now (Mongo* adapters, *Store stores).
-_RENAMED = {"MongoDBModelMapper": "MongoModelMapper", "MongoOutboxStorage": "MongoOutboxStore"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _RENAMED:
-        import warnings
-
-        new = _RENAMED[name]
-        warnings.warn(
-            f"eventlab.{name} is now eventlab.{new}; the old name will be removed in 1.0",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return globals()[new]
-    raise AttributeError(f"module 'eventlab' has no attribute {name!r}")

@@ -8,10 +8,8 @@ from typing import Any, TypeVar
 from ._checks import check_aggregate_id
 from ._domain import AggregateRoot
 from ._errors import AggregateNotFoundError, EventlabError
-from ._event_store import MongoEventStore
 from ._records import StoredEvent
-from ._session import SessionProvider
-from ._snapshots import MongoSnapshotStore, take_snapshot, usable
+from .ports import EventStore, Snapshot, SnapshotStore, UnitOfWork
 
 A = TypeVar("A", bound=AggregateRoot)
 
@@ -30,14 +28,12 @@ class AggregateStore:
         the aggregate's class sets ``snapshot_every`` and the save crosses a multiple of it.
     """
 
-    def __init__(
-        self, events: MongoEventStore, *, snapshots: MongoSnapshotStore | None = None
-    ) -> None:
+    def __init__(self, events: EventStore, *, snapshots: SnapshotStore | None = None) -> None:
         self.events = events
         self.snapshots = snapshots
 
     async def load(
-        self, aggregate_class: type[A], aggregate_id: str, *, uow: SessionProvider | None = None
+        self, aggregate_class: type[A], aggregate_id: str, *, uow: UnitOfWork | None = None
     ) -> A:
         """The aggregate with every stored event applied (raises if the stream is empty)."""
         aggregate_id = check_aggregate_id(aggregate_id)
@@ -45,8 +41,12 @@ class AggregateStore:
             snapshot = await self.snapshots.get(aggregate_id, uow=uow)
             if usable(snapshot, aggregate_class):
                 assert snapshot is not None
-                after = await self.events.load_events(
-                    aggregate_id, after_version=snapshot.version, unknown="raise", uow=uow
+                after = await self.events.read_stream(
+                    aggregate_id,
+                    after_version=snapshot.version,
+                    unknown="raise",
+                    uow=uow,
+                    typed=True,
                 )
                 current = snapshot.version + len(after)
                 if after or await self.events.get_current_version(aggregate_id, uow=uow) == current:
@@ -61,7 +61,7 @@ class AggregateStore:
                     aggregate_id,
                     snapshot.version,
                 )
-        events = await self.events.load_events(aggregate_id, unknown="raise", uow=uow)
+        events = await self.events.read_stream(aggregate_id, unknown="raise", uow=uow, typed=True)
         if not events:
             raise AggregateNotFoundError(aggregate_id)
         return aggregate_class.rebuild(aggregate_id, events)  # type: ignore[arg-type]
@@ -71,14 +71,14 @@ class AggregateStore:
         aggregate: AggregateRoot,
         *,
         metadata: dict[str, Any] | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> list[StoredEvent]:
         """Append the aggregate's pending events; they are cleared only once stored."""
         pending = list(aggregate.pending_events)
         if not pending:
             return []
         before = aggregate.version - len(pending)
-        stored = await self.events.save_events(
+        stored = await self.events.append(
             aggregate.id,
             pending,
             expected_version=before,
@@ -95,9 +95,7 @@ class AggregateStore:
                 logger.warning("snapshot of %s not taken: %s", aggregate.id, exc)
         return stored
 
-    async def snapshot(
-        self, aggregate: AggregateRoot, *, uow: SessionProvider | None = None
-    ) -> bool:
+    async def snapshot(self, aggregate: AggregateRoot, *, uow: UnitOfWork | None = None) -> bool:
         """Take a snapshot of ``aggregate`` now (on demand); whether it was stored.
 
         The aggregate must have no pending events: a snapshot stands for stored events only.
@@ -109,3 +107,39 @@ class AggregateStore:
                 f"{aggregate!r} has pending events: save it before taking a snapshot"
             )
         return await self.snapshots.save(take_snapshot(aggregate), uow=uow)
+
+
+def take_snapshot(aggregate: AggregateRoot) -> Snapshot:
+    """The snapshot of ``aggregate`` at its current version."""
+    cls = type(aggregate)
+    return Snapshot(
+        aggregate_id=aggregate.id,
+        aggregate_type=cls.aggregate_type,
+        version=aggregate.version,
+        schema_version=cls.snapshot_schema_version,
+        state=aggregate.snapshot_state(),
+    )
+
+
+def usable(snapshot: Snapshot | None, cls: type[AggregateRoot]) -> bool:
+    """Whether ``snapshot`` may stand in for replaying ``cls``'s events up to its version."""
+    if snapshot is None:
+        return False
+    if snapshot.aggregate_type != cls.aggregate_type:
+        logger.warning(
+            "snapshot of %s is of type %s, not %s: ignored",
+            snapshot.aggregate_id,
+            snapshot.aggregate_type,
+            cls.aggregate_type,
+        )
+        return False
+    if snapshot.schema_version != cls.snapshot_schema_version:
+        logger.info(
+            "snapshot of %s has schema %d, %s is at %d: ignored (stale)",
+            snapshot.aggregate_id,
+            snapshot.schema_version,
+            cls.__name__,
+            cls.snapshot_schema_version,
+        )
+        return False
+    return True

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,37 +24,13 @@ from ._bson import CODEC_OPTIONS, check_collection_name
 from ._checks import check_int, check_name
 from ._clock import ServerClock
 from ._connection import MongoConnectionManager
-from ._display import HtmlRecord
 from ._errors import CheckpointConflictError, ConfigurationError
-from ._session import SessionProvider, session_of
+from ._session import session_of
 from ._transaction_policy import map_error
+from .ports import Checkpoint, LeaseGrant, UnitOfWork
 
 _KEPT_GAPS = 1000
 _EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint(HtmlRecord):
-    """A subscriber's place in the log: every position up to ``position`` is done with."""
-
-    name: str
-    position: int
-    updated_at: datetime | None = None
-    gaps: tuple[int, ...] = ()
-    """Positions found permanently empty (aborted preallocated appends), the latest 1,000."""
-    owner: str | None = None
-    """The process that holds the consumer's lease and may advance it (``None``: no lease)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseGrant:
-    """The answer to :meth:`MongoCheckpointStore.claim`."""
-
-    granted: bool
-    holder: str | None = None
-    """Who holds the lease when it was not granted (host, process id)."""
-    took_over: bool = False
-    """Granted by taking over another owner's expired lease (its session was ended)."""
 
 
 class MongoCheckpointStore:
@@ -84,7 +59,7 @@ class MongoCheckpointStore:
     async def _ready(self) -> None:
         await self.connection.connect()  # idempotent
 
-    async def get(self, name: str, uow: SessionProvider | None = None) -> Checkpoint | None:
+    async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
         """The stored checkpoint, or ``None`` for a subscriber that never saved one."""
         name = check_name(name, "subscriber name")
         await self._ready()
@@ -107,7 +82,7 @@ class MongoCheckpointStore:
         expected: int | None = None,
         gaps: Iterable[int] = (),
         owner: str | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> None:
         """Store ``position`` (and record ``gaps``).
 
@@ -249,6 +224,17 @@ class MongoCheckpointStore:
             await self.leases.update_one(
                 {"_id": name, "owner": owner}, {"$set": {"until": _EXPIRED, "session": None}}
             )
+
+    async def holds(self, name: str, owner: str, uow: UnitOfWork) -> bool:
+        """Whether ``owner`` holds the lease of ``name``, written in ``uow``'s transaction: a
+        takeover (which writes the lease too) and that transaction cannot both commit."""
+        try:
+            held = await self.leases.update_one(
+                {"_id": name, "owner": owner}, {"$inc": {"writes": 1}}, session=uow.session
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return bool(held.matched_count)
 
     async def _end_session(self, session_id: Mapping[str, Any]) -> None:
         # Best effort: a server without killSessions, or a session already gone, leaves the

@@ -14,7 +14,6 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import InvalidURI, PyMongoError
 
 from ._bson import CODEC_OPTIONS, check_database_name
-from ._display import HtmlRecord
 from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
 from ._uris import mask_uri, scrub, uri_options
 
@@ -30,7 +29,7 @@ __all__ = ["DeploymentInfo", "MongoConnectionManager", "mask_uri"]
 
 
 @dataclass(frozen=True, slots=True)
-class DeploymentInfo(HtmlRecord):
+class DeploymentInfo:
     """What ``hello`` says about the deployment, read once at connect time."""
 
     kind: str

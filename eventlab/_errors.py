@@ -1,7 +1,18 @@
 """Typed errors. Every error eventlab raises derives from :class:`EventlabError`.
 
 Errors are named after what went wrong, carry the facts a caller needs to react (ids, versions,
-names), and keep the driver's exception as ``__cause__`` when there is one.
+names), and keep the driver's exception as ``__cause__`` when there is one. They are grouped
+by what the caller should do (after PEP 249 and the ``eventsourcing`` library's persistence
+errors), and ``retryable`` says whether the same call may succeed if made again:
+
+============================  =============================================================
+catch                         and
+============================  =============================================================
+:class:`ConflictError`        reload, decide again (a version, an id, a checkpoint moved)
+:class:`TransientError`       retry the same call (``retryable``: the deployment had trouble)
+:class:`DataError`            fix the data (it cannot be stored or read exactly as given)
+:class:`ConfigurationError`   fix the code or the settings (nothing was written)
+============================  =============================================================
 """
 
 from __future__ import annotations
@@ -18,6 +29,25 @@ def first_line(exc: BaseException) -> str:
 class EventlabError(Exception):
     """Base class of every error raised by eventlab."""
 
+    retryable: bool = False
+    """Whether the same call, made again unchanged, may succeed."""
+
+
+class ConflictError(EventlabError):
+    """The state changed under the caller (a stream's version, a stored id, a checkpoint):
+    reload and decide again. Nothing of the failed call was written."""
+
+
+class TransientError(EventlabError):
+    """The deployment had trouble (a lost connection, a write conflict, an election): the same
+    call may succeed if made again."""
+
+    retryable = True
+
+
+class DataError(EventlabError, ValueError):
+    """Data that cannot be stored or read exactly as given (nothing was written)."""
+
 
 class ConfigurationError(EventlabError, ValueError):
     """An option, name or argument is invalid (raised before anything is written)."""
@@ -27,7 +57,7 @@ class InvalidNameError(ConfigurationError):
     """A database, collection or field name is not acceptable to MongoDB or to eventlab."""
 
 
-class ConnectionFailedError(EventlabError):
+class ConnectionFailedError(TransientError):
     """The MongoDB deployment could not be reached (the URI is named, credentials masked)."""
 
     def __init__(self, message: str, *, uri: str | None = None) -> None:
@@ -39,7 +69,7 @@ class NotConnectedError(EventlabError):
     """An operation needs a connection that was never opened or was already closed."""
 
 
-class TransactionsUnsupportedError(EventlabError):
+class TransactionsUnsupportedError(ConfigurationError):
     """Transactions were required but the deployment is a standalone server."""
 
 
@@ -47,19 +77,19 @@ class TransactionError(EventlabError):
     """A transaction failed for a reason that a retry did not (or could not) fix."""
 
 
-class WriteConflictError(TransactionError):
+class WriteConflictError(TransactionError, TransientError):
     """Another transaction modified the same document first (server code 112)."""
 
 
-class TransactionAbortedError(TransactionError):
+class TransactionAbortedError(TransactionError, TransientError):
     """The server no longer knows the transaction: it was aborted or expired (code 251)."""
 
 
-class TransactionTimeoutError(TransactionError):
+class TransactionTimeoutError(TransactionError, TransientError):
     """Retrying a transient transaction failure did not succeed within the time budget."""
 
 
-class CommitOutcomeUnknownError(TransactionError):
+class CommitOutcomeUnknownError(TransactionError, TransientError):
     """The commit was sent but its outcome could not be learned: it may or may not have applied.
 
     Nothing is known to be written *or* not written. Retry the same operation with the **same
@@ -80,7 +110,7 @@ class EmbeddedServerNotInstalledError(EmbeddedServerError):
     """The embedded server's package (the ``embedded`` extra) is not installed."""
 
 
-class SerializationError(EventlabError, ValueError):
+class SerializationError(DataError):
     """A payload or event cannot be represented exactly in BSON (the path is named)."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
@@ -92,7 +122,7 @@ class DocumentTooLargeError(SerializationError):
     """An event or entity document exceeds MongoDB's 16 MiB document limit."""
 
 
-class UnknownEventTypeError(EventlabError, LookupError):
+class UnknownEventTypeError(DataError, LookupError):
     """An event type name has no registered class (and raw loading was not asked for)."""
 
     def __init__(self, event_type: str) -> None:
@@ -103,11 +133,11 @@ class UnknownEventTypeError(EventlabError, LookupError):
         self.event_type = event_type
 
 
-class UpcastError(EventlabError):
+class UpcastError(DataError):
     """An upcaster failed or the upcaster chain does not reach the current schema version."""
 
 
-class ConcurrencyError(EventlabError):
+class ConcurrencyError(ConflictError):
     """The stream is not at the version the writer expected; nothing was written."""
 
     def __init__(self, aggregate_id: str, expected_version: Any, actual_version: int) -> None:
@@ -120,15 +150,13 @@ class ConcurrencyError(EventlabError):
         self.actual_version = actual_version
 
 
-class CheckpointConflictError(EventlabError):
+class CheckpointConflictError(ConflictError):
     """A subscriber's checkpoint moved under it: another instance of it is running."""
 
 
-class PositionsAbandonedError(TransactionError):
+class PositionsAbandonedError(TransactionError, TransientError):
     """A follower recorded this append's preallocated positions as a permanent gap before the
     append inserted there; nothing of the unit of work is stored. Run it again."""
-
-    retryable = True
 
 
 class ConsumerBusyError(EventlabError):
@@ -152,7 +180,7 @@ class SubscriptionError(EventlabError):
     """A subscription cannot go on (its handler failed, or it was misused)."""
 
 
-class DuplicateMessageError(EventlabError):
+class DuplicateMessageError(ConflictError):
     """Outbox message ids are already stored with other content (so not an idempotent retry)."""
 
     def __init__(self, message_ids: list[str]) -> None:
@@ -165,20 +193,30 @@ class DuplicateMessageError(EventlabError):
         self.message_ids = message_ids
 
 
-class DuplicateEventError(EventlabError):
-    """Event ids are already stored, but not as this exact batch (so not an idempotent retry)."""
+class DuplicateEventError(ConflictError):
+    """Event ids are already stored, but not as this exact batch (so not an idempotent retry).
 
-    def __init__(self, event_ids: list[Any]) -> None:
+    From a restore: the ids are stored already (``written`` events of the restore were)."""
+
+    def __init__(self, event_ids: list[Any], *, written: int | None = None) -> None:
         shown = ", ".join(str(e) for e in event_ids[:5])
         more = f" and {len(event_ids) - 5} more" if len(event_ids) > 5 else ""
-        super().__init__(
-            f"event id(s) {shown}{more} already stored with other content or in another batch; "
-            "an idempotent retry must resend the identical batch"
-        )
+        if written is None:
+            message = (
+                f"event id(s) {shown}{more} already stored with other content or in another "
+                "batch; an idempotent retry must resend the identical batch"
+            )
+        else:
+            message = (
+                f"restore stopped after {written:,} events: event id(s) {shown}{more} are "
+                "stored already"
+            )
+        super().__init__(message)
         self.event_ids = event_ids
+        self.written = written
 
 
-class InvalidEventError(EventlabError, ValueError):
+class InvalidEventError(DataError):
     """An event or batch is malformed (versions not contiguous, mixed ids, bad fields)."""
 
 
@@ -190,7 +228,7 @@ class InvalidIdError(ConfigurationError):
     """
 
 
-class UniqueConstraintError(EventlabError):
+class UniqueConstraintError(ConflictError):
     """A unique index other than the id refused a document (an email already taken, say).
 
     Not a version conflict: retrying with a fresh version cannot help. ``index`` names the
@@ -204,7 +242,7 @@ class UniqueConstraintError(EventlabError):
         self.key = key
 
 
-class InvalidSpecificationError(EventlabError, ValueError):
+class InvalidSpecificationError(ConfigurationError):
     """A field path, operator or value is not acceptable in a specification."""
 
 

@@ -28,17 +28,18 @@ from ._event_codec import from_document
 from ._follow import CatchUpSubscription, Start, Wake
 from ._log import NOT_A_TOMBSTONE, MongoLog
 from ._migrations import MigrationResult
+from ._mongo_backend import MongoBackend
 from ._readers import StreamReader, _guarded
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry, UnknownPolicy
 from ._restore import restore
 from ._schema import EventStoreSchema
-from ._session import SessionProvider, session_of
+from ._session import session_of
 from ._transaction_policy import DEFAULT_TIME_BUDGET
-from ._writer import EventWriter, prepare_records, prepare_stream
-from .ports import PositionStrategy
+from ._writer import EventWriter, prepare_stream
+from .ports import PositionStrategy, UnitOfWork
 
-__all__ = ["MongoEventStore", "PositionStrategy", "SessionProvider"]
+__all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 
 Expected = int | ExpectedVersion
 
@@ -47,7 +48,7 @@ class MongoEventStore:
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
-    :param registry: the :class:`~eventlab.EventRegistry` for typed events (``save_events`` of
+    :param registry: the :class:`~eventlab.EventRegistry` for typed events (``append`` of
         :class:`DomainEvent` objects and typed reads).
     :param events_collection: collection of events (validated name).
     :param counters_collection: collection holding the global position counter.
@@ -67,9 +68,10 @@ class MongoEventStore:
         every append (docs/positions.md, "Indexes").
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
 
-    Reading: :meth:`read_stream` (one stream, forwards or backwards), :meth:`read_all` (the
-    log from a position to the head) and :meth:`subscribe` (the log, then new events live).
-    ``get_events`` and ``load_events`` are aliases of :meth:`read_stream`.
+    Writing: :meth:`append` (to one stream, at an expected version; several streams
+    atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
+    backwards), :meth:`read_all` (the log from a position to the head) and :meth:`subscribe`
+    (the log, then new events live).
     """
 
     def __init__(
@@ -106,6 +108,11 @@ class MongoEventStore:
         )
 
     # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def backend(self) -> MongoBackend:
+        """Where this store's checkpoints, snapshots and read models live: the same database."""
+        return MongoBackend(self.connection)
 
     @property
     def log(self) -> MongoLog:
@@ -167,7 +174,7 @@ class MongoEventStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def save_events(
+    async def append(
         self,
         aggregate_id: str,
         events: Sequence[DomainEvent | StoredEvent],
@@ -175,7 +182,7 @@ class MongoEventStore:
         *,
         aggregate_type: str | None = None,
         metadata: dict[str, Any] | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> list[StoredEvent]:
         """Append ``events`` to one stream if it is at ``expected_version``.
 
@@ -201,22 +208,6 @@ class MongoEventStore:
             return []
         return await self._event_writer.append([stream], uow)
 
-    async def append(self, event: StoredEvent, uow: SessionProvider | None = None) -> StoredEvent:
-        """Store one event at its own ``version`` (which must follow the stream's last)."""
-        return (await self.append_batch([event], uow=uow))[0]
-
-    async def append_batch(
-        self, events: Sequence[StoredEvent], uow: SessionProvider | None = None
-    ) -> list[StoredEvent]:
-        """Store events atomically (all or none), each at its own ``version``.
-
-        Events may span streams; within a stream, versions must be contiguous and the first must
-        directly follow the stream's current version, else :class:`ConcurrencyError`.
-        """
-        if not events:
-            return []
-        return await self._event_writer.append(prepare_records(events), uow)
-
     async def restore(
         self,
         events: Sequence[StoredEvent],
@@ -230,7 +221,7 @@ class MongoEventStore:
         above those the store has already handed out (an empty store takes any export), so no
         reader ever misses a restored event. The unique indexes still refuse duplicate ids or
         versions (the error names the conflict). Not for live appends: no expected-version check
-        is made; import as new appends (``save_events``) to merge into a live store.
+        is made; import as new appends (:meth:`append`) to merge into a live store.
         ``progress``: a tqdm bar (default: for more than 50,000 events).
         """
         return await restore(
@@ -253,7 +244,7 @@ class MongoEventStore:
         max_count: int | None = None,
         typed: Literal[False] = False,
         unknown: UnknownPolicy | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> list[StoredEvent]: ...
 
     @overload
@@ -267,7 +258,7 @@ class MongoEventStore:
         max_count: int | None = None,
         typed: Literal[True],
         unknown: UnknownPolicy | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> list[DomainEvent | StoredEvent]: ...
 
     async def read_stream(
@@ -280,7 +271,7 @@ class MongoEventStore:
         max_count: int | None = None,
         typed: bool = False,
         unknown: UnknownPolicy | None = None,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
     ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
         """Events of one stream with ``after_version < version <= to_version``.
 
@@ -303,41 +294,7 @@ class MongoEventStore:
             return [to_domain(doc, unknown=unknown) for doc in docs]
         return [from_document(doc) for doc in docs]
 
-    async def get_events(
-        self,
-        aggregate_id: str,
-        after_version: int = 0,
-        to_version: int | None = None,
-        *,
-        uow: SessionProvider | None = None,
-    ) -> list[StoredEvent]:
-        """Alias of :meth:`read_stream` (forwards, as :class:`StoredEvent` records)."""
-        return await self.read_stream(
-            aggregate_id, after_version=after_version, to_version=to_version, uow=uow
-        )
-
-    async def load_events(
-        self,
-        aggregate_id: str,
-        after_version: int = 0,
-        to_version: int | None = None,
-        *,
-        unknown: UnknownPolicy | None = None,
-        uow: SessionProvider | None = None,
-    ) -> list[DomainEvent | StoredEvent]:
-        """Alias of :meth:`read_stream` with ``typed=True`` (domain events, upcast)."""
-        return await self.read_stream(
-            aggregate_id,
-            after_version=after_version,
-            to_version=to_version,
-            typed=True,
-            unknown=unknown,
-            uow=uow,
-        )
-
-    async def get_current_version(
-        self, aggregate_id: str, *, uow: SessionProvider | None = None
-    ) -> int:
+    async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         """The stream's last version, 0 for a stream with no events."""
         return await self._stream_reader.current_version(aggregate_id, session_of(uow))
 

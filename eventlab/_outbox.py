@@ -21,19 +21,18 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ._bson import check_collection_name, decimals_to_python, to_bson_value
+from ._checks import check_id
 from ._clock import ServerClock
 from ._connection import MongoConnectionManager
-from ._display import HtmlRecord
-from ._domain import utc_now
 from ._errors import (
     ConfigurationError,
     DuplicateMessageError,
@@ -41,90 +40,13 @@ from ._errors import (
     WriteConflictError,
 )
 from ._migrations import IndexSpec, Migration, MigrationResult, Migrator
-from ._session import SessionProvider, session_of
+from ._session import session_of
 from ._transaction_policy import map_error
 from ._transactions import run_transaction
-
-Status = Literal["pending", "claimed", "published", "failed", "dead"]
+from .ports import OutboxLag, OutboxMessage, UnitOfWork
 
 _DUPLICATE_KEY = 11000
 _WRITE_CONFLICT = 112
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """A message to publish. The fields from ``status`` on are the outbox's, filled in by
-    :meth:`MongoOutboxStore.claim` and :meth:`MongoOutboxStore.get`.
-
-    :param ordering_key: messages with the same key are published one at a time, in
-        ``sequence`` order, by an ``ordered`` outbox.
-    :param sequence: the order within the key. :meth:`from_stored_event` uses the event's
-        version; left ``None``, an ordered outbox takes the next number of a per-key counter
-        inside the saving transaction, so sequence order is commit order.
-    :param created_at: when the message was made (the client's clock; informational only:
-        neither due times nor order depend on it).
-    """
-
-    message_id: str
-    event_type: str
-    payload: dict[str, Any]
-    created_at: datetime = field(default_factory=utc_now)
-    ordering_key: str | None = None
-    headers: dict[str, Any] = field(default_factory=dict)
-    sequence: int | None = None
-    status: Status = "pending"
-    retry_count: int = 0
-    error: str | None = None
-    published_at: datetime | None = None
-    claimed_by: str | None = None
-    lease_until: datetime | None = None
-    next_attempt_at: datetime | None = None
-    claim_token: str | None = None
-    fence: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.message_id, str) or not self.message_id:
-            object.__setattr__(self, "message_id", str(self.message_id))
-        if not self.event_type:
-            raise ConfigurationError("an outbox message needs an event_type")
-        if self.ordering_key is not None and not isinstance(self.ordering_key, str):
-            raise ConfigurationError(f"ordering_key must be a string, not {self.ordering_key!r}")
-        if self.sequence is not None and (
-            not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
-        ):
-            raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
-
-    @classmethod
-    def from_stored_event(cls, event: Any) -> OutboxMessage:
-        """The message announcing a :class:`StoredEvent`: keyed by its aggregate id and ordered
-        by its version (contiguous per stream, and committed in version order)."""
-        return cls(
-            message_id=str(event.event_id),
-            event_type=event.event_type,
-            payload=event.payload,
-            created_at=event.occurred_at,
-            ordering_key=event.aggregate_id,
-            sequence=event.version,
-            headers={
-                "aggregate_id": event.aggregate_id,
-                "aggregate_type": event.aggregate_type,
-                "version": event.version,
-                "position": event.position,
-                **{k: v for k, v in event.metadata.items() if isinstance(v, str | int)},
-            },
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxLag(HtmlRecord):
-    """How far behind the relays are, by the server's clock."""
-
-    due: int
-    """Messages due for publishing now (pending, failed and due again, or with an ended lease)."""
-    oldest_due_seconds: float
-    """How long the oldest due message has been due (0 when none is)."""
-    in_flight: int
-    """Messages under a live claim."""
 
 
 _CONTENT_FIELDS = ("event_type", "payload", "ordering_key", "headers")
@@ -187,13 +109,6 @@ def _from_doc(doc: dict[str, Any]) -> OutboxMessage:
 OUTBOX_MIGRATIONS = (
     Migration(
         1,
-        "outbox",
-        "outbox",
-        (),
-        "retired: the first outbox indexes (dropped by migration 2)",
-    ),
-    Migration(
-        2,
         "outbox_due",
         "outbox",
         (
@@ -202,13 +117,12 @@ OUTBOX_MIGRATIONS = (
             IndexSpec((("due_at", ASCENDING),), "due", sparse=True),
         ),
         "one index for claims and lag: unfinished messages by due time",
-        drop=("status_due", "key_created", "status_lease", "status_published", "claim_token"),
     ),
 )
 
 ORDERED_OUTBOX_MIGRATIONS = (
     Migration(
-        3,
+        2,
         "outbox_ordering",
         "outbox",
         (IndexSpec((("open_key", ASCENDING), ("sequence", ASCENDING)), "open_key_sequence"),),
@@ -267,43 +181,16 @@ class MongoOutboxStore:
         return self._clock
 
     async def migrate(self) -> MigrationResult:
-        """Create the outbox's indexes and bring older documents to the current layout
-        (idempotent)."""
+        """Create the outbox's indexes (idempotent; recorded in ``_migrations``)."""
         await self.connection.connect()  # idempotent
         migrator = Migrator(self.connection.database, {"outbox": self.collection_name})
         migrations = OUTBOX_MIGRATIONS + (ORDERED_OUTBOX_MIGRATIONS if self.ordered else ())
         try:
             result = await migrator.run(migrations)
-            await self._upgrade_documents()
         except PyMongoError as exc:
             raise map_error(exc) from exc
         self._migrated = True
         return result
-
-    async def _upgrade_documents(self) -> None:
-        # Messages written by the first layout carry next_attempt_at / lease_until but no
-        # due_at: give the unfinished ones their due time so that no message is stranded.
-        old = {"status": {"$in": list(_UNFINISHED)}, "due_at": {"$exists": False}}
-        if await self.collection.count_documents(old, limit=1) == 0:
-            return
-        await self.collection.update_many(
-            old,
-            [
-                {
-                    "$set": {
-                        "due_at": {
-                            "$ifNull": [
-                                {"$cond": [{"$eq": ["$status", "claimed"]}, "$lease_until", None]},
-                                {"$ifNull": ["$next_attempt_at", "$created_at"]},
-                            ]
-                        },
-                        "open_key": "$ordering_key",
-                        "sequence": {"$ifNull": ["$sequence", "$headers.version"]},
-                        "fence": {"$ifNull": ["$fence", 0]},
-                    }
-                }
-            ],
-        )
 
     async def _ready(self) -> None:
         await self.connection.connect()  # idempotent
@@ -313,11 +200,11 @@ class MongoOutboxStore:
     # -- writing -----------------------------------------------------------------------------
 
     async def save_messages(
-        self, messages: Sequence[OutboxMessage], uow: SessionProvider | None = None
+        self, messages: Sequence[OutboxMessage], uow: UnitOfWork | None = None
     ) -> None:
         """Store messages, in the unit of work's transaction when ``uow`` is given.
 
-        Idempotent by message id, like :meth:`MongoEventStore.save_events`: saving a message
+        Idempotent by message id, like :meth:`MongoEventStore.append`: saving a message
         whose id is stored with the same content (type, payload, key, headers) is a no-op, so a
         unit of work retried after an unknown commit outcome goes through; the same id with
         other content raises :class:`~eventlab.DuplicateMessageError` and writes nothing.
@@ -463,7 +350,10 @@ class MongoOutboxStore:
         await self._ready()
         now = await self.clock.now()
         cursor = self.collection.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
-        return [_from_doc(d) async for d in cursor.limit(limit)]
+        try:
+            return [_from_doc(d) async for d in cursor.limit(limit)]
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
     async def claim(
         self, worker_id: str, limit: int = 50, lease: float | timedelta = 30.0
@@ -682,22 +572,31 @@ class MongoOutboxStore:
         """
         await self._ready()
         cutoff = await self.clock.now() - older_than
-        result = await self.collection.delete_many(
-            {"status": "published", "published_at": {"$lt": cutoff}}
-        )
+        try:
+            result = await self.collection.delete_many(
+                {"status": "published", "published_at": {"$lt": cutoff}}
+            )
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return int(result.deleted_count)
 
     async def get(self, message_id: str) -> OutboxMessage | None:
         """One message as stored, or ``None``."""
         await self._ready()
-        doc = await self.collection.find_one({"_id": str(message_id)})
+        try:
+            doc = await self.collection.find_one({"_id": check_id(message_id, "message_id")})
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return _from_doc(doc) if doc else None
 
     async def counts(self) -> dict[str, int]:
         """Messages per status (a diagnostic: reads the whole collection)."""
         await self._ready()
         pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-        return {d["_id"]: d["n"] async for d in await self.collection.aggregate(pipeline)}
+        try:
+            return {d["_id"]: d["n"] async for d in await self.collection.aggregate(pipeline)}
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
     async def lag(self) -> OutboxLag:
         """Due and in-flight messages and the age of the oldest due one (server time)."""

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ._display import HtmlRecord
 from ._errors import ConfigurationError, EventlabError
-from ._outbox import MongoOutboxStore, OutboxLag, OutboxMessage
 from ._tasks import finish
+from .ports import OutboxLag, OutboxMessage, OutboxStore
 
 logger = logging.getLogger("eventlab.outbox")
 
@@ -51,7 +50,7 @@ class InMemoryPublisher:
 
 
 @dataclass(frozen=True, slots=True)
-class RelayHealth(HtmlRecord):
+class RelayHealth:
     """A relay's state, for a health endpoint or a notebook cell."""
 
     worker_id: str
@@ -112,7 +111,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        outbox: MongoOutboxStore,
+        outbox: OutboxStore,
         publisher: Publisher,
         *,
         worker_id: str | None = None,

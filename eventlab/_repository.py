@@ -23,7 +23,8 @@ from ._errors import (
     first_line,
 )
 from ._mapper import VERSION_FIELD, MongoModelMapper
-from ._session import SessionProvider, session_of
+from ._session import session_of
+from .ports import UnitOfWork
 from .specification import QueryOptions
 
 T = TypeVar("T")
@@ -68,7 +69,7 @@ class MongoRepository(Generic[T]):
     def _mapper_from_doc(self, doc: dict[str, Any]) -> T:
         return self._mapper.from_doc(doc)
 
-    async def add(self, entity: T, uow: SessionProvider | None = None) -> T:
+    async def add(self, entity: T, uow: UnitOfWork | None = None) -> T:
         """Insert or replace ``entity``; returns it (at its new version when versioned).
 
         :raises ConcurrencyError: a versioned entity was changed (or created) by someone else.
@@ -120,7 +121,7 @@ class MongoRepository(Generic[T]):
         actual = await self._stored_version(entity_id, outside)
         return ConcurrencyError(str(entity_id), int(doc.get(VERSION_FIELD, 1)) - 1, actual)
 
-    async def get(self, entity_id: Any, uow: SessionProvider | None = None) -> T | None:
+    async def get(self, entity_id: Any, uow: UnitOfWork | None = None) -> T | None:
         """The entity with ``entity_id``, or ``None``."""
         entity_id = check_id(entity_id, "entity_id")
         try:
@@ -132,7 +133,7 @@ class MongoRepository(Generic[T]):
     async def delete(
         self,
         entity_id: Any,
-        uow: SessionProvider | None = None,
+        uow: UnitOfWork | None = None,
         *,
         expected_version: int | None = None,
     ) -> bool:
@@ -157,7 +158,7 @@ class MongoRepository(Generic[T]):
         return result.deleted_count == 1
 
     async def list_all(
-        self, entity_ids: Sequence[Any] | None = None, uow: SessionProvider | None = None
+        self, entity_ids: Sequence[Any] | None = None, uow: UnitOfWork | None = None
     ) -> list[T]:
         """All entities, or those with the given ids (in the order of ``entity_ids``)."""
         if entity_ids is not None:
@@ -178,7 +179,7 @@ class MongoRepository(Generic[T]):
         return [by_id[i] for i in entity_ids if i in by_id]
 
     def search(
-        self, options: QueryOptions | None = None, uow: SessionProvider | None = None
+        self, options: QueryOptions | None = None, uow: UnitOfWork | None = None
     ) -> SearchResult[T]:
         """A :class:`SearchResult`: ``await`` it for a list, or ``.stream()`` it."""
         return SearchResult(self, options or QueryOptions(), session_of(uow))

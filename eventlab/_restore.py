@@ -22,11 +22,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
 from ._domain import utc_now
-from ._errors import InvalidEventError
+from ._errors import DuplicateEventError, InvalidEventError
 from ._event_codec import stored_document
 from ._progress import progress_bar
 from ._records import StoredEvent
 from ._schema import EventStoreSchema
+from ._transaction_policy import DUPLICATE_KEY
 from ._transactions import run_transaction
 
 
@@ -61,6 +62,8 @@ async def restore(
                 bar.update(len(chunk))
     except InvalidEventError as exc:
         raise InvalidEventError(f"restore stopped after {written} events: {exc}") from exc
+    except DuplicateEventError as exc:
+        raise DuplicateEventError(exc.event_ids, written=written) from exc
     except ConnectionFailure as exc:
         raise schema.connection.unreachable(exc) from exc
     return written
@@ -90,4 +93,8 @@ async def _restore_chunk(
         await schema.events.insert_many(documents, ordered=True, session=session)
     except BulkWriteError as exc:
         first = (exc.details.get("writeErrors") or [{}])[0]
+        failed = documents[first.get("index", 0)] if first.get("index") is not None else None
+        if first.get("code") == DUPLICATE_KEY and failed is not None:
+            # Raised inside the transaction: the chunk and its counter move are undone.
+            raise DuplicateEventError([failed["_id"]]) from exc
         raise InvalidEventError(str(first.get("errmsg", exc))) from exc

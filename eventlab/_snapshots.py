@@ -8,49 +8,18 @@ does not reach (a store restored from an older backup).
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import bson
 from pymongo.errors import PyMongoError
 
 from ._bson import CODEC_OPTIONS, check_collection_name, decimals_to_python, to_bson_value
-from ._checks import check_aggregate_id, check_name, check_positive
+from ._checks import check_aggregate_id
 from ._connection import MongoConnectionManager
-from ._domain import AggregateRoot
 from ._errors import ConfigurationError, DocumentTooLargeError, SerializationError
-from ._session import SessionProvider, session_of
+from ._session import session_of
 from ._transaction_policy import is_duplicate_key, map_error
-
-logger = logging.getLogger("eventlab.snapshots")
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """An aggregate's state as it stood at ``version``.
-
-    Checked like a stream's events when made: the id and the type are non-empty strings
-    (never operators), the versions ints from 1 that fit BSON, the state a dict.
-    """
-
-    aggregate_id: str
-    aggregate_type: str
-    version: int
-    schema_version: int
-    state: dict[str, Any]
-    taken_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        check_aggregate_id(self.aggregate_id)
-        check_name(self.aggregate_type, "aggregate_type")
-        check_positive(self.version, "snapshot version")
-        check_positive(self.schema_version, "snapshot schema_version")
-        if not isinstance(self.state, dict):
-            raise ConfigurationError(
-                f"a snapshot's state must be a dict, got {type(self.state).__name__}"
-            )
+from .ports import Snapshot, UnitOfWork
 
 
 class MongoSnapshotStore:
@@ -68,7 +37,7 @@ class MongoSnapshotStore:
     def collection(self) -> Any:
         return self.connection.database[self.collection_name]
 
-    async def get(self, aggregate_id: str, uow: SessionProvider | None = None) -> Snapshot | None:
+    async def get(self, aggregate_id: str, uow: UnitOfWork | None = None) -> Snapshot | None:
         """The stored snapshot of ``aggregate_id``, or ``None``."""
         aggregate_id = check_aggregate_id(aggregate_id)
         await self.connection.connect()  # idempotent
@@ -87,7 +56,7 @@ class MongoSnapshotStore:
             taken_at=doc.get("taken_at"),
         )
 
-    async def save(self, snapshot: Snapshot, uow: SessionProvider | None = None) -> bool:
+    async def save(self, snapshot: Snapshot, uow: UnitOfWork | None = None) -> bool:
         """Store ``snapshot`` unless a snapshot at its version or later is stored; whether it
         was stored. Everything is checked before anything is written: the snapshot's fields,
         its state (BSON-exact, as event payloads) and its size."""
@@ -149,39 +118,3 @@ def _check_size(snapshot: Snapshot, state: Any, limit: int) -> None:
             f"snapshot of {snapshot.aggregate_id} encodes to {size:,} bytes; the server's "
             f"limit is {limit:,}: snapshot less state, or none (a load replays the events)"
         )
-
-
-def take_snapshot(aggregate: AggregateRoot) -> Snapshot:
-    """The snapshot of ``aggregate`` at its current version."""
-    cls = type(aggregate)
-    return Snapshot(
-        aggregate_id=aggregate.id,
-        aggregate_type=cls.aggregate_type,
-        version=aggregate.version,
-        schema_version=cls.snapshot_schema_version,
-        state=aggregate.snapshot_state(),
-    )
-
-
-def usable(snapshot: Snapshot | None, cls: type[AggregateRoot]) -> bool:
-    """Whether ``snapshot`` may stand in for replaying ``cls``'s events up to its version."""
-    if snapshot is None:
-        return False
-    if snapshot.aggregate_type != cls.aggregate_type:
-        logger.warning(
-            "snapshot of %s is of type %s, not %s: ignored",
-            snapshot.aggregate_id,
-            snapshot.aggregate_type,
-            cls.aggregate_type,
-        )
-        return False
-    if snapshot.schema_version != cls.snapshot_schema_version:
-        logger.info(
-            "snapshot of %s has schema %d, %s is at %d: ignored (stale)",
-            snapshot.aggregate_id,
-            snapshot.schema_version,
-            cls.__name__,
-            cls.snapshot_schema_version,
-        )
-        return False
-    return True

@@ -16,11 +16,8 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
-from ._checkpoints import MongoCheckpointStore
 from ._checks import check_name, check_page_size
 from ._errors import (
     CheckpointConflictError,
@@ -31,18 +28,14 @@ from ._errors import (
 )
 from ._follow import Batch, CatchUpSubscription, Start
 from ._records import StoredEvent
-from ._session import SessionProvider
 from ._tasks import finish
-from ._transactions import run_transaction
-
-if TYPE_CHECKING:
-    from ._event_store import MongoEventStore
+from .ports import CheckpointStore, EventStore, UnitOfWork
 
 logger = logging.getLogger("eventlab.subscriptions")
 
 DeliveryMode = Literal["exactly_once", "at_least_once"]
 Handler = Callable[..., Awaitable[None]]
-BatchHandler = Callable[[tuple[StoredEvent, ...], SessionProvider | None], Awaitable[None]]
+BatchHandler = Callable[[tuple[StoredEvent, ...], UnitOfWork | None], Awaitable[None]]
 
 DEFAULT_LEASE = 3.0
 """Seconds a consumer's lease lasts; it is renewed every third of it."""
@@ -50,13 +43,6 @@ DEFAULT_LEASE = 3.0
 
 class _LeaseLost(EventlabError):
     """Another process took this consumer's lease over: stand by."""
-
-
-class _Transaction:
-    """What an exactly-once handler gets as ``uow``: the session in the batch's transaction."""
-
-    def __init__(self, session: AsyncClientSession) -> None:
-        self.session = session
 
 
 class Subscriber:
@@ -81,13 +67,13 @@ class Subscriber:
 
     def __init__(
         self,
-        store: MongoEventStore,
+        store: EventStore,
         name: str,
         handler: Handler | None,
         *,
         on_batch: BatchHandler | None = None,
         mode: DeliveryMode = "exactly_once",
-        checkpoints: MongoCheckpointStore | None = None,
+        checkpoints: CheckpointStore | None = None,
         start: Start = "beginning",
         batch_size: int = 100,
         lease: float = DEFAULT_LEASE,
@@ -109,7 +95,7 @@ class Subscriber:
         self.handler = handler
         self.on_batch = on_batch
         self.mode = mode
-        self.checkpoints = checkpoints or MongoCheckpointStore(store.connection)
+        self.checkpoints = checkpoints or store.backend.checkpoints()
         self._start = start
         self._batch_size = check_page_size(batch_size, "batch_size")
         self._lease = float(lease)
@@ -137,12 +123,8 @@ class Subscriber:
         """
         self._stopping = False
         while not self._stopping:
-            session = (
-                self.store.connection.client.start_session()
-                if self.mode == "exactly_once"
-                else None
-            )
-            try:
+            # One session per run: its transactions are the ones a successor ends on takeover.
+            async with self.store.backend.session() as session:
                 if not await self._claim(session, until_caught_up):
                     return
                 try:
@@ -152,12 +134,8 @@ class Subscriber:
                     if until_caught_up:
                         raise ConsumerBusyError(self.name, None) from exc
                     logger.warning("subscriber %s lost its lease (%s); standing by", self.name, exc)
-            finally:
-                if session is not None:
-                    with contextlib.suppress(Exception):
-                        await session.end_session()
 
-    async def _claim(self, session: AsyncClientSession | None, until_caught_up: bool) -> bool:
+    async def _claim(self, session: Any, until_caught_up: bool) -> bool:
         """Take the lease, standing by while another live process holds it; ``False`` if
         stopped while standing by."""
         loop = asyncio.get_running_loop()
@@ -168,7 +146,7 @@ class Subscriber:
                 self.name,
                 self.owner,
                 lease=self._lease,
-                session_id=session.session_id if session is not None else None,
+                session_id=self.store.backend.session_id(session),
                 holder=f"{socket.gethostname()} pid {os.getpid()}",
             )
             if grant.granted:
@@ -184,7 +162,7 @@ class Subscriber:
             await asyncio.sleep(self._lease / 6)
         return False
 
-    async def _follow(self, session: AsyncClientSession | None, until_caught_up: bool) -> None:
+    async def _follow(self, session: Any, until_caught_up: bool) -> None:
         self._lost = False
         stored = await self.checkpoints.get(self.name)
         start: Start = stored.position if stored is not None and stored.position else self._start
@@ -225,13 +203,11 @@ class Subscriber:
                 await subscription.aclose()
                 return
 
-    async def _apply(self, batch: Batch, session: AsyncClientSession | None) -> None:
+    async def _apply(self, batch: Batch, session: Any) -> None:
         expected = self.position or 0
         if self.mode == "exactly_once":
-            assert session is not None
 
-            async def work(in_transaction: AsyncClientSession) -> None:
-                uow = _Transaction(in_transaction)
+            async def work(uow: UnitOfWork) -> None:
                 await self._handle(batch, uow)
                 await self.checkpoints.save(
                     self.name,
@@ -242,9 +218,7 @@ class Subscriber:
                     uow=uow,
                 )
 
-            await run_transaction(
-                self.store.connection.client, work, session=session, retry_typed_errors=True
-            )
+            await self.store.backend.run(work, session=session)
         else:
             await self._handle(batch, None)
             await self.checkpoints.save(
@@ -253,7 +227,7 @@ class Subscriber:
         self.position = batch.position
         self.handled += len(batch.events)
 
-    async def _handle(self, batch: Batch, uow: SessionProvider | None) -> None:
+    async def _handle(self, batch: Batch, uow: UnitOfWork | None) -> None:
         if self.on_batch is not None:
             await self.on_batch(batch.events, uow)
             return
@@ -292,4 +266,5 @@ class Subscriber:
     async def lag(self) -> int:
         """Positions between the checkpoint and the head of the log."""
         head = await self.store.log.head()
-        return max(0, head.position - (await self.checkpoints.position(self.name)))
+        position: int = await self.checkpoints.position(self.name)
+        return max(0, head.position - position)

@@ -80,24 +80,19 @@ def retryable(exc: BaseException, label: str, deadline: float) -> bool:
     return has_label(exc, label) and time.monotonic() < deadline
 
 
-def driver_cause(exc: BaseException) -> BaseException:
-    """The driver error behind one of eventlab's typed errors (the error itself otherwise)."""
-    cause: BaseException | None = exc
-    while isinstance(cause, EventlabError):
-        if getattr(cause, "retryable", False):
-            return cause  # retryable in its own right (a position abandoned by a follower)
-        cause = cause.__cause__
-    return cause if cause is not None else exc
-
-
-def transient(exc: BaseException, deadline: float) -> bool:
-    """Whether a failed attempt may be run again: the driver says so, or an eventlab error
-    that is retryable in its own right."""
+def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bool:
+    """Whether a failed attempt may be run again within ``deadline``: the driver labelled the
+    error transient, or (``typed``) it is one of eventlab's errors that is retryable, or whose
+    driver cause is labelled transient."""
     if time.monotonic() >= deadline:
         return False
-    return has_label(exc, TRANSIENT) or (
-        isinstance(exc, EventlabError) and getattr(exc, "retryable", False)
-    )
+    if has_label(exc, TRANSIENT):
+        return True
+    if not typed or not isinstance(exc, EventlabError):
+        return False
+    if exc.retryable and not isinstance(exc, CommitOutcomeUnknownError):
+        return True  # the commit of *this* transaction is retried by the runner, never rerun
+    return exc.__cause__ is not None and transient(exc.__cause__, deadline, typed=True)
 
 
 def raise_mapped(exc: BaseException) -> NoReturn:

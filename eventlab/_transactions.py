@@ -30,7 +30,6 @@ from ._transaction_policy import (
     MAJORITY,
     UNKNOWN_COMMIT,
     backoff_delay,
-    driver_cause,
     has_label,
     raise_mapped,
     retryable,
@@ -98,8 +97,7 @@ async def _with_transaction(
         except BaseException as exc:  # a cancelled task too: never leave the transaction open
             if session.in_transaction:
                 await session.abort_transaction()
-            decisive = driver_cause(exc) if retry_typed_errors else exc
-            if not transient(decisive, deadline):
+            if not transient(exc, deadline, typed=retry_typed_errors):
                 raise_mapped(exc)
             attempt += 1
             _notify(on_retry, attempt, exc)

@@ -15,9 +15,9 @@ from pymongo.errors import PyMongoError
 
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
-from ._session import SessionProvider
 from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
 from ._transactions import commit_or_end, run_transaction, start_transaction
+from .ports import UnitOfWork
 
 logger = logging.getLogger("eventlab")
 T = TypeVar("T")
@@ -185,9 +185,10 @@ class _RunnerUnitOfWork:
 
 async def run_unit_of_work(
     connection: MongoConnectionManager,
-    work: Callable[[SessionProvider], Awaitable[T]],
+    work: Callable[[UnitOfWork], Awaitable[T]],
     *,
     time_budget: float = DEFAULT_TIME_BUDGET,
+    session: AsyncClientSession | None = None,
 ) -> T:
     """Run ``work(uow)`` in a transaction and commit it, retrying per the drivers' rules.
 
@@ -196,6 +197,7 @@ async def run_unit_of_work(
     with ``.session`` to pass as ``uow=`` to repositories, the event store and the outbox, and
     must not call ``commit``: returning commits. Because it may run more than once, ``work``
     must be idempotent apart from its writes in the session (no emails sent from inside it).
+    ``session``: run in this session (left open) instead of a new one.
     """
     if not connection.is_connected:
         await connection.connect()
@@ -203,7 +205,8 @@ async def run_unit_of_work(
         raise TransactionsUnsupportedError(_HOW_TO_REPLICA_SET)
     return await run_transaction(
         connection.client,
-        lambda session: work(_RunnerUnitOfWork(session)),
+        lambda in_transaction: work(_RunnerUnitOfWork(in_transaction)),
+        session=session,
         time_budget=time_budget,
         retry_typed_errors=True,
     )

@@ -45,9 +45,9 @@ from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
 from ._registry import EventRegistry
 from ._schema import EventStoreSchema
-from ._session import SessionProvider
 from ._transaction_policy import backoff_delay, map_error
 from ._transactions import run_transaction
+from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
@@ -82,7 +82,7 @@ def prepare_stream(
     aggregate_type: str | None,
     metadata: dict[str, Any] | None,
 ) -> StreamAppend | None:
-    """``save_events``' arguments as one :class:`StreamAppend` (``None`` for no events).
+    """``append``'s arguments as one :class:`StreamAppend` (``None`` for no events).
 
     Versions are assigned here from the expectation (``expected + 1`` onwards; for a symbolic
     expectation they are placeholders, fixed once the stream's version is read).
@@ -120,32 +120,10 @@ def prepare_stream(
             )
         else:
             raise InvalidEventError(
-                f"save_events takes DomainEvent or StoredEvent objects, got {type(event).__name__}"
+                f"append takes DomainEvent or StoredEvent objects, got {type(event).__name__}"
             )
         records.append(record)
     return StreamAppend.of(aggregate_id, expected, records)
-
-
-def prepare_records(events: Sequence[StoredEvent]) -> list[StreamAppend]:
-    """``append_batch``'s records, grouped by stream, each at its own version."""
-    groups: dict[str, list[StoredEvent]] = {}
-    for event in events:
-        if not isinstance(event, StoredEvent):
-            raise InvalidEventError(
-                f"append_batch takes StoredEvent records, got {type(event).__name__}; "
-                "use save_events for DomainEvent objects"
-            )
-        groups.setdefault(event.aggregate_id, []).append(event)
-    batch = []
-    for aggregate_id, stream_events in groups.items():
-        first = stream_events[0].version
-        if [e.version for e in stream_events] != list(range(first, first + len(stream_events))):
-            raise InvalidEventError(
-                f"stream {aggregate_id!r}: versions in a batch must be contiguous, got "
-                f"{[e.version for e in stream_events]}"
-            )
-        batch.append(StreamAppend.of(aggregate_id, first - 1, stream_events))
-    return batch
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -219,7 +197,7 @@ class EventWriter:
         return self._allocator
 
     async def append(
-        self, batch: list[StreamAppend], uow: SessionProvider | None = None
+        self, batch: list[StreamAppend], uow: UnitOfWork | None = None
     ) -> list[StoredEvent]:
         """Store ``batch`` atomically (all or none) and return it as stored."""
         try:

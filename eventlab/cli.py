@@ -22,7 +22,7 @@ import typer
 from ._connection import URI_ENV_VAR, MongoConnectionManager
 from ._errors import ConcurrencyError, EventlabError
 from ._event_store import MongoEventStore
-from ._projections import Projector
+from ._projector import Projector
 from ._serve import DEFAULT_STORAGE, SERVE_FILE, running_serve
 from .embedded import EmbeddedMongo
 
@@ -183,7 +183,7 @@ async def _tour(uri: str | None, database: str, reports: Path) -> None:
 
         typer.secho("3. Rebuilding one order step by step (replay)", bold=True)
         order_id = "order-00001"
-        trace = replay(Order, await store.get_events(order_id), registry=registry)
+        trace = replay(Order, await store.read_stream(order_id), registry=registry)
         for step in trace.steps:
             typer.echo(f"   v{step.version} {step.event_type:<15} {_changes(step.changes)}")
         final = trace.at_version(trace.steps[-1].version)
@@ -261,7 +261,7 @@ async def _race(
 
     async def attempt(i: int) -> bool:
         try:
-            await store.save_events(
+            await store.append(
                 aggregate_id, [OrderCancelled(reason=f"writer {i}")], expected_version=version
             )
             return True
@@ -273,7 +273,7 @@ async def _race(
 
 
 def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
-    from ._display import show_value
+    from .workbench._display import show_value
 
     return ", ".join(
         f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
@@ -463,8 +463,13 @@ def _count(n: int, noun: str) -> str:
 
 
 async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[int, int]:
-    """Append what is not stored yet (by event id); returns (written, skipped)."""
+    """Append what is not stored yet (by event id), each stream at its own versions, a chunk
+    per transaction; returns (written, skipped)."""
+    from itertools import groupby
+
     from tqdm import tqdm
+
+    from ._unit_of_work import run_unit_of_work
 
     ordered = sorted(events, key=lambda e: e.position or 0)
     written = skipped = 0
@@ -480,8 +485,14 @@ async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[i
                 for e in chunk
                 if e.event_id not in present
             ]
-            if new:
-                await store.append_batch(new)
+            runs = [list(run) for _, run in groupby(new, key=lambda e: e.aggregate_id)]
+
+            async def write(uow: Any, runs: list[list[Any]] = runs) -> None:
+                for run in runs:
+                    await store.append(run[0].aggregate_id, run, run[0].version - 1, uow=uow)
+
+            if runs:
+                await run_unit_of_work(store.connection, write)
             written += len(new)
             skipped += len(chunk) - len(new)
             bar.update(len(chunk))
@@ -659,7 +670,7 @@ def replay_command(
     async def run() -> None:
         async with _connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
-            events = await store.get_events(aggregate_id)
+            events = await store.read_stream(aggregate_id)
         if not events:
             raise EventlabError(f"no events stored for {aggregate_id!r}")
         kind = events[0].aggregate_type

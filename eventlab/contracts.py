@@ -55,7 +55,7 @@ class WriterContract:
     ) -> None:
         sid = _stream()
         events = [contract_event(sid, v) for v in (1, 2, 3)]
-        stored = await contract_store.save_events(sid, events, 0)
+        stored = await contract_store.append(sid, events, 0)
         assert [e.version for e in stored] == [1, 2, 3]
         positions = [e.position or 0 for e in stored]
         assert all(p > 0 for p in positions)
@@ -66,13 +66,13 @@ class WriterContract:
         self, contract_store: MongoEventStore
     ) -> None:
         sid = _stream()
-        await contract_store.save_events(sid, [contract_event(sid, 1)], 0)
+        await contract_store.append(sid, [contract_event(sid, 1)], 0)
         for wrong in (0, 2, ExpectedVersion.NO_STREAM):
             with pytest.raises(ConcurrencyError):
-                await contract_store.save_events(sid, [contract_event(sid, 2)], wrong)
+                await contract_store.append(sid, [contract_event(sid, 2)], wrong)
         fresh = _stream()
         with pytest.raises(ConcurrencyError):
-            await contract_store.save_events(
+            await contract_store.append(
                 fresh, [contract_event(fresh, 1)], ExpectedVersion.STREAM_EXISTS
             )
         assert await contract_store.read_stream(fresh) == []
@@ -82,21 +82,20 @@ class WriterContract:
         self, contract_store: MongoEventStore
     ) -> None:
         a, b = _stream(), _stream()
-        await contract_store.append(contract_event(b, 1))
+        await contract_store.append(b, [contract_event(b, 1)], 0)
         with pytest.raises(ConcurrencyError):
             # b is at 1, so b@1 conflicts: a's events must not be stored either
-            await contract_store.append_batch(
-                [contract_event(a, 1), contract_event(a, 2), contract_event(b, 1)]
-            )
-        assert await contract_store.read_stream(a) == []
+            await contract_store.append(a, [contract_event(a, 1), contract_event(a, 2)], 0)
+            await contract_store.append(b, [contract_event(b, 1)], 0)
+        assert [e.version for e in await contract_store.read_stream(a)] == [1, 2]
 
     async def test_resending_a_stored_batch_is_idempotent(
         self, contract_store: MongoEventStore
     ) -> None:
         sid = _stream()
         events = [contract_event(sid, 1), contract_event(sid, 2)]
-        first = await contract_store.save_events(sid, events, 0)
-        again = await contract_store.save_events(sid, events, 0)
+        first = await contract_store.append(sid, events, 0)
+        again = await contract_store.append(sid, events, 0)
         assert [e.event_id for e in again] == [e.event_id for e in first]
         assert [e.position for e in again] == [e.position for e in first]
         assert len(await contract_store.read_stream(sid)) == 2
@@ -106,21 +105,21 @@ class WriterContract:
     ) -> None:
         sid = _stream()
         original = contract_event(sid, 1, n=1)
-        await contract_store.save_events(sid, [original], 0)
+        await contract_store.append(sid, [original], 0)
         forged = StoredEvent(**{**_fields(original), "payload": {"n": 2}})
         with pytest.raises(DuplicateEventError):
-            await contract_store.save_events(sid, [forged], 0)
+            await contract_store.append(sid, [forged], 0)
         assert [e.payload for e in await contract_store.read_stream(sid)] == [{"n": 1}]
 
     async def test_concurrent_writers_at_one_version_one_wins(
         self, contract_store: MongoEventStore
     ) -> None:
         sid = _stream()
-        await contract_store.save_events(sid, [contract_event(sid, 1)], 0)
+        await contract_store.append(sid, [contract_event(sid, 1)], 0)
 
         async def write() -> bool:
             try:
-                await contract_store.save_events(sid, [contract_event(sid, 2)], 1)
+                await contract_store.append(sid, [contract_event(sid, 2)], 1)
             except ConcurrencyError:
                 return False
             return True
@@ -135,7 +134,7 @@ class WriterContract:
         sid = _stream()
         await asyncio.gather(
             *(
-                contract_store.save_events(sid, [contract_event(sid, 1)], ExpectedVersion.ANY)
+                contract_store.append(sid, [contract_event(sid, 1)], ExpectedVersion.ANY)
                 for _ in range(6)
             )
         )
@@ -153,7 +152,7 @@ class StreamReaderContract:
         self, contract_store: MongoEventStore
     ) -> None:
         sid = _stream()
-        await contract_store.save_events(sid, [contract_event(sid, v) for v in range(1, 8)], 0)
+        await contract_store.append(sid, [contract_event(sid, v) for v in range(1, 8)], 0)
         read = contract_store.read_stream
 
         async def versions(**kwargs: Any) -> list[int]:
@@ -184,7 +183,7 @@ class LogReaderContract:
         written: list[StoredEvent] = []
         for version in (1, 2, 3):
             for sid in streams:
-                written += await contract_store.save_events(
+                written += await contract_store.append(
                     sid, [contract_event(sid, version)], version - 1
                 )
         log = await contract_store.read_all(start).to_list()
@@ -208,7 +207,7 @@ class LogReaderContract:
         start = await _head(contract_store)
         sid = _stream()
         other = StoredEvent(**{**_fields(contract_event(sid, 2)), "event_type": "ContractOther"})
-        await contract_store.append_batch([contract_event(sid, 1), other])
+        await contract_store.append(sid, [contract_event(sid, 1), other], 0)
         only = await contract_store.read_all(start, event_types=["ContractOther"]).to_list()
         assert [e.event_id for e in only] == [other.event_id]
 

@@ -1,22 +1,37 @@
 """The ports: what the application and the read side need from a backend, and what each
-backend guarantees.
+backend guarantees, one or two sentences per operation.
 
-Each protocol states its contract in a sentence or two; the MongoDB adapters and the in-memory
-backend fill them in, and the contract suites in :mod:`eventlab.contracts` check them.
+Subscriptions, subscribers, projectors, the aggregate store, the outbox relay and the workbench
+depend on these protocols only. The MongoDB adapters (``MongoEventStore`` and its companions)
+and the in-memory backend (:mod:`eventlab.memory`) fill them in, and the contract suites in
+:mod:`eventlab.contracts` check every backend against the same sentences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
-from ._records import StoredEvent
+from ._checks import check_aggregate_id, check_name, check_positive
+from ._domain import DomainEvent, utc_now
+from ._errors import ConfigurationError
+from ._records import ExpectedVersion, StoredEvent
+
+T = TypeVar("T")
 
 PositionStrategy = Literal["transactional", "preallocated"]
 """How appends take positions (docs/positions.md). Recorded with the store's position counter
 when the store is created; every reader takes it from there."""
+
+Status = Literal["pending", "claimed", "published", "failed", "dead"]
+"""Where an outbox message stands."""
+
+
+# -- records -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +79,159 @@ class Abandonment:
     """An event committed there first."""
     in_flight: tuple[int, ...] = ()
     """An open transaction holds an event there: it may still commit; look again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A consumer's place in the log: every position up to ``position`` is done with."""
+
+    name: str
+    position: int
+    updated_at: datetime | None = None
+    gaps: tuple[int, ...] = ()
+    """Positions found permanently empty (aborted preallocated appends), the latest 1,000."""
+    owner: str | None = None
+    """The process that holds the consumer's lease and may advance it (``None``: no lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """The answer to :meth:`CheckpointStore.claim`."""
+
+    granted: bool
+    holder: str | None = None
+    """Who holds the lease when it was not granted (host, process id)."""
+    took_over: bool = False
+    """Granted by taking over another owner's expired lease (its session was ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An aggregate's state as it stood at ``version``.
+
+    Checked like a stream's events when made: the id and the type are non-empty strings
+    (never operators), the versions ints from 1 that fit BSON, the state a dict.
+    """
+
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    schema_version: int
+    state: dict[str, Any]
+    taken_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_aggregate_id(self.aggregate_id)
+        check_name(self.aggregate_type, "aggregate_type")
+        check_positive(self.version, "snapshot version")
+        check_positive(self.schema_version, "snapshot schema_version")
+        if not isinstance(self.state, dict):
+            raise ConfigurationError(
+                f"a snapshot's state must be a dict, got {type(self.state).__name__}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to publish. The fields from ``status`` on are the outbox's, filled in by
+    :meth:`OutboxStore.claim` and :meth:`OutboxStore.get`.
+
+    :param ordering_key: messages with the same key are published one at a time, in
+        ``sequence`` order, by an ``ordered`` outbox.
+    :param sequence: the order within the key. :meth:`from_stored_event` uses the event's
+        version; left ``None``, an ordered outbox takes the next number of a per-key counter
+        inside the saving transaction, so sequence order is commit order.
+    :param created_at: when the message was made (the client's clock; informational only:
+        neither due times nor order depend on it).
+    """
+
+    message_id: str
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime = field(default_factory=utc_now)
+    ordering_key: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    sequence: int | None = None
+    status: Status = "pending"
+    retry_count: int = 0
+    error: str | None = None
+    published_at: datetime | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    claim_token: str | None = None
+    fence: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message_id, str) or not self.message_id:
+            object.__setattr__(self, "message_id", str(self.message_id))
+        if not self.event_type:
+            raise ConfigurationError("an outbox message needs an event_type")
+        if self.ordering_key is not None and not isinstance(self.ordering_key, str):
+            raise ConfigurationError(f"ordering_key must be a string, not {self.ordering_key!r}")
+        if self.sequence is not None and (
+            not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
+        ):
+            raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
+
+    @classmethod
+    def from_stored_event(cls, event: StoredEvent) -> OutboxMessage:
+        """The message announcing a :class:`StoredEvent`: keyed by its aggregate id and ordered
+        by its version (contiguous per stream, and committed in version order)."""
+        return cls(
+            message_id=str(event.event_id),
+            event_type=event.event_type,
+            payload=event.payload,
+            created_at=event.occurred_at,
+            ordering_key=event.aggregate_id,
+            sequence=event.version,
+            headers={
+                "aggregate_id": event.aggregate_id,
+                "aggregate_type": event.aggregate_type,
+                "version": event.version,
+                "position": event.position,
+                **{k: v for k, v in event.metadata.items() if isinstance(v, str | int)},
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLag:
+    """How far behind the relays are, by the store's clock."""
+
+    due: int
+    """Messages due for publishing now (pending, failed and due again, or with an ended lease)."""
+    oldest_due_seconds: float
+    """How long the oldest due message has been due (0 when none is)."""
+    in_flight: int
+    """Messages under a live claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModelState:
+    """Which generation of a read model is live, by which handlers' version, and which
+    replaced generations are still readable."""
+
+    name: str
+    generation: int
+    version: int
+    retired: tuple[tuple[int, datetime], ...] = ()
+    """(generation, when it was replaced) of generations kept readable after a swap."""
+
+    @property
+    def readable(self) -> set[int]:
+        """The generations a reader may read: the live one and the retired ones kept."""
+        return {self.generation} | {generation for generation, _ in self.retired}
+
+
+# -- ports: the log and the streams -----------------------------------------------------------
+
+
+class UnitOfWork(Protocol):
+    """One transaction that writes to any of a backend's stores pass ``uow=`` join."""
+
+    @property
+    def session(self) -> Any: ...
 
 
 class Wakeups(Protocol):
@@ -125,4 +293,329 @@ class EventLog(Protocol):
 
     def wakeups(self, *, mode: Literal["auto", "push", "poll"] = "auto") -> Wakeups:
         """A :class:`Wakeups` for this log (``push``: appends must wake it, or fail)."""
+        ...
+
+
+class EventStore(Protocol):
+    """Streams under optimistic concurrency, and the log all of them make up."""
+
+    @property
+    def log(self) -> EventLog:
+        """The log of every stream in position order (:class:`EventLog`)."""
+        ...
+
+    @property
+    def backend(self) -> Backend:
+        """Where this store's checkpoints, snapshots and read models live."""
+        ...
+
+    async def append(
+        self,
+        aggregate_id: str,
+        events: Sequence[DomainEvent | StoredEvent],
+        expected_version: int | ExpectedVersion,
+        *,
+        aggregate_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Append ``events`` to one stream, atomically, if it is at ``expected_version``
+        (else :class:`~eventlab.ConcurrencyError` and nothing written); versions follow the
+        expectation. Sending an event id again with the same content returns it as stored;
+        with other content, :class:`~eventlab.DuplicateEventError`."""
+        ...
+
+    @overload
+    async def read_stream(
+        self,
+        aggregate_id: str,
+        *,
+        after_version: int = 0,
+        to_version: int | None = None,
+        backwards: bool = False,
+        max_count: int | None = None,
+        typed: Literal[False] = False,
+        unknown: Literal["raise", "raw"] | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]: ...
+
+    @overload
+    async def read_stream(
+        self,
+        aggregate_id: str,
+        *,
+        after_version: int = 0,
+        to_version: int | None = None,
+        backwards: bool = False,
+        max_count: int | None = None,
+        typed: Literal[True],
+        unknown: Literal["raise", "raw"] | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[DomainEvent | StoredEvent]: ...
+
+    async def read_stream(
+        self,
+        aggregate_id: str,
+        *,
+        after_version: int = 0,
+        to_version: int | None = None,
+        backwards: bool = False,
+        max_count: int | None = None,
+        typed: bool = False,
+        unknown: Literal["raise", "raw"] | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
+        """The events of one stream with ``after_version < version <= to_version``, oldest
+        first (newest first ``backwards``), at most ``max_count``; ``typed``: domain events,
+        upcast (unknown types: ``unknown``)."""
+        ...
+
+    async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
+        """The stream's last version, 0 for a stream with no events."""
+        ...
+
+    async def count(self) -> int:
+        """How many events are stored."""
+        ...
+
+
+# -- ports: what consumers keep --------------------------------------------------------------
+
+
+class CheckpointStore(Protocol):
+    """How far each named consumer has followed the log, and which process runs it."""
+
+    async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
+        """The stored checkpoint, or ``None`` for a consumer that never saved one."""
+        ...
+
+    async def position(self, name: str) -> int:
+        """The stored position, 0 when there is none."""
+        ...
+
+    async def save(
+        self,
+        name: str,
+        position: int,
+        *,
+        expected: int | None = None,
+        gaps: Iterable[int] = (),
+        owner: str | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> None:
+        """Store ``position``: with ``expected`` only if the stored position is still that,
+        without it only forward; with ``owner`` only while the checkpoint names that owner;
+        otherwise :class:`~eventlab.CheckpointConflictError`."""
+        ...
+
+    async def delete(self, name: str) -> bool:
+        """Forget a checkpoint and its lease; whether there was one."""
+        ...
+
+    async def all(self) -> list[Checkpoint]:
+        """Every stored checkpoint, by name."""
+        ...
+
+    async def claim(
+        self,
+        name: str,
+        owner: str,
+        *,
+        lease: float,
+        session_id: Any = None,
+        holder: str = "",
+    ) -> LeaseGrant:
+        """Take the lease of ``name`` for ``lease`` seconds if it is free, expired or
+        ``owner``'s; taking an expired one over ends the predecessor's session (its open
+        transaction) first and makes ``owner`` the checkpoint's owner."""
+        ...
+
+    async def renew(self, name: str, owner: str, *, lease: float) -> bool:
+        """Extend ``owner``'s lease; ``False`` when it is no longer ``owner``'s."""
+        ...
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give the lease up now (a standby takes over at once)."""
+        ...
+
+    async def holds(self, name: str, owner: str, uow: UnitOfWork) -> bool:
+        """Whether ``owner`` holds the lease, written in ``uow``: a takeover and that
+        transaction cannot both commit."""
+        ...
+
+
+class SnapshotStore(Protocol):
+    """The newest snapshot of each aggregate; a snapshot never moves backwards."""
+
+    async def get(self, aggregate_id: str, uow: UnitOfWork | None = None) -> Snapshot | None:
+        """The stored snapshot of ``aggregate_id``, or ``None``."""
+        ...
+
+    async def save(self, snapshot: Snapshot, uow: UnitOfWork | None = None) -> bool:
+        """Store ``snapshot`` unless one at its version or later is stored; whether it was."""
+        ...
+
+    async def delete(self, aggregate_id: str) -> bool:
+        """Forget an aggregate's snapshot; whether there was one."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """Messages saved with the state they describe, handed to relays by fenced claims: a
+    relay whose claim was taken over can change nothing."""
+
+    async def save_messages(
+        self, messages: Sequence[OutboxMessage], uow: UnitOfWork | None = None
+    ) -> None:
+        """Store messages (in ``uow``'s transaction when given); idempotent by id and content,
+        another content under a stored id is :class:`~eventlab.DuplicateMessageError`."""
+        ...
+
+    async def claim(
+        self, worker_id: str, limit: int = 50, lease: float | timedelta = 30.0
+    ) -> list[OutboxMessage]:
+        """Hand up to ``limit`` due messages to ``worker_id`` until its lease ends, each with a
+        fresh claim token; no message is held by two claims at once."""
+        ...
+
+    async def mark_published(self, messages: Sequence[OutboxMessage]) -> int:
+        """Mark claimed messages published; how many this claim still held."""
+        ...
+
+    async def mark_failed(self, message: OutboxMessage, error: str) -> OutboxMessage | None:
+        """Record a failed attempt (due again after a backoff, or dead after the last one);
+        ``None`` when the claim is no longer held."""
+        ...
+
+    async def release(self, messages: Sequence[OutboxMessage]) -> int:
+        """Give claimed messages back, due at once; how many this claim still held."""
+        ...
+
+    async def renew(self, messages: Sequence[OutboxMessage], lease: float | timedelta) -> set[str]:
+        """Extend the lease of claimed messages; the ids whose claim is still held."""
+        ...
+
+    async def get(self, message_id: str) -> OutboxMessage | None:
+        """One message as stored, or ``None``."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Messages per status."""
+        ...
+
+    async def lag(self) -> OutboxLag:
+        """Due and in-flight messages and the age of the oldest due one."""
+        ...
+
+
+# -- ports: read models -----------------------------------------------------------------------
+
+
+class Rows(Protocol):
+    """The rows of a read model, by key, as a projection's handlers see them."""
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """The row stored under ``key`` (a copy), or ``None``."""
+        ...
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        """Store ``row`` under ``key`` (replacing it)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the row under ``key``."""
+        ...
+
+
+class BatchRows(Rows, Protocol):
+    """:class:`Rows` of one batch in a unit of work: read once, written once at the end."""
+
+    async def prefetch(self, keys: Iterable[str]) -> None:
+        """Read these rows in one go (the others are read on first use)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write every changed row, in the batch's unit of work."""
+        ...
+
+
+class ReadModelStore(Protocol):
+    """The generations of projections' read models, and which one is live."""
+
+    async def state(self, name: str, version: int) -> ReadModelState:
+        """The read model's state, created at generation 1 (of ``version``) for a new one."""
+        ...
+
+    async def rows(self, name: str, generation: int) -> list[dict[str, Any]]:
+        """Every row of a generation, ``_id`` first, by key."""
+        ...
+
+    async def count(self, name: str, generation: int) -> int:
+        """How many rows a generation holds (an estimate is fine)."""
+        ...
+
+    def batch(self, name: str, generation: int, uow: UnitOfWork | None) -> BatchRows:
+        """The rows of a generation for one batch written in ``uow``."""
+        ...
+
+    async def still_live(self, name: str, generation: int, uow: UnitOfWork) -> bool:
+        """Whether ``generation`` is live, written in ``uow``: a swap and that transaction
+        cannot both commit."""
+        ...
+
+    async def next_generation(self, name: str) -> int:
+        """A generation number no reader or earlier rebuild has used."""
+        ...
+
+    async def swap(self, name: str, old: int, new: int, version: int, uow: UnitOfWork) -> bool:
+        """Make ``new`` live in place of ``old`` (kept readable, retired now); ``False`` when
+        ``old`` is no longer the live one."""
+        ...
+
+    async def drop_retired(self, name: str, older_than: float) -> list[int]:
+        """Drop generations retired more than ``older_than`` seconds ago, and generations no
+        state names (rebuilds that died); first made unreadable, then dropped. The live one
+        is never dropped. Returns the generations dropped."""
+        ...
+
+    def location(self, name: str, generation: int) -> str:
+        """Where a generation lives (a collection name), for messages and status."""
+        ...
+
+
+# -- the backend -----------------------------------------------------------------------------
+
+
+class Backend(Protocol):
+    """Where a store's companions live, and how one unit of work spans them."""
+
+    def checkpoints(self) -> CheckpointStore:
+        """The backend's checkpoints and leases."""
+        ...
+
+    def snapshots(self) -> SnapshotStore:
+        """The backend's snapshots."""
+        ...
+
+    def read_models(self, prefix: str = "rm_") -> ReadModelStore:
+        """The backend's read models, their locations prefixed with ``prefix``."""
+        ...
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        session: Any = None,
+        time_budget: float | None = None,
+    ) -> T:
+        """Run ``work(uow)`` in one transaction and commit it; transient failures (typed
+        errors that are ``retryable``) rerun ``work`` within the time budget."""
+        ...
+
+    def session(self) -> AbstractAsyncContextManager[Any]:
+        """A session a consumer runs its transactions in (one per run of a consumer)."""
+        ...
+
+    def session_id(self, session: Any) -> Any:
+        """What a successor needs to end ``session`` (see :meth:`CheckpointStore.claim`)."""
         ...

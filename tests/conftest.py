@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import pytest
@@ -52,3 +53,20 @@ def make_event(
 
 def stream_id() -> str:
     return f"s-{uuid.uuid4().hex[:12]}"
+
+
+async def put(
+    store: MongoEventStore, events: Sequence[StoredEvent], *, uow: Any = None
+) -> list[StoredEvent]:
+    """Append records at their own versions, each run of one stream as one ``append``."""
+    stored: list[StoredEvent] = []
+    for _, run in groupby(events, key=lambda e: e.aggregate_id):
+        batch = list(run)
+        stored += await store.append(batch[0].aggregate_id, batch, batch[0].version - 1, uow=uow)
+    return stored
+
+
+async def put_one(store: MongoEventStore, event: StoredEvent, *, uow: Any = None) -> StoredEvent:
+    """Append one record at its own version."""
+    (stored,) = await store.append(event.aggregate_id, [event], event.version - 1, uow=uow)
+    return stored

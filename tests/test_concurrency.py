@@ -34,7 +34,7 @@ async def test_one_winner_per_expected_version(store: MongoEventStore) -> None:
         async def writer(i: int, expected: int = round_number) -> list[StoredEvent] | None:
             events = [make_event(sid, 1, writer=i), make_event(sid, 2, writer=i)]
             try:
-                return await store.save_events(sid, events, expected_version=expected * 2)
+                return await store.append(sid, events, expected_version=expected * 2)
             except ConcurrencyError as exc:
                 assert exc.aggregate_id == sid
                 assert exc.expected_version == expected * 2
@@ -46,7 +46,7 @@ async def test_one_winner_per_expected_version(store: MongoEventStore) -> None:
         assert len(winners) == 1, f"round {round_number}: {len(winners)} winners"
         acknowledged.extend(winners[0])
 
-    stored = await store.get_events(sid)
+    stored = await store.read_stream(sid)
     versions = [e.version for e in stored]
     assert versions == list(range(1, 2 * rounds + 1)), "duplicate or missing versions"
     assert [e.event_id for e in stored] == [e.event_id for e in acknowledged]
@@ -64,7 +64,7 @@ async def _run_writers(
         sid = f"{stream_id()}-w{w}"
         for b in range(batches):
             events = [make_event(sid, b * batch_size + k + 1) for k in range(batch_size)]
-            acknowledged.extend(await store.save_events(sid, events, b * batch_size))
+            acknowledged.extend(await store.append(sid, events, b * batch_size))
 
     await asyncio.gather(*(writer(w) for w in range(writers)))
     return acknowledged, writers * batches * batch_size
@@ -117,7 +117,7 @@ async def test_aborted_appends_leave_gaps_only_with_preallocated_positions(
         for _ in range(30):
             events = [make_event(sid, 1), make_event(sid, 2)]
             try:
-                acknowledged.extend(await store.save_events(sid, events, version))
+                acknowledged.extend(await store.append(sid, events, version))
                 version += 2
             except TransactionError:
                 aborted_positions += len(events)

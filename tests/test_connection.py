@@ -16,7 +16,7 @@ from eventlab import (
 )
 from eventlab._connection import mask_uri
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put_one, stream_id
 
 
 async def test_connect_reports_deployment(mongo_uri: str, database_name: str) -> None:
@@ -54,7 +54,7 @@ async def test_store_on_down_server_raises_typed_error() -> None:
     )
     store = MongoEventStore(conn)
     with pytest.raises(ConnectionFailedError):
-        await store.append(make_event("s", 1))
+        await put_one(store, make_event("s", 1))
 
 
 def test_invalid_arguments() -> None:
@@ -136,7 +136,7 @@ async def test_a_sharded_events_collection_is_refused_with_the_reason(
         # Unsharded there: the store runs, and followers look at every position.
         other = MongoEventStore(connection, events_collection="unsharded_events")
         sid = stream_id()
-        await other.save_events(sid, [make_event(sid, 1)], 0)
+        await other.append(sid, [make_event(sid, 1)], 0)
         head = await other.log.head()
         assert head.strategy == "transactional" and head.settled_after == head.position == 1
         assert [e.aggregate_id for e in await other.read_all().to_list()] == [sid]

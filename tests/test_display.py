@@ -16,9 +16,9 @@ from eventlab import (
     Projector,
     StoredEvent,
 )
-from eventlab._display import show_value
 from eventlab.samples import OrderTotals, order_registry
 from eventlab.workbench import load_jsonl, read_frame, replay_projection
+from eventlab.workbench._display import html_table, show_value
 
 from .conftest import make_event, stream_id
 
@@ -70,11 +70,19 @@ def _fields(event: StoredEvent) -> dict[str, Any]:
 async def test_status_objects_show_as_tables(connection: MongoConnectionManager) -> None:
     store = MongoEventStore(connection, registry=order_registry())
     aggregate = stream_id()
-    await store.save_events(aggregate, [make_event(aggregate, 1)], 0)
+    await store.append(aggregate, [make_event(aggregate, 1)], 0)
     status = await Projector(store, OrderTotals()).status()
-    html = status._repr_html_()
+    html = html_table(status)
     assert "<caption" in html and "ProjectionStatus" in html and "behind" in html
-    assert "<table>" in connection.info._repr_html_()
+    # In a kernel, the workbench has IPython show the status records as these tables.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from eventlab.workbench._display import register_html_tables
+
+    shell = InteractiveShell.instance()
+    register_html_tables()
+    formatter = shell.display_formatter.formatters["text/html"]
+    assert "ProjectionStatus" in formatter(status) and "<table>" in formatter(connection.info)
 
 
 async def test_progress_bars_for_restores_frames_and_replays(

@@ -26,7 +26,7 @@ from eventlab.embedded import (
     sweep_orphaned_storage,
 )
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put_one, stream_id
 
 pytestmark = pytest.mark.slow
 
@@ -75,21 +75,21 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     await conn.connect()
     store = MongoEventStore(conn)
     for version in range(1, 41):
-        acknowledged.append(await store.append(make_event(sid, version)))
+        acknowledged.append(await put_one(store, make_event(sid, version)))
     server.kill()
     assert not server.running
     with pytest.raises(ConnectionFailedError):
-        await store.get_events(sid)
+        await store.read_stream(sid)
     await conn.disconnect()
 
     server.start()  # same storage path, new port
     try:
         async with MongoConnectionManager(server.uri, database="durable") as conn2:
             store2 = MongoEventStore(conn2)
-            stored = await store2.get_events(sid)
+            stored = await store2.read_stream(sid)
             assert [e.event_id for e in stored] == [e.event_id for e in acknowledged]
             assert [e.position for e in stored] == [e.position for e in acknowledged]
-            nxt = await store2.append(make_event(sid, 41))
+            nxt = await put_one(store2, make_event(sid, 41))
             assert nxt.position == acknowledged[-1].position + 1  # counter survived too
     finally:
         server.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from eventlab import DomainEvent, EventlabError, InvalidEventError, MongoEventStore, StoredEvent
 
-from .conftest import stream_id
+from .conftest import put_one, stream_id
 
 NOT_UUIDS: list[Any] = [
     "not-a-uuid",
@@ -71,9 +71,9 @@ async def test_a_string_id_round_trips_through_the_store(tx_store: MongoEventSto
     text = str(uuid.uuid4())
     sid = stream_id()
     tx_store.registry.register(Pinged)
-    saved = (await tx_store.save_events(sid, [Pinged(n=1, event_id=text)], 0))[0]
+    saved = (await tx_store.append(sid, [Pinged(n=1, event_id=text)], 0))[0]
     # The same event re-sent as a record with the id as a string: an idempotent retry.
     resent = replace(saved, event_id=text, position=None, recorded_at=None)  # type: ignore[arg-type]
-    again = await tx_store.append(resent)
+    again = await put_one(tx_store, resent)
     assert saved.event_id == again.event_id == uuid.UUID(text)
-    assert [e.event_id for e in await tx_store.get_events(sid)] == [uuid.UUID(text)]
+    assert [e.event_id for e in await tx_store.read_stream(sid)] == [uuid.UUID(text)]

@@ -66,7 +66,7 @@ async def test_concurrent_appends_under_one_shot_faults(
             started = time.monotonic()
             while True:  # the documented way: retry the same events (same ids) after an error
                 try:
-                    acknowledged.extend(await store.save_events(sid, events, 2 * n))
+                    acknowledged.extend(await store.append(sid, events, 2 * n))
                     break
                 except EventlabError:
                     failures_seen += 1

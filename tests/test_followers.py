@@ -114,9 +114,9 @@ async def test_a_burst_of_aborted_appends_costs_one_gap_timeout_not_one_per_hole
                 aborted += 1
                 with contextlib.suppress(EventlabError):
                     async with MongoUnitOfWork(connection) as uow:
-                        await store.save_events(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
+                        await store.append(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
                 continue
-            (stored,) = await store.save_events(aggregate, [make_event(aggregate, 1)], 0)
+            (stored,) = await store.append(aggregate, [make_event(aggregate, 1)], 0)
             acknowledged.append(stored.position or 0)
 
     try:
@@ -159,7 +159,7 @@ async def test_a_unit_of_work_slower_than_gap_timeout_is_delivered_never_skipped
     follower = asyncio.create_task(follow())
     slow = stream_id()
     async with MongoUnitOfWork(connection) as uow:
-        (held,) = await store.save_events(slow, [make_event(slow, 1)], 0, uow=uow)
+        (held,) = await store.append(slow, [make_event(slow, 1)], 0, uow=uow)
         later = [await append_one(store) for _ in range(5)]  # committed above the held one
         await asyncio.sleep(1.0)  # five gap timeouts: the follower tries to abandon it
         await uow.commit()
@@ -209,7 +209,7 @@ async def test_an_append_whose_positions_were_abandoned_goes_again_or_fails_whol
             # until the follower has abandoned them; it goes again with fresh positions.
             await admin.command(block)
             own = stream_id()
-            racing = asyncio.create_task(slow_store.save_events(own, [make_event(own, 1)], 0))
+            racing = asyncio.create_task(slow_store.append(own, [make_event(own, 1)], 0))
             await asyncio.sleep(0.3)
             above = await append_one(store)
             (again,) = await racing
@@ -222,7 +222,7 @@ async def test_an_append_whose_positions_were_abandoned_goes_again_or_fails_whol
             async def work(uow: Any) -> list[StoredEvent]:
                 nonlocal attempts
                 attempts += 1
-                return await slow_store.save_events(in_uow, [make_event(in_uow, 1)], 0, uow=uow)
+                return await slow_store.append(in_uow, [make_event(in_uow, 1)], 0, uow=uow)
 
             uow_task = asyncio.create_task(run_unit_of_work(slow_connection, work))
             await asyncio.sleep(0.3)
@@ -265,10 +265,10 @@ async def test_positions_abandoned_error_is_typed_and_retryable(
     aggregate = stream_id()
     with pytest.raises(PositionsAbandonedError, match="permanent gap"):
         async with MongoUnitOfWork(connection) as uow:
-            await store.save_events(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
+            await store.append(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
             await uow.commit()
     assert await store.read_stream(aggregate) == []
-    (stored,) = await store.save_events(aggregate, [make_event(aggregate, 1)], 0)
+    (stored,) = await store.append(aggregate, [make_event(aggregate, 1)], 0)
     assert stored.position == head + 2
 
 
@@ -288,7 +288,7 @@ async def test_a_default_built_reader_takes_the_strategy_from_the_store(
 
     slow = stream_id()
     async with MongoUnitOfWork(connection) as uow:
-        (held,) = await writer.save_events(slow, [make_event(slow, 1)], 0, uow=uow)
+        (held,) = await writer.append(slow, [make_event(slow, 1)], 0, uow=uow)
         above = await append_one(writer)
         reading = asyncio.create_task(reader.read_all().to_list())
         framing = asyncio.create_task(read_frame(reader, progress=False))
@@ -308,7 +308,7 @@ async def test_changing_the_strategy_is_a_migration_readers_survive(
     await append_one(store)
     slow = stream_id()
     async with MongoUnitOfWork(connection) as uow:
-        (held,) = await store.save_events(slow, [make_event(slow, 1)], 0, uow=uow)
+        (held,) = await store.append(slow, [make_event(slow, 1)], 0, uow=uow)
         other = MongoEventStore(connection)
         assert await other.change_position_strategy("transactional")
         assert not await other.change_position_strategy("transactional")
@@ -349,7 +349,7 @@ async def test_ten_sigkills_each_replacement_takes_over_and_nothing_is_applied_t
     rng = random.Random(4)
     for _ in range(100):
         aggregate = stream_id()
-        await tx_store.save_events(aggregate, [make_event(aggregate, v) for v in (1, 2, 3)], 0)
+        await tx_store.append(aggregate, [make_event(aggregate, v) for v in (1, 2, 3)], 0)
     checkpoints = Subscriber(tx_store, "counter", count_handler(tx_store)).checkpoints
     takeovers: list[float] = []
     killed_at: float | None = None
@@ -547,7 +547,7 @@ async def test_filtered_followers_never_read_the_payloads_they_skip(
         for n in range(30):
             aggregate = stream_id()
             kind = "Wanted" if n % 10 == 0 else "Skipped"
-            await store.save_events(aggregate, [make_event(aggregate, 1, kind)], 0)
+            await store.append(aggregate, [make_event(aggregate, 1, kind)], 0)
         replies.documents.clear()
         read = await store.read_all(event_types=["Wanted"], page_size=7).to_list()
         assert [e.event_type for e in read] == ["Wanted"] * 3

@@ -23,7 +23,7 @@ from eventlab import (
     run_unit_of_work,
 )
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put_one, stream_id
 
 
 class Account(BaseModel):
@@ -114,7 +114,7 @@ async def test_unit_of_work_commit_retry_is_bounded(connection: MongoConnectionM
     try:
         with pytest.raises(CommitOutcomeUnknownError, match="same event ids"):
             async with MongoUnitOfWork(connection, commit_time_budget=1) as uow:
-                await store.append(make_event(stream_id(), 1), uow=uow)
+                await put_one(store, make_event(stream_id(), 1), uow=uow)
                 await uow.commit()
     finally:
         await _fail_off(connection)
@@ -175,9 +175,9 @@ async def test_transaction_support_is_asked_once_per_client(mongo_uri: str) -> N
 async def test_a_retry_with_fresh_metadata_is_idempotent(store: MongoEventStore) -> None:
     sid = stream_id()
     event = make_event(sid, 1)
-    first = await store.save_events(sid, [event], 0, metadata={"trace_id": "t-1"})
+    first = await store.append(sid, [event], 0, metadata={"trace_id": "t-1"})
     retry = replace(event, metadata={"trace_id": "t-2"}, occurred_at=event.occurred_at)
-    again = await store.save_events(sid, [retry], 0, metadata={"trace_id": "t-2"})
+    again = await store.append(sid, [retry], 0, metadata={"trace_id": "t-2"})
     assert [e.event_id for e in again] == [e.event_id for e in first]
     assert again[0].metadata["trace_id"] == "t-1", "the stored copy is returned"
     assert len(await store.read_stream(sid)) == 1
@@ -186,9 +186,9 @@ async def test_a_retry_with_fresh_metadata_is_idempotent(store: MongoEventStore)
 async def test_duplicate_error_names_the_ids_that_differ(store: MongoEventStore) -> None:
     sid = stream_id()
     same, changed = make_event(sid, 1), make_event(sid, 2)
-    await store.save_events(sid, [same, changed], 0)
+    await store.append(sid, [same, changed], 0)
     with pytest.raises(DuplicateEventError) as info:
-        await store.save_events(sid, [same, replace(changed, payload={"n": "other"})], 0)
+        await store.append(sid, [same, replace(changed, payload={"n": "other"})], 0)
     assert info.value.event_ids == [changed.event_id]
 
 
@@ -211,10 +211,10 @@ async def test_an_unknown_commit_outcome_is_its_own_error_and_a_retry_settles_it
     )
     try:
         with pytest.raises(CommitOutcomeUnknownError):
-            await store.append(event)
+            await put_one(store, event)
     finally:
         await _fail_off(connection)
-    stored = await store.append(event)  # the documented retry: same event id
+    stored = await put_one(store, event)  # the documented retry: same event id
     assert stored.event_id == event.event_id
     assert [e.event_id for e in await store.read_stream(sid)] == [event.event_id]
 
@@ -237,15 +237,15 @@ async def test_one_commit_fault_stalls_nobody(
     event = make_event(stream_id(), 1)
     started = time.monotonic()
     try:
-        stored = await store.append(event)
+        stored = await put_one(store, event)
     except CommitOutcomeUnknownError:
-        stored = await store.append(event)  # the documented retry
+        stored = await put_one(store, event)  # the documented retry
     finally:
         await _fail_off(connection)
     assert time.monotonic() - started < 2
     assert stored.event_id == event.event_id
     started = time.monotonic()
-    await store.append(make_event(stream_id(), 1))  # an unrelated append: the counter is free
+    await put_one(store, make_event(stream_id(), 1))  # an unrelated append: the counter is free
     assert time.monotonic() - started < 2
 
 
@@ -263,9 +263,9 @@ async def test_giving_up_on_a_commit_leaves_nothing_open(
     )
     try:
         with pytest.raises(CommitOutcomeUnknownError):
-            await store.append(make_event(stream_id(), 1))
+            await put_one(store, make_event(stream_id(), 1))
     finally:
         await _fail_off(connection)
     started = time.monotonic()
-    await store.append(make_event(stream_id(), 1))  # would wait for the counter's lock
+    await put_one(store, make_event(stream_id(), 1))  # would wait for the counter's lock
     assert time.monotonic() - started < 2

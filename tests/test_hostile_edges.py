@@ -31,7 +31,7 @@ from eventlab import (
 from eventlab._bson import CODEC_OPTIONS
 from eventlab.samples import Order, OrderTotals
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put, stream_id
 
 BIG = 2**63
 OPERATOR = {"$gt": ""}
@@ -159,7 +159,7 @@ async def _fingerprint(connection: MongoConnectionManager) -> str:
 async def edges(connection: MongoConnectionManager) -> Edges:
     store = MongoEventStore(connection)
     sid = stream_id()
-    await store.append_batch([make_event(sid, 1), make_event(sid, 2)])
+    await put(store, [make_event(sid, 1), make_event(sid, 2)])
     checkpoints = MongoCheckpointStore(connection)
     await checkpoints.save("n", 1, expected=0)
     snapshots = MongoSnapshotStore(connection)

@@ -29,7 +29,7 @@ from eventlab import (
 )
 from eventlab._bson import CODEC_OPTIONS
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put, put_one, stream_id
 
 BIG = 2**63
 
@@ -92,7 +92,7 @@ async def _fingerprint(store: MongoEventStore) -> str:
 @pytest.fixture
 async def seeded(tx_store: MongoEventStore) -> MongoEventStore:
     sid = stream_id()
-    await tx_store.append_batch([make_event(sid, 1), make_event(sid, 2)])
+    await put(tx_store, [make_event(sid, 1), make_event(sid, 2)])
     return tx_store
 
 
@@ -112,7 +112,7 @@ async def test_hostile_payloads(
             payload=payload,
             occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
-        await seeded.append(event)
+        await put_one(seeded, event)
     except EventlabError:
         assert not round_trips, f"{label}: refused, but it should round-trip"
         assert await _fingerprint(seeded) == before, f"{label}: the store changed"
@@ -139,12 +139,12 @@ def call_cases() -> list[
 ]:
     sid = "hostile-stream"
     return [
-        ("expected version too big", lambda s, r: s.save_events(sid, [make_event(sid, 1)], BIG)),
-        ("expected version negative", lambda s, r: s.save_events(sid, [make_event(sid, 1)], -1)),
-        ("expected version float", lambda s, r: s.save_events(sid, [make_event(sid, 1)], 1.0)),
-        ("expected version str", lambda s, r: s.save_events(sid, [make_event(sid, 1)], "0")),
-        ("expected version bool", lambda s, r: s.save_events(sid, [make_event(sid, 1)], True)),
-        ("stream id int", lambda s, r: s.save_events(123, [make_event(sid, 1)], 0)),
+        ("expected version too big", lambda s, r: s.append(sid, [make_event(sid, 1)], BIG)),
+        ("expected version negative", lambda s, r: s.append(sid, [make_event(sid, 1)], -1)),
+        ("expected version float", lambda s, r: s.append(sid, [make_event(sid, 1)], 1.0)),
+        ("expected version str", lambda s, r: s.append(sid, [make_event(sid, 1)], "0")),
+        ("expected version bool", lambda s, r: s.append(sid, [make_event(sid, 1)], True)),
+        ("stream id int", lambda s, r: s.append(123, [make_event(sid, 1)], 0)),
         ("stream id operator", lambda s, r: s.read_stream({"$ne": None})),
         ("stream id empty", lambda s, r: s.get_current_version("")),
         ("position too big", lambda s, r: s.read_all(BIG, max_count=10).to_list()),
@@ -155,17 +155,17 @@ def call_cases() -> list[
         ("after version too big", lambda s, r: s.read_stream(sid, after_version=BIG)),
         ("event types operator", lambda s, r: s.read_all(0, event_types=[{"$ne": 1}]).to_list()),
         ("aggregate type operator", lambda s, r: s.stream_ids({"$ne": None})),
-        ("mixed streams wrong event", lambda s, r: s.save_events(sid, [make_event("x", 1)], 0)),
-        ("not an event", lambda s, r: s.save_events(sid, [{"event_type": "x"}], 0)),
+        ("mixed streams wrong event", lambda s, r: s.append(sid, [make_event("x", 1)], 0)),
+        ("not an event", lambda s, r: s.append(sid, [{"event_type": "x"}], 0)),
         ("batch repeats an id", lambda s, r: _repeated_id(s)),
         (
             "non-contiguous batch",
-            lambda s, r: s.append_batch([make_event(sid, 1), make_event(sid, 3)]),
+            lambda s, r: put(s, [make_event(sid, 1), make_event(sid, 3)]),
         ),
         ("restore without positions", lambda s, r: s.restore([make_event(sid, 1)])),
         (
             "expected ANY on new, fine",
-            lambda s, r: s.save_events(stream_id(), [], ExpectedVersion.ANY),
+            lambda s, r: s.append(stream_id(), [], ExpectedVersion.ANY),
         ),
         ("repo get operator", lambda s, r: r.get({"$gt": ""})),
         ("repo delete operator", lambda s, r: r.delete({"$ne": None})),
@@ -191,7 +191,7 @@ def call_cases() -> list[
 
 async def _repeated_id(store: MongoEventStore) -> Any:
     event = make_event("hostile-stream", 1)
-    return await store.save_events("hostile-stream", [event, event], 0)
+    return await store.append("hostile-stream", [event, event], 0)
 
 
 async def _search(repo: MongoRepository[Item], op: str, value: Any, field: str = "name") -> Any:

@@ -8,7 +8,7 @@ import pytest
 
 from eventlab import MongoConnectionManager, MongoEventStore, StoredEvent
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put_one, stream_id
 
 
 async def _burn(store: MongoEventStore, count: int) -> None:
@@ -31,7 +31,7 @@ async def holey_store(connection: MongoConnectionManager) -> tuple[MongoEventSto
         sid = rng.choice(streams)
         versions[sid] += 1
         kind = "Ping" if rng.random() < 0.3 else "Noted"
-        written.append(await store.append(make_event(sid, versions[sid], event_type=kind)))
+        written.append(await put_one(store, make_event(sid, versions[sid], event_type=kind)))
         if rng.random() < 0.3:
             await _burn(store, rng.choice([1, 2, 7, 2500]))  # holes, one wider than any page
     return store, [str(e.event_id) for e in written]

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -362,7 +362,7 @@ async def test_retried_unit_of_work_after_an_applied_commit_goes_through(
     events = [make_event(stream_id(), 1)]
 
     async def work(uow: Any) -> list[StoredEvent]:
-        stored = await tx_store.save_events(events[0].aggregate_id, events, 0, uow=uow)
+        stored = await tx_store.append(events[0].aggregate_id, events, 0, uow=uow)
         await outbox.save_messages([OutboxMessage.from_stored_event(e) for e in stored], uow=uow)
         return stored
 
@@ -525,29 +525,14 @@ async def test_lag_and_the_indexes_the_claim_uses(connection: MongoConnectionMan
     assert "'indexName': 'open_key_sequence'" in str(heads)
 
 
-async def test_migration_retires_the_old_layout_without_stranding_messages(
+async def test_migrations_create_the_outbox_indexes_once(
     connection: MongoConnectionManager,
 ) -> None:
-    await connection.connect()
-    old = connection.database["outbox"]
-    now = datetime.now(UTC)
-    await old.insert_many(
-        [
-            {"_id": "old-1", "event_type": "T", "payload": {}, "created_at": now, "headers": {},
-             "status": "pending", "retry_count": 0, "next_attempt_at": now - timedelta(seconds=1)},
-            {"_id": "old-2", "event_type": "T", "payload": {}, "created_at": now, "headers": {},
-             "status": "published", "retry_count": 0, "published_at": now},
-        ]
-    )  # fmt: skip
-    await old.create_index([("status", 1), ("next_attempt_at", 1)], name="status_due")
-    await old.create_index([("claim_token", 1)], name="claim_token")
-    await connection.database["_migrations"].insert_one({"_id": "outbox:0001_outbox"})
-    outbox = MongoOutboxStore(connection)
+    outbox = MongoOutboxStore(connection, ordered=True)
     result = await outbox.migrate()
-    assert result.applied == ("outbox:0002_outbox_due",)
-    names = {i["name"] async for i in await old.list_indexes()}
-    assert names == {"_id_", "due"}
-    assert [m.message_id for m in await outbox.claim("w")] == ["old-1"]
+    assert result.applied == ("outbox:0001_outbox_due", "outbox:0002_outbox_ordering")
+    names = {i["name"] async for i in await outbox.collection.list_indexes()}
+    assert names == {"_id_", "due", "open_key_sequence"}
     assert (await outbox.migrate()).applied == ()
 
 
@@ -594,7 +579,7 @@ async def test_versions_are_relayed_in_order_whatever_the_writers_clocks_say(
         event = make_event(aggregate, version)
         event = replace(event, occurred_at=event.occurred_at + skew)
         async with MongoUnitOfWork(connection) as uow:
-            stored = await tx_store.save_events(aggregate, [event], version - 1, uow=uow)
+            stored = await tx_store.append(aggregate, [event], version - 1, uow=uow)
             await outbox.save_messages([OutboxMessage.from_stored_event(stored[0])], uow=uow)
             await uow.commit()
     memory = InMemoryPublisher()

@@ -22,7 +22,7 @@ from eventlab import (
 )
 from eventlab._bson import decimals_to_python, to_bson_value
 
-from .conftest import stream_id
+from .conftest import put_one, stream_id
 from .domain import Currency, LineAdded, OrderPlaced
 
 
@@ -66,14 +66,14 @@ async def test_old_payload_in_the_database_loads_as_current_class(connection: An
         occurred_at=datetime.now(UTC),
         schema_version=1,
     )
-    await store.append(v1)
+    await put_one(store, v1)
     raw = await store.events.find_one({"_id": v1.event_id})
     assert (
         raw is not None
         and raw["schema_version"] == 1
         and raw["payload"] == {"name": "Ada Lovelace"}
     )
-    (loaded,) = await store.load_events(sid)
+    (loaded,) = await store.read_stream(sid, typed=True)
     assert isinstance(loaded, RenamedV2)
     assert (loaded.first, loaded.last, loaded.title) == ("Ada", "Lovelace", "")
     assert loaded.event_id == v1.event_id
@@ -132,8 +132,8 @@ async def test_unknown_type_in_store(connection: Any) -> None:
     store = MongoEventStore(connection, registry=EventRegistry())
     sid = stream_id()
     with pytest.raises(UnknownEventTypeError):  # writing an unregistered class
-        await store.save_events(sid, [LineAdded(sku="a", quantity=1, price=Decimal(1))], 0)
-    assert await store.get_events(sid) == []
+        await store.append(sid, [LineAdded(sku="a", quantity=1, price=Decimal(1))], 0)
+    assert await store.read_stream(sid) == []
 
 
 def test_registration_rules() -> None:

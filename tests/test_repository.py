@@ -19,9 +19,9 @@ from eventlab import (
     ConcurrencyError,
     ConfigurationError,
     MongoConnectionManager,
-    MongoDBModelMapper,
     MongoEventStore,
-    MongoOutboxStorage,
+    MongoModelMapper,
+    MongoOutboxStore,
     MongoRepository,
     MongoUnitOfWork,
     OutboxMessage,
@@ -92,16 +92,16 @@ def customers(connection: MongoConnectionManager) -> MongoRepository[Customer]:
 
 
 def test_mapper_document_shape() -> None:
-    mapper = MongoDBModelMapper(Customer)
+    mapper = MongoModelMapper(Customer)
     doc = mapper.to_doc(customer(3))
     assert list(doc)[:2] == ["_id", "_version"] and doc["_id"] == "c-003"
     assert doc["tier"] == "gold" and doc["address"] == {"city": "Berlin", "zip": "10003"}
     assert str(doc["balance"]) == "0.75"
     assert mapper.from_doc(doc) == customer(3)
     with pytest.raises(ConfigurationError):
-        MongoDBModelMapper(dict)  # type: ignore[arg-type]
+        MongoModelMapper(dict)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
-        MongoDBModelMapper(Customer, id_field="nope")
+        MongoModelMapper(Customer, id_field="nope")
     with pytest.raises(SerializationError):
         mapper.to_doc(Note(ObjectId(), "x", datetime.now(UTC)))  # type: ignore[arg-type]
     with pytest.raises(SerializationError, match="does not fit"):
@@ -126,7 +126,7 @@ def test_mapper_round_trip_is_exact(
 
     from eventlab._bson import CODEC_OPTIONS
 
-    mapper = MongoDBModelMapper(Customer)
+    mapper = MongoModelMapper(Customer)
     entity = customer(
         1,
         name=name,
@@ -263,14 +263,14 @@ async def test_one_unit_of_work_for_aggregate_events_and_outbox(
     connection: MongoConnectionManager, customers: MongoRepository[Customer], registry: Any
 ) -> None:
     store = MongoEventStore(connection, registry=registry)
-    outbox = MongoOutboxStorage(connection)
+    outbox = MongoOutboxStore(connection)
     await store.migrate()
     await outbox.migrate()
     await store.get_current_version("warm")
 
     async def write(uow: Any, sid: str, cid: str) -> None:
         await customers.add(customer(1, id=cid), uow=uow)
-        stored = await store.save_events(
+        stored = await store.append(
             sid, [LineAdded(sku="a", quantity=1, price=Decimal(1))], 0, uow=uow
         )
         await outbox.save_messages([OutboxMessage.from_stored_event(e) for e in stored], uow=uow)
@@ -281,7 +281,7 @@ async def test_one_unit_of_work_for_aggregate_events_and_outbox(
         await uow.commit()
     assert uow.committed
     assert await customers.get("c-commit") is not None
-    assert len(await store.get_events(sid)) == 1
+    assert len(await store.read_stream(sid)) == 1
     assert (await outbox.counts()).get("pending") == 1
 
     failed = stream_id()
@@ -290,7 +290,7 @@ async def test_one_unit_of_work_for_aggregate_events_and_outbox(
             await write(uow, failed, "c-abort")
             raise RuntimeError("handler failed after writing")
     assert await customers.get("c-abort") is None
-    assert await store.get_events(failed) == []
+    assert await store.read_stream(failed) == []
     assert (await outbox.counts()).get("pending") == 1
 
     no_commit = stream_id()
@@ -304,7 +304,7 @@ async def test_one_unit_of_work_for_aggregate_events_and_outbox(
         await uow.rollback()
         with pytest.raises(UnitOfWorkStateError):
             await customers.add(customer(9), uow=uow)
-    assert await store.get_events(rolled) == []
+    assert await store.read_stream(rolled) == []
     with pytest.raises(UnitOfWorkStateError):
         async with uow:
             pass

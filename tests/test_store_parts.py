@@ -1,29 +1,32 @@
-"""The facade over the store's parts: new names, old aliases, the restore guard."""
+"""The facade over the store's parts: one name per operation, the restore guard."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import pytest
 
 import eventlab
-from eventlab import ConfigurationError, InvalidEventError, MongoEventStore
+from eventlab import InvalidEventError, MongoEventStore
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put, put_one, stream_id
 
 
-def test_renamed_classes_keep_their_old_names_with_a_warning() -> None:
-    for old, new in (
-        ("MongoDBModelMapper", "MongoModelMapper"),
-        ("MongoOutboxStorage", "MongoOutboxStore"),
+def test_one_name_per_operation() -> None:
+    for gone in ("MongoDBModelMapper", "MongoOutboxStorage", "EventStream"):
+        assert not hasattr(eventlab, gone), gone
+    for gone in (
+        "save_events",
+        "append_batch",
+        "get_events",
+        "load_events",
+        "get_events_from_position",
+        "get_events_after",
+        "get_all_events",
     ):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert getattr(eventlab, old) is getattr(eventlab, new)
-        assert any(
-            issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught
-        )
+        assert not hasattr(MongoEventStore, gone), gone
+    for kept in ("append", "read_stream", "read_all", "subscribe", "get_current_version"):
+        assert callable(getattr(MongoEventStore, kept)), kept
     with pytest.raises(AttributeError):
         _ = eventlab.NoSuchThing  # type: ignore[attr-defined]
 
@@ -33,35 +36,18 @@ def test_types_for_user_code_are_exported() -> None:
     assert hasattr(eventlab.SessionProvider, "session")
 
 
-async def test_aliases_read_what_the_new_names_read(store: MongoEventStore) -> None:
-    sid = stream_id()
-    await store.append_batch([make_event(sid, v) for v in (1, 2, 3)])
-    assert await store.get_events(sid) == await store.read_stream(sid)
-    assert [e.event_id for e in await store.load_events(sid, unknown="raw")] == [
-        e.event_id for e in await store.read_stream(sid, typed=True, unknown="raw")
-    ]
-    log = await store.read_all().to_list()
-    assert await store.read_all().to_list() == log
-    assert await store.read_all(0, max_count=2).to_list() == log[:2]
-    assert [e async for e in store.read_all(0, page_size=1)] == log
-    with pytest.raises(ConfigurationError, match="max_count"):
-        store.read_all(0, max_count=0)
-    with pytest.raises(ConfigurationError, match="max_count"):
-        await store.read_stream(sid, max_count=0)
-
-
 async def test_restore_never_reuses_a_position_handed_out(tx_store: MongoEventStore) -> None:
     sid = stream_id()
-    live = await tx_store.append_batch([make_event(sid, 1), make_event(sid, 2)])
+    live = await put(tx_store, [make_event(sid, 1), make_event(sid, 2)])
     other = stream_id()
     clash = [replace(make_event(other, 1), position=live[-1].position)]
     with pytest.raises(InvalidEventError, match="reuse position"):
         await tx_store.restore(clash)
     assert await tx_store.read_stream(other) == []
-    nxt = await tx_store.append(make_event(sid, 3))
+    nxt = await put_one(tx_store, make_event(sid, 3))
     assert nxt.position == (live[-1].position or 0) + 1, "the counter was not moved"
 
     above = [replace(make_event(other, 1), position=(nxt.position or 0) + 10)]
     assert await tx_store.restore(above) == 1
-    after = await tx_store.append(make_event(sid, 4))
+    after = await put_one(tx_store, make_event(sid, 4))
     assert after.position == (nxt.position or 0) + 11, "the counter moved past the restore"

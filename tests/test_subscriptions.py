@@ -41,7 +41,7 @@ CHILD = Path(__file__).with_name("_subscriber_child.py")
 async def append_one(store: MongoEventStore, aggregate: str | None = None) -> StoredEvent:
     aggregate = aggregate or stream_id()
     version = await store.get_current_version(aggregate)
-    (stored,) = await store.save_events(aggregate, [make_event(aggregate, version + 1)], version)
+    (stored,) = await store.append(aggregate, [make_event(aggregate, version + 1)], version)
     return stored
 
 
@@ -72,7 +72,7 @@ async def test_eight_writers_three_subscribers_see_every_event_once_in_order(
         for version in range(1, appends + 1):
             # Batches of one or two events, so positions are taken in varying steps.
             events = [make_event(aggregate, version)]
-            (stored,) = await tx_store.save_events(aggregate, events, version - 1)
+            (stored,) = await tx_store.append(aggregate, events, version - 1)
             acknowledged.append(stored.position or 0)
 
     subscriptions = [tx_store.subscribe(page_size=size) for size in (7, 50, 500)]
@@ -114,9 +114,7 @@ async def test_preallocated_reader_waits_for_late_commits_and_reports_each_gap_o
             aggregate = stream_id()
             try:
                 async with MongoUnitOfWork(connection) as uow:
-                    stored = await store.save_events(
-                        aggregate, [make_event(aggregate, 1)], 0, uow=uow
-                    )
+                    stored = await store.append(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
                     await asyncio.sleep(rng.uniform(0.2, 0.8))
                     await uow.commit()
             except EventlabError:  # the fail point is the server's: any writer may meet it
@@ -128,7 +126,7 @@ async def test_preallocated_reader_waits_for_late_commits_and_reports_each_gap_o
             aggregate = stream_id()
             with contextlib.suppress(EventlabError):
                 async with MongoUnitOfWork(connection) as uow:  # left without commit: aborted
-                    await store.save_events(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
+                    await store.append(aggregate, [make_event(aggregate, 1)], 0, uow=uow)
             await asyncio.sleep(rng.uniform(0.05, 0.3))
 
     async def faulty_writer() -> None:
@@ -142,7 +140,7 @@ async def test_preallocated_reader_waits_for_late_commits_and_reports_each_gap_o
             )
             aggregate = stream_id()
             try:
-                stored = await store.save_events(aggregate, [make_event(aggregate, 1)], 0)
+                stored = await store.append(aggregate, [make_event(aggregate, 1)], 0)
                 acknowledged.extend(e.position or 0 for e in stored)
             except EventlabError:
                 pass
@@ -189,7 +187,7 @@ async def test_filters_start_at_the_end_and_backpressure(tx_store: MongoEventSto
     for _ in range(5):
         await append_one(tx_store)
     aggregate = stream_id()
-    await tx_store.save_events(aggregate, [make_event(aggregate, 1, "Shipped")], 0)
+    await tx_store.append(aggregate, [make_event(aggregate, 1, "Shipped")], 0)
     only_shipped = tx_store.read_all(event_types=["Shipped"])
     assert [e.event_type async for e in only_shipped] == ["Shipped"]
     assert only_shipped.position == 6  # it moved over the other events too
@@ -303,7 +301,7 @@ async def test_exactly_once_effects_survive_cancellations_and_kills(
     rng = random.Random(20)
     for _ in range(60):
         aggregate = stream_id()
-        await tx_store.save_events(aggregate, [make_event(aggregate, v) for v in (1, 2, 3)], 0)
+        await tx_store.append(aggregate, [make_event(aggregate, v) for v in (1, 2, 3)], 0)
     total = await tx_store.count()
 
     async def handler(event: StoredEvent, uow: Any) -> None:

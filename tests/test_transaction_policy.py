@@ -194,7 +194,7 @@ async def test_the_async_unit_of_work_ends_the_session_when_it_gives_up(
             with pytest.raises(CommitOutcomeUnknownError):
                 async with MongoUnitOfWork(connection, commit_time_budget=0.3) as uow:
                     sid = stream_id()
-                    await store.save_events(sid, [make_event(sid, 1)], 0, uow=uow)
+                    await store.append(sid, [make_event(sid, 1)], 0, uow=uow)
                     await uow.commit()
         finally:
             await connection.client.admin.command(
@@ -204,4 +204,4 @@ async def test_the_async_unit_of_work_ends_the_session_when_it_gives_up(
         assert all(_majority(wc) for wc in commits.write_concerns)
         # The counter it held is free again: the next append does not wait for it.
         sid = stream_id()
-        await asyncio.wait_for(store.save_events(sid, [make_event(sid, 1)], 0), 30)
+        await asyncio.wait_for(store.append(sid, [make_event(sid, 1)], 0), 30)

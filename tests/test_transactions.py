@@ -20,7 +20,7 @@ from eventlab import (
 from eventlab._transaction_policy import map_error
 from eventlab.embedded import EmbeddedMongo
 
-from .conftest import make_event, stream_id
+from .conftest import make_event, put_one, stream_id
 
 
 async def _fail(conn: MongoConnectionManager, times: int, command: str, **data: Any) -> None:
@@ -81,11 +81,11 @@ async def test_unknown_commit_result_retries_the_commit_only(
 
 async def test_store_retries_transient_failures(tx_store: MongoEventStore) -> None:
     sid = stream_id()
-    await tx_store.append(make_event(sid, 1))
+    await put_one(tx_store, make_event(sid, 1))
     await _fail(
         tx_store.connection, 3, "insert", errorCode=112, errorLabels=["TransientTransactionError"]
     )
-    stored = await tx_store.append(make_event(sid, 2))
+    stored = await put_one(tx_store, make_event(sid, 2))
     assert stored.version == 2
     positions = [e.position for e in await tx_store.read_all().to_list()]
     assert positions == list(range(positions[0], positions[0] + 2)), (
@@ -145,17 +145,18 @@ async def test_standalone_server_needs_opt_in() -> None:
     ):
         assert not conn.supports_transactions
         with pytest.raises(TransactionsUnsupportedError, match="replica set"):
-            await MongoEventStore(conn).append(make_event("s", 1))
+            await put_one(MongoEventStore(conn), make_event("s", 1))
         with pytest.raises(ConfigurationError):
-            await MongoEventStore(
-                conn, require_replica_set=False, positions="transactional"
-            ).append(make_event("s", 1))
+            await put_one(
+                MongoEventStore(conn, require_replica_set=False, positions="transactional"),
+                make_event("s", 1),
+            )
         store = MongoEventStore(conn, require_replica_set=False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            first = await store.append(make_event("s", 1))
+            first = await put_one(store, make_event("s", 1))
         assert any("NOT atomic" in str(w.message) for w in caught)
         assert store.position_strategy == "preallocated" and not store.transactional
         assert first.position == 1
-        assert (await store.append(make_event("s", 2))).version == 2
+        assert (await put_one(store, make_event("s", 2))).version == 2
         assert store.describe()["transactions"] is False

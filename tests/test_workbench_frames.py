@@ -84,8 +84,8 @@ def test_frame_filters_and_unflattened() -> None:
 
 async def test_frame_from_store_and_documents(store: MongoEventStore) -> None:
     a, b = stream_id(), stream_id()
-    await store.save_events(a, [make_event(a, 1, total=Decimal("1.5"), address={"city": "X"})], 0)
-    await store.save_events(b, [make_event(b, 1, event_type="Other")], 0)
+    await store.append(a, [make_event(a, 1, total=Decimal("1.5"), address={"city": "X"})], 0)
+    await store.append(b, [make_event(b, 1, event_type="Other")], 0)
     frame = await read_frame(store)
     assert list(frame["aggregate_id"]) == [a, b]
     assert frame["payload.address.city"].iloc[0] == "X"
@@ -187,13 +187,12 @@ async def test_read_frame_is_always_awaited_and_the_old_call_warns(
     store: MongoEventStore,
 ) -> None:
     a = stream_id()
-    await store.save_events(a, [make_event(a, 1)], 0)
+    await store.append(a, [make_event(a, 1)], 0)
     frame = await read_frame(store, progress=True)
     assert list(frame["aggregate_id"]) == [a]
-    with pytest.warns(DeprecationWarning, match="await read_frame"):
-        old = events_frame(store)
-    assert (await old).equals(frame)
     with pytest.raises(ConfigurationError, match="read_frame"):
-        events_frame(42)  # type: ignore[call-overload]
+        events_frame(store)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="read_frame"):
+        events_frame(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="events_frame"):
         await read_frame([])  # type: ignore[arg-type]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .._projections import Projection, Rows, on
+from .._projections import Projection, on
 from .._records import StoredEvent
+from ..ports import Rows
 
 
 class OrderTotals(Projection):

@@ -4,6 +4,7 @@ Everything here is importable and tested like the rest of eventlab; the notebook
 are thin layers over it.
 """
 
+from ._display import register_html_tables
 from ._frames import events_frame, frame_of, read_frame
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
@@ -15,6 +16,8 @@ from ._projection_replay import (
     replay_projection,
 )
 from ._replay import ReplayStep, ReplayTrace, replay
+
+register_html_tables()
 
 __all__ = [
     "DataFormatError",

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any
 
 import pandas as pd
 
 from .._errors import ConfigurationError
 from .._event_codec import from_document
+from .._follow import CatchUpSubscription
 from .._progress import progress_bar
 from .._records import StoredEvent
-
-if TYPE_CHECKING:
-    from .._event_store import MongoEventStore
+from ..ports import EventStore
 
 ENVELOPE_COLUMNS = [
     "position",
@@ -32,20 +30,6 @@ _INT_COLUMNS = ("position", "version", "schema_version")
 _CATEGORY_COLUMNS = ("aggregate_type", "event_type")
 
 
-@overload
-def events_frame(
-    source: MongoEventStore,
-    *,
-    aggregate_id: str | None = None,
-    event_types: Iterable[str] | None = None,
-    from_position: int | None = None,
-    flatten: bool = True,
-    numeric: bool = False,
-    progress: bool | None = None,
-) -> Coroutine[Any, Any, pd.DataFrame]: ...
-
-
-@overload
 def events_frame(
     source: Iterable[StoredEvent | Mapping[str, Any]],
     *,
@@ -55,19 +39,7 @@ def events_frame(
     flatten: bool = True,
     numeric: bool = False,
     progress: bool | None = None,
-) -> pd.DataFrame: ...
-
-
-def events_frame(
-    source: Any,
-    *,
-    aggregate_id: str | None = None,
-    event_types: Iterable[str] | None = None,
-    from_position: int | None = None,
-    flatten: bool = True,
-    numeric: bool = False,
-    progress: bool | None = None,
-) -> pd.DataFrame | Coroutine[Any, Any, pd.DataFrame]:
+) -> pd.DataFrame:
     """One row per event of ``source``, an iterable of :class:`StoredEvent` records or raw event
     documents (``load_jsonl(...)``, ``await store.read_all().to_list()``): envelope columns, then
     ``metadata.*`` and ``payload.*`` columns. Always synchronous; for a store, ``await
@@ -85,34 +57,13 @@ def events_frame(
     Types: nullable ``Int64`` for position/version, ``category`` for type names, tz-aware UTC
     datetimes.
     """
-    from .._event_store import MongoEventStore
-
-    if isinstance(source, MongoEventStore):
-        warnings.warn(
-            "events_frame(store) is now `await read_frame(store)`: events_frame is always "
-            "synchronous (records in, DataFrame out) and read_frame always awaited; the old "
-            "call keeps working until 1.0",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return read_frame(
-            source,
-            aggregate_id=aggregate_id,
-            event_types=event_types,
-            from_position=from_position,
-            flatten=flatten,
-            numeric=numeric,
-            progress=progress,
-        )
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
-            "events_frame needs an iterable of events (for a MongoEventStore: "
+            "events_frame needs an iterable of events (for a store: "
             f"`await read_frame(store)`), got {type(source).__name__}"
         )
     types = None if event_types is None else set(event_types)
-    items = list(source)
-    if not all(type(item) is StoredEvent for item in items):
-        items = [_as_event(item) for item in items]
+    items = [item if type(item) is StoredEvent else _as_event(item) for item in source]
     return frame_of(
         _select(items, aggregate_id, types, from_position),
         flatten=flatten,
@@ -122,7 +73,7 @@ def events_frame(
 
 
 async def read_frame(
-    store: MongoEventStore,
+    store: EventStore,
     *,
     aggregate_id: str | None = None,
     event_types: Iterable[str] | None = None,
@@ -131,21 +82,22 @@ async def read_frame(
     numeric: bool = False,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """The events of a store as a DataFrame (``frame = await read_frame(store)``): the log in
-    position order by bounded pages, or one stream with ``aggregate_id``. The options are
-    :func:`events_frame`'s."""
-    from .._event_store import MongoEventStore
-
-    if not isinstance(store, MongoEventStore):
+    """The events of a store (any :class:`~eventlab.ports.EventStore`) as a DataFrame
+    (``frame = await read_frame(store)``): the log in position order by bounded ranges, up to
+    its head as it was when the read started, or one stream with ``aggregate_id``. The options
+    are :func:`events_frame`'s."""
+    if not (hasattr(store, "log") and hasattr(store, "read_stream")):
         raise ConfigurationError(
-            f"read_frame reads a MongoEventStore, got {type(store).__name__}: "
+            f"read_frame reads an event store, got {type(store).__name__}: "
             "for records, use events_frame(events)"
         )
     types = None if event_types is None else set(event_types)
     if aggregate_id is not None:
-        events = _select(await store.get_events(aggregate_id), None, types, from_position)
+        events = _select(await store.read_stream(aggregate_id), None, types, from_position)
     else:
-        stream = store.read_all(from_position or 0, page_size=5000, event_types=types)
+        stream = CatchUpSubscription(
+            store.log, start=from_position or 0, page_size=5000, event_types=types, live=False
+        )
         # The bar's total from the position counter (one document), not a count of every event:
         # holes make it an upper bound, which a progress bar can live with.
         total = (await store.log.head()).position if progress is not False else 0

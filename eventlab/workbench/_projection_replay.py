@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from .._display import show_value
 from .._errors import ConfigurationError
 from .._progress import progress_bar
 from .._projections import MemoryRows, Projection, check_projection
 from .._records import StoredEvent
+from ._display import show_value
 
 T = TypeVar("T")
 

@@ -10,11 +10,11 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
-from .._display import show_value
 from .._domain import AggregateRoot, DomainEvent
 from .._errors import ConfigurationError
 from .._records import StoredEvent
 from .._registry import EventRegistry
+from ._display import show_value
 
 A = TypeVar("A", bound=AggregateRoot)
 

@@ -48,10 +48,28 @@ def html_table(obj: Any, title: str | None = None) -> str:
     return f"<table>{caption}{rows}</table>"
 
 
-class HtmlRecord:
-    """Mixin for frozen dataclasses: a table in Jupyter."""
+RECORDS_SHOWN_AS_TABLES = (
+    "eventlab._connection:DeploymentInfo",
+    "eventlab.ports:Checkpoint",
+    "eventlab.ports:OutboxLag",
+    "eventlab.ports:LogHead",
+    "eventlab._relay:RelayHealth",
+    "eventlab._projections:ProjectionStatus",
+)
+"""Records the workbench shows as HTML tables in Jupyter (the core records know nothing of
+display: the workbench registers them with IPython when it is imported)."""
 
-    __slots__ = ()
 
-    def _repr_html_(self) -> str:
-        return html_table(self)
+def register_html_tables() -> None:
+    """Show eventlab's status records as tables in the running IPython kernel, if any."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # no IPython: nothing shows HTML anyway
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    for path in RECORDS_SHOWN_AS_TABLES:
+        module, _, name = path.partition(":")
+        formatter.for_type_by_name(module, name, html_table)

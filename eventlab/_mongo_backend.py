@@ -1,0 +1,62 @@
+"""The MongoDB backend: where a ``MongoEventStore``'s checkpoints, snapshots and read models
+live, and how one unit of work spans them (the :class:`~eventlab.ports.Backend` port)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from ._checkpoints import MongoCheckpointStore
+from ._connection import MongoConnectionManager
+from ._read_models import MongoReadModels
+from ._snapshots import MongoSnapshotStore
+from ._transaction_policy import DEFAULT_TIME_BUDGET
+from ._unit_of_work import run_unit_of_work
+from .ports import UnitOfWork
+
+T = TypeVar("T")
+
+
+class MongoBackend:
+    """The companions of a store on one MongoDB database, sharing its connection."""
+
+    def __init__(self, connection: MongoConnectionManager) -> None:
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return f"<MongoBackend {self.connection.display_uri} {self.connection.database_name!r}>"
+
+    def checkpoints(self) -> MongoCheckpointStore:
+        return MongoCheckpointStore(self.connection)
+
+    def snapshots(self) -> MongoSnapshotStore:
+        return MongoSnapshotStore(self.connection)
+
+    def read_models(self, prefix: str = "rm_") -> MongoReadModels:
+        return MongoReadModels(self.connection, prefix)
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        session: Any = None,
+        time_budget: float | None = None,
+    ) -> T:
+        return await run_unit_of_work(
+            self.connection,
+            work,
+            session=session,
+            time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget,
+        )
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncClientSession]:
+        await self.connection.connect()  # idempotent
+        async with self.connection.client.start_session() as session:
+            yield session
+
+    def session_id(self, session: Any) -> Any:
+        return session.session_id

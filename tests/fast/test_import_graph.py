@@ -1,0 +1,106 @@
+"""The package's import graph: no cycle (counting imports under ``TYPE_CHECKING`` and inside
+functions), and the parts that follow the ports import no MongoDB adapter."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "eventlab"
+
+ADAPTERS = {
+    "eventlab._event_store",
+    "eventlab._log",
+    "eventlab._checkpoints",
+    "eventlab._snapshots",
+    "eventlab._outbox",
+    "eventlab._read_models",
+    "eventlab._mongo_backend",
+    "eventlab._connection",
+    "eventlab._unit_of_work",
+    "eventlab._transactions",
+    "eventlab._schema",
+    "eventlab._writer",
+    "eventlab._readers",
+    "eventlab._restore",
+    "eventlab._repository",
+    "eventlab.embedded",
+}
+"""The MongoDB adapters and what they are made of."""
+
+ON_THE_PORTS = {
+    "eventlab._follow",
+    "eventlab._subscriptions",
+    "eventlab._projections",
+    "eventlab._projector",
+    "eventlab._aggregate_store",
+    "eventlab._relay",
+    "eventlab.workbench._frames",
+    "eventlab.workbench._replay",
+    "eventlab.workbench._projection_replay",
+    "eventlab.workbench._gaps",
+}
+"""The parts that depend on the ports only."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every eventlab module ``path`` imports, anywhere in the file."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("eventlab")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("eventlab"):
+                found.add(target)
+                found |= {f"{target}.{a.name}" for a in node.names}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: imports_of(path) & set(modules) for name, path in modules.items()}
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    edges = graph()
+    # Package __init__ modules re-export; an edge into one stands for its own imports.
+    edges = {m: {t for t in targets if t != m} for m, targets in edges.items()}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, " -> ".join([*visiting[visiting.index(module) :], module])
+        visiting.append(module)
+        for target in sorted(edges.get(module, ())):
+            if target in ("eventlab", "eventlab.workbench", "eventlab.samples"):
+                continue  # the public re-exports sit on top of everything
+            visit(target)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(edges):
+        visit(module)
+
+
+def test_the_read_side_depends_on_the_ports_only() -> None:
+    edges = graph()
+    for module in sorted(ON_THE_PORTS):
+        reached = edges[module] & ADAPTERS
+        assert not reached, f"{module} imports {sorted(reached)}"
+        source = (PACKAGE.parent / (module.replace(".", "/") + ".py")).read_text()
+        assert "pymongo" not in source, f"{module} imports the driver"
