@@ -57,7 +57,15 @@ from ._snapshots import MongoSnapshotStore
 from ._subscriptions import Subscriber
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
-from .ports import PositionStrategy, UnitOfWork
+from .ports import (
+    Checkpoint,
+    OutboxLag,
+    OutboxMessage,
+    PositionStrategy,
+    Rows,
+    Snapshot,
+    UnitOfWork,
+)
 from .specification import (
     QueryOptions,
     Specification,

@@ -21,6 +21,7 @@ from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from ._appends import prepare_stream
 from ._checks import check_int, check_name, check_positive
 from ._connection import MongoConnectionManager
 from ._domain import DomainEvent
@@ -36,7 +37,7 @@ from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import session_of
 from ._transaction_policy import DEFAULT_TIME_BUDGET
-from ._writer import EventWriter, prepare_stream
+from ._writer import EventWriter
 from .ports import PositionStrategy, UnitOfWork
 
 __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]

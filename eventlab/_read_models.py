@@ -199,7 +199,5 @@ def _state_of(doc: dict[str, Any]) -> ReadModelState:
         name=str(doc["_id"]),
         generation=int(doc["generation"]),
         version=int(doc.get("version", 1)),
-        retired=tuple(
-            (int(r["generation"]), r["retired_at"]) for r in doc.get("retired") or ()
-        ),
+        retired=tuple((int(r["generation"]), r["retired_at"]) for r in doc.get("retired") or ()),
     )

@@ -8,6 +8,7 @@ does not reach (a store restored from an older backup).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import bson
@@ -16,10 +17,17 @@ from pymongo.errors import PyMongoError
 from ._bson import CODEC_OPTIONS, check_collection_name, decimals_to_python, to_bson_value
 from ._checks import check_aggregate_id
 from ._connection import MongoConnectionManager
-from ._errors import ConfigurationError, DocumentTooLargeError, SerializationError
+from ._errors import (
+    ConfigurationError,
+    DocumentTooLargeError,
+    EventlabError,
+    SerializationError,
+)
 from ._session import session_of
 from ._transaction_policy import is_duplicate_key, map_error
 from .ports import Snapshot, UnitOfWork
+
+logger = logging.getLogger("eventlab.snapshots")
 
 
 class MongoSnapshotStore:
@@ -47,14 +55,20 @@ class MongoSnapshotStore:
             raise map_error(exc) from exc
         if doc is None:
             return None
-        return Snapshot(
-            aggregate_id=aggregate_id,
-            aggregate_type=doc["aggregate_type"],
-            version=int(doc["version"]),
-            schema_version=int(doc["schema_version"]),
-            state=decimals_to_python(doc.get("state") or {}),
-            taken_at=doc.get("taken_at"),
-        )
+        try:
+            return Snapshot(
+                aggregate_id=aggregate_id,
+                aggregate_type=doc.get("aggregate_type"),
+                version=doc.get("version"),
+                schema_version=doc.get("schema_version"),
+                state=decimals_to_python(doc.get("state")),
+                taken_at=doc.get("taken_at"),
+            )
+        except EventlabError as exc:
+            # A snapshot is a cache: one that is not a valid snapshot is not trusted, and the
+            # load replays the events instead.
+            logger.warning("snapshot of %s is not valid (%s): ignored", aggregate_id, exc)
+            return None
 
     async def save(self, snapshot: Snapshot, uow: UnitOfWork | None = None) -> bool:
         """Store ``snapshot`` unless a snapshot at its version or later is stored; whether it

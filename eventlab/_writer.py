@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar, overload
 
@@ -24,26 +23,22 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from ._appends import StreamAppend, conflict, idempotent_result
 from ._bson import CODEC_OPTIONS, find_unencodable_int
-from ._checks import check_aggregate_id, normalize_expected
-from ._domain import DomainEvent, utc_now
+from ._domain import utc_now
 from ._errors import (
-    ConcurrencyError,
     DocumentTooLargeError,
     DuplicateEventError,
     EventlabError,
-    InvalidEventError,
     PositionsAbandonedError,
     SerializationError,
     TransactionError,
     TransactionTimeoutError,
     UnitOfWorkStateError,
 )
-from ._event_codec import event_body, from_document, same_client_content
 from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
-from ._registry import EventRegistry
 from ._schema import EventStoreSchema
 from ._transaction_policy import backoff_delay, map_error
 from ._transactions import run_transaction
@@ -51,79 +46,6 @@ from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
-
-
-# -- what is appended --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StreamAppend:
-    """Events for one stream, with the caller's expectation, and their encoded bodies."""
-
-    aggregate_id: str
-    expected: Expected
-    events: list[StoredEvent]
-    bodies: list[dict[str, Any]]
-
-    @classmethod
-    def of(cls, aggregate_id: str, expected: Expected, events: list[StoredEvent]) -> StreamAppend:
-        ids = [e.event_id for e in events]
-        if len(set(ids)) != len(ids):
-            raise InvalidEventError(f"stream {aggregate_id!r}: the batch repeats an event_id")
-        return cls(aggregate_id, expected, events, [event_body(e) for e in events])
-
-
-def prepare_stream(
-    registry: EventRegistry,
-    aggregate_id: Any,
-    events: Sequence[DomainEvent | StoredEvent],
-    expected_version: Any,
-    *,
-    aggregate_type: str | None,
-    metadata: dict[str, Any] | None,
-) -> StreamAppend | None:
-    """``append``'s arguments as one :class:`StreamAppend` (``None`` for no events).
-
-    Versions are assigned here from the expectation (``expected + 1`` onwards; for a symbolic
-    expectation they are placeholders, fixed once the stream's version is read).
-    """
-    aggregate_id = check_aggregate_id(aggregate_id)
-    expected = normalize_expected(expected_version)
-    if not events:
-        return None
-    base = expected if isinstance(expected, int) else 0
-    records: list[StoredEvent] = []
-    for offset, event in enumerate(events, start=1):
-        if isinstance(event, DomainEvent):
-            kind = aggregate_type or type(event).aggregate_type
-            if not kind:
-                raise InvalidEventError(
-                    f"{type(event).__name__} declares no aggregate_type; pass aggregate_type="
-                )
-            record = registry.to_stored(
-                event,
-                aggregate_id=aggregate_id,
-                aggregate_type=kind,
-                version=base + offset,
-                metadata=metadata,
-            )
-        elif isinstance(event, StoredEvent):
-            if event.aggregate_id != aggregate_id:
-                raise InvalidEventError(
-                    f"event {event.event_id} belongs to {event.aggregate_id!r}, "
-                    f"not {aggregate_id!r}"
-                )
-            record = replace(
-                event,
-                version=base + offset,
-                metadata={**event.metadata, **metadata} if metadata else event.metadata,
-            )
-        else:
-            raise InvalidEventError(
-                f"append takes DomainEvent or StoredEvent objects, got {type(event).__name__}"
-            )
-        records.append(record)
-    return StreamAppend.of(aggregate_id, expected, records)
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -312,15 +234,15 @@ class EventWriter:
             return outcome.events
         existing = await self._stored_copies(batch, None)
         if existing:  # this very batch is already stored: an idempotent retry
-            return _idempotent_result(batch, existing)
+            return idempotent_result(batch, existing)
         if isinstance(outcome, VersionMismatch):
-            raise _conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
         if outcome.index == "stream_version":
             stream = _stream_of(batch, outcome.aggregate_id)
             if stream.expected is ExpectedVersion.ANY:
                 return None
             actual = await self._streams.version_of(stream.aggregate_id, None)
-            raise _conflict(stream.aggregate_id, stream.expected, actual)
+            raise conflict(stream.aggregate_id, stream.expected, actual)
         if outcome.index == "position" and await self._abandoned(outcome):
             return None
         raise self._counter_behind(outcome)
@@ -342,20 +264,20 @@ class EventWriter:
         # detected by a read before writing instead of by the error.
         existing = await self._stored_copies(batch, session)
         if existing:
-            return _idempotent_result(batch, existing)
+            return idempotent_result(batch, existing)
         allocator = await self._resolve()
         early = await allocator.reserve_early(_count(batch))
         outcome = await self._write(batch, allocator, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events
         if isinstance(outcome, VersionMismatch):
-            raise _conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
         # The server has aborted the caller's transaction: nothing of it will commit, so this
         # is never reported as success, whatever is stored outside it.
         if outcome.index == "stream_version":
             stream = _stream_of(batch, outcome.aggregate_id)
             actual = await self._streams.version_of(stream.aggregate_id, None)
-            raise _conflict(stream.aggregate_id, stream.expected, actual)
+            raise conflict(stream.aggregate_id, stream.expected, actual)
         if outcome.index == "_id":
             raise DuplicateEventError([body["_id"] for s in batch for body in s.bodies])
         if outcome.index == "position" and await self._abandoned(outcome):
@@ -504,36 +426,8 @@ def _place(
     return documents, stored
 
 
-def _idempotent_result(
-    batch: list[StreamAppend], existing: list[dict[str, Any]]
-) -> list[StoredEvent]:
-    by_id = {doc["_id"]: doc for doc in existing}
-    conflicting = []
-    missing = False
-    result = []
-    for stream in batch:
-        fixed_version = isinstance(stream.expected, int)
-        for body in stream.bodies:
-            doc = by_id.get(body["_id"])
-            if doc is None:
-                missing = True  # stored in part: these ids were written by another batch
-            elif not same_client_content(body, doc, check_version=fixed_version):
-                conflicting.append(body["_id"])
-            else:
-                result.append(from_document(doc))
-    if conflicting or missing:
-        # Name the ids that differ; if none does, the ones stored by another batch.
-        raise DuplicateEventError(conflicting or sorted(by_id, key=str))
-    return result
-
-
 def _stream_of(batch: list[StreamAppend], aggregate_id: str | None) -> StreamAppend:
     return next((s for s in batch if s.aggregate_id == aggregate_id), batch[0])
-
-
-def _conflict(aggregate_id: str, expected: Expected, actual: int) -> ConcurrencyError:
-    shown = expected if isinstance(expected, int) else expected.name
-    return ConcurrencyError(aggregate_id, shown, actual)
 
 
 def _key_collision(exc: BulkWriteError) -> KeyCollision | None:
