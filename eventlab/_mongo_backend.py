@@ -11,6 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from ._checkpoints import MongoCheckpointStore
 from ._connection import MongoConnectionManager
+from ._outbox import MongoOutboxStore
 from ._read_models import MongoReadModels
 from ._snapshots import MongoSnapshotStore
 from ._transaction_policy import DEFAULT_TIME_BUDGET
@@ -37,6 +38,10 @@ class MongoBackend:
 
     def read_models(self, prefix: str = "rm_") -> MongoReadModels:
         return MongoReadModels(self.connection, prefix)
+
+    def outbox(self, collection: str = "outbox", **options: Any) -> MongoOutboxStore:
+        """An outbox in this database (the options of :class:`~eventlab.MongoOutboxStore`)."""
+        return MongoOutboxStore(self.connection, collection, **options)
 
     async def run(
         self,

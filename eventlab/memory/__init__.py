@@ -1,0 +1,33 @@
+"""The in-memory backend: every port of eventlab in process memory, with the same guarantees
+as MongoDB (optimistic concurrency, contiguous positions in commit order, idempotent appends by
+event id, conditional checkpoints and leases, fenced outbox claims, subscriptions woken by
+appends), held to the same contract suites (:mod:`eventlab.contracts`).
+
+For users' unit tests of command handlers, aggregates and projections: such a test runs in
+milliseconds with no server::
+
+    backend = MemoryBackend()
+    store = MemoryEventStore(backend, registry=registry)
+    await AggregateStore(store).save(order)
+    await Projector(store, OrderTotals()).run_until_caught_up()
+
+eventlab's own persistence code is tested against a real server; this backend is a product,
+not a mock of MongoDB.
+"""
+
+from ._backend import MemoryBackend
+from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
+from ._outbox import MemoryOutboxStore
+from ._read_models import MemoryBatchRows, MemoryReadModels
+from ._store import MemoryEventStore, MemoryLog
+
+__all__ = [
+    "MemoryBackend",
+    "MemoryBatchRows",
+    "MemoryCheckpointStore",
+    "MemoryEventStore",
+    "MemoryLog",
+    "MemoryOutboxStore",
+    "MemoryReadModels",
+    "MemorySnapshotStore",
+]

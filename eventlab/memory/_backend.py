@@ -1,0 +1,79 @@
+"""The in-memory backend: the :class:`~eventlab.ports.Backend` of the in-memory stores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from .._transaction_policy import DEFAULT_TIME_BUDGET, backoff_delay, transient
+from ..ports import UnitOfWork
+from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
+from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork
+from ._outbox import MemoryOutboxStore
+from ._read_models import MemoryReadModels
+
+T = TypeVar("T")
+
+
+class MemoryBackend:
+    """One in-memory database and its companions (checkpoints, snapshots, read models, the
+    outbox), for tests of command handlers, aggregates and projections that run in
+    milliseconds with no server. The data lives as long as the object.
+
+    Not thread-safe: use it from one event loop, as the async API is used.
+    """
+
+    def __init__(self) -> None:
+        self.database = MemoryDatabase()
+
+    def __repr__(self) -> str:
+        return "<MemoryBackend>"
+
+    def checkpoints(self) -> MemoryCheckpointStore:
+        return MemoryCheckpointStore(self.database)
+
+    def snapshots(self) -> MemorySnapshotStore:
+        return MemorySnapshotStore(self.database)
+
+    def read_models(self, prefix: str = "rm_") -> MemoryReadModels:
+        return MemoryReadModels(self.database, prefix)
+
+    def outbox(self, name: str = "outbox", **options: Any) -> MemoryOutboxStore:
+        """An outbox in this database (the options of :class:`MemoryOutboxStore`)."""
+        return MemoryOutboxStore(self.database, name, **options)
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        session: Any = None,
+        time_budget: float | None = None,
+    ) -> T:
+        """Run ``work(uow)`` in one transaction and commit it; a retryable error (a write
+        conflict with another transaction, a session ended) reruns it, within the budget."""
+        deadline = time.monotonic() + (DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
+        attempt = 0
+        while True:
+            if attempt:
+                await asyncio.sleep(backoff_delay(attempt))
+            transaction = self.database.begin(session)
+            try:
+                result = await work(MemoryUnitOfWork(transaction))
+                self.database.commit(transaction)
+                return result
+            except BaseException as exc:
+                if not transaction.ended:
+                    self.database.abort(transaction)
+                if not transient(exc, deadline, typed=True):
+                    raise
+                attempt += 1
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[MemorySession]:
+        yield self.database.new_session()
+
+    def session_id(self, session: Any) -> Any:
+        return session.session_id

@@ -1,0 +1,210 @@
+"""Checkpoints, leases and snapshots in memory, with the rules of their MongoDB twins:
+conditional checkpoints, leases a successor takes over once they expire (ending the
+predecessor's session first), snapshots that never move backwards."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+
+from .._bson import CODEC_OPTIONS, decimals_to_python, to_bson_value
+from .._checks import check_aggregate_id, check_int, check_name
+from .._errors import (
+    CheckpointConflictError,
+    ConfigurationError,
+    DocumentTooLargeError,
+    WriteConflictError,
+)
+from ..ports import Checkpoint, LeaseGrant, Snapshot, UnitOfWork
+from ._database import MemoryDatabase, MemoryTransaction
+
+_KEPT_GAPS = 1000
+_CHECKPOINTS, _LEASES, _SNAPSHOTS = "checkpoints", "checkpoint_leases", "snapshots"
+MAX_DOCUMENT = 16 * 1024 * 1024
+
+
+def _in(uow: UnitOfWork | None) -> MemoryTransaction | None:
+    return uow.session if uow is not None else None
+
+
+class MemoryCheckpointStore:
+    """:class:`~eventlab.ports.CheckpointStore` in memory (leases by this process's clock)."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
+        name = check_name(name, "subscriber name")
+        doc = self._db.get(_CHECKPOINTS, name, _in(uow))
+        return None if doc is None else Checkpoint(name=name, **doc)
+
+    async def position(self, name: str) -> int:
+        checkpoint = await self.get(name)
+        return checkpoint.position if checkpoint else 0
+
+    async def save(
+        self,
+        name: str,
+        position: int,
+        *,
+        expected: int | None = None,
+        gaps: Iterable[int] = (),
+        owner: str | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> None:
+        name = check_name(name, "subscriber name")
+        position = check_int(position, "position")
+        if isinstance(gaps, str | bytes | dict) or not isinstance(gaps, Iterable):
+            raise ConfigurationError(f"gaps must be an iterable of positions, got {gaps!r:.60}")
+        gap_list = [check_int(g, "a gap position") for g in gaps]
+        if owner is not None:
+            owner = check_name(owner, "owner")
+        if expected is not None:
+            expected = check_int(expected, "expected")
+        transaction = _in(uow)
+        doc = self._db.get(_CHECKPOINTS, name, transaction)
+        if doc is None:
+            if owner is not None or expected not in (None, 0):
+                raise _conflict(name, expected)
+            doc = {"position": 0, "updated_at": None, "gaps": (), "owner": None}
+        if owner is not None and doc["owner"] != owner:
+            raise _conflict(name, expected)
+        if expected is not None and doc["position"] != expected:
+            raise _conflict(name, expected)
+        doc["position"] = position if expected is not None else max(doc["position"], position)
+        doc["gaps"] = tuple([*doc["gaps"], *gap_list][-_KEPT_GAPS:])
+        doc["updated_at"] = datetime.now(UTC)
+        self._db.put(_CHECKPOINTS, name, doc, transaction)
+
+    async def delete(self, name: str) -> bool:
+        name = check_name(name, "subscriber name")
+        existed = self._db.get(_CHECKPOINTS, name) is not None
+        self._db.delete(_CHECKPOINTS, name)
+        self._db.delete(_LEASES, name)
+        return existed
+
+    async def all(self) -> list[Checkpoint]:
+        docs = self._db.values(_CHECKPOINTS)
+        return [Checkpoint(name=name, **docs[name]) for name in sorted(docs)]
+
+    async def claim(
+        self,
+        name: str,
+        owner: str,
+        *,
+        lease: float,
+        session_id: Any = None,
+        holder: str = "",
+    ) -> LeaseGrant:
+        name, owner = check_name(name, "subscriber name"), check_name(owner, "owner")
+        seconds = _lease(lease)
+        now = time.monotonic()
+        current = self._db.get(_LEASES, name)
+        if current is not None and current["owner"] != owner and current["until"] > now:
+            return LeaseGrant(False, holder=current["holder"])
+        took_over = current is not None and current["owner"] not in (None, owner)
+        if took_over and current is not None and current["session"] is not None:
+            self._db.end_session(current["session"])
+        lease_doc = {
+            "owner": owner,
+            "until": now + seconds,
+            "session": session_id,
+            "holder": holder,
+        }
+        try:
+            self._db.put(_LEASES, name, lease_doc)
+            checkpoint = self._db.get(_CHECKPOINTS, name) or {
+                "position": 0,
+                "updated_at": None,
+                "gaps": (),
+            }
+            self._db.put(_CHECKPOINTS, name, {**checkpoint, "owner": owner})
+        except WriteConflictError:  # a transaction of the owner holds it: try again later
+            return LeaseGrant(False, holder=current["holder"] if current else None)
+        return LeaseGrant(True, holder=holder, took_over=took_over)
+
+    async def renew(self, name: str, owner: str, *, lease: float) -> bool:
+        current = self._db.get(_LEASES, name)
+        if current is None or current["owner"] != owner:
+            return False
+        # A conflict: the owner's own transaction writes it, so it is still the owner's.
+        with contextlib.suppress(WriteConflictError):
+            self._db.put(_LEASES, name, {**current, "until": time.monotonic() + _lease(lease)})
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        current = self._db.get(_LEASES, name)
+        if current is not None and current["owner"] == owner:
+            with contextlib.suppress(WriteConflictError):  # else it expires by itself
+                self._db.put(_LEASES, name, {**current, "until": 0.0, "session": None})
+
+    async def holds(self, name: str, owner: str, uow: UnitOfWork) -> bool:
+        transaction = _in(uow)
+        current = self._db.get(_LEASES, name, transaction)
+        if current is None or current["owner"] != owner:
+            return False
+        self._db.put(_LEASES, name, current, transaction)  # held: a takeover conflicts
+        return True
+
+
+def _conflict(name: str, expected: int | None) -> CheckpointConflictError:
+    where = f"at position {expected}" if expected is not None else "owned by this process"
+    return CheckpointConflictError(
+        f"checkpoint {name!r} is no longer {where}: another instance of this subscriber "
+        "advanced it or took it over (one instance runs per name; the others stand by)"
+    )
+
+
+def _lease(lease: float) -> float:
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
+        raise ConfigurationError(f"a lease must be a positive number of seconds, not {lease!r}")
+    return float(lease)
+
+
+class MemorySnapshotStore:
+    """:class:`~eventlab.ports.SnapshotStore` in memory."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def get(self, aggregate_id: str, uow: UnitOfWork | None = None) -> Snapshot | None:
+        doc = self._db.get(_SNAPSHOTS, check_aggregate_id(aggregate_id), _in(uow))
+        if doc is None:
+            return None
+        return Snapshot(**{**doc, "state": decimals_to_python(doc["state"])})
+
+    async def save(self, snapshot: Snapshot, uow: UnitOfWork | None = None) -> bool:
+        if not isinstance(snapshot, Snapshot):
+            raise ConfigurationError(f"expected a Snapshot, got {type(snapshot).__name__}")
+        state = to_bson_value(snapshot.state, f"snapshot of {snapshot.aggregate_id}")
+        size = len(bson.encode({"state": state}, codec_options=CODEC_OPTIONS))
+        if size > MAX_DOCUMENT - 1024:
+            raise DocumentTooLargeError(
+                f"snapshot of {snapshot.aggregate_id} encodes to {size:,} bytes; MongoDB's "
+                f"limit is {MAX_DOCUMENT:,}"
+            )
+        transaction = _in(uow)
+        stored = self._db.get(_SNAPSHOTS, snapshot.aggregate_id, transaction)
+        if stored is not None and stored["version"] >= snapshot.version:
+            return False
+        doc = {
+            "aggregate_id": snapshot.aggregate_id,
+            "aggregate_type": snapshot.aggregate_type,
+            "version": snapshot.version,
+            "schema_version": snapshot.schema_version,
+            "state": state,
+            "taken_at": datetime.now(UTC),
+        }
+        self._db.put(_SNAPSHOTS, snapshot.aggregate_id, doc, transaction)
+        return True
+
+    async def delete(self, aggregate_id: str) -> bool:
+        aggregate_id = check_aggregate_id(aggregate_id)
+        existed = self._db.get(_SNAPSHOTS, aggregate_id) is not None
+        self._db.delete(_SNAPSHOTS, aggregate_id)
+        return existed
