@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+import bson
 from bson import Binary, Decimal128, ObjectId, Regex, Timestamp
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
@@ -202,6 +203,27 @@ def check_field_name(name: str, *, path: str = "field") -> None:
         )
     if "\x00" in name:
         raise SerializationError(f"{path}: key {name!r} contains a NUL character", path=path)
+
+
+def encoded_size(document: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> int:
+    """The BSON size of ``document``, refused as MongoDB would refuse it: an int over 64 bits
+    (:class:`SerializationError` naming its path), a document over ``limit`` bytes
+    (:class:`DocumentTooLargeError`)."""
+    from ._errors import DocumentTooLargeError
+
+    try:
+        size = len(bson.encode(document, codec_options=CODEC_OPTIONS))
+    except OverflowError:
+        path = find_unencodable_int(document, what) or what
+        raise SerializationError(
+            f"{path} does not fit BSON's 64-bit integers (store big numbers as Decimal or str)",
+            path=path,
+        ) from None
+    if size > limit - 1024:
+        raise DocumentTooLargeError(
+            f"{what} encodes to {size:,} bytes; MongoDB's limit is {limit:,}"
+        )
+    return size
 
 
 def check_document_size(raw: RawBSONDocument | bytes, what: str) -> None:

@@ -11,6 +11,12 @@ from pymongo.errors import PyMongoError
 from ._transaction_policy import map_error
 
 
+def client_time() -> float:
+    """This process's wall clock (seconds since the epoch): the one reading a client's clock
+    that the server clock corrects."""
+    return time.time()
+
+
 class ServerClock:
     """Estimates the server's time from ``hello``'s ``localTime``.
 
@@ -30,7 +36,7 @@ class ServerClock:
 
     async def now(self) -> datetime:
         """The server's current time (one ``hello``)."""
-        sent = time.time()
+        sent = client_time()
         started = time.monotonic()
         try:
             reply = await self._database.command("hello")
@@ -39,7 +45,7 @@ class ServerClock:
         elapsed = time.monotonic() - started
         local = reply.get("localTime")
         if not isinstance(local, datetime):  # pragma: no cover - every server sends localTime
-            return datetime.now(UTC)
+            return datetime.fromtimestamp(client_time(), UTC)
         server_now = local.astimezone(UTC) + timedelta(seconds=elapsed / 2)
         self._offset = server_now - datetime.fromtimestamp(sent + elapsed, UTC)
         self._measured_at = time.monotonic()
@@ -49,7 +55,7 @@ class ServerClock:
         """The server's time from the last measured offset (measured again when stale)."""
         if self._offset is None or time.monotonic() - self._measured_at > self._max_age:
             return await self.now()
-        return datetime.now(UTC) + self._offset
+        return datetime.fromtimestamp(client_time(), UTC) + self._offset
 
     @property
     def offset(self) -> timedelta | None:

@@ -164,6 +164,9 @@ class CatchUpSubscription:
         self._limit = self._page_size
         self._wakeups: Wakeups | None = None
         self._prefetch: _Prefetch | None = None
+        self.ready = asyncio.Event()
+        """Set once the subscription knows where it starts and, live, has opened what wakes it:
+        an event appended from then on reaches it (a readiness signal for callers and tests)."""
         self._started = False
         self._closed = False
 
@@ -244,6 +247,7 @@ class CatchUpSubscription:
             head = await self._head()
             if self._start == "end":
                 self.position = max(self.position, head.position)
+            self.ready.set()
             # A read that ends stops at the head it found when it started: a consistent prefix
             # of the log, which writers that keep appending cannot stretch forever.
             target = head.position

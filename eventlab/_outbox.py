@@ -52,19 +52,6 @@ _WRITE_CONFLICT = 112
 _CONTENT_FIELDS = ("event_type", "payload", "ordering_key", "headers")
 
 
-def _content(message: OutboxMessage) -> dict[str, Any]:
-    converted: dict[str, Any] = to_bson_value(
-        {
-            "event_type": message.event_type,
-            "payload": message.payload,
-            "ordering_key": message.ordering_key,
-            "headers": message.headers,
-        },
-        f"outbox message {message.message_id}",
-    )
-    return converted
-
-
 def _to_doc(message: OutboxMessage, content: dict[str, Any], due_at: datetime) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "_id": message.message_id,
@@ -211,7 +198,7 @@ class MongoOutboxStore:
         """
         if not messages:
             return
-        contents = [_content(m) for m in messages]  # serialization errors before any I/O
+        contents = [m.content() for m in messages]  # serialization errors before any I/O
         ids = [m.message_id for m in messages]
         if len(set(ids)) != len(ids):
             raise ConfigurationError("the same message id appears twice in one save")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import bson
 from pymongo.errors import PyMongoError
 
-from ._bson import CODEC_OPTIONS, check_collection_name, decimals_to_python, to_bson_value
+from ._bson import check_collection_name, decimals_to_python, encoded_size, to_bson_value
 from ._checks import check_aggregate_id
 from ._connection import MongoConnectionManager
 from ._errors import (
     ConfigurationError,
-    DocumentTooLargeError,
     EventlabError,
-    SerializationError,
 )
 from ._session import session_of
 from ._transaction_policy import is_duplicate_key, map_error
@@ -120,15 +117,4 @@ class MongoSnapshotStore:
 
 
 def _check_size(snapshot: Snapshot, state: Any, limit: int) -> None:
-    try:
-        size = len(bson.encode({"state": state}, codec_options=CODEC_OPTIONS))
-    except OverflowError:
-        raise SerializationError(
-            f"snapshot of {snapshot.aggregate_id}: an integer does not fit BSON's 64-bit "
-            "integers (store big numbers as Decimal or str)"
-        ) from None
-    if size > limit - 1024:
-        raise DocumentTooLargeError(
-            f"snapshot of {snapshot.aggregate_id} encodes to {size:,} bytes; the server's "
-            f"limit is {limit:,}: snapshot less state, or none (a load replays the events)"
-        )
+    encoded_size({"state": state}, f"snapshot of {snapshot.aggregate_id}", limit)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar, overload
 
+from ._bson import encoded_size, to_bson_value
 from ._checks import check_aggregate_id, check_name, check_positive
 from ._domain import DomainEvent, utc_now
 from ._errors import ConfigurationError
@@ -173,6 +174,23 @@ class OutboxMessage:
             not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
         ):
             raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
+
+    def content(self) -> dict[str, Any]:
+        """What identifies the message's content (type, payload, key, headers), as an outbox
+        stores it: BSON-exact and within MongoDB's size limit, or a typed error naming why.
+        Two saves of one id are the same message when these are equal."""
+        where = f"outbox message {self.message_id}"
+        converted: dict[str, Any] = to_bson_value(
+            {
+                "event_type": self.event_type,
+                "payload": self.payload,
+                "ordering_key": self.ordering_key,
+                "headers": self.headers,
+            },
+            where,
+        )
+        encoded_size(converted, where)
+        return converted
 
     @classmethod
     def from_stored_event(cls, event: StoredEvent) -> OutboxMessage:

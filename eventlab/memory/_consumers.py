@@ -10,14 +10,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import bson
-
-from .._bson import CODEC_OPTIONS, decimals_to_python, to_bson_value
+from .._bson import decimals_to_python, encoded_size, to_bson_value
 from .._checks import check_aggregate_id, check_int, check_name
 from .._errors import (
     CheckpointConflictError,
     ConfigurationError,
-    DocumentTooLargeError,
     WriteConflictError,
 )
 from ..ports import Checkpoint, LeaseGrant, Snapshot, UnitOfWork
@@ -25,7 +22,6 @@ from ._database import MemoryDatabase, MemoryTransaction
 
 _KEPT_GAPS = 1000
 _CHECKPOINTS, _LEASES, _SNAPSHOTS = "checkpoints", "checkpoint_leases", "snapshots"
-MAX_DOCUMENT = 16 * 1024 * 1024
 
 
 def _in(uow: UnitOfWork | None) -> MemoryTransaction | None:
@@ -182,12 +178,7 @@ class MemorySnapshotStore:
         if not isinstance(snapshot, Snapshot):
             raise ConfigurationError(f"expected a Snapshot, got {type(snapshot).__name__}")
         state = to_bson_value(snapshot.state, f"snapshot of {snapshot.aggregate_id}")
-        size = len(bson.encode({"state": state}, codec_options=CODEC_OPTIONS))
-        if size > MAX_DOCUMENT - 1024:
-            raise DocumentTooLargeError(
-                f"snapshot of {snapshot.aggregate_id} encodes to {size:,} bytes; MongoDB's "
-                f"limit is {MAX_DOCUMENT:,}"
-            )
+        encoded_size({"state": state}, f"snapshot of {snapshot.aggregate_id}")
         transaction = _in(uow)
         stored = self._db.get(_SNAPSHOTS, snapshot.aggregate_id, transaction)
         if stored is not None and stored["version"] >= snapshot.version:

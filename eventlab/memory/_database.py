@@ -1,13 +1,18 @@
 """The in-memory database every in-memory store shares: tables of committed values, and
 transactions that stage their writes and commit them at once.
 
-The rules are MongoDB's, so that a test on memory behaves as the service does: a transaction
-reads its own writes and what others committed; the first transaction to write a key holds it
-until it ends, and a second writer of that key gets :class:`~eventlab.WriteConflictError` at
-once (retryable: the runner reruns its unit of work); a session ended by a successor
-(:meth:`MemoryDatabase.end_session`) aborts its open transaction, and that transaction's commit
-fails. Everything runs on one event loop: a read, a write or a commit never awaits, so each is
-atomic without a lock.
+The rules are MongoDB's, so that a test on memory behaves as the service does:
+
+* a transaction reads its own writes, and a key it has read reads the same until it ends (a
+  snapshot, key by key);
+* the first transaction to write a key holds it until it ends; a second writer of that key
+  gets :class:`~eventlab.WriteConflictError` at once (retryable: the runner reruns its unit of
+  work), and so does, at commit, a transaction that read a key another has changed since;
+* a session ended by a successor (:meth:`MemoryDatabase.end_session`) aborts its open
+  transaction, and that transaction's commit fails.
+
+Everything runs on one event loop: a read, a write or a commit never awaits, so each is atomic
+without a lock.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class MemoryTransaction:
         self.database = database
         self.session_id = session.session_id if session is not None else None
         self.staged: dict[Key, Any] = {}
+        self.seen: dict[Key, tuple[int, Any]] = {}
+        """(version, value) of each key as this transaction first read it."""
         self.ended = False
         self.killed = False
         self.after_commit: list[Callable[[], None]] = []
@@ -64,6 +71,7 @@ class MemoryDatabase:
     def __init__(self) -> None:
         self._tables: dict[str, dict[Any, Any]] = defaultdict(dict)
         self._holders: dict[Key, MemoryTransaction] = {}
+        self._versions: dict[Key, int] = defaultdict(int)
         self._open: dict[int, MemoryTransaction] = {}
         self._sessions = itertools.count(1)
 
@@ -87,7 +95,15 @@ class MemoryDatabase:
             raise TransactionAbortedError(
                 "the transaction was aborted: its session was ended by another process"
             )
+        changed = [
+            k for k, (version, _) in transaction.seen.items() if self._versions[k] != version
+        ]
+        if changed:
+            self.abort(transaction)
+            table, key = changed[0]
+            raise WriteConflictError(f"write conflict: {table} {key!r} changed since it was read")
         for (table, key), value in transaction.staged.items():
+            self._versions[(table, key)] += 1
             if value is _DELETED:
                 self._tables[table].pop(key, None)
             else:
@@ -122,10 +138,16 @@ class MemoryDatabase:
     # -- reads and writes ----------------------------------------------------------------------
 
     def get(self, table: str, key: Any, transaction: MemoryTransaction | None = None) -> Any:
-        """The value under ``key`` (a copy): the transaction's own write, or the committed one."""
-        if transaction is not None and (table, key) in transaction.staged:
-            value = transaction.staged[(table, key)]
-            return None if value is _DELETED else copy.deepcopy(value)
+        """The value under ``key`` (a copy): the transaction's own write, else what it read
+        first, else the committed one."""
+        if transaction is not None:
+            if (table, key) in transaction.staged:
+                value = transaction.staged[(table, key)]
+                return None if value is _DELETED else copy.deepcopy(value)
+            if (table, key) not in transaction.seen:
+                committed = self._tables[table].get(key)
+                transaction.seen[(table, key)] = (self._versions[(table, key)], committed)
+            return copy.deepcopy(transaction.seen[(table, key)][1])
         return copy.deepcopy(self._tables[table].get(key))
 
     def values(self, table: str, transaction: MemoryTransaction | None = None) -> dict[Any, Any]:
@@ -170,6 +192,7 @@ class MemoryDatabase:
                 f"write conflict on {table} {key!r}: another transaction holds it"
             )
         if transaction is None:
+            self._versions[(table, key)] += 1
             if value is _DELETED:
                 self._tables[table].pop(key, None)
             else:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .._bson import decimals_to_python, to_bson_value
+from .._bson import decimals_to_python
 from .._checks import check_id
 from .._errors import ConfigurationError, DuplicateMessageError
 from ..ports import OutboxLag, OutboxMessage, UnitOfWork
@@ -60,7 +60,7 @@ class MemoryOutboxStore:
     ) -> None:
         if not messages:
             return
-        contents = [_content(m) for m in messages]  # serialization errors before any write
+        contents = [m.content() for m in messages]  # serialization errors before any write
         ids = [m.message_id for m in messages]
         if len(set(ids)) != len(ids):
             raise ConfigurationError("the same message id appears twice in one save")
@@ -241,19 +241,6 @@ def _seconds(lease: float | timedelta) -> float:
     if not seconds > 0:
         raise ConfigurationError(f"a lease must be positive, not {lease!r}")
     return seconds
-
-
-def _content(message: OutboxMessage) -> dict[str, Any]:
-    content: dict[str, Any] = to_bson_value(
-        {
-            "event_type": message.event_type,
-            "payload": message.payload,
-            "ordering_key": message.ordering_key,
-            "headers": message.headers,
-        },
-        f"outbox message {message.message_id}",
-    )
-    return content
 
 
 def _heads(docs: Any) -> dict[str, str]:

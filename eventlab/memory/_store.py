@@ -16,13 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-import bson
-
 from .._appends import StreamAppend, conflict, idempotent_result, prepare_stream
-from .._bson import CODEC_OPTIONS, find_unencodable_int
+from .._bson import encoded_size
 from .._checks import check_aggregate_id, check_int, check_page_size, check_positive
 from .._domain import DomainEvent, utc_now
-from .._errors import DocumentTooLargeError, SerializationError
 from .._event_codec import from_document
 from .._follow import CatchUpSubscription, Start, Wake
 from .._records import ExpectedVersion, StoredEvent
@@ -30,9 +27,6 @@ from .._registry import EventRegistry, UnknownPolicy
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
 from ._database import MemoryDatabase, MemoryTransaction
-
-MAX_DOCUMENT = 16 * 1024 * 1024
-"""The largest event body, as MongoDB's document limit: a test fails where the service would."""
 
 
 class MemoryEventStore:
@@ -119,6 +113,10 @@ class MemoryEventStore:
             raise conflict(stream.aggregate_id, expected, 0)
         count = len(stream.bodies)
         first = (db.get(tables.counter, "seq", transaction) or 0) + 1
+        # A position a follower recorded as a permanent gap is never used (as on MongoDB,
+        # where the unique position index refuses it and the append takes fresh positions).
+        while any(db.get(tables.tombstones, p) for p in range(first, first + count)):
+            first += 1
         # The head first: a second appender of this stream conflicts here, reruns, and meets
         # this one's version; then the counter: every appender serialises on it, so positions
         # commit in position order.
@@ -386,20 +384,4 @@ class MemoryWakeups:
 def _check_sizes(stream: StreamAppend) -> None:
     """What MongoDB refuses: a document over its size limit, an int over 64 bits."""
     for body in stream.bodies:
-        try:
-            size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
-        except OverflowError:
-            for field in ("payload", "metadata"):
-                path = find_unencodable_int(body.get(field), field)
-                if path:
-                    raise SerializationError(
-                        f"event {body['_id']}: {path} does not fit BSON's 64-bit integers "
-                        "(store big numbers as Decimal or str)",
-                        path=path,
-                    ) from None
-            raise
-        if size > MAX_DOCUMENT - 1024:
-            raise DocumentTooLargeError(
-                f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
-                f"MongoDB's limit is {MAX_DOCUMENT:,}"
-            )
+        encoded_size(body, f"event {body['_id']} ({body['event_type']})")

@@ -1,0 +1,60 @@
+"""Contract suites: what every backend of eventlab's ports guarantees, as pytest test classes.
+
+In the style of the ``eventsourcing`` library's recorder test cases: the cases live in the
+package, and a backend's test module only says how to make what is under contract. Subclass
+:class:`Contracts` (or one suite) and provide the fixtures::
+
+    from eventlab.contracts import Contracts, contract_registry
+
+    class TestMyBackend(Contracts):
+        @pytest.fixture
+        async def contract_store(self):
+            return MyEventStore(registry=contract_registry())
+
+        @pytest.fixture
+        def make_outbox(self, contract_store):
+            return lambda **options: MyOutbox(**options)
+
+Every store eventlab ships runs them: MongoDB with both position strategies and the in-memory
+backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
+(``asyncio_mode = "auto"``).
+"""
+
+from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
+from ._log import EventLogContract, SubscriptionContract
+from ._outbox import OutboxContract
+from ._projections import ProjectionContract
+from ._store import AppendContract, EventStoreContract, StreamReaderContract, UnitOfWorkContract
+from ._support import contract_event, contract_registry, unique
+
+
+class Contracts(
+    EventStoreContract,
+    EventLogContract,
+    SubscriptionContract,
+    CheckpointContract,
+    SubscriberContract,
+    SnapshotContract,
+    OutboxContract,
+    ProjectionContract,
+):
+    """Every contract suite: the whole of a backend."""
+
+
+__all__ = [
+    "AppendContract",
+    "CheckpointContract",
+    "Contracts",
+    "EventLogContract",
+    "EventStoreContract",
+    "OutboxContract",
+    "ProjectionContract",
+    "SnapshotContract",
+    "StreamReaderContract",
+    "SubscriberContract",
+    "SubscriptionContract",
+    "UnitOfWorkContract",
+    "contract_event",
+    "contract_registry",
+    "unique",
+]

@@ -1,0 +1,109 @@
+"""The read models' contracts, through the projector: the read model equals a replay of the
+log, batches are exactly once across stops, a rebuild swaps in a whole read model and keeps
+the old one readable, one rebuild at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from .._errors import RebuildInProgressError
+from .._projector import Projector
+from ..ports import EventStore
+from ..samples import OrderTotals, generate_orders
+from ..workbench import replay_projection
+
+
+class _Needs:
+    @pytest.fixture
+    async def contract_store(self) -> EventStore:
+        raise NotImplementedError("a backend's test module provides the store under contract")
+
+
+async def _orders(store: EventStore, count: int, seed: int = 7) -> None:
+    from .._aggregate_store import AggregateStore
+
+    aggregates = AggregateStore(store)
+    for order in generate_orders(count, seed=seed):
+        order.id = f"{order.id}-{seed}"  # another seed, other orders
+        await aggregates.save(order)
+
+
+def _rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["_id"]: {k: v for k, v in row.items() if k != "_id"} for row in rows}
+
+
+async def _replayed(store: EventStore) -> dict[str, dict[str, Any]]:
+    from .._follow import CatchUpSubscription
+
+    events = await CatchUpSubscription(store.log, live=False).to_list()
+    return replay_projection(OrderTotals(), events).rows.rows
+
+
+class ProjectionContract(_Needs):
+    """The :class:`~eventlab.ports.ReadModelStore` port's guarantees, through the projector."""
+
+    async def test_the_read_model_equals_a_replay_of_the_log(
+        self, contract_store: EventStore
+    ) -> None:
+        await _orders(contract_store, 20)
+        projector = Projector(contract_store, OrderTotals(), batch_size=7)
+        await projector.run_until_caught_up()
+        assert _rows(await projector.rows()) == await _replayed(contract_store)
+        frame = await projector.frame()
+        assert len(frame) == 20 and frame.index.name == "_id"
+        status = await projector.status()
+        assert (status.behind, status.rows, status.generation, status.stale) == (0, 20, 1, False)
+
+    async def test_batches_are_exactly_once_across_stops(self, contract_store: EventStore) -> None:
+        await _orders(contract_store, 10)
+        projector = Projector(contract_store, OrderTotals(), batch_size=3)
+        await projector.run_until_caught_up()
+        await _orders(contract_store, 10, seed=8)
+        again = Projector(contract_store, OrderTotals(), batch_size=3)
+        await again.run_until_caught_up()
+        assert _rows(await again.rows()) == await _replayed(contract_store)
+
+    async def test_a_live_projector_follows_new_events(self, contract_store: EventStore) -> None:
+        projector = Projector(contract_store, OrderTotals(), poll_interval=0.02)
+        projector.start()
+        await _orders(contract_store, 5)
+
+        async def caught_up() -> bool:
+            return (await projector.status()).behind == 0 and len(await projector.rows()) == 5
+
+        from ._support import eventually
+
+        await eventually(caught_up, "a live projector following the log")
+        await projector.stop()
+        assert _rows(await projector.rows()) == await _replayed(contract_store)
+
+    async def test_a_rebuild_swaps_a_whole_read_model_and_keeps_the_old(
+        self, contract_store: EventStore
+    ) -> None:
+        await _orders(contract_store, 12)
+        projector = Projector(contract_store, OrderTotals())
+        await projector.run_until_caught_up()
+        before = _rows(await projector.rows())
+        status = await projector.rebuild()
+        assert status.generation == 2 and status.behind == 0
+        assert _rows(await projector.rows()) == before
+        assert _rows(await projector.read_models.rows(projector.name, 1)) == before, "kept"
+        dropped = Projector(contract_store, OrderTotals(), keep_retired=0)
+        assert (await dropped.rebuild()).generation == 3
+        assert await projector.read_models.rows(projector.name, 1) == []
+        assert _rows(await projector.rows()) == before
+
+    async def test_one_rebuild_at_a_time(self, contract_store: EventStore) -> None:
+        await _orders(contract_store, 8)
+        first, second = (
+            Projector(contract_store, OrderTotals()),
+            Projector(contract_store, OrderTotals()),
+        )
+        outcomes = await asyncio.gather(first.rebuild(), second.rebuild(), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], RebuildInProgressError), outcomes
+        assert (await first.status()).generation == 2
+        assert _rows(await second.rows()) == await _replayed(contract_store)

@@ -1,0 +1,55 @@
+"""What the contract suites share: plain records, unique names, and the registry a backend's
+store is made with for them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .._records import StoredEvent
+from .._registry import EventRegistry
+from ..samples import order_registry
+
+
+def contract_registry() -> EventRegistry:
+    """The registry a store under contract is made with (the sample orders' events)."""
+    return order_registry()
+
+
+def contract_event(
+    aggregate_id: str, version: int = 1, event_type: str = "ContractNoted", **payload: Any
+) -> StoredEvent:
+    """A plain record for the contracts (no registry needed)."""
+    return StoredEvent(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        aggregate_id=aggregate_id,
+        aggregate_type="Contract",
+        version=version,
+        payload=payload or {"n": version},
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def unique(prefix: str = "contract") -> str:
+    """A name no other test uses (stores under contract may be shared)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 30
+) -> None:
+    """Wait for ``condition()``; a contract that is never met within ``seconds`` is a stall."""
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stalled: {what}")
+        await asyncio.sleep(0.01)
+
+
+def fields(event: StoredEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in StoredEvent.__dataclass_fields__}

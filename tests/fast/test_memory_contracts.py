@@ -1,0 +1,20 @@
+"""The in-memory backend passes the same contract suites as MongoDB (eventlab.contracts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eventlab.contracts import Contracts, contract_registry
+from eventlab.memory import MemoryBackend, MemoryEventStore
+
+
+class TestMemory(Contracts):
+    @pytest.fixture
+    async def contract_store(self) -> MemoryEventStore:
+        return MemoryEventStore(MemoryBackend(), registry=contract_registry())
+
+    @pytest.fixture
+    def make_outbox(self, contract_store: MemoryEventStore) -> Any:
+        return lambda **options: contract_store.backend.outbox(**options)

@@ -1,0 +1,31 @@
+"""Every backend eventlab ships passes the same contract suites (eventlab.contracts): MongoDB
+with both position strategies, against the real server, and the in-memory backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eventlab import MongoConnectionManager, MongoEventStore, MongoOutboxStore
+from eventlab.contracts import Contracts, contract_registry
+
+
+class TestMongoTransactional(Contracts):
+    @pytest.fixture
+    async def contract_store(self, connection: MongoConnectionManager) -> MongoEventStore:
+        return MongoEventStore(connection, registry=contract_registry(), positions="transactional")
+
+    @pytest.fixture
+    def make_outbox(self, connection: MongoConnectionManager) -> Any:
+        return lambda **options: MongoOutboxStore(connection, **options)
+
+
+class TestMongoPreallocated(Contracts):
+    @pytest.fixture
+    async def contract_store(self, connection: MongoConnectionManager) -> MongoEventStore:
+        return MongoEventStore(connection, registry=contract_registry(), positions="preallocated")
+
+    @pytest.fixture
+    def make_outbox(self, connection: MongoConnectionManager) -> Any:
+        return lambda **options: MongoOutboxStore(connection, **options)
