@@ -16,17 +16,17 @@ stream reader, not on this class. docs/design.md shows the path of an append and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
 
 from ._appends import prepare_stream
-from ._checks import check_int, check_name, check_positive
+from ._checks import check_name, check_positive
 from ._connection import MongoConnectionManager
 from ._domain import DomainEvent
 from ._event_codec import from_document
-from ._follow import CatchUpSubscription, Start, Wake
+from ._follow import FollowsItsLog
 from ._log import NOT_A_TOMBSTONE, MongoLog
 from ._migrations import MigrationResult
 from ._mongo_backend import MongoBackend
@@ -45,7 +45,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore:
+class MongoEventStore(FollowsItsLog):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -300,67 +300,6 @@ class MongoEventStore:
         return await self._stream_reader.current_version(aggregate_id, session_of(uow))
 
     # -- reads: the log --------------------------------------------------------------------
-
-    def read_all(
-        self,
-        after_position: int = 0,
-        *,
-        max_count: int | None = None,
-        event_types: Iterable[str] | None = None,
-        aggregate_types: Iterable[str] | None = None,
-        page_size: int = 1000,
-        gap_timeout: float | None = None,
-    ) -> CatchUpSubscription:
-        """The log after ``after_position`` up to its head, in position order.
-
-        ``async for event in store.read_all(checkpoint): ...``, or ``await
-        store.read_all().to_list()``. Read by bounded ranges, ``page_size`` events at a time,
-        so memory stays flat. It never passes a position that may still commit: with
-        ``preallocated`` positions a hole is waited for (at most ``gap_timeout`` seconds) and
-        then abandoned, so resuming from the last position it handed out never skips an event
-        on any strategy. It ends at the head as it was when the read started.
-        """
-        return CatchUpSubscription(
-            self._log,
-            start=check_int(after_position, "after_position"),
-            event_types=event_types,
-            aggregate_types=aggregate_types,
-            page_size=page_size,
-            live=False,
-            gap_timeout=gap_timeout,
-            max_count=max_count,
-        )
-
-    def subscribe(
-        self,
-        *,
-        start: Start = "beginning",
-        event_types: Iterable[str] | None = None,
-        aggregate_types: Iterable[str] | None = None,
-        page_size: int = 500,
-        wake: Wake = "auto",
-        poll_interval: float = 0.5,
-        gap_timeout: float | None = None,
-        on_gap: Callable[[list[int]], None] | None = None,
-    ) -> CatchUpSubscription:
-        """A catch-up subscription: the log after ``start`` in ranges, then new events live.
-
-        ``async for event in store.subscribe(): ...``; like :meth:`read_all` it never moves
-        past a position that may still commit, and when it reaches the head it waits for new
-        events instead of ending. See :class:`~eventlab.CatchUpSubscription`; for a named
-        checkpoint and a handler, :class:`~eventlab.Subscriber`.
-        """
-        return CatchUpSubscription(
-            self._log,
-            start=start,
-            event_types=event_types,
-            aggregate_types=aggregate_types,
-            page_size=page_size,
-            wake=wake,
-            poll_interval=poll_interval,
-            gap_timeout=gap_timeout,
-            on_gap=on_gap,
-        )
 
     async def stream_ids(self, aggregate_type: str | None = None) -> list[str]:
         """Distinct aggregate ids (optionally of one aggregate type)."""

@@ -95,6 +95,127 @@ class _Prefetch:
     future: asyncio.Future[LogSlice] = field(repr=False)
 
 
+class _Ranges:
+    """How a follower reads: ranges sized so that a read hands on about a page of events,
+    whatever holes, tombstones and filtered-out events lie between them, and one read ahead."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        page_size: int,
+        event_types: list[str] | None,
+        aggregate_types: list[str] | None,
+    ) -> None:
+        self._log = log
+        self.page_size = page_size
+        self.event_types = event_types
+        self.aggregate_types = aggregate_types
+        self._window = page_size
+        self._limit = page_size
+        self._prefetch: _Prefetch | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return self.event_types is not None or self.aggregate_types is not None
+
+    def until(self, after: int, head: LogHead) -> int:
+        return min(head.position, after + self._window)
+
+    async def read(self, after: int, until: int, *, every_position: bool) -> LogSlice:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            if prefetch.key == (after, until, every_position, self._limit):
+                found = await prefetch.future
+                self._adapt(until, found)
+                return found
+            _cancel(prefetch)
+        found = await self._log.read(
+            after,
+            until,
+            event_types=self.event_types,
+            aggregate_types=self.aggregate_types,
+            every_position=every_position,
+            limit=self._limit,
+        )
+        self._adapt(until, found)
+        return found
+
+    def read_ahead(self, done: int, head: LogHead) -> None:
+        """Start reading the next range while the consumer handles this one (one in flight)."""
+        settled = head.settles(done, done + 1)
+        until = self.until(done, head)
+        future = asyncio.ensure_future(
+            self._log.read(
+                done,
+                until,
+                event_types=self.event_types,
+                aggregate_types=self.aggregate_types,
+                every_position=not settled,
+                limit=self._limit,
+            )
+        )
+        self._prefetch = _Prefetch((done, until, not settled, self._limit), future)
+
+    def cancel(self) -> None:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            _cancel(prefetch)
+
+    def _adapt(self, until: int, found: LogSlice) -> None:
+        """Size the next read from this one: widen the range and look at more documents while
+        few events come back; narrow it again when a read was cut short by a full page."""
+        cut_short = found.through < until
+        if 2 * len(found.events) >= self.page_size:
+            self._limit = self.page_size
+        elif cut_short:  # mostly tombstones or skipped events: look at more documents
+            self._limit = min(self._limit * 2, self.page_size * _MAX_STRETCH, MAX_PAGE)
+        if cut_short and len(found.events) >= self.page_size:
+            self._window = max(self.page_size, self._window // 2)
+        elif not cut_short and 2 * len(found.events) < self.page_size:
+            self._window = min(self._window * 2, self.page_size * _MAX_STRETCH)
+
+
+class _Holes:
+    """How a follower settles holes: every hole's clock starts when the head first passed it
+    (a high-water mark), and ripe holes are abandoned together."""
+
+    def __init__(self, log: EventLog, gap_timeout: float, poll_interval: float) -> None:
+        self._log = log
+        self.gap_timeout = gap_timeout
+        self._poll_interval = poll_interval
+        self.marks = HighWaterMark()
+
+    async def extent(self, after: int, head: LogHead, width: int) -> list[int]:
+        """The positions of a hole that runs on past ``after``, found by positions-only reads
+        of doubling width (a hole of 100,000 positions costs a handful of reads)."""
+        extent: list[int] = []
+        while after < head.position and len(extent) < _MAX_ABANDON:
+            until = min(head.position, after + width)
+            slots = await self._log.read(after, until, event_types=(), every_position=True, limit=1)
+            present = slots.present or frozenset()
+            if present:
+                extent += range(after + 1, min(present))
+                break
+            extent += range(after + 1, until + 1)
+            after, width = until, width * 2
+        return extent[:_MAX_ABANDON]
+
+    async def settle(self, holes: list[int]) -> float | None:
+        """Abandon the holes that have been open ``gap_timeout``; how long to wait before
+        looking again (``None``: at once, a tombstone or an event is there now)."""
+        now = time.monotonic()
+        first_seen = self.marks.since(holes[0])
+        age = now - first_seen if first_seen is not None else 0.0
+        if age < self.gap_timeout:
+            return min(self._poll_interval, self.gap_timeout - age)
+        ripe = [p for p in holes if now - (self.marks.since(p) or now) >= self.gap_timeout]
+        outcome = await self._log.abandon(ripe)
+        if holes[0] in outcome.in_flight:
+            # An open transaction holds it: it commits (we see it) or aborts (we abandon it).
+            return min(self._poll_interval, _BLOCKED_RECHECK)
+        return None
+
+
 class CatchUpSubscription:
     """The log after a position, as an async iterator that catches up and then follows.
 
@@ -146,24 +267,25 @@ class CatchUpSubscription:
         self._start = start
         self.position = 0 if start in ("beginning", "end") else int(start)
         """The last position the subscription is done with (a checkpoint)."""
-        self._event_types = None if event_types is None else check_types(event_types)
-        self._aggregate_types = (
-            None if aggregate_types is None else check_types(aggregate_types, "aggregate type")
+        self._ranges = _Ranges(
+            log,
+            check_page_size(page_size),
+            None if event_types is None else check_types(event_types),
+            None if aggregate_types is None else check_types(aggregate_types, "aggregate type"),
         )
-        self._page_size = check_page_size(page_size)
         self._live = live
         self._wake_mode = wake
         self._poll_interval = float(poll_interval)
-        self._gap_timeout = DEFAULT_GAP_TIMEOUT if gap_timeout is None else float(gap_timeout)
+        self._holes = _Holes(
+            log,
+            DEFAULT_GAP_TIMEOUT if gap_timeout is None else float(gap_timeout),
+            self._poll_interval,
+        )
         self._on_gap = on_gap
         self._remaining = None if max_count is None else check_positive(max_count, "max_count")
         self.gaps: list[int] = []
         """Every permanent gap passed, in order."""
-        self._marks = HighWaterMark()
-        self._window = self._page_size
-        self._limit = self._page_size
         self._wakeups: Wakeups | None = None
-        self._prefetch: _Prefetch | None = None
         self.ready = asyncio.Event()
         """Set once the subscription knows where it starts and, live, has opened what wakes it:
         an event appended from then on reaches it (a readiness signal for callers and tests)."""
@@ -214,7 +336,7 @@ class CatchUpSubscription:
     async def aclose(self) -> None:
         """Stop following: the change stream is closed and the iterator ends."""
         self._closed = True
-        self._cancel_prefetch()
+        self._ranges.cancel()
         if self._wakeups is not None:
             self._wakeups.wake()
             await self._wakeups.__aexit__(None, None, None)  # idempotent
@@ -268,7 +390,7 @@ class CatchUpSubscription:
                     continue
                 if step.batch is not None:
                     self.position = step.batch.position
-                    self._marks.forget_through(self.position)
+                    self._holes.marks.forget_through(self.position)
                     self._report(list(step.batch.gaps))
                     yield step.batch
                     if self._remaining == 0:
@@ -278,7 +400,7 @@ class CatchUpSubscription:
                     head = await self._head()
         finally:
             self._closed = True
-            self._cancel_prefetch()
+            self._ranges.cancel()
             await wakeups.__aexit__(None, None, None)
 
     async def _head(self) -> LogHead:
@@ -291,20 +413,19 @@ class CatchUpSubscription:
                     raise
                 await self._back_off(exc, self._wakeups)
                 continue
-            self._marks.saw(head.position, time.monotonic())
+            self._holes.marks.saw(head.position, time.monotonic())
             return head
 
     async def _step(self, head: LogHead) -> _Step:
         """One read after ``position``: a batch to hand on, and how long to wait, if at all."""
         after = self.position
         settled = head.settles(after, after + 1)
-        until = min(head.position, after + self._window)
-        found = await self._read(after, until, every_position=not settled)
-        present = found.present or frozenset()
-        self._adapt(until, found)
+        found = await self._ranges.read(
+            after, self._ranges.until(after, head), every_position=not settled
+        )
         if settled:
             return self._settled_step(head, after, found)
-        return await self._unsettled_step(head, after, found, present)
+        return await self._unsettled_step(head, after, found)
 
     def _settled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
         """Every position of the slice is settled: hand on what it holds."""
@@ -313,17 +434,16 @@ class CatchUpSubscription:
         if len(events) < len(found.events):  # a full batch, or max_count, cut it short
             done = (events[-1].position or after) if events else after
         gaps: list[int] = []
-        if not self._filtered:  # a restored store's holes, and abandoned positions
+        if not self._ranges.filtered:  # a restored store's holes, and abandoned positions
             held = {e.position for e in events}
             gaps = [p for p in range(after + 1, done + 1) if p not in held]
         if done < head.position:
-            self._read_ahead(done, head)
+            self._ranges.read_ahead(done, head)
         return _Step(Batch(tuple(events), done, tuple(gaps)))
 
-    async def _unsettled_step(
-        self, head: LogHead, after: int, found: LogSlice, present: frozenset[int]
-    ) -> _Step:
+    async def _unsettled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
         """Positions that may still fill: pass a contiguous prefix, abandon ripe holes."""
+        present = found.present or frozenset()
         through = found.through
         prefix = after
         while prefix < through and prefix + 1 in present:
@@ -338,109 +458,21 @@ class CatchUpSubscription:
         )
         if prefix == through or self._remaining == 0:
             if prefix < head.position and self._remaining != 0:
-                self._read_ahead(prefix, head)
+                self._ranges.read_ahead(prefix, head)
             return _Step(batch)
         holes = [p for p in range(prefix + 1, through + 1) if p not in present]
-        if through < head.position and through not in present:
-            holes += await self._hole_extent(through, head)  # a hole wider than the slice
-        return _Step(batch, await self._settle_holes(holes))
-
-    async def _hole_extent(self, after: int, head: LogHead) -> list[int]:
-        """The positions of a hole that runs on past ``after``, found by positions-only reads
-        of doubling width (a hole of 100,000 positions costs a handful of reads)."""
-        extent: list[int] = []
-        width = self._page_size
-        while after < head.position and len(extent) < _MAX_ABANDON:
-            until = min(head.position, after + width)
-            slots = await self._log.read(after, until, event_types=(), every_position=True, limit=1)
-            present = slots.present or frozenset()
-            if present:
-                extent += range(after + 1, min(present))
-                break
-            extent += range(after + 1, until + 1)
-            after, width = until, width * 2
-        return extent[:_MAX_ABANDON]
-
-    async def _settle_holes(self, holes: list[int]) -> float | None:
-        """Abandon the holes that have been open ``gap_timeout``; how long to wait before
-        looking again (``None``: at once, a tombstone or an event is there now)."""
-        now = time.monotonic()
-        first_seen = self._marks.since(holes[0])
-        age = now - first_seen if first_seen is not None else 0.0
-        if age < self._gap_timeout:
-            return min(self._poll_interval, self._gap_timeout - age)
-        ripe = [p for p in holes if now - (self._marks.since(p) or now) >= self._gap_timeout]
-        outcome = await self._log.abandon(ripe)
-        if holes[0] in outcome.in_flight:
-            # An open transaction holds it: it commits (we see it) or aborts (we abandon it).
-            return min(self._poll_interval, _BLOCKED_RECHECK)
-        return None
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    @property
-    def _filtered(self) -> bool:
-        return self._event_types is not None or self._aggregate_types is not None
+        if through < head.position and through not in present:  # a hole wider than the slice
+            holes += await self._holes.extent(through, head, self._ranges.page_size)
+        return _Step(batch, await self._holes.settle(holes))
 
     def _take(self, events: list[StoredEvent]) -> list[StoredEvent]:
         """At most a page of events (a batch), and at most what ``max_count`` leaves."""
-        wanted = (
-            self._page_size if self._remaining is None else min(self._page_size, self._remaining)
-        )
+        page = self._ranges.page_size
+        wanted = page if self._remaining is None else min(page, self._remaining)
         taken = events[:wanted]
         if self._remaining is not None:
             self._remaining -= len(taken)
         return taken
-
-    def _adapt(self, until: int, found: LogSlice) -> None:
-        """Size the next read from this one: a range wide enough, and a document limit high
-        enough, for about a page of events to hand on, whatever holes, tombstones and
-        filtered-out events lie between them. A batch never holds more than a page."""
-        cut_short = found.through < until
-        if 2 * len(found.events) >= self._page_size:
-            self._limit = self._page_size
-        elif cut_short:  # mostly tombstones or skipped events: look at more documents
-            self._limit = min(self._limit * 2, self._page_size * _MAX_STRETCH, MAX_PAGE)
-        if cut_short and len(found.events) >= self._page_size:
-            self._window = max(self._page_size, self._window // 2)
-        elif not cut_short and 2 * len(found.events) < self._page_size:
-            self._window = min(self._window * 2, self._page_size * _MAX_STRETCH)
-
-    async def _read(self, after: int, until: int, *, every_position: bool) -> LogSlice:
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None:
-            if prefetch.key == (after, until, every_position, self._limit):
-                return await prefetch.future
-            _cancel(prefetch)
-        return await self._log.read(
-            after,
-            until,
-            event_types=self._event_types,
-            aggregate_types=self._aggregate_types,
-            every_position=every_position,
-            limit=self._limit,
-        )
-
-    def _read_ahead(self, done: int, head: LogHead) -> None:
-        """Start reading the next range while the consumer handles this one (one in flight)."""
-        settled = head.settles(done, done + 1)
-        until = min(head.position, done + self._window)
-        future = asyncio.ensure_future(
-            self._log.read(
-                done,
-                until,
-                event_types=self._event_types,
-                aggregate_types=self._aggregate_types,
-                every_position=not settled,
-                limit=self._limit,
-            )
-        )
-        self._prefetch = _Prefetch((done, until, not settled, self._limit), future)
-
-    def _cancel_prefetch(self) -> None:
-        prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None:
-            _cancel(prefetch)
 
     def _report(self, gaps: list[int]) -> None:
         if not gaps:
@@ -491,3 +523,73 @@ def _ranges(positions: list[int]) -> str:
         last = p
     runs.append(str(first) if first == last else f"{first}-{last}")
     return ", ".join(runs)
+
+
+class FollowsItsLog:
+    """``read_all`` and ``subscribe`` for any store with a ``log``: what every backend's store
+    offers on top of its :class:`~eventlab.ports.EventLog`, written once."""
+
+    @property
+    def log(self) -> EventLog:
+        raise NotImplementedError
+
+    def read_all(
+        self,
+        after_position: int = 0,
+        *,
+        max_count: int | None = None,
+        event_types: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
+        page_size: int = 1000,
+        gap_timeout: float | None = None,
+    ) -> CatchUpSubscription:
+        """The log after ``after_position`` up to its head, in position order.
+
+        ``async for event in store.read_all(checkpoint): ...``, or ``await
+        store.read_all().to_list()``. Read by bounded ranges, ``page_size`` events at a time,
+        so memory stays flat. It never passes a position that may still commit: a hole is
+        waited for (at most ``gap_timeout`` seconds) and then abandoned, so resuming from the
+        last position it handed out never skips an event on any strategy. It ends at the head
+        as it was when the read started.
+        """
+        return CatchUpSubscription(
+            self.log,
+            start=check_int(after_position, "after_position"),
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            live=False,
+            gap_timeout=gap_timeout,
+            max_count=max_count,
+        )
+
+    def subscribe(
+        self,
+        *,
+        start: Start = "beginning",
+        event_types: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
+        page_size: int = 500,
+        wake: Wake = "auto",
+        poll_interval: float = 0.5,
+        gap_timeout: float | None = None,
+        on_gap: Callable[[list[int]], None] | None = None,
+    ) -> CatchUpSubscription:
+        """A catch-up subscription: the log after ``start`` in ranges, then new events live.
+
+        ``async for event in store.subscribe(): ...``; like :meth:`read_all` it never moves
+        past a position that may still commit, and when it reaches the head it waits for new
+        events instead of ending. For a named checkpoint and a handler,
+        :class:`~eventlab.Subscriber`.
+        """
+        return CatchUpSubscription(
+            self.log,
+            start=start,
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            wake=wake,
+            poll_interval=poll_interval,
+            gap_timeout=gap_timeout,
+            on_gap=on_gap,
+        )

@@ -5,7 +5,6 @@ claim, every later step conditional on it); leases and due times by one clock; p
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +14,7 @@ from typing import Any
 from .._bson import decimals_to_python
 from .._checks import check_id
 from .._errors import ConfigurationError, DuplicateMessageError
+from .._retry import retry_delay
 from ..ports import OutboxLag, OutboxMessage, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 
@@ -205,8 +205,7 @@ class MemoryOutboxStore:
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
-        raw = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
-        return float(raw * random.uniform(0.75, 1.25))
+        return retry_delay(attempts, self.backoff_base, self.backoff_max)
 
     # -- inspection --------------------------------------------------------------------------
 

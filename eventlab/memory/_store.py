@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -21,7 +21,7 @@ from .._bson import encoded_size
 from .._checks import check_aggregate_id, check_int, check_page_size, check_positive
 from .._domain import DomainEvent, utc_now
 from .._event_codec import from_document
-from .._follow import CatchUpSubscription, Start, Wake
+from .._follow import FollowsItsLog
 from .._records import ExpectedVersion, StoredEvent
 from .._registry import EventRegistry, UnknownPolicy
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy, UnitOfWork
@@ -29,7 +29,7 @@ from ._backend import MemoryBackend
 from ._database import MemoryDatabase, MemoryTransaction
 
 
-class MemoryEventStore:
+class MemoryEventStore(FollowsItsLog):
     """An :class:`~eventlab.ports.EventStore` in memory, for fast tests of command handlers,
     aggregates and projections: optimistic concurrency, contiguous positions in commit order,
     idempotent appends by event id, subscriptions woken by appends.
@@ -215,54 +215,6 @@ class MemoryEventStore:
 
     async def count(self) -> int:
         return len(self._db.values(self._log.tables.events))
-
-    def read_all(
-        self,
-        after_position: int = 0,
-        *,
-        max_count: int | None = None,
-        event_types: Iterable[str] | None = None,
-        aggregate_types: Iterable[str] | None = None,
-        page_size: int = 1000,
-        gap_timeout: float | None = None,
-    ) -> CatchUpSubscription:
-        """The log after ``after_position`` up to its head (see
-        :meth:`eventlab.MongoEventStore.read_all`)."""
-        return CatchUpSubscription(
-            self._log,
-            start=check_int(after_position, "after_position"),
-            event_types=event_types,
-            aggregate_types=aggregate_types,
-            page_size=page_size,
-            live=False,
-            gap_timeout=gap_timeout,
-            max_count=max_count,
-        )
-
-    def subscribe(
-        self,
-        *,
-        start: Start = "beginning",
-        event_types: Iterable[str] | None = None,
-        aggregate_types: Iterable[str] | None = None,
-        page_size: int = 500,
-        wake: Wake = "auto",
-        poll_interval: float = 0.5,
-        gap_timeout: float | None = None,
-        on_gap: Callable[[list[int]], None] | None = None,
-    ) -> CatchUpSubscription:
-        """The log, then new events live (see :meth:`eventlab.MongoEventStore.subscribe`)."""
-        return CatchUpSubscription(
-            self._log,
-            start=start,
-            event_types=event_types,
-            aggregate_types=aggregate_types,
-            page_size=page_size,
-            wake=wake,
-            poll_interval=poll_interval,
-            gap_timeout=gap_timeout,
-            on_gap=on_gap,
-        )
 
 
 class _Tables:
