@@ -214,6 +214,21 @@ class SnapshotContract(_Needs):
         assert stored is not None and (stored.version, stored.state) == (9, {"total": 9})
         assert await snapshots.delete(aggregate) and await snapshots.get(aggregate) is None
 
+    async def test_a_snapshot_in_a_failed_unit_of_work_is_not_kept(
+        self, contract_store: EventStore
+    ) -> None:
+        snapshots = contract_store.backend.snapshots()
+        aggregate = unique("order")
+
+        async def failing(uow: UnitOfWork) -> None:
+            assert await snapshots.save(Snapshot(aggregate, "Order", 2, 1, {"n": 2}), uow=uow)
+            assert (await snapshots.get(aggregate, uow=uow)) is not None, "seen inside"
+            raise RuntimeError("the command failed")
+
+        with pytest.raises(RuntimeError):
+            await contract_store.backend.run(failing)
+        assert await snapshots.get(aggregate) is None
+
     async def test_hostile_snapshots_are_typed_errors(self, contract_store: EventStore) -> None:
         snapshots = contract_store.backend.snapshots()
         for fields in (

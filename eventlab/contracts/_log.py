@@ -111,6 +111,31 @@ class EventLogContract(_Needs):
         with pytest.raises(EventlabError):
             await contract_store.log.abandon([0])
 
+    async def test_the_head_covers_every_committed_append(self, contract_store: EventStore) -> None:
+        before = await _head(contract_store)
+        sid = unique()
+        for version in (1, 2, 3):
+            (stored,) = await contract_store.append(
+                sid, [contract_event(sid, version)], version - 1
+            )
+            head = await _head(contract_store)
+            assert head >= (stored.position or 0) > before
+            before = head
+
+    async def test_wakeups_wake_on_appends_and_on_demand(self, contract_store: EventStore) -> None:
+        async with contract_store.log.wakeups() as wakeups:
+            wakeups.wake()
+            await asyncio.wait_for(wakeups.wait(3600), 30)  # a wake is not lost before a wait
+            if wakeups.watching:  # appends wake it; otherwise its caller polls
+                waiting = asyncio.ensure_future(wakeups.wait(3600))
+                sid = unique()
+                await contract_store.append(sid, [contract_event(sid)], 0)
+                await asyncio.wait_for(waiting, 30)
+            waiting = asyncio.ensure_future(wakeups.wait(3600))
+            await asyncio.sleep(0)  # let it start waiting before it is woken
+            wakeups.wake()
+            await asyncio.wait_for(waiting, 30)
+
 
 class SubscriptionContract(_Needs):
     """A subscription catches up, then hands out new events as they are appended, in order."""
@@ -161,3 +186,65 @@ class SubscriptionContract(_Needs):
             await subscription.to_list()
         with pytest.raises(SubscriptionError):
             await CatchUpSubscription(contract_store.log).to_list()  # live: never ends
+
+    async def test_parallel_writers_followed_live_none_skipped_or_repeated(
+        self, contract_store: EventStore
+    ) -> None:
+        start = await _head(contract_store)
+        subscription = CatchUpSubscription(contract_store.log, start=start, poll_interval=0.05)
+        expected: set[str] = set()
+        seen: list[StoredEvent] = []
+
+        async def write(writer: int) -> None:
+            sid = unique(f"writer{writer}")
+            for version in range(1, 6):
+                (stored,) = await contract_store.append(
+                    sid, [contract_event(sid, version)], version - 1
+                )
+                expected.add(str(stored.event_id))
+
+        async def follow() -> None:
+            async for event in subscription:
+                seen.append(event)
+                if len(seen) == 40:
+                    return
+
+        following = asyncio.create_task(follow())
+        await asyncio.gather(*(write(w) for w in range(8)))
+        await asyncio.wait_for(following, 60)
+        await subscription.aclose()
+        positions = [e.position or 0 for e in seen]
+        assert positions == sorted(positions) and len(set(positions)) == 40, "in order, once"
+        assert {str(e.event_id) for e in seen} == expected, "every committed event, no other"
+
+    async def test_a_live_filter_hands_out_only_what_it_selects(
+        self, contract_store: EventStore
+    ) -> None:
+        start = await _head(contract_store)
+        subscription = CatchUpSubscription(
+            contract_store.log, start=start, event_types=["ContractPicked"], poll_interval=0.05
+        )
+        picked: list[str] = []
+        sid = unique()
+
+        async def follow() -> None:
+            async for event in subscription:
+                picked.append(event.event_type)
+                if len(picked) == 2:
+                    return
+
+        following = asyncio.create_task(follow())
+        await contract_store.append(
+            sid,
+            [
+                contract_event(sid, 1),
+                contract_event(sid, 2, "ContractPicked"),
+                contract_event(sid, 3),
+                contract_event(sid, 4, "ContractPicked"),
+            ],
+            0,
+        )
+        await asyncio.wait_for(following, 30)
+        assert picked == ["ContractPicked", "ContractPicked"]
+        assert subscription.position == (await contract_store.read_stream(sid))[3].position
+        await subscription.aclose()

@@ -3,6 +3,7 @@ handed out by fenced claims, retried then dead, one message of a key at a time w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from .._errors import ConfigurationError, DuplicateMessageError, SerializationError
 from ..ports import EventStore, OutboxMessage, OutboxStore, UnitOfWork
-from ._support import unique
+from ._support import contract_event, unique
 
 OutboxFactory = Callable[..., OutboxStore]
 """``make_outbox(ordered=False, max_attempts=5, backoff_base=...)``: an empty outbox."""
@@ -110,3 +111,48 @@ class OutboxContract:
         await outbox.claim("a", limit=2, lease=30)
         lag = await outbox.lag()
         assert (lag.due, lag.in_flight) == (1, 2)
+
+    async def test_parallel_claimers_never_share_a_message(
+        self, make_outbox: OutboxFactory
+    ) -> None:
+        outbox = make_outbox()
+        await outbox.save_messages([message(n) for n in range(24)])
+        ids: list[str] = []
+        for _ in range(24):  # a claimer that loses a race gets fewer, never a shared message
+            claims = await asyncio.gather(
+                *(outbox.claim(f"relay-{r}", limit=5, lease=30) for r in range(6))
+            )
+            ids += [m.message_id for claim in claims for m in claim]
+            if len(ids) >= 24:
+                break
+        assert len(ids) == len(set(ids)) == 24, "each message to one claimer"
+
+    async def test_messages_commit_with_the_events_of_their_unit_of_work(
+        self, contract_store: EventStore, make_outbox: OutboxFactory
+    ) -> None:
+        outbox = make_outbox()
+        sid = unique()
+
+        async def both(uow: UnitOfWork) -> None:
+            (stored,) = await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
+            await outbox.save_messages([OutboxMessage.from_stored_event(stored)], uow=uow)
+
+        await contract_store.backend.run(both)
+        (stored,) = await contract_store.read_stream(sid)
+        saved = await outbox.get(str(stored.event_id))
+        assert saved is not None and (saved.ordering_key, saved.sequence) == (sid, 1)
+
+    async def test_a_message_reads_back_as_saved(self, make_outbox: OutboxFactory) -> None:
+        outbox = make_outbox()
+        sent = OutboxMessage(
+            message_id="m-00001",
+            event_type="Thing",
+            payload={"amount": "19.99", "items": [1, 2]},
+            ordering_key="k",
+            headers={"traceparent": "00-abc-def-01"},
+        )
+        await outbox.save_messages([sent])
+        saved = await outbox.get("m-00001")
+        assert saved is not None and saved.content() == sent.content()
+        assert (saved.status, saved.retry_count, saved.claim_token) == ("pending", 0, None)
+        assert await outbox.get("m-99999") is None

@@ -107,3 +107,19 @@ class ProjectionContract(_Needs):
         assert len(errors) == 1 and isinstance(errors[0], RebuildInProgressError), outcomes
         assert (await first.status()).generation == 2
         assert _rows(await second.rows()) == await _replayed(contract_store)
+
+    async def test_status_reports_what_the_read_model_lacks(
+        self, contract_store: EventStore
+    ) -> None:
+        await _orders(contract_store, 4)
+        projector = Projector(contract_store, OrderTotals())
+        await projector.run_until_caught_up()
+        assert (await projector.status()).behind == 0
+        head = (await contract_store.log.head()).position
+        await _orders(contract_store, 3, seed=9)
+        moved = (await contract_store.log.head()).position - head
+        status = await projector.status()
+        assert status.behind == moved > 0 and status.seconds_behind >= 0
+        assert status.rows == 4, "nothing applied before the projector runs"
+        await projector.run_until_caught_up()
+        assert ((await projector.status()).behind, (await projector.status()).rows) == (0, 7)

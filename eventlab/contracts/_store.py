@@ -169,6 +169,26 @@ class AppendContract(_Needs):
                 await contract_store.append(sid, [contract_event(sid)], bad)  # type: ignore[arg-type]
         assert await contract_store.read_stream(sid) == []
 
+    async def test_metadata_is_stored_with_every_event_of_an_append(
+        self, contract_store: EventStore
+    ) -> None:
+        sid = unique()
+        metadata = {"correlation_id": unique("corr"), "user": "ada"}
+        stored = await contract_store.append(
+            sid, [contract_event(sid), contract_event(sid)], 0, metadata=metadata
+        )
+        assert [e.metadata for e in stored] == [metadata, metadata]
+        read = await contract_store.read_stream(sid)
+        assert [e.metadata for e in read] == [metadata, metadata]
+
+    async def test_the_count_grows_by_what_is_appended(self, contract_store: EventStore) -> None:
+        before = await contract_store.count()
+        sid = unique()
+        assert await contract_store.append(sid, [], 0) == [], "an empty append writes nothing"
+        assert await contract_store.count() == before
+        await contract_store.append(sid, [contract_event(sid) for _ in range(3)], 0)
+        assert await contract_store.count() == before + 3
+
 
 class StreamReaderContract(_Needs):
     """A stream reads in version order, forwards or backwards, bounded as asked."""
@@ -206,6 +226,17 @@ class StreamReaderContract(_Needs):
                 await contract_store.read_stream(sid, **kwargs)
         with pytest.raises(EventlabError):
             await contract_store.read_stream({"$ne": None})  # type: ignore[call-overload]
+
+    async def test_interleaved_streams_read_apart(self, contract_store: EventStore) -> None:
+        a, b = unique(), unique()
+        for version in (1, 2, 3):
+            await contract_store.append(a, [contract_event(a, version)], version - 1)
+            if version < 3:
+                await contract_store.append(b, [contract_event(b, version)], version - 1)
+        read_a, read_b = await contract_store.read_stream(a), await contract_store.read_stream(b)
+        assert [(e.aggregate_id, e.version) for e in read_a] == [(a, 1), (a, 2), (a, 3)]
+        assert [(e.aggregate_id, e.version) for e in read_b] == [(b, 1), (b, 2)]
+        assert [e.payload["n"] for e in read_a] == [1, 2, 3]
 
 
 class UnitOfWorkContract(_Needs):
