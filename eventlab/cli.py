@@ -6,27 +6,32 @@ Failures print one clear line and exit non-zero; no tracebacks for expected erro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from ._connection import URI_ENV_VAR, MongoConnectionManager
-from ._errors import ConcurrencyError, EventlabError
+from ._cli_support import (
+    changes_line,
+    check_plot_path,
+    connection,
+    count_of,
+    fail,
+    run_command,
+    save_figure,
+)
+from ._connection import URI_ENV_VAR
+from ._errors import EventlabError
 from ._event_store import MongoEventStore
 from ._projector import Projector
-from ._serve import DEFAULT_STORAGE, SERVE_FILE, running_serve
+from ._serve import DEFAULT_STORAGE, SERVE_FILE
 from .embedded import EmbeddedMongo
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="eventlab: an event-sourcing workbench on MongoDB.",
@@ -58,9 +63,6 @@ def main() -> None:
     app()
 
 
-_OPTIONS = {"debug": False}
-
-
 @app.callback()
 def _global_options(
     debug: Annotated[
@@ -68,266 +70,19 @@ def _global_options(
     ] = False,
 ) -> None:
     """eventlab: an event-sourcing workbench on MongoDB."""
-    _OPTIONS["debug"] = debug
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
-
-
-def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a command: its errors become one line and exit code 1 (``--debug``: the traceback).
-
-    eventlab's typed errors and file errors are expected misuse and say what went wrong; any
-    other exception is a bug, reported as such instead of a 100-line traceback.
-    """
-    try:
-        return asyncio.run(coro_factory())  # type: ignore[arg-type]
-    except (typer.Exit, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if _OPTIONS["debug"]:
-            raise
-        if isinstance(exc, EventlabError | OSError):
-            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        _fail(
-            f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            "(a bug: rerun with --debug for the traceback and report it)"
-        )
-
-
-_PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
-
-
-@contextlib.asynccontextmanager
-async def _connection(
-    uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
-) -> AsyncIterator[MongoConnectionManager]:
-    """Connect to ``uri``. Without one, commands whose data must outlive them use the running
-    ``eventlab serve`` (found in ``.eventlab/serve.json``) or start the embedded server on
-    ``./.eventlab/data`` for their duration; the others start a temporary one."""
-    async with contextlib.AsyncExitStack() as stack:
-        if not uri and persistent:
-            uri = running_serve()
-            if uri and announce:
-                typer.echo(f"Using the server of `eventlab serve` at {uri}")
-        if not uri:
-            if announce:
-                typer.echo("Starting an embedded server (SecantusDB on 127.0.0.1)...")
-            server = EmbeddedMongo(storage_path=DEFAULT_STORAGE if persistent else None)
-            try:
-                await stack.enter_async_context(server)
-            except EventlabError as exc:
-                hint = (
-                    f" (is another process using {DEFAULT_STORAGE}? then pass its --uri)"
-                    if persistent
-                    else ""
-                )
-                raise EventlabError(f"{str(exc).splitlines()[0]}{hint}") from exc
-            uri = server.uri
-        conn = await stack.enter_async_context(MongoConnectionManager(uri, database=database))
-        if announce:
-            info = conn.info
-            typer.echo(
-                f"Connected to {conn.display_uri} ({info.kind}, server {info.server_version})"
-            )
-        yield conn
 
 
 @app.command()
 def tour(
+    context: typer.Context,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab_tour",
     reports: Annotated[Path, typer.Option(help="Where the plots go.")] = Path("reports"),
 ) -> None:
     """Walk through eventlab end to end on sample data (the README's main command)."""
-    _run(lambda: _tour(uri, database, reports))
+    from ._tour import run_tour
 
-
-async def _tour(uri: str | None, database: str, reports: Path) -> None:
-    from .samples import Order, chat_registry, order_registry
-    from .samples.datasets import anomalies_dataset, chat_dataset, orders_dataset
-    from .workbench import events_frame, find_gaps, read_frame, replay
-
-    async with _connection(uri, database) as conn:
-        await conn.client.drop_database(database)
-        registry = chat_registry(order_registry())
-        store = MongoEventStore(conn, registry=registry)
-        migrated = await store.migrate()
-        typer.echo(f"Migrations applied: {', '.join(migrated.applied) or 'none needed'}")
-        typer.echo(
-            f"Position strategy: {store.position_strategy} (how an event gets its place in the "
-            "global order: taken inside the append's transaction, so positions are dense and "
-            "visible in commit order; docs/positions.md)\n"
-        )
-
-        typer.secho("1. Loading the sample datasets (orders and chat & tasks)", bold=True)
-        started = time.perf_counter()
-        samples = orders_dataset() + chat_dataset()
-        samples.sort(key=lambda e: e.recorded_at)  # type: ignore[arg-type,return-value]
-        samples = [replace(e, position=i) for i, e in enumerate(samples, start=1)]
-        restored = await store.restore(samples)
-        typer.echo(f"   {restored:,} events restored in {time.perf_counter() - started:.1f}s\n")
-
-        typer.secho("2. Stream statistics (events_frame → pandas)", bold=True)
-        frame = await read_frame(store)
-        per_type = frame.groupby(["aggregate_type", "event_type"], observed=True).size()
-        for (kind, name), count in zip(per_type.index.tolist(), per_type.tolist(), strict=True):
-            typer.echo(f"   {kind:<6} {name:<20} {count:>6,}")
-        streams = frame.groupby("aggregate_id").size()
-        typer.echo(
-            f"   {len(frame):,} events in {len(streams):,} streams; "
-            f"events per stream: median {streams.median():.0f}, max {streams.max()}\n"
-        )
-
-        typer.secho("3. Rebuilding one order step by step (replay)", bold=True)
-        order_id = "order-00001"
-        trace = replay(Order, await store.read_stream(order_id), registry=registry)
-        for step in trace.steps:
-            typer.echo(f"   v{step.version} {step.event_type:<15} {_changes(step.changes)}")
-        final = trace.at_version(trace.steps[-1].version)
-        typer.echo(
-            f"   -> {final.status}, {_count(final.lines, 'line')}, "
-            f"total {final.total} {final.currency}\n"
-        )
-
-        typer.secho("4. Optimistic concurrency: 16 writers, one expected version", bold=True)
-        version = await store.get_current_version(order_id)
-        winners, conflicts = await _race(store, order_id, version, writers=16)
-        typer.echo(
-            f"   {winners} writer stored its event, {conflicts} got ConcurrencyError; "
-            f"stream is now at v{await store.get_current_version(order_id)}\n"
-        )
-
-        typer.secho("5. Gap report on the anomalies dataset", bold=True)
-        anomalies, _ = anomalies_dataset()
-        anomaly_frame = events_frame(anomalies)
-        report = find_gaps(anomaly_frame)
-        for name, count in report.summary().items():
-            typer.echo(f"   {name:<26} {count:>5}")
-        clean = find_gaps(frame)
-        typer.echo(f"   (the store itself: {'no anomalies' if clean.clean else clean.summary()})\n")
-
-        typer.secho("6. Projections: read models that follow the log", bold=True)
-        from .samples import SAMPLE_PROJECTIONS
-
-        for projection_class in SAMPLE_PROJECTIONS.values():
-            projector = Projector(store, projection_class())
-            before = await projector.status()
-            started = time.perf_counter()
-            await projector.run_until_caught_up()
-            status = await projector.status()
-            typer.echo(
-                f"   {status.name:<13} {status.rows:>5,} rows, {before.behind:,} positions "
-                f"caught up in {time.perf_counter() - started:.1f}s (lag now {status.behind})"
-            )
-        totals = await Projector(store, SAMPLE_PROJECTIONS["order_totals"]()).frame()
-        revenue = totals[totals.status == "shipped"].groupby("currency").total.sum()
-        typer.echo(
-            "   shipped revenue: "
-            + ", ".join(f"{amount:,.2f} {currency}" for currency, amount in revenue.items())
-        )
-        tasks = await Projector(store, SAMPLE_PROJECTIONS["open_tasks"]()).frame()
-        open_tasks = tasks[tasks.open.astype(bool)]
-        typer.echo(
-            f"   open tasks: {len(open_tasks)}, over {open_tasks.assignee.nunique()} assignees\n"
-        )
-
-        typer.secho("7. Plots", bold=True)
-        reports.mkdir(parents=True, exist_ok=True)
-        written = [
-            _save(report.plot(anomaly_frame), reports / "gaps.png"),
-            _save(_timeline(frame), reports / "timeline.png"),
-        ]
-        for path in written:
-            typer.echo(f"   wrote {path}")
-        typer.echo("")
-
-        typer.secho("Where to go next", bold=True)
-        typer.echo("   notebooks/01_explore_streams.ipynb   the same, interactively")
-        typer.echo(
-            "   docs/positions.md                    why positions are taken in the transaction"
-        )
-        typer.echo("   eventlab serve / import / stats      a persistent store of your own")
-        typer.echo("   eventlab projections / rebuild NAME  read models: status, lag, rebuild")
-        typer.echo("   uv run pytest                        the test suite, on this same server")
-
-
-async def _race(
-    store: MongoEventStore, aggregate_id: str, version: int, writers: int
-) -> tuple[int, int]:
-    from .samples.orders import OrderCancelled
-
-    async def attempt(i: int) -> bool:
-        try:
-            await store.append(
-                aggregate_id, [OrderCancelled(reason=f"writer {i}")], expected_version=version
-            )
-            return True
-        except ConcurrencyError:
-            return False
-
-    results = await asyncio.gather(*(attempt(i) for i in range(writers)))
-    return sum(results), len(results) - sum(results)
-
-
-def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
-    from .workbench._display import show_value
-
-    return ", ".join(
-        f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
-    )
-
-
-def _check_plot_path(path: Path) -> None:
-    """Refuse a plot path before any work is done: an image format, in a directory that is."""
-    from matplotlib.figure import Figure
-
-    formats = Figure().canvas.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        usable = sorted(k for k in formats if k in _PLOT_FORMATS)
-        raise EventlabError(
-            f"cannot write a plot to {path}: {path.suffix or 'no extension'} is not an image "
-            f"format; use one of .{', .'.join(usable)}"
-        )
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory {path.parent} does not exist (no plot written)")
-
-
-def _save(figure: Any, path: Path) -> Path:
-    _check_plot_path(path)
-    figure.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return path
-
-
-def _timeline(frame: Any) -> Any:
-    import matplotlib.pyplot as plt
-
-    from .workbench._gaps import readable_dates
-
-    fig, ax = plt.subplots(figsize=(11, 4))
-    # Resampled per type: each line covers its own type's span (zero within it where an hour
-    # had no event), and stops where its data stops instead of running on as zeros.
-    hourly = (
-        frame.set_index("recorded_at")
-        .groupby("aggregate_type", observed=True)
-        .resample("1h")
-        .size()
-        .unstack(0)
-    )
-    for name in hourly.columns:
-        ax.plot(hourly.index, hourly[name], label=str(name), drawstyle="steps-post")
-    readable_dates(ax.xaxis)
-    ax.set_title("Events recorded per hour, by aggregate type")
-    ax.set_xlabel("recorded at (UTC)")
-    ax.set_ylabel("events per hour")
-    ax.legend(title="aggregate type")
-    fig.tight_layout()
-    return fig
+    run_command(context, lambda: run_tour(uri, database, reports))
 
 
 @app.command()
@@ -344,15 +99,14 @@ def serve(
 ) -> None:
     """Run the embedded server in the foreground until Ctrl-C."""
     if not 0 <= port <= 65535:
-        _fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
+        fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
     server = EmbeddedMongo(
         storage_path=storage, port=port or None, enable_test_commands=test_commands
     )
     try:
         server.start()
     except EventlabError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
+        fail(str(exc))
     assert server.storage_path is not None
     record = {"uri": server.uri, "pid": os.getpid(), "storage": str(storage.resolve())}
     if storage.resolve() == DEFAULT_STORAGE.resolve():
@@ -384,6 +138,7 @@ def serve(
 
 @app.command()
 def migrate(
+    context: typer.Context,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     events_collection: Annotated[str, typer.Option(help="Events collection.")] = "domain_events",
@@ -398,7 +153,7 @@ def migrate(
     """Apply the event store's index migrations (idempotent)."""
 
     async def run() -> None:
-        async with _connection(uri, database, announce=False) as conn:
+        async with connection(uri, database, announce=False) as conn:
             store = MongoEventStore(conn, events_collection=events_collection, auto_migrate=False)
             result = await store.migrate(query_indexes=query_indexes)
             for migration_id in result.applied:
@@ -406,7 +161,7 @@ def migrate(
             for migration_id in result.already_applied:
                 typer.echo(f"present  {migration_id}")
 
-    _run(run)
+    run_command(context, run)
 
 
 PathArgument = Annotated[Path, typer.Argument(help="A JSON Lines file of events.")]
@@ -414,6 +169,7 @@ PathArgument = Annotated[Path, typer.Argument(help="A JSON Lines file of events.
 
 @app.command("import")
 def import_events(
+    context: typer.Context,
     file: PathArgument,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
@@ -436,7 +192,7 @@ def import_events(
                 f"{file}: refusing to import a file that breaks stream invariants "
                 f"({report.summary()}); examine it with `eventlab gaps --file {file}`"
             )
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             if preserve_positions:
                 stored = await store.count()
@@ -451,15 +207,11 @@ def import_events(
                 return
             written, skipped = await _append_in_order(store, events)
             typer.echo(
-                f"imported {_count(written, 'new event')} from {file}, "
-                f"skipped {_count(skipped, 'event')} already stored"
+                f"imported {count_of(written, 'new event')} from {file}, "
+                f"skipped {count_of(skipped, 'event')} already stored"
             )
 
-    _run(run)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+    run_command(context, run)
 
 
 async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[int, int]:
@@ -501,6 +253,7 @@ async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[i
 
 @app.command("export")
 def export_events(
+    context: typer.Context,
     file: PathArgument,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
@@ -514,7 +267,7 @@ def export_events(
     async def run() -> None:
         if not file.parent.is_dir():
             raise FileNotFoundError(f"directory {file.parent} does not exist (nothing exported)")
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
             events = []
@@ -525,11 +278,12 @@ def export_events(
             written = dump_jsonl(events, file)
             typer.echo(f"exported {written:,} events to {file}")
 
-    _run(run)
+    run_command(context, run)
 
 
 @app.command()
 def stats(
+    context: typer.Context,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     events_collection: CollectionOption = "domain_events",
@@ -537,7 +291,7 @@ def stats(
     """Events, streams and types in a store."""
 
     async def run() -> None:
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
             if total == 0:
@@ -562,11 +316,12 @@ def stats(
                 f"positions {first[0].position}..{last['position']}: {span - total:,} missing"
             )
 
-    _run(run)
+    run_command(context, run)
 
 
 @app.command()
 def gaps(
+    context: typer.Context,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     file: Annotated[Path | None, typer.Option(help="Examine a JSON Lines file instead.")] = None,
@@ -578,11 +333,11 @@ def gaps(
 
     async def run() -> None:
         if plot is not None:
-            _check_plot_path(plot)
+            check_plot_path(plot)
         if file is not None:
             frame = events_frame(load_jsonl(file))
         else:
-            async with _connection(uri, database, announce=False, persistent=True) as conn:
+            async with connection(uri, database, announce=False, persistent=True) as conn:
                 frame = await read_frame(MongoEventStore(conn, events_collection=events_collection))
         report = find_gaps(frame)
         for name, count in report.summary().items():
@@ -598,20 +353,22 @@ def gaps(
                 typer.echo(f"\n{title}:\n{table.head(20).to_string(index=False)}")
         if plot is not None:
             plot.parent.mkdir(parents=True, exist_ok=True)
-            _save(report.plot(frame), plot)
+            save_figure(report.plot(frame), plot)
             typer.echo(f"\nwrote {plot}")
 
-    _run(run)
+    run_command(context, run)
 
 
 @app.command()
-def projections(uri: UriOption = None, database: DatabaseOption = "eventlab") -> None:
+def projections(
+    context: typer.Context, uri: UriOption = None, database: DatabaseOption = "eventlab"
+) -> None:
     """The sample projections' read models: generation, checkpoint, lag, rows."""
 
     async def run() -> None:
         from .samples import SAMPLE_PROJECTIONS
 
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             typer.echo(
                 f"{'projection':<14} {'version':>7} {'gen':>4} {'position':>9} {'behind':>7} "
@@ -625,11 +382,12 @@ def projections(uri: UriOption = None, database: DatabaseOption = "eventlab") ->
                     f"{s.behind:>7,} {s.seconds_behind:>8.1f} {s.rows:>7,}{stale}"
                 )
 
-    _run(run)
+    run_command(context, run)
 
 
 @app.command()
 def rebuild(
+    context: typer.Context,
     name: Annotated[str, typer.Argument(help="A sample projection: order_totals, open_tasks.")],
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
@@ -643,7 +401,7 @@ def rebuild(
             raise EventlabError(
                 f"no projection named {name!r}; known: {', '.join(sorted(SAMPLE_PROJECTIONS))}"
             )
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             started = time.perf_counter()
             status = await Projector(store, SAMPLE_PROJECTIONS[name]()).rebuild()
@@ -652,11 +410,12 @@ def rebuild(
                 f"at position {status.position:,} in {time.perf_counter() - started:.1f}s"
             )
 
-    _run(run)
+    run_command(context, run)
 
 
 @app.command("replay")
 def replay_command(
+    context: typer.Context,
     aggregate_id: Annotated[str, typer.Argument(help="The stream to rebuild.")],
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
@@ -668,7 +427,7 @@ def replay_command(
     classes = {"Order": Order, "Chat": Chat}
 
     async def run() -> None:
-        async with _connection(uri, database, announce=False, persistent=True) as conn:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
             events = await store.read_stream(aggregate_id)
         if not events:
@@ -679,9 +438,11 @@ def replay_command(
         trace = replay(classes[kind], events, registry=chat_registry(order_registry()))
         for step in trace.steps:
             marker = f"  ERROR {step.error}" if step.error else ""
-            typer.echo(f"v{step.version:<3} {step.event_type:<20} {_changes(step.changes)}{marker}")
+            typer.echo(
+                f"v{step.version:<3} {step.event_type:<20} {changes_line(step.changes)}{marker}"
+            )
 
-    _run(run)
+    run_command(context, run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from ._display import register_html_tables
 from ._frames import events_frame, frame_of, read_frame
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
+from ._plots import plot_timeline
 from ._projection_replay import (
     ProjectionStep,
     ProjectionTrace,
@@ -34,6 +35,7 @@ __all__ = [
     "frame_of",
     "iter_jsonl",
     "load_jsonl",
+    "plot_timeline",
     "read_frame",
     "replay",
     "replay_projection",

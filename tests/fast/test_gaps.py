@@ -12,7 +12,7 @@ from eventlab.samples import Order, generate_orders, order_registry
 from eventlab.samples.datasets import anomalies_dataset, write_datasets
 from eventlab.workbench import events_frame, find_gaps, load_jsonl, replay
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def test_planted_anomalies_are_found_exactly() -> None:

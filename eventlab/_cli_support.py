@@ -1,0 +1,120 @@
+"""What the ``eventlab`` commands share: the connection they open, how an error becomes one
+line, and the plots they write."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from ._connection import MongoConnectionManager
+from ._errors import EventlabError
+from ._serve import DEFAULT_STORAGE, running_serve
+from .embedded import EmbeddedMongo
+
+T = TypeVar("T")
+
+_PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
+
+
+def fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a command: its errors become one line and exit code 1 (``--debug``: the traceback).
+
+    eventlab's typed errors and file errors are expected misuse and say what went wrong; any
+    other exception is a bug, reported as such instead of a 100-line traceback.
+    ``context``: the command's, whose root holds ``eventlab --debug``.
+    """
+    try:
+        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if context.find_root().params.get("debug"):
+            raise
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        if isinstance(exc, EventlabError | OSError):
+            fail(first_line or type(exc).__name__)
+        fail(
+            f"unexpected {type(exc).__name__}: {first_line} "
+            "(a bug: rerun with --debug for the traceback and report it)"
+        )
+
+
+@contextlib.asynccontextmanager
+async def connection(
+    uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
+) -> AsyncIterator[MongoConnectionManager]:
+    """Connect to ``uri``. Without one, commands whose data must outlive them use the running
+    ``eventlab serve`` (found in ``.eventlab/serve.json``) or start the embedded server on
+    ``./.eventlab/data`` for their duration; the others start a temporary one."""
+    async with contextlib.AsyncExitStack() as stack:
+        if not uri and persistent:
+            uri = running_serve()
+            if uri and announce:
+                typer.echo(f"Using the server of `eventlab serve` at {uri}")
+        if not uri:
+            if announce:
+                typer.echo("Starting an embedded server (SecantusDB on 127.0.0.1)...")
+            server = EmbeddedMongo(storage_path=DEFAULT_STORAGE if persistent else None)
+            try:
+                await stack.enter_async_context(server)
+            except EventlabError as exc:
+                hint = (
+                    f" (is another process using {DEFAULT_STORAGE}? then pass its --uri)"
+                    if persistent
+                    else ""
+                )
+                raise EventlabError(f"{str(exc).splitlines()[0]}{hint}") from exc
+            uri = server.uri
+        conn = await stack.enter_async_context(MongoConnectionManager(uri, database=database))
+        if announce:
+            info = conn.info
+            typer.echo(
+                f"Connected to {conn.display_uri} ({info.kind}, server {info.server_version})"
+            )
+        yield conn
+
+
+def count_of(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def changes_line(changes: dict[str, tuple[Any, Any]]) -> str:
+    from .workbench._display import show_value
+
+    return ", ".join(
+        f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
+    )
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot path before any work is done: an image format, in a directory that is."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        usable = sorted(k for k in formats if k in _PLOT_FORMATS)
+        raise EventlabError(
+            f"cannot write a plot to {path}: {path.suffix or 'no extension'} is not an image "
+            f"format; use one of .{', .'.join(usable)}"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory {path.parent} does not exist (no plot written)")
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    check_plot_path(path)
+    figure.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from eventlab import ConfigurationError, StoredEvent
+from eventlab.samples import Chat, chat_registry, generate_chats, generate_orders, order_registry
+from eventlab.workbench import (
+    DataFormatError,
+    dump_jsonl,
+    events_frame,
+    events_from_frame,
+    load_jsonl,
+)
+
+
+def sample_events() -> list[StoredEvent]:
+    registry = order_registry()
+    events: list[StoredEvent] = []
+    position = 0
+    for order in generate_orders(5):
+        for version, event in enumerate(order.pending_events, start=1):
+            position += 1
+            stored = registry.to_stored(
+                event,
+                aggregate_id=order.id,
+                aggregate_type="Order",
+                version=version,
+                metadata={"correlation_id": f"c-{order.id}"},
+            )
+            events.append(stored.with_position(position, stored.occurred_at))
+    return events
+
+
+def _event(payload: dict[str, object], position: int = 1) -> StoredEvent:
+    return StoredEvent(
+        event_id=uuid.uuid4(),
+        event_type="T",
+        aggregate_id=f"s-{position}",
+        aggregate_type="A",
+        version=1,
+        payload=payload,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        position=position,
+    )
+
+
+def test_frame_dtypes_and_flattening() -> None:
+    events = sample_events()
+    frame = events_frame(events)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == len(events)
+    assert str(frame["position"].dtype) == "Int64" and str(frame["version"].dtype) == "Int64"
+    assert isinstance(frame["event_type"].dtype, pd.CategoricalDtype)
+    assert isinstance(frame["aggregate_type"].dtype, pd.CategoricalDtype)
+    assert str(frame["occurred_at"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(
+        frame["occurred_at"].dtype
+    )
+    placed = frame[frame["event_type"] == "OrderPlaced"].iloc[0]
+    assert placed["payload.shipping_address.city"] in {
+        "Berlin",
+        "Paris",
+        "Lisbon",
+        "Austin",
+        "Leeds",
+    }
+    assert placed["metadata.correlation_id"] == f"c-{placed['aggregate_id']}"
+    lines = frame[frame["event_type"] == "LineAdded"]
+    assert isinstance(lines["payload.unit_price"].iloc[0], Decimal)
+    assert lines["payload.shipping_address.city"].isna().all()
+
+
+def test_frame_filters_and_unflattened() -> None:
+    events = sample_events()
+    one = events[0].aggregate_id
+    assert set(events_frame(events, aggregate_id=one)["aggregate_id"]) == {one}
+    shipped = events_frame(events, event_types=["OrderShipped"])
+    assert set(shipped["event_type"]) <= {"OrderShipped"}
+    assert list(events_frame(events, from_position=3)["position"])[:1] == [4]
+    raw = events_frame(events, flatten=False)
+    assert isinstance(raw["payload"].iloc[0], dict) and "metadata" in raw.columns
+    empty = events_frame([])
+    assert len(empty) == 0 and "position" in empty.columns
+    with pytest.raises(ConfigurationError):
+        events_frame("not events")
+    with pytest.raises(ConfigurationError):
+        events_frame([{"no": "id"}])
+
+
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    events = sample_events()
+    path = tmp_path / "events.jsonl"
+    assert dump_jsonl(events, path) == len(events)
+    loaded = load_jsonl(path)
+    assert loaded == events
+    first = json.loads(path.read_text().splitlines()[0])
+    assert first["occurred_at"].endswith("+00:00") and isinstance(first["event_id"], str)
+
+
+def test_jsonl_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match="cannot open"):
+        load_jsonl(tmp_path / "missing.jsonl")
+    good = sample_events()[:2]
+    path = tmp_path / "bad.jsonl"
+    dump_jsonl(good, path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "", "{not json", lines[1]]) + "\n")
+    with pytest.raises(DataFormatError) as info:
+        load_jsonl(path)
+    assert info.value.line == 3
+    path.write_text(lines[0].replace('"version":1', '"version":0') + "\n")
+    with pytest.raises(DataFormatError, match="version"):
+        load_jsonl(path)
+    path.write_text('{"event_type": "X"}\n')
+    with pytest.raises(DataFormatError, match="missing field"):
+        load_jsonl(path)
+    path.write_text("[1, 2]\n")
+    with pytest.raises(DataFormatError, match="JSON object"):
+        load_jsonl(path)
+
+
+def test_chat_sample_domain() -> None:
+    chats = list(generate_chats(30))
+    again = list(generate_chats(30))
+    assert [c.pending_events for c in chats] == [c.pending_events for c in again]
+    registry = chat_registry()
+    tasks = [c for c in chats if c.status is not None]
+    assert tasks and all(c.type in {"Task", "Bug", "Epic"} for c in tasks)
+    rebuilt = Chat.rebuild(tasks[0].id, tasks[0].pending_events)
+    assert rebuilt.state() == {**tasks[0].state()}
+    assert registry.name_of(tasks[0].pending_events[0]) == "ChatCreated"
+    chat = Chat("c")
+    from eventlab.samples.chat import StatusChanged
+
+    with pytest.raises(ValueError, match="not a task"):
+        chat.apply(StatusChanged(status="Done"))
+
+
+def test_dotted_keys_never_share_a_column_with_nested_ones() -> None:
+    events = [_event({"a": {"b": 1}}, 1), _event({"a.b": 2}, 2), _event({"c\\d": 3}, 3)]
+    frame = events_frame(events)
+    assert list(frame["payload.a.b"]) == [1, None, None]
+    assert list(frame["payload.a\\.b"]) == [None, 2, None]
+    assert list(frame["payload.c\\\\d"]) == [None, None, 3]
+    # and they come back as they were
+    assert [e.payload for e in events_from_frame(frame)] == [e.payload for e in events]
+
+
+def test_numeric_columns_on_request() -> None:
+    events = [
+        _event({"n": 1, "price": Decimal("2.50"), "label": "x", "flag": True}, 1),
+        _event({"n": 3, "price": Decimal("1.25"), "label": "y", "flag": False}, 2),
+        _event({"label": "z"}, 3),
+    ]
+    plain = events_frame(events)
+    assert plain["payload.price"].dtype == object  # exact Decimals by default
+    typed = events_frame(events, numeric=True)
+    assert str(typed["payload.n"].dtype) == "Int64" and typed["payload.n"].sum() == 4
+    assert typed["payload.price"].dtype == "float64" and typed["payload.price"].sum() == 3.75
+    assert typed["payload.label"].dtype == object and typed["payload.flag"].dtype == object
