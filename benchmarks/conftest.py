@@ -95,7 +95,7 @@ def bench_uri() -> Iterator[str]:
     if external:
         yield external
         return
-    with EmbeddedMongo() as server:
+    with EmbeddedMongo(enable_test_commands=True) as server:  # the fault suite's fail points
         yield server.uri
 
 

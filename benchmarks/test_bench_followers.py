@@ -5,7 +5,9 @@
 * a burst of aborted preallocated appends: how long after the writes end a follower has
   everything (budget: ``gap_timeout`` + 5 s);
 * an exactly-once subscriber killed with SIGKILL: how long until a replacement makes progress
-  (budget: 5 s).
+  (budget: 5 s);
+* a live subscription: from an append's call to its delivery, woken by the change stream
+  (budget: 50 ms, median).
 """
 
 from __future__ import annotations
@@ -244,3 +246,40 @@ def test_takeover_after_sigkill(
 
 async def _ignore(event: StoredEvent, uow: Any) -> None:
     return None
+
+
+def test_live_delivery_latency(
+    benchmark: Any, connection: MongoConnectionManager, registry: EventRegistry, run: Run
+) -> None:
+    """Seconds from calling ``append`` to the event coming out of a live subscription that
+    waits on the change stream (its poll interval is an hour: only a wake-up delivers)."""
+    store = MongoEventStore(
+        connection, registry=registry, events_collection=f"bench_live_{uuid.uuid4().hex[:8]}"
+    )
+    latencies: list[float] = []
+
+    async def measure_all() -> bool:
+        await store.count()
+        async with store.subscribe(start="end", poll_interval=3600) as subscription:
+            iterator = subscription.__aiter__()
+            for _ in range(25):
+                waiting = asyncio.ensure_future(iterator.__anext__())
+                await asyncio.wait_for(subscription.ready.wait(), 30)
+                await asyncio.sleep(0.01)  # the subscription is parked on its wake-up
+                started = time.perf_counter()
+                aggregate = f"live-{uuid.uuid4().hex}"
+                await store.append(aggregate, make_events(1), 0)
+                await asyncio.wait_for(waiting, 30)
+                latencies.append(time.perf_counter() - started)
+            return subscription.watching
+
+    def measure() -> None:
+        assert run(measure_all()), "the server offers change streams"
+
+    benchmark.pedantic(measure, rounds=1, warmup_rounds=0)
+    median = statistics.median(latencies)
+    budget = FOLLOWER_BUDGETS_SECONDS["live-delivery"]
+    info = benchmark.extra_info
+    info.update(median_latency_s=round(median, 4), budget_s=budget)
+    info["budget_status"] = "met" if median <= budget else "MISSED"
+    _verdict(median <= budget, f"live delivery took {median * 1000:.1f} ms (median)")

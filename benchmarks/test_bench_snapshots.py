@@ -23,7 +23,6 @@ from eventlab import (
     MongoSnapshotStore,
     applies,
 )
-from eventlab._snapshots import take_snapshot
 
 from ._paired import assert_ratio, paired
 from .conftest import ItemReserved, make_events, make_store
@@ -66,7 +65,7 @@ def long_stream(
     snapshots = MongoSnapshotStore(connection, collection="bench_snapshots_snapshots")
     at = LENGTH - SNAPSHOT_EVERY + 1  # the worst case: 99 events after the newest snapshot
     partial = Inventory.rebuild(sid, [registry.to_domain(e, unknown="raise") for e in events[:at]])
-    assert run(snapshots.save(take_snapshot(partial)))
+    assert run(AggregateStore(store, snapshots=snapshots).snapshot(partial))
     return store, snapshots, sid
 
 

@@ -55,7 +55,7 @@ def raw_transaction_insert(
 
 
 def test_append_100(benchmark: Any, store: MongoEventStore, run: Run, server_label: str) -> None:
-    """``save_events`` of 100 events vs ``insert_many`` of the same documents in a transaction."""
+    """``append`` of 100 events vs ``insert_many`` of the same documents in a transaction."""
     raw_insert = raw_transaction_insert(store)
     paired(
         benchmark,
@@ -92,7 +92,7 @@ def _raw_find(store: MongoEventStore, sid: str) -> Callable[[], Awaitable[list[d
 def test_load_1000_typed(
     benchmark: Any, store: MongoEventStore, long_stream: str, run: Run, server_label: str
 ) -> None:
-    """``load_events`` (typed, upcast) vs raw ``find().sort().to_list(None)``."""
+    """``read_stream(typed=True)`` (domain events, upcast) vs raw ``find().sort()``."""
     raw_find = _raw_find(store, long_stream)
     events = paired(
         benchmark,
@@ -112,7 +112,7 @@ def test_load_1000_typed(
 def test_load_1000_stored(
     benchmark: Any, store: MongoEventStore, long_stream: str, run: Run, server_label: str
 ) -> None:
-    """``get_events`` (StoredEvent records, no typing) vs the same raw find."""
+    """``read_stream`` (StoredEvent records, no typing) vs the same raw find."""
     raw_find = _raw_find(store, long_stream)
     events = paired(
         benchmark,

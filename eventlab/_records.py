@@ -35,7 +35,7 @@ def event_id_from(value: object) -> uuid.UUID:
 
 
 class ExpectedVersion(enum.Enum):
-    """Symbolic expectations for :meth:`MongoEventStore.save_events`.
+    """Symbolic expectations for :meth:`~eventlab.ports.EventStore.append`.
 
     An ``int`` expectation means "the stream is exactly at this version" (0 = a new stream).
     """

@@ -62,7 +62,7 @@ class MongoRepository(Generic[T]):
     def collection(self) -> AsyncCollection[dict[str, Any]]:
         return self.connection.database[self.collection_name]
 
-    # hooks (the seed's names): override for computed or derived fields
+    # hooks: override for computed or derived fields
     def _mapper_to_doc(self, entity: T) -> dict[str, Any]:
         return self._mapper.to_doc(entity)
 
@@ -232,7 +232,7 @@ class SearchResult(Generic[T]):
             return self._repo._mapper_from_doc(doc)
         return decimals_to_python(doc)
 
-    async def to_list(self) -> list[Any]:
+    async def _entities(self) -> list[Any]:
         with self._typed_errors():
             docs = await self._cursor().to_list(None)
         return [self._convert(doc) for doc in docs]
@@ -259,7 +259,7 @@ class SearchResult(Generic[T]):
             ) from exc
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
-        return self.to_list().__await__()
+        return self._entities().__await__()
 
     async def stream(self, batch_size: int = 100) -> AsyncIterator[Any]:
         """Entities one by one, fetched ``batch_size`` documents at a time."""

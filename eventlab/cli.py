@@ -1,4 +1,5 @@
-"""The ``eventlab`` command line: ``tour``, ``serve``, ``migrate``.
+"""The ``eventlab`` command line: ``tour``, ``serve``, ``import``, ``export``, ``stats``, ``gaps``,
+``replay``, ``migrate``, ``projections``, ``rebuild``.
 
 Every command takes ``--uri`` (default ``$EVENTLAB_MONGODB_URI``, else an embedded server).
 Failures print one clear line and exit non-zero; no tracebacks for expected errors.

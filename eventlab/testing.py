@@ -7,14 +7,19 @@ Enable it with ``-p eventlab.testing`` (or ``pytest_plugins = ["eventlab.testing
 * ``mongo_server`` (session): that embedded server, or ``None`` with an external URI.
 * ``database_name`` (function): a fresh database name per test, dropped afterwards.
 
+and :func:`eventually`, for a test to wait on a condition instead of sleeping.
+
 The same suite therefore runs unchanged against the embedded server and a real deployment.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -61,3 +66,24 @@ def database_name(mongo_uri: str) -> Iterator[str]:
         pass
     finally:
         client.close()
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, *, seconds: float = 60
+) -> None:
+    """Return as soon as ``condition()`` holds (a function or a coroutine function, checked
+    every 10 ms); after ``seconds`` fail with ``stalled: <what>``.
+
+    ``seconds`` bounds a stall, not a latency: the test does not depend on how fast the
+    machine is, only on the condition becoming true at all.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        outcome = condition()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stalled: {what} (not true after {seconds:g} s)")
+        await asyncio.sleep(0.01)

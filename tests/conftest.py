@@ -70,3 +70,28 @@ async def put_one(store: MongoEventStore, event: StoredEvent, *, uow: Any = None
     """Append one record at its own version."""
     (stored,) = await store.append(event.aggregate_id, [event], event.version - 1, uow=uow)
     return stored
+
+
+async def counter_is_free(store: MongoEventStore) -> bool:
+    """Whether no open transaction holds the store's position counter.
+
+    A write to it in a transaction of our own meets a write conflict at once when another
+    transaction holds it (the server answers rather than waits), and is aborted either way,
+    so nothing changes: a check of "nothing left open" that needs no clock.
+    """
+    from pymongo.errors import OperationFailure
+
+    schema = store._schema
+    async with store.connection.client.start_session() as session:
+        await session.start_transaction()
+        try:
+            await schema.counters.update_one(
+                {"_id": schema.counter_id}, {"$set": {"probe": uuid.uuid4().hex}}, session=session
+            )
+        except OperationFailure as exc:
+            if exc.code == 112:  # WriteConflict
+                return False
+            raise
+        finally:
+            await session.abort_transaction()
+    return True

@@ -49,10 +49,12 @@ def test_a_plot_format_that_is_not_an_image(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and (tmp_path / "g.png").stat().st_size > 10_000
 
 
-def test_a_uri_that_is_not_a_uri_fails_at_once() -> None:
-    started = time.monotonic()
+def test_a_uri_that_is_not_a_uri_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a client was made: it would wait for a host named 'notauri'")
+
+    monkeypatch.setattr("eventlab._connection.AsyncMongoClient", no_client)
     clean_failure(["stats", "--uri", "notauri"], "not a MongoDB URI: 'notauri'")
-    assert time.monotonic() - started < 2, "it must not wait for a host named 'notauri'"
 
 
 def test_an_unreachable_server_says_what_to_check() -> None:
@@ -143,12 +145,10 @@ def test_commands_beside_serve_use_it_and_serve_keeps_its_data_where_it_says(
         assert not record["uri"].startswith("mongodb://127.0.0.1:27017/"), "mongod's port"
         monkeypatch.chdir(tmp_path)
         monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
-        started = time.monotonic()
         imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl")])
         assert imported.exit_code == 0, imported.output
         stats = runner.invoke(app, ["stats"])
         assert "3,358 events in 800 streams" in stats.output, stats.output
-        assert time.monotonic() - started < 30
         assert "Starting an embedded server" not in imported.output + stats.output
     finally:
         serve.send_signal(signal.SIGTERM)

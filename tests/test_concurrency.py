@@ -20,11 +20,11 @@ from .conftest import make_event, stream_id
 pytestmark = pytest.mark.slow
 
 WRITERS = 16
-ROUNDS = 200
+ROUNDS = 100
 
 
 async def test_one_winner_per_expected_version(store: MongoEventStore) -> None:
-    """16 writers race on one stream with the same expected version, 200 times over (the
+    """16 writers race on one stream with the same expected version, 100 times over (the
     default, transactional positions; 50 times with preallocated ones, to keep CI short)."""
     sid = stream_id()
     acknowledged: list[StoredEvent] = []

@@ -26,7 +26,7 @@ from .conftest import make_event, put_one, stream_id
 from .domain import Currency, LineAdded, OrderPlaced
 
 
-async def test_save_and_get_events_round_trip(store: MongoEventStore) -> None:
+async def test_append_and_read_stream_round_trip(store: MongoEventStore) -> None:
     sid = stream_id()
     events = [make_event(sid, v, amount=Decimal("10.05"), tags=["a", "b"]) for v in (1, 2, 3)]
     stored = await store.append(sid, events, expected_version=0)
@@ -43,7 +43,7 @@ async def test_save_and_get_events_round_trip(store: MongoEventStore) -> None:
     assert await store.get_current_version(sid) == 3
 
 
-async def test_get_events_version_window(store: MongoEventStore) -> None:
+async def test_read_stream_version_window(store: MongoEventStore) -> None:
     sid = stream_id()
     await store.append(sid, [make_event(sid, v) for v in range(1, 6)], 0)
     assert [e.version for e in await store.read_stream(sid, after_version=2)] == [3, 4, 5]

@@ -1,5 +1,6 @@
 """One-shot fail points at random moments during concurrent appends: nothing lost, nothing
-duplicated, no position holes (transactional), and no writer blocked for long.
+duplicated, no position holes (transactional), no append failed by more than its fault, and
+nothing left holding the counter. (What a fault costs in time: benchmarks/, "fault".)
 
 The embedded server ignores ``activationProbability`` (such a fail point fires every time), so a
 chaos task arms ``{times: 1}`` fail points at random moments instead.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from eventlab import (
     StoredEvent,
 )
 
-from .conftest import make_event, stream_id
+from .conftest import counter_is_free, make_event, stream_id
 
 FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("insert", {"errorCode": 112, "errorLabels": ["TransientTransactionError"]}),
@@ -53,24 +53,21 @@ async def test_concurrent_appends_under_one_shot_faults(
     await store.count()
     rng = random.Random(positions)
     acknowledged: list[StoredEvent] = []
-    slowest = 0.0
     failures_seen = 0
     armed = 0
     done = asyncio.Event()
 
     async def writer(w: int) -> None:
-        nonlocal slowest, failures_seen
+        nonlocal failures_seen
         sid = f"{stream_id()}-w{w}"
         for n in range(APPENDS):
             events = [make_event(sid, 2 * n + 1), make_event(sid, 2 * n + 2)]
-            started = time.monotonic()
             while True:  # the documented way: retry the same events (same ids) after an error
                 try:
                     acknowledged.extend(await store.append(sid, events, 2 * n))
                     break
                 except EventlabError:
                     failures_seen += 1
-            slowest = max(slowest, time.monotonic() - started)
 
     async def chaos() -> None:
         nonlocal armed
@@ -108,4 +105,5 @@ async def test_concurrent_appends_under_one_shot_faults(
         by_stream.setdefault(event.aggregate_id, []).append(event.version)
     assert all(sorted(v) == list(range(1, APPENDS * 2 + 1)) for v in by_stream.values())
     assert armed >= 10, "the chaos task armed too few faults to prove anything"
-    assert slowest < 8, f"a writer was blocked for {slowest:.1f}s by single faults"
+    assert failures_seen <= armed, "an append failed more often than faults were armed"
+    assert await counter_is_free(store), "a faulted transaction was left holding the counter"

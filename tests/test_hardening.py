@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +22,7 @@ from eventlab import (
     run_unit_of_work,
 )
 
-from .conftest import make_event, put_one, stream_id
+from .conftest import counter_is_free, make_event, put_one, stream_id
 
 
 class Account(BaseModel):
@@ -64,14 +63,16 @@ async def test_adding_an_existing_id_in_a_unit_of_work_is_a_conflict(
         async with MongoUnitOfWork(connection) as uow:
             await accounts.add(Account(id="a-1", email="other@example.com"), uow=uow)
     assert info.value.actual_version == 1  # type: ignore[attr-defined]
-    started = time.monotonic()
+    attempts = 0
 
     async def work(uow: Any) -> None:
+        nonlocal attempts
+        attempts += 1
         await accounts.add(Account(id="a-1", email="third@example.com"), uow=uow)
 
     with pytest.raises(ConcurrencyError):
         await run_unit_of_work(connection, work)
-    assert time.monotonic() - started < 5, "a conflict is not rerun until the budget runs out"
+    assert attempts == 1, "a conflict is the caller's to decide, never rerun"
     assert (await accounts.get("a-1")) == Account(id="a-1", email="one@example.com", version=1)
 
 
@@ -110,7 +111,6 @@ async def test_unit_of_work_commit_retry_is_bounded(connection: MongoConnectionM
         errorCode=50,
         errorLabels=["UnknownTransactionCommitResult"],
     )
-    started = time.monotonic()
     try:
         with pytest.raises(CommitOutcomeUnknownError, match="same event ids"):
             async with MongoUnitOfWork(connection, commit_time_budget=1) as uow:
@@ -118,7 +118,7 @@ async def test_unit_of_work_commit_retry_is_bounded(connection: MongoConnectionM
                 await uow.commit()
     finally:
         await _fail_off(connection)
-    assert time.monotonic() - started < 5
+    assert await counter_is_free(store), "the given-up transaction still holds the counter"
 
 
 async def test_a_failed_start_ends_the_session(
@@ -230,23 +230,20 @@ async def test_an_unknown_commit_outcome_is_its_own_error_and_a_retry_settles_it
 async def test_one_commit_fault_stalls_nobody(
     connection: MongoConnectionManager, code: int, labels: list[str]
 ) -> None:
-    """A state-change error on commit: settled within 2 s, nothing left open on the server."""
+    """A state-change error on commit: settled, nothing left open on the server."""
     store = MongoEventStore(connection, transaction_time_budget=3)
     await store.count()
     await _fail(connection, 1, "commitTransaction", errorCode=code, errorLabels=labels)
     event = make_event(stream_id(), 1)
-    started = time.monotonic()
     try:
         stored = await put_one(store, event)
     except CommitOutcomeUnknownError:
         stored = await put_one(store, event)  # the documented retry
     finally:
         await _fail_off(connection)
-    assert time.monotonic() - started < 2
     assert stored.event_id == event.event_id
-    started = time.monotonic()
-    await put_one(store, make_event(stream_id(), 1))  # an unrelated append: the counter is free
-    assert time.monotonic() - started < 2
+    assert await counter_is_free(store), "a transaction was left holding the counter"
+    await put_one(store, make_event(stream_id(), 1))  # an unrelated append goes through
 
 
 async def test_giving_up_on_a_commit_leaves_nothing_open(
@@ -266,6 +263,5 @@ async def test_giving_up_on_a_commit_leaves_nothing_open(
             await put_one(store, make_event(stream_id(), 1))
     finally:
         await _fail_off(connection)
-    started = time.monotonic()
-    await put_one(store, make_event(stream_id(), 1))  # would wait for the counter's lock
-    assert time.monotonic() - started < 2
+    assert await counter_is_free(store), "the given-up commit left its transaction open"
+    await put_one(store, make_event(stream_id(), 1))

@@ -41,7 +41,6 @@ def test_committed_without_outputs(path: Path) -> None:
 def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
     # The README's way: `uv run jupyter nbconvert --to notebook --execute notebooks/NAME.ipynb`
     # (here into a temporary directory, against the test deployment with its fail points).
-    started = time.monotonic()
     result = subprocess.run(
         [
             *_jupyter(),
@@ -60,7 +59,6 @@ def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     book = nbformat.read(tmp_path / path.name, as_version=4)
     errors = [
@@ -81,7 +79,6 @@ def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
     assert "text/html" in rich, f"{path.name} showed no table"
     if path.stem != "02_rebuild_aggregates":  # the replay notebook shows tables only
         assert "image/png" in rich, f"{path.name} drew no plot"
-    assert elapsed < 120, f"{path.name} took {elapsed:.0f}s"
 
 
 def _jupyter() -> list[str]:

@@ -39,5 +39,6 @@ async def test_every_readme_block_runs_as_written(
             await result
     printed = capsys.readouterr().out
     assert "placed" in printed and "1 OrderPlaced" in printed
+    assert "DHL" in printed, "the in-memory example's code ran on MongoDB too"
     server = namespace["server"]
     assert not server.running  # type: ignore[attr-defined]  # the last block stopped it

@@ -33,7 +33,8 @@ def test_one_name_per_operation() -> None:
 
 def test_types_for_user_code_are_exported() -> None:
     assert eventlab.PositionStrategy.__args__ == ("transactional", "preallocated")  # type: ignore[attr-defined]
-    assert hasattr(eventlab.SessionProvider, "session")
+    assert hasattr(eventlab.UnitOfWork, "session")
+    assert not hasattr(eventlab, "SessionProvider")
 
 
 async def test_restore_never_reuses_a_position_handed_out(tx_store: MongoEventStore) -> None:

@@ -17,7 +17,8 @@ from .._errors import (
 from .._records import ExpectedVersion, StoredEvent
 from .._subscriptions import Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
-from ._support import contract_event, eventually, unique
+from ..testing import eventually
+from ._support import contract_event, unique
 
 
 class _Needs:

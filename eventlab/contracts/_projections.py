@@ -74,7 +74,7 @@ class ProjectionContract(_Needs):
         async def caught_up() -> bool:
             return (await projector.status()).behind == 0 and len(await projector.rows()) == 5
 
-        from ._support import eventually
+        from ..testing import eventually
 
         await eventually(caught_up, "a live projector following the log")
         await projector.stop()

@@ -3,10 +3,7 @@ store is made with for them."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,17 +35,6 @@ def contract_event(
 def unique(prefix: str = "contract") -> str:
     """A name no other test uses (stores under contract may be shared)."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 30
-) -> None:
-    """Wait for ``condition()``; a contract that is never met within ``seconds`` is a stall."""
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stalled: {what}")
-        await asyncio.sleep(0.01)
 
 
 def fields(event: StoredEvent) -> dict[str, Any]:

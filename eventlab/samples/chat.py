@@ -1,4 +1,4 @@
-"""The chat & tasks domain (from the event-store seed): chats that can become tasks."""
+"""The chat & tasks domain: chats that can become tasks."""
 
 from __future__ import annotations
 

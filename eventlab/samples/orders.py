@@ -1,4 +1,4 @@
-"""The orders domain (from the persistence seed): place, add lines, ship or cancel."""
+"""The orders domain: place, add lines, ship or cancel."""
 
 from __future__ import annotations
 
