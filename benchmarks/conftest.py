@@ -154,3 +154,20 @@ def stored_documents(
         )
         docs.append(stored_document(stored.with_position(first_position + i, stored.occurred_at)))
     return docs
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The budgets first: measured on a server not yet busy with the large suites' data (their
+    10,000-event stores leave the embedded server compacting for a while)."""
+    items.sort(key=lambda item: item.path.name != "test_bench_store.py")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's timing table: the last word
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """End the run with the verdicts: each budget and target, its margin, and why."""
+    from ._verdicts import VERDICTS, table
+
+    if VERDICTS:
+        terminalreporter.section("eventlab: budgets and targets")
+        for line in table(VERDICTS):
+            terminalreporter.write_line(line)

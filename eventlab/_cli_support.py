@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from ._connection import MongoConnectionManager
 from ._errors import EventlabError
@@ -22,8 +23,7 @@ _PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
 
 
 def fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=_error_line(message))
 
 
 def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]) -> T:
@@ -40,9 +40,9 @@ def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]
     except Exception as exc:
         if context.find_root().params.get("debug"):
             raise
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
         if isinstance(exc, EventlabError | OSError):
-            fail(first_line or type(exc).__name__)
+            fail(str(exc).strip() or type(exc).__name__)  # whole: the reason may be on line two
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         fail(
             f"unexpected {type(exc).__name__}: {first_line} "
             "(a bug: rerun with --debug for the traceback and report it)"
@@ -53,11 +53,11 @@ def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]
 async def connection(
     uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
 ) -> AsyncIterator[MongoConnectionManager]:
-    """Connect to ``uri``. Without one, commands whose data must outlive them use the running
-    ``eventlab serve`` (found in ``.eventlab/serve.json``) or start the embedded server on
-    ``./.eventlab/data`` for their duration; the others start a temporary one."""
+    """Connect to ``uri``. Without one, the running ``eventlab serve`` of this directory (found
+    in ``.eventlab/serve.json``); without that, commands whose data must outlive them start the
+    embedded server on ``./.eventlab/data`` for their duration, the others a temporary one."""
     async with contextlib.AsyncExitStack() as stack:
-        if not uri and persistent:
+        if not uri:  # a running `eventlab serve` here is the server this directory uses
             uri = running_serve()
             if uri and announce:
                 typer.echo(f"Using the server of `eventlab serve` at {uri}")
@@ -118,3 +118,37 @@ def save_figure(figure: Any, path: Path) -> Path:
 
     plt.close(figure)
     return path
+
+
+class OneLineErrors(TyperGroup):
+    """The ``eventlab`` command group: a usage error (an unknown option, a bad value) is one
+    line on stderr and exit code 1, like every other misuse, instead of a boxed usage text."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, *, standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        try:
+            outcome = super().main(args, prog_name, standalone_mode=False, **extra)
+        except typer.Abort:
+            outcome = _error_line("aborted")
+        except Exception as exc:
+            if not _is_click_error(exc):
+                raise
+            context = getattr(exc, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+            outcome = _error_line(f"{message}{where}")
+        raise SystemExit(outcome if isinstance(outcome, int) else 0)
+
+
+def _error_line(message: str) -> int:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return 1
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """A usage or parameter error of the command line parser (typer's bundled click)."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)

@@ -178,5 +178,5 @@ _STEPS = (
     ("Optimistic concurrency: 16 writers, one expected version", _race_of_writers),
     ("Gap report on the anomalies dataset", _gap_report),
     ("Projections: read models that follow the log", _projections),
-    ("Plots", _plots),
+    ("Plots, written as PNG files (--reports sets where)", _plots),
 )

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from ._cli_support import (
+    OneLineErrors,
     changes_line,
     check_plot_path,
     connection,
@@ -35,6 +36,7 @@ from ._serve import DEFAULT_STORAGE, SERVE_FILE
 from .embedded import EmbeddedMongo
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="eventlab: an event-sourcing workbench on MongoDB.",
     no_args_is_help=True,
     add_completion=False,
@@ -177,6 +179,7 @@ def import_events(
     preserve_positions: Annotated[
         bool, typer.Option(help="Keep the file's positions (restore a backup into an empty store).")
     ] = False,
+    events_collection: CollectionOption = "domain_events",
 ) -> None:
     """Import events from a JSON Lines file (the whole file is checked before writing)."""
     from .workbench import events_frame, find_gaps, load_jsonl
@@ -194,7 +197,7 @@ def import_events(
                 f"({report.summary()}); examine it with `eventlab gaps --file {file}`"
             )
         async with connection(uri, database, announce=False, persistent=True) as conn:
-            store = MongoEventStore(conn)
+            store = MongoEventStore(conn, events_collection=events_collection)
             if preserve_positions:
                 stored = await store.count()
                 if stored:
@@ -375,12 +378,21 @@ def projections(
                 f"{'projection':<14} {'version':>7} {'gen':>4} {'position':>9} {'behind':>7} "
                 f"{'seconds':>8} {'rows':>7}"
             )
+            lagging = []
             for projection_class in SAMPLE_PROJECTIONS.values():
                 s = await Projector(store, projection_class()).status()
                 stale = "  (stale: rebuild)" if s.stale else ""
                 typer.echo(
                     f"{s.name:<14} {s.version:>7} {s.generation:>4} {s.position:>9,} "
                     f"{s.behind:>7,} {s.seconds_behind:>8.1f} {s.rows:>7,}{stale}"
+                )
+                if s.behind or s.stale:
+                    lagging.append(s.name)
+            if lagging:
+                typer.echo(
+                    f"\n{', '.join(lagging)} not caught up: a Projector running in your service "
+                    "catches up by itself (Projector(store, ...).start()); here, "
+                    f"`eventlab rebuild {lagging[0]}` builds it afresh from the whole log"
                 )
 
     run_command(context, run)

@@ -364,3 +364,34 @@ def test_the_cli_opens_an_applications_store(mongo_uri: str, database_name: str)
     assert "2 events in 1 streams" in result.output and "0 missing" in result.output
     gaps = CliRunner().invoke(cli, ["gaps", *base, "--events-collection", "bankaccounts_events"])
     assert "missing_positions                 0" in gaps.output, gaps.output
+
+
+def test_the_documented_bank_application_runs_as_written(
+    mongo_uri: str,
+    database_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    tmp_path: Path,
+) -> None:
+    import importlib
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "eventsourcing.md").read_text()
+    (source,) = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    module = f"bank_{uuid.uuid4().hex[:8]}"  # the page's bank.py: the library imports its topics
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventlab.eventsourcing")
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", database_name)
+    importlib.import_module(module)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "125.50"
+    assert [line.split()[0] for line in printed[1:]] == ["1", "2", "3"]
+    assert printed[1].endswith("BankAccount.Opened") and printed[3].endswith("Credited")
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+    try:
+        events = client[database_name]["bankaccounts_events"]
+        assert [d["position"] for d in events.find({}, sort=[("position", 1)])] == [1, 2, 3]
+    finally:
+        client.close()

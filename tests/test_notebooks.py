@@ -3,7 +3,9 @@ names (``jupyter nbconvert --execute``); none is committed with outputs; ``jupyt
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -18,8 +21,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_five_notebooks() -> None:
+def test_there_are_six_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
+        "00_your_domain.ipynb",
         "01_explore_streams.ipynb",
         "02_rebuild_aggregates.ipynb",
         "03_gaps.ipynb",
@@ -40,7 +44,12 @@ def test_committed_without_outputs(path: Path) -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
     # The README's way: `uv run jupyter nbconvert --to notebook --execute notebooks/NAME.ipynb`
-    # (here into a temporary directory, against the test deployment with its fail points).
+    # (here into a temporary directory, against the test deployment with its fail points). An
+    # IPython startup file records every plot's words (titles, labels, legends) as it is shown.
+    plots_log = tmp_path / "plots.json"
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-eventlab-plots.py").write_text(PLOT_RECORDER)
     result = subprocess.run(
         [
             *_jupyter(),
@@ -54,31 +63,99 @@ def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
             str(path),
         ],
         cwd=path.parent,
-        env={**os.environ, "EVENTLAB_MONGODB_URI": mongo_uri},
+        env={
+            **os.environ,
+            "EVENTLAB_MONGODB_URI": mongo_uri,
+            "IPYTHONDIR": str(tmp_path / "ipython"),
+            "EVENTLAB_PLOT_LOG": str(plots_log),
+        },
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     book = nbformat.read(tmp_path / path.name, as_version=4)
-    errors = [
-        o
-        for c in book.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.output_type == "error"
-    ]
-    assert not errors
-    rich = {
-        kind
-        for c in book.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        for kind in o.get("data", {})
-    }
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    rich = {kind for o in outputs for kind in o.get("data", {})}
     assert "text/html" in rich, f"{path.name} showed no table"
     if path.stem != "02_rebuild_aggregates":  # the replay notebook shows tables only
         assert "image/png" in rich, f"{path.name} drew no plot"
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    for said in NOTEBOOK_SAYS.get(path.stem, []):
+        assert re.search(said, printed), f"{path.name} did not say {said!r}"
+    _check_plots(path, json.loads(plots_log.read_text()) if plots_log.exists() else [])
+
+
+def _check_plots(path: Path, plots: list[dict[str, Any]]) -> None:
+    titles = [p["title"] for p in plots]
+    assert len(titles) == len(PLOT_TITLES[path.stem]), titles
+    for title, expected in zip(titles, PLOT_TITLES[path.stem], strict=True):
+        assert re.fullmatch(expected, title) or title == expected, (title, expected)
+    for plot in plots:  # words a reader understands, not column names or empty axes
+        assert plot["xlabel"] and plot["ylabel"], plot
+        for text in [plot["xlabel"], plot["ylabel"], *plot["legend"]]:
+            assert not re.search(r"\w_\w", text), f"a column name in a plot: {text!r}"
+
+
+PLOT_RECORDER = """
+import json, os, sys
+
+_eventlab_plots = []
+
+
+def _eventlab_record_plots():
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    for number in pyplot.get_fignums():  # before the inline backend shows and closes them
+        for ax in pyplot.figure(number).axes:
+            if ax.get_label() == "<colorbar>" or not (ax.lines or ax.patches or ax.collections):
+                continue
+            legend = ax.get_legend()
+            _eventlab_plots.append({
+                "title": ax.get_title(),
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+                "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+            })
+    with open(os.environ["EVENTLAB_PLOT_LOG"], "w") as log:
+        json.dump(_eventlab_plots, log)
+
+
+get_ipython().events.register("post_execute", _eventlab_record_plots)
+"""
+
+PLOT_TITLES: dict[str, list[str]] = {
+    "00_your_domain": ["Loans per member"],
+    "01_explore_streams": ["Events per type", "Events per 6 hours, by event type"],
+    "02_rebuild_aggregates": [],
+    "03_gaps": [
+        "Global positions: 2 gap(s), 4 missing position(s) (shaded red); 1 recorded out of "
+        "order (▲)",
+        "2 stream(s) with version anomalies",
+        r"Global positions: \d+ gap\(s\), 60 missing position\(s\) \(shaded red\); \d+ "
+        r"recorded out of order \(▲\); every stream's versions are 1\.\.n",
+    ],
+    "04_benchmarks": [
+        "This run: eventlab against the raw driver",
+        "Committed baseline: eventlab against the raw driver",
+        "Cost against store size (committed baseline)",
+    ],
+    "05_projections": ["Projection lag while orders arrive", "Read model size"],
+}
+"""Every plot each notebook shows, by its title (a regular expression), in order."""
+
+NOTEBOOK_SAYS: dict[str, list[str]] = {
+    "00_your_domain": ["Middlemarch is on loan to ada at version 2", "live: 5 book-2 BookLent"],
+    "03_gaps": [r"preallocated: 60 positions missing, 30 aborted appends of 2 events",
+                r"transactional: 0 position gaps after 30 aborted appends"],
+    "04_benchmarks": [r"append of 100 events: budget: (holds|is MISSED|is server-bound) \(",
+                      r"typed load of 1,000 events: budget: (holds|is MISSED|is server-bound)"],
+    "05_projections": ["caught up: True"],
+}  # fmt: skip
+"""What a notebook prints that the reader relies on (regular expressions; its checks are here,
+not in its cells)."""
 
 
 def _jupyter() -> list[str]:

@@ -25,10 +25,12 @@ def test_the_readme_has_its_blocks() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("where", [".", "notebooks"], ids=["from-the-root", "from-notebooks"])
 async def test_every_readme_block_runs_as_written(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(ROOT)  # the README's paths (data/orders.jsonl) are the repository's
+    # From the repository's root and from notebooks/, where the README opens JupyterLab.
+    monkeypatch.chdir(ROOT / where)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     for number, source in enumerate(python_blocks(), start=1):
         code = compile(
@@ -40,5 +42,11 @@ async def test_every_readme_block_runs_as_written(
     printed = capsys.readouterr().out
     assert "placed" in printed and "1 OrderPlaced" in printed
     assert "DHL" in printed, "the in-memory example's code ran on MongoDB too"
+    diff = namespace["diff_projections"](  # type: ignore[operator]
+        namespace["OrderTotals"](),  # type: ignore[operator]
+        namespace["OrderTotalsV2"](),  # type: ignore[operator]
+        namespace["orders"],
+    )
+    assert len(diff) > 0 and set(diff.field) == {"total"}, "the diff example shows a difference"
     server = namespace["server"]
     assert not server.running  # type: ignore[attr-defined]  # the last block stopped it

@@ -30,6 +30,26 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+def show_duration(seconds: float) -> str:
+    """Seconds as a person reads them: ``0.4 s``, ``4 min 12 s``, ``3 h 20 min``, ``330 days``
+    (never ``2.8578e+07``)."""
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds % 1 else f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours / 24:,.0f} days"
+
+
+def _shown(name: str, value: Any) -> str:
+    if "seconds" in name and isinstance(value, int | float) and not isinstance(value, bool):
+        return show_duration(float(value))
+    return show_value(value)
+
+
 def html_table(obj: Any, title: str | None = None) -> str:
     """A dataclass (or a mapping) as a two-column HTML table."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -39,7 +59,7 @@ def html_table(obj: Any, title: str | None = None) -> str:
         items = list(dict(obj).items())
     rows = "".join(
         f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-        f"<td style='text-align:left'>{html.escape(show_value(v))}</td></tr>"
+        f"<td style='text-align:left'>{html.escape(_shown(str(k), v))}</td></tr>"
         for k, v in items
     )
     caption = (

@@ -91,6 +91,7 @@ class GapReport:
         counts = self.summary().to_frame().to_html()
         tables = "".join(
             f"<h4>{name.replace('_', ' ')}</h4>{table.head(10).to_html(index=False)}"
+            + (f"<p>… and {len(table) - 10:,} more</p>" if len(table) > 10 else "")
             for name, table in (
                 ("position_gaps", self.position_gaps),
                 ("version_gaps", self.version_gaps),

@@ -61,9 +61,18 @@ def event_to_json(event: StoredEvent) -> str:
 
 def event_from_json(line: str) -> StoredEvent:
     """The StoredEvent of one JSON line (raises ValueError/KeyError/TypeError when malformed)."""
-    record = json.loads(line)
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not JSON (column {exc.colno}: {exc.msg.lower()}); an events file holds one JSON "
+            "object per line"
+        ) from exc
     if not isinstance(record, dict):
-        raise ValueError("a line must hold a JSON object")
+        raise ValueError(
+            f"a JSON {type(record).__name__}, not an object; an events file holds one JSON "
+            "object per line"
+        )
     payload = json_util.loads(json.dumps(record.get("payload", {})), json_options=_JSON_OPTIONS)
     metadata = json_util.loads(json.dumps(record.get("metadata") or {}), json_options=_JSON_OPTIONS)
     recorded = record.get("recorded_at")
@@ -98,7 +107,11 @@ def iter_jsonl(path: str | Path) -> Iterator[StoredEvent]:
             except EventlabError as exc:
                 raise DataFormatError(str(path), number, str(exc)) from exc
             except (ValueError, KeyError, TypeError) as exc:
-                reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                reason = (
+                    f"the event lacks its {exc} field (see data/README.md for the format)"
+                    if isinstance(exc, KeyError)
+                    else str(exc)
+                )
                 raise DataFormatError(str(path), number, reason) from exc
 
 

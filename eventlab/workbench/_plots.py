@@ -160,8 +160,8 @@ def _position_panel(
     ax.set_title(_position_title(report, has_events=has_events, stream_lanes=stream_lanes))
     ax.set_xlabel("global position")
     ax.set_ylabel("recorded at (UTC)")
-    if has_events:
-        ax.legend(loc="upper left", fontsize=8)
+    if has_events:  # beside the axes: a legend inside would hide a gap
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     else:
         ax.text(0.5, 0.5, "no events", ha="center", va="center", transform=ax.transAxes)
     if report.clean and has_events:
@@ -196,18 +196,23 @@ def _version_lanes(ax: Any, report: GapTables, frame: pd.DataFrame, lanes: list[
             versions, np.full(len(versions), lane), "o", color="tab:blue", ms=4,
             label="stored version" if lane == 0 else None,
         )  # fmt: skip
-    missing = report.version_gaps[report.version_gaps["aggregate_id"].isin(lanes)]
+    # The report's own words: a version gap (a hole inside a stream) and a stream not starting
+    # at 1 (the versions before its first one) are told apart, as its tables tell them.
+    gaps = report.version_gaps[report.version_gaps["aggregate_id"].isin(lanes)]
     late = report.streams_not_starting_at_1
-    spans = [(r["aggregate_id"], r["missing_from"], r["missing_to"]) for r in _records(missing)]
-    spans += [
-        (r["aggregate_id"], 1, r["first_version"] - 1)
-        for r in _records(late[late["aggregate_id"].isin(lanes)])
-    ]
-    for n, (stream, low, high) in enumerate(spans):
-        ax.plot(
-            range(low, high + 1), [lanes.index(stream)] * (high - low + 1), "x",
-            color="tab:red", ms=8, label="missing version" if n == 0 else None,
-        )  # fmt: skip
+    marks = [
+        ([(r["aggregate_id"], r["missing_from"], r["missing_to"]) for r in _records(gaps)],
+         "x", "tab:red", "version gap (missing inside the stream)"),
+        ([(r["aggregate_id"], 1, r["first_version"] - 1)
+          for r in _records(late[late["aggregate_id"].isin(lanes)])],
+         "|", "tab:orange", "stream not starting at 1 (versions before its first)"),
+    ]  # fmt: skip
+    for spans, marker, color, label in marks:
+        for n, (stream, low, high) in enumerate(spans):
+            ax.plot(
+                range(low, high + 1), [lanes.index(stream)] * (high - low + 1), marker,
+                color=color, ms=10, mew=2, label=label if n == 0 else None,
+            )  # fmt: skip
     duplicates = report.duplicate_versions
     for n, row in enumerate(_records(duplicates[duplicates["aggregate_id"].isin(lanes)])):
         ax.plot(
@@ -215,9 +220,10 @@ def _version_lanes(ax: Any, report: GapTables, frame: pd.DataFrame, lanes: list[
             color="tab:purple", ms=11, label="duplicated version" if n == 0 else None,
         )  # fmt: skip
     ax.set_yticks(range(len(lanes)), lanes, fontsize=8)
+    ax.set_ylabel("stream")
     ax.set_ylim(-0.7, max(len(lanes), 3) - 0.3)
     ax.set_xlabel("version in the stream")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -110,17 +110,17 @@ def test_jsonl_bad_input(tmp_path: Path) -> None:
     dump_jsonl(good, path)
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], "", "{not json", lines[1]]) + "\n")
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(DataFormatError, match="one JSON object per line") as info:
         load_jsonl(path)
-    assert info.value.line == 3
+    assert info.value.line == 3 and "not JSON (column 2" in str(info.value)
     path.write_text(lines[0].replace('"version":1', '"version":0') + "\n")
     with pytest.raises(DataFormatError, match="version"):
         load_jsonl(path)
     path.write_text('{"event_type": "X"}\n')
-    with pytest.raises(DataFormatError, match="missing field"):
+    with pytest.raises(DataFormatError, match="lacks its 'event_id' field"):
         load_jsonl(path)
     path.write_text("[1, 2]\n")
-    with pytest.raises(DataFormatError, match="JSON object"):
+    with pytest.raises(DataFormatError, match="a JSON list, not an object"):
         load_jsonl(path)
 
 

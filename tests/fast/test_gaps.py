@@ -108,12 +108,21 @@ def test_gap_plot(tmp_path: Path) -> None:
     top, bottom = figure.axes
     assert "2 gap(s), 4 missing position(s)" in top.get_title()
     assert "recorded out of order (▲)" in top.get_title()
-    # One glyph per meaning: out of order is a triangle, a missing version an x.
+    # One glyph per meaning, named in the report's own words (its tables' names).
     assert {line.get_marker() for line in top.lines} == {".", "^"}
-    assert {line.get_marker() for line in bottom.lines} == {"o", "x", "s"}
-    assert [t.get_text() for t in bottom.get_legend().get_texts()] == [
-        "stored version", "missing version", "duplicated version"
+    assert {line.get_marker() for line in bottom.lines} == {"o", "|", "s"}
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        "stored event", "recorded before a lower position", "missing positions"
     ]  # fmt: skip
+    assert [t.get_text() for t in bottom.get_legend().get_texts()] == [
+        "stored version", "stream not starting at 1 (versions before its first)",
+        "duplicated version",
+    ]  # fmt: skip
+    report = find_gaps(frame)
+    assert len(report.version_gaps) == 0, "no version gap, so none is drawn"
+    for ax in (top, bottom):  # the legend sits beside the data, never over a gap
+        assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1
+    assert bottom.get_title() == "2 stream(s) with version anomalies"
     assert type(top.yaxis.get_major_formatter()).__name__ == "ConciseDateFormatter"
     assert (
         top.get_ylabel() == "recorded at (UTC)" and bottom.get_xlabel() == "version in the stream"
