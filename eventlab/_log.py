@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, InvalidOperation, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -340,11 +340,22 @@ class ChangeStreamWakeups:
                         opened.set_result(True)
                     self.watching = True
                     self._woken.set()  # anything committed while (re)opening is read now
-                    while not self._closed:
+                    # try_next() answers None at once, without any I/O, once the stream
+                    # is dead: looping on it without checking would never yield the loop.
+                    while not self._closed and stream.alive:
                         if await stream.try_next() is not None:
                             self._woken.set()
+                if not self._closed:  # the stream ended: reopen it, without spinning
+                    await asyncio.sleep(_MAX_BACKOFF / 10)
             except asyncio.CancelledError:
                 raise
+            except InvalidOperation:
+                # The client was closed under a follower that was never closed itself (an
+                # abandoned ``async for``): nothing can wake it any more; end, do not retry.
+                self.watching = False
+                if not opened.done():
+                    opened.set_result(False)
+                return
             except (PyMongoError, EventlabError) as exc:
                 self.watching = False
                 if not opened.done():  # no change streams here: the reader polls

@@ -21,6 +21,7 @@ from eventlab import (
     CheckpointConflictError,
     ConfigurationError,
     EventlabError,
+    EventRegistry,
     MongoCheckpointStore,
     MongoConnectionManager,
     MongoEventStore,
@@ -452,3 +453,20 @@ async def test_resources_are_closed_on_every_exit_path(tx_store: MongoEventStore
 def _module_of(task: asyncio.Task[Any]) -> str:
     frame = getattr(task.get_coro(), "cr_frame", None)
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+
+
+async def test_wakeups_left_open_end_when_their_client_closes(mongo_uri: str) -> None:
+    """A follower abandoned without being closed (an ``async for`` left by ``break`` keeps its
+    generator open until it is collected) must not hold the event loop once its client is
+    closed: its watcher ends instead of spinning on a dead change stream."""
+    connection = MongoConnectionManager(mongo_uri, database=f"t_{os.getpid()}_abandoned")
+    await connection.connect()
+    store = MongoEventStore(connection, registry=EventRegistry())
+    wakeups = store.log.wakeups()
+    await wakeups.__aenter__()
+    watcher = wakeups._task
+    assert watcher is not None and wakeups.watching
+    await connection.disconnect()
+    await eventually(watcher.done, "the watcher of a closed client ends")
+    assert not wakeups.watching and watcher.exception() is None
+    await wakeups.__aexit__(None, None, None)
