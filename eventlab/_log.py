@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -32,7 +32,7 @@ from pymongo.write_concern import WriteConcern
 
 from ._checks import check_int, check_page_size, check_positive
 from ._domain import utc_now
-from ._errors import EventlabError, SubscriptionError
+from ._errors import ConfigurationError, EventlabError, SubscriptionError
 from ._event_codec import from_document
 from ._schema import EventStoreSchema
 from ._transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
@@ -45,6 +45,7 @@ TOMBSTONE_FIELD = "gap"
 
 _MAJORITY = WriteConcern("majority")
 _MAX_BACKOFF = 5.0
+_YIELDS_TO_SEND = 4
 
 
 def tombstone(position: int) -> dict[str, Any]:
@@ -157,6 +158,105 @@ class MongoLog:
         )
         docs: list[dict[str, Any]] = await self._guarded(cursor.to_list(None))
         return docs
+
+    async def find_documents(
+        self,
+        query: dict[str, Any],
+        *,
+        hint: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The event documents matching ``query`` in position order (tombstones left out),
+        decoded by the driver and nothing more: for readers that build their own records
+        (frames). ``query`` must bound the positions or name an index (``hint``) that bounds
+        the scan."""
+        await self._schema.ready()
+        cursor = self._events.find(
+            {**query, TOMBSTONE_FIELD: {"$exists": False}},
+            sort=[("position", -1 if descending else 1)],
+            limit=limit or 0,
+            batch_size=100_000,
+            **({"hint": hint} if hint else {}),
+        )
+        docs: list[dict[str, Any]] = await self._guarded(cursor.to_list(None))
+        return docs
+
+    async def scan_documents(
+        self, after: int, through: int, *, batch: int = 10_000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every event document with ``after < position <= through``, in the collection's own order
+        (not by position), batch by batch, the next batch already requested while the caller
+        works on this one: the cheapest way to have the server send the whole log (no index
+        walk), for readers that order what they read themselves (frames). Not on a sharded
+        cluster, where a cursor's next batch may be asked of another router."""
+        await self._schema.ready()
+        if self.sharded:
+            raise ConfigurationError("a scan of the whole log is not offered on a sharded cluster")
+        database = self._schema.events.database
+        name = self._schema.events.name
+        find = {
+            "find": name,
+            # No filter at all: evaluating one costs this server more per document than
+            # sending it; the range and the tombstones are taken out here.
+            "filter": {},
+            "hint": {"$natural": 1},
+            "batchSize": batch,
+            "readConcern": self._read_concern.document,
+        }
+        async with self._schema.connection.client.start_session(
+            causal_consistency=False
+        ) as session:
+            codec = self._events.codec_options  # command replies default to the driver's
+            reply = await self._guarded(
+                database.command(find, session=session, codec_options=codec)
+            )
+            cursor = reply["cursor"]
+            documents, cursor_id = cursor["firstBatch"], cursor["id"]
+            more: asyncio.Future[Any] | None = None
+            try:
+                while True:
+                    if cursor_id:
+                        get_more = {"getMore": cursor_id, "collection": name, "batchSize": batch}
+                        more = asyncio.ensure_future(
+                            self._guarded(
+                                database.command(get_more, session=session, codec_options=codec)
+                            )
+                        )
+                        # Let the request go out before the caller works on this batch (its
+                        # work does not yield the loop): that is what overlaps the two.
+                        for _ in range(_YIELDS_TO_SEND):
+                            await asyncio.sleep(0)
+                    yield [
+                        d
+                        for d in documents
+                        if after < d.get("position", 0) <= through and TOMBSTONE_FIELD not in d
+                    ]
+                    if more is None:
+                        return
+                    cursor = (await more)["cursor"]
+                    more = None
+                    documents, cursor_id = cursor["nextBatch"], cursor["id"]
+            finally:
+                if more is not None:  # the reader stopped early: end the server's cursor too
+                    more.cancel()
+                    with contextlib.suppress(BaseException):
+                        await more
+                    with contextlib.suppress(PyMongoError):
+                        await database.command(
+                            {"killCursors": name, "cursors": [cursor_id]}, session=session
+                        )
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the store is on a sharded cluster (readers look at every position)."""
+        return self._schema.connection.info.kind == "sharded"
+
+    async def index_names(self) -> set[str]:
+        """The names of the events collection's indexes."""
+        await self._schema.ready()
+        info = await self._guarded(self._schema.events.index_information())
+        return set(info)
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         positions = [check_positive(p, "a position") for p in positions]

@@ -177,7 +177,18 @@ QUERY_INDEX_MIGRATIONS: tuple[Migration, ...] = (
         ),
         "query indexes: by aggregate type and time, by correlation id, by type in order",
     ),
+    Migration(
+        3,
+        "event_store_time",
+        "events",
+        (
+            IndexSpec(asc("recorded_at"), "recorded_at"),
+            IndexSpec(asc("occurred_at"), "occurred_at"),
+        ),
+        "query indexes: time ranges of the log (frames' since / until)",
+    ),
 )
 """Opt-in query indexes (``MongoEventStore(query_indexes=True)``, ``eventlab migrate
---query-indexes``): for ad-hoc queries by aggregate type and time, by correlation id and by
-event type in log order. Each costs every append (docs/positions.md, "Indexes")."""
+--query-indexes``): for ad-hoc queries by aggregate type and time, by correlation id, by
+event type in log order and by time range. Each costs every append (docs/positions.md,
+"Indexes")."""

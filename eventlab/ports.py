@@ -9,12 +9,12 @@ and the in-memory backend (:mod:`eventlab.memory`) fill them in, and the contrac
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypeVar, overload
+from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_checkable
 
 from ._bson import encoded_size, to_bson_value
 from ._checks import check_aggregate_id, check_name, check_positive
@@ -311,6 +311,39 @@ class EventLog(Protocol):
 
     def wakeups(self, *, mode: Literal["auto", "push", "poll"] = "auto") -> Wakeups:
         """A :class:`Wakeups` for this log (``push``: appends must wake it, or fail)."""
+        ...
+
+
+@runtime_checkable
+class DocumentLog(Protocol):
+    """A log that also hands out its stored event documents as they are (MongoDB's), so that
+    frames read at the speed of the wire. Tombstones are never handed out."""
+
+    @property
+    def sharded(self) -> bool:
+        """Whether a whole-log scan is unavailable (a sharded cluster)."""
+        ...
+
+    def scan_documents(
+        self, after: int, through: int, *, batch: int = 10_000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every event document with ``after < position <= through``, in storage order, batch
+        by batch."""
+        ...
+
+    async def find_documents(
+        self,
+        query: dict[str, Any],
+        *,
+        hint: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The event documents matching ``query``, in position order."""
+        ...
+
+    async def index_names(self) -> set[str]:
+        """The names of the indexes that serve queries of the log."""
         ...
 
 

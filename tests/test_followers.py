@@ -319,7 +319,7 @@ async def test_a_default_built_reader_takes_the_strategy_from_the_store(
     events = await asyncio.wait_for(reading, STALL)
     assert [e.position for e in events][-2:] == [held.position, above.position]
     frame = await asyncio.wait_for(framing, STALL)
-    assert held.event_id in set(frame.event_id)
+    assert str(held.event_id) in set(frame.event_id)
 
 
 async def test_changing_the_strategy_is_a_migration_readers_survive(

@@ -16,12 +16,18 @@ async def test_migrate_is_idempotent_and_recorded(connection: Any) -> None:
     assert second.applied == () and second.already_applied == first.applied
     indexes = await store.events.index_information()
     assert indexes["stream_version"]["unique"] and indexes["position"]["unique"]
-    query = {"aggregate_type_occurred_at", "correlation_id", "event_type_position"}
+    query = {
+        "aggregate_type_occurred_at",
+        "correlation_id",
+        "event_type_position",
+        "recorded_at",
+        "occurred_at",
+    }
     assert not query & set(indexes), "query indexes are opt-in: each costs every append"
     records = await connection.database["_migrations"].find().to_list(None)
     assert {r["_id"] for r in records} == set(first.applied)
     third = await store.migrate(query_indexes=True)
-    assert third.applied == ("ev:0002_event_store_queries",)
+    assert third.applied == ("ev:0002_event_store_queries", "ev:0003_event_store_time")
     assert query <= set(await store.events.index_information())
     opted_in = MongoEventStore(connection, events_collection="ev2", query_indexes=True)
     await opted_in.count()  # first use migrates

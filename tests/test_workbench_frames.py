@@ -54,7 +54,7 @@ async def test_frame_from_store_and_documents(store: MongoEventStore) -> None:
     frame = await read_frame(store)
     assert list(frame["aggregate_id"]) == [a, b]
     assert frame["payload.address.city"].iloc[0] == "X"
-    only_a = await read_frame(store, aggregate_id=a, event_types=["Noted"], from_position=0)
+    only_a = await read_frame(store, streams=a, event_types=["Noted"], after=0)
     assert list(only_a["aggregate_id"]) == [a]
     others = await read_frame(store, event_types=["Other"])
     assert list(others["aggregate_id"]) == [b]

@@ -5,7 +5,7 @@ are thin layers over it.
 """
 
 from ._display import register_html_tables
-from ._frames import events_frame, frame_of, read_frame
+from ._frames import events_frame, read_frame
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
 from ._plots import plot_timeline
@@ -32,7 +32,6 @@ __all__ = [
     "events_frame",
     "events_from_frame",
     "find_gaps",
-    "frame_of",
     "iter_jsonl",
     "load_jsonl",
     "plot_timeline",

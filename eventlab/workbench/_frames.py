@@ -1,44 +1,33 @@
-"""Events as pandas DataFrames."""
+"""Events as pandas DataFrames: from records, from a store, through a local cache."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from .._errors import ConfigurationError
 from .._event_codec import from_document
-from .._follow import CatchUpSubscription
 from .._progress import progress_bar
 from .._records import StoredEvent
-from ..ports import EventStore
+from ..ports import DocumentLog, EventStore, LogHead
+from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
+from ._frame_cache import CacheManifest, FrameCache
+from ._frame_query import FrameQuery
+from ._frame_read import document_pages, followed_pages
 
-ENVELOPE_COLUMNS = [
-    "position",
-    "aggregate_id",
-    "aggregate_type",
-    "version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "recorded_at",
-    "event_id",
-]
-_INT_COLUMNS = ("position", "version", "schema_version")
-_CATEGORY_COLUMNS = ("aggregate_type", "event_type")
+__all__ = ["ENVELOPE_COLUMNS", "events_frame", "read_frame"]
 
 
 def events_frame(
     source: Iterable[StoredEvent | Mapping[str, Any]],
     *,
-    aggregate_id: str | None = None,
-    event_types: Iterable[str] | None = None,
-    from_position: int | None = None,
     flatten: bool = True,
     numeric: bool = False,
-    progress: bool | None = None,
 ) -> pd.DataFrame:
     """One row per event of ``source``, an iterable of :class:`StoredEvent` records or raw event
     documents (``load_jsonl(...)``, ``await store.read_all().to_list()``): envelope columns, then
@@ -49,205 +38,199 @@ def events_frame(
         key that itself contains a dot is escaped (``payload.a\\.b``), so ``{"a": {"b": 1}}``
         and ``{"a.b": 2}`` never share a column. ``False``: ``payload`` and ``metadata``
         columns hold the dicts.
-    :param numeric: payload and metadata columns whose values are all numbers get a numeric
-        dtype: ints ``Int64``, decimals and floats ``float64`` (Decimal to float is not exact:
-        leave it off for money you sum exactly).
-    :param progress: a ``tqdm`` bar (default: for more than 50,000 events).
+    :param numeric: decimal columns become ``float64`` (not exact: leave it off for money you
+        sum exactly).
 
-    Types: nullable ``Int64`` for position/version, ``category`` for type names, tz-aware UTC
-    datetimes.
+    Types: nullable ``Int64`` for integers, ``category`` for type names, tz-aware UTC
+    datetimes, ``str`` for strings, exact decimals (Arrow ``decimal128``); a field whose values
+    are of several kinds, or lists, stays a column of Python objects. Rows in position order.
     """
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
             "events_frame needs an iterable of events (for a store: "
             f"`await read_frame(store)`), got {type(source).__name__}"
         )
-    types = None if event_types is None else set(event_types)
-    items = [item if type(item) is StoredEvent else _as_event(item) for item in source]
-    return frame_of(
-        _select(items, aggregate_id, types, from_position),
-        flatten=flatten,
-        numeric=numeric,
-        progress=progress,
-    )
+    builder = FrameBuilder(flatten=flatten)
+    builder.add(_document(item) for item in source)
+    return _finish(builder.frame(), numeric)
 
 
 async def read_frame(
     store: EventStore,
     *,
-    aggregate_id: str | None = None,
+    streams: str | Iterable[str] | None = None,
     event_types: Iterable[str] | None = None,
-    from_position: int | None = None,
+    aggregate_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    after: int | None = None,
+    through: int | None = None,
+    last: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
     flatten: bool = True,
     numeric: bool = False,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """The events of a store (any :class:`~eventlab.ports.EventStore`) as a DataFrame
-    (``frame = await read_frame(store)``): the log in position order by bounded ranges, up to
-    its head as it was when the read started, or one stream with ``aggregate_id``. The options
-    are :func:`events_frame`'s."""
+    """The events of a store (any :class:`~eventlab.ports.EventStore`) as a DataFrame, up to
+    the head of its log as it was when the read started (``frame = await read_frame(store)``).
+
+    Filters, pushed to the server (each served by an index where the store has one:
+    docs/frames.md): ``streams`` (ids), ``event_types``, ``aggregate_types``, a time range
+    ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``, tz-aware),
+    positions ``after < position <= through``, and the ``last`` N events selected.
+
+    :param cache: a directory keeping a local Parquet copy of the whole log: the next call reads
+        only the events after it (filters then apply to the copy).
+    :param progress: a ``tqdm`` bar (default: for more than 50,000 events) and, with a cache,
+        one line saying what was read from where.
+    Other options are :func:`events_frame`'s.
+    """
     if not (hasattr(store, "log") and hasattr(store, "read_stream")):
         raise ConfigurationError(
             f"read_frame reads an event store, got {type(store).__name__}: "
             "for records, use events_frame(events)"
         )
-    types = None if event_types is None else set(event_types)
-    if aggregate_id is not None:
-        events = _select(await store.read_stream(aggregate_id), None, types, from_position)
-    else:
-        stream = CatchUpSubscription(
-            store.log, start=from_position or 0, page_size=5000, event_types=types, live=False
-        )
-        # The bar's total from the position counter (one document), not a count of every event:
-        # holes make it an upper bound, which a progress bar can live with.
-        total = (await store.log.head()).position if progress is not False else 0
-        with progress_bar(total, progress, "reading events") as bar:
-            events = []
-            async for event in stream:
-                events.append(event)
-                bar.update(1)
-    return frame_of(events, flatten=flatten, numeric=numeric, progress=False)
-
-
-def _select(
-    events: list[StoredEvent],
-    aggregate_id: str | None,
-    types: set[str] | None,
-    from_position: int | None,
-) -> list[StoredEvent]:
-    if aggregate_id is None and types is None and from_position is None:
-        return events
-    return [
-        e
-        for e in events
-        if (aggregate_id is None or e.aggregate_id == aggregate_id)
-        and (types is None or e.event_type in types)
-        and (from_position is None or (e.position is not None and e.position > from_position))
-    ]
-
-
-def _as_event(item: Any) -> StoredEvent:
-    if isinstance(item, StoredEvent):
-        return item
-    if isinstance(item, Mapping) and "_id" in item:
-        return from_document(dict(item))
-    raise ConfigurationError(f"not an event: {type(item).__name__}")
-
-
-def _flatten_into(
-    columns: dict[str, list[Any]],
-    names: dict[str, dict[str, str]],
-    prefix: str,
-    value: dict[str, Any],
-    row: int,
-    n: int,
-) -> None:
-    # Dotted column names are built once per (prefix, key), not once per event.
-    known = names.get(prefix)
-    if known is None:
-        known = names[prefix] = {}
-    for key, item in value.items():
-        name = known.get(key)
-        if name is None:
-            # A dot inside a key is escaped, so that {"a": {"b": 1}} and {"a.b": 2} never
-            # share a column (events_from_frame splits on unescaped dots only).
-            safe = (
-                key.replace("\\", "\\\\").replace(".", "\\.") if "." in key or "\\" in key else key
-            )
-            name = known[key] = f"{prefix}.{safe}"
-        if type(item) is dict and item:
-            _flatten_into(columns, names, name, item, row, n)
-        else:
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = [None] * n
-            column[row] = item
-
-
-def frame_of(
-    events: list[StoredEvent],
-    *,
-    flatten: bool = True,
-    numeric: bool = False,
-    progress: bool | None = None,
-) -> pd.DataFrame:
-    """The DataFrame of a list of events (see :func:`events_frame`).
-
-    Built column by column: envelope fields straight into typed arrays, payload and metadata
-    flattened into per-column lists in one pass, and the frame assembled without dtype
-    inference (object columns), then only the envelope columns converted. That is what makes
-    it several times cheaper than ``pd.json_normalize`` (see benchmarks/).
-    """
-    n = len(events)
-    columns: dict[str, Any] = {
-        "position": _int_column([e.position for e in events]),
-        "aggregate_id": [e.aggregate_id for e in events],
-        "aggregate_type": pd.Categorical([e.aggregate_type for e in events]),
-        "version": _int_column([e.version for e in events]),
-        "event_type": pd.Categorical([e.event_type for e in events]),
-        "schema_version": _int_column([e.schema_version for e in events]),
-        "occurred_at": _utc_column([e.occurred_at for e in events]),
-        "recorded_at": _utc_column([e.recorded_at for e in events]),
-        "event_id": [e.event_id for e in events],
-    }
-    extra: dict[str, list[Any]] = {}
-    if flatten:
-        cache: dict[str, dict[str, str]] = {}
-        with progress_bar(n, progress, "building the frame") as bar:
-            for row, event in enumerate(events):
-                if event.metadata:
-                    _flatten_into(extra, cache, "metadata", event.metadata, row, n)
-                _flatten_into(extra, cache, "payload", event.payload, row, n)
-                if row % 1000 == 999:
-                    bar.update(1000)
-        names = sorted(k for k in extra if k.startswith("metadata.")) + [
-            k for k in extra if k.startswith("payload.")
-        ]
-    else:
-        extra = {"metadata": [e.metadata for e in events], "payload": [e.payload for e in events]}
-        names = ["metadata", "payload"]
-    # Object columns are taken as they are; letting pandas infer a dtype for every payload
-    # column (strings in particular) costs more than the whole rest of the build.
-    objects = pd.DataFrame(
-        {
-            "aggregate_id": columns.pop("aggregate_id"),
-            "event_id": columns.pop("event_id"),
-            **{k: extra[k] for k in names},
-        },
-        dtype=object,
+    query = FrameQuery.of(
+        streams=streams,
+        event_types=event_types,
+        aggregate_types=aggregate_types,
+        since=since,
+        until=until,
+        time=time,
+        after=after,
+        through=through,
+        last=last,
     )
-    objects["aggregate_id"] = objects["aggregate_id"].astype("str")
-    typed = pd.DataFrame(columns)
-    frame = pd.concat([typed, objects], axis=1)[[*ENVELOPE_COLUMNS, *names]]
-    if numeric and flatten:
-        for name in names:
-            converted = _numeric_column(frame[name])
-            if converted is not None:
-                frame[name] = converted
+    head = await store.log.head()
+    if cache is not None:
+        if not flatten:
+            raise ConfigurationError("a cached frame is flattened: leave flatten=True")
+        frame = await _through_cache(store, FrameCache(cache, _store_name(store)), head, progress)
+        return _finish(query.apply(frame), numeric)
+    bound = head.position if query.through is None else min(query.through, head.position)
+    builder = FrameBuilder(flatten=flatten)
+    settled = await _read_into(builder, store, query, head, bound, progress)
+    frame = builder.frame()
+    if not (settled and _pushed_down(store)):
+        frame = query.apply(frame)
+    return _finish(frame, numeric)
+
+
+async def _read_into(
+    builder: FrameBuilder,
+    store: EventStore,
+    query: FrameQuery,
+    head: LogHead,
+    bound: int,
+    progress: bool | None,
+) -> bool:
+    """Read the selection into ``builder``; whether it was read as a settled range (else the
+    log was followed, waiting for appends still in flight below the head)."""
+    settled = head.settles(query.after, bound)
+    # The bar's total from the position counter (one document), not a count of every event:
+    # holes and filters make it an upper bound, which a progress bar can live with.
+    with progress_bar(max(0, bound - query.after), progress, "reading events") as bar:
+        pages = (
+            document_pages(store, query, bound, bar.update)
+            if settled
+            else followed_pages(store, query, bar.update)
+        )
+        async for page in pages:
+            builder.add(page)
+    return settled
+
+
+async def _through_cache(
+    store: EventStore, cache: FrameCache, head: LogHead, progress: bool | None
+) -> pd.DataFrame:
+    builder = FrameBuilder()
+    manifest = cache.manifest()
+    if manifest is not None and not (
+        await _same_store(store, manifest, head) and cache.load(manifest, builder)
+    ):
+        say(progress, f"cache {cache.directory}: the store changed under it; reading it again")
+        cache.clear()
+        builder, manifest = FrameBuilder(), None
+    manifest = manifest or CacheManifest(cache.store)
+    cached = builder.rows
+    fresh = FrameBuilder()
+    await _read_into(
+        fresh, store, FrameQuery(after=manifest.through), head, head.position, progress
+    )
+    # Followed or settled, every position up to the head is decided now; a follower reads
+    # past the head it started from, and what it read beyond it is left to the next refresh.
+    settled = head.position
+    table, objects = fresh.settled_part(settled)
+    cache.append(manifest, table, objects, settled)
+    builder.add_table(*fresh.settled_part(head.position))
+    say(
+        progress,
+        f"cache {cache.directory}: {cached:,} events through position {manifest.through:,}; "
+        f"read {fresh.rows:,} new from the store"
+        + (f" (positions {manifest.through + 1:,}-{head.position:,})" if fresh.rows else ""),
+    )
+    return builder.frame()
+
+
+async def _same_store(store: EventStore, manifest: CacheManifest, head: LogHead) -> bool:
+    """The store still holds the cached events: its head is not behind the cache, and the
+    events at the sampled positions are the cached ones."""
+    if head.position < manifest.through:
+        return False
+    if not manifest.samples:
+        return True
+    positions = sorted(int(p) for p in manifest.samples)
+    found: dict[str, str] = {}
+    for position in positions:
+        page = await store.log.read(position - 1, position)
+        for event in page.events:
+            found[str(event.position)] = str(event.event_id)
+    return found == manifest.samples
+
+
+def _pushed_down(store: EventStore) -> bool:
+    """Whether the server made the whole selection (on MongoDB; the log port takes only the
+    type filters)."""
+    return isinstance(store.log, DocumentLog)
+
+
+def say(progress: bool | None, line: str) -> None:
+    if progress is not False:
+        print(line)
+
+
+def _store_name(store: EventStore) -> str:
+    events = getattr(store, "events", None)
+    if events is not None:
+        return f"{events.database.name}.{events.name}"
+    return f"{type(store).__name__}:{id(store)}"
+
+
+def _finish(frame: pd.DataFrame, numeric: bool) -> pd.DataFrame:
+    if numeric:
+        for name in frame.columns:
+            dtype = frame[name].dtype
+            if isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype):
+                frame[name] = frame[name].astype("float64")
     return frame
 
 
-def _numeric_column(column: pd.Series) -> Any:
-    """``Int64`` for a column of ints, ``float64`` for numbers with decimals or floats; ``None``
-    when any value is not a number (bools are not numbers here)."""
-    values = column.dropna()
-    if values.empty:
-        return None
-    kinds = {type(v) for v in values}
-    if kinds <= {int}:
-        return pd.array(column.tolist(), dtype="Int64")
-    if kinds <= {int, float, Decimal}:
-        return pd.to_numeric(column.map(lambda v: None if v is None else float(v)), errors="raise")
-    return None
-
-
-def _int_column(values: list[int | None]) -> Any:
-    import numpy as np
-
-    if None not in values:
-        return pd.array(np.asarray(values, dtype=np.int64), dtype="Int64")
-    return pd.array(values, dtype="Int64")
-
-
-def _utc_column(values: list[Any]) -> Any:
-    return pd.to_datetime(values, utc=True)
+def _document(item: Any) -> dict[str, Any]:
+    if isinstance(item, StoredEvent):
+        return {
+            "_id": item.event_id,
+            "position": item.position,
+            "aggregate_id": item.aggregate_id,
+            "aggregate_type": item.aggregate_type,
+            "version": item.version,
+            "event_type": item.event_type,
+            "schema_version": item.schema_version,
+            "occurred_at": item.occurred_at,
+            "recorded_at": item.recorded_at,
+            "payload": item.payload,
+            "metadata": item.metadata,
+        }
+    if isinstance(item, Mapping) and "_id" in item:
+        return _document(from_document(dict(item)))
+    raise ConfigurationError(f"not an event: {type(item).__name__}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import html
+import uuid
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -117,6 +118,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _event_id(value: Any) -> Any:
+    """A frame holds event ids as text; events use UUIDs where the text is one."""
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _split_column(path: str) -> list[str]:
     """``a.b\\.c`` as ``["a", "b.c"]``: the column names events_frame builds, unescaped."""
     if "\\" not in path:
@@ -166,7 +177,7 @@ def events_from_frame(frame: pd.DataFrame) -> list[StoredEvent]:
         metadata = {c[9:]: _plain(row[c]) for c in metadata_columns}
         events.append(
             StoredEvent(
-                event_id=row["event_id"],
+                event_id=_event_id(row["event_id"]),
                 event_type=str(row["event_type"]),
                 aggregate_id=str(row["aggregate_id"]),
                 aggregate_type=str(row["aggregate_type"]),

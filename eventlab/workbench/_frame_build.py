@@ -1,0 +1,310 @@
+"""Stored documents → columns: one Arrow table per page, one pandas frame at the end.
+
+Each page of documents is flattened into per-column lists and turned into Arrow arrays at
+once, so a frame holds the Arrow table of the pages read so far plus the Python objects of one
+page. A column Arrow cannot type (values of several kinds, lists, nested dicts kept whole)
+stays a column of Python objects, so nothing is lost or coerced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from bson.decimal128 import Decimal128
+
+ENVELOPE_COLUMNS = [
+    "position",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "event_id",
+]
+_TIME = pa.timestamp("us", tz="UTC")
+_INTS = ("position", "version", "schema_version")
+_CATEGORIES = ("aggregate_type", "event_type")
+# Arrow types that round-trip through pandas as the values went in; anything else (lists,
+# structs, mixed kinds) is kept as Python objects.
+_SCALAR_IDS = {pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean}
+
+
+class FrameBuilder:
+    """Collects pages of stored documents; :meth:`frame` assembles the DataFrame."""
+
+    def __init__(self, *, flatten: bool = True) -> None:
+        self._flatten = flatten
+        self._tables: list[pa.Table] = []
+        self._objects: dict[str, list[tuple[int, list[Any]]]] = {}
+        self._names: dict[str, dict[str, str]] = {}
+        self._order: dict[str, None] = {}
+        self.rows = 0
+
+    def add(self, documents: Iterable[dict[str, Any]]) -> int:
+        """Take one page of event documents; returns the number of events in it."""
+        docs = list(documents)
+        n = len(docs)
+        if not n:
+            return 0
+        arrays: dict[str, pa.Array] = {
+            "position": pa.array([d.get("position") for d in docs], pa.int64()),
+            "aggregate_id": pa.array([d["aggregate_id"] for d in docs], pa.string()),
+            "aggregate_type": pa.array([d["aggregate_type"] for d in docs], pa.string()),
+            "version": pa.array([d["version"] for d in docs], pa.int64()),
+            "event_type": pa.array([d["event_type"] for d in docs], pa.string()),
+            "schema_version": pa.array([d.get("schema_version", 1) for d in docs], pa.int64()),
+            "occurred_at": pa.array([d["occurred_at"] for d in docs], _TIME),
+            "recorded_at": pa.array([d.get("recorded_at") for d in docs], _TIME),
+            "event_id": pa.array([str(d["_id"]) for d in docs], pa.string()),
+        }
+        for name, values in self._fields(docs).items():
+            self._order.setdefault(name, None)
+            array = _typed(values)
+            if array is None:
+                self._objects.setdefault(name, []).append((self.rows, values))
+            else:
+                arrays[name] = array
+        self._tables.append(pa.table(arrays))
+        self.rows += n
+        return n
+
+    def add_table(self, table: pa.Table, objects: dict[str, list[Any]]) -> int:
+        """Take rows already built (a cached part): Arrow columns and columns of objects."""
+        for name in (*table.column_names, *objects):
+            if name not in ENVELOPE_COLUMNS:
+                self._order.setdefault(name, None)
+        for name, values in objects.items():
+            self._objects.setdefault(name, []).append((self.rows, values))
+        self._tables.append(table)
+        self.rows += table.num_rows
+        rows: int = table.num_rows
+        return rows
+
+    def settled_part(self, through: int) -> tuple[pa.Table, dict[str, list[Any]]]:
+        """The rows at positions up to ``through``, sorted: what a cache may keep."""
+        table = self.table()
+        objects = self._object_columns()
+        order = pc.sort_indices(table["position"])
+        table = table.take(order)
+        rows = order.to_pylist()
+        objects = {name: [column[i] for i in rows] for name, column in objects.items()}
+        keep = pc.sum(pc.less_equal(table["position"], through)).as_py() or 0
+        return table.slice(0, keep), {name: v[:keep] for name, v in objects.items()}
+
+    def _object_columns(self) -> dict[str, list[Any]]:
+        columns = {}
+        for name, chunks in self._objects.items():
+            column: list[Any] = [None] * self.rows
+            for start, values in chunks:
+                column[start : start + len(values)] = values
+            columns[name] = column
+        return columns
+
+    def _fields(self, docs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        n = len(docs)
+        if not self._flatten:
+            return {
+                "metadata": [_plain(d.get("metadata") or {}) for d in docs],
+                "payload": [_plain(d.get("payload") or {}) for d in docs],
+            }
+        columns: dict[str, list[Any]] = {}
+        names = self._names
+        for row, doc in enumerate(docs):
+            metadata = doc.get("metadata")
+            if metadata:
+                _flatten_into(columns, names, "metadata", metadata, row, n)
+            _flatten_into(columns, names, "payload", doc.get("payload") or {}, row, n)
+        return columns
+
+    def table(self) -> pa.Table:
+        """The Arrow columns (object columns left out: see :meth:`frame`)."""
+        self._tables = _unified(self._tables, self._objects)
+        return pa.concat_tables(self._tables or [_empty()], promote_options="default")
+
+    def frame(self) -> pd.DataFrame:
+        """The DataFrame, in position order (a scan reads in the collection's order)."""
+        table = self.table()
+        order = _sort_order(table)
+        if order is not None:
+            table = table.take(order)
+        frame = arrow_to_frame(table)
+        for name, column in self._object_columns().items():
+            if order is not None:
+                column = [column[i] for i in order.to_pylist()]
+            frame[name] = pd.Series(column, dtype=object, index=frame.index)
+        # Sorted, not first-seen: the same selection has the same columns however it was read
+        # (whole, filtered, through a cache).
+        metadata = sorted(n for n in self._order if n.startswith("metadata"))
+        payload = sorted(n for n in self._order if n.startswith("payload"))
+        return frame[[*ENVELOPE_COLUMNS, *metadata, *payload]]
+
+
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table of events as pandas: nullable ints and bools, categories for type
+    names, decimals kept exact (Arrow-backed), UTC times."""
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type, date_as_object=False)
+    for name in _CATEGORIES:
+        if name in frame:
+            frame[name] = frame[name].astype("category")
+    return frame
+
+
+def _pandas_type(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_decimal(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return _PANDAS_TYPES.get(arrow_type)
+
+
+def _sort_order(table: pa.Table) -> pa.Array | None:
+    """The order that sorts ``table`` by position, or ``None`` when it already is."""
+    positions = table["position"].combine_chunks()
+    if len(positions) < 2:
+        return None
+    ordered = pc.all(pc.greater(positions[1:], positions[:-1])).as_py()
+    return None if ordered else pc.sort_indices(positions)
+
+
+_PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def _empty() -> pa.Table:
+    types = {n: pa.int64() for n in _INTS} | {n: _TIME for n in ("occurred_at", "recorded_at")}
+    return pa.table({n: pa.array([], types.get(n, pa.string())) for n in ENVELOPE_COLUMNS})
+
+
+def _typed(values: list[Any]) -> pa.Array | None:
+    """An Arrow array of ``values`` when Arrow holds them as they are, else ``None``."""
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds == {str}:
+        return pa.array(values, pa.string())
+    if kinds == {datetime}:
+        if any(v is not None and v.tzinfo is None for v in values):
+            return None  # naive times stay as they were given
+        return pa.array(values, _TIME)
+    if Decimal in kinds and kinds <= {Decimal, int}:
+        # Exact decimals (money) as Arrow decimals: sums stay exact, the cache stores them.
+        try:
+            array = pa.array([None if v is None else Decimal(v) for v in values])
+            return array.cast(pa.decimal128(38, array.type.scale))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 38 digits
+            return None
+    if kinds <= {int} or kinds <= {float} or kinds == {bool}:
+        try:
+            array = pa.array(values)
+        except (pa.ArrowInvalid, OverflowError):  # an int beyond 64 bits
+            return None
+        if any(check(array.type) for check in _SCALAR_IDS):
+            return array
+    return None
+
+
+def _unified(
+    tables: list[pa.Table], objects: dict[str, list[tuple[int, list[Any]]]]
+) -> list[pa.Table]:
+    """Pages whose columns disagree on a type: that column becomes a column of objects."""
+    kinds: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for field in table.schema:
+            if not pa.types.is_null(field.type):
+                kinds.setdefault(field.name, set()).add(field.type)
+    clashes: set[str] = set()
+    for name, types in kinds.items():
+        if len(types) < 2:
+            continue
+        common = _common_type(types)
+        if common is None:
+            clashes.add(name)
+            continue
+        tables = [
+            t.set_column(t.column_names.index(name), name, t[name].cast(common))
+            if name in t.column_names
+            else t
+            for t in tables
+        ]
+    if not clashes:
+        return tables
+    start = 0
+    result = []
+    for table in tables:
+        for name in clashes & set(table.column_names):
+            objects.setdefault(name, []).append((start, table[name].to_pylist()))
+            table = table.drop_columns([name])
+        result.append(table)
+        start += table.num_rows
+    for chunks in objects.values():
+        chunks.sort(key=lambda chunk: chunk[0])
+    return result
+
+
+def _common_type(types: set[pa.DataType]) -> pa.DataType | None:
+    """The type that holds every value of ``types`` exactly: decimals of several scales as
+    the largest scale, ints with floats as floats; ``None`` when there is none."""
+    if all(pa.types.is_decimal(t) for t in types):
+        return pa.decimal128(38, max(t.scale for t in types))
+    if types <= {pa.int64(), pa.float64()}:
+        return pa.float64()
+    return None
+
+
+def _flatten_into(
+    columns: dict[str, list[Any]],
+    names: dict[str, dict[str, str]],
+    prefix: str,
+    value: dict[str, Any],
+    row: int,
+    n: int,
+) -> None:
+    # Dotted column names are built once per (prefix, key), not once per event.
+    known = names.get(prefix)
+    if known is None:
+        known = names[prefix] = {}
+    for key, item in value.items():
+        name = known.get(key)
+        if name is None:
+            # A dot inside a key is escaped, so that {"a": {"b": 1}} and {"a.b": 2} never
+            # share a column (events_from_frame splits on unescaped dots only).
+            safe = (
+                key.replace("\\", "\\\\").replace(".", "\\.") if "." in key or "\\" in key else key
+            )
+            name = known[key] = f"{prefix}.{safe}"
+        kind = type(item)
+        if kind is dict and item:
+            _flatten_into(columns, names, name, item, row, n)
+            continue
+        if kind is Decimal128:
+            item = item.to_decimal()
+        elif kind is list or kind is dict:
+            item = _plain(item)
+        column = columns.get(name)
+        if column is None:
+            column = columns[name] = [None] * n
+        column[row] = item
+
+
+def _plain(value: Any) -> Any:
+    """BSON's decimals as Python's, all the way down (lists and dicts kept whole)."""
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def is_decimal_column(column: pd.Series) -> bool:
+    values = column.dropna()
+    return not values.empty and all(type(v) is Decimal for v in values)

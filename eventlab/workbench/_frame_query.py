@@ -1,0 +1,158 @@
+"""What a frame selects: filters checked once, then pushed to the server or applied locally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+
+from .._checks import check_int, check_name, check_positive, check_types
+from .._errors import ConfigurationError
+
+TimeField = Literal["recorded_at", "occurred_at"]
+_MAX_SELECTED_NAMES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class FrameQuery:
+    """The filters of :func:`~eventlab.workbench.read_frame`, checked (an operator dict, a naive
+    datetime or a negative count is refused here, before anything is read)."""
+
+    streams: tuple[str, ...] | None = None
+    event_types: tuple[str, ...] | None = None
+    aggregate_types: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    time: TimeField = "recorded_at"
+    after: int = 0
+    through: int | None = None
+    last: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        streams: str | Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        time: str = "recorded_at",
+        after: int | None = None,
+        through: int | None = None,
+        last: int | None = None,
+    ) -> FrameQuery:
+        if time not in ("recorded_at", "occurred_at"):
+            raise ConfigurationError(f"time must be 'recorded_at' or 'occurred_at', got {time!r}")
+        query = cls(
+            streams=_names(streams, "stream"),
+            event_types=None if event_types is None else _checked_types(event_types, "event type"),
+            aggregate_types=(
+                None
+                if aggregate_types is None
+                else _checked_types(aggregate_types, "aggregate type")
+            ),
+            since=_instant(since, "since"),
+            until=_instant(until, "until"),
+            time=time,  # type: ignore[arg-type]
+            after=0 if after is None else check_int(after, "after"),
+            through=None if through is None else check_int(through, "through"),
+            last=None if last is None else check_positive(last, "last"),
+        )
+        if query.since and query.until and query.until <= query.since:
+            raise ConfigurationError(f"until ({query.until}) must be after since ({query.since})")
+        return query
+
+    @property
+    def whole_log(self) -> bool:
+        """Nothing but position bounds: the log read in ranges, nothing filtered."""
+        return not (self.streams or self.event_types or self.aggregate_types or self.timed)
+
+    @property
+    def timed(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    def server_filter(self) -> dict[str, Any]:
+        """The filters as a MongoDB query (position bounds left to the caller's ranges)."""
+        query: dict[str, Any] = {}
+        if self.streams is not None:
+            query["aggregate_id"] = {"$in": list(self.streams)}
+        if self.event_types is not None:
+            query["event_type"] = {"$in": list(self.event_types)}
+        if self.aggregate_types is not None:
+            query["aggregate_type"] = {"$in": list(self.aggregate_types)}
+        if self.timed:
+            span: dict[str, datetime] = {}
+            if self.since is not None:
+                span["$gte"] = self.since
+            if self.until is not None:
+                span["$lt"] = self.until
+            query[self.time] = span
+        return query
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The same selection made on a frame of the whole log (a cached one)."""
+        keep = frame["position"] > self.after
+        if self.through is not None:
+            keep &= frame["position"] <= self.through
+        if self.streams is not None:
+            keep &= frame["aggregate_id"].isin(self.streams)
+        if self.event_types is not None:
+            keep &= frame["event_type"].isin(self.event_types)
+        if self.aggregate_types is not None:
+            keep &= frame["aggregate_type"].isin(self.aggregate_types)
+        if self.since is not None:
+            keep &= frame[self.time] >= self.since
+        if self.until is not None:
+            keep &= frame[self.time] < self.until
+        selected = frame[keep.fillna(False).astype(bool)]
+        if self.last is not None:
+            selected = selected.iloc[-self.last :]
+        return selected.reset_index(drop=True)
+
+
+def _names(value: str | Iterable[str] | None, kind: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, bytes | dict) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{kind}s must be a name or names, got {type(value).__name__}")
+    names = tuple(check_name(v, f"a {kind} id") for v in value)
+    return _bounded(names, kind)
+
+
+def _checked_types(value: Iterable[str], kind: str) -> tuple[str, ...]:
+    if isinstance(value, bytes):
+        raise ConfigurationError(f"{kind} names must be strings, got bytes")
+    return _bounded(tuple(check_types(value, kind)), kind)
+
+
+def _bounded(names: tuple[str, ...], kind: str) -> tuple[str, ...]:
+    if len(names) > _MAX_SELECTED_NAMES:
+        raise ConfigurationError(
+            f"at most {_MAX_SELECTED_NAMES:,} {kind}s in one selection, got {len(names):,}"
+        )
+    return names
+
+
+def _instant(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = pd.Timestamp(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}") from exc
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        raise ConfigurationError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ConfigurationError(
+            f"{name} must be timezone-aware (the log records UTC), got {value.isoformat()}"
+        )
+    return value
