@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from bson.decimal128 import Decimal128
 
+from .._bson import decimal128_to_decimal
+
 ENVELOPE_COLUMNS = [
     "position",
     "aggregate_id",
@@ -285,7 +287,7 @@ def _flatten_into(
             _flatten_into(columns, names, name, item, row, n)
             continue
         if kind is Decimal128:
-            item = item.to_decimal()
+            item = decimal128_to_decimal(item)
         elif kind is list or kind is dict:
             item = _plain(item)
         column = columns.get(name)
@@ -297,7 +299,7 @@ def _flatten_into(
 def _plain(value: Any) -> Any:
     """BSON's decimals as Python's, all the way down (lists and dicts kept whole)."""
     if isinstance(value, Decimal128):
-        return value.to_decimal()
+        return decimal128_to_decimal(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
