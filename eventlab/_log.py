@@ -183,7 +183,7 @@ class MongoLog:
         return docs
 
     async def scan_documents(
-        self, after: int, through: int, *, batch: int = 10_000
+        self, after: int, through: int, *, batch: int = 2_000
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every event document with ``after < position <= through``, in the collection's own order
         (not by position), batch by batch, the next batch already requested while the caller

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -167,7 +168,13 @@ def migrate(
     run_command(context, run)
 
 
-PathArgument = Annotated[Path, typer.Argument(help="A JSON Lines file of events.")]
+PathArgument = Annotated[
+    Path, typer.Argument(help="A file of events: JSON Lines, or Parquet (.parquet).")
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="jsonl or parquet (default: from the file's suffix)."),
+]
 
 
 @app.command("import")
@@ -180,21 +187,27 @@ def import_events(
         bool, typer.Option(help="Keep the file's positions (restore a backup into an empty store).")
     ] = False,
     events_collection: CollectionOption = "domain_events",
+    file_format: FormatOption = None,
 ) -> None:
-    """Import events from a JSON Lines file (the whole file is checked before writing)."""
-    from .workbench import events_frame, find_gaps, load_jsonl
+    """Import events from a file, in chunks (the whole file is checked before writing)."""
+    from .workbench._files import StreamCheck, iter_event_chunks
+    from .workbench._files import file_format as format_of
 
     async def run() -> None:
-        events = load_jsonl(file)  # a malformed line stops here, before anything is written
-        report = find_gaps(events_frame(events))
-        if (
-            len(report.duplicate_versions)
-            or len(report.version_gaps)
-            or len(report.duplicate_positions)
-        ):
+        kind = format_of(file, file_format)
+        check = StreamCheck()
+        for chunk in iter_event_chunks(file, kind):  # a malformed record stops here
+            check.take(chunk)
+        if check.problems:
             raise EventlabError(
                 f"{file}: refusing to import a file that breaks stream invariants "
-                f"({report.summary()}); examine it with `eventlab gaps --file {file}`"
+                f"({'; '.join(check.problems)}); examine it with `eventlab gaps --file {file}`"
+            )
+        if not check.ordered:
+            raise EventlabError(
+                f"{file}: refusing to import a file whose events are not in position order "
+                "(a position repeated or going back; an export is in order): examine it with "
+                f"`eventlab gaps --file {file}`"
             )
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
@@ -206,10 +219,12 @@ def import_events(
                         "restores a backup into an empty store (or a new --database); without "
                         "it the file is appended, and events already stored are skipped"
                     )
-                written = await store.restore(events, progress=None)
+            written, skipped = await _import_chunks(
+                store, iter_event_chunks(file, kind), check.events, preserve_positions
+            )
+            if preserve_positions:
                 typer.echo(f"restored {written:,} events from {file} (positions kept)")
                 return
-            written, skipped = await _append_in_order(store, events)
             typer.echo(
                 f"imported {count_of(written, 'new event')} from {file}, "
                 f"skipped {count_of(skipped, 'event')} already stored"
@@ -218,41 +233,50 @@ def import_events(
     run_command(context, run)
 
 
-async def _append_in_order(store: MongoEventStore, events: list[Any]) -> tuple[int, int]:
-    """Append what is not stored yet (by event id), each stream at its own versions, a chunk
-    per transaction; returns (written, skipped)."""
-    from itertools import groupby
-
+async def _import_chunks(
+    store: MongoEventStore, chunks: Iterator[list[Any]], total: int, restore: bool
+) -> tuple[int, int]:
+    """Write the file chunk by chunk: restored as they are, or appended (what is not stored
+    yet, by event id, each stream at its own versions, a chunk per transaction)."""
     from tqdm import tqdm
+
+    written = skipped = 0
+    with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
+        for chunk in chunks:
+            if restore:
+                written += await store.restore(chunk, progress=False)
+            else:
+                new = await _append_new(store, chunk)
+                written += new
+                skipped += len(chunk) - new
+            bar.update(len(chunk))
+    return written, skipped
+
+
+async def _append_new(store: MongoEventStore, chunk: list[Any]) -> int:
+    """Append the events of ``chunk`` not stored yet; returns how many were written."""
+    from itertools import groupby
 
     from ._unit_of_work import run_unit_of_work
 
-    ordered = sorted(events, key=lambda e: e.position or 0)
-    written = skipped = 0
-    with tqdm(total=len(ordered), unit="event", disable=None, desc="import") as bar:
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            ids = [e.event_id for e in chunk]
-            present = {
-                doc["_id"] async for doc in store.events.find({"_id": {"$in": ids}}, {"_id": 1})
-            }
-            new = [
-                replace(e, position=None, recorded_at=None)
-                for e in chunk
-                if e.event_id not in present
-            ]
-            runs = [list(run) for _, run in groupby(new, key=lambda e: e.aggregate_id)]
+    added = 0
+    for start in range(0, len(chunk), 500):
+        part = chunk[start : start + 500]
+        ids = [e.event_id for e in part]
+        present = {doc["_id"] async for doc in store.events.find({"_id": {"$in": ids}}, {"_id": 1})}
+        new = [
+            replace(e, position=None, recorded_at=None) for e in part if e.event_id not in present
+        ]
+        runs = [list(run) for _, run in groupby(new, key=lambda e: e.aggregate_id)]
 
-            async def write(uow: Any, runs: list[list[Any]] = runs) -> None:
-                for run in runs:
-                    await store.append(run[0].aggregate_id, run, run[0].version - 1, uow=uow)
+        async def write(uow: Any, runs: list[list[Any]] = runs) -> None:
+            for run in runs:
+                await store.append(run[0].aggregate_id, run, run[0].version - 1, uow=uow)
 
-            if runs:
-                await run_unit_of_work(store.connection, write)
-            written += len(new)
-            skipped += len(chunk) - len(new)
-            bar.update(len(chunk))
-    return written, skipped
+        if runs:
+            await run_unit_of_work(store.connection, write)
+        added += len(new)
+    return added
 
 
 @app.command("export")
@@ -262,25 +286,33 @@ def export_events(
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     events_collection: CollectionOption = "domain_events",
+    file_format: FormatOption = None,
 ) -> None:
-    """Export every event, in position order, to a JSON Lines file."""
+    """Export every event, in position order, in chunks: JSON Lines or Parquet."""
     from tqdm import tqdm
 
-    from .workbench import dump_jsonl
+    from .workbench._files import CHUNK, EventFileWriter
+    from .workbench._files import file_format as format_of
 
     async def run() -> None:
-        if not file.parent.is_dir():
-            raise FileNotFoundError(f"directory {file.parent} does not exist (nothing exported)")
+        kind = format_of(file, file_format)
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
-            events = []
-            with tqdm(total=total, unit="event", disable=None, desc="export") as bar:
-                async for event in store.read_all(page_size=2000):
-                    events.append(event)
-                    bar.update(1)
-            written = dump_jsonl(events, file)
-            typer.echo(f"exported {written:,} events to {file}")
+            with (
+                EventFileWriter(file, kind) as out,
+                tqdm(total=total, unit="event", disable=None, desc="export") as bar,
+            ):
+                chunk: list[Any] = []
+                async for event in store.read_all(page_size=CHUNK):
+                    chunk.append(event)
+                    if len(chunk) >= CHUNK:
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                        chunk = []
+                out.write(chunk)
+                bar.update(len(chunk))
+            typer.echo(f"exported {out.written:,} events to {file} ({kind})")
 
     run_command(context, run)
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -77,6 +79,31 @@ def test_import_export_stats_gaps_replay(
     )
     missing = runner.invoke(app, ["replay", "order-99999", *target])
     assert missing.exit_code == 1 and "no events stored" in missing.output
+
+
+def test_parquet_export_and_import_are_exact_and_chunked(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    source = ["--uri", mongo_uri, "--database", database_name]
+    copy = ["--uri", mongo_uri, "--database", f"{database_name}_copy"]
+    runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *source, "--preserve-positions"])
+    backup = tmp_path / "backup.parquet"
+    exported = runner.invoke(app, ["export", str(backup), *source])
+    assert exported.exit_code == 0 and "exported 3,358 events" in exported.output
+    assert "(parquet)" in exported.output and not list(tmp_path.glob("*.partial"))
+    parquet = pq.ParquetFile(backup)
+    assert parquet.metadata.num_rows == 3358 and parquet.num_row_groups == 2  # 2,000 a chunk
+    restored = runner.invoke(app, ["import", str(backup), *copy, "--preserve-positions"])
+    assert restored.exit_code == 0 and "restored 3,358 events" in restored.output
+    again = tmp_path / "again.jsonl"
+    runner.invoke(app, ["export", str(again), *copy])
+    assert again.read_text() == (DATA / "orders.jsonl").read_text()  # exact, through Parquet
+    wrong = runner.invoke(app, ["export", str(tmp_path / "x.csv"), *source, "--format", "csv"])
+    assert wrong.exit_code == 1 and "format must be 'jsonl' or 'parquet'" in wrong.output
+    not_events = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1]}), not_events)
+    refused = runner.invoke(app, ["import", str(not_events), *copy])
+    assert refused.exit_code == 1 and "not an eventlab Parquet export" in refused.output
 
 
 def test_import_appends_with_new_positions(mongo_uri: str, database_name: str) -> None:
