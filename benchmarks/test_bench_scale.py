@@ -193,6 +193,60 @@ def test_scale_frame(
         )
 
 
+def test_scale_frame_cache(
+    benchmark: Any,
+    scaled: MongoEventStore,
+    store_size: int,
+    run: Run,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A cached frame: reopened with nothing new (the local Parquet copy only), and refreshed
+    after 1,000 new events (the copy plus what came after it)."""
+    cache = tmp_path_factory.mktemp("frame-cache")
+    run(read_frame(scaled, cache=cache, progress=False))  # the first look fills the cache
+
+    reopened = benchmark.pedantic(
+        lambda: run(read_frame(scaled, cache=cache, progress=False)), rounds=5, warmup_rounds=1
+    )
+    assert len(reopened) == store_size
+    info = benchmark.extra_info
+    info["store_size"] = store_size
+    seconds = benchmark.stats.stats.median
+    decide(
+        benchmark,
+        f"a cached frame reopened ({store_size:,} events)",
+        limit=SCALE_TARGETS["cache-reopen-seconds"],
+        measured=seconds,
+        unit="s",
+    )
+    head = run(scaled.log.head()).position
+    more = []
+    sid = f"scale-{uuid.uuid4().hex}"
+    for version, event in enumerate(make_events(1000), start=1):
+        stored = scaled_registry(scaled).to_stored(
+            event, aggregate_id=sid, aggregate_type="Inventory", version=version
+        )
+        more.append(stored.with_position(head + version, stored.occurred_at))
+    run(scaled.restore(more))
+    started = time.perf_counter()
+    refreshed = run(read_frame(scaled, cache=cache, progress=False))
+    refresh = time.perf_counter() - started
+    assert len(refreshed) == store_size + 1000
+    info["refresh_after_1000_s"] = round(refresh, 3)
+    decide(
+        benchmark,
+        f"a cached frame refreshed after 1,000 new events ({store_size:,})",
+        limit=SCALE_TARGETS["cache-refresh-seconds"],
+        measured=refresh,
+        unit="s",
+    )
+
+
+def scaled_registry(store: MongoEventStore) -> EventRegistry:
+    registry: EventRegistry = store.registry
+    return registry
+
+
 @pytest.mark.parametrize("batch", [1, 100])
 def test_scale_append(
     benchmark: Any,

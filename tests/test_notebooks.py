@@ -70,6 +70,7 @@ def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
             "EVENTLAB_MONGODB_URI": mongo_uri,
             "IPYTHONDIR": str(tmp_path / "ipython"),
             "EVENTLAB_PLOT_LOG": str(plots_log),
+            "EVENTLAB_NOTEBOOK_EVENTS": "20000",  # notebook 06's million, made small
         },
         capture_output=True,
         text=True,
@@ -145,6 +146,7 @@ PLOT_TITLES: dict[str, list[str]] = {
         "Cost against store size (committed baseline)",
     ],
     "05_projections": ["Projection lag while orders arrive", "Read model size"],
+    "06_a_million_events": ["Events per day, by event type"],
 }
 """Every plot each notebook shows, by its title (a regular expression), in order."""
 
@@ -155,6 +157,9 @@ NOTEBOOK_SAYS: dict[str, list[str]] = {
     "04_benchmarks": [r"append of 100 events: (holds|is MISSED|is server-bound) \(",
                       r"typed load of 1,000 events: (holds|is MISSED|is server-bound) \("],
     "05_projections": ["caught up: True"],
+    "06_a_million_events": [r"cache \S+: 0 events through position 0; read 20,000 new",
+                            r"20,000 events through position 20,000; read 0 new",
+                            r"shipped: [1-9][\d,]* events; on \d{4}-\d\d-\d\d: [1-9][\d,]* events"],
 }  # fmt: skip
 """What a notebook prints that the reader relies on (regular expressions; its checks are here,
 not in its cells)."""

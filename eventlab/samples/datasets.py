@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,38 @@ def _stored(aggregates: Iterable[object], registry: EventRegistry, seed: int) ->
 def orders_dataset(orders: int = 800, *, seed: int = 7) -> list[StoredEvent]:
     """Orders placed, filled, shipped or cancelled, interleaved in one global order."""
     return _stored(generate_orders(orders, seed=seed), order_registry(), seed)
+
+
+def many_orders(events: int, *, chunk: int = 10_000, seed: int = 7) -> Iterator[list[StoredEvent]]:
+    """``events`` order events for a big store, ``chunk`` at a time, in position order: copies
+    of :func:`orders_dataset` (3,000 orders, about 12,600 events, three weeks), each copy with
+    new ids and streams, shifted in time by the span of the one before (so the log covers
+    months at a million events)."""
+    base = orders_dataset(3000, seed=seed)
+    span = (base[-1].recorded_at or base[-1].occurred_at) - base[0].occurred_at + timedelta(hours=1)
+    made = 0
+    copy = 0
+    pending: list[StoredEvent] = []
+    while made < events:
+        shift = span * copy
+        for event in base[: events - made]:
+            made += 1
+            pending.append(
+                replace(
+                    event,
+                    event_id=uuid.uuid4(),
+                    aggregate_id=f"{event.aggregate_id}-{copy}",
+                    occurred_at=event.occurred_at + shift,
+                    recorded_at=(event.recorded_at or event.occurred_at) + shift,
+                    position=made,
+                )
+            )
+            if len(pending) >= chunk:
+                yield pending
+                pending = []
+        copy += 1
+    if pending:
+        yield pending
 
 
 def chat_dataset(chats: int = 400, *, seed: int = 11) -> list[StoredEvent]:

@@ -8,6 +8,7 @@ stays a column of Python objects, so nothing is lost or coerced.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -152,7 +153,14 @@ class FrameBuilder:
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table of events as pandas: nullable ints and bools, categories for type
     names, decimals kept exact (Arrow-backed), UTC times."""
-    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type, date_as_object=False)
+    # Lists become Python lists (pandas would make each a NumPy array, and a list dtype
+    # that pd.read_parquet cannot read back); they stay Arrow lists in the cache's files.
+    lists = [f.name for f in table.schema if pa.types.is_list(f.type)]
+    frame: pd.DataFrame = table.drop_columns(lists).to_pandas(
+        types_mapper=_pandas_type, date_as_object=False
+    )
+    for name in lists:
+        frame[name] = pd.Series(table[name].to_pylist(), dtype=object, index=frame.index)
     for name in _CATEGORIES:
         if name in frame:
             frame[name] = frame[name].astype("category")
@@ -192,6 +200,10 @@ def _typed(values: list[Any]) -> pa.Array | None:
         return pa.nulls(len(values))
     if kinds == {str}:
         return pa.array(values, pa.string())
+    if kinds == {uuid.UUID}:  # ids as text, as the event ids are
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    if kinds == {list}:
+        return _list_array(values)
     if kinds == {datetime}:
         if any(v is not None and v.tzinfo is None for v in values):
             return None  # naive times stay as they were given
@@ -210,6 +222,23 @@ def _typed(values: list[Any]) -> pa.Array | None:
             return None
         if any(check(array.type) for check in _SCALAR_IDS):
             return array
+    return None
+
+
+def _list_array(values: list[Any]) -> pa.Array | None:
+    """Lists of one scalar kind (tags, ids, numbers) as an Arrow list column; anything else
+    (nested lists, dicts, several kinds) stays Python objects."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
+    if not pa.types.is_list(array.type):
+        return None
+    item = array.type.value_type
+    if pa.types.is_null(item) or pa.types.is_string(item) or pa.types.is_boolean(item):
+        return array
+    if pa.types.is_integer(item) or pa.types.is_floating(item):
+        return array
     return None
 
 
@@ -258,6 +287,12 @@ def _common_type(types: set[pa.DataType]) -> pa.DataType | None:
         return pa.decimal128(38, max(t.scale for t in types))
     if types <= {pa.int64(), pa.float64()}:
         return pa.float64()
+    if all(pa.types.is_list(t) for t in types):
+        items = {t.value_type for t in types if not pa.types.is_null(t.value_type)}
+        if len(items) == 1:
+            return pa.list_(items.pop())
+        if items <= {pa.int64(), pa.float64()}:
+            return pa.list_(pa.float64())
     return None
 
 

@@ -70,7 +70,9 @@ async def document_pages(
         async for page in _port_pages(store, query, bound, on_range):
             yield page
         return
-    if query.whole_log and query.last is None and not log.sharded:
+    # The scan sends the whole collection: only for a read of the whole log (a refresh after
+    # a cached head reads its ranges through the position index).
+    if query.whole_log and query.after == 0 and query.last is None and not log.sharded:
         async for page in log.scan_documents(query.after, bound):
             on_range(len(page))
             yield page
