@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import pytest
+from pymongo.errors import ConnectionFailure
 
 from eventlab import (
     EventlabError,
@@ -74,13 +75,18 @@ async def test_concurrent_appends_under_one_shot_faults(
         while not done.is_set():
             await asyncio.sleep(rng.uniform(0.01, 0.08))
             command, data = rng.choice(FAULTS)
-            await connection.client.admin.command(
-                {
-                    "configureFailPoint": "failCommand",
-                    "mode": {"times": 1},
-                    "data": {"failCommands": [command], **data},
-                }
-            )
+            try:
+                await connection.client.admin.command(
+                    {
+                        "configureFailPoint": "failCommand",
+                        "mode": {"times": 1},
+                        "data": {"failCommands": [command], **data},
+                    }
+                )
+            except ConnectionFailure:
+                # A connection fault armed a moment ago paused the driver's pool: the
+                # arming itself meets it; the next round arms again.
+                continue
             armed += 1
 
     chaos_task = asyncio.create_task(chaos())

@@ -21,7 +21,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_six_notebooks() -> None:
+def test_there_are_seven_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "00_your_domain.ipynb",
         "01_explore_streams.ipynb",
@@ -29,6 +29,7 @@ def test_there_are_six_notebooks() -> None:
         "03_gaps.ipynb",
         "04_benchmarks.ipynb",
         "05_projections.ipynb",
+        "06_a_million_events.ipynb",
     ]
 
 
