@@ -163,23 +163,26 @@ class MongoLog:
         self,
         query: dict[str, Any],
         *,
-        hint: str | None = None,
         descending: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """The event documents matching ``query`` in position order (tombstones left out),
         decoded by the driver and nothing more: for readers that build their own records
-        (frames). ``query`` must bound the positions or name an index (``hint``) that bounds
-        the scan."""
+        (frames). ``query`` must bound the positions or select by an indexed field. No index
+        is hinted: the embedded server scans a hinted index whole, and its planner, like
+        MongoDB's, picks the index that selects."""
         await self._schema.ready()
+        # Sorted here unless a limit needs the server's order: asked to sort by position, a
+        # server may walk the position index instead of the one that selects (the embedded
+        # one does, reading the whole log for one stream).
+        options: dict[str, Any] = {}
+        if limit:
+            options.update(sort=[("position", -1 if descending else 1)], limit=limit)
         cursor = self._events.find(
-            {**query, TOMBSTONE_FIELD: {"$exists": False}},
-            sort=[("position", -1 if descending else 1)],
-            limit=limit or 0,
-            batch_size=100_000,
-            **({"hint": hint} if hint else {}),
+            {**query, TOMBSTONE_FIELD: {"$exists": False}}, batch_size=100_000, **options
         )
         docs: list[dict[str, Any]] = await self._guarded(cursor.to_list(None))
+        docs.sort(key=_position_of)
         return docs
 
     async def scan_documents(
@@ -360,6 +363,10 @@ def _slice(docs: list[dict[str, Any]], through: int, every_position: bool) -> Lo
         frozenset(d["position"] for d in docs) if every_position else None,
         tuple(d["position"] for d in docs if d.get(TOMBSTONE_FIELD)),
     )
+
+
+def _position_of(doc: dict[str, Any]) -> int:
+    return int(doc["position"])
 
 
 def _through(docs: list[dict[str, Any]], until: int, limit: int | None) -> int:

@@ -335,7 +335,6 @@ class DocumentLog(Protocol):
         self,
         query: dict[str, Any],
         *,
-        hint: str | None = None,
         descending: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:

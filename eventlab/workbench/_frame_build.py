@@ -133,12 +133,15 @@ class FrameBuilder:
         return pa.concat_tables(self._tables or [_empty()], promote_options="default")
 
     def frame(self) -> pd.DataFrame:
-        """The DataFrame, in position order (a scan reads in the collection's order)."""
+        """The DataFrame, in position order (a scan reads in the collection's order). Once:
+        the builder hands its Arrow memory over to the frame."""
         table = self.table()
+        self._tables = []  # the table is the only holder now: its memory goes as it converts
         order = _sort_order(table)
         if order is not None:
             table = table.take(order)
         frame = arrow_to_frame(table)
+        del table
         for name, column in self._object_columns().items():
             if order is not None:
                 column = [column[i] for i in order.to_pylist()]
@@ -156,8 +159,10 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     # Lists become Python lists (pandas would make each a NumPy array, and a list dtype
     # that pd.read_parquet cannot read back); they stay Arrow lists in the cache's files.
     lists = [f.name for f in table.schema if pa.types.is_list(f.type)]
+    # split_blocks and self_destruct hand each Arrow column's memory back as it is converted,
+    # so the peak stays near one copy of the frame instead of two.
     frame: pd.DataFrame = table.drop_columns(lists).to_pandas(
-        types_mapper=_pandas_type, date_as_object=False
+        types_mapper=_pandas_type, date_as_object=False, split_blocks=True, self_destruct=True
     )
     for name in lists:
         frame[name] = pd.Series(table[name].to_pylist(), dtype=object, index=frame.index)
@@ -338,8 +343,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
+        if all(type(v) in _LEAVES for v in value):  # tags, ids: nothing to convert
+            return value
         return [_plain(v) for v in value]
     return value
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def is_decimal_column(column: pd.Series) -> bool:

@@ -90,6 +90,8 @@ async def _serving_index(log: DocumentLog, query: FrameQuery) -> str | None:
     """The index that reads only what ``query`` selects, if the store has it."""
     if query.whole_log:
         return None
+    if query.streams:
+        return "stream_version"  # a core index: every store has it
     names = await log.index_names()
     for wanted, name in (
         (query.streams, "stream_version"),
@@ -107,7 +109,6 @@ async def _indexed(log: DocumentLog, query: FrameQuery, bound: int, index: str) 
     span = {"$gt": query.after, "$lte": bound}
     docs = await log.find_documents(
         {**query.server_filter(), "position": span},
-        hint=index,
         descending=query.last is not None,
         limit=query.last,
     )
