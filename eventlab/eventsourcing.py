@@ -51,6 +51,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from eventsourcing.dcb.api import DCBQuery, DCBReadResponse, DCBRecorder
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -89,6 +91,7 @@ from ._errors import (
     TransactionError,
     first_line,
 )
+from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
 from ._log import TOMBSTONE_FIELD
 from ._serve import running_serve
 from ._transaction_policy import is_duplicate_key
@@ -631,7 +634,29 @@ class MongoProcessRecorder(MongoTrackingRecorder, MongoApplicationRecorder, Proc
         return self.datastore.transaction(write)
 
 
-class MongoFactory(InfrastructureFactory[MongoTrackingRecorder]):
+class MongoDCBRecorder(DCBRecorderMixin, MongoRecorder, DCBRecorder):
+    """Dynamic Consistency Boundaries on eventlab's events collection: read by query (types
+    and tags), append under a condition, subscribe (docs/eventsourcing.md, "DCB")."""
+
+    def create_table(self) -> None:
+        super().create_table()
+        with library_errors(self.datastore.uri):
+            self.create_dcb_indexes()
+
+    def read(
+        self,
+        query: DCBQuery | None = None,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> DCBReadResponse:
+        with library_errors(self.datastore.uri):
+            return super().read(query, after=after, limit=limit)
+
+
+class MongoFactory(
+    InfrastructureFactory[MongoTrackingRecorder], DCBInfrastructureFactory[MongoTrackingRecorder]
+):
     """The infrastructure factory the library finds in this module."""
 
     MONGODB_URI = "MONGODB_URI"
@@ -678,6 +703,9 @@ class MongoFactory(InfrastructureFactory[MongoTrackingRecorder]):
         prefix = self._prefix("stored")
         return self._created(cls(self.datastore, f"{prefix}_events", f"{prefix}_tracking"))
 
+    def dcb_recorder(self) -> DCBRecorder:
+        return self._created(MongoDCBRecorder(self.datastore, f"{self._prefix('stored')}_events"))
+
     def _class(self, topic_key: str, default: type[T]) -> type[T]:
         topic = self.env.get(topic_key)
         return resolve_topic(topic) if topic else default
@@ -693,6 +721,8 @@ class MongoFactory(InfrastructureFactory[MongoTrackingRecorder]):
 __all__ = [
     "MongoAggregateRecorder",
     "MongoApplicationRecorder",
+    "MongoDCBRecorder",
+    "MongoDCBSubscription",
     "MongoDatastore",
     "MongoFactory",
     "MongoProcessRecorder",
