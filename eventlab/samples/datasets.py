@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from .._checks import check_int, check_positive
 from .._records import StoredEvent
 from .._registry import EventRegistry
 from .chat import chat_registry, generate_chats
@@ -48,6 +49,8 @@ def many_orders(events: int, *, chunk: int = 10_000, seed: int = 7) -> Iterator[
     of :func:`orders_dataset` (3,000 orders, about 12,600 events, three weeks), each copy with
     new ids and streams, shifted in time by the span of the one before (so the log covers
     months at a million events)."""
+    events = check_int(events, "events")
+    chunk = check_positive(chunk, "chunk")
     base = orders_dataset(3000, seed=seed)
     span = (base[-1].recorded_at or base[-1].occurred_at) - base[0].occurred_at + timedelta(hours=1)
     made = 0

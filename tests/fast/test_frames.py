@@ -161,3 +161,19 @@ def test_numeric_columns_on_request() -> None:
     assert plain["payload.label"].tolist() == ["x", "y", "z"]
     typed = events_frame(events, numeric=True)
     assert typed["payload.price"].dtype == "float64" and typed["payload.price"].sum() == 3.75
+
+
+def test_many_orders_counts_checks_and_numbers() -> None:
+    from eventlab.samples.datasets import many_orders
+
+    chunks = list(many_orders(25_000, chunk=10_000))
+    assert [len(c) for c in chunks] == [10_000, 10_000, 5_000]
+    events = [e for c in chunks for e in c]
+    assert [e.position for e in events] == list(range(1, 25_001))
+    assert len({e.event_id for e in events}) == 25_000
+    assert list(many_orders(0)) == []
+    for bad in (-1, "10", 2**70, {"$gt": 0}):
+        with pytest.raises(ConfigurationError):
+            list(many_orders(bad))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        list(many_orders(10, chunk=0))
