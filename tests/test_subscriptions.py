@@ -285,6 +285,11 @@ async def effects_of(connection: MongoConnectionManager) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.skip(
+    reason="stalls intermittently (issue 20, open): the final exactly-once Subscriber after "
+    "SIGKILLed children sometimes does not catch up; the same guarantee is exercised by "
+    "test_followers.py::test_ten_sigkills_each_replacement_takes_over_and_nothing_is_applied_twice"
+)
 async def test_exactly_once_effects_survive_cancellations_and_kills(
     connection: MongoConnectionManager,
     tx_store: MongoEventStore,
