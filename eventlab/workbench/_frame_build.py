@@ -350,8 +350,3 @@ def _plain(value: Any) -> Any:
 
 
 _LEAVES = frozenset({str, int, float, bool, type(None)})
-
-
-def is_decimal_column(column: pd.Series) -> bool:
-    values = column.dropna()
-    return not values.empty and all(type(v) is Decimal for v in values)

@@ -79,7 +79,7 @@ async def document_pages(
         return
     index = await _serving_index(log, query)
     if index is not None:
-        yield await _indexed(log, query, bound, index)
+        yield await _indexed(log, query, bound)
         on_range(bound - query.after)
         return
     async for page in _ranges(log, query, bound, on_range):
@@ -94,7 +94,6 @@ async def _serving_index(log: DocumentLog, query: FrameQuery) -> str | None:
         return "stream_version"  # a core index: every store has it
     names = await log.index_names()
     for wanted, name in (
-        (query.streams, "stream_version"),
         (query.event_types, "event_type_position"),
         (query.timed and query.time == "recorded_at", "recorded_at"),
         (query.timed and query.time == "occurred_at", "occurred_at"),
@@ -105,15 +104,14 @@ async def _serving_index(log: DocumentLog, query: FrameQuery) -> str | None:
     return None
 
 
-async def _indexed(log: DocumentLog, query: FrameQuery, bound: int, index: str) -> Page:
+async def _indexed(log: DocumentLog, query: FrameQuery, bound: int) -> Page:
+    """One query; the planner picks the index (the log returns it in position order)."""
     span = {"$gt": query.after, "$lte": bound}
-    docs = await log.find_documents(
+    return await log.find_documents(
         {**query.server_filter(), "position": span},
         descending=query.last is not None,
         limit=query.last,
     )
-    docs.sort(key=_position)
-    return docs
 
 
 async def _ranges(
@@ -183,7 +181,3 @@ async def _port_pages(
         on_range(found.through - lo)
         yield [stored_document(event) for event in found.events]
         lo = found.through
-
-
-def _position(doc: dict[str, Any]) -> int:
-    return int(doc["position"])
