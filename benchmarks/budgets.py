@@ -32,6 +32,11 @@ RATIO_TARGETS = {
     # a 10,000-event aggregate loaded from a snapshot taken every 100 events vs a full replay:
     # at least 20x faster, i.e. at most 1/20 of the replay's time
     "snapshot-load-10k": 0.05,
+    # a DCB append of 10 tagged events under a two-item condition vs a stream append of the
+    # same 10 events: the condition's two indexed reads and the tag index keys
+    "dcb-conditional-append": 1.5,
+    # one course's events read by tag (1 in 50 of the store) vs a stream of as many events
+    "dcb-query-read": 1.5,
 }
 
 FOLLOWER_BUDGETS_SECONDS = {
@@ -78,4 +83,6 @@ CHECKS = {
     "filtered-catch-up": "a 1-of-10 filtered catch-up vs unfiltered",
     "filtered-catch-up-indexed": "the same with the type index",
     "snapshot-load-10k": "a snapshot load vs a 10,000-event replay",
+    "dcb-conditional-append": "a conditional DCB append vs a stream append",
+    "dcb-query-read": "a DCB query's read vs a stream's read",
 }

@@ -11,6 +11,7 @@ from ._connection import DeploymentInfo, MongoConnectionManager
 from ._domain import AggregateRoot, DomainEvent, applies
 from ._errors import (
     AggregateNotFoundError,
+    AppendConditionError,
     CheckpointConflictError,
     CommitOutcomeUnknownError,
     ConcurrencyError,
@@ -84,6 +85,7 @@ __all__ = [
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
+    "AppendConditionError",
     "Backend",
     "Batch",
     "CatchUpSubscription",

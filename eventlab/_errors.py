@@ -150,6 +150,20 @@ class ConcurrencyError(ConflictError):
         self.actual_version = actual_version
 
 
+class AppendConditionError(ConflictError):
+    """A DCB append's condition failed: an event matching its query was recorded after the
+    position the decision read. Nothing was written; read again and decide again."""
+
+    def __init__(self, condition: Any, event: Any) -> None:
+        tags = ", ".join(event.tags[:5]) or "no tags"
+        super().__init__(
+            f"append condition failed: event #{event.position} ({event.event_type}; {tags}) "
+            f"matches the condition's query and was recorded after position {condition.after}"
+        )
+        self.condition = condition
+        self.event = event
+
+
 class CheckpointConflictError(ConflictError):
     """A subscriber's checkpoint moved under it: another instance of it is running."""
 

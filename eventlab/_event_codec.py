@@ -14,7 +14,7 @@ def event_body(event: StoredEvent) -> dict[str, Any]:
     Raises :class:`~eventlab.SerializationError` naming the offending path, before any I/O.
     """
     where = f"event {event.event_id} ({event.event_type})"
-    return {
+    body: dict[str, Any] = {
         "_id": event.event_id,
         "event_type": event.event_type,
         "aggregate_id": event.aggregate_id,
@@ -25,6 +25,9 @@ def event_body(event: StoredEvent) -> dict[str, Any]:
         "occurred_at": to_bson_datetime(event.occurred_at, f"{where} occurred_at"),
         "schema_version": event.schema_version,
     }
+    if event.tags:  # DCB events only: stream events carry no tags field (no index key)
+        body["tags"] = list(event.tags)
+    return body
 
 
 def stored_document(event: StoredEvent) -> dict[str, Any]:
@@ -46,6 +49,7 @@ def from_document(doc: dict[str, Any]) -> StoredEvent:
         schema_version=doc.get("schema_version", 1),
         position=doc.get("position"),
         recorded_at=doc.get("recorded_at"),
+        tags=tuple(doc.get("tags") or ()),
     )
 
 

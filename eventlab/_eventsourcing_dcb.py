@@ -30,11 +30,21 @@ from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.read_concern import ReadConcern
 
+from ._dcb import DCB_AGGREGATE_TYPE
+from ._dcb_query import (
+    MAX_QUERY_ITEMS,
+    NEAR_HEAD,
+    ItemParts,
+    check_after,
+    check_text,
+    check_texts,
+    has_tags,
+    merged,
+    selections,
+)
 from ._domain import utc_now
-from ._log import TOMBSTONE_FIELD
+from ._migrations import DCB_MIGRATIONS
 
-DCB_AGGREGATE_TYPE = "DCB"
-"""The aggregate type of DCB events in the events collection (frames and stats show it)."""
 _WAKE_EVERY = 0.1
 
 
@@ -49,11 +59,9 @@ class DCBRecorderMixin:
     _take_positions: Callable[[ClientSession, int], int]  # the module's recorder's
 
     def create_dcb_indexes(self) -> None:
-        # Tags are a list: a multikey index, one key per tag (about 0.05 ms per tag of every
-        # append on the embedded server); the condition check reads only its keys.
-        self.events.create_index(
-            [("tags", ASCENDING), ("position", ASCENDING)], name="dcb_tags_position"
-        )
+        # The same index as eventlab.dcb's (one definition): sparse multikey on (tags,
+        # position); a condition check reads the few keys past the position it names.
+        self.events.create_indexes([spec.model() for m in DCB_MIGRATIONS for spec in m.indexes])
 
     def read(
         self,
@@ -68,10 +76,15 @@ class DCBRecorderMixin:
         if limit == 0:
             return _Response(iter(()), None)
         head = None if limit is not None else self._head()
-        cursor = events.find(_selection(query, after), sort=[("position", ASCENDING)])
-        if limit is not None:
-            cursor = cursor.limit(limit)
-        found = [_sequenced(doc) for doc in cursor]
+        pages = []
+        for selection, rest in selections(_parts(query), check_after(after, ProgrammingError)):
+            if "tags" in selection:  # sorted here: see eventlab._dcb's reads by tag
+                found = [doc for doc in events.find(selection) if has_tags(doc, rest)]
+                pages.append(sorted(found, key=lambda doc: doc["position"]))
+                continue
+            cursor = events.find(selection, sort=[("position", ASCENDING)])
+            pages.append(list(cursor.limit(limit) if limit is not None else cursor))
+        found = [_sequenced(doc) for doc in merged(pages, limit)]
         if limit is not None:
             head = found[-1].position if found else None
         return _Response(iter(found), head)
@@ -82,17 +95,17 @@ class DCBRecorderMixin:
         if len(events) == 0:
             raise ProgrammingError("an append needs at least one event")
         documents = [_document(event) for event in events]
+        parts = _parts(condition.fail_if_events_match) if condition is not None else []
+        after = check_after(condition.after, ProgrammingError) if condition is not None else 0
 
         def write(session: ClientSession) -> int:
             # The counter first: it is what serialises appends (see the module's docstring).
             first = self._take_positions(session, len(documents))
-            if condition is not None:
-                clash = self.events.find_one(
-                    _selection(condition.fail_if_events_match, condition.after),
-                    {"_id": 1},
-                    session=session,
-                )
-                if clash is not None:
+            near = first - 1 - after <= NEAR_HEAD  # see eventlab._dcb_query.selections
+            checks = selections(parts, after, position_first=near) if condition else []
+            for selection, rest in checks:
+                cursor = self.events.find(selection, {"tags": 1}, session=session)
+                if any(has_tags(doc, rest) for doc in cursor):
                     raise IntegrityError(condition)
             now = utc_now()
             for offset, document in enumerate(documents):
@@ -149,40 +162,22 @@ class MongoDCBSubscription(DCBListenNotifySubscription[DCBRecorder]):
         super().stop()
 
 
-def _selection(query: DCBQuery | None, after: int | None) -> dict[str, Any]:
-    """The MongoDB filter of a DCB query: an event matches an item when its type is one of the
-    item's types (or there are none) and it carries all the item's tags."""
-    selection: dict[str, Any] = {
-        "position": {"$gt": _after(after)},
-        TOMBSTONE_FIELD: {"$exists": False},
-    }
-    items = []
-    for item in (query or DCBQuery()).items:
-        condition: dict[str, Any] = {}
-        if item.types:
-            condition["event_type"] = {"$in": [_text(t, "a type") for t in item.types]}
-        if item.tags:
-            condition["tags"] = {"$all": [_text(t, "a tag") for t in item.tags]}
-        if not condition:
-            return selection  # an item without types or tags matches every event
-        items.append(condition)
-    if items:
-        selection["$or"] = items
-    return selection
-
-
-def _after(after: Any) -> int:
-    if after is None:
-        return 0
-    if type(after) is not int or not 0 <= after < 2**63:
-        raise ProgrammingError(f"after must be a position (a non-negative int), got {after!r}")
-    return after
+def _parts(query: DCBQuery | None) -> list[ItemParts]:
+    """The (types, tags) of a library query's items, checked (the library's error type)."""
+    items = (query or DCBQuery()).items
+    if len(items) > MAX_QUERY_ITEMS:
+        raise ProgrammingError(f"at most {MAX_QUERY_ITEMS} items per query, got {len(items)}")
+    return [
+        (
+            check_texts(list(item.types), "type", ProgrammingError),
+            check_texts(list(item.tags), "tag", ProgrammingError),
+        )
+        for item in items
+    ]
 
 
 def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise ProgrammingError(f"{what} must be a non-empty string, got {value!r}")
-    return value
+    return check_text(value, what, ProgrammingError)
 
 
 def _document(event: DCBEvent) -> dict[str, Any]:

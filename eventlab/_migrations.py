@@ -192,3 +192,16 @@ QUERY_INDEX_MIGRATIONS: tuple[Migration, ...] = (
 --query-indexes``): for ad-hoc queries by aggregate type and time, by correlation id, by
 event type in log order and by time range. Each costs every append (docs/positions.md,
 "Indexes")."""
+
+DCB_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        4,
+        "dcb_tags",
+        "events",
+        # Sparse: only events with tags (DCB events) have keys, so stream appends pay nothing.
+        (IndexSpec(asc("tags", "position"), "dcb_tags_position", sparse=True),),
+        "Dynamic Consistency Boundaries: tags in log order (multikey, one key per tag)",
+    ),
+)
+"""Applied by the first use of :class:`~eventlab.dcb.DCBStore` (and the ``eventsourcing``
+module's DCB recorder): the index an append condition and a query by tags read."""

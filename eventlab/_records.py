@@ -68,6 +68,9 @@ class StoredEvent:
     schema_version: int = 1
     position: int | None = None
     recorded_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    """The event's tags (Dynamic Consistency Boundaries, ``eventlab.dcb``); empty for stream
+    events."""
 
     def __repr__(self) -> str:
         # Short, so that a list of events reads as a list in a notebook cell.
@@ -107,6 +110,8 @@ class StoredEvent:
             raise InvalidEventError(f"payload must be a dict, got {type(self.payload).__name__}")
         if not isinstance(self.metadata, dict):
             raise InvalidEventError(f"metadata must be a dict, got {type(self.metadata).__name__}")
+        if self.tags:
+            _check_tags(self)
 
     @property
     def correlation_id(self) -> Any:
@@ -121,3 +126,12 @@ class StoredEvent:
     def with_position(self, position: int, recorded_at: datetime | None = None) -> StoredEvent:
         """A copy placed at ``position`` in the global order."""
         return replace(self, position=position, recorded_at=recorded_at or self.recorded_at)
+
+
+def _check_tags(event: StoredEvent) -> None:
+    tags = event.tags
+    if isinstance(tags, list):
+        tags = tuple(tags)
+        object.__setattr__(event, "tags", tags)
+    if not isinstance(tags, tuple) or not all(isinstance(t, str) and t for t in tags):
+        raise InvalidEventError(f"tags must be non-empty strings, got {tags!r:.80}")

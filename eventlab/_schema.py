@@ -77,7 +77,7 @@ class EventStoreSchema:
         self.counter_id = f"{self.events_collection_name}.position"
         self.requested_positions = positions
         self._require_replica_set = require_replica_set
-        self._auto_migrate = auto_migrate
+        self.auto_migrate = auto_migrate
         self.query_indexes = query_indexes
         self._mode: StoreMode | None = None
         self._lock: asyncio.Lock | None = None
@@ -147,9 +147,9 @@ class EventStoreSchema:
             warnings.warn(message, RuntimeWarning, stacklevel=5)
             logger.warning(message)
         try:
-            if self.connection.info.kind == "sharded" and not self._auto_migrate:
+            if self.connection.info.kind == "sharded" and not self.auto_migrate:
                 await self.refuse_sharded_events()
-            if self._auto_migrate:
+            if self.auto_migrate:
                 await self.migrate()
             recorded = await self.seed_counter(
                 positions or ("transactional" if transactions else "preallocated")

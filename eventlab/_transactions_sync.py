@@ -85,6 +85,9 @@ def _with_transaction(
         try:
             result = callback(session)
         except BaseException as exc:  # a cancelled task too: never leave the transaction open
+            if not isinstance(exc, Exception):
+                abandon(session)
+                raise
             if session.in_transaction:
                 session.abort_transaction()
             if not transient(exc, deadline, typed=retry_typed_errors):
@@ -102,6 +105,9 @@ def _with_transaction(
             attempt += 1
             _notify(on_retry, attempt, exc)
             continue
+        except BaseException:
+            abandon(session)  # cancelled mid-commit: the outcome is unknown
+            raise
         return result
 
 
@@ -143,6 +149,24 @@ def end_on_server(session: ClientSession) -> None:
     """
     with contextlib.suppress(Exception), pymongo.timeout(END_SESSION_TIMEOUT):
         session.client.admin.command("killSessions", [session.session_id])
+
+
+def abandon(session: ClientSession) -> None:
+    """A transaction interrupted by cancellation (or another ``BaseException``): end its
+    session on the server and never hand that session out again.
+
+    An abort sent after a cancelled operation can be refused while the server still runs that
+    operation, and a commit cut off mid-request leaves its outcome unknown; either way the
+    transaction could stay open on the server, holding its documents (a checkpoint, the
+    counter) until the server expires it. Ending the session settles it now.
+    """
+    server_session = getattr(session, "_server_session", None)
+    if server_session is not None:
+        server_session.mark_dirty()  # the driver's own rule for a session in doubt
+    end_on_server(session)
+    with contextlib.suppress(Exception):
+        if session.in_transaction:
+            session.abort_transaction()  # client-side state only: the server's is gone
 
 
 def _notify(

@@ -21,7 +21,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_seven_notebooks() -> None:
+def test_there_are_eight_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "00_your_domain.ipynb",
         "01_explore_streams.ipynb",
@@ -30,6 +30,7 @@ def test_there_are_seven_notebooks() -> None:
         "04_benchmarks.ipynb",
         "05_projections.ipynb",
         "06_a_million_events.ipynb",
+        "07_dcb.ipynb",
     ]
 
 
@@ -148,6 +149,7 @@ PLOT_TITLES: dict[str, list[str]] = {
     ],
     "05_projections": ["Projection lag while orders arrive", "Read model size"],
     "06_a_million_events": ["Events per day, by event type"],
+    "07_dcb": ["Students per course, against its places"],
 }
 """Every plot each notebook shows, by its title (a regular expression), in order."""
 
@@ -161,6 +163,10 @@ NOTEBOOK_SAYS: dict[str, list[str]] = {
     "06_a_million_events": [r"cache \S+: 0 events through position 0; read 20,000 new",
                             r"20,000 events through position 20,000; read 0 new",
                             r"shipped: [1-9][\d,]* events; on \d{4}-\d\d-\d\d: [1-9][\d,]* events"],
+    "07_dcb": [r"registered twice\? course:dcb is registered already",
+               r"refused: append condition failed",
+               "alan joined on the second decision", "every course within its places: True",
+               "every student within two courses: True", "nobody twice on a course: True"],
 }  # fmt: skip
 """What a notebook prints that the reader relies on (regular expressions; its checks are here,
 not in its cells)."""

@@ -45,6 +45,35 @@ async def append_one(store: MongoEventStore, aggregate: str | None = None) -> St
     return stored
 
 
+@contextlib.asynccontextmanager
+async def report_if_stalled(connection: MongoConnectionManager, name: str, *, after: float) -> Any:
+    """Prints what a consumer is doing when it has not finished ``after`` seconds in: every
+    task's stack, its lease and checkpoint, the server's operations (a diagnosis, not a bound:
+    the test's own timeout decides)."""
+
+    async def report() -> None:
+        await asyncio.sleep(after)
+        print(f"--- {name}: still running after {after} s ---", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        database = connection.database
+        print(
+            "lease", await database["checkpoints_leases"].find_one({"_id": name}), file=sys.stderr
+        )
+        print("checkpoint", await database["checkpoints"].find_one({"_id": name}), file=sys.stderr)
+        with contextlib.suppress(Exception):
+            ops = await connection.client.admin.command("currentOp", {"$all": True})
+            print("currentOp", ops, file=sys.stderr)
+
+    watcher = asyncio.get_running_loop().create_task(report())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 async def collect(subscription: CatchUpSubscription, count: int, seconds: float) -> list[int]:
     seen: list[int] = []
 
@@ -285,11 +314,6 @@ async def effects_of(connection: MongoConnectionManager) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="stalls intermittently (issue 20, open): the final exactly-once Subscriber after "
-    "SIGKILLed children sometimes does not catch up; the same guarantee is exercised by "
-    "test_followers.py::test_ten_sigkills_each_replacement_takes_over_and_nothing_is_applied_twice"
-)
 async def test_exactly_once_effects_survive_cancellations_and_kills(
     connection: MongoConnectionManager,
     tx_store: MongoEventStore,
@@ -327,7 +351,8 @@ async def test_exactly_once_effects_survive_cancellations_and_kills(
         await append_one(tx_store)
         total += 1
     final = Subscriber(tx_store, "counter", handler)
-    await final.run(until_caught_up=True)
+    async with report_if_stalled(connection, "counter", after=60):
+        await final.run(until_caught_up=True)
     assert interruptions == 20
     interrupted = await effects_of(connection)
 

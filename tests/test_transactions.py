@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import warnings
 from typing import Any
 
@@ -20,7 +21,7 @@ from eventlab import (
 from eventlab._transaction_policy import map_error
 from eventlab.embedded import EmbeddedMongo
 
-from .conftest import make_event, put_one, stream_id
+from .conftest import counter_is_free, make_event, put_one, stream_id
 
 
 async def _fail(conn: MongoConnectionManager, times: int, command: str, **data: Any) -> None:
@@ -160,3 +161,31 @@ async def test_standalone_server_needs_opt_in() -> None:
         assert first.position == 1
         assert (await put_one(store, make_event("s", 2))).version == 2
         assert store.describe()["transactions"] is False
+
+
+async def test_a_transaction_cancelled_at_any_moment_leaves_nothing_open(
+    tx_store: MongoEventStore,
+) -> None:
+    """Cancelled before, inside or during the commit of a transaction that holds the counter:
+    afterwards no transaction holds it (the cancelled one was aborted, committed, or its
+    session ended on the server), so the next writer never waits for the server to expire it."""
+    await put_one(tx_store, make_event(stream_id(), 1))
+    schema = tx_store._schema
+    client = tx_store.connection.client
+
+    async def hold_counter(session: Any) -> None:
+        await schema.counters.update_one(
+            {"_id": schema.counter_id}, {"$inc": {"touched": 1}}, session=session
+        )
+        await schema.counters.find_one({"_id": schema.counter_id}, session=session)
+
+    outcomes = set()
+    for yields in range(0, 40, 2):  # cancelled after 0, 2, 4, ... turns of the event loop
+        task = asyncio.ensure_future(run_transaction(client, hold_counter))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait({task})
+        outcomes.add("cancelled" if task.cancelled() else "committed")
+        assert await counter_is_free(tx_store), f"a transaction was left open ({yields} turns)"
+    assert "cancelled" in outcomes

@@ -42,8 +42,11 @@ SCHEMA = pa.schema(
         ("recorded_at", _TIME),
         ("payload", pa.string()),
         ("metadata", pa.string()),
+        ("tags", pa.list_(pa.string())),
     ]
 )
+_OPTIONAL = {"tags"}
+"""Columns a file may lack: tags (only DCB events have them)."""
 
 
 def file_format(path: Path, given: str | None = None) -> FileFormat:
@@ -135,13 +138,15 @@ def iter_event_chunks(
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise DataFormatError(str(path), 0, f"not a Parquet file of events: {exc}") from exc
-    missing = set(SCHEMA.names) - set(parquet.schema_arrow.names)
+    present = set(parquet.schema_arrow.names)
+    missing = set(SCHEMA.names) - present - _OPTIONAL
     if missing:
         raise DataFormatError(
             str(path), 0, f"not an eventlab Parquet export (no {', '.join(sorted(missing))})"
         )
     row = 0
-    for records in parquet.iter_batches(batch_size=chunk, columns=SCHEMA.names):
+    columns = [name for name in SCHEMA.names if name in present]
+    for records in parquet.iter_batches(batch_size=chunk, columns=columns):
         events = []
         for record in records.to_pylist():
             row += 1

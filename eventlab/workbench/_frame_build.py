@@ -113,12 +113,16 @@ class FrameBuilder:
 
     def _fields(self, docs: list[dict[str, Any]]) -> dict[str, list[Any]]:
         n = len(docs)
+        # DCB events carry tags (eventlab.dcb): a column of lists, present once any has them.
+        tags = [list(d["tags"]) if "tags" in d else None for d in docs]
+        tagged = {"tags": tags} if any(t is not None for t in tags) else {}
         if not self._flatten:
             return {
+                **tagged,
                 "metadata": [_plain(d.get("metadata") or {}) for d in docs],
                 "payload": [_plain(d.get("payload") or {}) for d in docs],
             }
-        columns: dict[str, list[Any]] = {}
+        columns: dict[str, list[Any]] = dict(tagged)
         names = self._names
         for row, doc in enumerate(docs):
             metadata = doc.get("metadata")
@@ -148,9 +152,10 @@ class FrameBuilder:
             frame[name] = pd.Series(column, dtype=object, index=frame.index)
         # Sorted, not first-seen: the same selection has the same columns however it was read
         # (whole, filtered, through a cache).
+        tags = ["tags"] if "tags" in self._order else []
         metadata = sorted(n for n in self._order if n.startswith("metadata"))
         payload = sorted(n for n in self._order if n.startswith("payload"))
-        return frame[[*ENVELOPE_COLUMNS, *metadata, *payload]]
+        return frame[[*ENVELOPE_COLUMNS, *tags, *metadata, *payload]]
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:

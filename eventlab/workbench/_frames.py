@@ -218,7 +218,7 @@ def _finish(frame: pd.DataFrame, numeric: bool) -> pd.DataFrame:
 
 def _document(item: Any) -> dict[str, Any]:
     if isinstance(item, StoredEvent):
-        return {
+        document: dict[str, Any] = {
             "_id": item.event_id,
             "position": item.position,
             "aggregate_id": item.aggregate_id,
@@ -231,6 +231,9 @@ def _document(item: Any) -> dict[str, Any]:
             "payload": item.payload,
             "metadata": item.metadata,
         }
+        if item.tags:
+            document["tags"] = list(item.tags)
+        return document
     if isinstance(item, Mapping) and "_id" in item:
         return _document(from_document(dict(item)))
     raise ConfigurationError(f"not an event: {type(item).__name__}")

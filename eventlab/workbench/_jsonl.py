@@ -56,6 +56,8 @@ def event_to_json(event: StoredEvent) -> str:
             json_util.dumps(to_bson_value(event.metadata, "metadata"), json_options=_JSON_OPTIONS)
         ),
     }
+    if event.tags:  # DCB events (eventlab.dcb)
+        record["tags"] = list(event.tags)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -88,6 +90,7 @@ def event_from_json(line: str) -> StoredEvent:
         schema_version=record.get("schema_version", 1),
         position=record.get("position"),
         recorded_at=datetime.fromisoformat(recorded) if recorded else None,
+        tags=tuple(record.get("tags") or ()),
     )
 
 
