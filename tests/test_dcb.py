@@ -316,3 +316,20 @@ async def test_tags_reach_frames_and_survive_an_export_round_trip(
             out.write(events)
         (back,) = list(iter_event_chunks(path, file_format))  # type: ignore[arg-type]
         assert [e.tags for e in back] == [(), ("course:c1", "student:s1")], file_format
+
+
+def test_the_example_in_the_docs_runs_as_written() -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "dcb.md").read_text()
+    (block,) = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "append condition failed: event #2 (StudentJoined; course:c1, student:ada)" in (
+        done.stdout
+    )
