@@ -37,6 +37,12 @@ RATIO_TARGETS = {
     "dcb-conditional-append": 1.5,
     # one course's events read by tag (1 in 50 of the store) vs a stream of as many events
     "dcb-query-read": 1.5,
+    # OpenTelemetry against eventlab's telemetry switched off, same operation, same run: the
+    # API with no SDK (no-op providers), and the SDK with in-memory exporters
+    "otel-api-only-append-100": 1.03,
+    "otel-api-only-load-1000": 1.03,
+    "otel-sdk-append-100": 1.10,
+    "otel-sdk-load-1000": 1.10,
 }
 
 FOLLOWER_BUDGETS_SECONDS = {
@@ -85,4 +91,8 @@ CHECKS = {
     "snapshot-load-10k": "a snapshot load vs a 10,000-event replay",
     "dcb-conditional-append": "a conditional DCB append vs a stream append",
     "dcb-query-read": "a DCB query's read vs a stream's read",
+    "otel-api-only-append-100": "append of 100 events, OpenTelemetry API without SDK vs off",
+    "otel-api-only-load-1000": "typed load of 1,000 events, OpenTelemetry API without SDK vs off",
+    "otel-sdk-append-100": "append of 100 events, OpenTelemetry SDK in memory vs off",
+    "otel-sdk-load-1000": "typed load of 1,000 events, OpenTelemetry SDK in memory vs off",
 }

@@ -5,6 +5,7 @@ The public surface is re-exported here; modules whose names start with ``_`` are
 
 from __future__ import annotations
 
+from . import telemetry
 from ._aggregate_store import AggregateStore
 from ._checkpoints import MongoCheckpointStore
 from ._connection import DeploymentInfo, MongoConnectionManager
@@ -163,4 +164,5 @@ __all__ = [
     "on",
     "run_transaction",
     "run_unit_of_work",
+    "telemetry",
 ]

@@ -16,11 +16,13 @@ stream reader, not on this class. docs/design.md shows the path of an append and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Sequence, Sized
 from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from . import _telemetry as telemetry
 from ._appends import prepare_stream
 from ._checks import check_name, check_positive
 from ._connection import MongoConnectionManager
@@ -197,17 +199,42 @@ class MongoEventStore(FollowsItsLog):
         Versions are assigned by the store (``expected + 1`` onwards). Re-sending a batch that
         was already stored (same event ids, same content) writes nothing and returns it.
         """
-        stream = prepare_stream(
-            self.registry,
-            aggregate_id,
-            events,
-            expected_version,
-            aggregate_type=aggregate_type,
-            metadata=metadata,
-        )
-        if stream is None:
-            return []
-        return await self._event_writer.append([stream], uow)
+        started = time.perf_counter()
+        attributes = self._db_attributes("append")
+        with telemetry.span(
+            f"append {self.events_collection_name}",
+            {
+                **attributes,
+                "eventlab.stream.id": str(aggregate_id)[:200],
+                "eventlab.events.count": len(events) if isinstance(events, Sized) else 0,
+                "eventlab.expected_version": str(
+                    getattr(expected_version, "value", expected_version)
+                ),
+                "eventlab.positions.strategy": self.position_strategy,
+            },
+        ) as span:
+            stream = prepare_stream(
+                self.registry,
+                aggregate_id,
+                events,
+                expected_version,
+                aggregate_type=aggregate_type,
+                metadata=telemetry.with_trace_context(metadata),
+            )
+            if stream is None:
+                return []
+            stored = await self._event_writer.append([stream], uow)
+            telemetry.appended(span, stored, started, attributes)
+            return stored
+
+    def _db_attributes(self, operation: str) -> dict[str, str]:
+        """OpenTelemetry's database attributes of an operation on the events collection."""
+        return {
+            "db.system.name": "mongodb",
+            "db.namespace": self.connection.database_name,
+            "db.collection.name": self.events_collection_name,
+            "db.operation.name": operation,
+        }
 
     async def restore(
         self,
@@ -225,12 +252,18 @@ class MongoEventStore(FollowsItsLog):
         is made; import as new appends (:meth:`append`) to merge into a live store.
         ``progress``: a tqdm bar (default: for more than 50,000 events).
         """
-        return await restore(
-            self._schema,
-            events,
-            chunk_size=check_positive(chunk_size, "chunk_size"),
-            progress=progress,
-        )
+        with telemetry.span(
+            f"restore {self.events_collection_name}", self._db_attributes("restore")
+        ) as span:
+            written = await restore(
+                self._schema,
+                events,
+                chunk_size=check_positive(chunk_size, "chunk_size"),
+                progress=progress,
+            )
+            if span is not None:
+                span.set_attribute("eventlab.events.count", written)
+            return written
 
     # -- reads: one stream -----------------------------------------------------------------
 
@@ -282,14 +315,20 @@ class MongoEventStore(FollowsItsLog):
             unknown types follow ``unknown`` (default: the registry's policy: raise
             :class:`UnknownEventTypeError`, or return the raw :class:`StoredEvent`).
         """
-        docs = await self._stream_reader.documents(
-            aggregate_id,
-            after_version=after_version,
-            to_version=to_version,
-            backwards=backwards,
-            max_count=max_count,
-            session=session_of(uow),
-        )
+        with telemetry.span(
+            f"read_stream {self.events_collection_name}",
+            {**self._db_attributes("read_stream"), "eventlab.stream.id": str(aggregate_id)[:200]},
+        ) as span:
+            docs = await self._stream_reader.documents(
+                aggregate_id,
+                after_version=after_version,
+                to_version=to_version,
+                backwards=backwards,
+                max_count=max_count,
+                session=session_of(uow),
+            )
+            if span is not None:
+                span.set_attribute("eventlab.events.count", len(docs))
         if typed:
             to_domain = self.registry.document_to_domain
             return [to_domain(doc, unknown=unknown) for doc in docs]

@@ -290,6 +290,8 @@ class CatchUpSubscription:
         """Set once the subscription knows where it starts and, live, has opened what wakes it:
         an event appended from then on reaches it (a readiness signal for callers and tests)."""
         self._started = False
+        self.head_seen = 0
+        """The highest head this subscription has read (its lag is ``head_seen - position``)."""
         self._closed = False
 
     def __repr__(self) -> str:
@@ -414,6 +416,7 @@ class CatchUpSubscription:
                 await self._back_off(exc, self._wakeups)
                 continue
             self._holes.marks.saw(head.position, time.monotonic())
+            self.head_seen = max(self.head_seen, head.position)
             return head
 
     async def _step(self, head: LogHead) -> _Step:

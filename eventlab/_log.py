@@ -30,6 +30,7 @@ from pymongo.errors import ConnectionFailure, InvalidOperation, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from . import _telemetry as telemetry
 from ._checks import check_int, check_page_size, check_positive
 from ._domain import utc_now
 from ._errors import ConfigurationError, EventlabError, SubscriptionError
@@ -111,6 +112,34 @@ class MongoLog:
         after, until = check_int(after, "after"), check_int(until, "until")
         if limit is not None:
             limit = check_page_size(limit, "limit")
+        name = self._schema.events_collection_name
+        with telemetry.span(
+            f"read_log {name}",
+            {
+                "db.system.name": "mongodb",
+                "db.namespace": self._schema.connection.database_name,
+                "db.collection.name": name,
+                "db.operation.name": "read_log",
+                "eventlab.log.after": after,
+                "eventlab.log.until": until,
+            },
+        ) as span:
+            found = await self._read(
+                after, until, event_types, aggregate_types, every_position, limit
+            )
+            if span is not None:
+                span.set_attribute("eventlab.events.count", len(found.events))
+            return found
+
+    async def _read(
+        self,
+        after: int,
+        until: int,
+        event_types: Sequence[str] | None,
+        aggregate_types: Sequence[str] | None,
+        every_position: bool,
+        limit: int | None,
+    ) -> LogSlice:
         await self._schema.ready()
         if until <= after:
             return LogSlice([], until, frozenset() if every_position else None)

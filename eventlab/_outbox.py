@@ -27,6 +27,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from . import _telemetry as telemetry
 from ._bson import check_collection_name, to_bson_value
 from ._checks import check_id
 from ._clock import ServerClock
@@ -173,6 +174,21 @@ class MongoOutboxStore(MongoClaims):
         """
         if not messages:
             return
+        with telemetry.span(
+            f"create {self.collection_name}",
+            {
+                "messaging.system": "eventlab",
+                "messaging.operation.type": "create",
+                "messaging.operation.name": "save_messages",
+                "messaging.batch.message_count": len(messages),
+            },
+            kind="producer",
+        ):
+            await self._save_messages(messages, uow)
+
+    async def _save_messages(
+        self, messages: Sequence[OutboxMessage], uow: UnitOfWork | None
+    ) -> None:
         contents = [m.content() for m in messages]  # serialization errors before any I/O
         ids = [m.message_id for m in messages]
         if len(set(ids)) != len(ids):

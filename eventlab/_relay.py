@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from . import _telemetry as telemetry
 from ._errors import ConfigurationError, EventlabError
 from ._tasks import finish
 from .ports import OutboxLag, OutboxMessage, OutboxStore
@@ -154,9 +156,22 @@ class OutboxRelay:
         """Claim and process one batch; returns how many messages were claimed."""
         loop = asyncio.get_running_loop()
         sent = loop.time()
+        asked = time.time_ns()
         batch = await self.outbox.claim(self.worker_id, self.batch_size, self.lease)
         if not batch:
-            return 0
+            return 0  # an idle poll leaves no span: one every poll_interval would drown a trace
+        with telemetry.span(
+            "receive outbox",
+            {
+                "messaging.system": "eventlab",
+                "messaging.operation.type": "receive",
+                "messaging.operation.name": "claim",
+                "messaging.batch.message_count": len(batch),
+                "eventlab.relay": self.worker_id,
+            },
+            start_time=asked,
+        ):
+            pass
         lease = _Lease(batch, sent + self.lease, self.margin)
         renewer = loop.create_task(self._keep_renewing(lease))
         try:
@@ -167,7 +182,7 @@ class OutboxRelay:
                     message.message_id not in lease.open
                     or loop.time() >= lease.deadline - self.margin
                 ):
-                    self.lost += 1
+                    self._lose(1)
                     lease.open.pop(message.message_id, None)
                     continue
                 await self._publish_one(message, lease)
@@ -180,6 +195,26 @@ class OutboxRelay:
         return len(batch)
 
     async def _publish_one(self, message: OutboxMessage, lease: _Lease) -> None:
+        # The span continues the trace that saved the message (its headers' trace context),
+        # and the publisher is handed that span's context, for its own instrumentation.
+        with telemetry.span(
+            f"send {message.event_type}",
+            {
+                "messaging.system": "eventlab",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": message.event_type,
+                "messaging.message.id": message.message_id,
+            },
+            kind="producer",
+            parent=telemetry.parent_from(message.headers),
+        ) as span:
+            traced = telemetry.trace_context()
+            if traced:
+                message = replace(message, headers={**message.headers, **traced})
+            await self._publish_traced(message, lease, span)
+
+    async def _publish_traced(self, message: OutboxMessage, lease: _Lease, span: Any) -> None:
         loop = asyncio.get_running_loop()
         error: str | None = None
         try:
@@ -204,11 +239,19 @@ class OutboxRelay:
             if await self.outbox.mark_published([message]):
                 self.published += 1
             else:  # pragma: no cover - only if the lease ran out between publish and mark
-                self.lost += 1
+                self._lose(1)
         else:
             self.failed += 1
+            if span is not None:
+                span.set_attribute("error.type", error.split(":", 1)[0])
             if await self.outbox.mark_failed(message, error) is None:
-                self.lost += 1  # pragma: no cover - as above
+                self._lose(1)  # pragma: no cover - as above
+
+    def _lose(self, count: int) -> None:
+        self.lost += count
+        found = telemetry.instruments()
+        if found is not None:
+            found.lease_losses.add(count, {"eventlab.relay": self.worker_id})
 
     async def _keep_renewing(self, lease: _Lease) -> None:
         loop = asyncio.get_running_loop()
@@ -290,12 +333,27 @@ class OutboxRelay:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def _record_backlog(self, lag: OutboxLag | None) -> None:
+        """The outbox's backlog as metrics (with OpenTelemetry): due and dead messages, the
+        age of the oldest due one."""
+        found = telemetry.instruments()
+        if found is None or lag is None:
+            return
+        try:
+            counts = await asyncio.wait_for(self.outbox.counts(), timeout=5)
+        except (EventlabError, TimeoutError):
+            counts = {}
+        found.outbox_messages.set(lag.due, {"eventlab.outbox.status": "due"})
+        found.outbox_messages.set(counts.get("dead", 0), {"eventlab.outbox.status": "dead"})
+        found.outbox_oldest_age.set(lag.oldest_due_seconds)
+
     async def health(self) -> RelayHealth:
         """The relay's counters, its last error and success, and the outbox's lag."""
         try:
             lag: OutboxLag | None = await asyncio.wait_for(self.outbox.lag(), timeout=5)
         except (EventlabError, TimeoutError):
             lag = None
+        await self._record_backlog(lag)
         return RelayHealth(
             worker_id=self.worker_id,
             running=self.running,

@@ -18,7 +18,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from . import _telemetry as telemetry
 from ._checks import check_name, check_page_size
+from ._domain import utc_now
 from ._errors import (
     CheckpointConflictError,
     ConfigurationError,
@@ -204,6 +206,29 @@ class Subscriber:
                 return
 
     async def _apply(self, batch: Batch, session: Any) -> None:
+        with telemetry.span(
+            f"process {self.name}",
+            {
+                "messaging.system": "eventlab",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.consumer.group.name": self.name,
+                "messaging.batch.message_count": len(batch.events),
+                "eventlab.delivery": self.mode,
+                "eventlab.checkpoint.position": batch.position,
+            },
+            kind="consumer",
+            links=telemetry.links_from(event.metadata for event in batch.events),
+        ):
+            await self._apply_batch(batch, session)
+        subscription = self._subscription
+        if subscription is not None:
+            behind = subscription.head_seen - batch.position
+            last = batch.events[-1].recorded_at if batch.events else None
+            seconds = (utc_now() - last).total_seconds() if behind > 0 and last else 0.0
+            telemetry.consumer_lag(self.name, behind, seconds)
+
+    async def _apply_batch(self, batch: Batch, session: Any) -> None:
         expected = self.position or 0
         if self.mode == "exactly_once":
 

@@ -24,6 +24,7 @@ import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
+from . import _telemetry as telemetry
 from ._transaction_policy import (
     DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
@@ -144,6 +145,8 @@ async def commit_with_retry(session: AsyncClientSession, deadline: float) -> Non
             await session.commit_transaction()
             return
         except PyMongoError as exc:
+            if has_label(exc, UNKNOWN_COMMIT):
+                telemetry.unknown_commit()
             if isinstance(exc, ExecutionTimeout) or not retryable(exc, UNKNOWN_COMMIT, deadline):
                 raise
             attempt += 1

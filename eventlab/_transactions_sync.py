@@ -14,6 +14,7 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
+from . import _telemetry as telemetry
 from ._transaction_policy import (
     DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
@@ -134,6 +135,8 @@ def commit_with_retry(session: ClientSession, deadline: float) -> None:
             session.commit_transaction()
             return
         except PyMongoError as exc:
+            if has_label(exc, UNKNOWN_COMMIT):
+                telemetry.unknown_commit()
             if isinstance(exc, ExecutionTimeout) or not retryable(exc, UNKNOWN_COMMIT, deadline):
                 raise
             attempt += 1

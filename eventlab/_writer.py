@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
 from ._bson import CODEC_OPTIONS, find_unencodable_int
 from ._domain import utc_now
@@ -189,6 +190,7 @@ class EventWriter:
                 batch, allocator, early, session, checked, own_transaction=True
             ),
             time_budget=self._time_budget,
+            on_retry=telemetry.retried,
         )
 
     async def _write(

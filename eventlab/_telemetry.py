@@ -1,0 +1,227 @@
+"""OpenTelemetry for eventlab (``pip install 'eventlab[otel]'``): spans, metrics, and trace
+context that crosses the log (docs/observability.md).
+
+Without the OpenTelemetry API installed every hook here is a no-op: nothing is imported,
+nothing is stored. With the API and no SDK configured, spans are the API's non-recording ones
+and no trace context is written into events (it is invalid). Spans and instruments come from
+the API's global providers, resolved when first used, so an SDK configured after eventlab is
+imported is still the one that records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+try:  # the optional extra
+    from opentelemetry import metrics, propagate, trace
+    from opentelemetry.trace import Link, SpanKind
+except ImportError:  # pragma: no cover - exercised by the import-without-otel test
+    metrics = propagate = trace = None  # type: ignore[assignment]
+
+INSTRUMENTATION = "eventlab"
+TRACE_KEYS = ("traceparent", "tracestate")
+"""The W3C trace context keys eventlab writes into event metadata and message headers."""
+MAX_LINKS = 32
+"""Links a batch span keeps (the first producers of its events, in position order)."""
+
+ENABLED = trace is not None
+
+
+class _Instruments:
+    """The metric instruments, made once from the global meter provider's (proxy) meter."""
+
+    def __init__(self, provider: Any) -> None:
+        meter = provider.get_meter(INSTRUMENTATION)
+        self.append_duration = meter.create_histogram(
+            "eventlab.append.duration",
+            unit="s",
+            description="Duration of an append, retries included",
+        )
+        self.events_appended = meter.create_counter(
+            "eventlab.events.appended", unit="{event}", description="Events appended"
+        )
+        self.retries = meter.create_counter(
+            "eventlab.transaction.retries",
+            unit="{retry}",
+            description="Transactions run again (error.type: the cause)",
+        )
+        self.unknown_commits = meter.create_counter(
+            "eventlab.transaction.unknown_commits",
+            unit="{commit}",
+            description="Commits whose outcome was unknown (retried as commits, or given up)",
+        )
+        self.consumer_lag = meter.create_gauge(
+            "eventlab.consumer.lag",
+            unit="{position}",
+            description="Positions between a consumer's checkpoint and the head it last read",
+        )
+        self.consumer_lag_seconds = meter.create_gauge(
+            "eventlab.consumer.lag.seconds",
+            unit="s",
+            description="Age of the last event a consumer handled (0 when caught up)",
+        )
+        self.outbox_messages = meter.create_gauge(
+            "eventlab.outbox.messages",
+            unit="{message}",
+            description="Outbox messages by status (pending, dead)",
+        )
+        self.outbox_oldest_age = meter.create_gauge(
+            "eventlab.outbox.oldest_pending.age",
+            unit="s",
+            description="Age of the oldest pending outbox message",
+        )
+        self.lease_losses = meter.create_counter(
+            "eventlab.relay.lease_losses",
+            unit="{message}",
+            description="Claimed messages a relay lost to another before publishing",
+        )
+
+
+_instruments: _Instruments | None = None
+_tracer: Any = None
+_providers: dict[str, Any] = {}
+
+
+def configure(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Use these providers for eventlab's spans and metrics instead of the global ones
+    (``None``: the global ones again)."""
+    global _instruments, _tracer
+    _providers.clear()
+    if tracer_provider is not None:
+        _providers["tracer"] = tracer_provider
+    if meter_provider is not None:
+        _providers["meter"] = meter_provider
+    _instruments = None
+    _tracer = None
+
+
+def instruments() -> _Instruments | None:
+    global _instruments
+    if not ENABLED:
+        return None
+    if _instruments is None:
+        _instruments = _Instruments(_providers.get("meter") or metrics.get_meter_provider())
+    return _instruments
+
+
+def tracer() -> Any:
+    global _tracer
+    if _tracer is None:
+        provider = _providers.get("tracer") or trace.get_tracer_provider()
+        _tracer = provider.get_tracer(INSTRUMENTATION)
+    return _tracer
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    attributes: Mapping[str, Any],
+    *,
+    kind: str = "internal",
+    links: Iterable[Any] = (),
+    parent: Any = None,
+    start_time: int | None = None,
+) -> Iterator[Any]:
+    """A span around a block (``None`` inside without OpenTelemetry); an exception ends it
+    with an error status and ``error.type``."""
+    if not ENABLED:
+        yield None
+        return
+    with tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=getattr(SpanKind, kind.upper()),
+        attributes=dict(attributes),
+        links=list(links),
+        start_time=start_time,
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            current.set_attribute("error.type", type(exc).__name__)
+            raise
+
+
+def trace_context() -> dict[str, str]:
+    """The active span's W3C trace context (``traceparent``, ``tracestate``), or ``{}`` when
+    there is none (or OpenTelemetry is not installed): what an append stores in metadata."""
+    if not ENABLED or not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {key: carrier[key] for key in TRACE_KEYS if key in carrier}
+
+
+def with_trace_context(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metadata`` with the active trace context added (what the caller gave wins)."""
+    context = trace_context()
+    if not context:
+        return metadata
+    return {**context, **(metadata or {})}
+
+
+def links_from(carriers: Iterable[Mapping[str, Any]]) -> list[Any]:
+    """Links to the spans that produced events (their stored trace contexts), at most
+    ``MAX_LINKS``, without repeats."""
+    if not ENABLED:
+        return []
+    links: list[Any] = []
+    seen: set[str] = set()
+    for carrier in carriers:
+        parent = carrier.get("traceparent")
+        if not isinstance(parent, str) or parent in seen:
+            continue
+        seen.add(parent)
+        context = trace.get_current_span(propagate.extract(dict(carrier))).get_span_context()
+        if context.is_valid:
+            links.append(Link(context))
+            if len(links) == MAX_LINKS:
+                break
+    return links
+
+
+def parent_from(carrier: Mapping[str, Any]) -> Any:
+    """The context a stored trace context names (``None``: the active one)."""
+    if not ENABLED or not isinstance(carrier.get("traceparent"), str):
+        return None
+    return propagate.extract(dict(carrier))
+
+
+def retried(attempt: int, exc: BaseException) -> None:
+    """A transaction runs again: a span event on the active span, and the retry metric."""
+    found = instruments()
+    if found is None:
+        return
+    cause = type(exc).__name__
+    trace.get_current_span().add_event("eventlab.retry", {"attempt": attempt, "error.type": cause})
+    found.retries.add(1, {"error.type": cause})
+
+
+def unknown_commit() -> None:
+    found = instruments()
+    if found is not None:
+        found.unknown_commits.add(1)
+
+
+def appended(
+    current: Any, stored: list[Any], started: float, attributes: Mapping[str, Any]
+) -> None:
+    """An append's outcome: positions on its span, its duration and count in the metrics."""
+    found = instruments()
+    if found is None:
+        return
+    if stored and current is not None:
+        current.set_attribute("eventlab.position.first", stored[0].position or 0)
+        current.set_attribute("eventlab.position.last", stored[-1].position or 0)
+    found.append_duration.record(time.perf_counter() - started, attributes)
+    found.events_appended.add(len(stored), attributes)
+
+
+def consumer_lag(name: str, positions: int, seconds: float) -> None:
+    found = instruments()
+    if found is not None:
+        found.consumer_lag.set(max(0, positions), {"eventlab.consumer": name})
+        found.consumer_lag_seconds.set(max(0.0, seconds), {"eventlab.consumer": name})
