@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ._errors import ConfigurationError
+
 try:  # the optional extra
     from opentelemetry import metrics, propagate, trace
     from opentelemetry.trace import Link, SpanKind
@@ -89,6 +91,14 @@ def configure(*, tracer_provider: Any = None, meter_provider: Any = None) -> Non
     """Use these providers for eventlab's spans and metrics instead of the global ones
     (``None``: the global ones again)."""
     global _instruments, _tracer
+    for given, method, what in (
+        (tracer_provider, "get_tracer", "tracer_provider"),
+        (meter_provider, "get_meter", "meter_provider"),
+    ):
+        if given is not None and not callable(getattr(given, method, None)):
+            raise ConfigurationError(
+                f"{what} must be an OpenTelemetry provider (with {method}()), got {given!r:.80}"
+            )
     _providers.clear()
     if tracer_provider is not None:
         _providers["tracer"] = tracer_provider

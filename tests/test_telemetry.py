@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from eventlab import (
+    ConfigurationError,
     InMemoryPublisher,
     MongoConnectionManager,
     MongoEventStore,
@@ -238,3 +239,24 @@ async def test_the_outbox_backlog_is_recorded_when_health_is_asked(
     assert by_status == {"due": 3, "dead": 0}
     (age,) = otel.metric("eventlab.outbox.oldest_pending.age")
     assert age.value >= 0
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"tracer_provider": "otlp"}, {"meter_provider": {"$ne": None}}, {"tracer_provider": 2**70}],
+    ids=["a string", "an operator dict", "a huge int"],
+)
+def test_configure_refuses_what_is_not_a_provider(otel: Otel, given: dict[str, Any]) -> None:
+    from eventlab import _telemetry
+
+    before = dict(_telemetry._providers)
+    with pytest.raises(ConfigurationError, match="must be an OpenTelemetry provider"):
+        telemetry.configure(**given)
+    assert (
+        _telemetry._providers
+        == before
+        == {
+            "tracer": otel.tracer_provider,
+            "meter": otel.meter_provider,
+        }
+    ), "a refused configuration changed nothing"
