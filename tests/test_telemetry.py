@@ -1,5 +1,6 @@
 """OpenTelemetry (eventlab[otel]), with the SDK's in-memory span exporter and metric reader:
-the spans, attributes and links of request → append → subscription → relay publish, metrics
+the spans, attributes and links of request → append → subscription and projection → relay
+publish, metrics
 that move, trace context through an export and restore, and nothing without the SDK."""
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from eventlab import (
     MongoOutboxStore,
     OutboxMessage,
     OutboxRelay,
+    Projection,
+    Projector,
+    Rows,
     StoredEvent,
     Subscriber,
+    on,
     telemetry,
 )
 
@@ -55,6 +60,15 @@ class Otel:
             if metric.name == name
             for point in metric.data.data_points
         ]
+
+
+class NotesSeen(Projection):
+    name = "notes"
+    version = 1
+
+    @on("Noted")
+    async def seen(self, rows: Rows, event: StoredEvent) -> None:
+        rows.put(event.aggregate_id, {"seen": True})
 
 
 @pytest.fixture
@@ -110,6 +124,7 @@ async def test_request_append_subscription_publish_is_one_trace(
         await tx_store.append(aggregate, [make_event(aggregate, 1)], 0)
     trace_id = request.get_span_context().trace_id
     await Subscriber(tx_store, "announcer", announce).run(until_caught_up=True)
+    await Projector(tx_store, NotesSeen()).run_until_caught_up()
     publisher = InMemoryPublisher()
     relay = OutboxRelay(outbox, publisher, poll_interval=0.05)
     assert await relay.run_once() == 1
@@ -119,6 +134,10 @@ async def test_request_append_subscription_publish_is_one_trace(
     assert process.kind.name == "CONSUMER"
     assert process.attributes["messaging.batch.message_count"] == 1
     assert [link.context.span_id for link in process.links] == [append.context.span_id]
+    (projection,) = [s for s in otel.spans.get_finished_spans() if "projection:notes" in s.name]
+    assert projection.name.startswith("process projection:notes:")
+    assert projection.kind.name == "CONSUMER"
+    assert [link.context.span_id for link in projection.links] == [append.context.span_id]
     (create,) = otel.finished("create outbox")
     assert create.parent.span_id == process.context.span_id  # saved in the batch's unit of work
     (send,) = otel.finished("send Noted")
