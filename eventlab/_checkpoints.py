@@ -11,7 +11,6 @@ both commit a batch (docs/positions.md, "Crash takeover").
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ._clock import ServerClock
 from ._connection import MongoConnectionManager
 from ._errors import CheckpointConflictError, ConfigurationError
 from ._session import session_of
+from ._tasks import within
 from ._transaction_policy import map_error
 from .ports import Checkpoint, LeaseGrant, UnitOfWork
 
@@ -240,11 +240,11 @@ class MongoCheckpointStore:
         # Best effort: a server without killSessions, or a session already gone, leaves the
         # transaction to the server's lifetime limit (the takeover then waits for it).
         with contextlib.suppress(PyMongoError, TimeoutError):
-            await asyncio.wait_for(
+            await within(
                 self.connection.client.admin.command(
                     "killSessions", [session_id], codec_options=CODEC_OPTIONS
                 ),
-                timeout=5,
+                5,
             )
 
     def _server_clock(self) -> ServerClock:

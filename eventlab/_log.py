@@ -36,6 +36,7 @@ from ._domain import utc_now
 from ._errors import ConfigurationError, EventlabError, SubscriptionError
 from ._event_codec import from_document
 from ._schema import EventStoreSchema
+from ._tasks import ended, within, woken
 from ._transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
 from .ports import Abandonment, LogHead, LogSlice
 
@@ -272,8 +273,7 @@ class MongoLog:
             finally:
                 if more is not None:  # the reader stopped early: end the server's cursor too
                     more.cancel()
-                    with contextlib.suppress(BaseException):
-                        await more
+                    await ended(more)
                     with contextlib.suppress(PyMongoError):
                         await database.command(
                             {"killCursors": name, "cursors": [cursor_id]}, session=session
@@ -428,7 +428,7 @@ class ChangeStreamWakeups:
         opened: asyncio.Future[bool] = loop.create_future()
         self._task = loop.create_task(self._watch(opened))
         try:
-            self.watching = await asyncio.wait_for(asyncio.shield(opened), 10)
+            self.watching = await within(asyncio.shield(opened), 10)
         except TimeoutError:
             self.watching = False
         if not self.watching and self._mode == "push":
@@ -450,13 +450,11 @@ class ChangeStreamWakeups:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await ended(task)
         self.watching = False
 
     async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
+        await woken(self._woken, timeout)
         self._woken.clear()
 
     def wake(self) -> None:

@@ -20,7 +20,7 @@ from ._errors import ConfigurationError, EventlabError, RebuildInProgressError
 from ._projections import ProjectionStatus, check_projection
 from ._records import StoredEvent
 from ._subscriptions import Subscriber
-from ._tasks import finish
+from ._tasks import ended, finish
 from .ports import CheckpointStore, EventStore, ReadModelStore, UnitOfWork
 
 if TYPE_CHECKING:
@@ -233,8 +233,7 @@ class Projector:
                     )
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await ended(renewer)
             await self.checkpoints.release(claim, owner)
         return await self.status()
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from . import _telemetry as telemetry
 from ._errors import ConfigurationError, EventlabError
-from ._tasks import finish
+from ._tasks import ended, finish, within
 from .ports import OutboxLag, OutboxMessage, OutboxStore
 
 logger = logging.getLogger("eventlab.outbox")
@@ -188,8 +188,7 @@ class OutboxRelay:
                 await self._publish_one(message, lease)
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await ended(renewer)
             if lease.open:  # stopping, or cancelled: hand back what was not attempted
                 await self._release(list(lease.open.values()))
         return len(batch)
@@ -271,7 +270,7 @@ class OutboxRelay:
 
     async def _release(self, messages: list[OutboxMessage]) -> None:
         try:
-            await asyncio.wait_for(self.outbox.release(messages), timeout=5)
+            await within(self.outbox.release(messages), 5)
         except (EventlabError, TimeoutError) as exc:  # the leases end by themselves
             logger.warning("outbox relay %s: releasing claims failed: %s", self.worker_id, exc)
 
@@ -305,7 +304,7 @@ class OutboxRelay:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            await within(self._stopping.wait(), seconds)
 
     def start(self) -> asyncio.Task[None]:
         """Run in a background task."""
@@ -340,7 +339,7 @@ class OutboxRelay:
         if found is None or lag is None:
             return
         try:
-            counts = await asyncio.wait_for(self.outbox.counts(), timeout=5)
+            counts = await within(self.outbox.counts(), 5)
         except (EventlabError, TimeoutError):
             counts = {}
         found.outbox_messages.set(lag.due, {"eventlab.outbox.status": "due"})
@@ -350,7 +349,7 @@ class OutboxRelay:
     async def health(self) -> RelayHealth:
         """The relay's counters, its last error and success, and the outbox's lag."""
         try:
-            lag: OutboxLag | None = await asyncio.wait_for(self.outbox.lag(), timeout=5)
+            lag: OutboxLag | None = await within(self.outbox.lag(), 5)
         except (EventlabError, TimeoutError):
             lag = None
         await self._record_backlog(lag)

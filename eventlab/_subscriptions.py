@@ -30,7 +30,7 @@ from ._errors import (
 )
 from ._follow import Batch, CatchUpSubscription, Start
 from ._records import StoredEvent
-from ._tasks import finish
+from ._tasks import ended, finish
 from .ports import CheckpointStore, EventStore, UnitOfWork
 
 logger = logging.getLogger("eventlab.subscriptions")
@@ -188,8 +188,7 @@ class Subscriber:
                 raise _LeaseLost(f"{self.name}: the lease was taken over")
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await ended(renewer)
             await self.checkpoints.release(self.name, self.owner)
 
     async def _keep_lease(self, subscription: CatchUpSubscription) -> None:

@@ -11,7 +11,6 @@ and an idempotent retry is recognised by the same rule.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
@@ -24,6 +23,7 @@ from .._event_codec import from_document
 from .._follow import FollowsItsLog
 from .._records import ExpectedVersion, StoredEvent
 from .._registry import EventRegistry, UnknownPolicy
+from .._tasks import woken
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
 from ._database import MemoryDatabase, MemoryTransaction
@@ -325,8 +325,7 @@ class MemoryWakeups:
         self._woken.set()
 
     async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
+        await woken(self._woken, timeout)
         self._woken.clear()
 
     def wake(self) -> None:

@@ -17,12 +17,12 @@ Any other :class:`~eventlab.ports.EventStore` is read through its log port.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .._event_codec import stored_document
 from .._follow import CatchUpSubscription
+from .._tasks import ended
 from ..ports import DocumentLog, EventStore
 from ._frame_query import FrameQuery
 
@@ -163,8 +163,7 @@ async def _pipelined(
         for _, future in pending:
             future.cancel()
         for _, future in pending:
-            with contextlib.suppress(BaseException):  # only waiting for the cancellation
-                await future
+            await ended(future)
 
 
 async def _port_pages(
