@@ -201,18 +201,9 @@ class MongoEventStore(FollowsItsLog):
         """
         started = time.perf_counter()
         attributes = self._db_attributes("append")
-        with telemetry.span(
-            f"append {self.events_collection_name}",
-            {
-                **attributes,
-                "eventlab.stream.id": str(aggregate_id)[:200],
-                "eventlab.events.count": len(events) if isinstance(events, Sized) else 0,
-                "eventlab.expected_version": str(
-                    getattr(expected_version, "value", expected_version)
-                ),
-                "eventlab.positions.strategy": self.position_strategy,
-            },
-        ) as span:
+        described = _append_attributes(attributes, aggregate_id, events, expected_version)
+        described["eventlab.positions.strategy"] = self.position_strategy
+        with telemetry.span(f"append {self.events_collection_name}", described) as span:
             stream = prepare_stream(
                 self.registry,
                 aggregate_id,
@@ -229,12 +220,9 @@ class MongoEventStore(FollowsItsLog):
 
     def _db_attributes(self, operation: str) -> dict[str, str]:
         """OpenTelemetry's database attributes of an operation on the events collection."""
-        return {
-            "db.system.name": "mongodb",
-            "db.namespace": self.connection.database_name,
-            "db.collection.name": self.events_collection_name,
-            "db.operation.name": operation,
-        }
+        return telemetry.db_attributes(
+            self.connection.database_name, self.events_collection_name, operation
+        )
 
     async def restore(
         self,
@@ -354,3 +342,15 @@ class MongoEventStore(FollowsItsLog):
         await self._schema.ready()
         total: int = await _guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
         return total
+
+
+def _append_attributes(
+    attributes: dict[str, str], aggregate_id: Any, events: Any, expected: Any
+) -> dict[str, Any]:
+    """An append span's attributes beyond the database's (docs/observability.md)."""
+    return {
+        **attributes,
+        "eventlab.stream.id": str(aggregate_id)[:200],
+        "eventlab.events.count": len(events) if isinstance(events, Sized) else 0,
+        "eventlab.expected_version": str(getattr(expected, "value", expected)),
+    }

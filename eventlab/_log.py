@@ -117,10 +117,7 @@ class MongoLog:
         with telemetry.span(
             f"read_log {name}",
             {
-                "db.system.name": "mongodb",
-                "db.namespace": self._schema.connection.database_name,
-                "db.collection.name": name,
-                "db.operation.name": "read_log",
+                **telemetry.db_attributes(self._schema.connection.database_name, name, "read_log"),
                 "eventlab.log.after": after,
                 "eventlab.log.until": until,
             },

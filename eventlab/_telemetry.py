@@ -155,6 +155,16 @@ def span(
             raise
 
 
+def db_attributes(database: str, collection: str, operation: str) -> dict[str, str]:
+    """OpenTelemetry's database attributes of an operation on a MongoDB collection."""
+    return {
+        "db.system.name": "mongodb",
+        "db.namespace": database,
+        "db.collection.name": collection,
+        "db.operation.name": operation,
+    }
+
+
 def trace_context() -> dict[str, str]:
     """The active span's W3C trace context (``traceparent``, ``tracestate``), or ``{}`` when
     there is none (or OpenTelemetry is not installed): what an append stores in metadata."""
