@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 
-from ._bson import CODEC_OPTIONS, find_unencodable_int
 from ._dcb_query import (
     MAX_QUERY_ITEMS,
     NEAR_HEAD,
@@ -38,13 +36,12 @@ from ._domain import utc_now
 from ._errors import (
     AppendConditionError,
     ConfigurationError,
-    DocumentTooLargeError,
     DuplicateEventError,
     InvalidSpecificationError,
     SerializationError,
     TransactionError,
 )
-from ._event_codec import event_body, from_document
+from ._event_codec import event_body, from_document, oversized_event, unencodable_int
 from ._migrations import DCB_MIGRATIONS, Migrator
 from ._positions import StrategyChanged, TransactionalPositions
 from ._records import StoredEvent, event_id_from
@@ -188,7 +185,7 @@ class DCBStore:
         try:
             # The head first: every position at or below it is committed (the counter moves in
             # the appends' transactions), so the events read next include all of them.
-            head = await self._head()
+            head = (await self.store.log.head()).position
             pages = [
                 await self._matching(selection, rest, limit)
                 for selection, rest in selections(query.parts, after)
@@ -215,7 +212,7 @@ class DCBStore:
             raise InvalidSpecificationError(
                 f"condition must be an AppendCondition, got {condition!r:.80}"
             )
-        parts = condition.fail_if_events_match.parts if condition is not None else None
+        parts = condition.fail_if_events_match.parts if condition is not None else []
         await self._prepare()
         positions = TransactionalPositions(self._schema.counters, self._schema.counter_id)
 
@@ -223,7 +220,7 @@ class DCBStore:
             # The counter first: it is what serialises appends (see the module's docstring).
             first = await positions.reserve(len(bodies), session)
             clash = None
-            if condition is not None and parts is not None:
+            if condition is not None:
                 near = first - 1 - condition.after <= NEAR_HEAD
                 checks = selections(parts, condition.after, position_first=near)
                 clash = await self._clash(checks, session)
@@ -248,10 +245,12 @@ class DCBStore:
         except StrategyChanged:
             raise _wrong_strategy("preallocated") from None
         except OverflowError as exc:
-            raise _int_too_large(bodies) from exc
+            raise unencodable_int(bodies) or SerializationError(
+                "an integer in the append does not fit BSON's 64-bit integers"
+            ) from exc
         except (DocumentTooLarge, PyMongoError, TransactionError) as exc:
             # A server refuses an oversized document with an error of its own: name the event.
-            too_large = _too_large(bodies, self.store.connection.info.max_bson_object_size)
+            too_large = oversized_event(bodies, self.store.connection.info.max_bson_object_size)
             if too_large is None and isinstance(exc, TransactionError):
                 raise
             raise (too_large or map_error(exc)) from exc
@@ -301,12 +300,6 @@ class DCBStore:
                 return None  # an id reused for another event
         return sorted((from_document(doc) for doc in found), key=lambda e: e.position or 0)
 
-    async def _head(self) -> int:
-        counter = await self._schema.counters_majority.find_one(
-            {"_id": self._schema.counter_id}, {"seq": 1}
-        )
-        return int(counter["seq"]) if counter and counter.get("seq") else 0
-
     async def _prepare(self) -> None:
         if self._ready:
             return
@@ -331,31 +324,6 @@ def _wrong_strategy(found: str) -> ConfigurationError:
         "document, so both could pass their conditions (docs/dcb.md); migrate the store with "
         "change_position_strategy('transactional')"
     )
-
-
-def _too_large(bodies: list[dict[str, Any]], limit: int) -> DocumentTooLargeError | None:
-    for body in bodies:
-        size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
-        if size > limit - 1024:
-            return DocumentTooLargeError(
-                f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
-                f"the server's limit is {limit:,}"
-            )
-    return None
-
-
-def _int_too_large(bodies: list[dict[str, Any]]) -> SerializationError:
-    for body in bodies:
-        path = find_unencodable_int(body.get("payload"), "payload") or find_unencodable_int(
-            body.get("metadata"), "metadata"
-        )
-        if path:
-            return SerializationError(
-                f"event {body['_id']}: {path} does not fit BSON's 64-bit integers "
-                "(store big numbers as Decimal or str)",
-                path=path,
-            )
-    return SerializationError("an integer in the append does not fit BSON's 64-bit integers")
 
 
 def _check_query(query: Any) -> Query:

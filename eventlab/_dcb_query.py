@@ -72,21 +72,25 @@ def selections(
     index range everywhere. An item without types or tags matches every event, and so does a
     query without items: one query then, bounded by position only.
     """
-    bound = {"position": {"$gt": after}, TOMBSTONE_FIELD: {"$exists": False}}
+    position = {"$gt": after}
+    not_a_tombstone = {"$exists": False}
     if not items or any(not types and not tags for types, tags in items):
-        return [(bound, ())]
+        return [({"position": position, TOMBSTONE_FIELD: not_a_tombstone}, ())]
     found = []
     for types, tags in items:
-        # No tombstone test for a tag (tombstones carry none), and the narrower range first:
-        # the embedded server plans by the first indexed field it meets. A read leads with the
-        # tag (its few keys, not the whole log's positions); a condition checked just below
-        # the head leads with the position (the few events since, not all of the tag's).
-        selection: dict[str, Any] = {"position": bound["position"]} if position_first else {}
+        # The narrower range first: the embedded server plans by the first indexed field it
+        # meets. A read leads with the tag (its few keys, not the whole log's positions); a
+        # condition checked just below the head leads with the position (the few events
+        # since, not all of the tag's). Tombstones carry no tags: only an item without tags
+        # tests for them.
+        selection: dict[str, Any] = {"position": position} if position_first else {}
         if tags:
             selection["tags"] = tags[0]
         if types:
             selection["event_type"] = {"$in": list(types)}
-        selection.update(bound if not tags else {"position": bound["position"]})
+        selection["position"] = position  # where it stands already when it leads
+        if not tags:
+            selection[TOMBSTONE_FIELD] = not_a_tombstone
         found.append((selection, tuple(tags[1:])))
     return found
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from ._bson import decimals_to_python, to_bson_datetime, to_bson_value
+import bson
+from bson.errors import InvalidDocument
+
+from ._bson import (
+    CODEC_OPTIONS,
+    decimals_to_python,
+    find_unencodable_int,
+    to_bson_datetime,
+    to_bson_value,
+)
+from ._errors import DocumentTooLargeError, SerializationError
 from ._records import StoredEvent
 
 
@@ -83,3 +94,33 @@ def same_client_content(
         if mine != theirs:
             return False
     return True
+
+
+def oversized_event(bodies: Iterable[dict[str, Any]], limit: int) -> DocumentTooLargeError | None:
+    """The error naming the first event body too large for a server whose documents may hold
+    ``limit`` bytes (with room for the store's own fields), or ``None``."""
+    for body in bodies:
+        try:
+            size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
+        except (OverflowError, InvalidDocument):
+            continue  # not a size problem
+        if size > limit - 1024:
+            return DocumentTooLargeError(
+                f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
+                f"the server's limit is {limit:,}"
+            )
+    return None
+
+
+def unencodable_int(bodies: Iterable[dict[str, Any]]) -> SerializationError | None:
+    """The error naming the first integer of an event body beyond BSON's 64 bits, or ``None``."""
+    for body in bodies:
+        for field in ("payload", "metadata"):
+            path = find_unencodable_int(body.get(field), field)
+            if path:
+                return SerializationError(
+                    f"event {body['_id']}: {path} does not fit BSON's 64-bit integers "
+                    "(store big numbers as Decimal or str)",
+                    path=path,
+                )
+    return None

@@ -17,15 +17,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar, overload
 
-import bson
-from bson.errors import InvalidDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
-from ._bson import CODEC_OPTIONS, find_unencodable_int
 from ._domain import utc_now
 from ._errors import (
     DocumentTooLargeError,
@@ -37,6 +34,7 @@ from ._errors import (
     TransactionTimeoutError,
     UnitOfWorkStateError,
 )
+from ._event_codec import oversized_event, unencodable_int
 from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
@@ -367,34 +365,17 @@ class EventWriter:
         self, batch: list[StreamAppend], *, only_if_found: bool = False
     ) -> DocumentTooLargeError | None:
         limit = self._schema.connection.info.max_bson_object_size
-        for stream in batch:
-            for body in stream.bodies:
-                try:
-                    size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
-                except (OverflowError, InvalidDocument):
-                    continue  # not a size problem
-                if size > limit - 1024:
-                    return DocumentTooLargeError(
-                        f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
-                        f"the server's limit is {limit:,}"
-                    )
-        if only_if_found:
-            return None
+        found = oversized_event((body for stream in batch for body in stream.bodies), limit)
+        if found is not None or only_if_found:
+            return found
         return DocumentTooLargeError("the batch exceeds the server's message size limit")
 
 
 def _int_too_large(batch: list[StreamAppend]) -> SerializationError:
-    for stream in batch:
-        for body in stream.bodies:
-            for field in ("payload", "metadata"):
-                path = find_unencodable_int(body.get(field), field)
-                if path:
-                    return SerializationError(
-                        f"event {body['_id']}: {path} does not fit BSON's 64-bit integers "
-                        "(store big numbers as Decimal or str)",
-                        path=path,
-                    )
-    return SerializationError("an integer in the batch does not fit BSON's 64-bit integers")
+    found = unencodable_int(body for stream in batch for body in stream.bodies)
+    return found or SerializationError(
+        "an integer in the batch does not fit BSON's 64-bit integers"
+    )
 
 
 def _count(batch: list[StreamAppend]) -> int:
