@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 
+from . import _races as races
 from ._dcb_query import (
     MAX_QUERY_ITEMS,
     NEAR_HEAD,
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 DCB_AGGREGATE_TYPE = "DCB"
 """The aggregate type of DCB events: each is stored as stream ``dcb:<position>``, version 1, so
 the log, frames, subscriptions and projections see it like any other event."""
+HEAD_TAKEN = races.point("dcb.read.head_taken")
+BETWEEN_ITEMS = races.point("dcb.read.between_items")
 MAX_APPEND = 10_000
 """Events per conditional append (one transaction)."""
 
@@ -186,10 +189,13 @@ class DCBStore:
             # The head first: every position at or below it is committed (the counter moves in
             # the appends' transactions), so the events read next include all of them.
             head = (await self.store.log.head()).position
-            pages = [
-                await self._matching(selection, rest, limit)
-                for selection, rest in selections(query.parts, after)
-            ]
+            if HEAD_TAKEN.armed:
+                await HEAD_TAKEN.reach()
+            pages = []
+            for index, (selection, rest) in enumerate(selections(query.parts, after)):
+                if index and BETWEEN_ITEMS.armed:
+                    await BETWEEN_ITEMS.reach()
+                pages.append(await self._matching(selection, rest, limit))
         except PyMongoError as exc:
             raise map_error(exc) from exc
         events = [from_document(doc) for doc in merged(pages, limit)]

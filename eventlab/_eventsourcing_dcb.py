@@ -30,6 +30,7 @@ from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.read_concern import ReadConcern
 
+from . import _races as races
 from ._dcb import DCB_AGGREGATE_TYPE
 from ._dcb_query import (
     MAX_QUERY_ITEMS,
@@ -46,6 +47,7 @@ from ._domain import utc_now
 from ._migrations import DCB_MIGRATIONS
 
 _WAKE_EVERY = 0.1
+BETWEEN_ITEMS = races.point("dcb.read.between_items")
 
 
 class DCBRecorderMixin:
@@ -77,7 +79,10 @@ class DCBRecorderMixin:
             return _Response(iter(()), None)
         head = None if limit is not None else self._head()
         pages = []
-        for selection, rest in selections(_parts(query), check_after(after, ProgrammingError)):
+        chosen = selections(_parts(query), check_after(after, ProgrammingError))
+        for index, (selection, rest) in enumerate(chosen):
+            if index and BETWEEN_ITEMS.armed:
+                BETWEEN_ITEMS.reach_sync()
             if "tags" in selection:  # sorted here: see eventlab._dcb's reads by tag
                 found = [doc for doc in events.find(selection) if has_tags(doc, rest)]
                 pages.append(sorted(found, key=lambda doc: doc["position"]))
