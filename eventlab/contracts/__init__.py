@@ -21,8 +21,10 @@ backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 """
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
+from ._isolation import IsolationContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
+from ._positions import PositionsContract
 from ._projections import ProjectionContract
 from ._store import AppendContract, EventStoreContract, StreamReaderContract, UnitOfWorkContract
 from ._support import contract_event, contract_registry, unique
@@ -30,7 +32,9 @@ from ._support import contract_event, contract_registry, unique
 
 class Contracts(
     EventStoreContract,
+    IsolationContract,
     EventLogContract,
+    PositionsContract,
     SubscriptionContract,
     CheckpointContract,
     SubscriberContract,
@@ -47,7 +51,9 @@ __all__ = [
     "Contracts",
     "EventLogContract",
     "EventStoreContract",
+    "IsolationContract",
     "OutboxContract",
+    "PositionsContract",
     "ProjectionContract",
     "SnapshotContract",
     "StreamReaderContract",

@@ -17,9 +17,10 @@ not a mock of MongoDB.
 
 from ._backend import MemoryBackend
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
+from ._log import MemoryLog
 from ._outbox import MemoryOutboxStore
 from ._read_models import MemoryBatchRows, MemoryReadModels
-from ._store import MemoryEventStore, MemoryLog
+from ._store import MemoryEventStore
 
 __all__ = [
     "MemoryBackend",

@@ -1,4 +1,5 @@
-"""The in-memory backend passes the same contract suites as MongoDB (eventlab.contracts)."""
+"""The in-memory backend passes the same contract suites as MongoDB (eventlab.contracts), with
+both position strategies."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ class TestMemory(Contracts):
     @pytest.fixture
     async def contract_store(self) -> MemoryEventStore:
         return MemoryEventStore(MemoryBackend(), registry=contract_registry())
+
+    @pytest.fixture
+    def make_outbox(self, contract_store: MemoryEventStore) -> Any:
+        return lambda **options: contract_store.backend.outbox(**options)
+
+
+class TestMemoryPreallocated(Contracts):
+    @pytest.fixture
+    async def contract_store(self) -> MemoryEventStore:
+        return MemoryEventStore(
+            MemoryBackend(), registry=contract_registry(), positions="preallocated"
+        )
 
     @pytest.fixture
     def make_outbox(self, contract_store: MemoryEventStore) -> Any:
