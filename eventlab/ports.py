@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_chec
 
 from ._bson import encoded_size, to_bson_value
 from ._checks import check_aggregate_id, check_name, check_positive
+from ._dcb_records import AppendCondition, DecisionRead, Query, TaggedEvent
 from ._domain import DomainEvent, utc_now
 from ._errors import ConfigurationError
 from ._records import ExpectedVersion, StoredEvent
@@ -426,6 +427,31 @@ class EventStore(Protocol):
 
     async def count(self) -> int:
         """How many events are stored."""
+        ...
+
+
+class DCBStore(Protocol):
+    """Dynamic Consistency Boundaries over a store's log (docs/dcb.md): a decision reads the
+    events matching a query, decides, and appends on the condition that nothing matching the
+    query was recorded after the position it read."""
+
+    async def read(
+        self, query: Query | None = None, *, after: int = 0, limit: int | None = None
+    ) -> DecisionRead:
+        """The events matching ``query`` with ``after < position <= head``, in position order,
+        at most ``limit``; ``head`` is taken before any part of the read and bounds every
+        part, so every matching event at or below it is among the events (with a full
+        ``limit``, ``head`` is the last event read)."""
+        ...
+
+    async def append(
+        self, events: Sequence[TaggedEvent], condition: AppendCondition | None = None
+    ) -> list[StoredEvent]:
+        """Store ``events`` atomically at the next positions, unless an event matching
+        ``condition``'s query is stored after ``condition.after``: then
+        :class:`~eventlab.AppendConditionError` and nothing written. The same events again
+        (same ids, same content) are returned as stored; an id stored with other content is
+        :class:`~eventlab.DuplicateEventError`."""
         ...
 
 

@@ -15,12 +15,17 @@ package, and a backend's test module only says how to make what is under contrac
         def make_outbox(self, contract_store):
             return lambda **options: MyOutbox(**options)
 
+        @pytest.fixture
+        def make_dcb(self):
+            return lambda store: MyDCBStore(store)
+
 Every store eventlab ships runs them: MongoDB with both position strategies and the in-memory
 backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 (``asyncio_mode = "auto"``).
 """
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
+from ._dcb import DCBContract, DCBHostileContract
 from ._isolation import IsolationContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
@@ -41,6 +46,8 @@ class Contracts(
     SnapshotContract,
     OutboxContract,
     ProjectionContract,
+    DCBContract,
+    DCBHostileContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -49,6 +56,8 @@ __all__ = [
     "AppendContract",
     "CheckpointContract",
     "Contracts",
+    "DCBContract",
+    "DCBHostileContract",
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",

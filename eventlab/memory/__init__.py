@@ -17,6 +17,7 @@ not a mock of MongoDB.
 
 from ._backend import MemoryBackend
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
+from ._dcb import MemoryDCBStore
 from ._log import MemoryLog
 from ._outbox import MemoryOutboxStore
 from ._read_models import MemoryBatchRows, MemoryReadModels
@@ -26,6 +27,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryBatchRows",
     "MemoryCheckpointStore",
+    "MemoryDCBStore",
     "MemoryEventStore",
     "MemoryLog",
     "MemoryOutboxStore",

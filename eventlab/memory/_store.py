@@ -60,13 +60,15 @@ class MemoryEventStore(FollowsItsLog):
         if registry is not None and not isinstance(registry, EventRegistry):
             raise ConfigurationError(f"registry must be an EventRegistry, got {registry!r:.80}")
         self.name = check_name(name, "name")
-        self._time_budget = check_budget(transaction_time_budget)
+        self.transaction_time_budget = check_budget(transaction_time_budget)
         self._backend = backend if backend is not None else MemoryBackend()
         self.registry = registry if registry is not None else EventRegistry()
         self._db = self._backend.database
         self._log = MemoryLog(self._db, self.name)
         self._log.counter.seed(None if positions is None else check_strategy(positions))
-        self._writer = MemoryWriter(self._db, self._log, self._backend, self._time_budget)
+        self._writer = MemoryWriter(
+            self._db, self._log, self._backend, self.transaction_time_budget
+        )
 
     def __repr__(self) -> str:
         return f"<MemoryEventStore {self.name!r}>"

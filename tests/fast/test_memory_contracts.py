@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from eventlab.contracts import Contracts, contract_registry
-from eventlab.memory import MemoryBackend, MemoryEventStore
+from eventlab.memory import MemoryBackend, MemoryDCBStore, MemoryEventStore
 
 
 class TestMemory(Contracts):
@@ -19,6 +19,10 @@ class TestMemory(Contracts):
     @pytest.fixture
     def make_outbox(self, contract_store: MemoryEventStore) -> Any:
         return lambda **options: contract_store.backend.outbox(**options)
+
+    @pytest.fixture
+    def make_dcb(self) -> Any:
+        return MemoryDCBStore
 
 
 class TestMemoryPreallocated(Contracts):
@@ -31,3 +35,7 @@ class TestMemoryPreallocated(Contracts):
     @pytest.fixture
     def make_outbox(self, contract_store: MemoryEventStore) -> Any:
         return lambda **options: contract_store.backend.outbox(**options)
+
+    @pytest.fixture
+    def make_dcb(self) -> Any:
+        return MemoryDCBStore
