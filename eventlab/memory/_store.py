@@ -18,7 +18,7 @@ from .._appends import prepare_stream
 from .._bson import encoded_size
 from .._checks import check_aggregate_id, check_int, check_name, check_positive
 from .._domain import DomainEvent
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, InvalidIdError
 from .._follow import FollowsItsLog
 from .._records import ExpectedVersion, StoredEvent
 from .._registry import EventRegistry, UnknownPolicy
@@ -27,6 +27,8 @@ from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
 from ._log import TOMBSTONE_FIELD, MemoryLog, check_strategy, event_of
 from ._writer import MemoryWriter
+
+DAY = 86_400
 
 
 class MemoryEventStore(FollowsItsLog):
@@ -59,7 +61,7 @@ class MemoryEventStore(FollowsItsLog):
             raise ConfigurationError(f"backend must be a MemoryBackend, got {backend!r:.80}")
         if registry is not None and not isinstance(registry, EventRegistry):
             raise ConfigurationError(f"registry must be an EventRegistry, got {registry!r:.80}")
-        self.name = check_name(name, "name")
+        self.name = check_store_name(name)
         self.transaction_time_budget = check_budget(transaction_time_budget)
         self._backend = backend if backend is not None else MemoryBackend()
         self.registry = registry if registry is not None else EventRegistry()
@@ -194,16 +196,21 @@ class MemoryEventStore(FollowsItsLog):
 
 
 def check_budget(seconds: Any) -> float:
-    """A time budget: a positive, finite number of seconds."""
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 < seconds < float("inf")
-    ):
+    """A time budget: a positive, finite number of seconds (a day at most)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= DAY:
         raise ConfigurationError(
-            f"transaction_time_budget must be a positive number of seconds, got {seconds!r:.80}"
+            f"transaction_time_budget must be a number of seconds above 0 and at most {DAY:,}, "
+            f"got {seconds!r:.80}"
         )
     return float(seconds)
+
+
+def check_store_name(name: Any) -> str:
+    """A store's name: a non-empty string of at most 200 characters, as a collection name."""
+    checked = check_name(name, "name")
+    if len(checked) > 200:
+        raise InvalidIdError(f"name must be at most 200 characters, got {len(checked):,}")
+    return checked
 
 
 def _check_sizes(bodies: Sequence[dict[str, Any]]) -> None:
