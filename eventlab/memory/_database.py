@@ -89,11 +89,6 @@ class MemoryTransaction:
         """Committed or aborted by its owner (a doomed one still has to be aborted)."""
         return self.state in ("committed", "aborted")
 
-    @property
-    def in_transaction(self) -> bool:
-        """What the owner believes (as a driver session does): open or doomed, not ended."""
-        return not self.ended
-
     async def released(self) -> None:
         """Return once the transaction holds nothing any more (doomed or ended)."""
         if self.state == "open":
