@@ -50,6 +50,11 @@ class DecisionStorage(DCBStorage, Protocol):
         """The stored documents among these event ids."""
         ...
 
+    def failure(self, bodies: Sequence[dict[str, Any]], error: Exception) -> Exception:
+        """The typed error to raise for ``error``, raised by an append of ``bodies`` (the
+        error itself when it is eventlab's already)."""
+        ...
+
 
 class DecisionStore:
     """Read a query with a head, append on a condition; the backend is its storage."""
@@ -88,7 +93,13 @@ class DecisionStore:
         parts = None
         if condition is not None:
             parts = (condition.fail_if_events_match.parts, condition.after)
-        outcome = await append_decision(self._storage, bodies, parts)
+        try:
+            outcome = await append_decision(self._storage, bodies, parts)
+        except Exception as exc:
+            typed = self._storage.failure(bodies, exc)
+            if typed is exc:
+                raise
+            raise typed from exc
         if isinstance(outcome, Appended):
             return [from_document(doc) for doc in outcome.documents]
         ids = [body["_id"] for body in bodies]

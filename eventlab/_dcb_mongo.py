@@ -34,7 +34,6 @@ class MongoDCBStorage:
     def __init__(self, access: WriteAccess) -> None:
         self._access = access
         self._positions = access.transactional_positions()
-        self._bodies: Sequence[dict[str, Any]] = ()
 
     async def prepare(self) -> None:
         mode = await self._access.ready(DCB_MIGRATIONS)
@@ -42,7 +41,23 @@ class MongoDCBStorage:
             raise wrong_strategy(mode.positions if mode.transactions else "no transactions")
 
     def check(self, bodies: Sequence[dict[str, Any]]) -> None:
-        self._bodies = bodies  # the server refuses what is too large; errors then name the event
+        return None  # the server refuses what is too large (see failure)
+
+    def failure(self, bodies: Sequence[dict[str, Any]], error: Exception) -> Exception:
+        if isinstance(error, StrategyChanged):
+            return wrong_strategy("preallocated")
+        if isinstance(error, OverflowError):
+            return unencodable_int(bodies) or SerializationError(
+                "an integer in the append does not fit BSON's 64-bit integers"
+            )
+        if isinstance(error, DocumentTooLarge | PyMongoError | TransactionError):
+            # A server refuses an oversized document with an error of its own: name the event.
+            too_large = oversized_event(bodies, self._access.max_document_size)
+            if too_large is not None:
+                return too_large
+            mapped = map_error(error)
+            return mapped if isinstance(mapped, Exception) else error
+        return error
 
     async def head(self) -> int:
         return await self._access.head()
@@ -65,21 +80,7 @@ class MongoDCBStorage:
             raise map_error(exc) from exc
 
     async def transaction(self, attempt: Callable[[Any], Awaitable[T]]) -> T:
-        bodies = self._bodies
-        try:
-            return await self._access.transaction(attempt)
-        except StrategyChanged:
-            raise wrong_strategy("preallocated") from None
-        except OverflowError as exc:
-            raise unencodable_int(bodies) or SerializationError(
-                "an integer in the append does not fit BSON's 64-bit integers"
-            ) from exc
-        except (DocumentTooLarge, PyMongoError, TransactionError) as exc:
-            # A server refuses an oversized document with an error of its own: name the event.
-            too_large = oversized_event(bodies, self._access.max_document_size)
-            if too_large is None and isinstance(exc, TransactionError):
-                raise
-            raise (too_large or map_error(exc)) from exc
+        return await self._access.transaction(attempt)
 
     async def take_positions(self, count: int, transaction: AsyncClientSession) -> int:
         return await self._positions.reserve(count, transaction)

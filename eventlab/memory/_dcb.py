@@ -62,13 +62,14 @@ class MemoryDCBStorage:
         async def work(uow: UnitOfWork) -> T:
             return await attempt(uow.session)
 
-        try:
-            result: T = await self._store.backend.run(
-                work, time_budget=self._store.transaction_time_budget
-            )
-        except StrategyChanged:
-            raise wrong_strategy("preallocated") from None
+        budget = self._store.transaction_time_budget
+        result: T = await self._store.backend.run(work, time_budget=budget)
         return result
+
+    def failure(self, bodies: Sequence[dict[str, Any]], error: Exception) -> Exception:
+        if isinstance(error, StrategyChanged):  # migrated under the append
+            return wrong_strategy("preallocated")
+        return error
 
     async def take_positions(self, count: int, transaction: MemoryTransaction) -> int:
         return self._log.counter.reserve(count, "transactional", transaction)
