@@ -190,6 +190,18 @@ class MemoryEventStore(FollowsItsLog):
         transaction = uow.session if uow is not None else None
         return self._writer.current_version(check_aggregate_id(aggregate_id), transaction)
 
+    async def stream_ids(self, aggregate_type: str | None = None) -> list[str]:
+        """Distinct aggregate ids (optionally of one aggregate type), sorted."""
+        kind = None if aggregate_type is None else check_name(aggregate_type, "aggregate_type")
+        documents = self._db.view(self._log.tables.events).values()
+        return sorted(
+            {
+                doc["aggregate_id"]
+                for doc in documents
+                if not doc.get(TOMBSTONE_FIELD) and (kind is None or doc["aggregate_type"] == kind)
+            }
+        )
+
     async def count(self) -> int:
         documents = self._db.view(self._log.tables.events).values()
         return sum(1 for doc in documents if not doc.get(TOMBSTONE_FIELD))

@@ -86,3 +86,16 @@ def test_dcb_stores_refuse_what_is_not_their_store(bad: Any) -> None:
         MongoDCBStore(bad)
     with pytest.raises(ConfigurationError, match="MongoEventStore"):
         MongoDCBStore(MemoryEventStore())  # type: ignore[arg-type]
+
+
+async def test_stream_ids_as_mongodb_lists_them() -> None:
+    from eventlab.contracts import contract_event
+
+    store = MemoryEventStore(positions="preallocated")
+    for sid in ("b", "a"):
+        await store.append(sid, [contract_event(sid)], 0)
+    await store.log.abandon([(await store.log.head()).position + 1])  # a tombstone is no stream
+    assert await store.stream_ids() == ["a", "b"] == await store.stream_ids("Contract")
+    assert await store.stream_ids("Other") == []
+    with pytest.raises(ConfigurationError, match="aggregate_type"):
+        await store.stream_ids(OPERATOR)
