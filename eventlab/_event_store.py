@@ -39,6 +39,7 @@ from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import session_of
 from ._transaction_policy import DEFAULT_TIME_BUDGET
+from ._write_access import WriteAccess
 from ._writer import EventWriter
 from .ports import PositionStrategy, UnitOfWork
 
@@ -147,6 +148,11 @@ class MongoEventStore(FollowsItsLog):
     def counters(self) -> AsyncCollection[dict[str, Any]]:
         """The collection holding the position counter."""
         return self._schema.counters
+
+    def write_access(self) -> WriteAccess:
+        """The seam through which writers beside this store's own (``MongoDCBStore``) use its
+        events collection, counter, readiness and transactions (see :class:`WriteAccess`)."""
+        return WriteAccess(self._schema, self._log, self._time_budget)
 
     def describe(self) -> dict[str, Any]:
         """A summary for logs and notebooks."""

@@ -203,5 +203,5 @@ DCB_MIGRATIONS: tuple[Migration, ...] = (
         "Dynamic Consistency Boundaries: tags in log order (multikey, one key per tag)",
     ),
 )
-"""Applied by the first use of :class:`~eventlab.dcb.DCBStore` (and the ``eventsourcing``
+"""Applied by the first use of :class:`~eventlab.dcb.MongoDCBStore` (and the ``eventsourcing``
 module's DCB recorder): the index an append condition and a query by tags read."""

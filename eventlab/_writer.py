@@ -21,6 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from . import _races as races
 from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
 from ._domain import utc_now
@@ -45,6 +46,10 @@ from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
+
+POSITIONS_TAKEN = races.point("append.positions_taken")
+"""Between an append taking its positions and inserting there: where a follower's tombstone,
+another append or a crash meets a hole (the in-memory writer reaches it too)."""
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -215,6 +220,8 @@ class EventWriter:
                 return base
             bases.append(base)
         first = await allocator.first_position(_count(batch), early, session)
+        if POSITIONS_TAKEN.armed:
+            await POSITIONS_TAKEN.reach()
         documents, stored = _place(batch, bases, first)
         try:
             await self._events.insert_many(documents, ordered=True, session=session)

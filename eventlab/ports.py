@@ -9,6 +9,7 @@ and the in-memory backend (:mod:`eventlab.memory`) fill them in, and the contrac
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_checkable
 
 from ._bson import encoded_size, to_bson_value
-from ._checks import check_aggregate_id, check_name, check_positive
+from ._checks import check_aggregate_id, check_int, check_name, check_positive
+from ._dcb_records import AppendCondition, DecisionRead, Query, TaggedEvent
 from ._domain import DomainEvent, utc_now
 from ._errors import ConfigurationError
 from ._records import ExpectedVersion, StoredEvent
@@ -164,16 +166,22 @@ class OutboxMessage:
     fence: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.message_id, str) or not self.message_id:
+        if isinstance(self.message_id, uuid.UUID):  # an event id, say: its canonical text
             object.__setattr__(self, "message_id", str(self.message_id))
-        if not self.event_type:
-            raise ConfigurationError("an outbox message needs an event_type")
-        if self.ordering_key is not None and not isinstance(self.ordering_key, str):
-            raise ConfigurationError(f"ordering_key must be a string, not {self.ordering_key!r}")
-        if self.sequence is not None and (
-            not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
-        ):
-            raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
+        check_name(self.message_id, "message_id")
+        check_name(self.event_type, "event_type")
+        if self.ordering_key is not None:
+            check_name(self.ordering_key, "ordering_key")
+        if self.sequence is not None:
+            check_int(self.sequence, "sequence")
+        for name in ("payload", "headers"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigurationError(
+                    f"an outbox message's {name} must be a dict, got "
+                    f"{type(getattr(self, name)).__name__}"
+                )
+        if not isinstance(self.created_at, datetime):
+            raise ConfigurationError(f"created_at must be a datetime, got {self.created_at!r:.80}")
 
     def content(self) -> dict[str, Any]:
         """What identifies the message's content (type, payload, key, headers), as an outbox
@@ -426,6 +434,31 @@ class EventStore(Protocol):
 
     async def count(self) -> int:
         """How many events are stored."""
+        ...
+
+
+class DCBStore(Protocol):
+    """Dynamic Consistency Boundaries over a store's log (docs/dcb.md): a decision reads the
+    events matching a query, decides, and appends on the condition that nothing matching the
+    query was recorded after the position it read."""
+
+    async def read(
+        self, query: Query | None = None, *, after: int = 0, limit: int | None = None
+    ) -> DecisionRead:
+        """The events matching ``query`` with ``after < position <= head``, in position order,
+        at most ``limit``; ``head`` is taken before any part of the read and bounds every
+        part, so every matching event at or below it is among the events (with a full
+        ``limit``, ``head`` is the last event read)."""
+        ...
+
+    async def append(
+        self, events: Sequence[TaggedEvent], condition: AppendCondition | None = None
+    ) -> list[StoredEvent]:
+        """Store ``events`` atomically at the next positions, unless an event matching
+        ``condition``'s query is stored after ``condition.after``: then
+        :class:`~eventlab.AppendConditionError` and nothing written. The same events again
+        (same ids, same content) are returned as stored; an id stored with other content is
+        :class:`~eventlab.DuplicateEventError`."""
         ...
 
 
