@@ -36,10 +36,10 @@ from ._domain import utc_now
 from ._errors import (
     AppendConditionError,
     ConfigurationError,
+    DeploymentError,
     DuplicateEventError,
     InvalidSpecificationError,
     SerializationError,
-    TransactionError,
 )
 from ._event_codec import event_body, from_document, oversized_event, unencodable_int
 from ._migrations import DCB_MIGRATIONS, Migrator
@@ -248,10 +248,10 @@ class DCBStore:
             raise unencodable_int(bodies) or SerializationError(
                 "an integer in the append does not fit BSON's 64-bit integers"
             ) from exc
-        except (DocumentTooLarge, PyMongoError, TransactionError) as exc:
+        except (DocumentTooLarge, PyMongoError, DeploymentError) as exc:
             # A server refuses an oversized document with an error of its own: name the event.
             too_large = oversized_event(bodies, self.store.connection.info.max_bson_object_size)
-            if too_large is None and isinstance(exc, TransactionError):
+            if too_large is None and isinstance(exc, DeploymentError):
                 raise
             raise (too_large or map_error(exc)) from exc
         if isinstance(outcome, list):
