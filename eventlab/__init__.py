@@ -61,6 +61,7 @@ from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher,
 from ._repository import MongoRepository, SearchResult
 from ._snapshots import MongoSnapshotStore
 from ._subscriptions import Subscriber
+from ._supervision import ConsumerHealth
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
 from .ports import (
@@ -99,6 +100,7 @@ __all__ = [
     "ConflictError",
     "ConnectionFailedError",
     "ConsumerBusyError",
+    "ConsumerHealth",
     "DataError",
     "DeploymentError",
     "DeploymentInfo",

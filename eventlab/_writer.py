@@ -21,6 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from . import _races as races
 from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
 from ._domain import utc_now
@@ -45,6 +46,9 @@ from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
+
+POSITIONS_TAKEN = races.point("append.positions_taken")
+"""A ``preallocated`` append has taken its positions and not inserted yet (a hole)."""
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -180,6 +184,8 @@ class EventWriter:
                 return outcome
             checked = outcome
         early = await allocator.reserve_early(count)
+        if POSITIONS_TAKEN.armed and early is not None:
+            await POSITIONS_TAKEN.reach()
         if not self._transactions:
             return await self._write(batch, allocator, early, None, checked, own_transaction=False)
         return await run_transaction(
@@ -267,6 +273,8 @@ class EventWriter:
             return idempotent_result(batch, existing)
         allocator = await self._resolve()
         early = await allocator.reserve_early(_count(batch))
+        if POSITIONS_TAKEN.armed and early is not None:
+            await POSITIONS_TAKEN.reach()
         outcome = await self._write(batch, allocator, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events
