@@ -42,6 +42,13 @@ def check_name(value: Any, name: str, error: type[InvalidIdError] = InvalidIdErr
     return value
 
 
+def check_callback(callback: Any) -> Any:
+    """A function to call later (an after-commit hook): refused now if it cannot be called."""
+    if not callable(callback):
+        raise ConfigurationError(f"a callback must be callable, got {_short(callback)}")
+    return callback
+
+
 def check_aggregate_id(aggregate_id: Any) -> str:
     """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``)."""
     return check_name(aggregate_id, "aggregate_id")

@@ -255,6 +255,11 @@ class UnitOfWork(Protocol):
     @property
     def session(self) -> Any: ...
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once this unit's transaction has committed, never if it does not
+        (rolled back, failed, or run again as a new unit); a plain function that must not fail."""
+        ...
+
 
 class Wakeups(Protocol):
     """A signal that the log may have grown: woken on appends, or after a timeout."""

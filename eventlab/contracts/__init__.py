@@ -21,6 +21,7 @@ backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 """
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
+from ._delivery import DeliveryContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
 from ._projections import ProjectionContract
@@ -37,6 +38,7 @@ class Contracts(
     SnapshotContract,
     OutboxContract,
     ProjectionContract,
+    DeliveryContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -45,6 +47,7 @@ __all__ = [
     "AppendContract",
     "CheckpointContract",
     "Contracts",
+    "DeliveryContract",
     "EventLogContract",
     "EventStoreContract",
     "OutboxContract",

@@ -306,3 +306,13 @@ async def test_a_subscription_keeps_the_latest_gaps_only() -> None:
     assert reported == every_gap, "each gap is still reported once"
     assert subscription.gaps_passed == len(every_gap)
     assert subscription.gaps == every_gap[-KEPT_GAPS:], "the latest KEPT_GAPS, in order"
+
+
+async def test_after_commit_takes_a_function_only() -> None:
+    store = memory_store()
+
+    async def work(uow: UnitOfWork) -> None:
+        uow.after_commit("not a function")  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigurationError, match="callable"):
+        await store.backend.run(work)
