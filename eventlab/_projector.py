@@ -163,6 +163,8 @@ class Projector:
         return write
 
     def _subscriber_for(self, generation: int, *, guard: bool) -> Subscriber:
+        # A rebuild (no guard) builds from the first event, wherever the live one started.
+        options = self._options if guard else {**self._options, "start": "beginning"}
         return Subscriber(
             self.store,
             self.checkpoint_name(generation),
@@ -171,7 +173,7 @@ class Projector:
             checkpoints=self.checkpoints,
             batch_size=self.batch_size,
             event_types=type(self.projection).event_types(),
-            **self._options,
+            **options,
         )
 
     async def run(self, *, until_caught_up: bool = False) -> None:
