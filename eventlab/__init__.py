@@ -21,6 +21,7 @@ from ._errors import (
     ConnectionFailedError,
     ConsumerBusyError,
     DataError,
+    DeploymentError,
     DocumentTooLargeError,
     DuplicateEventError,
     DuplicateMessageError,
@@ -32,13 +33,13 @@ from ._errors import (
     InvalidNameError,
     InvalidSpecificationError,
     MigrationError,
+    NotAuthorizedError,
     NotConnectedError,
     PositionsAbandonedError,
     RebuildInProgressError,
     SerializationError,
     SubscriptionError,
     TransactionAbortedError,
-    TransactionError,
     TransactionsUnsupportedError,
     TransactionTimeoutError,
     TransientError,
@@ -60,6 +61,7 @@ from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher,
 from ._repository import MongoRepository, SearchResult
 from ._snapshots import MongoSnapshotStore
 from ._subscriptions import Subscriber
+from ._supervision import ConsumerHealth
 from ._transactions import run_transaction
 from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
 from .ports import (
@@ -98,7 +100,9 @@ __all__ = [
     "ConflictError",
     "ConnectionFailedError",
     "ConsumerBusyError",
+    "ConsumerHealth",
     "DataError",
+    "DeploymentError",
     "DeploymentInfo",
     "DocumentTooLargeError",
     "DomainEvent",
@@ -127,6 +131,7 @@ __all__ = [
     "MongoRepository",
     "MongoSnapshotStore",
     "MongoUnitOfWork",
+    "NotAuthorizedError",
     "NotConnectedError",
     "OutboxLag",
     "OutboxMessage",
@@ -150,7 +155,6 @@ __all__ = [
     "Subscriber",
     "SubscriptionError",
     "TransactionAbortedError",
-    "TransactionError",
     "TransactionTimeoutError",
     "TransactionsUnsupportedError",
     "TransientError",

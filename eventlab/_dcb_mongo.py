@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 from ._dcb import DecisionStore, wrong_strategy
 from ._dcb_query import NEAR_HEAD, has_tags, selection
 from ._dcb_records import ItemParts
-from ._errors import ConfigurationError, SerializationError, TransactionError
+from ._errors import ConfigurationError, DeploymentError, SerializationError
 from ._event_codec import oversized_event, unencodable_int
 from ._event_store import MongoEventStore
 from ._migrations import DCB_MIGRATIONS
@@ -50,7 +50,7 @@ class MongoDCBStorage:
             return unencodable_int(bodies) or SerializationError(
                 "an integer in the append does not fit BSON's 64-bit integers"
             )
-        if isinstance(error, DocumentTooLarge | PyMongoError | TransactionError):
+        if isinstance(error, DocumentTooLarge | PyMongoError | DeploymentError):
             # A server refuses an oversized document with an error of its own: name the event.
             too_large = oversized_event(bodies, self._access.max_document_size)
             if too_large is not None:

@@ -201,6 +201,8 @@ class MongoEventStore(FollowsItsLog):
         :param metadata: merged into every event's metadata (correlation/causation/user ids).
         :returns: the events as stored, with versions and positions.
         :raises ConcurrencyError: the stream is at another version; nothing was written.
+        :raises CommitOutcomeUnknownError: it may have been stored: send the same events (the
+            same ids) again, which returns them as stored if they were.
 
         Versions are assigned by the store (``expected + 1`` onwards). Re-sending a batch that
         was already stored (same event ids, same content) writes nothing and returns it.

@@ -84,6 +84,10 @@ class Abandonment:
     """An open transaction holds an event there: it may still commit; look again later."""
 
 
+KEPT_GAPS = 1000
+"""How many of the latest permanent gaps a checkpoint, and a subscription, keep."""
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A consumer's place in the log: every position up to ``position`` is done with."""
@@ -258,6 +262,11 @@ class UnitOfWork(Protocol):
 
     @property
     def session(self) -> Any: ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once this unit's transaction has committed, never if it does not
+        (rolled back, failed, or run again as a new unit); a plain function that must not fail."""
+        ...
 
 
 class Wakeups(Protocol):
@@ -469,7 +478,8 @@ class CheckpointStore(Protocol):
     """How far each named consumer has followed the log, and which process runs it."""
 
     async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
-        """The stored checkpoint, or ``None`` for a consumer that never saved one."""
+        """The stored checkpoint, or ``None`` for a consumer that never saved one (a claim
+        alone saves none; a checkpoint saved at 0 is returned)."""
         ...
 
     async def position(self, name: str) -> int:
@@ -486,9 +496,9 @@ class CheckpointStore(Protocol):
         owner: str | None = None,
         uow: UnitOfWork | None = None,
     ) -> None:
-        """Store ``position``: with ``expected`` only if the stored position is still that,
-        without it only forward; with ``owner`` only while the checkpoint names that owner;
-        otherwise :class:`~eventlab.CheckpointConflictError`."""
+        """Store ``position``: with ``expected`` only if the stored position is still that
+        (``0`` also matches none saved), without it only forward; with ``owner`` only while
+        the checkpoint names that owner; otherwise :class:`~eventlab.CheckpointConflictError`."""
         ...
 
     async def delete(self, name: str) -> bool:

@@ -26,6 +26,7 @@ backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
+from ._delivery import DeliveryContract
 from ._isolation import IsolationContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
@@ -48,6 +49,7 @@ class Contracts(
     ProjectionContract,
     DCBContract,
     DCBHostileContract,
+    DeliveryContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -58,6 +60,7 @@ __all__ = [
     "Contracts",
     "DCBContract",
     "DCBHostileContract",
+    "DeliveryContract",
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",

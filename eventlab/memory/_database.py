@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
+from .._checks import check_callback
 from .._errors import TransactionAbortedError, WriteConflictError
 
 Key = tuple[str, Any]
@@ -106,6 +107,9 @@ class MemoryUnitOfWork:
 
     def __init__(self, transaction: MemoryTransaction) -> None:
         self.session = transaction
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.session.after_commit.append(check_callback(callback))
 
 
 class MemoryDatabase:
