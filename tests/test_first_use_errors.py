@@ -28,7 +28,7 @@ from eventlab import (
     Subscriber,
     TransientError,
 )
-from eventlab.dcb import DCBStore, Query, TaggedEvent
+from eventlab.dcb import MongoDCBStore, Query, TaggedEvent
 from eventlab.samples import OrderTotals
 
 from .conftest import make_event, stream_id
@@ -80,8 +80,8 @@ ENTRY_POINTS: dict[str, Entry] = {
     "store.count": lambda c: MongoEventStore(c).count(),
     "store.read_all": lambda c: MongoEventStore(c).read_all().to_list(),
     "store.log.head": lambda c: MongoEventStore(c).log.head(),
-    "dcb.read": lambda c: DCBStore(MongoEventStore(c)).read(Query.of(types=["Joined"])),
-    "dcb.append": lambda c: DCBStore(MongoEventStore(c)).append(
+    "dcb.read": lambda c: MongoDCBStore(MongoEventStore(c)).read(Query.of(types=["Joined"])),
+    "dcb.append": lambda c: MongoDCBStore(MongoEventStore(c)).append(
         [TaggedEvent("Joined", {"n": 1}, tags=("course:c1",))]
     ),
     "aggregates.load": lambda c: AggregateStore(MongoEventStore(c, registry=order_registry())).load(
