@@ -29,6 +29,7 @@ REPLACEMENTS = {
     "AsyncClientSession": "ClientSession",
     "asynchronous": "synchronous",
     "asyncio": "time",
+    "reach": "reach_sync",
 }
 """Names the async source uses and their synchronous counterparts."""
 
