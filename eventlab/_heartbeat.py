@@ -62,6 +62,7 @@ class _Beat:
         self.registry = registry
         self.client: MongoClient[dict[str, Any]] | None = None
         self.next_renewal = 0.0
+        self.last_renewed: float | None = None
         self.last_reap = -REAP_EVERY
         self.probed = False
         self.next_probe = 0.0
@@ -149,6 +150,7 @@ class _Beat:
     def _renew(self) -> None:
         registry = self.registry
         lease_ms = int(registry.lease * 1000)
+        started = time.monotonic()
         try:
             with pymongo.timeout(registry.lease / 3):
                 renewed = self._collection().update_one(
@@ -163,6 +165,14 @@ class _Beat:
                     registry.created = True
         except PyMongoError as exc:
             logger.debug("lease renewal failed (%s); retrying", exc)
+            return
+        done = time.monotonic()
+        counters = registry.counters
+        counters.renewals += 1
+        counters.renewing_seconds += done - started
+        if self.last_renewed is not None:
+            counters.longest_gap = max(counters.longest_gap, done - self.last_renewed)
+        self.last_renewed = done
 
     def _reap(self) -> None:
         registry = self.registry
@@ -171,7 +181,7 @@ class _Beat:
                 now = self._server_now()
                 if now is None:
                     return
-                registry.reap_rounds += 1
+                registry.counters.reap_rounds += 1
                 collection = self._collection()
                 expired = collection.find(
                     {"_id": {"$nin": _own_tokens()}, "lease_until": {"$lt": now}},
@@ -226,7 +236,7 @@ class _Beat:
         except PyMongoError as exc:
             self._put_back(gone, exc)
             return
-        registry.reaped += 1
+        registry.counters.reaped += 1
         lease_until = gone.get("lease_until")
         late = (now - lease_until.astimezone(UTC)).total_seconds() if lease_until else 0.0
         logger.warning(
@@ -257,9 +267,20 @@ def heartbeat_client(async_client: Any) -> MongoClient[dict[str, Any]]:
     options = dict(getattr(async_client, "_init_kwargs", None) or {})
     if not options:
         raise RuntimeError("cannot read the client's settings")
+    mine = {
+        "event_listeners",
+        "appname",
+        "maxpoolsize",
+        "minpoolsize",
+        "connect",
+        "uuidrepresentation",
+        "tz_aware",
+    }
     for key in list(options):
-        if key.lower() in ("event_listeners", "appname", "maxpoolsize", "minpoolsize", "connect"):
+        if key.lower() in mine:
             del options[key]
+    if not any(key.lower() == "servermonitoringmode" for key in options):
+        options["serverMonitoringMode"] = "poll"  # no round-trip thread of its own
     options.update(
         appname=_APP_NAME,
         maxPoolSize=2,

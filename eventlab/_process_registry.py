@@ -78,6 +78,22 @@ class Liveness:
     """Why it is not active: turned off, no transactions here, or what the deployment refused."""
 
 
+@dataclass(slots=True)
+class HeartbeatCounters:
+    """What the heartbeat did for one registry (for tests, benchmarks and diagnostics)."""
+
+    renewals: int = 0
+    renewing_seconds: float = 0.0
+    """Time spent in renewals (round trips included)."""
+    longest_gap: float = 0.0
+    """The longest time between two successful renewals (seconds): how close this process
+    came to being presumed dead (a lease lapses when it exceeds the lease)."""
+    reap_rounds: int = 0
+    """Times it looked for dead processes."""
+    reaped: int = 0
+    """Processes whose sessions it ended."""
+
+
 class ProcessRegistry:
     """This process's entry in the registry of one database, and what it has listed there.
 
@@ -99,10 +115,7 @@ class ProcessRegistry:
         self._watch = watch
         self.refused = ""
         self.closed = False
-        self.reaped = 0
-        """Processes whose sessions this registry ended (for tests and diagnostics)."""
-        self.reap_rounds = 0
-        """Times it looked for dead processes (for tests and diagnostics)."""
+        self.counters = HeartbeatCounters()
         self.reap_wanted = threading.Event()
         self._lock = threading.Lock()
         self._lapse_reported = False
@@ -181,10 +194,11 @@ class ProcessRegistry:
         if not self._lapse_reported and not self.closed:
             self._lapse_reported = True
             logger.warning(
-                "eventlab: this process's lease in %s.%s lapsed (no renewal for %g s: a "
-                "frozen process, or a server it could not reach) and its entry was removed; "
-                "a transaction it had open then may have been ended by another process and "
-                "fails as aborted (retried where eventlab runs it). Listed again.",
+                "eventlab: this process's entry in %s.%s was gone: its lease lapsed (no "
+                "renewal for %g s: a frozen process, or a server it could not reach) and "
+                "another process ended its sessions, or the collection was dropped. A "
+                "transaction it had open then may have been ended and fails as aborted "
+                "(retried where eventlab runs it). Listed again.",
                 self.database,
                 COLLECTION,
                 self.lease,

@@ -290,9 +290,9 @@ async def test_a_live_30_second_unit_of_work_beside_a_crashed_one_commits(
     writer = asyncio.create_task(_write_on(store, acknowledged))
     try:
         await live.line("APPENDED")
-        rounds_before = registry_of_this_process.reap_rounds
+        rounds_before = registry_of_this_process.counters.reap_rounds
         committed = await live.line("COMMITTED")
-        assert registry_of_this_process.reap_rounds > rounds_before, (
+        assert registry_of_this_process.counters.reap_rounds > rounds_before, (
             "this process, held up by the live unit of work, looked for dead processes"
         )
         # Its attempts before that met the dead one's hold; once it had appended, it was
