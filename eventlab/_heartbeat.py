@@ -3,7 +3,7 @@
 A thread with its own synchronous client, not a task on the event loop: a loop blocked by
 CPU-bound code (a notebook cell, a handler that computes) or by a slow synchronous call would
 stop a task's renewals, and the process, alive, would be presumed dead and its open
-transactions ended. The thread needs the GIL for a few microseconds per renewal, which CPython
+transactions ended. The thread needs the GIL for about a millisecond per renewal, which CPython
 hands over every 5 ms whatever the other threads do.
 
 For each registry of the process (``ProcessRegistry``), the thread:
@@ -14,7 +14,8 @@ For each registry of the process (``ProcessRegistry``), the thread:
   each with a delete conditional on the lease it read (one reaper wins; a renewal in between
   saves the process), and ends their sessions with ``killSessions``. It does not judge leases
   while the server answers slowly (a server that stalled everyone's renewals would otherwise
-  make live processes look dead);
+  make live processes look dead). A find and a delete, not a ``findAndModify``: a fail point a
+  test arms on the counter's ``findAndModify`` stays the application's;
 * on its first turn, checks that the deployment has ``killSessions`` (with an lsid nobody
   uses), so that a refusal is said once at start-up, not at the first crash.
 """
@@ -89,6 +90,8 @@ class _Beat:
     def step(self, now: float) -> bool:
         """Do what is due; ``False`` once the registry is closed and cleaned up."""
         registry = self.registry
+        if registry.client_ref() is None:  # its connection was dropped without disconnecting
+            registry.closed = True
         if registry.closed or registry.refused:
             self.close()
             return False
@@ -184,15 +187,16 @@ class _Beat:
                 registry.counters.reap_rounds += 1
                 collection = self._collection()
                 expired = collection.find(
-                    {"_id": {"$nin": _own_tokens()}, "lease_until": {"$lt": now}},
-                    {"lease_until": 1},
+                    {"_id": {"$nin": _own_tokens()}, "lease_until": {"$lt": now}}
                 ).to_list(None)
                 for found in expired:
-                    gone = collection.find_one_and_delete(
+                    # Ours to reap only if still expired as read: a renewal in between saves
+                    # a process, and of two reapers one deletes it.
+                    taken = collection.delete_one(
                         {"_id": found["_id"], "lease_until": found["lease_until"]}
                     )
-                    if gone is not None:  # ours to reap: a renewal in between saves a process
-                        self._end(gone, now)
+                    if taken.deleted_count:
+                        self._end(found, now)
         except PyMongoError as exc:
             logger.debug("reaping failed (%s)", exc)
 
