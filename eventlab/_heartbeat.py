@@ -12,10 +12,12 @@ For each registry of the process (``ProcessRegistry``), the thread:
 * when asked (someone of this process is blocked), at most every :data:`REAP_EVERY` seconds,
   reads the server's clock and takes the documents of processes whose lease has expired by it,
   each with a delete conditional on the lease it read (one reaper wins; a renewal in between
-  saves the process), and ends their sessions with ``killSessions``. It does not judge leases
-  while the server answers slowly (a server that stalled everyone's renewals would otherwise
-  make live processes look dead). A find and a delete, not a ``findAndModify``: a fail point a
-  test arms on the counter's ``findAndModify`` stays the application's;
+  saves the process), and ends their sessions with ``killSessions``. A lease counts as expired
+  only once the reaper has seen it unchanged for two renewal intervals of prompt answers from
+  the server: a server that stalled, and so stalled everyone's renewals, makes no live process
+  look dead, as its first answers after the stall start the observation afresh. A find and a
+  delete, not a ``findAndModify``: a fail point a test arms on the counter's
+  ``findAndModify`` stays the application's;
 * on its first turn, checks that the deployment has ``killSessions`` (with an lsid nobody
   uses), so that a refusal is said once at start-up, not at the first crash.
 """
@@ -67,6 +69,9 @@ class _Beat:
         self.last_reap = -REAP_EVERY
         self.probed = False
         self.next_probe = 0.0
+        self.last_look: float | None = None
+        self.first_seen: dict[Any, tuple[Any, float]] = {}
+        """Each other process's lease as last seen, and since when it has been seen so."""
         self.user: str | None = None
 
     @property
@@ -121,15 +126,15 @@ class _Beat:
         return self._client()[self.registry.database][COLLECTION]
 
     def close(self) -> None:
-        """Remove the document of a registry closed cleanly, and close the client."""
-        client, self.client = self.client, None
-        if client is None:
-            return
+        """Remove the document of a registry closed cleanly (a clean exit is not a crash),
+        and close the client."""
         registry = self.registry
-        with contextlib.suppress(PyMongoError), pymongo.timeout(registry.lease / 3):
-            if registry.created and registry.pid == os.getpid():
-                client[registry.database][COLLECTION].delete_one({"_id": registry.token})
-        client.close()
+        if registry.created and registry.pid == os.getpid():
+            with contextlib.suppress(PyMongoError, RuntimeError), pymongo.timeout(self.interval):
+                self._collection().delete_one({"_id": registry.token})
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
 
     # -- the three duties ----------------------------------------------------------------------
 
@@ -155,7 +160,7 @@ class _Beat:
         lease_ms = int(registry.lease * 1000)
         started = time.monotonic()
         try:
-            with pymongo.timeout(registry.lease / 3):
+            with pymongo.timeout(self.interval):
                 renewed = self._collection().update_one(
                     {"_id": registry.token},
                     [{"$set": {"lease_until": {"$add": ["$$NOW", lease_ms]}, "user": self.user}}],
@@ -181,34 +186,68 @@ class _Beat:
         registry = self.registry
         try:
             with pymongo.timeout(registry.lease / 2):
-                now = self._server_now()
-                if now is None:
+                look = self._look()
+                if look is None:
                     return
+                now, others = look
                 registry.counters.reap_rounds += 1
-                collection = self._collection()
-                expired = collection.find(
-                    {"_id": {"$nin": _own_tokens()}, "lease_until": {"$lt": now}}
-                ).to_list(None)
-                for found in expired:
-                    # Ours to reap only if still expired as read: a renewal in between saves
-                    # a process, and of two reapers one deletes it.
-                    taken = collection.delete_one(
+                for found in others:
+                    if not self._dead(found, now):
+                        continue
+                    # Ours to reap only if its lease is still the one judged: a renewal in
+                    # between saves a process, and of two reapers one deletes it.
+                    taken = self._collection().delete_one(
                         {"_id": found["_id"], "lease_until": found["lease_until"]}
                     )
                     if taken.deleted_count:
                         self._end(found, now)
         except PyMongoError as exc:
+            self.last_look = None
             logger.debug("reaping failed (%s)", exc)
 
-    def _server_now(self) -> datetime | None:
-        """The server's clock, or ``None`` when it answers too slowly to judge leases by."""
+    def _look(self) -> tuple[datetime, list[dict[str, Any]]] | None:
+        """The server's clock and the other processes' entries, if the server answered
+        promptly; ``None`` otherwise. What a reaper has seen only counts while it keeps seeing
+        it: a slow answer, or a pause between looks long enough to hide a stalled server,
+        starts its observations afresh."""
         started = time.monotonic()
-        hello = self._client().admin.command("hello")
-        elapsed = time.monotonic() - started
+        client = self._client()
+        hello = client.admin.command("hello")
+        replied = time.monotonic()
+        others = self._collection().find({"_id": {"$nin": _own_tokens()}}).to_list(None)
+        done = time.monotonic()
         local = hello.get("localTime")
-        if elapsed > SLOW_SERVER or not isinstance(local, datetime):
+        continuous = self.last_look is not None and started - self.last_look <= self.confirm
+        if done - started > SLOW_SERVER or not isinstance(local, datetime):
+            self.last_look = None
             return None
-        return local.astimezone(UTC) + timedelta(seconds=elapsed / 2)
+        if not continuous:
+            self.first_seen = {}
+        self.last_look = done
+        seen: dict[Any, tuple[Any, float]] = {}
+        for found in others:
+            before = self.first_seen.get(found["_id"])
+            same = before is not None and before[0] == found.get("lease_until")
+            seen[found["_id"]] = (found.get("lease_until"), before[1] if same and before else done)
+        self.first_seen = seen
+        now = local.astimezone(UTC) + timedelta(seconds=(replied - started) / 2)
+        return now, others
+
+    @property
+    def confirm(self) -> float:
+        """Seconds a lease must be seen unchanged before its process is judged dead: a live
+        process that the server can hear renews at least twice in that time (a renewal that
+        timed out is followed by the next one a renewal interval later)."""
+        return 2 * self.interval
+
+    def _dead(self, found: dict[str, Any], now: datetime) -> bool:
+        """Whether a process's lease has expired and stayed unchanged for :attr:`confirm`
+        seconds of prompt looks."""
+        until = found.get("lease_until")
+        if not isinstance(until, datetime) or until.astimezone(UTC) >= now:
+            return False
+        _, since = self.first_seen[found["_id"]]
+        return time.monotonic() - since >= self.confirm
 
     def _end(self, gone: dict[str, Any], now: datetime) -> None:
         """End the server sessions of a process whose document this reaper took."""

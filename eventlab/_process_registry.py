@@ -136,7 +136,7 @@ class ProcessRegistry:
         if self.refused:
             return Liveness(False, self.lease, self.refused)
         if not ENABLED:
-            return Liveness(False, self.lease, "switched off (eventlab._liveness.ENABLED)")
+            return Liveness(False, self.lease, "switched off (eventlab._process_registry.ENABLED)")
         return Liveness(True, self.lease)
 
     # -- listing sessions (caller's side) --------------------------------------------------------

@@ -18,12 +18,14 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
 
 from eventlab import (
     CatchUpSubscription,
@@ -34,6 +36,7 @@ from eventlab import (
     StoredEvent,
 )
 from eventlab import _liveness as liveness
+from eventlab._heartbeat import _Beat
 from eventlab._log import TOMBSTONE_FIELD
 from eventlab._process_registry import COLLECTION, session_ids
 from eventlab.testing import eventually
@@ -313,6 +316,49 @@ async def test_a_live_30_second_unit_of_work_beside_a_crashed_one_commits(
         await asyncio.gather(writer, follower, return_exceptions=True)
 
 
+async def test_a_lease_is_judged_expired_only_on_prompt_looks_spanning_two_renewals(
+    connection: MongoConnectionManager, processes: Any, registry: EventRegistry
+) -> None:
+    """The reaper's rule, step by step, on the server: an expired lease is not enough; it must
+    have been seen unchanged for two renewal intervals of looks with no pause between them
+    long enough to hide a stalled server (which stalls every renewal). Then exactly the listed
+    sessions are ended."""
+    store = held_store(connection, registry, "transactional")
+    await append_one(store)
+    reaper = _Beat(liveness.attach(connection.client, connection.database_name, 3.0))
+    async with connection.client.start_session() as victim:
+        await victim.start_transaction()
+        await store.events.insert_one(make_event_document(stream_id()), session=victim)
+        await processes.insert_one(
+            {"_id": "other", "pid": -2, "lease_until": _epoch(), "sessions": [victim.session_id]}
+        )
+
+        async def look() -> bool:
+            """One reap round; whether the other process is still listed."""
+            reaper.last_look = time.monotonic() if reaper.last_look is not None else None
+            await asyncio.to_thread(reaper._reap)
+            return await processes.find_one({"_id": "other"}) is not None
+
+        def seen_since(seconds: float) -> None:
+            reaper.first_seen = {k: (v[0], v[1] - seconds) for k, v in reaper.first_seen.items()}
+
+        assert await look(), "first seen expired: not judged yet"
+        seen_since(reaper.confirm)
+        reaper.last_look = time.monotonic() - 2 * reaper.confirm
+        await asyncio.to_thread(reaper._reap)  # a pause between looks: observed afresh
+        assert await processes.find_one({"_id": "other"}) is not None
+        await processes.update_one({"_id": "other"}, {"$set": {"lease_until": _epoch(1)}})
+        seen_since(reaper.confirm)
+        assert await look(), "renewed (still expired) meanwhile: observed afresh"
+        seen_since(reaper.confirm)
+        assert not await look(), "unchanged and expired across continuous looks: reaped"
+        with pytest.raises(OperationFailure):
+            await victim.commit_transaction()  # its session was ended
+    assert reaper.registry.counters.reaped == 1
+    liveness.detach(reaper.registry)
+    reaper.close()
+
+
 # -- what the deployment refuses, and what a lapse does --------------------------------------
 
 
@@ -414,9 +460,9 @@ async def test_a_dead_entry_without_sessions_ends_no_session(
         await session.start_transaction()
         sid = stream_id()
         await store.events.insert_one(make_event_document(sid), session=session)
-        liveness.blocked(connection.client)
 
         async def removed() -> bool:
+            liveness.blocked(connection.client)  # as a held-up transaction keeps asking
             return await processes.count_documents({"pid": -1}) == 0
 
         await eventually(removed, "the expired entries removed")
@@ -480,10 +526,10 @@ async def _fail_next(
     )
 
 
-def _epoch() -> Any:
-    from datetime import UTC, datetime
+def _epoch(seconds: int = 0) -> Any:
+    from datetime import UTC, datetime, timedelta
 
-    return datetime(1970, 1, 1, tzinfo=UTC)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
 
 
 def make_event_document(sid: str) -> dict[str, Any]:
