@@ -47,6 +47,7 @@ from ._process_registry import (
     ProcessRegistry,
     session_ids,
 )
+from ._uris import scrub
 
 logger = logging.getLogger("eventlab.liveness")
 
@@ -122,6 +123,12 @@ class _Beat:
             self.client = heartbeat_client(self.registry.client_ref())
         return self.client
 
+    def safe(self, exc: BaseException) -> str:
+        """An error's first line with the secrets of the connection's URI masked."""
+        owner = self.registry.client_ref()
+        host = (getattr(owner, "_init_kwargs", None) or {}).get("host")
+        return scrub(first_line(exc), host if isinstance(host, str) else None)
+
     def _collection(self) -> Any:
         return self._client()[self.registry.database][COLLECTION]
 
@@ -150,7 +157,7 @@ class _Beat:
             return
         except PyMongoError as exc:
             self.probed = False  # unreachable for now: probe again next turn
-            logger.debug("liveness probe failed (%s)", exc)
+            logger.debug("liveness probe failed (%s)", self.safe(exc))
             return
         users = status.get("authInfo", {}).get("authenticatedUsers") or []
         self.user = ",".join(f"{u.get('user')}@{u.get('db')}" for u in users) or None
@@ -172,7 +179,7 @@ class _Beat:
                     )
                     registry.created = True
         except PyMongoError as exc:
-            logger.debug("lease renewal failed (%s); retrying", exc)
+            logger.debug("lease renewal failed (%s); retrying", self.safe(exc))
             return
         done = time.monotonic()
         counters = registry.counters
@@ -203,7 +210,7 @@ class _Beat:
                         self._end(found, now)
         except PyMongoError as exc:
             self.last_look = None
-            logger.debug("reaping failed (%s)", exc)
+            logger.debug("reaping failed (%s)", self.safe(exc))
 
     def _look(self) -> tuple[datetime, list[dict[str, Any]]] | None:
         """The server's clock and the other processes' entries, if the server answered
@@ -292,7 +299,7 @@ class _Beat:
 
     def _put_back(self, gone: dict[str, Any], exc: PyMongoError) -> None:
         """Ending the sessions failed: give the document back for the next reap to retry."""
-        logger.info("ending a dead process's sessions failed (%s); retrying", exc)
+        logger.info("ending a dead process's sessions failed (%s); retrying", self.safe(exc))
         with contextlib.suppress(PyMongoError):
             self._collection().insert_one(gone)
 
@@ -377,7 +384,7 @@ class Heartbeat:
                 try:
                     alive = beat.step(time.monotonic())
                 except Exception as exc:  # never let the heartbeat die: log and go on
-                    logger.warning("eventlab heartbeat: %s", first_line(exc))
+                    logger.warning("eventlab heartbeat: %s", beat.safe(exc))
                     alive = True
                 if not alive:
                     with self._wake:

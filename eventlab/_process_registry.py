@@ -280,7 +280,9 @@ class Listing:
                 f"({first_line(exc)})"
             )
         elif isinstance(exc, PyMongoError):
-            logger.debug("listing a session failed (%s); its transaction runs unlisted", exc)
+            logger.debug(
+                "listing a session failed (%s); its transaction runs unlisted", type(exc).__name__
+            )
 
 
 def session_ids(documents: Any) -> list[Mapping[str, Any]]:
