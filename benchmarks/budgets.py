@@ -43,6 +43,10 @@ RATIO_TARGETS = {
     "otel-api-only-load-1000": 1.03,
     "otel-sdk-append-100": 1.10,
     "otel-sdk-load-1000": 1.10,
+    # crash recovery on (sessions listed in the process registry, the heartbeat renewing) vs
+    # off, same operation, same run
+    "liveness-append-100": 1.05,
+    "liveness-single-append": 1.05,
 }
 
 FOLLOWER_BUDGETS_SECONDS = {
@@ -55,6 +59,13 @@ FOLLOWER_BUDGETS_SECONDS = {
     # a live subscription woken by the change stream delivers an appended event this soon
     # (median of 25 appends; the append's own commit included)
     "live-delivery": 0.05,
+}
+
+LIVENESS_BUDGETS_SECONDS = {
+    # a writer SIGKILLed inside its unit of work (its transaction open): the longest time, of
+    # five kills, until the next append (transactional) or a live follower (preallocated)
+    # gets past it
+    "stall-after-kill": 5.0,
 }
 
 FAULT_BUDGETS_SECONDS = {
@@ -95,4 +106,6 @@ CHECKS = {
     "otel-api-only-load-1000": "typed load of 1,000 events, OpenTelemetry API without SDK vs off",
     "otel-sdk-append-100": "append of 100 events, OpenTelemetry SDK in memory vs off",
     "otel-sdk-load-1000": "typed load of 1,000 events, OpenTelemetry SDK in memory vs off",
+    "liveness-append-100": "append of 100 events, crash recovery on vs off",
+    "liveness-single-append": "append of 1 event, crash recovery on vs off",
 }

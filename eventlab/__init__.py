@@ -53,6 +53,7 @@ from ._event_store import MongoEventStore
 from ._follow import Batch, CatchUpSubscription
 from ._mapper import MongoModelMapper
 from ._outbox import MongoOutboxStore
+from ._process_registry import Liveness
 from ._projections import MemoryRows, Projection, ProjectionStatus, on
 from ._projector import Projector
 from ._records import ExpectedVersion, StoredEvent
@@ -120,6 +121,7 @@ __all__ = [
     "InvalidIdError",
     "InvalidNameError",
     "InvalidSpecificationError",
+    "Liveness",
     "LoggingPublisher",
     "MemoryRows",
     "MigrationError",

@@ -13,8 +13,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import InvalidURI, PyMongoError
 
+from . import _liveness as liveness
 from ._bson import CODEC_OPTIONS, check_database_name
 from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
+from ._process_registry import DEFAULT_PROCESS_LEASE, Liveness, ProcessRegistry, check_lease
 from ._uris import mask_uri, scrub, uri_options
 
 logger = logging.getLogger("eventlab")
@@ -58,6 +60,11 @@ class MongoConnectionManager:
     :param server_selection_timeout: seconds to wait for a reachable server before failing with
         :class:`~eventlab.ConnectionFailedError` (default: the URI's
         ``serverSelectionTimeoutMS``, else 5).
+    :param process_lease: seconds this process's lease lasts (renewed every sixth of it by a
+        heartbeat thread, by the server's clock). If the process dies inside a transaction,
+        another process that it holds up ends that transaction once the lease has expired
+        (docs/positions.md, "A writer killed mid-transaction"). ``None`` turns this off:
+        the server's transaction lifetime (60 s by default) then bounds such a stall.
     :param client_options: extra keyword arguments for ``AsyncMongoClient``.
     """
 
@@ -68,6 +75,7 @@ class MongoConnectionManager:
         database: str = "eventlab",
         client: Any = None,
         server_selection_timeout: float | None = None,
+        process_lease: float | None = DEFAULT_PROCESS_LEASE,
         **client_options: Any,
     ) -> None:
         if url is not None and not isinstance(url, str):
@@ -95,6 +103,8 @@ class MongoConnectionManager:
         ):
             raise ConfigurationError("server_selection_timeout must be a positive number")
         self.database_name = check_database_name(database)
+        self._process_lease = check_lease(process_lease)
+        self._registry: ProcessRegistry | None = None
         self._url = url
         self._given_client: AsyncMongoClient[dict[str, Any]] | None = client
         self._timeout = server_selection_timeout
@@ -137,11 +147,16 @@ class MongoConnectionManager:
                 uri=self.display_uri,
             ) from exc
         self._info = _deployment_info(hello, build)
+        if self._process_lease is not None and self._info.supports_transactions:
+            self._registry = liveness.attach(self._client, self.database_name, self._process_lease)
         logger.debug("connected to %s (%s)", self.display_uri, self._info)
         return self
 
     async def disconnect(self) -> None:
         """Close the client if eventlab opened it; a client passed in stays open."""
+        registry, self._registry = self._registry, None
+        if registry is not None:
+            liveness.detach(registry)
         await self._close_owned()
         self._info = None
 
@@ -185,6 +200,32 @@ class MongoConnectionManager:
     def supports_transactions(self) -> bool:
         """True on a replica set or sharded cluster (``hello`` reports ``setName`` or mongos)."""
         return self.info.supports_transactions
+
+    @property
+    def liveness(self) -> Liveness:
+        """Whether a process of this connection that dies inside a transaction has that
+        transaction ended by the processes it holds up (and if not, why)."""
+        if self._process_lease is None:
+            return Liveness(False, None, "turned off (process_lease=None)")
+        if self._registry is not None:
+            return self._registry.status
+        if self._info is not None:
+            return Liveness(False, self._process_lease, f"no transactions on a {self.info.kind}")
+        return Liveness(False, self._process_lease, "not connected")
+
+    async def check_liveness(self) -> Liveness:
+        """:attr:`liveness`, after asking the deployment whether it allows what crash recovery
+        needs (ending a session of this user, writing the process registry). A refusal is
+        logged once and turns it off; an unreachable server raises
+        :class:`~eventlab.ConnectionFailedError`."""
+        if not self.is_connected:
+            await self.connect()
+        if self._registry is None:
+            return self.liveness
+        try:
+            return await liveness.probe(self.client, self._registry)
+        except PyMongoError as exc:
+            raise self.unreachable(exc) from exc
 
     @property
     def display_uri(self) -> str:

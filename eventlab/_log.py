@@ -28,8 +28,8 @@ from typing import Any, Literal, Self
 
 from pymongo.errors import ConnectionFailure, InvalidOperation, PyMongoError
 from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
+from . import _liveness as liveness
 from . import _telemetry as telemetry
 from ._checks import check_int, check_page_size, check_positive
 from ._domain import utc_now
@@ -38,6 +38,7 @@ from ._event_codec import from_document
 from ._schema import EventStoreSchema
 from ._tasks import ended, within, woken
 from ._transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
+from ._transactions import start_transaction
 from .ports import Abandonment, LogHead, LogSlice
 
 logger = logging.getLogger("eventlab.subscriptions")
@@ -45,7 +46,6 @@ logger = logging.getLogger("eventlab.subscriptions")
 TOMBSTONE_FIELD = "gap"
 """Set on a tombstone: the document that stands for a permanently empty position."""
 
-_MAJORITY = WriteConcern("majority")
 _MAX_BACKOFF = 5.0
 _YIELDS_TO_SEND = 4
 
@@ -307,6 +307,10 @@ class MongoLog:
             raise self._schema.connection.unreachable(exc) from exc
         except PyMongoError as exc:
             raise map_error(exc) from exc
+        if in_flight:
+            # Held past gap_timeout by an open transaction: if its process is dead (its lease
+            # expired), have it ended now rather than when the server expires it.
+            liveness.blocked(self._schema.connection.client)
         return Abandonment(tuple(abandoned), tuple(filled), tuple(in_flight))
 
     async def _tombstones(self, positions: list[int]) -> bool:
@@ -318,7 +322,7 @@ class MongoLog:
             # A transaction, not a plain insert: a plain insert that meets an open
             # transaction's insert at the same position waits for it to end; in a
             # transaction the server answers at once with a write conflict.
-            await session.start_transaction(write_concern=_MAJORITY)
+            await start_transaction(session)
             try:
                 await self._schema.events.insert_many(documents, ordered=True, session=session)
                 await session.commit_transaction()
@@ -335,7 +339,7 @@ class MongoLog:
         try:
             if self._schema.connection.supports_transactions:
                 async with self._schema.connection.client.start_session() as session:
-                    await session.start_transaction(write_concern=_MAJORITY)
+                    await start_transaction(session)
                     try:
                         await events.insert_one(tombstone(position), session=session)
                         await session.commit_transaction()

@@ -24,6 +24,8 @@ import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
+from . import _liveness as liveness
+from . import _races as races
 from . import _telemetry as telemetry
 from ._transaction_policy import (
     DEFAULT_TIME_BUDGET,
@@ -39,9 +41,34 @@ from ._transaction_policy import (
 
 T = TypeVar("T")
 
+LISTED = races.point("transaction.listed")
+"""The session is listed in the process registry; its transaction has not started."""
+BEFORE_COMMIT = races.point("transaction.before_commit")
+"""The runner's callback has done its writes (an append holds its positions); not committed."""
+
 
 async def start_transaction(session: AsyncClientSession) -> None:
-    """Start a transaction with eventlab's policy: commits with ``w: "majority"``."""
+    """Start a transaction with eventlab's policy: commits with ``w: "majority"``.
+
+    The session is first listed in the process registry (``_liveness``), once per server
+    session, so that if this process dies with the transaction open another process can end
+    it; the listing is acknowledged before the transaction can take any lock.
+    """
+    listing = liveness.listing(session)
+    while listing is not None:
+        try:
+            result = await listing.collection(session.client).update_one(
+                listing.filter, listing.update, upsert=listing.create
+            )
+        except BaseException as exc:  # cancelled too: the session must not stay marked listed
+            listing.failed(exc)
+            if not isinstance(exc, PyMongoError):
+                raise
+            break
+        listing.written(result)
+        listing = liveness.listing(session)
+    if LISTED.armed:
+        await LISTED.reach()
     await session.start_transaction(write_concern=MAJORITY)
 
 
@@ -89,6 +116,7 @@ async def _with_transaction(
 ) -> T:
     deadline = time.monotonic() + time_budget
     attempt = 0
+    stuck = liveness.Stuck(session.client)  # failing on for a second: have the dead reaped
     while True:
         if attempt:
             await asyncio.sleep(backoff_delay(attempt))
@@ -104,16 +132,20 @@ async def _with_transaction(
             if not transient(exc, deadline, typed=retry_typed_errors):
                 raise_mapped(exc)
             attempt += 1
+            stuck.failed()
             _notify(on_retry, attempt, exc)
             continue
         if not session.in_transaction:
             return result  # the callback ended the transaction itself: nothing to commit
+        if BEFORE_COMMIT.armed:
+            await BEFORE_COMMIT.reach()
         try:
             await commit_or_end(session, deadline)
         except PyMongoError as exc:
             if not transient(exc, deadline):
                 raise_mapped(exc)
             attempt += 1
+            stuck.failed()
             _notify(on_retry, attempt, exc)
             continue
         except BaseException:

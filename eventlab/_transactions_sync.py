@@ -14,6 +14,8 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
+from . import _liveness as liveness
+from . import _races as races
 from . import _telemetry as telemetry
 from ._transaction_policy import (
     DEFAULT_TIME_BUDGET,
@@ -29,9 +31,34 @@ from ._transaction_policy import (
 
 T = TypeVar("T")
 
+LISTED = races.point("transaction.listed")
+"""The session is listed in the process registry; its transaction has not started."""
+BEFORE_COMMIT = races.point("transaction.before_commit")
+"""The runner's callback has done its writes (an append holds its positions); not committed."""
+
 
 def start_transaction(session: ClientSession) -> None:
-    """Start a transaction with eventlab's policy: commits with ``w: "majority"``."""
+    """Start a transaction with eventlab's policy: commits with ``w: "majority"``.
+
+    The session is first listed in the process registry (``_liveness``), once per server
+    session, so that if this process dies with the transaction open another process can end
+    it; the listing is acknowledged before the transaction can take any lock.
+    """
+    listing = liveness.listing(session)
+    while listing is not None:
+        try:
+            result = listing.collection(session.client).update_one(
+                listing.filter, listing.update, upsert=listing.create
+            )
+        except BaseException as exc:  # cancelled too: the session must not stay marked listed
+            listing.failed(exc)
+            if not isinstance(exc, PyMongoError):
+                raise
+            break
+        listing.written(result)
+        listing = liveness.listing(session)
+    if LISTED.armed:
+        LISTED.reach_sync()
     session.start_transaction(write_concern=MAJORITY)
 
 
@@ -79,6 +106,7 @@ def _with_transaction(
 ) -> T:
     deadline = time.monotonic() + time_budget
     attempt = 0
+    stuck = liveness.Stuck(session.client)  # failing on for a second: have the dead reaped
     while True:
         if attempt:
             time.sleep(backoff_delay(attempt))
@@ -94,16 +122,20 @@ def _with_transaction(
             if not transient(exc, deadline, typed=retry_typed_errors):
                 raise_mapped(exc)
             attempt += 1
+            stuck.failed()
             _notify(on_retry, attempt, exc)
             continue
         if not session.in_transaction:
             return result  # the callback ended the transaction itself: nothing to commit
+        if BEFORE_COMMIT.armed:
+            BEFORE_COMMIT.reach_sync()
         try:
             commit_or_end(session, deadline)
         except PyMongoError as exc:
             if not transient(exc, deadline):
                 raise_mapped(exc)
             attempt += 1
+            stuck.failed()
             _notify(on_retry, attempt, exc)
             continue
         except BaseException:

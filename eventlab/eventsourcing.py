@@ -81,6 +81,7 @@ from pymongo.errors import (
 )
 from pymongo.read_concern import ReadConcern
 
+from . import _liveness as liveness
 from ._bson import check_collection_name, to_bson_value
 from ._connection import DEFAULT_HEARTBEAT_MS, URI_ENV_VAR
 from ._domain import utc_now
@@ -94,6 +95,7 @@ from ._errors import (
 )
 from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
 from ._log import TOMBSTONE_FIELD
+from ._process_registry import DEFAULT_PROCESS_LEASE
 from ._serve import running_serve
 from ._transaction_policy import is_duplicate_key
 from ._transactions_sync import run_transaction
@@ -173,6 +175,9 @@ class MongoDatastore:
                 f"invalid MongoDB URI {mask_uri(uri)}: {scrub(first_line(exc), uri)}"
             ) from exc
         self.database = self.client[database]
+        # A process killed inside one of the recorders' transactions has it ended by the
+        # processes it holds up (docs/positions.md, "A writer killed mid-transaction").
+        self._registry = liveness.attach(self.client, database, DEFAULT_PROCESS_LEASE)
 
     def __repr__(self) -> str:
         return f"<MongoDatastore {mask_uri(self.uri)} database={self.database.name!r}>"
@@ -191,6 +196,7 @@ class MongoDatastore:
             return run_transaction(self.client, callback, time_budget=time_budget)
 
     def close(self) -> None:
+        liveness.detach(self._registry)
         self.client.close()
 
 

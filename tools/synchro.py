@@ -30,6 +30,7 @@ REPLACEMENTS = {
     "AsyncClientSession": "ClientSession",
     "asynchronous": "synchronous",
     "asyncio": "time",
+    "reach": "reach_sync",
 }
 """Names the async sources use and their synchronous counterparts."""
 

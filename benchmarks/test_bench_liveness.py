@@ -1,0 +1,213 @@
+"""Suite 12, crashed writers: how long a writer killed inside its unit of work holds up the
+others, and what keeping that short costs.
+
+* **The stall** (budget: 5 s, decided on the longest of five kills per strategy): a child
+  process appends in a unit of work and is SIGKILLed with its transaction open. With
+  ``transactional`` positions it holds the counter: the time from the kill until this
+  process's next append to another stream has committed. With ``preallocated`` positions it
+  holds a position: the time from the kill until a live follower (default ``gap_timeout``)
+  has passed it. Without crash recovery both are the server's transaction lifetime (about
+  60 s; ``process_lease=None`` shows it).
+* **The cost** (ratio target: 1.05): append of 100 events and of one event with crash
+  recovery on vs off, paired in one run (the heartbeat running for the "on" rounds).
+* **The heartbeat**: renewals per second, their round trip, the thread's CPU time, and the
+  longest gap between two renewals while eight writers keep the machine busy (recorded: how
+  close a live process came to losing its lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore
+from eventlab import _liveness as liveness
+from eventlab import _process_registry as registry_state
+
+from ._paired import assert_ratio, paired
+from ._verdicts import decide
+from .budgets import LIVENESS_BUDGETS_SECONDS
+from .conftest import make_events, make_store
+
+Run = Callable[[Awaitable[Any]], Any]
+CHILD = Path(__file__).resolve().parent.parent / "tests" / "_writer_child.py"
+KILLS = 5
+
+
+def _holding_child(uri: str, database: str, collection: str) -> tuple[subprocess.Popen[str], int]:
+    """A child whose unit of work has appended and holds its transaction open; its position."""
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), uri, database, collection, "hold"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(CHILD.parent.parent)},
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert line and line[0] == "HOLDING", f"the child did not hold a transaction: {line}"
+    return child, int(line[1])
+
+
+async def _one_stall(
+    store: MongoEventStore, uri: str, positions: str, follower_position: Callable[[], int]
+) -> float:
+    database = store.connection.database_name
+    collection = store._schema.events_collection_name
+    child, held = await asyncio.to_thread(_holding_child, uri, database, collection)
+    await asyncio.sleep(0.2)  # let the child's heartbeat renew: the kill falls mid-lease
+    child.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(child.wait)
+    killed = time.perf_counter()
+    sid = f"after-kill-{uuid.uuid4().hex}"
+    await store.append(sid, make_events(1), expected_version=0)  # transactional: held up here
+    if positions == "preallocated":
+        while follower_position() < held:  # the follower: held up at the dead position
+            await asyncio.sleep(0.01)
+    return time.perf_counter() - killed
+
+
+@pytest.mark.parametrize("positions", ["transactional", "preallocated"])
+def test_stall_after_a_writer_is_killed_in_its_unit_of_work(
+    benchmark: Any,
+    positions: str,
+    bench_uri: str,
+    connection: MongoConnectionManager,
+    registry: EventRegistry,
+    run: Run,
+) -> None:
+    """Seconds from the SIGKILL until the held-up party gets through (longest of five)."""
+    store = make_store(connection, registry, run, positions, f"bench_crash_{positions[:5]}")
+    subscription = store.subscribe()
+    stalls: list[float] = []
+
+    async def follow() -> None:
+        async for _ in subscription:
+            pass
+
+    follower = run(_started(follow()))
+
+    def measure() -> None:
+        stalls.append(run(_one_stall(store, bench_uri, positions, lambda: subscription.position)))
+
+    benchmark.pedantic(measure, rounds=KILLS, warmup_rounds=0)
+    run(subscription.aclose())
+    run(_ended(follower))
+    (own,) = liveness.registries_of(connection.client)
+    benchmark.extra_info.update(
+        positions=positions,
+        stalls=[round(s, 2) for s in stalls],
+        median_stall=round(statistics.median(stalls), 2),
+        process_lease=own.lease,
+        reaped=own.counters.reaped,
+    )
+    decide(
+        benchmark,
+        f"a writer killed mid-transaction holds up the {_held_up(positions)} at most",
+        limit=LIVENESS_BUDGETS_SECONDS["stall-after-kill"],
+        measured=max(stalls),
+        unit="s",
+    )
+
+
+def _held_up(positions: str) -> str:
+    return "next append" if positions == "transactional" else "followers"
+
+
+async def _started(coro: Awaitable[None]) -> asyncio.Task[None]:
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)
+    return task
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    await asyncio.gather(task, return_exceptions=True)
+
+
+# -- the cost ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(connection: MongoConnectionManager, registry: EventRegistry, run: Run) -> MongoEventStore:
+    return make_store(connection, registry, run, "transactional", "bench_liveness")
+
+
+def _switched(on: bool, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    registry_state.ENABLED = on
+    return args
+
+
+@pytest.mark.parametrize("size", [100, 1], ids=["append-100", "single-append"])
+def test_cost_of_crash_recovery(
+    benchmark: Any, store: MongoEventStore, size: int, run: Run, server_label: str
+) -> None:
+    """The same append with crash recovery on (sessions listed, heartbeat renewing) and off."""
+
+    def fresh() -> tuple[Any, ...]:
+        return (f"bench-{uuid.uuid4().hex}", make_events(size))
+
+    try:
+        paired(
+            benchmark,
+            name=f"liveness-{'append-100' if size == 100 else 'single-append'}",
+            server=server_label,
+            target=lambda sid, events: run(store.append(sid, events, expected_version=0)),
+            prepare=lambda: _switched(True, fresh()),
+            baseline=lambda sid, events: run(store.append(sid, events, expected_version=0)),
+            prepare_baseline=lambda: _switched(False, fresh()),
+            rounds=30 if size == 100 else 60,
+            warmup_rounds=3,
+            settle=0.05 if size == 100 else 0.0,
+        )
+    finally:
+        registry_state.ENABLED = True
+    assert_ratio(benchmark)
+
+
+def test_heartbeat(
+    benchmark: Any, store: MongoEventStore, connection: MongoConnectionManager, run: Run
+) -> None:
+    """Ten seconds with eight writers appending: what the heartbeat did, and what it cost."""
+    (own,) = liveness.registries_of(connection.client)
+    thread = next(t for t in threading.enumerate() if t.name == "eventlab-heartbeat")
+    clock = time.pthread_getcpuclockid(thread.ident or 0)
+    seconds = 10.0
+
+    async def writers() -> int:
+        ends = time.monotonic() + seconds
+
+        async def writer() -> int:
+            done = 0
+            while time.monotonic() < ends:
+                await store.append(f"hb-{uuid.uuid4().hex}", make_events(10), expected_version=0)
+                done += 1
+            return done
+
+        return sum(await asyncio.gather(*(writer() for _ in range(8))))
+
+    before = (own.counters.renewals, own.counters.renewing_seconds, time.clock_gettime(clock))
+    own.counters.longest_gap = 0.0
+    appends = benchmark.pedantic(lambda: run(writers()), rounds=1, warmup_rounds=0)
+    renewals = own.counters.renewals - before[0]
+    renewing = own.counters.renewing_seconds - before[1]
+    cpu = time.clock_gettime(clock) - before[2]
+    benchmark.extra_info.update(
+        appends=appends,
+        renewals_per_second=round(renewals / seconds, 2),
+        renewal_round_trip_ms=round(renewing / max(renewals, 1) * 1e3, 2),
+        heartbeat_cpu_ms_per_second=round(cpu / seconds * 1e3, 3),
+        longest_renewal_gap_s=round(own.counters.longest_gap, 3),
+        process_lease_s=own.lease,
+    )
+    assert renewals > 0
