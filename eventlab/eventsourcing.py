@@ -93,10 +93,10 @@ from ._errors import (
 )
 from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
 from ._log import TOMBSTONE_FIELD
-from ._serve import running_serve
 from ._transaction_policy import is_duplicate_key
 from ._transactions_sync import run_transaction
 from ._uris import mask_uri, scrub, uri_options
+from .cli._serve import running_serve
 
 T = TypeVar("T")
 

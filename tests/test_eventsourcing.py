@@ -280,7 +280,7 @@ def test_without_a_deployment_the_factory_says_what_to_set(no_deployment: Path) 
 
 
 def test_the_factory_uses_the_serve_running_here(no_deployment: Path, mongo_uri: str) -> None:
-    from eventlab._serve import DEFAULT_STORAGE, SERVE_FILE
+    from eventlab.cli._serve import DEFAULT_STORAGE, SERVE_FILE
 
     SERVE_FILE.parent.mkdir()
     SERVE_FILE.write_text(

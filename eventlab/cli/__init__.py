@@ -19,7 +19,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ._cli_support import (
+from .._connection import URI_ENV_VAR
+from .._errors import EventlabError
+from .._event_store import MongoEventStore
+from .._projector import Projector
+from ..embedded import EmbeddedMongo
+from ._serve import DEFAULT_STORAGE, SERVE_FILE
+from ._support import (
     OneLineErrors,
     changes_line,
     check_plot_path,
@@ -29,12 +35,6 @@ from ._cli_support import (
     run_command,
     save_figure,
 )
-from ._connection import URI_ENV_VAR
-from ._errors import EventlabError
-from ._event_store import MongoEventStore
-from ._projector import Projector
-from ._serve import DEFAULT_STORAGE, SERVE_FILE
-from .embedded import EmbeddedMongo
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -190,8 +190,8 @@ def import_events(
     file_format: FormatOption = None,
 ) -> None:
     """Import events from a file, in chunks (the whole file is checked before writing)."""
-    from .workbench._files import StreamCheck, iter_event_chunks
-    from .workbench._files import file_format as format_of
+    from ..workbench._files import StreamCheck, iter_event_chunks
+    from ..workbench._files import file_format as format_of
 
     async def run() -> None:
         kind = format_of(file, file_format)
@@ -257,7 +257,7 @@ async def _append_new(store: MongoEventStore, chunk: list[Any]) -> int:
     """Append the events of ``chunk`` not stored yet; returns how many were written."""
     from itertools import groupby
 
-    from ._unit_of_work import run_unit_of_work
+    from .._unit_of_work import run_unit_of_work
 
     added = 0
     for start in range(0, len(chunk), 500):
@@ -291,8 +291,8 @@ def export_events(
     """Export every event, in position order, in chunks: JSON Lines or Parquet."""
     from tqdm import tqdm
 
-    from .workbench._files import CHUNK, EventFileWriter
-    from .workbench._files import file_format as format_of
+    from ..workbench._files import CHUNK, EventFileWriter
+    from ..workbench._files import file_format as format_of
 
     async def run() -> None:
         kind = format_of(file, file_format)
@@ -365,7 +365,7 @@ def gaps(
     events_collection: CollectionOption = "domain_events",
 ) -> None:
     """Find position gaps, version gaps, duplicates and out-of-order events."""
-    from .workbench import events_frame, find_gaps, load_jsonl, read_frame
+    from ..workbench import events_frame, find_gaps, load_jsonl, read_frame
 
     async def run() -> None:
         if plot is not None:
@@ -402,7 +402,7 @@ def projections(
     """The sample projections' read models: generation, checkpoint, lag, rows."""
 
     async def run() -> None:
-        from .samples import SAMPLE_PROJECTIONS
+        from ..samples import SAMPLE_PROJECTIONS
 
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn)
@@ -440,7 +440,7 @@ def rebuild(
     """Rebuild a projection's read model beside the live one, then swap it in."""
 
     async def run() -> None:
-        from .samples import SAMPLE_PROJECTIONS
+        from ..samples import SAMPLE_PROJECTIONS
 
         if name not in SAMPLE_PROJECTIONS:
             raise EventlabError(
@@ -466,8 +466,8 @@ def replay_command(
     database: DatabaseOption = "eventlab",
 ) -> None:
     """Rebuild one aggregate of the sample domains step by step."""
-    from .samples import Chat, Order, chat_registry, order_registry
-    from .workbench import replay
+    from ..samples import Chat, Order, chat_registry, order_registry
+    from ..workbench import replay
 
     classes = {"Order": Order, "Chat": Chat}
 
@@ -488,7 +488,3 @@ def replay_command(
             )
 
     run_command(context, run)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -12,10 +12,10 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from ._connection import MongoConnectionManager
-from ._errors import EventlabError
+from .._connection import MongoConnectionManager
+from .._errors import EventlabError
+from ..embedded import EmbeddedMongo
 from ._serve import DEFAULT_STORAGE, running_serve
-from .embedded import EmbeddedMongo
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ def count_of(n: int, noun: str) -> str:
 
 
 def changes_line(changes: dict[str, tuple[Any, Any]]) -> str:
-    from .workbench._display import show_value
+    from ..workbench._display import show_value
 
     return ", ".join(
         f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
