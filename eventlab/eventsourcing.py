@@ -82,7 +82,8 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 
 from ._bson import check_collection_name, to_bson_value
-from ._connection import DEFAULT_HEARTBEAT_MS, URI_ENV_VAR
+from ._connection import DEFAULT_HEARTBEAT_MS
+from ._deployment import URI_ENV_VAR, running_serve
 from ._domain import utc_now
 from ._errors import (
     ConnectionFailedError,
@@ -96,7 +97,6 @@ from ._log import TOMBSTONE_FIELD
 from ._transaction_policy import is_duplicate_key
 from ._transactions_sync import run_transaction
 from ._uris import mask_uri, scrub, uri_options
-from .cli._serve import running_serve
 
 T = TypeVar("T")
 

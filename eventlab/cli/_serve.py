@@ -1,29 +1,129 @@
-"""The server a working directory uses: a running ``eventlab serve``, found the same way by the
-CLI, the ``eventsourcing`` module and anything else that opens a store without a URI."""
+"""``eventlab serve``: the embedded server in the foreground, as this directory's server.
+
+It claims the directory first (one serve per directory; a second one is refused and touches
+nothing), then starts the server on a port nothing else listens on, and only then tells the
+directory its URI. Whatever happens to it, it leaves the directory as it found it; a server
+that dies under it is an error (exit code 1), Ctrl-C and SIGTERM a clean stop (0).
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import signal
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-DEFAULT_STORAGE = Path(".eventlab/data")
-"""Where ``eventlab serve`` and the data commands keep the embedded server's data."""
+import typer
 
-SERVE_FILE = Path(".eventlab/serve.json")
-"""Written by ``eventlab serve`` while it runs: its URI, process id and storage."""
+from .._deployment import DEFAULT_STORAGE, SERVE_FILE, URI_ENV_VAR, ServeClaim, serve_record
+from .._errors import EventlabError
+from ._support import fail
+
+if TYPE_CHECKING:
+    from ..embedded import EmbeddedMongo
+
+_CHECK_EVERY = 0.2
+"""Seconds between looks at the server while serving (how soon a crash is reported)."""
 
 
-def running_serve(storage: Path = DEFAULT_STORAGE) -> str | None:
-    """The URI of an ``eventlab serve`` running here on ``storage``, if one is."""
+class _Stop(Exception):
+    """SIGTERM: stop as Ctrl-C does."""
+
+
+def serve_command(
+    storage: Annotated[
+        Path, typer.Option(metavar="DIR", help="Where the data lives (kept across restarts).")
+    ] = DEFAULT_STORAGE,
+    port: Annotated[
+        int,
+        typer.Option(
+            metavar="PORT",
+            show_default=False,
+            help="Port on 127.0.0.1 (default: a free one; 27017 is mongod's).",
+        ),
+    ] = 0,
+    test_commands: Annotated[
+        bool, typer.Option("--test-commands", help="Enable fail points (configureFailPoint).")
+    ] = False,
+) -> None:
+    """Run the embedded server in the foreground until Ctrl-C."""
+    if not 0 <= port <= 65535:
+        fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
+    claim = _claim_directory(storage)
     try:
-        record = json.loads(SERVE_FILE.read_text())
-        pid, uri = int(record["pid"]), str(record["uri"])
-        same_storage = Path(record["storage"]) == storage.resolve()
-    except (OSError, ValueError, KeyError, TypeError):
+        _serve(storage, port, test_commands, claim)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _claim_directory(storage: Path) -> ServeClaim | None:
+    """This directory's claim, for a serve on its default storage (``None``: another storage,
+    which the directory's commands do not use)."""
+    if storage.resolve() != DEFAULT_STORAGE.resolve():
         return None
+    claim = ServeClaim()
+    if not claim.take():
+        running = serve_record() or {}
+        where = f" on {running['uri']}, pid {running.get('pid')}" if "uri" in running else ""
+        fail(
+            f"`eventlab serve` already runs in this directory{where}: the commands here use "
+            "it; stop it first to start another (or pass --storage for a second server)"
+        )
+    return claim
+
+
+def _serve(storage: Path, port: int, test_commands: bool, claim: ServeClaim | None) -> None:
+    from ..embedded import EmbeddedMongo
+
+    server = EmbeddedMongo(
+        storage_path=storage, port=port or None, enable_test_commands=test_commands
+    )
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return None  # a serve that died without cleaning up
-    return uri if same_storage else None
+        server.start()
+    except EventlabError as exc:
+        fail(str(exc).splitlines()[0])
+    try:
+        if claim is not None:
+            claim.publish(
+                {
+                    "uri": server.uri,
+                    "pid": os.getpid(),
+                    "server_pid": server.pid,
+                    "storage": str(storage.resolve()),
+                }
+            )
+        typer.echo(f"eventlab embedded server on {server.uri}")
+        typer.echo(f"data in {server.storage_path} (durable commits); Ctrl-C to stop")
+        if claim is not None:
+            typer.echo(f"the eventlab commands run here use it ({SERVE_FILE}); elsewhere:")
+        else:
+            typer.echo("to use it:")
+        typer.echo(f"  export {URI_ENV_VAR}='{server.uri}'")
+        code = _wait_for_stop(server)
+    finally:
+        server.stop()
+    if code is not None:
+        fail(
+            f"the embedded server stopped by itself (exit code {code}); its log: "
+            f"{Path(server.storage_path or storage).parent / 'secantusd.log'}"
+        )
+    typer.echo("stopped")
+
+
+def _wait_for_stop(server: EmbeddedMongo) -> int | None:
+    """Serve until Ctrl-C or SIGTERM (``None``), or until the server exits (its exit code)."""
+
+    def stop(*_: Any) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while server.running:
+            time.sleep(_CHECK_EVERY)
+    except (KeyboardInterrupt, _Stop):
+        return None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return server.exit_code

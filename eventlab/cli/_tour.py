@@ -6,15 +6,31 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .._errors import ConcurrencyError
-from .._event_store import MongoEventStore
-from .._projector import Projector
-from .._registry import EventRegistry
-from ._support import changes_line, connection, count_of, save_figure
+from ._options import DatabaseOption, UriOption
+from ._support import changes_line, connection, count_of, run_command, save_figure
+
+if TYPE_CHECKING:
+    from .._event_store import MongoEventStore
+    from .._registry import EventRegistry
+
+
+def tour_command(
+    context: typer.Context,
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab_tour",
+    reports: Annotated[Path, typer.Option(metavar="DIR", help="Where the plots go.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Walk through eventlab end to end on sample data.
+
+    The README's main command: about 15 seconds on the embedded server; plots in --reports.
+    """
+    run_command(context, lambda: run_tour(uri, database, reports))
 
 
 @dataclass
@@ -27,6 +43,7 @@ class _Tour:
 
 
 async def run_tour(uri: str | None, database: str, reports: Path) -> None:
+    from .._event_store import MongoEventStore
     from ..samples import chat_registry, order_registry
 
     async with connection(uri, database) as conn:
@@ -91,6 +108,7 @@ async def _replay_one_order(tour: _Tour) -> None:
 
 
 async def _race_of_writers(tour: _Tour, writers: int = 16) -> None:
+    from .._errors import ConcurrencyError
     from ..samples.orders import OrderCancelled
 
     store = tour.store
@@ -123,6 +141,7 @@ async def _gap_report(tour: _Tour) -> None:
 
 
 async def _projections(tour: _Tour) -> None:
+    from .._projector import Projector
     from ..samples import SAMPLE_PROJECTIONS
 
     for projection_class in SAMPLE_PROJECTIONS.values():
