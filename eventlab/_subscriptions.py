@@ -179,7 +179,7 @@ class Subscriber:
         self.position = stored.position if stored is not None else 0
         renewer = asyncio.get_running_loop().create_task(self._keep_lease(subscription))
         try:
-            async with contextlib.aclosing(subscription.batches()) as batches:
+            async with contextlib.aclosing(subscription.batches(nest_reads=True)) as batches:
                 async for batch in batches:
                     if self._lost:
                         break
@@ -218,7 +218,10 @@ class Subscriber:
             },
             kind="consumer",
             links=telemetry.links_from(event.metadata for event in batch.events),
+            # From the first read that found the batch: its reads are its first children.
+            start_time=min((read.start for read in batch.reads), default=None),
         ):
+            telemetry.emit(batch.reads)
             await self._apply_batch(batch, session)
         subscription = self._subscription
         if subscription is not None:
