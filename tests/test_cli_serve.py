@@ -180,3 +180,27 @@ def test_commands_beside_serve_use_it_and_serve_keeps_its_data_where_it_says(
     assert not serve.record_file.exists(), "serve removes its record when it stops"
     logs = list((tmp_path / ".eventlab").glob("*.log"))
     assert all(log.stat().st_size > 0 for log in logs), "no empty log files left behind"
+
+
+def test_from_env_finds_the_serve_running_here_as_the_cli_does(
+    tmp_path: Path, serves: list[Serve], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from eventlab import ConfigurationError, MongoConnectionManager
+
+    serve = Serve(tmp_path / "service")
+    serves.append(serve)
+    uri = serve.ready()
+    monkeypatch.chdir(tmp_path / "service")
+    monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
+
+    async def version() -> str:
+        async with MongoConnectionManager.from_env(database="shop") as conn:
+            assert conn.display_uri == uri
+            return conn.info.server_version
+
+    assert asyncio.run(version())
+    monkeypatch.chdir(tmp_path)  # another directory: no serve there
+    with pytest.raises(ConfigurationError, match="run `eventlab serve` in the working directory"):
+        MongoConnectionManager.from_env()

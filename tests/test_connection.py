@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +88,6 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert not (tmp_path / ".eventlab").exists(), "nothing started or written"
     monkeypatch.setenv("EVENTLAB_MONGODB_URI", "mongodb://u:pw@h:1")
     assert MongoConnectionManager.from_env(database="d").display_uri == "mongodb://***@h:1"
-
-
-async def test_from_env_finds_the_serve_running_here_as_the_cli_does(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mongo_uri: str, database_name: str
-) -> None:
-    from eventlab._deployment import DEFAULT_STORAGE, ServeClaim, running_serve
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
-    claim = ServeClaim()  # what `eventlab serve` does here once its server answers
-    assert claim.take()
-    claim.publish({"uri": mongo_uri, "pid": os.getpid(), "storage": str(DEFAULT_STORAGE.resolve())})
-    try:
-        assert running_serve() == mongo_uri  # the CLI's lookup
-        async with MongoConnectionManager.from_env(database=database_name) as conn:
-            assert conn.info.server_version
-    finally:
-        claim.release()
-    with pytest.raises(ConfigurationError):  # the serve stopped: nothing to find
-        MongoConnectionManager.from_env()
 
 
 async def test_given_client_is_used_and_left_open(mongo_uri: str, database_name: str) -> None:
