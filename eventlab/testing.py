@@ -39,6 +39,7 @@ import inspect
 import os
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,15 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.option.asyncio_mode = "auto"
         config.stash[_SET_ASYNCIO_MODE] = True
+        if not _set_by_user(config, "asyncio_default_fixture_loop_scope"):
+            # pytest-asyncio asks for this setting at every start; with none, an async
+            # fixture runs in its own scope's loop, which is what one expects here: no
+            # deprecation notice on the first run of a project that configured nothing.
+            warnings.filterwarnings(
+                "ignore",
+                message='The configuration option "asyncio_default_fixture_loop_scope" is unset',
+                category=pytest.PytestDeprecationWarning,
+            )
 
 
 def _set_by_user(config: pytest.Config, name: str) -> bool:
