@@ -44,7 +44,7 @@ def running_serve(storage: Path = DEFAULT_STORAGE) -> str | None:
 def serve_record() -> dict[str, Any] | None:
     """What the ``eventlab serve`` running in this directory wrote (``None``: none runs, or it
     has not answered yet)."""
-    if not _claimed():
+    if not claimed():
         return None
     try:
         record = json.loads(SERVE_FILE.read_text())
@@ -53,7 +53,7 @@ def serve_record() -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _claimed() -> bool:
+def claimed() -> bool:
     """Whether a process holds this directory's serve lock."""
     try:
         fd = os.open(SERVE_LOCK, os.O_RDONLY)

@@ -253,7 +253,7 @@ class EmbeddedMongo:
     def _launch(self) -> None:
         if self.running:
             raise EmbeddedServerError(f"already running on port {self.port}")
-        if self.requested_port and not _port_is_free(self.requested_port):
+        if self.requested_port and not port_is_free(self.requested_port):
             raise EmbeddedServerError(
                 f"port {self.requested_port} on 127.0.0.1 is in use by another process "
                 "(another server?): choose another port, or none for a free one"
@@ -367,7 +367,7 @@ def _why_it_exited(log: str, storage: Path | None) -> str:
     return lines[-1][:300] if lines else "it wrote nothing to its log"
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     """Whether nothing listens on ``port`` (connections closing there, in TIME_WAIT, do not
     count: a server restarted on its port binds it the same way)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -110,8 +110,7 @@ def test_a_port_in_use_is_refused_in_one_line_and_the_other_server_is_left_alone
     port = uri.split(":")[2].split("/")[0]
     other = Serve(tmp_path / "two", "--port", port)
     refused(other, f"port {port} on 127.0.0.1 is in use")
-    assert not (tmp_path / "two" / ".eventlab" / "serve.json").exists()
-    assert not (tmp_path / "two" / ".eventlab" / "data").exists(), "no storage made for nothing"
+    assert not (tmp_path / "two" / ".eventlab").exists(), "nothing made for nothing"
     assert first.record_file.read_text() == record and first.process.poll() is None
     from pymongo import MongoClient
 

@@ -1,7 +1,8 @@
 """``eventlab serve``: the embedded server in the foreground, as this directory's server.
 
-It claims the directory first (one serve per directory; a second one is refused and touches
-nothing), then starts the server on a port nothing else listens on, and only then tells the
+A second serve in a directory, or a port something already listens on, is refused before
+anything is created; then it claims the directory (one serve per directory, a lock the kernel
+releases however it ends), starts the server, and only once its own server answers tells the
 directory its URI. Whatever happens to it, it leaves the directory as it found it; a server
 that dies under it is an error (exit code 1), Ctrl-C and SIGTERM a clean stop (0).
 """
@@ -12,11 +13,18 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from .._deployment import DEFAULT_STORAGE, SERVE_FILE, URI_ENV_VAR, ServeClaim, serve_record
+from .._deployment import (
+    DEFAULT_STORAGE,
+    SERVE_FILE,
+    URI_ENV_VAR,
+    ServeClaim,
+    claimed,
+    serve_record,
+)
 from .._errors import EventlabError
 from ._support import fail
 
@@ -50,7 +58,7 @@ def serve_command(
     """Run the embedded server in the foreground until Ctrl-C."""
     if not 0 <= port <= 65535:
         fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
-    claim = _claim_directory(storage)
+    claim = _claim_directory(storage, port)
     try:
         _serve(storage, port, test_commands, claim)
     finally:
@@ -58,20 +66,35 @@ def serve_command(
             claim.release()
 
 
-def _claim_directory(storage: Path) -> ServeClaim | None:
+def _claim_directory(storage: Path, port: int) -> ServeClaim | None:
     """This directory's claim, for a serve on its default storage (``None``: another storage,
-    which the directory's commands do not use)."""
-    if storage.resolve() != DEFAULT_STORAGE.resolve():
+    which the directory's commands do not use). Refused before anything is created here:
+    another serve in this directory, or a port already taken."""
+    from ..embedded import port_is_free
+
+    here = storage.resolve() == DEFAULT_STORAGE.resolve()
+    if here and claimed():
+        _already_serving()
+    if port and not port_is_free(port):
+        fail(
+            f"port {port} on 127.0.0.1 is in use by another process (another server?): "
+            "choose another --port, or none for a free one"
+        )
+    if not here:
         return None
     claim = ServeClaim()
-    if not claim.take():
-        running = serve_record() or {}
-        where = f" on {running['uri']}, pid {running.get('pid')}" if "uri" in running else ""
-        fail(
-            f"`eventlab serve` already runs in this directory{where}: the commands here use "
-            "it; stop it first to start another (or pass --storage for a second server)"
-        )
+    if not claim.take():  # another serve claimed it a moment ago
+        _already_serving()
     return claim
+
+
+def _already_serving() -> NoReturn:
+    running = serve_record() or {}
+    where = f" on {running['uri']}, pid {running.get('pid')}" if "uri" in running else ""
+    fail(
+        f"`eventlab serve` already runs in this directory{where}: the commands here use it; "
+        "stop it first to start another (or pass --storage for a second server)"
+    )
 
 
 def _serve(storage: Path, port: int, test_commands: bool, claim: ServeClaim | None) -> None:

@@ -32,9 +32,12 @@ async def check_store_exists(conn: MongoConnectionManager, events_collection: st
         databases = None
     if databases is not None and name not in databases:
         there = [d for d in databases if d not in _SERVER_DATABASES]
+        near = _near(name, there, "databases")
+        if not there:
+            near = " (it has none yet: `eventlab import FILE` stores events in one)"
         raise EventlabError(
-            f"no database {name!r} at {conn.display_uri}{_near(name, there, 'databases')}: "
-            "check --database (nothing was read or created)"
+            f"no database {name!r} at {conn.display_uri}{near}: check --database (nothing was "
+            "read or created)"
         )
     try:
         collections = await conn.database.list_collection_names()
