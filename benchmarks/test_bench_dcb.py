@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, StoredEvent
-from eventlab.dcb import AppendCondition, DCBStore, Query, QueryItem, TaggedEvent
+from eventlab.dcb import AppendCondition, MongoDCBStore, Query, QueryItem, TaggedEvent
 
 from ._paired import assert_ratio, paired
 from .conftest import make_events
@@ -35,7 +35,7 @@ def tagged_store(
     store = MongoEventStore(
         connection, registry=registry, events_collection=f"bench_dcb_{store_size}"
     )
-    run(DCBStore(store).read(Query.of(tags=["warm-up"])))  # the tags index, before the data
+    run(MongoDCBStore(store).read(Query.of(tags=["warm-up"])))  # the tags index, before the data
     base = registry.to_stored(make_events(1)[0], aggregate_id="x", aggregate_type="DCB", version=1)
     events = [
         StoredEvent(
@@ -74,7 +74,7 @@ def test_conditional_append_vs_plain_append(
 ) -> None:
     """What a DCB condition costs an append: the counter first, then one indexed read per
     query item bounded by the position the decision read, then the insert (with its tag keys)."""
-    dcb = DCBStore(tagged_store)
+    dcb = MongoDCBStore(tagged_store)
 
     def condition() -> tuple[Any, ...]:
         head = run(dcb.read(Query.of(tags=["course:none"]))).head
@@ -105,7 +105,7 @@ def test_query_read_vs_stream_read(
     benchmark: Any, tagged_store: MongoEventStore, store_size: int, run: Run, server_label: str
 ) -> None:
     """One course's events by tag (the multikey index) vs a stream of as many events."""
-    dcb = DCBStore(tagged_store)
+    dcb = MongoDCBStore(tagged_store)
     stream = tagged_store.bench_stream  # type: ignore[attr-defined]
     query = Query.of(types=["StudentJoinedCourse"], tags=["course:c7"])
     read = paired(

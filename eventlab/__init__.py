@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ConnectionFailedError,
         ConsumerBusyError,
         DataError,
+        DeploymentError,
         DocumentTooLargeError,
         DuplicateEventError,
         DuplicateMessageError,
@@ -39,13 +40,13 @@ if TYPE_CHECKING:
         InvalidNameError,
         InvalidSpecificationError,
         MigrationError,
+        NotAuthorizedError,
         NotConnectedError,
         PositionsAbandonedError,
         RebuildInProgressError,
         SerializationError,
         SubscriptionError,
         TransactionAbortedError,
-        TransactionError,
         TransactionsUnsupportedError,
         TransactionTimeoutError,
         TransientError,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from ._repository import MongoRepository, SearchResult
     from ._snapshots import MongoSnapshotStore
     from ._subscriptions import Subscriber
+    from ._supervision import ConsumerHealth
     from ._transactions import run_transaction
     from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
     from .ports import (
@@ -113,6 +115,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "ConnectionFailedError",
         "ConsumerBusyError",
         "DataError",
+        "DeploymentError",
         "DocumentTooLargeError",
         "DuplicateEventError",
         "DuplicateMessageError",
@@ -124,13 +127,13 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "InvalidNameError",
         "InvalidSpecificationError",
         "MigrationError",
+        "NotAuthorizedError",
         "NotConnectedError",
         "PositionsAbandonedError",
         "RebuildInProgressError",
         "SerializationError",
         "SubscriptionError",
         "TransactionAbortedError",
-        "TransactionError",
         "TransactionsUnsupportedError",
         "TransactionTimeoutError",
         "TransientError",
@@ -172,6 +175,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     ),
     "._snapshots": ("MongoSnapshotStore",),
     "._subscriptions": ("Subscriber",),
+    "._supervision": ("ConsumerHealth",),
     "._transactions": ("run_transaction",),
     "._unit_of_work": (
         "MongoUnitOfWork",
@@ -215,7 +219,9 @@ __all__ = [
     "ConflictError",
     "ConnectionFailedError",
     "ConsumerBusyError",
+    "ConsumerHealth",
     "DataError",
+    "DeploymentError",
     "DeploymentInfo",
     "DocumentTooLargeError",
     "DomainEvent",
@@ -244,6 +250,7 @@ __all__ = [
     "MongoRepository",
     "MongoSnapshotStore",
     "MongoUnitOfWork",
+    "NotAuthorizedError",
     "NotConnectedError",
     "OutboxLag",
     "OutboxMessage",
@@ -267,7 +274,6 @@ __all__ = [
     "Subscriber",
     "SubscriptionError",
     "TransactionAbortedError",
-    "TransactionError",
     "TransactionTimeoutError",
     "TransactionsUnsupportedError",
     "TransientError",

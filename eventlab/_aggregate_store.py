@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any, TypeVar
 
 from ._checks import check_aggregate_id
 from ._domain import AggregateRoot
-from ._errors import AggregateNotFoundError, EventlabError
+from ._errors import AggregateNotFoundError, ConfigurationError, EventlabError
 from ._records import StoredEvent
 from .ports import EventStore, Snapshot, SnapshotStore, UnitOfWork
 
@@ -73,27 +74,51 @@ class AggregateStore:
         metadata: dict[str, Any] | None = None,
         uow: UnitOfWork | None = None,
     ) -> list[StoredEvent]:
-        """Append the aggregate's pending events; they are cleared only once stored."""
-        pending = list(aggregate.pending_events)
-        if not pending:
+        """Append the aggregate's pending events; they stop being pending only once the
+        transaction that stores them has committed.
+
+        Without ``uow`` the save is its own transaction. With ``uow`` the events stay pending
+        until that unit of work commits (its after-commit hook marks them saved), so a unit
+        that is run again (``run_unit_of_work`` after a transient failure) saves them again,
+        and one that fails leaves them to save later. A second save of the aggregate in the
+        same unit appends only what was recorded since the first.
+
+        A snapshot due with the save is taken in the same unit of work; there a failure of
+        it is raised (the server has doomed the transaction), where on its own it is a cache
+        whose failure the save survives.
+        """
+        pending = len(aggregate.pending_events)
+        appended = _appended_in(uow, aggregate)
+        unsaved = list(aggregate.pending_events[appended:])
+        if not unsaved:
             return []
-        before = aggregate.version - len(pending)
+        before = aggregate.version - pending + appended
         stored = await self.events.append(
             aggregate.id,
-            pending,
+            unsaved,
             expected_version=before,
             aggregate_type=type(aggregate).aggregate_type,
             metadata=metadata,
             uow=uow,
         )
-        aggregate.pull_domain_events()
+        if uow is None:
+            aggregate._mark_saved(pending)
+        else:
+            _appended(uow, aggregate, pending)
         every = type(aggregate).snapshot_every
         if self.snapshots is not None and every and aggregate.version // every > before // every:
-            try:
-                await self.snapshot(aggregate, uow=uow)
-            except EventlabError as exc:  # a snapshot is a cache: the save stands without it
-                logger.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+            await self._snapshot_after_save(aggregate, uow)
         return stored
+
+    async def _snapshot_after_save(self, aggregate: AggregateRoot, uow: UnitOfWork | None) -> None:
+        assert self.snapshots is not None
+        if uow is not None:  # in the caller's transaction: a failure there dooms it
+            await self.snapshots.save(take_snapshot(aggregate), uow=uow)
+            return
+        try:
+            await self.snapshots.save(take_snapshot(aggregate))
+        except EventlabError as exc:  # a snapshot is a cache: the save stands without it
+            logger.warning("snapshot of %s not taken: %s", aggregate.id, exc)
 
     async def snapshot(self, aggregate: AggregateRoot, *, uow: UnitOfWork | None = None) -> bool:
         """Take a snapshot of ``aggregate`` now (on demand); whether it was stored.
@@ -101,12 +126,32 @@ class AggregateStore:
         The aggregate must have no pending events: a snapshot stands for stored events only.
         """
         if self.snapshots is None:
-            raise EventlabError("this AggregateStore has no snapshot store (snapshots=...)")
+            raise ConfigurationError("this AggregateStore has no snapshot store (snapshots=...)")
         if aggregate.pending_events:
-            raise EventlabError(
+            raise ConfigurationError(
                 f"{aggregate!r} has pending events: save it before taking a snapshot"
             )
         return await self.snapshots.save(take_snapshot(aggregate), uow=uow)
+
+
+_IN_UNITS: weakref.WeakKeyDictionary[Any, dict[int, int]] = weakref.WeakKeyDictionary()
+"""Per unit of work, per aggregate (by identity): how many of its pending events that unit
+has appended. Dropped with the unit: a unit run again is a new one, and appends them again."""
+
+
+def _appended_in(uow: UnitOfWork | None, aggregate: AggregateRoot) -> int:
+    if uow is None:
+        return 0
+    return _IN_UNITS.get(uow, {}).get(id(aggregate), 0)
+
+
+def _appended(uow: UnitOfWork, aggregate: AggregateRoot, count: int) -> None:
+    """Record that ``uow`` has appended the first ``count`` pending events of ``aggregate``;
+    they are marked saved when it commits."""
+    in_unit = _IN_UNITS.setdefault(uow, {})
+    if id(aggregate) not in in_unit:
+        uow.after_commit(lambda: aggregate._mark_saved(in_unit.pop(id(aggregate), 0)))
+    in_unit[id(aggregate)] = count
 
 
 def take_snapshot(aggregate: AggregateRoot) -> Snapshot:

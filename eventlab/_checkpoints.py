@@ -27,10 +27,11 @@ from ._errors import CheckpointConflictError, ConfigurationError
 from ._session import session_of
 from ._tasks import within
 from ._transaction_policy import map_error
-from .ports import Checkpoint, LeaseGrant, UnitOfWork
+from .ports import KEPT_GAPS, Checkpoint, LeaseGrant, UnitOfWork
 
-_KEPT_GAPS = 1000
 _EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
+_SAVED: dict[str, Any] = {"position": {"$exists": True}}
+"""A checkpoint document a consumer has saved a position in (a claim alone writes none)."""
 
 
 class MongoCheckpointStore:
@@ -60,11 +61,12 @@ class MongoCheckpointStore:
         await self.connection.connect()  # idempotent
 
     async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
-        """The stored checkpoint, or ``None`` for a subscriber that never saved one."""
+        """The stored checkpoint, or ``None`` for a subscriber that never saved one (a lease
+        taken without a save is no checkpoint: a position of 0 is one)."""
         name = check_name(name, "subscriber name")
         await self._ready()
         try:
-            doc = await self.collection.find_one({"_id": name}, session=session_of(uow))
+            doc = await self.collection.find_one(_SAVED | {"_id": name}, session=session_of(uow))
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return None if doc is None else _checkpoint(doc)
@@ -87,7 +89,7 @@ class MongoCheckpointStore:
         """Store ``position`` (and record ``gaps``).
 
         :param expected: the position the caller last read or saved. When given, the save
-            applies only if the stored position is still that (0 also matches "none stored"),
+            applies only if the stored position is still that (0 also matches "none saved"),
             otherwise :class:`~eventlab.CheckpointConflictError`. Without it, the position only
             ever moves forward (``$max``), for at-least-once subscribers.
         :param owner: the lease holder saving it: the save applies only while the checkpoint
@@ -98,14 +100,16 @@ class MongoCheckpointStore:
         gap_list = _check_gaps(gaps)
         update: dict[str, Any] = {"$currentDate": {"updated_at": True}}
         if gap_list:
-            update["$push"] = {"gaps": {"$each": gap_list, "$slice": -_KEPT_GAPS}}
+            update["$push"] = {"gaps": {"$each": gap_list, "$slice": -KEPT_GAPS}}
         query: dict[str, Any] = {"_id": name}
         if owner is not None:
             query["owner"] = check_name(owner, "owner")
         if expected is None:
             update["$max"] = {"position": position}
         else:
-            query["position"] = check_int(expected, "expected")
+            expected = check_int(expected, "expected")
+            # A claimed name has an owner but no position until its first save.
+            query["position"] = {"$in": [0, None]} if expected == 0 else expected
             update["$set"] = {"position": position}
         upsert = owner is None and expected in (None, 0)
         await self._ready()
@@ -143,7 +147,7 @@ class MongoCheckpointStore:
         """Every stored checkpoint, by name."""
         await self._ready()
         try:
-            docs = await self.collection.find({}, sort=[("_id", 1)]).to_list(None)
+            docs = await self.collection.find(_SAVED, sort=[("_id", 1)]).to_list(None)
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return [_checkpoint(d) for d in docs]
@@ -197,11 +201,9 @@ class MongoCheckpointStore:
             took_over = before is not None and before.get("owner") not in (None, owner)
             if took_over and before is not None and before.get("session"):
                 await self._end_session(before["session"])
-            await self.collection.update_one(
-                {"_id": name},
-                {"$set": {"owner": owner}, "$setOnInsert": {"position": 0}},
-                upsert=True,
-            )
+            # The owner only: a position is stored by the consumer's first save, so that a
+            # checkpoint at 0 and no checkpoint stay two different things.
+            await self.collection.update_one({"_id": name}, {"$set": {"owner": owner}}, upsert=True)
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return LeaseGrant(True, holder=holder, took_over=took_over)

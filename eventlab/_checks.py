@@ -8,7 +8,7 @@ from typing import Any
 
 from bson import Code, ObjectId
 
-from ._errors import ConfigurationError, InvalidIdError, InvalidStreamIdError
+from ._errors import ConfigurationError, InvalidIdError
 from ._records import ExpectedVersion
 
 _INT64 = range(-(2**63), 2**63)
@@ -42,9 +42,16 @@ def check_name(value: Any, name: str, error: type[InvalidIdError] = InvalidIdErr
     return value
 
 
+def check_callback(callback: Any) -> Any:
+    """A function to call later (an after-commit hook): refused now if it cannot be called."""
+    if not callable(callback):
+        raise ConfigurationError(f"a callback must be callable, got {_short(callback)}")
+    return callback
+
+
 def check_aggregate_id(aggregate_id: Any) -> str:
     """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``)."""
-    return check_name(aggregate_id, "aggregate_id", InvalidStreamIdError)
+    return check_name(aggregate_id, "aggregate_id")
 
 
 def _short(value: Any) -> str:

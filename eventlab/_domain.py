@@ -181,6 +181,11 @@ class AggregateRoot:
         events, self._pending = self._pending, []
         return events
 
+    def _mark_saved(self, count: int) -> None:
+        """Forget the first ``count`` pending events: their transaction has committed (events
+        recorded since then stay pending)."""
+        del self._pending[:count]
+
     def state(self) -> dict[str, Any]:
         """The public attributes (for display, diffs and tests)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -1,18 +1,27 @@
 """Typed errors. Every error eventlab raises derives from :class:`EventlabError`.
 
 Errors are named after what went wrong, carry the facts a caller needs to react (ids, versions,
-names), and keep the driver's exception as ``__cause__`` when there is one. They are grouped
-by what the caller should do (after PEP 249 and the ``eventsourcing`` library's persistence
-errors), and ``retryable`` says whether the same call may succeed if made again:
+names), and keep the driver's exception as ``__cause__`` when there is one. Driver errors are
+mapped once, where eventlab calls the driver (``_transaction_policy.map_error``). They are
+grouped by what the caller should do (after PEP 249 and the ``eventsourcing`` library's
+persistence errors); ``retryable`` is true only where the same call, made again unchanged,
+may succeed **and cannot double an effect**:
 
-============================  =============================================================
-catch                         and
-============================  =============================================================
-:class:`ConflictError`        reload, decide again (a version, an id, a checkpoint moved)
-:class:`TransientError`       retry the same call (``retryable``: the deployment had trouble)
-:class:`DataError`            fix the data (it cannot be stored or read exactly as given)
-:class:`ConfigurationError`   fix the code or the settings (nothing was written)
-============================  =============================================================
+==================================  ========================================================
+catch                               and
+==================================  ========================================================
+:class:`ConflictError`              reload, decide again (a version, an id, a checkpoint moved)
+:class:`TransientError`             retry the same call (``retryable``: nothing was written)
+:class:`CommitOutcomeUnknownError`  re-send with the same ids; check non-idempotent effects
+:class:`DeploymentError`            fix the deployment (a privilege, a setting); a retry fails
+:class:`DataError`                  fix the data (it cannot be stored or read exactly as given)
+:class:`ConfigurationError`         fix the code or the settings (nothing was written)
+==================================  ========================================================
+
+README's "Errors: what to catch" table is the one a test holds this hierarchy to. eventlab's
+own control flow between its layers (a lost lease, a superseded generation, a migrated
+strategy) uses :class:`InternalSignal`, which is not an :class:`EventlabError` and never
+reaches a caller.
 """
 
 from __future__ import annotations
@@ -24,6 +33,11 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (at most 300 characters), for our messages."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+class InternalSignal(Exception):
+    """Private control flow between eventlab's layers (never raised to a caller), kept off
+    the public hierarchy so that no ``except EventlabError`` of a caller can swallow it."""
 
 
 class EventlabError(Exception):
@@ -39,10 +53,37 @@ class ConflictError(EventlabError):
 
 
 class TransientError(EventlabError):
-    """The deployment had trouble (a lost connection, a write conflict, an election): the same
-    call may succeed if made again."""
+    """The deployment had trouble (a lost connection, a write conflict, an election) and
+    nothing of the call was written: the same call may succeed if made again, and making it
+    again cannot apply anything twice."""
 
     retryable = True
+
+
+class CommitOutcomeUnknownError(EventlabError):
+    """The commit was sent but its outcome could not be learned: it may or may not have applied.
+
+    Not a :class:`TransientError`: running the same unit of work again could apply its effects
+    twice (a ``$inc``, a message sent). Re-send appends with the **same event ids**: an append
+    that did apply is then recognised as an idempotent retry and returns the stored events; one
+    that did not is written now. Check whether your other, non-idempotent effects applied
+    before doing them again.
+    """
+
+
+class DeploymentError(EventlabError):
+    """The deployment refused or failed the operation for a reason the same call will meet
+    again (a missing privilege, a server-side error): fix the deployment, then run it again.
+    Nothing of a transaction was committed. ``code`` is the server's error code, if any."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotAuthorizedError(DeploymentError):
+    """The deployment's user lacks a privilege the operation needs (server code 13): grant
+    the role (the message names the command), then run it again."""
 
 
 class DataError(EventlabError, ValueError):
@@ -58,47 +99,40 @@ class InvalidNameError(ConfigurationError):
 
 
 class ConnectionFailedError(TransientError):
-    """The MongoDB deployment could not be reached (the URI is named, credentials masked)."""
+    """The MongoDB deployment could not be reached, or could not serve the operation at that
+    moment (an election, a shutdown); the URI is named, credentials masked.
+
+    eventlab's writes outside transactions are conditional (on a version, an owner, a claim)
+    or only move forward, so making the same call again cannot apply one twice."""
 
     def __init__(self, message: str, *, uri: str | None = None) -> None:
         super().__init__(message)
         self.uri = uri
 
 
-class NotConnectedError(EventlabError):
-    """An operation needs a connection that was never opened or was already closed."""
+class NotConnectedError(ConfigurationError):
+    """An operation needs a connection that was never opened or was already closed (call
+    ``await connection.connect()``, or use ``async with``)."""
 
 
 class TransactionsUnsupportedError(ConfigurationError):
     """Transactions were required but the deployment is a standalone server."""
 
 
-class TransactionError(EventlabError):
-    """A transaction failed for a reason that a retry did not (or could not) fix."""
-
-
-class WriteConflictError(TransactionError, TransientError):
+class WriteConflictError(TransientError):
     """Another transaction modified the same document first (server code 112)."""
 
 
-class TransactionAbortedError(TransactionError, TransientError):
+class TransactionAbortedError(TransientError):
     """The server no longer knows the transaction: it was aborted or expired (code 251)."""
 
 
-class TransactionTimeoutError(TransactionError, TransientError):
-    """Retrying a transient transaction failure did not succeed within the time budget."""
+class TransactionTimeoutError(TransientError):
+    """Retrying a transient transaction failure did not succeed within the time budget (every
+    attempt was aborted: nothing was written)."""
 
 
-class CommitOutcomeUnknownError(TransactionError, TransientError):
-    """The commit was sent but its outcome could not be learned: it may or may not have applied.
-
-    Nothing is known to be written *or* not written. Retry the same operation with the **same
-    event ids**: an append that did apply is then recognised as an idempotent retry and
-    returns the stored events; one that did not is written now.
-    """
-
-
-class UnitOfWorkStateError(EventlabError):
+class UnitOfWorkStateError(ConfigurationError):
     """A unit of work was used outside its ``async with`` block or after it finished."""
 
 
@@ -168,7 +202,7 @@ class CheckpointConflictError(ConflictError):
     """A subscriber's checkpoint moved under it: another instance of it is running."""
 
 
-class PositionsAbandonedError(TransactionError, TransientError):
+class PositionsAbandonedError(TransientError):
     """A follower recorded this append's preallocated positions as a permanent gap before the
     append inserted there; nothing of the unit of work is stored. Run it again."""
 
@@ -190,8 +224,9 @@ class RebuildInProgressError(EventlabError):
     """Another rebuild of this projection is running; nothing was changed."""
 
 
-class SubscriptionError(EventlabError):
-    """A subscription cannot go on (its handler failed, or it was misused)."""
+class SubscriptionError(ConfigurationError):
+    """A subscription or a consumer was misused (iterated twice, started twice, asked for a
+    change stream where the deployment has none)."""
 
 
 class DuplicateMessageError(ConflictError):
@@ -260,11 +295,6 @@ class InvalidSpecificationError(ConfigurationError):
     """A field path, operator or value is not acceptable in a specification."""
 
 
-class InvalidStreamIdError(InvalidIdError, InvalidEventError):
-    """A stream (aggregate) id that is not a non-empty string: both an invalid id and, as it
-    always was, an invalid event."""
-
-
 class AggregateNotFoundError(EventlabError, LookupError):
     """No events exist for the requested aggregate id."""
 
@@ -273,5 +303,6 @@ class AggregateNotFoundError(EventlabError, LookupError):
         self.aggregate_id = aggregate_id
 
 
-class MigrationError(EventlabError):
-    """An index migration could not be applied."""
+class MigrationError(DeploymentError):
+    """An index migration could not be applied (a privilege, a sharded events collection,
+    stored data a new unique index refuses): the message says which."""

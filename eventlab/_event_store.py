@@ -39,6 +39,7 @@ from ._restore import restore
 from ._schema import EventStoreSchema
 from ._session import session_of
 from ._transaction_policy import DEFAULT_TIME_BUDGET
+from ._write_access import WriteAccess
 from ._writer import EventWriter
 from .ports import PositionStrategy, UnitOfWork
 
@@ -148,6 +149,11 @@ class MongoEventStore(FollowsItsLog):
         """The collection holding the position counter."""
         return self._schema.counters
 
+    def write_access(self) -> WriteAccess:
+        """The seam through which writers beside this store's own (``MongoDCBStore``) use its
+        events collection, counter, readiness and transactions (see :class:`WriteAccess`)."""
+        return WriteAccess(self._schema, self._log, self._time_budget)
+
     def describe(self) -> dict[str, Any]:
         """A summary for logs and notebooks."""
         return {
@@ -195,6 +201,8 @@ class MongoEventStore(FollowsItsLog):
         :param metadata: merged into every event's metadata (correlation/causation/user ids).
         :returns: the events as stored, with versions and positions.
         :raises ConcurrencyError: the stream is at another version; nothing was written.
+        :raises CommitOutcomeUnknownError: it may have been stored: send the same events (the
+            same ids) again, which returns them as stored if they were.
 
         Versions are assigned by the store (``expected + 1`` onwards). Re-sending a batch that
         was already stored (same event ids, same content) writes nothing and returns it.

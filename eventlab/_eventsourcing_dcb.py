@@ -6,7 +6,10 @@ Why it is safe: every append takes eventlab's position counter inside its transa
 Two appends in flight therefore write the same counter document: one commits, the other's
 transaction meets a write conflict and runs again, checking its condition against what the
 first one stored. A condition checked in a transaction can never be broken by an append it did
-not see (no write skew), whatever boundaries the two decisions drew.
+not see (no write skew), whatever boundaries the two decisions drew. A read takes the head
+first and bounds every query of its items by it, so nothing appended between two of them can
+fall below the head it reports. The decision logic is eventlab's own, generated as sync code
+(``_dcb_decisions_sync``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.dcb.api import (
     DCBAppendCondition,
@@ -28,28 +31,35 @@ from eventsourcing.dcb.persistence import DCBListenNotifySubscription
 from eventsourcing.persistence import IntegrityError, ProgrammingError
 from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
+from pymongo.errors import BulkWriteError
 from pymongo.read_concern import ReadConcern
 
-from ._dcb import DCB_AGGREGATE_TYPE
-from ._dcb_query import (
+from ._dcb_decisions_sync import append_decision, read_decision
+from ._dcb_query import NEAR_HEAD, has_tags, selection
+from ._dcb_records import (
+    DCB_AGGREGATE_TYPE,
     MAX_QUERY_ITEMS,
-    NEAR_HEAD,
+    Appended,
     ItemParts,
     check_after,
     check_text,
     check_texts,
-    has_tags,
-    merged,
-    selections,
 )
 from ._domain import utc_now
 from ._migrations import DCB_MIGRATIONS
+from ._transaction_policy import is_duplicate_key
+
+T = TypeVar("T")
 
 _WAKE_EVERY = 0.1
 
 
 class DCBRecorderMixin:
-    """The DCB recorder's operations; mixed into the module's recorder over its datastore."""
+    """The DCB recorder's operations; mixed into the module's recorder over its datastore.
+
+    The decision logic is eventlab's own (``_dcb_decisions``, generated as sync code): a read
+    bounded by the head it takes first, an append that takes the counter, checks and inserts
+    in one transaction."""
 
     datastore: Any
     events: Any
@@ -72,22 +82,16 @@ class DCBRecorderMixin:
     ) -> DCBReadResponse:
         if limit is not None and (type(limit) is not int or limit < 0):
             raise ProgrammingError(f"limit must be a non-negative int, got {limit!r}")
-        events = self.events.with_options(read_concern=ReadConcern("majority"))
         if limit == 0:
             return _Response(iter(()), None)
-        head = None if limit is not None else self._head()
-        pages = []
-        for selection, rest in selections(_parts(query), check_after(after, ProgrammingError)):
-            if "tags" in selection:  # sorted here: see eventlab._dcb's reads by tag
-                found = [doc for doc in events.find(selection) if has_tags(doc, rest)]
-                pages.append(sorted(found, key=lambda doc: doc["position"]))
-                continue
-            cursor = events.find(selection, sort=[("position", ASCENDING)])
-            pages.append(list(cursor.limit(limit) if limit is not None else cursor))
-        found = [_sequenced(doc) for doc in merged(pages, limit)]
-        if limit is not None:
-            head = found[-1].position if found else None
-        return _Response(iter(found), head)
+        parts = _parts(query)
+        found = read_decision(_Storage(self), parts, check_after(after, ProgrammingError), limit)
+        events = [_sequenced(doc) for doc in found.documents]
+        if limit is None:  # the library's head: the log's last position
+            return _Response(iter(events), found.head or None)
+        # With a limit, the library's head is the last event read: every matching event up to
+        # it is among them (every part of the read was bounded by the head taken first).
+        return _Response(iter(events), events[-1].position if events else None)
 
     def append(
         self, events: Sequence[DCBEvent], condition: DCBAppendCondition | None = None
@@ -95,42 +99,80 @@ class DCBRecorderMixin:
         if len(events) == 0:
             raise ProgrammingError("an append needs at least one event")
         documents = [_document(event) for event in events]
-        parts = _parts(condition.fail_if_events_match) if condition is not None else []
-        after = check_after(condition.after, ProgrammingError) if condition is not None else 0
-
-        def write(session: ClientSession) -> int:
-            # The counter first: it is what serialises appends (see the module's docstring).
-            first = self._take_positions(session, len(documents))
-            near = first - 1 - after <= NEAR_HEAD  # see eventlab._dcb_query.selections
-            checks = selections(parts, after, position_first=near) if condition else []
-            for selection, rest in checks:
-                cursor = self.events.find(selection, {"tags": 1}, session=session)
-                if any(has_tags(doc, rest) for doc in cursor):
-                    raise IntegrityError(condition)
-            now = utc_now()
-            for offset, document in enumerate(documents):
-                position = first + offset
-                document.update(
-                    position=position,
-                    aggregate_id=f"dcb:{position}",
-                    recorded_at=now,
-                    occurred_at=now,
-                )
-            self.events.insert_many(documents, ordered=True, session=session)
-            return first + len(documents) - 1
-
-        position: int = self.datastore.transaction(write)
-        return position
+        checked = None
+        if condition is not None:
+            after = check_after(condition.after, ProgrammingError)
+            checked = (_parts(condition.fail_if_events_match), after)
+        outcome = append_decision(_Storage(self), documents, checked)
+        if not isinstance(outcome, Appended):
+            raise IntegrityError(condition)
+        return int(outcome.documents[-1]["position"])
 
     def subscribe(self, query: DCBQuery | None = None, *, after: int | None = None) -> Any:
         """A :class:`MongoDCBSubscription` (``with recorder.subscribe(query) as events: ...``)."""
         return MongoDCBSubscription(self, query=query, after=after)
 
     def _head(self) -> int | None:
-        counter = self.counters.find_one({"_id": self.counter_id}, {"seq": 1})
+        counter = self.counters.with_options(read_concern=ReadConcern("majority")).find_one(
+            {"_id": self.counter_id}, {"seq": 1}
+        )
         if counter is None or not counter.get("seq"):
             return None
         return int(counter["seq"])
+
+
+class _Storage:
+    """The recorder's collections as the decision logic's storage (sync)."""
+
+    def __init__(self, recorder: DCBRecorderMixin) -> None:
+        self._recorder = recorder
+        self._events = recorder.events
+
+    def head(self) -> int:
+        return self._recorder._head() or 0
+
+    def matching(
+        self, item: ItemParts | None, after: int, through: int, limit: int | None
+    ) -> list[dict[str, Any]]:
+        events = self._events.with_options(read_concern=ReadConcern("majority"))
+        query, rest = selection(item, after, through)
+        if "tags" in query:  # sorted here: see eventlab._dcb_mongo's reads by tag
+            found = [doc for doc in events.find(query) if has_tags(doc, rest)]
+            found.sort(key=lambda doc: doc["position"])
+            return found if limit is None else found[:limit]
+        cursor = events.find(query, sort=[("position", ASCENDING)])
+        return list(cursor.limit(limit) if limit is not None else cursor)
+
+    def transaction(self, attempt: Callable[[ClientSession], T]) -> T:
+        result: T = self._recorder.datastore.transaction(attempt)
+        return result
+
+    def take_positions(self, count: int, session: ClientSession) -> int:
+        return self._recorder._take_positions(session, count)
+
+    def first_match(
+        self, reads: Sequence[ItemParts | None], after: int, first: int, session: ClientSession
+    ) -> dict[str, Any] | None:
+        near = first - 1 - after <= NEAR_HEAD  # see eventlab._dcb_query.selection
+        for item in reads:
+            query, rest = selection(item, after, position_first=near)
+            for doc in self._events.find(query, {"tags": 1, "position": 1}, session=session):
+                if has_tags(doc, rest):
+                    return dict(doc)
+        return None
+
+    def insert(self, documents: list[dict[str, Any]], session: ClientSession) -> bool:
+        try:
+            self._events.insert_many(documents, ordered=True, session=session)
+        except BulkWriteError as exc:
+            if not is_duplicate_key(exc):
+                raise
+            return False
+        return True
+
+    def abort(self, session: ClientSession) -> None:
+        if session.in_transaction:
+            session.abort_transaction()
 
 
 class MongoDCBSubscription(DCBListenNotifySubscription[DCBRecorder]):
@@ -183,6 +225,7 @@ def _text(value: Any, what: str) -> str:
 def _document(event: DCBEvent) -> dict[str, Any]:
     if not isinstance(event, DCBEvent):
         raise ProgrammingError(f"not a DCBEvent: {type(event).__name__}")
+    now = utc_now()
     return {
         "_id": uuid.uuid4(),
         "event_type": _text(event.type, "an event type"),
@@ -193,6 +236,7 @@ def _document(event: DCBEvent) -> dict[str, Any]:
         "payload": {},
         "metadata": {"library": "eventsourcing", "dcb": True},
         "schema_version": 1,
+        "occurred_at": now,
     }
 
 

@@ -12,6 +12,10 @@ the subscription looks again, never *whether* an event can still arrive.
 The clocks of holes come from a **high-water mark**: every position below the head starts its
 clock when the subscription first sees the head pass it, so a burst of aborted appends costs
 one ``gap_timeout``, not one per hole.
+
+``start="end"`` is "after every position that is settled": the head on a ``transactional``
+store; on a ``preallocated`` one, below the lowest position an open append still holds
+(:func:`settled_end`), so that an append that commits late is never passed by a start either.
 """
 
 from __future__ import annotations
@@ -28,9 +32,17 @@ from typing import Any, Literal, Self
 
 from . import _telemetry as telemetry
 from ._checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
-from ._errors import ConfigurationError, ConnectionFailedError, EventlabError, SubscriptionError
+from ._errors import (
+    CommitOutcomeUnknownError,
+    ConfigurationError,
+    ConnectionFailedError,
+    NotAuthorizedError,
+    SubscriptionError,
+    TransientError,
+)
 from ._records import StoredEvent
-from .ports import EventLog, LogHead, LogSlice, Wakeups
+from ._supervision import Backoff
+from .ports import KEPT_GAPS, Abandonment, EventLog, LogHead, LogSlice, Wakeups
 
 logger = logging.getLogger("eventlab.subscriptions")
 
@@ -43,6 +55,8 @@ _MAX_BACKOFF = 5.0
 _MAX_STRETCH = 1024
 _MAX_ABANDON = 10_000
 _BLOCKED_RECHECK = 0.25
+_END_SCAN = 10_000
+"""Positions read per round while looking for the settled end of a ``preallocated`` log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +227,126 @@ class _Holes:
         if age < self.gap_timeout:
             return min(self._poll_interval, self.gap_timeout - age)
         ripe = [p for p in holes if now - (self.marks.since(p) or now) >= self.gap_timeout]
-        outcome = await self._log.abandon(ripe)
+        outcome = await abandon(self._log, ripe)
         if holes[0] in outcome.in_flight:
             # An open transaction holds it: it commits (we see it) or aborts (we abandon it).
             return min(self._poll_interval, _BLOCKED_RECHECK)
         return None
+
+
+class _Steps:
+    """What one read of a follower hands on: settled ranges as they are, the contiguous prefix
+    of the rest, ripe holes abandoned; at most a page of events, and at most ``remaining``."""
+
+    def __init__(self, ranges: _Ranges, holes: _Holes, remaining: int | None) -> None:
+        self.ranges = ranges
+        self.holes = holes
+        self.remaining = remaining
+
+    async def after(self, after: int, head: LogHead) -> _Step:
+        """One read after ``after``: a batch to hand on, and how long to wait, if at all."""
+        settled = head.settles(after, after + 1)
+        found = await self.ranges.read(
+            after, self.ranges.until(after, head), every_position=not settled
+        )
+        if settled:
+            return self._settled_step(head, after, found)
+        return await self._unsettled_step(head, after, found)
+
+    def _settled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
+        """Every position of the slice is settled: hand on what it holds."""
+        events = self._take(found.events)
+        done = found.through
+        if len(events) < len(found.events):  # a full batch, or max_count, cut it short
+            done = (events[-1].position or after) if events else after
+        gaps: list[int] = []
+        if not self.ranges.filtered:  # a restored store's holes, and abandoned positions
+            held = {e.position for e in events}
+            gaps = [p for p in range(after + 1, done + 1) if p not in held]
+        if done < head.position:
+            self.ranges.read_ahead(done, head)
+        return _Step(Batch(tuple(events), done, tuple(gaps)))
+
+    async def _unsettled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
+        """Positions that may still fill: pass a contiguous prefix, abandon ripe holes."""
+        present = found.present or frozenset()
+        through = found.through
+        prefix = after
+        while prefix < through and prefix + 1 in present:
+            prefix += 1
+        eligible = [e for e in found.events if (e.position or 0) <= prefix]
+        events = self._take(eligible)
+        if len(events) < len(eligible):  # a full batch, or max_count: the rest comes next
+            done = (events[-1].position or after) if events else after
+            return _Step(Batch(tuple(events), done, _upto(found.abandoned, done)))
+        batch = (
+            Batch(tuple(events), prefix, _upto(found.abandoned, prefix)) if prefix > after else None
+        )
+        if prefix == through or self.remaining == 0:
+            if prefix < head.position and self.remaining != 0:
+                self.ranges.read_ahead(prefix, head)
+            return _Step(batch)
+        holes = [p for p in range(prefix + 1, through + 1) if p not in present]
+        if through < head.position and through not in present:  # a hole wider than the slice
+            holes += await self.holes.extent(through, head, self.ranges.page_size)
+        return _Step(batch, await self.holes.settle(holes))
+
+    def _take(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """At most a page of events (a batch), and at most what ``max_count`` leaves."""
+        page = self.ranges.page_size
+        wanted = page if self.remaining is None else min(page, self.remaining)
+        taken = events[:wanted]
+        if self.remaining is not None:
+            self.remaining -= len(taken)
+        return taken
+
+
+async def abandon(log: EventLog, positions: list[int]) -> Abandonment:
+    """``log.abandon(positions)``; a user who may not write tombstones is told why one must."""
+    try:
+        return await log.abandon(positions)
+    except NotAuthorizedError as exc:
+        raise NotAuthorizedError(
+            f"a follower settles the holes of a preallocated log by writing tombstones into "
+            f"its events collection, and this user may not ({exc}); grant it insert there, or "
+            "follow the store as a user who may",
+            code=exc.code,
+        ) from exc
+
+
+async def settled_end(log: EventLog, head: LogHead) -> int:
+    """Where a follower that starts at the end starts: the highest position ``p`` such that
+    every position at or below it holds an event or a tombstone, or is settled by ``head``.
+
+    On a ``transactional`` store that is the head. Below ``head.settled_after`` (a
+    ``preallocated`` store, or positions taken before a migration) every position is looked at
+    once, positions only: each hole is abandoned at once, as after ``gap_timeout``, and the
+    start goes below the lowest one an open append still holds or has just filled, so that
+    its event is delivered when it commits instead of being passed by the start.
+    """
+    after, scan_to = 0, min(head.settled_after, head.position)
+    while after < scan_to:
+        until = min(scan_to, after + _END_SCAN)
+        slots = await log.read(after, until, event_types=(), every_position=True, limit=_END_SCAN)
+        present = slots.present or frozenset()
+        holes = [p for p in range(after + 1, slots.through + 1) if p not in present]
+        if holes:
+            outcome = await abandon(log, holes)
+            unsettled = outcome.filled + outcome.in_flight
+            if unsettled:
+                return min(unsettled) - 1
+        after = slots.through
+    return head.position
+
+
+async def start_position(log: EventLog, start: Start) -> int:
+    """The position a follower that starts at ``start`` follows after (``"end"``: see
+    :func:`settled_end`)."""
+    if start == "beginning":
+        return 0
+    if start == "end":
+        return await settled_end(log, await log.head())
+    return check_int(start, "start")
 
 
 class CatchUpSubscription:
@@ -228,7 +357,9 @@ class CatchUpSubscription:
     asks, so a slow consumer slows the reads instead of filling memory.
 
     :param log: the :class:`~eventlab.ports.EventLog` to follow (``store.log``).
-    :param start: a position to follow after, ``"beginning"`` (0) or ``"end"`` (the head now).
+    :param start: a position to follow after, ``"beginning"`` (0) or ``"end"``: after every
+        position that is settled now (the head; on a ``preallocated`` store, below the lowest
+        position an open append holds, see :func:`settled_end`).
     :param event_types: only these event types (the position still moves over the others,
         whose payloads are never read).
     :param aggregate_types: only these aggregate types.
@@ -242,6 +373,11 @@ class CatchUpSubscription:
         (default 2): what it costs is latency behind a hole, never an event (docs/positions.md).
     :param on_gap: called with the positions of each permanent gap passed.
     :param max_count: stop after this many events.
+
+    A live subscription retries what may succeed later (a :class:`~eventlab.TransientError`:
+    a lost connection, an election) with exponential backoff up to 5 s, and raises what will
+    not (a missing privilege, a wrong setting, data it cannot read); one that ends raises
+    every error but a lost connection.
     """
 
     def __init__(
@@ -285,10 +421,17 @@ class CatchUpSubscription:
             DEFAULT_GAP_TIMEOUT if gap_timeout is None else float(gap_timeout),
             self._poll_interval,
         )
+        self._steps = _Steps(
+            self._ranges,
+            self._holes,
+            None if max_count is None else check_positive(max_count, "max_count"),
+        )
         self._on_gap = on_gap
-        self._remaining = None if max_count is None else check_positive(max_count, "max_count")
         self.gaps: list[int] = []
-        """Every permanent gap passed, in order."""
+        """The latest permanent gaps passed (at most :data:`~eventlab.ports.KEPT_GAPS`,
+        1,000), in order; ``gaps_passed`` counts them all."""
+        self.gaps_passed = 0
+        self._backoff = Backoff(self._poll_interval, _MAX_BACKOFF)
         self._wakeups: Wakeups | None = None
         self.ready = asyncio.Event()
         """Set once the subscription knows where it starts and, live, has opened what wakes it:
@@ -352,6 +495,11 @@ class CatchUpSubscription:
         return self._closed
 
     @property
+    def consecutive_errors(self) -> int:
+        """Reads that failed in a row and are being tried again (0: the last one went through)."""
+        return self._backoff.failures
+
+    @property
     def watching(self) -> bool:
         """Whether a change stream wakes the subscription (``False``: it polls)."""
         return self._wakeups is not None and not self._closed and self._wakeups.watching
@@ -380,7 +528,7 @@ class CatchUpSubscription:
             self._wakeups = wakeups
             head = await self._head()
             if self._start == "end":
-                self.position = max(self.position, head.position)
+                self.position = max(self.position, await settled_end(self._log, head))
             self.ready.set()
             # A read that ends stops at the head it found when it started: a consistent prefix
             # of the log, which writers that keep appending cannot stretch forever.
@@ -395,12 +543,14 @@ class CatchUpSubscription:
                         continue
                 try:
                     with telemetry.held_for_later(held) if nest_reads else _nothing():
-                        step = await self._step(head)
-                except EventlabError as exc:
+                        step = await self._steps.after(self.position, head)
+                except (TransientError, CommitOutcomeUnknownError) as exc:
+                    # A tombstone's commit may be unknown: abandoning again is idempotent.
                     if not self._live and not isinstance(exc, ConnectionFailedError):
                         raise
                     await self._back_off(exc, wakeups)
                     continue
+                self._backoff.succeeded()
                 if step.batch is not None:
                     self.position = step.batch.position
                     self._holes.marks.forget_through(self.position)
@@ -408,7 +558,7 @@ class CatchUpSubscription:
                     reads = tuple(held)
                     held.clear()  # in place: a read ahead in flight records into this list
                     yield replace(step.batch, reads=reads) if reads else step.batch
-                    if self._remaining == 0:
+                    if self._steps.remaining == 0:
                         return
                 if step.wait is not None:
                     await wakeups.wait(step.wait)
@@ -423,7 +573,7 @@ class CatchUpSubscription:
         while True:
             try:
                 head = await self._log.head()
-            except ConnectionFailedError as exc:
+            except TransientError as exc:
                 if self._closed or not self._live:
                     raise
                 await self._back_off(exc, self._wakeups)
@@ -432,75 +582,25 @@ class CatchUpSubscription:
             self.head_seen = max(self.head_seen, head.position)
             return head
 
-    async def _step(self, head: LogHead) -> _Step:
-        """One read after ``position``: a batch to hand on, and how long to wait, if at all."""
-        after = self.position
-        settled = head.settles(after, after + 1)
-        found = await self._ranges.read(
-            after, self._ranges.until(after, head), every_position=not settled
-        )
-        if settled:
-            return self._settled_step(head, after, found)
-        return await self._unsettled_step(head, after, found)
-
-    def _settled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
-        """Every position of the slice is settled: hand on what it holds."""
-        events = self._take(found.events)
-        done = found.through
-        if len(events) < len(found.events):  # a full batch, or max_count, cut it short
-            done = (events[-1].position or after) if events else after
-        gaps: list[int] = []
-        if not self._ranges.filtered:  # a restored store's holes, and abandoned positions
-            held = {e.position for e in events}
-            gaps = [p for p in range(after + 1, done + 1) if p not in held]
-        if done < head.position:
-            self._ranges.read_ahead(done, head)
-        return _Step(Batch(tuple(events), done, tuple(gaps)))
-
-    async def _unsettled_step(self, head: LogHead, after: int, found: LogSlice) -> _Step:
-        """Positions that may still fill: pass a contiguous prefix, abandon ripe holes."""
-        present = found.present or frozenset()
-        through = found.through
-        prefix = after
-        while prefix < through and prefix + 1 in present:
-            prefix += 1
-        eligible = [e for e in found.events if (e.position or 0) <= prefix]
-        events = self._take(eligible)
-        if len(events) < len(eligible):  # a full batch, or max_count: the rest comes next
-            done = (events[-1].position or after) if events else after
-            return _Step(Batch(tuple(events), done, _upto(found.abandoned, done)))
-        batch = (
-            Batch(tuple(events), prefix, _upto(found.abandoned, prefix)) if prefix > after else None
-        )
-        if prefix == through or self._remaining == 0:
-            if prefix < head.position and self._remaining != 0:
-                self._ranges.read_ahead(prefix, head)
-            return _Step(batch)
-        holes = [p for p in range(prefix + 1, through + 1) if p not in present]
-        if through < head.position and through not in present:  # a hole wider than the slice
-            holes += await self._holes.extent(through, head, self._ranges.page_size)
-        return _Step(batch, await self._holes.settle(holes))
-
-    def _take(self, events: list[StoredEvent]) -> list[StoredEvent]:
-        """At most a page of events (a batch), and at most what ``max_count`` leaves."""
-        page = self._ranges.page_size
-        wanted = page if self._remaining is None else min(page, self._remaining)
-        taken = events[:wanted]
-        if self._remaining is not None:
-            self._remaining -= len(taken)
-        return taken
-
     def _report(self, gaps: list[int]) -> None:
         if not gaps:
             return
-        self.gaps.extend(gaps)
+        self.gaps_passed += len(gaps)
+        self.gaps.extend(gaps[-KEPT_GAPS:])
+        del self.gaps[:-KEPT_GAPS]
         logger.info("subscription passed permanent gap(s) at position(s) %s", _ranges(gaps))
         if self._on_gap is not None:
             self._on_gap(list(gaps))
 
     async def _back_off(self, exc: Exception, wakeups: Wakeups | None) -> None:
-        logger.warning("subscription read failed (%s); retrying", exc)
-        delay = min(_MAX_BACKOFF, self._poll_interval)
+        """Wait before trying again: twice as long after each failure in a row, at most 5 s."""
+        delay = self._backoff.failed()
+        logger.warning(
+            "subscription read failed (%s; failure %d in a row); retrying in %.2g s",
+            exc,
+            self._backoff.failures,
+            delay,
+        )
         if wakeups is None:
             await asyncio.sleep(delay)
         else:

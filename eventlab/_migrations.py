@@ -12,7 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from ._bson import check_collection_name
-from ._errors import ConfigurationError, MigrationError
+from ._errors import ConfigurationError, MigrationError, TransientError, first_line
+from ._transaction_policy import map_error
 
 MIGRATIONS_COLLECTION = "_migrations"
 
@@ -99,8 +100,14 @@ class Migrator:
                     if migration.indexes
                     else []
                 )
-            except (OperationFailure, PyMongoError) as exc:
-                raise MigrationError(f"migration {migration_id} failed: {exc}") from exc
+            except PyMongoError as exc:
+                mapped = map_error(exc)
+                if isinstance(mapped, TransientError):  # the deployment had trouble: retry it
+                    raise mapped from exc
+                raise MigrationError(
+                    f"migration {migration_id} failed: {first_line(exc)}",
+                    code=getattr(exc, "code", None),
+                ) from exc
             await self._db[MIGRATIONS_COLLECTION].update_one(
                 {"_id": migration_id},
                 {
@@ -203,5 +210,5 @@ DCB_MIGRATIONS: tuple[Migration, ...] = (
         "Dynamic Consistency Boundaries: tags in log order (multikey, one key per tag)",
     ),
 )
-"""Applied by the first use of :class:`~eventlab.dcb.DCBStore` (and the ``eventsourcing``
+"""Applied by the first use of :class:`~eventlab.dcb.MongoDCBStore` (and the ``eventsourcing``
 module's DCB recorder): the index an append condition and a query by tags read."""

@@ -21,10 +21,11 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from ._errors import InternalSignal
 from .ports import PositionStrategy
 
 
-class StrategyChanged(Exception):
+class StrategyChanged(InternalSignal):
     """The counter no longer records this allocator's strategy: the store was migrated to the
     other one. Internal: the writer resolves the strategy again and retries."""
 

@@ -15,12 +15,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import _races as races
 from ._checks import check_page_size
-from ._errors import ConfigurationError, EventlabError, RebuildInProgressError
+from ._errors import (
+    ConfigurationError,
+    EventlabError,
+    InternalSignal,
+    RebuildInProgressError,
+    TransientError,
+)
 from ._projections import ProjectionStatus, check_projection
 from ._records import StoredEvent
 from ._subscriptions import Subscriber
-from ._tasks import ended, finish
+from ._supervision import ConsumerHealth, Supervision, worth_retrying
+from ._tasks import ended, finish, woken
 from .ports import CheckpointStore, EventStore, ReadModelStore, UnitOfWork
 
 if TYPE_CHECKING:
@@ -28,12 +36,15 @@ if TYPE_CHECKING:
 
     from ._projections import Projection
 
+GENERATION_READ = races.point("projector.generation_read")
+"""A run knows the live generation and has not made its subscriber yet."""
+
 DEFAULT_KEEP_RETIRED = 300.0
 """Seconds a read model replaced by a rebuild stays readable (docs/projections.md)."""
 _REBUILD_LEASE = 10.0
 
 
-class _Superseded(EventlabError):
+class _Superseded(InternalSignal):
     """The generation this projector writes is no longer the live one (a rebuild swapped)."""
 
 
@@ -82,7 +93,8 @@ class Projector:
         Subscriber(self.store, "check", None, on_batch=_no_batch, **subscription_options)
         self._options = subscription_options
         self._subscriber: Subscriber | None = None
-        self._stopping = False
+        self._stop = asyncio.Event()
+        self._supervision = Supervision()
         self._task: asyncio.Task[None] | None = None
 
     def checkpoint_name(self, generation: int) -> str:
@@ -117,7 +129,7 @@ class Projector:
             rows = await self.read_models.rows(self.name, generation)
             if generation in (await self.read_models.state(self.name, version)).readable:
                 return rows
-        raise EventlabError(f"{self.name}: the read model kept being replaced while read")
+        raise TransientError(f"{self.name}: the read model kept being replaced while read")
 
     async def frame(self) -> pd.DataFrame:
         """The live read model as a DataFrame indexed by row key."""
@@ -151,6 +163,8 @@ class Projector:
         return write
 
     def _subscriber_for(self, generation: int, *, guard: bool) -> Subscriber:
+        # A rebuild (no guard) builds from the first event, wherever the live one started.
+        options = self._options if guard else {**self._options, "start": "beginning"}
         return Subscriber(
             self.store,
             self.checkpoint_name(generation),
@@ -159,16 +173,38 @@ class Projector:
             checkpoints=self.checkpoints,
             batch_size=self.batch_size,
             event_types=type(self.projection).event_types(),
-            **self._options,
+            **options,
         )
 
     async def run(self, *, until_caught_up: bool = False) -> None:
         """Keep the live read model up to date (until :meth:`stop`, or until caught up);
-        follows a rebuild's swap to the new generation by itself."""
-        self._stopping = False
-        while not self._stopping:
-            subscriber = self._subscriber_for(await self._live_generation(), guard=True)
+        follows a rebuild's swap to the new generation by itself. Supervised as
+        :meth:`Subscriber.run <eventlab.Subscriber.run>`: a live run backs off after errors
+        it may get over and raises the others."""
+        await self._run(self._new_run(), until_caught_up)
+
+    def _new_run(self) -> asyncio.Event:
+        self._stop = asyncio.Event()
+        return self._stop
+
+    async def _run(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+        while not stop.is_set():
+            try:
+                generation = await self._live_generation()
+            except Exception as exc:
+                final = until_caught_up or not worth_retrying(exc)
+                delay = self._supervision.error(exc, final=final)
+                if final:
+                    raise
+                await woken(stop, delay)
+                continue
+            self._supervision.success()
+            if GENERATION_READ.armed:
+                await GENERATION_READ.reach()
+            subscriber = self._subscriber_for(generation, guard=True)
             self._subscriber = subscriber
+            if stop.is_set():  # stopped while the generation was read: nothing to start
+                return
             try:
                 await subscriber.run(until_caught_up=until_caught_up)
             except _Superseded:
@@ -180,18 +216,28 @@ class Projector:
         await self.run(until_caught_up=True)
 
     def start(self) -> asyncio.Task[None]:
-        """Run in a background task."""
-        self._task = asyncio.get_running_loop().create_task(self.run())
+        """Run in a background task (live, supervised)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(self._new_run(), False))
         return self._task
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the batch in hand."""
-        self._stopping = True
+        """Stop at whatever moment the run is (after the batch in hand); raises the error a
+        started run failed with, if any."""
+        self._stop.set()
         if self._subscriber is not None:
             await self._subscriber.stop(timeout)
         task, self._task = self._task, None
         if task is not None:
-            await finish(task, timeout)
+            error = await finish(task, timeout)
+            if error is not None:
+                raise error
+
+    async def health(self) -> ConsumerHealth:
+        """The health of the run (see :meth:`Subscriber.health <eventlab.Subscriber.health>`)."""
+        subscriber = self._subscriber
+        if subscriber is None or self._supervision.backoff.failures:
+            return self._supervision.health(self.name, None, 0, None)
+        return await subscriber.health()
 
     # -- rebuilding ----------------------------------------------------------------------------
 

@@ -9,13 +9,20 @@ from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DocumentTooLarge, DuplicateKeyError, OperationFailure
+from pymongo.errors import (
+    ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from ._bson import check_collection_name, decimals_to_python
 from ._checks import check_id, check_int
 from ._connection import MongoConnectionManager
 from ._errors import (
     ConcurrencyError,
+    DeploymentError,
     EventlabError,
     InvalidIdError,
     InvalidSpecificationError,
@@ -24,6 +31,7 @@ from ._errors import (
 )
 from ._mapper import VERSION_FIELD, MongoModelMapper
 from ._session import session_of
+from ._transaction_policy import map_error
 from .ports import UnitOfWork
 from .specification import QueryOptions
 
@@ -100,6 +108,8 @@ class MongoRepository(Generic[T]):
             raise await self._duplicate(exc, entity_id, doc, session) from None
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return _with_version(entity, self._mapper.version_attr, expected + 1)
 
     async def _duplicate(
@@ -128,6 +138,8 @@ class MongoRepository(Generic[T]):
             doc = await self.collection.find_one({"_id": entity_id}, session=session_of(uow))
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return None if doc is None else self._mapper_from_doc(doc)
 
     async def delete(
@@ -155,6 +167,8 @@ class MongoRepository(Generic[T]):
                     raise ConcurrencyError(str(entity_id), expected_version, actual)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         return result.deleted_count == 1
 
     async def list_all(
@@ -172,6 +186,8 @@ class MongoRepository(Generic[T]):
             docs = await self.collection.find(query, session=session_of(uow)).to_list(None)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
         entities = [self._mapper_from_doc(doc) for doc in docs]
         if entity_ids is None:
             return entities
@@ -254,6 +270,9 @@ class SearchResult(Generic[T]):
                 f"({self._repo.connection.info.max_bson_object_size:,} bytes); narrow it"
             ) from exc
         except OperationFailure as exc:
+            mapped = map_error(exc)
+            if type(mapped) is not DeploymentError:  # not the search's fault: unavailable, ...
+                raise mapped from exc
             raise InvalidSpecificationError(
                 f"the server refused the search (code {exc.code}): {first_line(exc)}"
             ) from exc

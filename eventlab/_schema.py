@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from ._bson import check_collection_name
@@ -27,6 +27,7 @@ from ._migrations import (
     MigrationResult,
     Migrator,
 )
+from ._transaction_policy import map_error
 from .ports import PositionStrategy
 
 logger = logging.getLogger("eventlab")
@@ -102,14 +103,18 @@ class EventStoreSchema:
         return self.counters.with_options(read_concern=ReadConcern("majority"))
 
     async def ready(self) -> StoreMode:
-        """Resolve the mode, apply migrations and seed the counter, once."""
+        """Resolve the mode, apply migrations and seed the counter, once.
+
+        Every entry point's first use runs this: a driver error here is mapped like any other
+        (``_transaction_policy.map_error``), never handed on raw.
+        """
         if self._mode is not None:
             return self._mode
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._mode is None:
-                self._mode = await self._bootstrap()
+                self._mode = await self._mapped_bootstrap()
             return self._mode
 
     async def reload(self) -> StoreMode:
@@ -120,8 +125,16 @@ class EventStoreSchema:
             # The store's strategy changed by an explicit migration: the data's wins over
             # what this process was constructed with.
             self.requested_positions = None
-            self._mode = await self._bootstrap()
+            self._mode = await self._mapped_bootstrap()
             return self._mode
+
+    async def _mapped_bootstrap(self) -> StoreMode:
+        try:
+            return await self._bootstrap()
+        except ConnectionFailure as exc:
+            raise self.connection.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
     async def _bootstrap(self) -> StoreMode:
         if not self.connection.is_connected:

@@ -16,8 +16,10 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal
 
+from . import _races as races
 from . import _telemetry as telemetry
 from ._checks import check_name, check_page_size
 from ._domain import utc_now
@@ -26,11 +28,13 @@ from ._errors import (
     ConfigurationError,
     ConsumerBusyError,
     EventlabError,
+    InternalSignal,
     SubscriptionError,
 )
-from ._follow import Batch, CatchUpSubscription, Start
+from ._follow import Batch, CatchUpSubscription, Start, start_position
 from ._records import StoredEvent
-from ._tasks import ended, finish
+from ._supervision import ConsumerHealth, Supervision, worth_retrying
+from ._tasks import ended, finish, within, woken
 from .ports import CheckpointStore, EventStore, UnitOfWork
 
 logger = logging.getLogger("eventlab.subscriptions")
@@ -42,8 +46,13 @@ BatchHandler = Callable[[tuple[StoredEvent, ...], UnitOfWork | None], Awaitable[
 DEFAULT_LEASE = 3.0
 """Seconds a consumer's lease lasts; it is renewed every third of it."""
 
+CLAIMED = races.point("subscriber.claimed")
+"""A run holds the lease and has not read its checkpoint yet."""
+SUBSCRIBING = races.point("subscriber.subscribing")
+"""A run knows where it starts and has not made its subscription yet."""
 
-class _LeaseLost(EventlabError):
+
+class _LeaseLost(InternalSignal):
     """Another process took this consumer's lease over: stand by."""
 
 
@@ -65,6 +74,10 @@ class Subscriber:
     One process runs a name at a time: :meth:`run` takes the name's lease (``lease`` seconds,
     renewed every third of it) and stands by while another live process holds it; a process
     that dies is taken over once its lease ends, its open transaction ended on the server.
+
+    ``start`` says where the first run of this name starts (``"end"``: after every settled
+    position); that place is stored as the checkpoint at once, and from then on the stored
+    checkpoint, at any position (0 included), always wins over ``start``.
     """
 
     def __init__(
@@ -113,7 +126,9 @@ class Subscriber:
         """How many times this instance took the name over from a process that died."""
         self._subscription: CatchUpSubscription | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._stop = asyncio.Event()
+        self._supervision = Supervision()
+        self._delivery = _Delivery(self)
         self._lost = False
 
     async def run(self, *, until_caught_up: bool = False) -> None:
@@ -122,28 +137,63 @@ class Subscriber:
 
         Stands by while another process runs this name; ``until_caught_up`` waits for it at
         most two lease periods, then raises :class:`~eventlab.ConsumerBusyError`.
+
+        A live run is supervised like :class:`~eventlab.OutboxRelay`: after an error it may
+        get over (a lost connection, a batch's transaction out of time, an unknown commit
+        outcome) it backs off, reads its checkpoint again and goes on; an error that will
+        fail the same way every time (a missing privilege, a handler's own exception) ends
+        the run and is raised. :meth:`health` shows which. A run ``until_caught_up`` raises
+        every error.
         """
-        self._stopping = False
-        while not self._stopping:
-            # One session per run: its transactions are the ones a successor ends on takeover.
-            async with self.store.backend.session() as session:
-                if not await self._claim(session, until_caught_up):
-                    return
+        await self._run(self._new_run(), until_caught_up)
+
+    def _new_run(self) -> asyncio.Event:
+        """The stop signal of the run about to start: :meth:`stop` sets the current one."""
+        self._stop = asyncio.Event()
+        return self._stop
+
+    async def _run(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+        try:
+            while not stop.is_set():
                 try:
-                    await self._follow(session, until_caught_up)
+                    await self._run_once(stop, until_caught_up)
                     return
                 except (_LeaseLost, CheckpointConflictError) as exc:
                     if until_caught_up:
                         raise ConsumerBusyError(self.name, None) from exc
                     logger.warning("subscriber %s lost its lease (%s); standing by", self.name, exc)
+                except InternalSignal:  # for whoever runs this subscriber (a projector)
+                    raise
+                except Exception as exc:
+                    final = until_caught_up or not worth_retrying(exc)
+                    delay = self._supervision.error(exc, final=final)
+                    if final:
+                        raise
+                    logger.warning(
+                        "subscriber %s: %s (failure %d in a row); retrying in %.2g s",
+                        self.name,
+                        self._supervision.last_error,
+                        self._supervision.backoff.failures,
+                        delay,
+                    )
+                    await woken(stop, delay)
+        finally:
+            if self._supervision.state != "failed":
+                self._supervision.state = "stopped"
 
-    async def _claim(self, session: Any, until_caught_up: bool) -> bool:
+    async def _run_once(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+        # One session per run: its transactions are the ones a successor ends on takeover.
+        async with self.store.backend.session() as session:
+            if await self._claim(session, stop, until_caught_up):
+                await self._follow(session, stop, until_caught_up)
+
+    async def _claim(self, session: Any, stop: asyncio.Event, until_caught_up: bool) -> bool:
         """Take the lease, standing by while another live process holds it; ``False`` if
-        stopped while standing by."""
+        stopped first."""
         loop = asyncio.get_running_loop()
         gave_up_at = loop.time() + 2 * self._lease
         announced = False
-        while not self._stopping:
+        while not stop.is_set():
             grant = await self.checkpoints.claim(
                 self.name,
                 self.owner,
@@ -161,39 +211,69 @@ class Subscriber:
             if not announced:
                 logger.info("subscriber %s: %s runs it; standing by", self.name, grant.holder)
                 announced = True
-            await asyncio.sleep(self._lease / 6)
+            self._supervision.state = "standing_by"
+            await woken(stop, self._lease / 6)
         return False
 
-    async def _follow(self, session: Any, until_caught_up: bool) -> None:
+    async def _follow(self, session: Any, stop: asyncio.Event, until_caught_up: bool) -> None:
         self._lost = False
-        stored = await self.checkpoints.get(self.name)
-        start: Start = stored.position if stored is not None and stored.position else self._start
-        subscription = CatchUpSubscription(
-            self.store.log,
-            start=start,
-            page_size=self._batch_size,
-            live=not until_caught_up,
-            **self._options,
-        )
-        self._subscription = subscription
-        self.position = stored.position if stored is not None else 0
-        renewer = asyncio.get_running_loop().create_task(self._keep_lease(subscription))
+        renewer: asyncio.Task[None] | None = None
         try:
+            if CLAIMED.armed:
+                await CLAIMED.reach()
+            position = await self._starting_position()
+            if SUBSCRIBING.armed:
+                await SUBSCRIBING.reach()
+            subscription = CatchUpSubscription(
+                self.store.log,
+                start=position,
+                page_size=self._batch_size,
+                live=not until_caught_up,
+                **self._options,
+            )
+            self._subscription = subscription
+            # After publishing it, not before: a stop() that came while this run was getting
+            # here saw no subscription to close, and is seen now.
+            if stop.is_set():
+                return
+            self.position = position
+            self._supervision.state = "following"
+            renewer = asyncio.get_running_loop().create_task(self._keep_lease(subscription))
             async with contextlib.aclosing(subscription.batches(nest_reads=True)) as batches:
                 async for batch in batches:
                     if self._lost:
                         break
-                    await self._apply(batch, session)
+                    await self._delivery.apply(
+                        batch, self.position or 0, session, subscription.head_seen
+                    )
+                    self.position = batch.position
+                    self.handled += len(batch.events)
+                    self._supervision.success()
             if self._lost:
                 raise _LeaseLost(f"{self.name}: the lease was taken over")
+            self._supervision.success()
         finally:
-            renewer.cancel()
-            await ended(renewer)
+            if renewer is not None:
+                renewer.cancel()
+                await ended(renewer)
             await self.checkpoints.release(self.name, self.owner)
+
+    async def _starting_position(self) -> int:
+        """The stored checkpoint (at any position, 0 included: it always wins over ``start``),
+        or, on the first run of this name, where ``start`` says, stored at once as the
+        checkpoint: a restart before the first batch starts there too, not at a later end."""
+        stored = await self.checkpoints.get(self.name)
+        if stored is not None:
+            return stored.position
+        position = await start_position(self.store.log, self._start)
+        await self.checkpoints.save(self.name, position, expected=0, owner=self.owner)
+        return position
 
     async def _keep_lease(self, subscription: CatchUpSubscription) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
+            if self._supervision.backoff.failures and subscription.ready.is_set():
+                self._supervision.success()  # following again, with no batch to show it yet
             try:
                 held = await self.checkpoints.renew(self.name, self.owner, lease=self._lease)
             except EventlabError as exc:  # not renewed this time: the next tick tries again
@@ -204,78 +284,19 @@ class Subscriber:
                 await subscription.aclose()
                 return
 
-    async def _apply(self, batch: Batch, session: Any) -> None:
-        with telemetry.span(
-            f"process {self.name}",
-            {
-                "messaging.system": "eventlab",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.consumer.group.name": self.name,
-                "messaging.batch.message_count": len(batch.events),
-                "eventlab.delivery": self.mode,
-                "eventlab.checkpoint.position": batch.position,
-            },
-            kind="consumer",
-            links=telemetry.links_from(event.metadata for event in batch.events),
-            # From the first read that found the batch: its reads are its first children.
-            start_time=min((read.start for read in batch.reads), default=None),
-        ):
-            telemetry.emit(batch.reads)
-            await self._apply_batch(batch, session)
-        subscription = self._subscription
-        if subscription is not None:
-            behind = subscription.head_seen - batch.position
-            last = batch.events[-1].recorded_at if batch.events else None
-            seconds = (utc_now() - last).total_seconds() if behind > 0 and last else 0.0
-            telemetry.consumer_lag(self.name, behind, seconds)
-
-    async def _apply_batch(self, batch: Batch, session: Any) -> None:
-        expected = self.position or 0
-        if self.mode == "exactly_once":
-
-            async def work(uow: UnitOfWork) -> None:
-                await self._handle(batch, uow)
-                await self.checkpoints.save(
-                    self.name,
-                    batch.position,
-                    expected=expected,
-                    gaps=batch.gaps,
-                    owner=self.owner,
-                    uow=uow,
-                )
-
-            await self.store.backend.run(work, session=session)
-        else:
-            await self._handle(batch, None)
-            await self.checkpoints.save(
-                self.name, batch.position, gaps=batch.gaps, owner=self.owner
-            )
-        self.position = batch.position
-        self.handled += len(batch.events)
-
-    async def _handle(self, batch: Batch, uow: UnitOfWork | None) -> None:
-        if self.on_batch is not None:
-            await self.on_batch(batch.events, uow)
-            return
-        assert self.handler is not None
-        for event in batch.events:
-            if uow is not None:
-                await self.handler(event, uow)
-            else:
-                await self.handler(event)
-
     def start(self) -> asyncio.Task[None]:
-        """Run in a background task."""
+        """Run in a background task (live, supervised: see :meth:`run`)."""
         if self._task is not None and not self._task.done():
             raise SubscriptionError(f"subscriber {self.name!r} is already running")
-        self._task = asyncio.get_running_loop().create_task(self.run())
+        self._task = asyncio.get_running_loop().create_task(self._run(self._new_run(), False))
         return self._task
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the batch in hand (cancelled after ``timeout``: its transaction is then
-        aborted, and the batch is applied again by the next run)."""
-        self._stopping = True
+        """Stop the current run, at whatever moment it is: standing by, backing off, starting,
+        or after the batch in hand (cancelled after ``timeout``: its transaction is then
+        aborted, and the batch is applied again by the next run). Raises the error a started
+        run failed with, if any."""
+        self._stop.set()
         subscription, task = self._subscription, self._task
         if subscription is not None:
             await subscription.aclose()
@@ -290,8 +311,94 @@ class Subscriber:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def health(self) -> ConsumerHealth:
+        """State, counters, the last error and success, and the lag (as
+        :meth:`OutboxRelay.health <eventlab.OutboxRelay.health>`)."""
+        try:
+            lag: int | None = await within(self.lag(), 5)
+        except (EventlabError, TimeoutError):
+            lag = None
+        health = self._supervision.health(self.name, self.position, self.handled, lag)
+        subscription = self._subscription
+        if subscription is not None and not subscription.closed:
+            # Reads the subscription itself is trying again count too.
+            failing = subscription.consecutive_errors
+            if failing:
+                return replace(health, consecutive_errors=health.consecutive_errors + failing)
+        return health
+
     async def lag(self) -> int:
         """Positions between the checkpoint and the head of the log."""
         head = await self.store.log.head()
         position: int = await self.checkpoints.position(self.name)
         return max(0, head.position - position)
+
+
+class _Delivery:
+    """How a batch reaches the handler and the checkpoint: in one transaction
+    (``exactly_once``), or the handler first and the checkpoint after (``at_least_once``);
+    traced, and its lag measured."""
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        self._subscriber = subscriber
+
+    async def apply(self, batch: Batch, expected: int, session: Any, head_seen: int) -> None:
+        """Deliver ``batch`` and move the checkpoint from ``expected`` to its end."""
+        subscriber = self._subscriber
+        with telemetry.span(
+            f"process {subscriber.name}",
+            {
+                "messaging.system": "eventlab",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.consumer.group.name": subscriber.name,
+                "messaging.batch.message_count": len(batch.events),
+                "eventlab.delivery": subscriber.mode,
+                "eventlab.checkpoint.position": batch.position,
+            },
+            kind="consumer",
+            links=telemetry.links_from(event.metadata for event in batch.events),
+            # From the first read that found the batch: its reads are its first children.
+            start_time=min((read.start for read in batch.reads), default=None),
+        ):
+            telemetry.emit(batch.reads)
+            await self._commit(batch, expected, session)
+        behind = head_seen - batch.position
+        last = batch.events[-1].recorded_at if batch.events else None
+        seconds = (utc_now() - last).total_seconds() if behind > 0 and last else 0.0
+        telemetry.consumer_lag(subscriber.name, behind, seconds)
+
+    async def _commit(self, batch: Batch, expected: int, session: Any) -> None:
+        subscriber = self._subscriber
+        checkpoints = subscriber.checkpoints
+        if subscriber.mode == "exactly_once":
+
+            async def work(uow: UnitOfWork) -> None:
+                await self._handle(batch, uow)
+                await checkpoints.save(
+                    subscriber.name,
+                    batch.position,
+                    expected=expected,
+                    gaps=batch.gaps,
+                    owner=subscriber.owner,
+                    uow=uow,
+                )
+
+            await subscriber.store.backend.run(work, session=session)
+        else:
+            await self._handle(batch, None)
+            await checkpoints.save(
+                subscriber.name, batch.position, gaps=batch.gaps, owner=subscriber.owner
+            )
+
+    async def _handle(self, batch: Batch, uow: UnitOfWork | None) -> None:
+        on_batch, handler = self._subscriber.on_batch, self._subscriber.handler
+        if on_batch is not None:
+            await on_batch(batch.events, uow)
+            return
+        assert handler is not None
+        for event in batch.events:
+            if uow is not None:
+                await handler(event, uow)
+            else:
+                await handler(event)

@@ -18,9 +18,11 @@ import random
 import time
 from typing import NoReturn
 
+from pymongo.errors import ConfigurationError as DriverConfigurationError
 from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
+    InvalidOperation,
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
@@ -30,10 +32,12 @@ from pymongo.write_concern import WriteConcern
 
 from ._errors import (
     CommitOutcomeUnknownError,
+    ConfigurationError,
     ConnectionFailedError,
+    DeploymentError,
     EventlabError,
+    NotAuthorizedError,
     TransactionAbortedError,
-    TransactionError,
     TransactionTimeoutError,
     WriteConflictError,
     first_line,
@@ -45,6 +49,12 @@ UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 WRITE_CONFLICT = 112
 NO_SUCH_TRANSACTION = 251
 DUPLICATE_KEY = 11000
+UNAUTHORIZED = 13
+UNAVAILABLE = frozenset(
+    {6, 7, 89, 91, 134, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436}
+)
+"""Server codes of a deployment that cannot serve the operation at this moment (an election,
+a shutdown, a node out of reach): the drivers' retryable-error codes."""
 
 DEFAULT_TIME_BUDGET = 60.0
 """Seconds a transaction keeps being retried before its error is raised."""
@@ -83,15 +93,20 @@ def retryable(exc: BaseException, label: str, deadline: float) -> bool:
 def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bool:
     """Whether a failed attempt may be run again within ``deadline``: the driver labelled the
     error transient, or (``typed``) it is one of eventlab's errors that is retryable, or whose
-    driver cause is labelled transient."""
-    if time.monotonic() >= deadline:
+    driver cause is labelled transient.
+
+    Never an unknown commit outcome: the attempt may have committed, and running it again
+    could apply it twice (the runner retries the *commit* of that attempt instead)."""
+    if time.monotonic() >= deadline or isinstance(exc, CommitOutcomeUnknownError):
+        return False
+    if has_label(exc, UNKNOWN_COMMIT):
         return False
     if has_label(exc, TRANSIENT):
         return True
     if not typed or not isinstance(exc, EventlabError):
         return False
-    if exc.retryable and not isinstance(exc, CommitOutcomeUnknownError):
-        return True  # the commit of *this* transaction is retried by the runner, never rerun
+    if exc.retryable:
+        return True
     return exc.__cause__ is not None and transient(exc.__cause__, deadline, typed=True)
 
 
@@ -104,7 +119,9 @@ def raise_mapped(exc: BaseException) -> NoReturn:
 
 
 def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
-    """The eventlab error for a driver error (the driver error becomes its ``__cause__``).
+    """The eventlab error for a driver error (the driver error becomes its ``__cause__``), by
+    what the caller can do about it (README, "Errors: what to catch"); used for reads, plain
+    writes and transactions alike.
 
     Errors that are not the driver's (including eventlab's own) are returned unchanged.
     """
@@ -112,8 +129,9 @@ def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
         return exc
     if has_label(exc, UNKNOWN_COMMIT) or isinstance(exc, WriteConcernError):
         return CommitOutcomeUnknownError(
-            f"the commit's outcome is unknown ({first_line(exc)}); retry with the same event ids: "
-            "an append that applied is then returned as stored, one that did not is written"
+            f"the commit's outcome is unknown ({first_line(exc)}): it may have applied. Re-send "
+            "appends with the same event ids (one that applied is returned as stored); check "
+            "your other, non-idempotent effects before doing them again"
         )
     if timed_out:
         return TransactionTimeoutError(
@@ -122,10 +140,26 @@ def map_error(exc: BaseException, *, timed_out: bool = False) -> BaseException:
     if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
         return ConnectionFailedError(f"lost the connection to MongoDB: {first_line(exc)}")
     if isinstance(exc, OperationFailure):
-        if exc.code == WRITE_CONFLICT:
-            return WriteConflictError(f"write conflict: {first_line(exc)}")
-        if exc.code == NO_SUCH_TRANSACTION:
-            return TransactionAbortedError(
-                f"the transaction was aborted or expired on the server: {first_line(exc)}"
-            )
-    return TransactionError(f"{type(exc).__name__}: {first_line(exc)}")
+        return _server_error(exc)
+    if isinstance(exc, InvalidOperation | DriverConfigurationError):
+        return ConfigurationError(f"{type(exc).__name__}: {first_line(exc)}")
+    return DeploymentError(f"{type(exc).__name__}: {first_line(exc)}")
+
+
+def _server_error(exc: OperationFailure) -> EventlabError:
+    """A command the server answered with an error."""
+    message = first_line(exc)
+    if exc.code == WRITE_CONFLICT:
+        return WriteConflictError(f"write conflict: {message}")
+    if exc.code == NO_SUCH_TRANSACTION or has_label(exc, TRANSIENT):
+        return TransactionAbortedError(
+            f"the transaction was aborted or expired on the server: {message}"
+        )
+    if exc.code in UNAVAILABLE:
+        return ConnectionFailedError(f"the deployment could not serve it now: {message}")
+    if exc.code == UNAUTHORIZED:
+        return NotAuthorizedError(
+            f"the deployment refused it: the user lacks a privilege it needs ({message})",
+            code=exc.code,
+        )
+    return DeploymentError(f"the deployment refused it: {message}", code=exc.code)

@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
+from ._checks import check_callback
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
 from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
@@ -66,6 +67,7 @@ class MongoUnitOfWork:
         self._commit_time_budget = commit_time_budget
         self._transactional = True
         self._state = "new"  # new -> active -> committed/rolled_back -> closed
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def session(self) -> AsyncClientSession:
@@ -133,6 +135,12 @@ class MongoUnitOfWork:
                 mapped = map_error(exc)
                 raise mapped from exc
         self._state = "committed"
+        _call(self._after_commit)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once :meth:`commit` has committed (never after a rollback)."""
+        self.session  # noqa: B018 - an active unit only: raises UnitOfWorkStateError otherwise
+        self._after_commit.append(check_callback(callback))
 
     async def rollback(self) -> None:
         """Abort the transaction; nothing written in it becomes visible."""
@@ -177,10 +185,22 @@ class MongoUnitOfWork:
 
 
 class _RunnerUnitOfWork:
-    """What :func:`run_unit_of_work` hands its callback: the session in the runner's transaction."""
+    """What :func:`run_unit_of_work` hands its callback: the session in the runner's
+    transaction. One per attempt: a rerun gets a new one, so what an attempt that did not
+    commit registered for after its commit is dropped with it."""
 
     def __init__(self, session: AsyncClientSession) -> None:
         self.session = session
+        self.committing = False
+        self.callbacks: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(check_callback(callback))
+
+
+def _call(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 async def run_unit_of_work(
@@ -203,10 +223,22 @@ async def run_unit_of_work(
         await connection.connect()
     if not connection.supports_transactions:
         raise TransactionsUnsupportedError(_HOW_TO_REPLICA_SET)
-    return await run_transaction(
+    attempts: list[_RunnerUnitOfWork] = []
+
+    async def attempt(in_transaction: AsyncClientSession) -> T:
+        uow = _RunnerUnitOfWork(in_transaction)
+        attempts.append(uow)
+        result = await work(uow)
+        uow.committing = in_transaction.in_transaction  # not a unit that ended it itself
+        return result
+
+    result = await run_transaction(
         connection.client,
-        lambda in_transaction: work(_RunnerUnitOfWork(in_transaction)),
+        attempt,
         session=session,
         time_budget=time_budget,
         retry_typed_errors=True,
     )
+    if attempts and attempts[-1].committing:  # the attempt whose transaction committed
+        _call(attempts[-1].callbacks)
+    return result

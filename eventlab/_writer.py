@@ -21,17 +21,18 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
+from . import _races as races
 from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
 from ._domain import utc_now
 from ._errors import (
+    DeploymentError,
     DocumentTooLargeError,
     DuplicateEventError,
-    EventlabError,
     PositionsAbandonedError,
     SerializationError,
-    TransactionError,
     TransactionTimeoutError,
+    TransientError,
     UnitOfWorkStateError,
 )
 from ._event_codec import oversized_event, unencodable_int
@@ -45,6 +46,10 @@ from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
+
+POSITIONS_TAKEN = races.point("append.positions_taken")
+"""Between an append taking its positions and inserting there: where a follower's tombstone,
+another append or a crash meets a hole (the in-memory writer reaches it too)."""
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -130,14 +135,14 @@ class EventWriter:
                     return await self._append_own(batch)
                 except StrategyChanged:
                     await self._resolve(again=True)
-            raise EventlabError("the store's position strategy kept changing under this append")
+            raise TransientError("the store's position strategy kept changing under this append")
         except DocumentTooLarge as exc:
             raise self._too_large(batch) from exc
         except OverflowError as exc:
             raise _int_too_large(batch) from exc
-        except TransactionError as exc:
+        except DeploymentError as exc:
             # A server that refuses a document over its size limit answers with an error of
-            # its own (a transaction error here): name the event instead, if one is too large.
+            # its own (a refusal here): name the event instead, if one is too large.
             too_large = self._too_large(batch, only_if_found=True)
             if too_large is None:
                 raise
@@ -180,6 +185,8 @@ class EventWriter:
                 return outcome
             checked = outcome
         early = await allocator.reserve_early(count)
+        if POSITIONS_TAKEN.armed and early is not None:
+            await POSITIONS_TAKEN.reach()
         if not self._transactions:
             return await self._write(batch, allocator, early, None, checked, own_transaction=False)
         return await run_transaction(
@@ -215,6 +222,8 @@ class EventWriter:
                 return base
             bases.append(base)
         first = await allocator.first_position(_count(batch), early, session)
+        if POSITIONS_TAKEN.armed:
+            await POSITIONS_TAKEN.reach()
         documents, stored = _place(batch, bases, first)
         try:
             await self._events.insert_many(documents, ordered=True, session=session)
@@ -267,6 +276,8 @@ class EventWriter:
             return idempotent_result(batch, existing)
         allocator = await self._resolve()
         early = await allocator.reserve_early(_count(batch))
+        if POSITIONS_TAKEN.armed and early is not None:
+            await POSITIONS_TAKEN.reach()
         outcome = await self._write(batch, allocator, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events
@@ -345,8 +356,8 @@ class EventWriter:
         ids = [body["_id"] for s in batch for body in s.bodies]
         return await self._events.find({"_id": {"$in": ids}}, session=session).to_list(None)
 
-    def _counter_behind(self, collision: KeyCollision) -> EventlabError:
-        return EventlabError(
+    def _counter_behind(self, collision: KeyCollision) -> DeploymentError:
+        return DeploymentError(
             f"duplicate key on index {collision.index!r} of {self._schema.events_collection_name}:"
             " the position counter is behind the stored events (was it reset?)"
         )

@@ -7,7 +7,7 @@ student's course limit) hold without aggregates sized to fit them. DCB events li
 store's events collection, at its positions, beside stream events: the log, frames,
 subscriptions and projections see them like any other (docs/dcb.md)::
 
-    dcb = DCBStore(store)
+    dcb = MongoDCBStore(store)  # MemoryDCBStore(store) on the in-memory backend
     course = Query.of(types=["StudentJoined"], tags=["course:c1"])
     read = await dcb.read(course)
     if len(read.events) < 30:
@@ -15,18 +15,22 @@ subscriptions and projections see them like any other (docs/dcb.md)::
             [TaggedEvent("StudentJoined", {"student": "s1"}, ("course:c1", "student:s1"))],
             read.condition(),
         )
+
+Both stores implement the :class:`~eventlab.ports.DCBStore` port, checked by the same
+contract suite (:class:`eventlab.contracts.DCBContract`).
 """
 
-from ._dcb import (
+from ._dcb_mongo import MongoDCBStore
+from ._dcb_records import (
     DCB_AGGREGATE_TYPE,
     AppendCondition,
-    DCBStore,
     DecisionRead,
     Query,
     QueryItem,
     TaggedEvent,
 )
 from ._errors import AppendConditionError
+from .ports import DCBStore
 
 __all__ = [
     "DCB_AGGREGATE_TYPE",
@@ -34,6 +38,7 @@ __all__ = [
     "AppendConditionError",
     "DCBStore",
     "DecisionRead",
+    "MongoDCBStore",
     "Query",
     "QueryItem",
     "TaggedEvent",

@@ -86,10 +86,11 @@ from ._connection import DEFAULT_HEARTBEAT_MS
 from ._deployment import URI_ENV_VAR, running_serve
 from ._domain import utc_now
 from ._errors import (
-    ConnectionFailedError,
+    CommitOutcomeUnknownError,
+    DeploymentError,
     EventlabError,
     SerializationError,
-    TransactionError,
+    TransientError,
     first_line,
 )
 from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
@@ -215,7 +216,7 @@ def _library_error(exc: BaseException, uri: str | None) -> PersistenceError:
     if isinstance(driver, InvalidURI | PyMongoConfigurationError):
         return InterfaceError(f"invalid MongoDB URI {mask_uri(uri or '')}: {message}")
     if isinstance(driver, ConnectionFailure) or isinstance(
-        exc, ConnectionFailedError | TransactionError
+        exc, TransientError | CommitOutcomeUnknownError | DeploymentError
     ):
         return OperationalError(message)
     return DatabaseError(message)

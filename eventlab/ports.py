@@ -9,6 +9,7 @@ and the in-memory backend (:mod:`eventlab.memory`) fill them in, and the contrac
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_checkable
 
 from ._bson import encoded_size, to_bson_value
-from ._checks import check_aggregate_id, check_name, check_positive
+from ._checks import check_aggregate_id, check_int, check_name, check_positive
+from ._dcb_records import AppendCondition, DecisionRead, Query, TaggedEvent
 from ._domain import DomainEvent, utc_now
 from ._errors import ConfigurationError
 from ._records import ExpectedVersion, StoredEvent
@@ -80,6 +82,10 @@ class Abandonment:
     """An event committed there first."""
     in_flight: tuple[int, ...] = ()
     """An open transaction holds an event there: it may still commit; look again later."""
+
+
+KEPT_GAPS = 1000
+"""How many of the latest permanent gaps a checkpoint, and a subscription, keep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,16 +170,22 @@ class OutboxMessage:
     fence: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.message_id, str) or not self.message_id:
+        if isinstance(self.message_id, uuid.UUID):  # an event id, say: its canonical text
             object.__setattr__(self, "message_id", str(self.message_id))
-        if not self.event_type:
-            raise ConfigurationError("an outbox message needs an event_type")
-        if self.ordering_key is not None and not isinstance(self.ordering_key, str):
-            raise ConfigurationError(f"ordering_key must be a string, not {self.ordering_key!r}")
-        if self.sequence is not None and (
-            not isinstance(self.sequence, int) or isinstance(self.sequence, bool)
-        ):
-            raise ConfigurationError(f"sequence must be an int, not {self.sequence!r}")
+        check_name(self.message_id, "message_id")
+        check_name(self.event_type, "event_type")
+        if self.ordering_key is not None:
+            check_name(self.ordering_key, "ordering_key")
+        if self.sequence is not None:
+            check_int(self.sequence, "sequence")
+        for name in ("payload", "headers"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigurationError(
+                    f"an outbox message's {name} must be a dict, got "
+                    f"{type(getattr(self, name)).__name__}"
+                )
+        if not isinstance(self.created_at, datetime):
+            raise ConfigurationError(f"created_at must be a datetime, got {self.created_at!r:.80}")
 
     def content(self) -> dict[str, Any]:
         """What identifies the message's content (type, payload, key, headers), as an outbox
@@ -250,6 +262,11 @@ class UnitOfWork(Protocol):
 
     @property
     def session(self) -> Any: ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once this unit's transaction has committed, never if it does not
+        (rolled back, failed, or run again as a new unit); a plain function that must not fail."""
+        ...
 
 
 class Wakeups(Protocol):
@@ -429,6 +446,31 @@ class EventStore(Protocol):
         ...
 
 
+class DCBStore(Protocol):
+    """Dynamic Consistency Boundaries over a store's log (docs/dcb.md): a decision reads the
+    events matching a query, decides, and appends on the condition that nothing matching the
+    query was recorded after the position it read."""
+
+    async def read(
+        self, query: Query | None = None, *, after: int = 0, limit: int | None = None
+    ) -> DecisionRead:
+        """The events matching ``query`` with ``after < position <= head``, in position order,
+        at most ``limit``; ``head`` is taken before any part of the read and bounds every
+        part, so every matching event at or below it is among the events (with a full
+        ``limit``, ``head`` is the last event read)."""
+        ...
+
+    async def append(
+        self, events: Sequence[TaggedEvent], condition: AppendCondition | None = None
+    ) -> list[StoredEvent]:
+        """Store ``events`` atomically at the next positions, unless an event matching
+        ``condition``'s query is stored after ``condition.after``: then
+        :class:`~eventlab.AppendConditionError` and nothing written. The same events again
+        (same ids, same content) are returned as stored; an id stored with other content is
+        :class:`~eventlab.DuplicateEventError`."""
+        ...
+
+
 # -- ports: what consumers keep --------------------------------------------------------------
 
 
@@ -436,7 +478,8 @@ class CheckpointStore(Protocol):
     """How far each named consumer has followed the log, and which process runs it."""
 
     async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
-        """The stored checkpoint, or ``None`` for a consumer that never saved one."""
+        """The stored checkpoint, or ``None`` for a consumer that never saved one (a claim
+        alone saves none; a checkpoint saved at 0 is returned)."""
         ...
 
     async def position(self, name: str) -> int:
@@ -453,9 +496,9 @@ class CheckpointStore(Protocol):
         owner: str | None = None,
         uow: UnitOfWork | None = None,
     ) -> None:
-        """Store ``position``: with ``expected`` only if the stored position is still that,
-        without it only forward; with ``owner`` only while the checkpoint names that owner;
-        otherwise :class:`~eventlab.CheckpointConflictError`."""
+        """Store ``position``: with ``expected`` only if the stored position is still that
+        (``0`` also matches none saved), without it only forward; with ``owner`` only while
+        the checkpoint names that owner; otherwise :class:`~eventlab.CheckpointConflictError`."""
         ...
 
     async def delete(self, name: str) -> bool:

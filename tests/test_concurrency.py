@@ -9,10 +9,10 @@ import pytest
 
 from eventlab import (
     ConcurrencyError,
+    DeploymentError,
     MongoConnectionManager,
     MongoEventStore,
     StoredEvent,
-    TransactionError,
 )
 
 from .conftest import make_event, stream_id
@@ -119,7 +119,7 @@ async def test_aborted_appends_leave_gaps_only_with_preallocated_positions(
             try:
                 acknowledged.extend(await store.append(sid, events, version))
                 version += 2
-            except TransactionError:
+            except DeploymentError:
                 aborted_positions += len(events)
 
     try:

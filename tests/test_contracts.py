@@ -9,6 +9,7 @@ import pytest
 
 from eventlab import MongoConnectionManager, MongoEventStore, MongoOutboxStore
 from eventlab.contracts import Contracts, contract_registry
+from eventlab.dcb import MongoDCBStore
 
 
 class TestMongoTransactional(Contracts):
@@ -20,6 +21,10 @@ class TestMongoTransactional(Contracts):
     def make_outbox(self, connection: MongoConnectionManager) -> Any:
         return lambda **options: MongoOutboxStore(connection, **options)
 
+    @pytest.fixture
+    def make_dcb(self) -> Any:
+        return MongoDCBStore
+
 
 class TestMongoPreallocated(Contracts):
     @pytest.fixture
@@ -29,3 +34,7 @@ class TestMongoPreallocated(Contracts):
     @pytest.fixture
     def make_outbox(self, connection: MongoConnectionManager) -> Any:
         return lambda **options: MongoOutboxStore(connection, **options)
+
+    @pytest.fixture
+    def make_dcb(self) -> Any:
+        return MongoDCBStore

@@ -15,6 +15,7 @@ from eventlab import (
     DuplicateEventError,
     ExpectedVersion,
     InvalidEventError,
+    InvalidIdError,
     InvalidNameError,
     MongoEventStore,
     MongoUnitOfWork,
@@ -222,7 +223,7 @@ async def test_bad_input_is_rejected_with_typed_errors(store: MongoEventStore) -
         await store.append(sid, [make_event(sid, 2)], expected_version=-1)
     with pytest.raises(ConfigurationError):
         store.read_all(-5)
-    with pytest.raises(InvalidEventError):
+    with pytest.raises(InvalidIdError):
         await store.append("", [make_event(sid, 2)], 1)
     assert [e.version for e in await store.read_stream(sid)] == [1]
 

@@ -157,7 +157,10 @@ async def test_three_relays_slow_and_failing_publishers_and_a_killed_relay(
     ids = [f"m-{i:05d}" for i in range(total)]
     poison = set(ids[207::150])  # always fail: dead after max_attempts
     flaky = {message_id: 1 + i % 2 for i, message_id in enumerate(ids[211::60])}  # recover
-    slow = set(ids[203::170])  # each publish takes longer than the lease: renewed, never lost
+    # Each slow publish takes longer than the lease: renewed, never lost. The lease leaves two
+    # renewal periods of slack (renewed every third of it), so a busy machine that delays one
+    # renewal by a second does not end a live claim.
+    slow = set(ids[203::170])
     ledger = Ledger()
 
     # The relay that will be killed runs in its own process: SIGKILL runs no cleanup at all.
@@ -169,10 +172,10 @@ async def test_three_relays_slow_and_failing_publishers_and_a_killed_relay(
     relays = [
         OutboxRelay(
             outbox,
-            ledger.publisher(f"w{i}", poison=poison, flaky=flaky, slow=slow, slow_seconds=1.5),
+            ledger.publisher(f"w{i}", poison=poison, flaky=flaky, slow=slow, slow_seconds=4.0),
             worker_id=f"w{i}",
             batch_size=25,
-            lease=1.0,
+            lease=3.0,
             poll_interval=0.05,
         )
         for i in range(3)

@@ -373,13 +373,13 @@ async def test_two_instances_of_one_subscriber_cannot_both_apply(
     first = Subscriber(tx_store, "one", handle_nothing)
     await first.run(until_caught_up=True)
     second = Subscriber(tx_store, "one", handle_nothing)
-    second.position = 0  # a second instance that read the checkpoint before the first moved it
     batch_events = await tx_store.read_all().to_list()
     from eventlab import Batch
 
     async with tx_store.connection.client.start_session() as session:
         with pytest.raises(CheckpointConflictError):
-            await second._apply(Batch(tuple(batch_events), 5), session)
+            # A second instance that read the checkpoint (0) before the first moved it.
+            await second._delivery.apply(Batch(tuple(batch_events), 5), 0, session, 5)
 
 
 async def test_at_least_once_subscriber_and_its_stop(tx_store: MongoEventStore) -> None:

@@ -9,10 +9,11 @@ from pymongo.errors import OperationFailure
 
 from eventlab import (
     ConfigurationError,
+    DeploymentError,
     MongoConnectionManager,
     MongoEventStore,
+    NotAuthorizedError,
     TransactionAbortedError,
-    TransactionError,
     TransactionsUnsupportedError,
     TransactionTimeoutError,
     WriteConflictError,
@@ -134,7 +135,9 @@ async def test_non_transient_errors_are_mapped(connection: MongoConnectionManage
 def test_map_error() -> None:
     assert isinstance(map_error(OperationFailure("x", code=112)), WriteConflictError)
     assert isinstance(map_error(OperationFailure("x", code=251)), TransactionAbortedError)
-    assert isinstance(map_error(OperationFailure("x", code=2)), TransactionError)
+    refused = map_error(OperationFailure("x", code=2))
+    assert isinstance(refused, DeploymentError) and refused.code == 2
+    assert isinstance(map_error(OperationFailure("x", code=13)), NotAuthorizedError)
     plain = ValueError("mine")
     assert map_error(plain) is plain
 
@@ -189,3 +192,59 @@ async def test_a_transaction_cancelled_at_any_moment_leaves_nothing_open(
         outcomes.add("cancelled" if task.cancelled() else "committed")
         assert await counter_is_free(tx_store), f"a transaction was left open ({yields} turns)"
     assert "cancelled" in outcomes
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # the commit applies, but its write concern is not confirmed: applied, outcome unknown
+        {"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}},
+        # MaxTimeMSExpired before the commit ran (not retried as a commit): not applied, unknown
+        {"errorCode": 50, "errorLabels": ["UnknownTransactionCommitResult"]},
+    ],
+    ids=["applied", "not-applied"],
+)
+async def test_an_inc_under_an_unknown_commit_applies_once_when_the_caller_follows_the_table(
+    connection: MongoConnectionManager, fault: dict[str, Any]
+) -> None:
+    from eventlab import CommitOutcomeUnknownError, TransientError, run_unit_of_work
+
+    visits, applied = connection.database["visits"], connection.database["applied"]
+    await visits.insert_one({"_id": "home", "n": 0})
+
+    async def count_visit(uow: Any) -> None:
+        await visits.update_one({"_id": "home"}, {"$inc": {"n": 1}}, session=uow.session)
+        await applied.insert_one({"_id": "visit-42"}, session=uow.session)
+
+    await _fail(connection, 1, "commitTransaction", **fault)
+    outcomes: list[str] = []
+    while True:  # README, "Errors: what to catch"
+        try:
+            # No time to retry the commit: its outcome stays unknown, and reaches the caller.
+            await run_unit_of_work(connection, count_visit, time_budget=0)
+            outcomes.append("committed")
+            break
+        except TransientError:
+            outcomes.append("transient")
+        except CommitOutcomeUnknownError:
+            outcomes.append("unknown")
+            if await applied.find_one({"_id": "visit-42"}):
+                break
+    assert outcomes[0] == "unknown", "the fault reached the caller as an unknown outcome"
+    assert (await visits.find_one({"_id": "home"}) or {})["n"] == 1, "counted once"
+    assert await counter_free(connection)
+
+
+async def counter_free(connection: MongoConnectionManager) -> bool:
+    """The unit given up on was ended on the server: nothing it wrote is still held."""
+    async with connection.client.start_session() as session:
+        await session.start_transaction()
+        try:
+            await connection.database["visits"].update_one(
+                {"_id": "home"}, {"$set": {"probe": 1}}, session=session
+            )
+        except OperationFailure as exc:
+            return exc.code != 112
+        finally:
+            await session.abort_transaction()
+    return True

@@ -1,13 +1,15 @@
-"""Generate eventlab's synchronous transaction runner from its async source.
+"""Generate eventlab's synchronous modules from their async sources.
 
-``eventlab/_transactions.py`` is written by hand; ``eventlab/_transactions_sync.py`` is
-generated from it with ``unasync`` and a table of name replacements, the way PyMongo generates
-``pymongo/synchronous`` from ``pymongo/asynchronous`` (tools/synchro.py there). A behaviour
-fixed in the async runner is then fixed in the sync one, which the ``eventsourcing`` module
-uses. ``tests/test_transactions.py`` fails when the generated file is out of date.
+``eventlab/_transactions.py`` (the transaction runner) and ``eventlab/_dcb_decisions.py`` (the
+decision logic of Dynamic Consistency Boundaries) are written by hand; their ``_sync`` twins
+are generated from them with ``unasync`` and a table of name replacements, the way PyMongo
+generates ``pymongo/synchronous`` from ``pymongo/asynchronous`` (tools/synchro.py there). A
+behaviour fixed in the async source is then fixed in the sync one, which the ``eventsourcing``
+module uses. ``tests/test_transaction_policy.py`` and ``tests/fast/test_generated.py`` fail
+when a generated file is out of date.
 
     uv run python tools/synchro.py          # regenerate
-    uv run python tools/synchro.py --check  # exit 1 if the generated file is stale
+    uv run python tools/synchro.py --check  # exit 1 if a generated file is stale
 """
 
 from __future__ import annotations
@@ -16,45 +18,72 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tokenize_rt
 import unasync
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "eventlab" / "_transactions.py"
-TARGET = ROOT / "eventlab" / "_transactions_sync.py"
 
 REPLACEMENTS = {
     "AsyncClientSession": "ClientSession",
     "asynchronous": "synchronous",
     "asyncio": "time",
 }
-"""Names the async source uses and their synchronous counterparts."""
+"""Names the async sources use and their synchronous counterparts."""
 
-HEADER = (
-    '"""Generated from ``_transactions.py`` by ``tools/synchro.py``: do not edit.\n\n'
-    "The synchronous twin of eventlab's transaction runner (see that module), for the\n"
-    '``eventsourcing`` module\'s recorders, which run on PyMongo\'s synchronous client."""\n'
+
+@dataclass(frozen=True)
+class Target:
+    """One generated module: its async source, and what its docstring says."""
+
+    source: str
+    target: str
+    summary: str
+    replacements: dict[str, str] = field(default_factory=dict)
+
+    def header(self) -> str:
+        return (
+            f'"""Generated from ``{self.source}`` by ``tools/synchro.py``: do not edit.\n\n'
+            f'{self.summary}"""\n'
+        )
+
+
+TARGETS = (
+    Target(
+        "_transactions.py",
+        "_transactions_sync.py",
+        "The synchronous twin of eventlab's transaction runner (see that module), for the\n"
+        "``eventsourcing`` module's recorders, which run on PyMongo's synchronous client.",
+    ),
+    Target(
+        "_dcb_decisions.py",
+        "_dcb_decisions_sync.py",
+        "The synchronous twin of the decision logic of Dynamic Consistency Boundaries (see that\n"
+        "module), for the ``eventsourcing`` module's DCB recorder.",
+        {"reach": "reach_sync"},  # a race point reached by sync code
+    ),
 )
 
 
-def generate() -> str:
+def generate(target: Target) -> str:
     """The sync module's text, from the async source."""
-    rule = unasync.Rule("/", "/", additional_replacements=REPLACEMENTS)
-    tokens = tokenize_rt.src_to_tokens(SOURCE.read_text())
+    rule = unasync.Rule("/", "/", additional_replacements={**REPLACEMENTS, **target.replacements})
+    source = ROOT / "eventlab" / target.source
+    tokens = tokenize_rt.src_to_tokens(source.read_text())
     text = tokenize_rt.tokens_to_src(list(rule._unasync_tokens(tokens)))
     text = re.sub(r"Awaitable\[(\w+)\]", r"\1", text)  # a sync callback returns its value
     text = text.replace(", Awaitable", "").replace("Awaitable, ", "")
     text = _dedupe_imports(text)
     docstring_end = text.index('"""', 3) + 3
-    return _formatted(HEADER + "\n" + text[docstring_end:].lstrip("\n"))
+    return _formatted(target.header() + "\n" + text[docstring_end:].lstrip("\n"), target)
 
 
-def _formatted(text: str) -> str:
+def _formatted(text: str, target: Target) -> str:
     """``text`` as the project's ruff would leave it (imports sorted, formatted)."""
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / TARGET.name
+        path = Path(scratch) / target.target
         path.write_text(text)
         config = ["--config", str(ROOT / "pyproject.toml")]
         for command in (["check", "--fix", "--select", "I", "--quiet"], ["format", "--quiet"]):
@@ -75,15 +104,19 @@ def _dedupe_imports(text: str) -> str:
 
 
 def main() -> int:
-    generated = generate()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != generated:
-            print(f"{TARGET.name} is out of date: run `uv run python tools/synchro.py`")
-            return 1
-        return 0
-    TARGET.write_text(generated)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
-    return 0
+    stale = []
+    for target in TARGETS:
+        generated = generate(target)
+        path = ROOT / "eventlab" / target.target
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != generated:
+                stale.append(target.target)
+            continue
+        path.write_text(generated)
+        print(f"wrote {path.relative_to(ROOT)}")
+    for name in stale:
+        print(f"{name} is out of date: run `uv run python tools/synchro.py`")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

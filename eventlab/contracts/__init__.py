@@ -15,14 +15,22 @@ package, and a backend's test module only says how to make what is under contrac
         def make_outbox(self, contract_store):
             return lambda **options: MyOutbox(**options)
 
+        @pytest.fixture
+        def make_dcb(self):
+            return lambda store: MyDCBStore(store)
+
 Every store eventlab ships runs them: MongoDB with both position strategies and the in-memory
 backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 (``asyncio_mode = "auto"``).
 """
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
+from ._dcb import DCBContract, DCBHostileContract
+from ._delivery import DeliveryContract
+from ._isolation import IsolationContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
+from ._positions import PositionsContract
 from ._projections import ProjectionContract
 from ._store import AppendContract, EventStoreContract, StreamReaderContract, UnitOfWorkContract
 from ._support import contract_event, contract_registry, unique
@@ -30,13 +38,18 @@ from ._support import contract_event, contract_registry, unique
 
 class Contracts(
     EventStoreContract,
+    IsolationContract,
     EventLogContract,
+    PositionsContract,
     SubscriptionContract,
     CheckpointContract,
     SubscriberContract,
     SnapshotContract,
     OutboxContract,
     ProjectionContract,
+    DCBContract,
+    DCBHostileContract,
+    DeliveryContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -45,9 +58,14 @@ __all__ = [
     "AppendContract",
     "CheckpointContract",
     "Contracts",
+    "DCBContract",
+    "DCBHostileContract",
+    "DeliveryContract",
     "EventLogContract",
     "EventStoreContract",
+    "IsolationContract",
     "OutboxContract",
+    "PositionsContract",
     "ProjectionContract",
     "SnapshotContract",
     "StreamReaderContract",

@@ -75,8 +75,12 @@ class CheckpointContract(_Needs):
 
         await eventually(expired, "an expired lease being taken over")
         assert not await checkpoints.renew(name, "b", lease=30), "b lost it to c"
+        assert await checkpoints.get(name) is None, "a lease alone is no checkpoint"
+        with pytest.raises(CheckpointConflictError):
+            await checkpoints.save(name, 0, expected=0, owner="b")
+        await checkpoints.save(name, 0, expected=0, owner="c")
         checkpoint = await checkpoints.get(name)
-        assert checkpoint is not None and checkpoint.owner == "c"
+        assert checkpoint is not None and (checkpoint.owner, checkpoint.position) == ("c", 0)
 
     async def test_the_owner_fences_saves(self, contract_store: EventStore) -> None:
         checkpoints = contract_store.backend.checkpoints()

@@ -1,10 +1,13 @@
-"""The in-memory backend: every port of eventlab in process memory, with the same guarantees
-as MongoDB (optimistic concurrency, contiguous positions in commit order, idempotent appends by
-event id, conditional checkpoints and leases, fenced outbox claims, subscriptions woken by
-appends), held to the same contract suites (:mod:`eventlab.contracts`).
+"""The in-memory backend: every port of eventlab in process memory, held to the same contract
+suites (:mod:`eventlab.contracts`), and a model of MongoDB rather than a stricter stand-in:
+transactions with MongoDB's snapshot isolation (write skew where MongoDB allows it, write-write
+conflicts at once, a failed write dooming its transaction), both position strategies (holes,
+tombstones, a store's strategy migrated), idempotent appends by event id, conditional
+checkpoints and leases, fenced outbox claims, Dynamic Consistency Boundaries
+(:class:`MemoryDCBStore`), subscriptions woken by appends.
 
-For users' unit tests of command handlers, aggregates and projections: such a test runs in
-milliseconds with no server::
+For users' unit tests of command handlers, aggregates, decisions and projections: such a test
+runs in milliseconds with no server::
 
     backend = MemoryBackend()
     store = MemoryEventStore(backend, registry=registry)
@@ -17,14 +20,17 @@ not a mock of MongoDB.
 
 from ._backend import MemoryBackend
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
+from ._dcb import MemoryDCBStore
+from ._log import MemoryLog
 from ._outbox import MemoryOutboxStore
 from ._read_models import MemoryBatchRows, MemoryReadModels
-from ._store import MemoryEventStore, MemoryLog
+from ._store import MemoryEventStore
 
 __all__ = [
     "MemoryBackend",
     "MemoryBatchRows",
     "MemoryCheckpointStore",
+    "MemoryDCBStore",
     "MemoryEventStore",
     "MemoryLog",
     "MemoryOutboxStore",

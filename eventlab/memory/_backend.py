@@ -53,7 +53,9 @@ class MemoryBackend:
         time_budget: float | None = None,
     ) -> T:
         """Run ``work(uow)`` in one transaction and commit it; a retryable error (a write
-        conflict with another transaction, a session ended) reruns it, within the budget."""
+        conflict with another transaction, a transaction doomed by a failed write or by its
+        session ended) reruns it, within the budget. Work that ends the transaction itself
+        (aborts it) is not committed: its value is returned as it is."""
         deadline = time.monotonic() + (DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
         attempt = 0
         while True:
@@ -62,12 +64,13 @@ class MemoryBackend:
             transaction = self.database.begin(session)
             try:
                 result = await work(MemoryUnitOfWork(transaction))
+                if transaction.state == "aborted":
+                    return result  # the work ended the transaction itself: nothing to commit
                 self.database.commit(transaction)
                 return result
             except BaseException as exc:
-                if not transaction.ended:
-                    self.database.abort(transaction)
-                if not transient(exc, deadline, typed=True):
+                self.database.abort(transaction)
+                if not isinstance(exc, Exception) or not transient(exc, deadline, typed=True):
                     raise
                 attempt += 1
 

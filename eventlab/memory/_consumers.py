@@ -17,10 +17,9 @@ from .._errors import (
     ConfigurationError,
     WriteConflictError,
 )
-from ..ports import Checkpoint, LeaseGrant, Snapshot, UnitOfWork
+from ..ports import KEPT_GAPS, Checkpoint, LeaseGrant, Snapshot, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 
-_KEPT_GAPS = 1000
 _CHECKPOINTS, _LEASES, _SNAPSHOTS = "checkpoints", "checkpoint_leases", "snapshots"
 
 
@@ -37,7 +36,8 @@ class MemoryCheckpointStore:
     async def get(self, name: str, uow: UnitOfWork | None = None) -> Checkpoint | None:
         name = check_name(name, "subscriber name")
         doc = self._db.get(_CHECKPOINTS, name, _in(uow))
-        return None if doc is None else Checkpoint(name=name, **doc)
+        # A claim alone stores an owner, no position: no checkpoint yet.
+        return None if doc is None or doc["position"] is None else Checkpoint(name=name, **doc)
 
     async def position(self, name: str) -> int:
         checkpoint = await self.get(name)
@@ -63,19 +63,19 @@ class MemoryCheckpointStore:
         if expected is not None:
             expected = check_int(expected, "expected")
         transaction = _in(uow)
-        doc = self._db.get(_CHECKPOINTS, name, transaction)
-        if doc is None:
-            if owner is not None or expected not in (None, 0):
-                raise _conflict(name, expected)
-            doc = {"position": 0, "updated_at": None, "gaps": (), "owner": None}
+        doc = self._db.get(_CHECKPOINTS, name, transaction) or _unsaved(None)
         if owner is not None and doc["owner"] != owner:
             raise _conflict(name, expected)
-        if expected is not None and doc["position"] != expected:
+        stored = doc["position"]
+        if expected is not None and (0 if stored is None else stored) != expected:
             raise _conflict(name, expected)
-        doc["position"] = position if expected is not None else max(doc["position"], position)
-        doc["gaps"] = tuple([*doc["gaps"], *gap_list][-_KEPT_GAPS:])
-        doc["updated_at"] = datetime.now(UTC)
-        self._db.put(_CHECKPOINTS, name, doc, transaction)
+        saved = {
+            **doc,
+            "position": position if expected is not None else max(stored or 0, position),
+            "gaps": tuple([*doc["gaps"], *gap_list][-KEPT_GAPS:]),
+            "updated_at": datetime.now(UTC),
+        }
+        self._db.put(_CHECKPOINTS, name, saved, transaction)
 
     async def delete(self, name: str) -> bool:
         name = check_name(name, "subscriber name")
@@ -86,7 +86,11 @@ class MemoryCheckpointStore:
 
     async def all(self) -> list[Checkpoint]:
         docs = self._db.values(_CHECKPOINTS)
-        return [Checkpoint(name=name, **docs[name]) for name in sorted(docs)]
+        return [
+            Checkpoint(name=name, **docs[name])
+            for name in sorted(docs)
+            if docs[name]["position"] is not None
+        ]
 
     async def claim(
         self,
@@ -114,11 +118,7 @@ class MemoryCheckpointStore:
         }
         try:
             self._db.put(_LEASES, name, lease_doc)
-            checkpoint = self._db.get(_CHECKPOINTS, name) or {
-                "position": 0,
-                "updated_at": None,
-                "gaps": (),
-            }
+            checkpoint = self._db.get(_CHECKPOINTS, name) or _unsaved(owner)
             self._db.put(_CHECKPOINTS, name, {**checkpoint, "owner": owner})
         except WriteConflictError:  # a transaction of the owner holds it: try again later
             return LeaseGrant(False, holder=current["holder"] if current else None)
@@ -154,6 +154,11 @@ def _conflict(name: str, expected: int | None) -> CheckpointConflictError:
         f"checkpoint {name!r} is no longer {where}: another instance of this subscriber "
         "advanced it or took it over (one instance runs per name; the others stand by)"
     )
+
+
+def _unsaved(owner: str | None) -> dict[str, Any]:
+    """A checkpoint's record before its first save: an owner, no position."""
+    return {"position": None, "updated_at": None, "gaps": (), "owner": owner}
 
 
 def _lease(lease: float) -> float:

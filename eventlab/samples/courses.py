@@ -8,8 +8,9 @@ appends on the condition that none of them changed since (docs/dcb.md).
 
 from __future__ import annotations
 
+from .._dcb_records import Query, QueryItem, TaggedEvent
 from .._records import StoredEvent
-from ..dcb import DCBStore, Query, QueryItem, TaggedEvent
+from ..ports import DCBStore
 
 COURSE_REGISTERED = "CourseRegistered"
 STUDENT_REGISTERED = "StudentRegistered"

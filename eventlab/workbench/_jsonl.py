@@ -19,7 +19,7 @@ from bson.binary import UuidRepresentation
 from bson.json_util import JSONMode, JSONOptions
 
 from .._bson import decimals_to_python, to_bson_value
-from .._errors import EventlabError
+from .._errors import DataError, EventlabError
 from .._records import StoredEvent
 
 _JSON_OPTIONS = JSONOptions(
@@ -27,7 +27,7 @@ _JSON_OPTIONS = JSONOptions(
 )
 
 
-class DataFormatError(EventlabError, ValueError):
+class DataFormatError(DataError):
     """A line of an events file is malformed (the file and line number are named)."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:

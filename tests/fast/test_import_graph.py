@@ -24,6 +24,8 @@ ADAPTERS = {
     "eventlab._readers",
     "eventlab._restore",
     "eventlab._repository",
+    "eventlab._write_access",
+    "eventlab._dcb_mongo",
     "eventlab.embedded",
 }
 """The MongoDB adapters and what they are made of."""
@@ -104,3 +106,14 @@ def test_the_read_side_depends_on_the_ports_only() -> None:
         assert not reached, f"{module} imports {sorted(reached)}"
         source = (PACKAGE.parent / (module.replace(".", "/") + ".py")).read_text()
         assert "pymongo" not in source, f"{module} imports the driver"
+
+
+def test_the_in_memory_backend_imports_no_mongodb_adapter() -> None:
+    """The model of MongoDB is built on the ports and the shared rules, never on the adapter it
+    models (a shared bug would then be invisible)."""
+    edges = graph()
+    for path in sorted((PACKAGE / "memory").glob("*.py")):
+        module = module_name(path)
+        reached = edges[module] & ADAPTERS
+        assert not reached, f"{module} imports {sorted(reached)}"
+        assert "pymongo" not in path.read_text(), f"{module} imports the driver"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,30 @@ def test_importing_eventlab_loads_neither_the_driver_nor_pydantic() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_public_name_has_its_place_in_the_api_reference() -> None:
+    """The documentation site renders each name of ``eventlab.__all__``: by itself
+    (``::: eventlab.Name``) or as a member of a module page (``::: eventlab.ports``)."""
+    reference = INIT.parent.parent / "docs" / "reference"
+    rendered = {
+        line.removeprefix("::: ").strip()
+        for page in reference.glob("*.md")
+        for line in page.read_text().splitlines()
+        if line.startswith("::: ")
+    }
+    module_pages = [importlib.import_module(page) for page in rendered if _is_module(page)]
+    missing = [
+        name
+        for name in eventlab.__all__
+        if f"eventlab.{name}" not in rendered
+        and not any(getattr(page, name, None) is getattr(eventlab, name) for page in module_pages)
+    ]
+    assert not missing, f"add them to a page of docs/reference/: {missing}"
+
+
+def _is_module(path: str) -> bool:
+    try:
+        return importlib.util.find_spec(path) is not None
+    except ModuleNotFoundError:  # a name in a module, not a module
+        return False

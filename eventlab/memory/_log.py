@@ -1,0 +1,295 @@
+"""The in-memory store's documents, its position counter and its log (the
+:class:`~eventlab.ports.EventLog` port), laid out as MongoDB's are.
+
+Events sit in one table keyed by position, beside one table per unique index (event ids, and
+``(aggregate_id, version)``), so an append inserts into each and meets a duplicate key or a
+write conflict exactly where MongoDB's unique indexes would give it one. A tombstone is a
+document at a position, like an event: exactly one of the two can exist there, whoever
+commits first (docs/positions.md, "Holes"). The counter is one document recording the next
+positions and the strategy, written inside each append's transaction (``transactional``) or
+before it (``preallocated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from .._checks import check_int, check_page_size, check_positive
+from .._domain import utc_now
+from .._errors import ConfigurationError, TransactionAbortedError, WriteConflictError
+from .._event_codec import from_document
+from .._records import StoredEvent
+from .._tasks import woken
+from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
+from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
+
+TOMBSTONE_FIELD = "gap"
+STRATEGIES: tuple[PositionStrategy, ...] = ("transactional", "preallocated")
+_COUNTER_KEY = "seq"
+
+
+class StrategyChanged(Exception):
+    """The counter no longer records the strategy an append took positions by: the store was
+    migrated; the writer resolves the strategy again and goes on."""
+
+
+class StoreTables:
+    """The table names of one store."""
+
+    def __init__(self, name: str) -> None:
+        self.events = f"{name}:events"
+        """Position → event or tombstone (the unique ``position`` index)."""
+        self.ids = f"{name}:ids"
+        """Event id → position (the ``_id`` index)."""
+        self.versions = f"{name}:versions"
+        """(aggregate id, version) → position (the unique ``stream_version`` index)."""
+        self.counter = f"{name}:counter"
+
+
+def check_strategy(positions: Any) -> PositionStrategy:
+    if positions not in STRATEGIES:
+        raise ConfigurationError(
+            f"positions must be 'transactional' or 'preallocated', got {positions!r:.80}"
+        )
+    strategy: PositionStrategy = positions
+    return strategy
+
+
+class MemoryCounter:
+    """The position counter: ``seq`` (the highest position handed out), the strategy, and
+    ``unsettled_through`` (positions a migration to ``transactional`` cannot vouch for)."""
+
+    def __init__(self, database: MemoryDatabase, tables: StoreTables) -> None:
+        self._db = database
+        self._table = tables.counter
+
+    def seed(self, positions: PositionStrategy | None) -> PositionStrategy:
+        """Record ``positions`` (default ``transactional``) unless a strategy is recorded, and
+        return the recorded one; asking for the other is a configuration error."""
+        recorded = self.document()
+        if recorded is None:
+            chosen = positions or "transactional"
+            self._db.put(self._table, _COUNTER_KEY, _counter(0, chosen, 0))
+            return chosen
+        strategy: PositionStrategy = recorded["strategy"]
+        if positions is not None and positions != strategy:
+            raise ConfigurationError(
+                f"positions={positions!r} was asked for, but this store was created with "
+                f"{strategy!r} positions (recorded with its counter): leave positions out to "
+                "use the store's, or change the store's strategy with "
+                "`await store.change_position_strategy(...)` (docs/positions.md)"
+            )
+        return strategy
+
+    def document(self, transaction: MemoryTransaction | None = None) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self._db.peek(self._table, _COUNTER_KEY, transaction)
+        return found
+
+    @property
+    def strategy(self) -> PositionStrategy:
+        found = self.document()
+        return "transactional" if found is None else found["strategy"]
+
+    def head(self) -> LogHead:
+        found = self.document() or _counter(0, "transactional", 0)
+        position, strategy = found["seq"], found["strategy"]
+        if strategy == "transactional":
+            settled_after = min(position, found["unsettled_through"])
+        else:  # nothing above a reader's own contiguous prefix is settled
+            settled_after = position
+        return LogHead(position, strategy, settled_after)
+
+    def reserve(self, count: int, strategy: str, transaction: MemoryTransaction | None) -> int:
+        """Take ``count`` positions (in the transaction, or at once); the first of them.
+        Only while the counter records ``strategy`` (:class:`StrategyChanged` otherwise)."""
+        found = self.document(transaction)
+        if found is None or found["strategy"] != strategy:
+            raise StrategyChanged(strategy)
+        self._db.put(self._table, _COUNTER_KEY, {**found, "seq": found["seq"] + count}, transaction)
+        return int(found["seq"]) + 1
+
+    async def reserve_now(self, count: int, strategy: str) -> int:
+        """Take positions outside any transaction (``preallocated``): a plain write, which
+        waits for a transaction that holds the counter (a migration's)."""
+        await self._db.until_free(self._table, _COUNTER_KEY)
+        return self.reserve(count, strategy, None)
+
+    async def change(self, new: PositionStrategy) -> bool:
+        """Record ``new`` as the strategy; whether it changed. Moving to ``transactional``
+        remembers the counter as ``unsettled_through`` (positions taken the old way may still
+        fill). A plain write: it waits for the appends that hold the counter."""
+        await self._db.until_free(self._table, _COUNTER_KEY)
+        found = self.document() or _counter(0, "transactional", 0)
+        if found["strategy"] == new:
+            return False
+        changed = {**found, "strategy": new}
+        if new == "transactional":
+            changed["unsettled_through"] = max(found["unsettled_through"], found["seq"])
+        self._db.put(self._table, _COUNTER_KEY, changed)
+        return True
+
+
+def _counter(seq: int, strategy: str, unsettled_through: int) -> dict[str, Any]:
+    return {"seq": seq, "strategy": strategy, "unsettled_through": unsettled_through}
+
+
+def tombstone(position: int) -> dict[str, Any]:
+    """The document that records ``position`` as a permanent gap (as MongoDB's store writes
+    it)."""
+    return {
+        "_id": f"gap:{position}",
+        "position": position,
+        "version": position,
+        TOMBSTONE_FIELD: True,
+        "recorded_at": utc_now(),
+    }
+
+
+def event_of(document: dict[str, Any]) -> StoredEvent:
+    """The :class:`StoredEvent` of a stored document, sharing nothing with the store."""
+    return from_document(copy.deepcopy(document))
+
+
+class MemoryLog:
+    """The :class:`~eventlab.ports.EventLog` of a :class:`~eventlab.memory.MemoryEventStore`."""
+
+    def __init__(self, database: MemoryDatabase, name: str) -> None:
+        self._db = database
+        self.tables = StoreTables(name)
+        self.counter = MemoryCounter(database, self.tables)
+        self._waiters: set[MemoryWakeups] = set()
+
+    def notify(self) -> None:
+        for waiter in list(self._waiters):
+            waiter.wake()
+
+    async def head(self) -> LogHead:
+        return self.counter.head()
+
+    async def read(
+        self,
+        after: int,
+        until: int,
+        *,
+        event_types: Sequence[str] | None = None,
+        aggregate_types: Sequence[str] | None = None,
+        every_position: bool = False,
+        limit: int | None = None,
+    ) -> LogSlice:
+        after, until = check_int(after, "after"), check_int(until, "until")
+        if limit is not None:
+            limit = check_page_size(limit, "limit")
+        documents = self._db.view(self.tables.events)
+        types = None if event_types is None else set(event_types)
+        kinds = None if aggregate_types is None else set(aggregate_types)
+        filtered = types is not None or kinds is not None
+        looked: list[int] = []
+        abandoned: list[int] = []
+        chosen = []
+        for position in self._db.keys_between(self.tables.events, after, until):
+            doc = documents[position]
+            gap = bool(doc.get(TOMBSTONE_FIELD))
+            wanted = not gap and (
+                (types is None or doc["event_type"] in types)
+                and (kinds is None or doc["aggregate_type"] in kinds)
+            )
+            if filtered and not every_position and not wanted:
+                continue  # a filtered read looks at the selected events only
+            looked.append(position)
+            if gap:
+                abandoned.append(position)
+            elif wanted:
+                chosen.append(event_of(doc))
+            if limit is not None and len(looked) >= limit:
+                until = position
+                break
+        return LogSlice(
+            chosen, until, frozenset(looked) if every_position else None, tuple(abandoned)
+        )
+
+    async def abandon(self, positions: Sequence[int]) -> Abandonment:
+        positions = [check_positive(p, "a position") for p in positions]
+        if not positions:
+            return Abandonment()
+        if self._tombstones(positions):
+            return Abandonment(abandoned=tuple(positions))
+        found: dict[str, list[int]] = {"abandoned": [], "filled": [], "in_flight": []}
+        for position in positions:  # one at a time: each is decided on its own
+            found[self._tombstone_one(position)].append(position)
+        return Abandonment(
+            tuple(found["abandoned"]), tuple(found["filled"]), tuple(found["in_flight"])
+        )
+
+    def _tombstones(self, positions: list[int]) -> bool:
+        """All of them in one transaction; ``False`` when any one is taken or held."""
+        transaction = self._db.begin()
+        try:
+            for position in positions:
+                self._db.insert(self.tables.events, position, tombstone(position), transaction)
+            self._db.commit(transaction)
+        except (DuplicateKey, WriteConflictError, TransactionAbortedError):
+            self._db.abort(transaction)
+            return False
+        self.notify()
+        return True
+
+    def _tombstone_one(self, position: int) -> Literal["abandoned", "filled", "in_flight"]:
+        # In a transaction, as on MongoDB: an append that holds the position (it inserted
+        # there and has not committed) makes it fail at once instead of waiting.
+        transaction = self._db.begin()
+        try:
+            self._db.insert(self.tables.events, position, tombstone(position), transaction)
+            self._db.commit(transaction)
+        except WriteConflictError:
+            self._db.abort(transaction)
+            return "in_flight"
+        except DuplicateKey:
+            self._db.abort(transaction)
+            there = self._db.peek(self.tables.events, position)
+            return "abandoned" if there is not None and there.get(TOMBSTONE_FIELD) else "filled"
+        self.notify()
+        return "abandoned"
+
+    def is_tombstone(self, position: int | None) -> bool:
+        if position is None:
+            return False
+        there = self._db.peek(self.tables.events, position)
+        return bool(there is not None and there.get(TOMBSTONE_FIELD))
+
+    def wakeups(self, *, mode: Literal["auto", "push", "poll"] = "auto") -> MemoryWakeups:
+        return MemoryWakeups(self, watching=mode != "poll")
+
+
+class MemoryWakeups:
+    """Woken by every committed append to the log (or polled, with ``mode="poll"``)."""
+
+    def __init__(self, log: MemoryLog, *, watching: bool) -> None:
+        self._log = log
+        self._woken = asyncio.Event()
+        self.watching = watching
+
+    async def __aenter__(self) -> Self:
+        if self.watching:
+            self._log._waiters.add(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._log._waiters.discard(self)
+        self.watching = False
+        self._woken.set()
+
+    async def wait(self, timeout: float) -> None:
+        await woken(self._woken, timeout)
+        self._woken.clear()
+
+    def wake(self) -> None:
+        self._woken.set()

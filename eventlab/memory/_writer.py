@@ -1,0 +1,297 @@
+"""The in-memory append pipeline, step for step MongoDB's (``eventlab/_writer.py``), so that the
+same interleavings give the same outcomes on both backends.
+
+``expect`` (outside the transaction first, for ``preallocated`` positions) → positions (in the
+transaction for ``transactional``, before it for ``preallocated``) → insert into the events and
+each unique index → ``settle``: what the outcome means (the events, an idempotent retry, a
+typed error, or "go again"). A duplicate key dooms the transaction it happens in, as on
+MongoDB: inside a caller's unit of work the whole unit is then lost and must be run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import _races as races
+from .._appends import StreamAppend, conflict, idempotent_result
+from .._domain import utc_now
+from .._errors import (
+    DuplicateEventError,
+    EventlabError,
+    PositionsAbandonedError,
+    TransactionTimeoutError,
+)
+from .._records import ExpectedVersion, StoredEvent
+from .._transaction_policy import backoff_delay
+from ..ports import UnitOfWork
+from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
+from ._log import MemoryLog, StrategyChanged
+
+POSITIONS_TAKEN = races.point("append.positions_taken")
+"""Between an append taking its positions and inserting there (declared by MongoDB's writer
+too: both backends pause at the same named moment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Appended:
+    events: list[StoredEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionMismatch:
+    aggregate_id: str
+    expected: int | ExpectedVersion
+    actual: int
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyCollision:
+    index: str
+    """``_id``, ``stream_version`` or ``position``: the unique index a duplicate key hit."""
+    position: int | None
+
+
+_Outcome = _Appended | _VersionMismatch | _KeyCollision
+
+
+class MemoryWriter:
+    """Appends one stream's events atomically, by the strategy recorded with the counter."""
+
+    def __init__(self, database: MemoryDatabase, log: MemoryLog, backend: Any, budget: float):
+        self._db = database
+        self._log = log
+        self._tables = log.tables
+        self._backend = backend
+        self._budget = budget
+        self._heads: dict[str, int] = {}
+        """The last committed version of each stream seen: where a version search starts."""
+
+    async def append(self, stream: StreamAppend, uow: UnitOfWork | None) -> list[StoredEvent]:
+        for _ in range(3):  # a migration moves the strategy once; three is plenty
+            try:
+                if uow is not None:
+                    return await self._append_in_caller_transaction(stream, uow.session)
+                return await self._append_own(stream)
+            except StrategyChanged:
+                continue
+        raise EventlabError("the store's position strategy kept changing under this append")
+
+    async def _append_own(self, stream: StreamAppend) -> list[StoredEvent]:
+        deadline = time.monotonic() + self._budget
+        attempt = 0
+        while True:
+            settled = self._settle(await self._attempt(stream), stream)
+            if settled is not None:
+                return settled
+            # An ANY append lost a race, or a follower abandoned this append's preallocated
+            # positions before it inserted: go again, with fresh positions.
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise TransactionTimeoutError(
+                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
+                    f"its positions abandoned by followers) for {self._budget:g}s"
+                )
+            await asyncio.sleep(backoff_delay(attempt))
+
+    async def _attempt(self, stream: StreamAppend) -> _Outcome:
+        strategy = self._log.counter.strategy
+        checked: int | None = None
+        early: int | None = None
+        if strategy == "preallocated":
+            # Before positions are taken, so that a writer that already lost burns none.
+            outcome = self.expect(stream, None)
+            if isinstance(outcome, _VersionMismatch):
+                return outcome
+            if isinstance(stream.expected, int):
+                checked = outcome  # "version expected exists" cannot become false
+            early = await self._log.counter.reserve_now(len(stream.bodies), strategy)
+
+        async def write(uow: UnitOfWork) -> _Outcome:
+            return await self._write(stream, uow.session, early, checked, own=True)
+
+        result: _Outcome = await self._backend.run(write, time_budget=self._budget)
+        return result
+
+    async def _write(
+        self,
+        stream: StreamAppend,
+        transaction: MemoryTransaction,
+        early: int | None,
+        checked: int | None,
+        *,
+        own: bool,
+    ) -> _Outcome:
+        """Expectation, positions, insert: the body of one transaction."""
+        base = checked if checked is not None else self.expect(stream, transaction)
+        if isinstance(base, _VersionMismatch):
+            if own:
+                self._db.abort(transaction)
+            return base
+        count = len(stream.bodies)
+        first = (
+            early
+            if early is not None
+            else self._log.counter.reserve(count, "transactional", transaction)
+        )
+        if POSITIONS_TAKEN.armed:
+            await POSITIONS_TAKEN.reach()
+        documents, stored = _place(stream, base, first)
+        for document in documents:
+            try:
+                self._insert(document, transaction)
+            except DuplicateKey as duplicate:
+                if own:
+                    self._db.abort(transaction)  # doomed already; ended here, as on MongoDB
+                return _KeyCollision(_index(duplicate.table, self._tables), document["position"])
+        heads = self._heads
+        top = base + count
+        transaction.after_commit.append(lambda: _raise(heads, stream.aggregate_id, top))
+        transaction.after_commit.append(self._log.notify)
+        return _Appended(stored)
+
+    def _insert(self, document: dict[str, Any], transaction: MemoryTransaction) -> None:
+        # The order of MongoDB's index checks: _id, then (aggregate_id, version), then position.
+        position = document["position"]
+        self._db.insert(self._tables.ids, document["_id"], position, transaction)
+        key = (document["aggregate_id"], document["version"])
+        self._db.insert(self._tables.versions, key, position, transaction)
+        self._db.insert(self._tables.events, position, document, transaction)
+
+    def _settle(self, outcome: _Outcome, stream: StreamAppend) -> list[StoredEvent] | None:
+        """What an attempt in its own transaction means: the events, or ``None`` to go again;
+        raises the typed error otherwise. What is committed decides."""
+        if isinstance(outcome, _Appended):
+            return outcome.events
+        existing = self.stored_copies(stream, None)
+        if existing:  # this very batch is already stored: an idempotent retry
+            return idempotent_result([stream], existing)
+        if isinstance(outcome, _VersionMismatch):
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+        if outcome.index == "stream_version":
+            if stream.expected is ExpectedVersion.ANY:
+                return None
+            actual = self.current_version(stream.aggregate_id, None)
+            raise conflict(stream.aggregate_id, stream.expected, actual)
+        if outcome.index == "position" and self._log.is_tombstone(outcome.position):
+            return None
+        raise _counter_behind(outcome)
+
+    async def _append_in_caller_transaction(
+        self, stream: StreamAppend, transaction: MemoryTransaction
+    ) -> list[StoredEvent]:
+        # A duplicate key would doom all of the caller's work, so an idempotent retry is
+        # detected by a read before writing instead of by the error.
+        existing = self.stored_copies(stream, transaction)
+        if existing:
+            return idempotent_result([stream], existing)
+        strategy = self._log.counter.strategy
+        early = None
+        if strategy == "preallocated":
+            early = await self._log.counter.reserve_now(len(stream.bodies), strategy)
+        outcome = await self._write(stream, transaction, early, None, own=False)
+        if isinstance(outcome, _Appended):
+            return outcome.events
+        if isinstance(outcome, _VersionMismatch):
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+        # The caller's transaction is doomed: nothing of it will commit.
+        if outcome.index == "stream_version":
+            actual = self.current_version(stream.aggregate_id, None)
+            raise conflict(stream.aggregate_id, stream.expected, actual)
+        if outcome.index == "_id":
+            raise DuplicateEventError([body["_id"] for body in stream.bodies])
+        if outcome.index == "position" and self._log.is_tombstone(outcome.position):
+            raise PositionsAbandonedError(
+                f"position {outcome.position} was recorded as a permanent gap by a follower "
+                "before this unit of work's append reached it; nothing of the unit of work is "
+                "stored: run it again"
+            )
+        raise _counter_behind(outcome)
+
+    # -- reads the writer makes ------------------------------------------------------------------
+
+    def expect(
+        self, stream: StreamAppend, transaction: MemoryTransaction | None
+    ) -> int | _VersionMismatch:
+        """The version the new events follow, or the mismatch (as MongoDB's writer reads it:
+        for an int expectation, "``expected`` exists and ``expected + 1`` does not")."""
+        expected = stream.expected
+        if isinstance(expected, int):
+            if expected == 0:
+                return 0  # a new stream: the unique (aggregate_id, version) is the whole guard
+            versions = self._tables.versions
+            there = self._db.peek(versions, (stream.aggregate_id, expected), transaction)
+            taken = self._db.peek(versions, (stream.aggregate_id, expected + 1), transaction)
+            if there is not None and taken is None:
+                return expected
+            actual = self.current_version(stream.aggregate_id, transaction)
+            return _VersionMismatch(stream.aggregate_id, expected, actual)
+        current = self.current_version(stream.aggregate_id, transaction)
+        if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
+            return _VersionMismatch(stream.aggregate_id, expected, 0)
+        return current
+
+    def current_version(self, aggregate_id: str, transaction: MemoryTransaction | None) -> int:
+        """The stream's last version as the transaction sees it (versions are dense)."""
+        versions = self._tables.versions
+        version = self._heads.get(aggregate_id, 0)
+        while version and self._db.peek(versions, (aggregate_id, version), transaction) is None:
+            version -= 1
+        while self._db.peek(versions, (aggregate_id, version + 1), transaction) is not None:
+            version += 1
+        if transaction is None:
+            _raise(self._heads, aggregate_id, version)
+        return version
+
+    def stored_copies(
+        self, stream: StreamAppend, transaction: MemoryTransaction | None
+    ) -> list[dict[str, Any]]:
+        """Stored documents whose ids are among this stream's event ids."""
+        found = []
+        for body in stream.bodies:
+            position = self._db.peek(self._tables.ids, body["_id"], transaction)
+            if position is not None:
+                found.append(self._db.get(self._tables.events, position, transaction))
+        return found
+
+
+def _raise(heads: dict[str, int], aggregate_id: str, version: int) -> None:
+    if version > heads.get(aggregate_id, 0):
+        heads[aggregate_id] = version
+
+
+def _index(table: str, tables: Any) -> str:
+    return {tables.ids: "_id", tables.versions: "stream_version"}.get(table, "position")
+
+
+def _counter_behind(collision: _KeyCollision) -> EventlabError:
+    return EventlabError(
+        f"duplicate key on index {collision.index!r}: the position counter is behind the "
+        "stored events"
+    )
+
+
+def _place(
+    stream: StreamAppend, base: int, first: int
+) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The documents to insert and the events to return: versions and positions filled in."""
+    recorded_at = utc_now()
+    documents: list[dict[str, Any]] = []
+    stored: list[StoredEvent] = []
+    for offset, (event, body) in enumerate(zip(stream.events, stream.bodies, strict=True)):
+        version, position = base + offset + 1, first + offset
+        documents.append(
+            {**body, "version": version, "position": position, "recorded_at": recorded_at}
+        )
+        stored.append(
+            replace(
+                event,
+                version=version,
+                occurred_at=body["occurred_at"],
+                position=position,
+                recorded_at=recorded_at,
+            )
+        )
+    return documents, stored
