@@ -15,14 +15,12 @@ from pymongo.errors import InvalidURI, PyMongoError
 
 from . import _liveness as liveness
 from ._bson import CODEC_OPTIONS, check_database_name
+from ._deployment import URI_ENV_VAR, running_serve
 from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
 from ._process_registry import DEFAULT_PROCESS_LEASE, Liveness, ProcessRegistry, check_lease
 from ._uris import mask_uri, scrub, uri_options
 
 logger = logging.getLogger("eventlab")
-
-URI_ENV_VAR = "EVENTLAB_MONGODB_URI"
-"""Environment variable naming the deployment to use instead of the embedded server."""
 
 DEFAULT_SERVER_SELECTION_TIMEOUT = 5.0
 DEFAULT_HEARTBEAT_MS = 500
@@ -121,10 +119,18 @@ class MongoConnectionManager:
 
     @classmethod
     def from_env(cls, *, database: str = "eventlab", **kwargs: Any) -> MongoConnectionManager:
-        """A manager for ``$EVENTLAB_MONGODB_URI`` (raises if it is not set)."""
-        uri = os.environ.get(URI_ENV_VAR)
+        """A manager for ``$EVENTLAB_MONGODB_URI``, else for the ``eventlab serve`` running in
+        the working directory: the deployment the ``eventlab`` commands run here use.
+
+        :raises ConfigurationError: there is neither.
+        """
+        uri = os.environ.get(URI_ENV_VAR) or running_serve()
         if not uri:
-            raise ConfigurationError(f"{URI_ENV_VAR} is not set")
+            raise ConfigurationError(
+                f"no deployment to connect to: set {URI_ENV_VAR} (e.g. "
+                "mongodb://localhost:27017/?replicaSet=rs0), or run `eventlab serve` in the "
+                "working directory"
+            )
         return cls(uri, database=database, **kwargs)
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -26,10 +26,11 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from . import _telemetry as telemetry
 from ._checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
 from ._errors import (
     CommitOutcomeUnknownError,
@@ -66,6 +67,9 @@ class Batch:
     events: tuple[StoredEvent, ...]
     position: int
     gaps: tuple[int, ...] = ()
+    reads: tuple[telemetry.HeldSpan, ...] = field(default=(), compare=False, repr=False)
+    """The spans of the log reads that found this batch, held for the consumer's batch span
+    (``batches(nest_reads=True)``; empty otherwise)."""
 
 
 class HighWaterMark:
@@ -502,8 +506,14 @@ class CatchUpSubscription:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    async def batches(self) -> AsyncGenerator[Batch, None]:
-        """The subscription as batches (what :class:`~eventlab.Subscriber` checkpoints after)."""
+    async def batches(self, *, nest_reads: bool = False) -> AsyncGenerator[Batch, None]:
+        """The subscription as batches (what :class:`~eventlab.Subscriber` checkpoints after).
+
+        ``nest_reads``: the spans of the reads that find a batch are not exported as they
+        end but handed on with it (:attr:`Batch.reads`), for the consumer to emit inside its
+        batch span (:func:`eventlab._telemetry.emit`), so that a batch is one trace.
+        """
+        held: list[telemetry.HeldSpan] = []
         if self._started:
             raise SubscriptionError("a subscription is iterated once; subscribe again")
         self._started = True
@@ -532,7 +542,8 @@ class CatchUpSubscription:
                         await wakeups.wait(self._poll_interval)
                         continue
                 try:
-                    step = await self._steps.after(self.position, head)
+                    with telemetry.held_for_later(held) if nest_reads else _nothing():
+                        step = await self._steps.after(self.position, head)
                 except (TransientError, CommitOutcomeUnknownError) as exc:
                     # A tombstone's commit may be unknown: abandoning again is idempotent.
                     if not self._live and not isinstance(exc, ConnectionFailedError):
@@ -544,7 +555,9 @@ class CatchUpSubscription:
                     self.position = step.batch.position
                     self._holes.marks.forget_through(self.position)
                     self._report(list(step.batch.gaps))
-                    yield step.batch
+                    reads = tuple(held)
+                    held.clear()  # in place: a read ahead in flight records into this list
+                    yield replace(step.batch, reads=reads) if reads else step.batch
                     if self._steps.remaining == 0:
                         return
                 if step.wait is not None:
@@ -601,6 +614,9 @@ def _cancel(prefetch: _Prefetch) -> None:
     else:  # already failed: read its error so it is not reported as never retrieved
         with contextlib.suppress(BaseException):
             future.result()
+
+
+_nothing = contextlib.nullcontext
 
 
 def _upto(positions: tuple[int, ...], done: int) -> tuple[int, ...]:

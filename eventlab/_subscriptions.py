@@ -239,7 +239,7 @@ class Subscriber:
             self.position = position
             self._supervision.state = "following"
             renewer = asyncio.get_running_loop().create_task(self._keep_lease(subscription))
-            async with contextlib.aclosing(subscription.batches()) as batches:
+            async with contextlib.aclosing(subscription.batches(nest_reads=True)) as batches:
                 async for batch in batches:
                     if self._lost:
                         break
@@ -358,7 +358,10 @@ class _Delivery:
             },
             kind="consumer",
             links=telemetry.links_from(event.metadata for event in batch.events),
+            # From the first read that found the batch: its reads are its first children.
+            start_time=min((read.start for read in batch.reads), default=None),
         ):
+            telemetry.emit(batch.reads)
             await self._commit(batch, expected, session)
         behind = head_seen - batch.position
         last = batch.events[-1].recorded_at if batch.events else None

@@ -10,9 +10,11 @@ imported is still the one that records.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from ._errors import ConfigurationError
@@ -136,9 +138,15 @@ def span(
     start_time: int | None = None,
 ) -> Iterator[Any]:
     """A span around a block (``None`` inside without OpenTelemetry); an exception ends it
-    with an error status and ``error.type``."""
+    with an error status and ``error.type``. Inside :func:`held_for_later`, the span is
+    recorded instead, for :func:`emit` to place under a span that does not exist yet."""
     if not ENABLED:
         yield None
+        return
+    held = _held.get()
+    if held is not None:
+        with _recorded(held, name, attributes, kind, links) as recorded:
+            yield recorded
         return
     with tracer().start_as_current_span(
         name,
@@ -153,6 +161,85 @@ def span(
         except BaseException as exc:
             current.set_attribute("error.type", type(exc).__name__)
             raise
+
+
+class HeldSpan:
+    """A span recorded by :func:`span` inside :func:`held_for_later`: what it was and when."""
+
+    __slots__ = ("attributes", "end", "error", "kind", "links", "name", "start")
+
+    def __init__(self, name: str, attributes: Mapping[str, Any], kind: str, links: list[Any]):
+        self.name = name
+        self.attributes = dict(attributes)
+        self.kind = kind
+        self.links = links
+        self.start = time.time_ns()
+        self.end = self.start
+        self.error: str | None = None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+
+_held: ContextVar[list[HeldSpan] | None] = ContextVar("eventlab_held_spans", default=None)
+_MAX_HELD = 32
+
+
+@contextlib.contextmanager
+def held_for_later(into: list[HeldSpan]) -> Iterator[None]:
+    """Spans started inside (and in tasks started inside) are recorded into ``into`` instead
+    of exported: a follower's reads, whose parent is the batch they find, which does not exist
+    while they run. The caller :func:`emit` them under it, or drops them."""
+    token = _held.set(into) if ENABLED else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _held.reset(token)
+
+
+@contextlib.contextmanager
+def _recorded(
+    into: list[HeldSpan], name: str, attributes: Mapping[str, Any], kind: str, links: Iterable[Any]
+) -> Iterator[HeldSpan]:
+    recorded = HeldSpan(name, attributes, kind, list(links))
+    try:
+        yield recorded
+    except asyncio.CancelledError:  # a read ahead given up: nothing happened worth showing
+        raise
+    except BaseException as exc:
+        recorded.error = type(exc).__name__
+        recorded.attributes["error.type"] = recorded.error
+        _keep(into, recorded)
+        raise
+    _keep(into, recorded)
+
+
+def _keep(into: list[HeldSpan], recorded: HeldSpan) -> None:
+    recorded.end = time.time_ns()
+    into.append(recorded)
+    del into[:-_MAX_HELD]  # a long wait behind a hole keeps its last reads
+
+
+def emit(held: Iterable[HeldSpan]) -> None:
+    """Export recorded spans as children of the active span, with the times they ran."""
+    if not ENABLED:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    parent = trace.set_span_in_context(trace.get_current_span())
+    for recorded in held:
+        exported = tracer().start_span(
+            recorded.name,
+            context=parent,
+            kind=getattr(SpanKind, recorded.kind.upper()),
+            attributes=recorded.attributes,
+            links=recorded.links,
+            start_time=recorded.start,
+        )
+        if recorded.error is not None:
+            exported.set_status(Status(StatusCode.ERROR))
+        exported.end(end_time=recorded.end)
 
 
 def db_attributes(database: str, collection: str, operation: str) -> dict[str, str]:

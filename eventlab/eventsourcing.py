@@ -83,7 +83,8 @@ from pymongo.read_concern import ReadConcern
 
 from . import _liveness as liveness
 from ._bson import check_collection_name, to_bson_value
-from ._connection import DEFAULT_HEARTBEAT_MS, URI_ENV_VAR
+from ._connection import DEFAULT_HEARTBEAT_MS
+from ._deployment import URI_ENV_VAR, running_serve
 from ._domain import utc_now
 from ._errors import (
     CommitOutcomeUnknownError,
@@ -96,7 +97,6 @@ from ._errors import (
 from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
 from ._log import TOMBSTONE_FIELD
 from ._process_registry import DEFAULT_PROCESS_LEASE
-from ._serve import running_serve
 from ._transaction_policy import is_duplicate_key
 from ._transactions_sync import run_transaction
 from ._uris import mask_uri, scrub, uri_options

@@ -110,8 +110,8 @@ def test_import_appends_with_new_positions(mongo_uri: str, database_name: str) -
     target = ["--uri", mongo_uri, "--database", database_name]
     result = runner.invoke(app, ["import", str(DATA / "anomalies.jsonl"), *target])
     assert result.exit_code == 1 and "refusing to import" in result.output
-    empty = runner.invoke(app, ["stats", *target])
-    assert "the store is empty" in empty.output  # nothing partial
+    nothing = runner.invoke(app, ["stats", *target])
+    assert nothing.exit_code == 1 and "no database" in nothing.output  # nothing partial
     chat = runner.invoke(app, ["import", str(DATA / "chat.jsonl"), *target])
     assert chat.exit_code == 0, chat.output
     stats = runner.invoke(app, ["stats", *target])

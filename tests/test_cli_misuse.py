@@ -3,12 +3,6 @@ traceback, no false claim, and nothing created that was not asked for."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -67,10 +61,42 @@ def test_an_unreachable_server_says_what_to_check() -> None:
 
 
 def test_an_unknown_aggregate(mongo_uri: str, database_name: str) -> None:
-    clean_failure(
-        ["replay", "no-such-order", "--uri", mongo_uri, "--database", database_name],
-        "no events stored for 'no-such-order'",
+    target = ["--uri", mongo_uri, "--database", database_name]
+    assert runner.invoke(app, ["migrate", *target]).exit_code == 0
+    clean_failure(["replay", "no-such-order", *target], "no events stored for 'no-such-order'")
+
+
+def test_a_mistyped_database_or_collection_is_an_error_that_names_what_is_there(
+    mongo_uri: str, database_name: str
+) -> None:
+    target = ["--uri", mongo_uri, "--database", database_name]
+    imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl"), *target])
+    assert imported.exit_code == 0, imported.output
+    typo = f"{database_name[:-1]}x"
+    for command in (["stats"], ["gaps"], ["export", "/dev/null"], ["replay", "order-00001"],
+                    ["projections"], ["rebuild", "order_totals"]):  # fmt: skip
+        clean_failure(
+            [*command, "--uri", mongo_uri, "--database", typo],
+            f"no database {typo!r} at mongodb://127.0.0.1:",
+        )
+    output = clean_failure(["stats", "--uri", mongo_uri, "-d", typo], "check --database")
+    assert f"did you mean {database_name!r}?" in output
+    output = clean_failure(
+        ["stats", *target, "--events-collection", "domain_event"],
+        f"no collection 'domain_event' in database {database_name!r}",
     )
+    assert "did you mean 'domain_events'?" in output
+    output = clean_failure(["stats", *target, "--events-collection", "zzz"], "no collection")
+    assert "(its collections: " in output and "domain_events" in output
+    from pymongo import MongoClient
+
+    with MongoClient(mongo_uri) as client:
+        assert typo not in client.list_database_names(), "a typo created nothing"
+        assert "zzz" not in client[database_name].list_collection_names()
+    empty = f"{database_name}_e"
+    assert runner.invoke(app, ["migrate", "--uri", mongo_uri, "-d", empty]).exit_code == 0
+    result = runner.invoke(app, ["stats", "--uri", mongo_uri, "-d", empty])
+    assert result.exit_code == 0 and result.output == "the store is empty\n"
 
 
 def test_export_into_a_missing_directory_creates_nothing(
@@ -120,42 +146,3 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
     assert isinstance(debugged.exception, RuntimeError)
     # --debug belongs to its invocation: the next one without it is one line again.
     clean_failure(args, "unexpected RuntimeError: something nobody expected")
-
-
-@pytest.mark.slow
-def test_commands_beside_serve_use_it_and_serve_keeps_its_data_where_it_says(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "eventlab.cli", "serve"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
-    )
-    record_file = tmp_path / ".eventlab" / "serve.json"
-    try:
-        deadline = time.monotonic() + 60
-        while not record_file.exists() and time.monotonic() < deadline:
-            assert serve.poll() is None, serve.stdout.read() if serve.stdout else ""
-            time.sleep(0.1)
-        record = json.loads(record_file.read_text())
-        assert record["pid"] == serve.pid and record["uri"].startswith("mongodb://127.0.0.1:")
-        assert not record["uri"].startswith("mongodb://127.0.0.1:27017/"), "mongod's port"
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
-        imported = runner.invoke(app, ["import", str(DATA / "orders.jsonl")])
-        assert imported.exit_code == 0, imported.output
-        stats = runner.invoke(app, ["stats"])
-        assert "3,358 events in 800 streams" in stats.output, stats.output
-        assert "Starting an embedded server" not in imported.output + stats.output
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        output, _ = serve.communicate(timeout=30)
-    assert f"data in {tmp_path / '.eventlab' / 'data'}" in output
-    assert (tmp_path / ".eventlab" / "data").is_dir()
-    assert not (tmp_path / ".eventlab" / ".eventlab").exists(), "data one level too deep"
-    assert not record_file.exists(), "serve removes its record when it stops"
-    logs = list((tmp_path / ".eventlab").glob("*.log"))
-    assert all(log.stat().st_size > 0 for log in logs), "no empty log files left behind"

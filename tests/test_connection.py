@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,10 +80,12 @@ def test_mask_uri() -> None:
     assert mask_uri("mongodb://h:1") == "mongodb://h:1"
 
 
-def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no `eventlab serve` here
     monkeypatch.delenv("EVENTLAB_MONGODB_URI", raising=False)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"set EVENTLAB_MONGODB_URI .* `eventlab serve`"):
         MongoConnectionManager.from_env()
+    assert not (tmp_path / ".eventlab").exists(), "nothing started or written"
     monkeypatch.setenv("EVENTLAB_MONGODB_URI", "mongodb://u:pw@h:1")
     assert MongoConnectionManager.from_env(database="d").display_uri == "mongodb://***@h:1"
 

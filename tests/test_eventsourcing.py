@@ -3,7 +3,6 @@ each subclass below only says how to create a recorder or sets the environment."
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import uuid
@@ -280,14 +279,11 @@ def test_without_a_deployment_the_factory_says_what_to_set(no_deployment: Path) 
 
 
 def test_the_factory_uses_the_serve_running_here(no_deployment: Path, mongo_uri: str) -> None:
-    from eventlab._serve import DEFAULT_STORAGE, SERVE_FILE
+    from eventlab._deployment import DEFAULT_STORAGE, ServeClaim
 
-    SERVE_FILE.parent.mkdir()
-    SERVE_FILE.write_text(
-        json.dumps(
-            {"uri": mongo_uri, "pid": os.getpid(), "storage": str(DEFAULT_STORAGE.resolve())}
-        )
-    )
+    claim = ServeClaim()
+    assert claim.take()
+    claim.publish({"uri": mongo_uri, "pid": os.getpid(), "storage": str(DEFAULT_STORAGE.resolve())})
     factory = MongoFactory(Environment("Bank", {"MONGODB_DATABASE": f"es_{uuid.uuid4().hex[:8]}"}))
     try:
         assert factory.datastore.uri == mongo_uri
@@ -295,6 +291,7 @@ def test_the_factory_uses_the_serve_running_here(no_deployment: Path, mongo_uri:
     finally:
         factory.datastore.client.drop_database(factory.datastore.database.name)
         factory.close()
+        claim.release()
 
 
 def test_an_embedded_server_only_when_asked_and_its_data_survives(no_deployment: Path) -> None:

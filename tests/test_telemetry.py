@@ -5,6 +5,7 @@ that move, trace context through an export and restore, and nothing without the 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -279,3 +280,55 @@ def test_configure_refuses_what_is_not_a_provider(otel: Otel, given: dict[str, A
             "meter": otel.meter_provider,
         }
     ), "a refused configuration changed nothing"
+
+
+async def test_a_consumers_reads_nest_in_the_batch_they_found(
+    otel: Otel, tx_store: MongoEventStore
+) -> None:
+    """A polling subscriber and a projector: every read of theirs is a child of the batch span
+    it found, inside it in time; none is a trace of its own. A plain read_all stays a child
+    of the caller's span."""
+    caught_up, all_handled = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def handle(event: StoredEvent, uow: Any) -> None:
+        seen.append(event.aggregate_id)
+        if len(seen) == 2:
+            caught_up.set()
+        if len(seen) == 6:
+            all_handled.set()
+
+    async def burst() -> None:
+        for _ in range(2):
+            aggregate = stream_id()
+            await tx_store.append(aggregate, [make_event(aggregate, 1)], 0)
+
+    subscriber = Subscriber(tx_store, "poller", handle, wake="poll", poll_interval=0.01)
+    await burst()
+    subscriber.start()
+    await caught_up.wait()
+    await burst()  # found by polling, live
+    await burst()
+    await all_handled.wait()
+    await subscriber.stop()
+    await Projector(tx_store, NotesSeen(), batch_size=2).run_until_caught_up()
+    with otel.tracer.start_as_current_span("notebook cell") as cell:
+        assert len(await tx_store.read_all().to_list()) == 6
+
+    spans = otel.spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    reads = [s for s in spans if s.name == f"read_log {tx_store.events_collection_name}"]
+    assert reads and all(r.parent is not None for r in reads), "no read is a root trace"
+    batch_reads = [r for r in reads if r.parent.span_id != cell.get_span_context().span_id]
+    for read in batch_reads:
+        batch = by_id[read.parent.span_id]
+        assert batch.name in ("process poller", "process projection:notes:1"), batch.name
+        assert batch.context.trace_id == read.context.trace_id
+        assert batch.start_time <= read.start_time <= read.end_time <= batch.end_time
+    consumers = {by_id[r.parent.span_id].name for r in batch_reads}
+    assert consumers == {"process poller", "process projection:notes:1"}
+    processed = [s for s in spans if s.name.startswith("process ")]
+    assert sum(s.attributes["messaging.batch.message_count"] for s in processed) == 12
+    roots = {s.name for s in spans if s.parent is None}
+    appends = f"append {tx_store.events_collection_name}"
+    assert roots == {"process poller", "process projection:notes:1", "notebook cell", appends}

@@ -55,6 +55,7 @@ def plot_timeline(
     """A matplotlib figure: events per ``freq`` (a pandas offset: ``"1h"``, ``"1D"``) over
     ``time``, one line per value of the column ``by`` (``None``: one line for all)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if time not in ("recorded_at", "occurred_at"):
         raise ConfigurationError(f"time must be 'recorded_at' or 'occurred_at', not {time!r}")
@@ -85,8 +86,15 @@ def plot_timeline(
     ax.set_title(f"Events {per}" + (f", by {by.replace('_', ' ')}" if by else ""))
     ax.set_xlabel(f"{time.replace('_', ' ')} (UTC)")
     ax.set_ylabel(f"events {per}")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5 events
     if len(counts.columns):
-        ax.legend(title=by.replace("_", " ") if by else None)
+        # Beside the plot, not on it: a busy period must not hide under the legend.
+        ax.legend(
+            title=by.replace("_", " ") if by else None,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
     else:
         ax.text(0.5, 0.5, "no events", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()

@@ -6,15 +6,31 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._cli_support import changes_line, connection, count_of, save_figure
-from ._errors import ConcurrencyError
-from ._event_store import MongoEventStore
-from ._projector import Projector
-from ._registry import EventRegistry
+from ._options import DatabaseOption, UriOption
+from ._support import changes_line, connection, count_of, run_command, save_figure
+
+if TYPE_CHECKING:
+    from .._event_store import MongoEventStore
+    from .._registry import EventRegistry
+
+
+def tour_command(
+    context: typer.Context,
+    uri: UriOption = None,
+    database: DatabaseOption = "eventlab_tour",
+    reports: Annotated[Path, typer.Option(metavar="DIR", help="Where the plots go.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Walk through eventlab end to end on sample data.
+
+    The README's main command: about 15 seconds on the embedded server; plots in --reports.
+    """
+    run_command(context, lambda: run_tour(uri, database, reports))
 
 
 @dataclass
@@ -27,7 +43,8 @@ class _Tour:
 
 
 async def run_tour(uri: str | None, database: str, reports: Path) -> None:
-    from .samples import chat_registry, order_registry
+    from .._event_store import MongoEventStore
+    from ..samples import chat_registry, order_registry
 
     async with connection(uri, database) as conn:
         await conn.client.drop_database(database)
@@ -49,7 +66,7 @@ async def run_tour(uri: str | None, database: str, reports: Path) -> None:
 
 
 async def _load_samples(tour: _Tour) -> None:
-    from .samples.datasets import chat_dataset, orders_dataset
+    from ..samples.datasets import chat_dataset, orders_dataset
 
     started = time.perf_counter()
     samples = orders_dataset() + chat_dataset()
@@ -60,7 +77,7 @@ async def _load_samples(tour: _Tour) -> None:
 
 
 async def _statistics(tour: _Tour) -> None:
-    from .workbench import read_frame
+    from ..workbench import read_frame
 
     tour.frame = frame = await read_frame(tour.store)
     per_type = frame.groupby(["aggregate_type", "event_type"], observed=True).size()
@@ -77,8 +94,8 @@ _ORDER = "order-00001"
 
 
 async def _replay_one_order(tour: _Tour) -> None:
-    from .samples import Order
-    from .workbench import replay
+    from ..samples import Order
+    from ..workbench import replay
 
     trace = replay(Order, await tour.store.read_stream(_ORDER), registry=tour.registry)
     for step in trace.steps:
@@ -91,7 +108,8 @@ async def _replay_one_order(tour: _Tour) -> None:
 
 
 async def _race_of_writers(tour: _Tour, writers: int = 16) -> None:
-    from .samples.orders import OrderCancelled
+    from .._errors import ConcurrencyError
+    from ..samples.orders import OrderCancelled
 
     store = tour.store
     version = await store.get_current_version(_ORDER)
@@ -111,8 +129,8 @@ async def _race_of_writers(tour: _Tour, writers: int = 16) -> None:
 
 
 async def _gap_report(tour: _Tour) -> None:
-    from .samples.datasets import anomalies_dataset
-    from .workbench import events_frame, find_gaps
+    from ..samples.datasets import anomalies_dataset
+    from ..workbench import events_frame, find_gaps
 
     anomalies, _ = anomalies_dataset()
     report = find_gaps(events_frame(anomalies))
@@ -123,7 +141,8 @@ async def _gap_report(tour: _Tour) -> None:
 
 
 async def _projections(tour: _Tour) -> None:
-    from .samples import SAMPLE_PROJECTIONS
+    from .._projector import Projector
+    from ..samples import SAMPLE_PROJECTIONS
 
     for projection_class in SAMPLE_PROJECTIONS.values():
         projector = Projector(tour.store, projection_class())
@@ -147,8 +166,8 @@ async def _projections(tour: _Tour) -> None:
 
 
 async def _plots(tour: _Tour) -> None:
-    from .samples.datasets import anomalies_dataset
-    from .workbench import events_frame, find_gaps, plot_timeline
+    from ..samples.datasets import anomalies_dataset
+    from ..workbench import events_frame, find_gaps, plot_timeline
 
     anomaly_frame = events_frame(anomalies_dataset()[0])
     tour.reports.mkdir(parents=True, exist_ok=True)

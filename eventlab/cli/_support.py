@@ -1,5 +1,6 @@
-"""What the ``eventlab`` commands share: the connection they open, how an error becomes one
-line, and the plots they write."""
+"""What the ``eventlab`` commands share: running a command (its errors as one line), the
+connection it opens, and the plots it writes. The driver, pandas and matplotlib are imported
+inside the functions that use them."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
-from typer.core import TyperGroup
 
-from ._connection import MongoConnectionManager
-from ._errors import EventlabError
-from ._serve import DEFAULT_STORAGE, running_serve
-from .embedded import EmbeddedMongo
+from .._deployment import DEFAULT_STORAGE, running_serve
+from .._errors import EventlabError
+from ._app import error_line
+
+if TYPE_CHECKING:
+    from .._connection import MongoConnectionManager
 
 T = TypeVar("T")
 
@@ -23,7 +25,8 @@ _PLOT_FORMATS = {"png", "svg", "pdf", "jpg", "jpeg", "webp"}
 
 
 def fail(message: str) -> NoReturn:
-    raise typer.Exit(code=_error_line(message))
+    """Leave the command: ``error: message`` and exit code 1."""
+    raise typer.Exit(code=error_line(message))
 
 
 def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]) -> T:
@@ -54,8 +57,11 @@ async def connection(
     uri: str | None, database: str, *, announce: bool = True, persistent: bool = False
 ) -> AsyncIterator[MongoConnectionManager]:
     """Connect to ``uri``. Without one, the running ``eventlab serve`` of this directory (found
-    in ``.eventlab/serve.json``); without that, commands whose data must outlive them start the
-    embedded server on ``./.eventlab/data`` for their duration, the others a temporary one."""
+    by its claim on ``.eventlab/``); without that, commands whose data must outlive them start
+    the embedded server on ``./.eventlab/data`` for their duration, the others a temporary one."""
+    from .._connection import MongoConnectionManager
+    from ..embedded import EmbeddedMongo
+
     async with contextlib.AsyncExitStack() as stack:
         if not uri:  # a running `eventlab serve` here is the server this directory uses
             uri = running_serve()
@@ -89,7 +95,7 @@ def count_of(n: int, noun: str) -> str:
 
 
 def changes_line(changes: dict[str, tuple[Any, Any]]) -> str:
-    from .workbench._display import show_value
+    from ..workbench._display import show_value
 
     return ", ".join(
         f"{k}: {show_value(old)} → {show_value(new)}" for k, (old, new) in sorted(changes.items())
@@ -118,37 +124,3 @@ def save_figure(figure: Any, path: Path) -> Path:
 
     plt.close(figure)
     return path
-
-
-class OneLineErrors(TyperGroup):
-    """The ``eventlab`` command group: a usage error (an unknown option, a bad value) is one
-    line on stderr and exit code 1, like every other misuse, instead of a boxed usage text."""
-
-    def main(  # type: ignore[override]
-        self, args: Any = None, prog_name: str | None = None, *, standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:  # fmt: skip
-        if not standalone_mode:
-            return super().main(args, prog_name, standalone_mode=False, **extra)
-        try:
-            outcome = super().main(args, prog_name, standalone_mode=False, **extra)
-        except typer.Abort:
-            outcome = _error_line("aborted")
-        except Exception as exc:
-            if not _is_click_error(exc):
-                raise
-            context = getattr(exc, "ctx", None)
-            where = f" (see `{context.command_path} --help`)" if context is not None else ""
-            message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
-            outcome = _error_line(f"{message}{where}")
-        raise SystemExit(outcome if isinstance(outcome, int) else 0)
-
-
-def _error_line(message: str) -> int:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return 1
-
-
-def _is_click_error(exc: BaseException) -> bool:
-    """A usage or parameter error of the command line parser (typer's bundled click)."""
-    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)

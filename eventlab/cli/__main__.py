@@ -1,0 +1,5 @@
+"""``python -m eventlab.cli``: the ``eventlab`` command."""
+
+from . import main
+
+main()
