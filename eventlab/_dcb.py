@@ -44,6 +44,7 @@ from ._errors import (
 from ._event_codec import event_body, from_document, oversized_event, unencodable_int
 from ._migrations import DCB_MIGRATIONS, Migrator
 from ._positions import StrategyChanged, TransactionalPositions
+from ._race_points import DCB_APPEND_BEFORE_CHECK, DCB_READ_BETWEEN_ITEMS, DCB_READ_HEAD_TAKEN
 from ._records import StoredEvent, event_id_from
 from ._transaction_policy import is_duplicate_key, map_error
 from ._transactions import run_transaction
@@ -186,10 +187,13 @@ class DCBStore:
             # The head first: every position at or below it is committed (the counter moves in
             # the appends' transactions), so the events read next include all of them.
             head = (await self.store.log.head()).position
-            pages = [
-                await self._matching(selection, rest, limit)
-                for selection, rest in selections(query.parts, after)
-            ]
+            if DCB_READ_HEAD_TAKEN.armed:
+                await DCB_READ_HEAD_TAKEN.reach()
+            pages: list[list[dict[str, Any]]] = []
+            for selection, rest in selections(query.parts, after):
+                if pages and DCB_READ_BETWEEN_ITEMS.armed:
+                    await DCB_READ_BETWEEN_ITEMS.reach()
+                pages.append(await self._matching(selection, rest, limit))
         except PyMongoError as exc:
             raise map_error(exc) from exc
         events = [from_document(doc) for doc in merged(pages, limit)]
@@ -219,6 +223,8 @@ class DCBStore:
         async def write(session: AsyncClientSession) -> list[StoredEvent] | StoredEvent | str:
             # The counter first: it is what serialises appends (see the module's docstring).
             first = await positions.reserve(len(bodies), session)
+            if DCB_APPEND_BEFORE_CHECK.armed:
+                await DCB_APPEND_BEFORE_CHECK.reach()
             clash = None
             if condition is not None:
                 near = first - 1 - condition.after <= NEAR_HEAD

@@ -28,6 +28,7 @@ from typing import Any, Literal, Self
 
 from ._checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
 from ._errors import ConfigurationError, ConnectionFailedError, EventlabError, SubscriptionError
+from ._race_points import FOLLOW_BEFORE_ABANDON, FOLLOW_HEAD_READ
 from ._records import StoredEvent
 from .ports import EventLog, LogHead, LogSlice, Wakeups
 
@@ -209,6 +210,8 @@ class _Holes:
         if age < self.gap_timeout:
             return min(self._poll_interval, self.gap_timeout - age)
         ripe = [p for p in holes if now - (self.marks.since(p) or now) >= self.gap_timeout]
+        if FOLLOW_BEFORE_ABANDON.armed:
+            await FOLLOW_BEFORE_ABANDON.reach()
         outcome = await self._log.abandon(ripe)
         if holes[0] in outcome.in_flight:
             # An open transaction holds it: it commits (we see it) or aborts (we abandon it).
@@ -421,6 +424,8 @@ class CatchUpSubscription:
 
     async def _step(self, head: LogHead) -> _Step:
         """One read after ``position``: a batch to hand on, and how long to wait, if at all."""
+        if FOLLOW_HEAD_READ.armed:
+            await FOLLOW_HEAD_READ.reach()
         after = self.position
         settled = head.settles(after, after + 1)
         found = await self._ranges.read(

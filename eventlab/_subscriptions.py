@@ -29,6 +29,7 @@ from ._errors import (
     SubscriptionError,
 )
 from ._follow import Batch, CatchUpSubscription, Start
+from ._race_points import BATCH_HANDLED
 from ._records import StoredEvent
 from ._tasks import ended, finish
 from .ports import CheckpointStore, EventStore, UnitOfWork
@@ -233,6 +234,8 @@ class Subscriber:
 
             async def work(uow: UnitOfWork) -> None:
                 await self._handle(batch, uow)
+                if BATCH_HANDLED.armed:
+                    await BATCH_HANDLED.reach()
                 await self.checkpoints.save(
                     self.name,
                     batch.position,
@@ -245,6 +248,8 @@ class Subscriber:
             await self.store.backend.run(work, session=session)
         else:
             await self._handle(batch, None)
+            if BATCH_HANDLED.armed:
+                await BATCH_HANDLED.reach()
             await self.checkpoints.save(
                 self.name, batch.position, gaps=batch.gaps, owner=self.owner
             )

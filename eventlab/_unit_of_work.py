@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
+from ._race_points import UOW_BEFORE_COMMIT
 from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
 from ._transactions import commit_or_end, run_transaction, start_transaction
 from .ports import UnitOfWork
@@ -124,6 +125,8 @@ class MongoUnitOfWork:
         :class:`~eventlab.CommitOutcomeUnknownError`.
         """
         session = self.session
+        if UOW_BEFORE_COMMIT.armed:
+            await UOW_BEFORE_COMMIT.reach()
         if self._transactional:
             deadline = time.monotonic() + self._commit_time_budget
             try:
@@ -203,10 +206,13 @@ async def run_unit_of_work(
         await connection.connect()
     if not connection.supports_transactions:
         raise TransactionsUnsupportedError(_HOW_TO_REPLICA_SET)
+
+    async def unit(in_transaction: AsyncClientSession) -> T:
+        result = await work(_RunnerUnitOfWork(in_transaction))
+        if UOW_BEFORE_COMMIT.armed:
+            await UOW_BEFORE_COMMIT.reach()
+        return result
+
     return await run_transaction(
-        connection.client,
-        lambda in_transaction: work(_RunnerUnitOfWork(in_transaction)),
-        session=session,
-        time_budget=time_budget,
-        retry_typed_errors=True,
+        connection.client, unit, session=session, time_budget=time_budget, retry_typed_errors=True
     )

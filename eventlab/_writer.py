@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._event_codec import oversized_event, unencodable_int
 from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
+from ._race_points import APPEND_POSITIONS_TAKEN
 from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
 from ._schema import EventStoreSchema
@@ -215,6 +216,8 @@ class EventWriter:
                 return base
             bases.append(base)
         first = await allocator.first_position(_count(batch), early, session)
+        if APPEND_POSITIONS_TAKEN.armed:
+            await APPEND_POSITIONS_TAKEN.reach()
         documents, stored = _place(batch, bases, first)
         try:
             await self._events.insert_many(documents, ordered=True, session=session)
