@@ -492,3 +492,36 @@ def replay_command(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@app.command()
+def check(
+    uri: Annotated[
+        str,
+        typer.Argument(
+            envvar=URI_ENV_VAR,
+            help="The deployment to check (default: $EVENTLAB_MONGODB_URI).",
+            show_default=False,
+        ),
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="The scratch database (default: a fresh eventlab_check_<hex>); it must not "
+            "exist, and is dropped after.",
+            show_default=False,
+        ),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option(help="Examples of the model-based run (bounded).", min=1, max=10_000)
+    ] = 10,
+) -> None:
+    """Verify eventlab on your deployment: contract suites, a model-based run and concurrency
+    probes in a scratch database, then a verdict table."""
+    from ._check import run_check
+
+    code = run_check(uri, database=database, examples=examples, echo=typer.echo)
+    if code:
+        raise typer.Exit(code)
