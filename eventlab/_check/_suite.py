@@ -24,7 +24,7 @@ from ..statemachines import (
     StreamMachine,
     run_machine,
 )
-from ._plugin import machine_run_settings
+from ._plugin import machine_examples, machine_run_settings
 
 
 @pytest.fixture
@@ -80,12 +80,15 @@ def _machine(machine: type[LaneMachine], uri: str, database: str, examples: int)
 
 
 def test_model_streams(check_uri: str, check_database: str, check_examples: int) -> None:
-    _machine(StreamMachine, check_uri, check_database, check_examples)
+    examples = machine_examples("test_model_streams", check_examples)
+    _machine(StreamMachine, check_uri, check_database, examples)
 
 
 def test_model_decisions(check_uri: str, check_database: str, check_examples: int) -> None:
-    _machine(DecisionMachine, check_uri, check_database, 2 * check_examples)
+    examples = machine_examples("test_model_decisions", check_examples)
+    _machine(DecisionMachine, check_uri, check_database, examples)
 
 
 def test_model_followers(check_uri: str, check_database: str, check_examples: int) -> None:
-    _machine(FollowerMachine, check_uri, check_database, max(1, check_examples // 2))
+    examples = machine_examples("test_model_followers", check_examples)
+    _machine(FollowerMachine, check_uri, check_database, examples)
