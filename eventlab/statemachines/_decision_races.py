@@ -90,7 +90,7 @@ class DecisionMachine(DecisionRules):
         first one's event, and a later decision on it must be refused if that event matches
         (the rule ``decide`` draws on the read this returns)."""
         batch = Batch(self.next_number(), (self.tagged(draft),), None)
-        head = min(len(log) for log in self.logs.values())
+        head = min((len(log) for log in self.logs.values()), default=0)
 
         async def one(lane: Lane) -> tuple[Outcome, Outcome]:
             condition = AppendCondition(query, head)

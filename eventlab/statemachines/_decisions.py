@@ -128,7 +128,7 @@ class DecisionRules(LaneMachine):
 
     @rule(target=reads, query=QUERIES, after=st.integers(0, 8), limit=st.none() | st.integers(1, 3))
     def read(self, query: Query, after: int, limit: int | None) -> ReadRef:
-        after = min(after, min(len(log) for log in self.logs.values()))
+        after = min(after, min((len(log) for log in self.logs.values()), default=0))
         outcomes = self.each(lambda lane: lane.run(lambda: self.read_in(lane, query, after, limit)))
         return self.remember(query, after, outcomes)
 

@@ -16,6 +16,9 @@ BOUNDED = settings(
     stateful_step_count=15,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     print_blob=True,
+    # The first failure found is shrunk and reported, and the run ends: a failing bounded run
+    # stays short (the long profile reports every distinct failure it finds).
+    report_multiple_bugs=False,
 )
 
 

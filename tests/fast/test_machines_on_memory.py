@@ -23,7 +23,7 @@ def test_streams_aggregates_and_snapshots_on_memory() -> None:
 
 
 def test_consumers_and_projectors_on_memory() -> None:
-    run_machine(FollowerMachine, [MemoryLanes()], settings=machine_settings(20))
+    run_machine(FollowerMachine, [MemoryLanes()], settings=machine_settings(12))
 
 
 def test_decisions_on_memory() -> None:
