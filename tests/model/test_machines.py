@@ -3,10 +3,14 @@ strategies, beside the in-memory backend as the reference model: every result an
 error's class compared between them, and the promises of docs/ checked after every step.
 
 Bounded and derandomised by default (the same examples on every run); run them longer with
-``uv run pytest tests/model --hypothesis-profile=long``.
+``uv run pytest tests/model --hypothesis-profile=long``. A passing bounded run takes well
+under a minute; a failing one replays examples while it shrinks them, for minutes: the
+timeout leaves it room to print the shortest steps.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from eventlab.statemachines import (
     DecisionMachine,
@@ -17,6 +21,8 @@ from eventlab.statemachines import (
     machine_settings,
     run_machine,
 )
+
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_streams_aggregates_and_snapshots(mongo_uri: str, database_name: str) -> None:
