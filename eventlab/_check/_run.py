@@ -41,11 +41,11 @@ def run_check(
         echo(CHECK_EXTRA)
         return 1
     try:
-        report = asyncio.run(_prepare(uri, scratch_name(database)))
+        scratch = scratch_name(database)
+        report = asyncio.run(_prepare(uri, scratch))
     except EventlabError as exc:  # refused before anything ran: one line, nothing written
         echo(f"eventlab check: {reason(exc, uri)}")
         return 1
-    scratch = report.header[-1].split()[2]
     try:
         report.verdicts += _suites(uri, scratch, examples)
         report.verdicts += asyncio.run(_probes(uri, scratch))
