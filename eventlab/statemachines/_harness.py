@@ -97,6 +97,7 @@ class Harness:
 
     def close(self) -> None:
         try:
+            self.run(cancel_strays())
             for factory in self.factories:
                 self.run(factory.close())
         finally:
@@ -158,9 +159,19 @@ class LaneMachine(RuleBasedStateMachine):
             try:
                 await self.stop_actors()
             finally:
+                await cancel_strays()
                 await self.harness.reset()
 
         self.run(end())
+
+
+async def cancel_strays() -> None:
+    """Cancel whatever an example left running (a step that failed half-way) and wait for it:
+    nothing of one example runs into the next, or outlives the loop."""
+    strays = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in strays:
+        task.cancel()
+    await asyncio.gather(*strays, return_exceptions=True)
 
 
 def run_machine(
