@@ -83,9 +83,9 @@ class CheckPlugin:
                 )
             elif held and group in MACHINE_SCALE:
                 examples = machine_examples(group, self.examples)
-                found.append(
-                    Verdict(what, "held", f"{examples} examples, lanes agree with the model")
-                )
+                plural = "s" if examples != 1 else ""
+                why = f"{examples} example{plural}, the lanes agree with the model"
+                found.append(Verdict(what, "held", why))
             elif held:
                 found.append(Verdict(what, "held", f"{held} test{'s' if held > 1 else ''}"))
             else:
