@@ -24,6 +24,7 @@ from ._checks import check_int, check_name
 from ._clock import ServerClock
 from ._connection import MongoConnectionManager
 from ._errors import CheckpointConflictError, ConfigurationError
+from ._race_points import LEASE_EXPIRED_SEEN, LEASE_TAKEN_OVER
 from ._session import session_of
 from ._tasks import within
 from ._transaction_policy import map_error
@@ -199,11 +200,15 @@ class MongoCheckpointStore:
                 held = await self.leases.find_one({"_id": name}, {"holder": 1})
                 return LeaseGrant(False, holder=(held or {}).get("holder"))
             took_over = before is not None and before.get("owner") not in (None, owner)
+            if took_over and LEASE_EXPIRED_SEEN.armed:
+                await LEASE_EXPIRED_SEEN.reach()
             if took_over and before is not None and before.get("session"):
                 await self._end_session(before["session"])
             # The owner only: a position is stored by the consumer's first save, so that a
             # checkpoint at 0 and no checkpoint stay two different things.
             await self.collection.update_one({"_id": name}, {"$set": {"owner": owner}}, upsert=True)
+            if took_over and LEASE_TAKEN_OVER.armed:
+                await LEASE_TAKEN_OVER.reach()
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return LeaseGrant(True, holder=holder, took_over=took_over)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from . import _races as races
 from ._dcb_records import (
     Appended,
     AppendOutcome,
@@ -20,15 +19,11 @@ from ._dcb_records import (
     placed,
     reads_of,
 )
+from ._race_points import DCB_APPEND_BEFORE_CHECK as BEFORE_CHECK
+from ._race_points import DCB_READ_BETWEEN_ITEMS as BETWEEN_ITEMS
+from ._race_points import DCB_READ_HEAD_TAKEN as HEAD_TAKEN
 
 T = TypeVar("T")
-
-HEAD_TAKEN = races.point("dcb.read.head_taken")
-"""A read has taken the head and read no events yet."""
-BETWEEN_ITEMS = races.point("dcb.read.between_items")
-"""A read of several parts has read some of them."""
-BEFORE_CHECK = races.point("dcb.append.before_check")
-"""An append holds its positions (the counter) and has not checked its condition."""
 
 
 class DCBStorage(Protocol):

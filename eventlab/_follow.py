@@ -40,6 +40,7 @@ from ._errors import (
     SubscriptionError,
     TransientError,
 )
+from ._race_points import FOLLOW_BEFORE_ABANDON, FOLLOW_HEAD_READ
 from ._records import StoredEvent
 from ._supervision import Backoff
 from .ports import KEPT_GAPS, Abandonment, EventLog, LogHead, LogSlice, Wakeups
@@ -227,6 +228,8 @@ class _Holes:
         if age < self.gap_timeout:
             return min(self._poll_interval, self.gap_timeout - age)
         ripe = [p for p in holes if now - (self.marks.since(p) or now) >= self.gap_timeout]
+        if FOLLOW_BEFORE_ABANDON.armed:
+            await FOLLOW_BEFORE_ABANDON.reach()
         outcome = await abandon(self._log, ripe)
         if holes[0] in outcome.in_flight:
             # An open transaction holds it: it commits (we see it) or aborts (we abandon it).
@@ -245,6 +248,8 @@ class _Steps:
 
     async def after(self, after: int, head: LogHead) -> _Step:
         """One read after ``after``: a batch to hand on, and how long to wait, if at all."""
+        if FOLLOW_HEAD_READ.armed:
+            await FOLLOW_HEAD_READ.reach()
         settled = head.settles(after, after + 1)
         found = await self.ranges.read(
             after, self.ranges.until(after, head), every_position=not settled

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import _races as races
 from ._checks import check_page_size
 from ._errors import (
     ConfigurationError,
@@ -25,6 +24,7 @@ from ._errors import (
     TransientError,
 )
 from ._projections import ProjectionStatus, check_projection
+from ._race_points import PROJECTOR_GENERATION_READ as GENERATION_READ
 from ._records import StoredEvent
 from ._subscriptions import Subscriber
 from ._supervision import ConsumerHealth, Supervision, worth_retrying
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
     from ._projections import Projection
 
-GENERATION_READ = races.point("projector.generation_read")
-"""A run knows the live generation and has not made its subscriber yet."""
 
 DEFAULT_KEEP_RETIRED = 300.0
 """Seconds a read model replaced by a rebuild stays readable (docs/projections.md)."""

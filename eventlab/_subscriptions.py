@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from . import _races as races
 from . import _telemetry as telemetry
 from ._checks import check_name, check_page_size
 from ._domain import utc_now
@@ -32,6 +31,9 @@ from ._errors import (
     SubscriptionError,
 )
 from ._follow import Batch, CatchUpSubscription, Start, start_position
+from ._race_points import BATCH_HANDLED
+from ._race_points import SUBSCRIBER_CLAIMED as CLAIMED
+from ._race_points import SUBSCRIBER_SUBSCRIBING as SUBSCRIBING
 from ._records import StoredEvent
 from ._supervision import ConsumerHealth, Supervision, worth_retrying
 from ._tasks import ended, finish, within, woken
@@ -45,11 +47,6 @@ BatchHandler = Callable[[tuple[StoredEvent, ...], UnitOfWork | None], Awaitable[
 
 DEFAULT_LEASE = 3.0
 """Seconds a consumer's lease lasts; it is renewed every third of it."""
-
-CLAIMED = races.point("subscriber.claimed")
-"""A run holds the lease and has not read its checkpoint yet."""
-SUBSCRIBING = races.point("subscriber.subscribing")
-"""A run knows where it starts and has not made its subscription yet."""
 
 
 class _LeaseLost(InternalSignal):
@@ -375,6 +372,8 @@ class _Delivery:
 
             async def work(uow: UnitOfWork) -> None:
                 await self._handle(batch, uow)
+                if BATCH_HANDLED.armed:
+                    await BATCH_HANDLED.reach()
                 await checkpoints.save(
                     subscriber.name,
                     batch.position,
@@ -387,6 +386,8 @@ class _Delivery:
             await subscriber.store.backend.run(work, session=session)
         else:
             await self._handle(batch, None)
+            if BATCH_HANDLED.armed:
+                await BATCH_HANDLED.reach()
             await checkpoints.save(
                 subscriber.name, batch.position, gaps=batch.gaps, owner=subscriber.owner
             )

@@ -15,8 +15,9 @@ from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
 from . import _liveness as liveness
-from . import _races as races
 from . import _telemetry as telemetry
+from ._race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
+from ._race_points import TRANSACTION_LISTED as LISTED
 from ._transaction_policy import (
     DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
@@ -30,11 +31,6 @@ from ._transaction_policy import (
 )
 
 T = TypeVar("T")
-
-LISTED = races.point("transaction.listed")
-"""The session is listed in the process registry; its transaction has not started."""
-BEFORE_COMMIT = races.point("transaction.before_commit")
-"""The runner's callback has done its writes (an append holds its positions); not committed."""
 
 
 def start_transaction(session: ClientSession) -> None:

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from ._checks import check_callback
 from ._connection import MongoConnectionManager
 from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
+from ._race_points import UOW_BEFORE_COMMIT
 from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
 from ._transactions import commit_or_end, run_transaction, start_transaction
 from .ports import UnitOfWork
@@ -126,6 +127,8 @@ class MongoUnitOfWork:
         :class:`~eventlab.CommitOutcomeUnknownError`.
         """
         session = self.session
+        if UOW_BEFORE_COMMIT.armed:
+            await UOW_BEFORE_COMMIT.reach()
         if self._transactional:
             deadline = time.monotonic() + self._commit_time_budget
             try:
@@ -229,6 +232,8 @@ async def run_unit_of_work(
         uow = _RunnerUnitOfWork(in_transaction)
         attempts.append(uow)
         result = await work(uow)
+        if UOW_BEFORE_COMMIT.armed:
+            await UOW_BEFORE_COMMIT.reach()
         uow.committing = in_transaction.in_transaction  # not a unit that ended it itself
         return result
 

@@ -21,7 +21,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
-from . import _races as races
 from . import _telemetry as telemetry
 from ._appends import StreamAppend, conflict, idempotent_result
 from ._domain import utc_now
@@ -37,6 +36,7 @@ from ._errors import (
 )
 from ._event_codec import oversized_event, unencodable_int
 from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
+from ._race_points import APPEND_POSITIONS_TAKEN
 from ._readers import StreamReader
 from ._records import ExpectedVersion, StoredEvent
 from ._schema import EventStoreSchema
@@ -46,10 +46,6 @@ from .ports import UnitOfWork
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
-
-POSITIONS_TAKEN = races.point("append.positions_taken")
-"""Between an append taking its positions and inserting there: where a follower's tombstone,
-another append or a crash meets a hole (the in-memory writer reaches it too)."""
 
 
 # -- what happened -----------------------------------------------------------------------------
@@ -185,8 +181,8 @@ class EventWriter:
                 return outcome
             checked = outcome
         early = await allocator.reserve_early(count)
-        if POSITIONS_TAKEN.armed and early is not None:
-            await POSITIONS_TAKEN.reach()
+        if APPEND_POSITIONS_TAKEN.armed and early is not None:
+            await APPEND_POSITIONS_TAKEN.reach()
         if not self._transactions:
             return await self._write(batch, allocator, early, None, checked, own_transaction=False)
         return await run_transaction(
@@ -222,8 +218,8 @@ class EventWriter:
                 return base
             bases.append(base)
         first = await allocator.first_position(_count(batch), early, session)
-        if POSITIONS_TAKEN.armed:
-            await POSITIONS_TAKEN.reach()
+        if APPEND_POSITIONS_TAKEN.armed and early is None:  # preallocated: reached on taking
+            await APPEND_POSITIONS_TAKEN.reach()
         documents, stored = _place(batch, bases, first)
         try:
             await self._events.insert_many(documents, ordered=True, session=session)
@@ -276,8 +272,8 @@ class EventWriter:
             return idempotent_result(batch, existing)
         allocator = await self._resolve()
         early = await allocator.reserve_early(_count(batch))
-        if POSITIONS_TAKEN.armed and early is not None:
-            await POSITIONS_TAKEN.reach()
+        if APPEND_POSITIONS_TAKEN.armed and early is not None:
+            await APPEND_POSITIONS_TAKEN.reach()
         outcome = await self._write(batch, allocator, early, session, {}, own_transaction=False)
         if isinstance(outcome, Appended):
             return outcome.events

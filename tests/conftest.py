@@ -95,3 +95,13 @@ async def counter_is_free(store: MongoEventStore) -> bool:
         finally:
             await session.abort_transaction()
     return True
+
+
+# The machines' profiles: ``pytest --hypothesis-profile=long`` runs them (and every Hypothesis
+# test) longer and randomised; without it they run their bounded, derandomised examples.
+try:
+    from eventlab.statemachines import register_profiles
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
+else:
+    register_profiles()

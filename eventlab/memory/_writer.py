@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import _races as races
 from .._appends import StreamAppend, conflict, idempotent_result
 from .._domain import utc_now
 from .._errors import (
@@ -24,15 +23,12 @@ from .._errors import (
     PositionsAbandonedError,
     TransactionTimeoutError,
 )
+from .._race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
 from .._records import ExpectedVersion, StoredEvent
 from .._transaction_policy import backoff_delay
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 from ._log import MemoryLog, StrategyChanged
-
-POSITIONS_TAKEN = races.point("append.positions_taken")
-"""Between an append taking its positions and inserting there (declared by MongoDB's writer
-too: both backends pause at the same named moment)."""
 
 
 @dataclass(frozen=True, slots=True)
