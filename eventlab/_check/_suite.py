@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from .._connection import MongoConnectionManager
+from .._dcb_mongo import MongoDCBStore
 from .._event_store import MongoEventStore
 from .._outbox import MongoOutboxStore
 from ..contracts import Contracts, contract_registry
@@ -60,6 +61,10 @@ class TestContractsTransactional(Contracts):
     def make_outbox(self, check_connection: MongoConnectionManager) -> Callable[..., Any]:
         return lambda **options: MongoOutboxStore(check_connection, **options)
 
+    @pytest.fixture
+    def make_dcb(self) -> Callable[..., Any]:
+        return MongoDCBStore
+
 
 class TestContractsPreallocated(Contracts):
     @pytest.fixture
@@ -69,6 +74,10 @@ class TestContractsPreallocated(Contracts):
     @pytest.fixture
     def make_outbox(self, check_connection: MongoConnectionManager) -> Callable[..., Any]:
         return lambda **options: MongoOutboxStore(check_connection, **options)
+
+    @pytest.fixture
+    def make_dcb(self) -> Callable[..., Any]:
+        return MongoDCBStore
 
 
 def _machine(machine: type[LaneMachine], uri: str, database: str, examples: int) -> None:

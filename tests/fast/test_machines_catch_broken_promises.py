@@ -29,7 +29,9 @@ def test_a_log_that_hides_an_event_from_followers_is_caught(
         return LogSlice(kept, found.through, found.present, found.abandoned)
 
     monkeypatch.setattr(MemoryLog, "read", skipping)
-    with pytest.raises(AssertionError, match=r"the model|not contiguous|order appended|a follower .* saw"):
+    with pytest.raises(
+        AssertionError, match=r"the model|not contiguous|order appended|a follower .* saw"
+    ):
         run_machine(StreamMachine, [MemoryLanes()], settings=QUICK)
 
 

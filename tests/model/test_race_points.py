@@ -16,8 +16,17 @@ def declared() -> set[str]:
     }
 
 
-PROBED_ELSEWHERE = {"follow.before_abandon"}
-"""Reached only at a hole a follower gives up: the stream machine's abandonment rule."""
+PROBED_ELSEWHERE = {
+    # Reached only at a hole a follower gives up: the stream machine's abandonment rule.
+    "follow.before_abandon",
+    # A consumer's run stopped at each of its moments: tests/fast/test_supervision.py.
+    "subscriber.claimed",
+    "subscriber.subscribing",
+    "projector.generation_read",
+    # A writer killed at each of its transaction's moments: tests/test_liveness.py.
+    "transaction.listed",
+    "transaction.before_commit",
+}
 
 
 def test_the_catalogue_declares_each_point_once() -> None:
@@ -33,6 +42,11 @@ def test_the_catalogue_declares_each_point_once() -> None:
         "dcb.read.head_taken",
         "dcb.read.between_items",
         "dcb.append.before_check",
+        "subscriber.claimed",
+        "subscriber.subscribing",
+        "projector.generation_read",
+        "transaction.listed",
+        "transaction.before_commit",
     }
     assert catalogue <= set(_races.names())
 
