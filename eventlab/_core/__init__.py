@@ -1,0 +1,6 @@
+"""The foundations every other part stands on: stored records and domain events, typed
+errors, the type registry and upcasting, exact BSON values, argument checks, task helpers,
+race points and telemetry hooks.
+
+May import: nothing of eventlab but itself.
+"""
