@@ -144,7 +144,7 @@ def stored_documents(
     registry: EventRegistry, n: int, first_position: int = 1
 ) -> list[dict[str, Any]]:
     """``n`` benchmark events of a new stream as the store would hold them (for raw baselines)."""
-    from eventlab._event_codec import stored_document
+    from eventlab._core.event_codec import stored_document
 
     sid = f"raw-{uuid.uuid4().hex}"
     docs = []

@@ -8,8 +8,8 @@ import bson
 from bson.codec_options import CodecOptions
 
 from eventlab import EventRegistry
-from eventlab._bson import CODEC_OPTIONS
-from eventlab._event_codec import event_body, from_document
+from eventlab._core.bson_values import CODEC_OPTIONS
+from eventlab._core.event_codec import event_body, from_document
 
 from ._paired import assert_ratio, paired
 from .conftest import make_events, stored_documents

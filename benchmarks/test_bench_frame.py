@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from eventlab._event_codec import stored_document
+from eventlab._core.event_codec import stored_document
 from eventlab.samples.datasets import orders_dataset
 from eventlab.workbench import events_frame
 

@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 
 from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore
-from eventlab import _liveness as liveness
-from eventlab import _process_registry as registry_state
+from eventlab._mongo import liveness as liveness
+from eventlab._mongo import process_registry as registry_state
 
 from ._paired import assert_ratio, paired
 from ._verdicts import decide

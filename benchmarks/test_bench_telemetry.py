@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, _telemetry
+from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore
+from eventlab._core import telemetry as _telemetry
 
 from ._paired import assert_ratio, paired
 from .conftest import make_events, make_store

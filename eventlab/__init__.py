@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import telemetry
-    from ._aggregate_store import AggregateStore
-    from ._checkpoints import MongoCheckpointStore
-    from ._connection import DeploymentInfo, MongoConnectionManager
-    from ._domain import AggregateRoot, DomainEvent, applies
-    from ._errors import (
+    from ._aggregates.store import AggregateStore
+    from ._core.domain import AggregateRoot, DomainEvent, applies
+    from ._core.errors import (
         AggregateNotFoundError,
         AppendConditionError,
         CheckpointConflictError,
@@ -56,22 +54,30 @@ if TYPE_CHECKING:
         UpcastError,
         WriteConflictError,
     )
-    from ._event_store import MongoEventStore
-    from ._follow import Batch, CatchUpSubscription
-    from ._mapper import MongoModelMapper
-    from ._outbox import MongoOutboxStore
-    from ._process_registry import Liveness
-    from ._projections import MemoryRows, Projection, ProjectionStatus, on
-    from ._projector import Projector
-    from ._records import ExpectedVersion, StoredEvent
-    from ._registry import EventRegistry
-    from ._relay import InMemoryPublisher, LoggingPublisher, OutboxRelay, Publisher, RelayHealth
-    from ._repository import MongoRepository, SearchResult
-    from ._snapshots import MongoSnapshotStore
-    from ._subscriptions import Subscriber
-    from ._supervision import ConsumerHealth
-    from ._transactions import run_transaction
-    from ._unit_of_work import MongoUnitOfWork, run_unit_of_work
+    from ._core.records import ExpectedVersion, StoredEvent
+    from ._core.registry import EventRegistry
+    from ._follow.catch_up import Batch, CatchUpSubscription
+    from ._follow.projections import MemoryRows, Projection, ProjectionStatus, on
+    from ._follow.projector import Projector
+    from ._follow.subscriber import Subscriber
+    from ._follow.supervision import ConsumerHealth
+    from ._mongo.checkpoints import MongoCheckpointStore
+    from ._mongo.connection import DeploymentInfo, MongoConnectionManager
+    from ._mongo.event_store import MongoEventStore
+    from ._mongo.mapper import MongoModelMapper
+    from ._mongo.outbox import MongoOutboxStore
+    from ._mongo.process_registry import Liveness
+    from ._mongo.repository import MongoRepository, SearchResult
+    from ._mongo.snapshots import MongoSnapshotStore
+    from ._mongo.transactions import run_transaction
+    from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
+    from ._outbox.relay import (
+        InMemoryPublisher,
+        LoggingPublisher,
+        OutboxRelay,
+        Publisher,
+        RelayHealth,
+    )
     from .ports import (
         Backend,
         Checkpoint,
@@ -94,18 +100,18 @@ _LAZY: dict[str, tuple[str, ...]] = {
     # module: the names it gives (a submodule gives itself: ``()``); the same as the imports
     # above and ``__all__`` (tests/fast/test_public_api.py keeps the three in step)
     ".telemetry": (),
-    "._aggregate_store": ("AggregateStore",),
-    "._checkpoints": ("MongoCheckpointStore",),
-    "._connection": (
+    "._aggregates.store": ("AggregateStore",),
+    "._mongo.checkpoints": ("MongoCheckpointStore",),
+    "._mongo.connection": (
         "DeploymentInfo",
         "MongoConnectionManager",
     ),
-    "._domain": (
+    "._core.domain": (
         "AggregateRoot",
         "DomainEvent",
         "applies",
     ),
-    "._errors": (
+    "._core.errors": (
         "AggregateNotFoundError",
         "AppendConditionError",
         "CheckpointConflictError",
@@ -144,42 +150,42 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "UpcastError",
         "WriteConflictError",
     ),
-    "._event_store": ("MongoEventStore",),
-    "._follow": (
+    "._mongo.event_store": ("MongoEventStore",),
+    "._follow.catch_up": (
         "Batch",
         "CatchUpSubscription",
     ),
-    "._mapper": ("MongoModelMapper",),
-    "._outbox": ("MongoOutboxStore",),
-    "._projections": (
+    "._mongo.mapper": ("MongoModelMapper",),
+    "._mongo.outbox": ("MongoOutboxStore",),
+    "._follow.projections": (
         "MemoryRows",
         "Projection",
         "ProjectionStatus",
         "on",
     ),
-    "._projector": ("Projector",),
-    "._records": (
+    "._follow.projector": ("Projector",),
+    "._core.records": (
         "ExpectedVersion",
         "StoredEvent",
     ),
-    "._registry": ("EventRegistry",),
-    "._relay": (
+    "._core.registry": ("EventRegistry",),
+    "._outbox.relay": (
         "InMemoryPublisher",
         "LoggingPublisher",
         "OutboxRelay",
         "Publisher",
         "RelayHealth",
     ),
-    "._repository": (
+    "._mongo.repository": (
         "MongoRepository",
         "SearchResult",
     ),
-    "._process_registry": ("Liveness",),
-    "._snapshots": ("MongoSnapshotStore",),
-    "._subscriptions": ("Subscriber",),
-    "._supervision": ("ConsumerHealth",),
-    "._transactions": ("run_transaction",),
-    "._unit_of_work": (
+    "._mongo.process_registry": ("Liveness",),
+    "._mongo.snapshots": ("MongoSnapshotStore",),
+    "._follow.subscriber": ("Subscriber",),
+    "._follow.supervision": ("ConsumerHealth",),
+    "._mongo.transactions": ("run_transaction",),
+    "._mongo.unit_of_work": (
         "MongoUnitOfWork",
         "run_unit_of_work",
     ),

@@ -20,8 +20,8 @@ Both stores implement the :class:`~eventlab.ports.DCBStore` port, checked by the
 contract suite (:class:`eventlab.contracts.DCBContract`).
 """
 
-from ._dcb_mongo import MongoDCBStore
-from ._dcb_records import (
+from ._core.errors import AppendConditionError
+from ._dcb.records import (
     DCB_AGGREGATE_TYPE,
     AppendCondition,
     DecisionRead,
@@ -29,7 +29,7 @@ from ._dcb_records import (
     QueryItem,
     TaggedEvent,
 )
-from ._errors import AppendConditionError
+from ._mongo.dcb import MongoDCBStore
 from .ports import DCBStore
 
 __all__ = [

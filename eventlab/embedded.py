@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ._errors import EmbeddedServerError, EmbeddedServerNotInstalledError
+from ._core.errors import EmbeddedServerError, EmbeddedServerNotInstalledError
 
 SERVER_COMMAND = "secantusd-py"
 DEFAULT_STARTUP_TIMEOUT = 60.0

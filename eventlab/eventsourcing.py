@@ -81,12 +81,10 @@ from pymongo.errors import (
 )
 from pymongo.read_concern import ReadConcern
 
-from . import _liveness as liveness
-from ._bson import check_collection_name, to_bson_value
-from ._connection import DEFAULT_HEARTBEAT_MS
-from ._deployment import URI_ENV_VAR, running_serve
-from ._domain import utc_now
-from ._errors import (
+from ._core.bson_values import check_collection_name, to_bson_value
+from ._core.deployment import URI_ENV_VAR, running_serve
+from ._core.domain import utc_now
+from ._core.errors import (
     CommitOutcomeUnknownError,
     DeploymentError,
     EventlabError,
@@ -94,12 +92,14 @@ from ._errors import (
     TransientError,
     first_line,
 )
-from ._eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
-from ._log import TOMBSTONE_FIELD
-from ._process_registry import DEFAULT_PROCESS_LEASE
-from ._transaction_policy import is_duplicate_key
-from ._transactions_sync import run_transaction
-from ._uris import mask_uri, scrub, uri_options
+from ._core.uris import mask_uri, scrub, uri_options
+from ._mongo import liveness as liveness
+from ._mongo.connection import DEFAULT_HEARTBEAT_MS
+from ._mongo.eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
+from ._mongo.log import TOMBSTONE_FIELD
+from ._mongo.process_registry import DEFAULT_PROCESS_LEASE
+from ._mongo.transaction_policy import is_duplicate_key
+from ._mongo.transactions_sync import run_transaction
 
 T = TypeVar("T")
 
@@ -504,8 +504,8 @@ class MongoSubscription(Subscription[MongoApplicationRecorder]):
             self._put(exc)
 
     async def _follow(self) -> None:
-        from ._connection import MongoConnectionManager
-        from ._event_store import MongoEventStore
+        from ._mongo.connection import MongoConnectionManager
+        from ._mongo.event_store import MongoEventStore
 
         recorder = self._recorder
         self._loop = asyncio.get_running_loop()

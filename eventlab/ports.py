@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_checkable
 
-from ._bson import encoded_size, to_bson_value
-from ._checks import check_aggregate_id, check_int, check_name, check_positive
-from ._dcb_records import AppendCondition, DecisionRead, Query, TaggedEvent
-from ._domain import DomainEvent, utc_now
-from ._errors import ConfigurationError
-from ._records import ExpectedVersion, StoredEvent
+from ._core.bson_values import encoded_size, to_bson_value
+from ._core.checks import check_aggregate_id, check_int, check_name, check_positive
+from ._core.domain import DomainEvent, utc_now
+from ._core.errors import ConfigurationError
+from ._core.records import ExpectedVersion, StoredEvent
+from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from bson import Code, Regex
 
-from ._bson import to_bson_value
-from ._errors import ConfigurationError, EventlabError, InvalidSpecificationError
+from ._core.bson_values import to_bson_value
+from ._core.errors import ConfigurationError, EventlabError, InvalidSpecificationError
 
 OPERATORS = frozenset(
     {

@@ -8,6 +8,6 @@ continues that trace when it publishes. For messages you make yourself, add
 :func:`trace_context` to their headers.
 """
 
-from ._telemetry import ENABLED, TRACE_KEYS, configure, trace_context
+from ._core.telemetry import ENABLED, TRACE_KEYS, configure, trace_context
 
 __all__ = ["ENABLED", "TRACE_KEYS", "configure", "trace_context"]

@@ -48,7 +48,7 @@ import pytest
 from .embedded import EmbeddedMongo
 
 if TYPE_CHECKING:
-    from ._registry import EventRegistry
+    from ._core.registry import EventRegistry
     from .ports import EventStore
 
 try:  # async fixtures that run in any asyncio mode, strict included
@@ -157,8 +157,8 @@ async def event_store(
 
         yield MemoryEventStore(MemoryBackend(), registry=eventlab_registry)
         return
-    from ._connection import MongoConnectionManager
-    from ._event_store import MongoEventStore
+    from ._mongo.connection import MongoConnectionManager
+    from ._mongo.event_store import MongoEventStore
 
     uri, database = request.getfixturevalue("mongo_uri"), request.getfixturevalue("database_name")
     async with MongoConnectionManager(uri, database=database) as connection:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eventlab import MongoConnectionManager, MongoEventStore, StoredEvent, run_unit_of_work
-from eventlab import _races as races
+from eventlab._core import races as races
 
 
 def say(*words: object) -> None:

@@ -47,7 +47,7 @@ def test_a_uri_that_is_not_a_uri_fails_at_once(monkeypatch: pytest.MonkeyPatch) 
     def no_client(*args: object, **kwargs: object) -> None:
         raise AssertionError("a client was made: it would wait for a host named 'notauri'")
 
-    monkeypatch.setattr("eventlab._connection.AsyncMongoClient", no_client)
+    monkeypatch.setattr("eventlab._mongo.connection.AsyncMongoClient", no_client)
     clean_failure(["stats", "--uri", "notauri"], "not a MongoDB URI: 'notauri'")
 
 

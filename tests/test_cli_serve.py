@@ -134,7 +134,7 @@ def test_a_server_that_dies_under_serve_is_an_error(tmp_path: Path, serves: list
 def test_a_killed_serve_leaves_no_false_record(
     tmp_path: Path, serves: list[Serve], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eventlab._deployment import running_serve
+    from eventlab._core.deployment import running_serve
 
     killed = Serve(tmp_path / "here")
     serves.append(killed)

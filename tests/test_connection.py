@@ -14,7 +14,7 @@ from eventlab import (
     MongoEventStore,
     NotConnectedError,
 )
-from eventlab._connection import mask_uri
+from eventlab._mongo.connection import mask_uri
 
 from .conftest import make_event, put_one, stream_id
 

@@ -15,7 +15,8 @@ import pytest
 from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQueryItem
 from eventsourcing.persistence import IntegrityError
 
-from eventlab import AppendConditionError, _races
+from eventlab import AppendConditionError
+from eventlab._core import races as _races
 from eventlab.dcb import DCBStore, MongoDCBStore, Query, TaggedEvent
 from eventlab.eventsourcing import MongoDatastore, MongoDCBRecorder
 from eventlab.memory import MemoryDCBStore, MemoryEventStore

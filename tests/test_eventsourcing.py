@@ -279,7 +279,7 @@ def test_without_a_deployment_the_factory_says_what_to_set(no_deployment: Path) 
 
 
 def test_the_factory_uses_the_serve_running_here(no_deployment: Path, mongo_uri: str) -> None:
-    from eventlab._deployment import DEFAULT_STORAGE, ServeClaim
+    from eventlab._core.deployment import DEFAULT_STORAGE, ServeClaim
 
     claim = ServeClaim()
     assert claim.take()

@@ -19,9 +19,9 @@ from eventlab import (
     NotAuthorizedError,
     StoredEvent,
     Subscriber,
-    _races,
 )
-from eventlab._tasks import within
+from eventlab._core import races as _races
+from eventlab._core.tasks import within
 from eventlab.testing import eventually
 
 from .conftest import make_event, stream_id

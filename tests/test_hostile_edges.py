@@ -28,8 +28,8 @@ from eventlab import (
     StoredEvent,
     Subscriber,
 )
-from eventlab._bson import CODEC_OPTIONS
-from eventlab._process_registry import COLLECTION as REGISTRY
+from eventlab._core.bson_values import CODEC_OPTIONS
+from eventlab._mongo.process_registry import COLLECTION as REGISTRY
 from eventlab.samples import Order, OrderTotals
 
 from .conftest import make_event, put, stream_id

@@ -27,7 +27,7 @@ from eventlab import (
     SpecificationBuilder,
     StoredEvent,
 )
-from eventlab._bson import CODEC_OPTIONS
+from eventlab._core.bson_values import CODEC_OPTIONS
 
 from .conftest import make_event, put, put_one, stream_id
 

@@ -35,10 +35,10 @@ from eventlab import (
     MongoEventStore,
     StoredEvent,
 )
-from eventlab import _liveness as liveness
-from eventlab._heartbeat import _Beat
-from eventlab._log import TOMBSTONE_FIELD
-from eventlab._process_registry import COLLECTION, session_ids
+from eventlab._mongo import liveness as liveness
+from eventlab._mongo.heartbeat import _Beat
+from eventlab._mongo.log import TOMBSTONE_FIELD
+from eventlab._mongo.process_registry import COLLECTION, session_ids
 from eventlab.testing import eventually
 
 from .conftest import counter_is_free, make_event, stream_id
@@ -533,7 +533,7 @@ def _epoch(seconds: int = 0) -> Any:
 
 
 def make_event_document(sid: str) -> dict[str, Any]:
-    from eventlab._event_codec import stored_document
+    from eventlab._core.event_codec import stored_document
 
     return stored_document(make_event(sid, 1).with_position(10**9, _epoch()))
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from eventlab import ConfigurationError, MigrationError, MongoEventStore
-from eventlab._migrations import EVENT_STORE_MIGRATIONS, IndexSpec, Migration, Migrator, asc
+from eventlab._mongo.migrations import EVENT_STORE_MIGRATIONS, IndexSpec, Migration, Migrator, asc
 
 
 async def test_migrate_is_idempotent_and_recorded(connection: Any) -> None:

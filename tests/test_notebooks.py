@@ -253,7 +253,7 @@ def test_a_progress_bar_in_a_notebook_is_a_widget() -> None:
     book = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(
-                "from eventlab._progress import progress_bar\n"
+                "from eventlab._core.progress import progress_bar\n"
                 "with progress_bar(3, True, 'events') as bar:\n"
                 "    bar.update(3)\n"
             )

@@ -35,7 +35,7 @@ from eventlab import (
     StoredEvent,
     run_unit_of_work,
 )
-from eventlab._domain import utc_now
+from eventlab._core.domain import utc_now
 from eventlab.testing import eventually
 
 from .conftest import make_event, stream_id
@@ -317,7 +317,7 @@ async def test_a_client_clock_running_ahead_does_not_steal_live_leases(
 
     import time
 
-    import eventlab._clock as clock_module
+    import eventlab._mongo.clock as clock_module
 
     monkeypatch.setattr(clock_module, "client_time", lambda: time.time() + 3600)
     ahead = MongoOutboxStore(connection)  # a relay on a host whose clock is an hour ahead

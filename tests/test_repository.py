@@ -124,7 +124,7 @@ def test_mapper_round_trip_is_exact(
 ) -> None:
     import bson
 
-    from eventlab._bson import CODEC_OPTIONS
+    from eventlab._core.bson_values import CODEC_OPTIONS
 
     mapper = MongoModelMapper(Customer)
     entity = customer(

@@ -14,7 +14,7 @@ from eventsourcing.persistence import PersistenceError
 from typer.testing import CliRunner
 
 from eventlab import EventlabError, MongoConnectionManager, MongoEventStore
-from eventlab._uris import mask_uri
+from eventlab._core.uris import mask_uri
 from eventlab.cli import app
 from eventlab.eventsourcing import MongoApplicationRecorder, MongoDatastore
 

@@ -232,7 +232,7 @@ async def test_without_an_sdk_nothing_is_stored(tx_store: MongoEventStore) -> No
 def test_eventlab_works_without_opentelemetry_installed() -> None:
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
-        "from eventlab import _telemetry, telemetry\n"
+        "from eventlab import telemetry\nfrom eventlab._core import telemetry as _telemetry\n"
         "assert not telemetry.ENABLED and telemetry.trace_context() == {}\n"
         "with _telemetry.span('x', {}) as s: assert s is None\n"
         "assert _telemetry.instruments() is None and _telemetry.links_from([{}]) == []\n"
@@ -267,7 +267,7 @@ async def test_the_outbox_backlog_is_recorded_when_health_is_asked(
     ids=["a string", "an operator dict", "a huge int"],
 )
 def test_configure_refuses_what_is_not_a_provider(otel: Otel, given: dict[str, Any]) -> None:
-    from eventlab import _telemetry
+    from eventlab._core import telemetry as _telemetry
 
     before = dict(_telemetry._providers)
     with pytest.raises(ConfigurationError, match="must be an OpenTelemetry provider"):

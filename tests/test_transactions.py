@@ -19,7 +19,7 @@ from eventlab import (
     WriteConflictError,
     run_transaction,
 )
-from eventlab._transaction_policy import map_error
+from eventlab._mongo.transaction_policy import map_error
 from eventlab.embedded import EmbeddedMongo
 
 from .conftest import counter_is_free, make_event, put_one, stream_id

@@ -190,7 +190,7 @@ def _candidates(target: str, where: Any) -> Iterator[str]:
 def _documented(path: str, pkg: Any, roots: list[str]) -> str | None:
     """The identifier under which the reference renders ``path``, if it does: the path
     itself, or the one it is found at, without its private modules
-    (``eventlab._records.StoredEvent`` -> ``eventlab.StoredEvent``)."""
+    (``eventlab._core.records.StoredEvent`` -> ``eventlab.StoredEvent``)."""
     found = _lookup(path, pkg)
     if found is None or not found.docstring:
         return None

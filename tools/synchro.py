@@ -1,6 +1,6 @@
 """Generate eventlab's synchronous modules from their async sources.
 
-``eventlab/_transactions.py`` (the transaction runner) and ``eventlab/_dcb_decisions.py`` (the
+``eventlab/_mongo/transactions.py`` (the transaction runner) and ``eventlab/_dcb/decisions.py`` (the
 decision logic of Dynamic Consistency Boundaries) are written by hand; their ``_sync`` twins
 are generated from them with ``unasync`` and a table of name replacements, the way PyMongo
 generates ``pymongo/synchronous`` from ``pymongo/asynchronous`` (tools/synchro.py there). A
@@ -53,14 +53,14 @@ class Target:
 
 TARGETS = (
     Target(
-        "_transactions.py",
-        "_transactions_sync.py",
+        "_mongo/transactions.py",
+        "_mongo/transactions_sync.py",
         "The synchronous twin of eventlab's transaction runner (see that module), for the\n"
         "``eventsourcing`` module's recorders, which run on PyMongo's synchronous client.",
     ),
     Target(
-        "_dcb_decisions.py",
-        "_dcb_decisions_sync.py",
+        "_dcb/decisions.py",
+        "_dcb/decisions_sync.py",
         "The synchronous twin of the decision logic of Dynamic Consistency Boundaries (see that\n"
         "module), for the ``eventsourcing`` module's DCB recorder.",
         {"reach": "reach_sync"},  # a race point reached by sync code
@@ -84,7 +84,7 @@ def generate(target: Target) -> str:
 def _formatted(text: str, target: Target) -> str:
     """``text`` as the project's ruff would leave it (imports sorted, formatted)."""
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / target.target
+        path = Path(scratch) / Path(target.target).name
         path.write_text(text)
         config = ["--config", str(ROOT / "pyproject.toml")]
         for command in (["check", "--fix", "--select", "I", "--quiet"], ["format", "--quiet"]):

@@ -6,11 +6,11 @@ import logging
 import weakref
 from typing import Any, TypeVar
 
-from ._checks import check_aggregate_id
-from ._domain import AggregateRoot
-from ._errors import AggregateNotFoundError, ConfigurationError, EventlabError
-from ._records import StoredEvent
-from .ports import EventStore, Snapshot, SnapshotStore, UnitOfWork
+from .._core.checks import check_aggregate_id
+from .._core.domain import AggregateRoot
+from .._core.errors import AggregateNotFoundError, ConfigurationError, EventlabError
+from .._core.records import StoredEvent
+from ..ports import EventStore, Snapshot, SnapshotStore, UnitOfWork
 
 A = TypeVar("A", bound=AggregateRoot)
 

@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from .._bson import check_database_name
-from .._connection import MongoConnectionManager
-from .._errors import InternalSignal
-from .._uris import scrub, uri_options
+from .._core.bson_values import check_database_name
+from .._core.errors import InternalSignal
+from .._core.uris import scrub, uri_options
+from .._mongo.connection import MongoConnectionManager
 
 SERVER_SELECTION_TIMEOUT = 3.0
 """Seconds to find a server when the URI sets no ``serverSelectionTimeoutMS``: an unreachable

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import Phase, settings
 
-from .._uris import scrub
+from .._core.uris import scrub
 from ..statemachines._profiles import BOUNDED
 from ._verdicts import Verdict
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from pymongo.errors import PyMongoError
 
-from .._connection import MongoConnectionManager
-from .._dcb_mongo import MongoDCBStore
-from .._dcb_records import TaggedEvent
-from .._errors import AppendConditionError, ConcurrencyError, EventlabError
-from .._event_store import MongoEventStore
-from .._records import ExpectedVersion, StoredEvent
+from .._core.errors import AppendConditionError, ConcurrencyError, EventlabError
+from .._core.records import ExpectedVersion, StoredEvent
+from .._dcb.records import TaggedEvent
+from .._mongo.connection import MongoConnectionManager
+from .._mongo.dcb import MongoDCBStore
+from .._mongo.event_store import MongoEventStore
 from ..ports import PositionStrategy
 from ..samples.courses import (
     STUDENT_JOINED,

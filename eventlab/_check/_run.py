@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 from ._deployment import (
     CheckRefused,
     claim_scratch,

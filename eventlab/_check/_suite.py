@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from .._connection import MongoConnectionManager
-from .._dcb_mongo import MongoDCBStore
-from .._event_store import MongoEventStore
-from .._outbox import MongoOutboxStore
+from .._mongo.connection import MongoConnectionManager
+from .._mongo.dcb import MongoDCBStore
+from .._mongo.event_store import MongoEventStore
+from .._mongo.outbox import MongoOutboxStore
 from ..contracts import Contracts, contract_registry
 from ..ports import PositionStrategy
 from ..statemachines import (

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._checks import check_aggregate_id, normalize_expected
-from ._domain import DomainEvent
-from ._errors import ConcurrencyError, DuplicateEventError, InvalidEventError
-from ._event_codec import event_body, from_document, same_client_content
-from ._records import ExpectedVersion, StoredEvent
-from ._registry import EventRegistry
+from .checks import check_aggregate_id, normalize_expected
+from .domain import DomainEvent
+from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError
+from .event_codec import event_body, from_document, same_client_content
+from .records import ExpectedVersion, StoredEvent
+from .registry import EventRegistry
 
 Expected = int | ExpectedVersion
 

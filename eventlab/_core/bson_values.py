@@ -21,7 +21,7 @@ from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
-from ._errors import InvalidNameError, SerializationError
+from .errors import InvalidNameError, SerializationError
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """MongoDB's per-document limit."""
@@ -209,7 +209,7 @@ def encoded_size(document: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> i
     """The BSON size of ``document``, refused as MongoDB would refuse it: an int over 64 bits
     (:class:`SerializationError` naming its path), a document over ``limit`` bytes
     (:class:`DocumentTooLargeError`)."""
-    from ._errors import DocumentTooLargeError
+    from .errors import DocumentTooLargeError
 
     try:
         size = len(bson.encode(document, codec_options=CODEC_OPTIONS))
@@ -228,7 +228,7 @@ def encoded_size(document: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> i
 
 def check_document_size(raw: RawBSONDocument | bytes, what: str) -> None:
     """Raise :class:`DocumentTooLargeError` when an encoded document exceeds 16 MiB."""
-    from ._errors import DocumentTooLargeError
+    from .errors import DocumentTooLargeError
 
     size = len(raw.raw if isinstance(raw, RawBSONDocument) else raw)
     if size > MAX_DOCUMENT_BYTES:

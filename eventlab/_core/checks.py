@@ -8,8 +8,8 @@ from typing import Any
 
 from bson import Code, ObjectId
 
-from ._errors import ConfigurationError, InvalidIdError
-from ._records import ExpectedVersion
+from .errors import ConfigurationError, InvalidIdError
+from .records import ExpectedVersion
 
 _INT64 = range(-(2**63), 2**63)
 ID_TYPES = (str, int, uuid.UUID, ObjectId)

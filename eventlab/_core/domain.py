@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # pydantic's metaclass, public in practice (stable since 2.0) but not re-exported at the top.
 from pydantic._internal._model_construction import ModelMetaclass
 
-from ._errors import InvalidEventError
-from ._records import event_id_from
+from .errors import InvalidEventError
+from .records import event_id_from
 
 ENVELOPE_FIELDS = frozenset({"event_id", "occurred_at", "metadata"})
 """Fields of every :class:`DomainEvent` that live in the envelope, not in the payload."""

@@ -8,15 +8,15 @@ from typing import Any
 import bson
 from bson.errors import InvalidDocument
 
-from ._bson import (
+from .bson_values import (
     CODEC_OPTIONS,
     decimals_to_python,
     find_unencodable_int,
     to_bson_datetime,
     to_bson_value,
 )
-from ._errors import DocumentTooLargeError, SerializationError
-from ._records import StoredEvent
+from .errors import DocumentTooLargeError, SerializationError
+from .records import StoredEvent
 
 
 def event_body(event: StoredEvent) -> dict[str, Any]:

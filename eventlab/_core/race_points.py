@@ -1,4 +1,4 @@
-"""The race points of eventlab's hard paths, each declared once (:mod:`eventlab._races`).
+"""The race points of eventlab's hard paths, each declared once (:mod:`eventlab._core.races`).
 
 Every backend marks the same moment with the same object, so a test (a state machine,
 ``eventlab check``) arms one name and meets that moment on whichever backend it drives. A
@@ -13,7 +13,7 @@ window another actor is run in.
 
 from __future__ import annotations
 
-from ._races import point
+from .races import point
 
 APPEND_POSITIONS_TAKEN = point("append.positions_taken")
 """An append has taken its positions (in its transaction, or before it with ``preallocated``

@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from ._errors import ConfigurationError
+from .errors import ConfigurationError
 
 AsyncAction = Callable[[], Awaitable[Any]]
 SyncAction = Callable[[], Any]

@@ -8,11 +8,11 @@ from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
-from ._bson import decimals_to_python
-from ._domain import PAYLOAD_EXCLUDE, DomainEvent
-from ._errors import ConfigurationError, InvalidEventError, UnknownEventTypeError, UpcastError
-from ._event_codec import from_document
-from ._records import StoredEvent
+from .bson_values import decimals_to_python
+from .domain import PAYLOAD_EXCLUDE, DomainEvent
+from .errors import ConfigurationError, InvalidEventError, UnknownEventTypeError, UpcastError
+from .event_codec import from_document
+from .records import StoredEvent
 
 E = TypeVar("E", bound=type[DomainEvent])
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from ._errors import ConfigurationError
+from .errors import ConfigurationError
 
 try:  # the optional extra
     from opentelemetry import metrics, propagate, trace

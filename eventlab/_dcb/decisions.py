@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ._dcb_records import (
+from .._core.race_points import DCB_APPEND_BEFORE_CHECK as BEFORE_CHECK
+from .._core.race_points import DCB_READ_BETWEEN_ITEMS as BETWEEN_ITEMS
+from .._core.race_points import DCB_READ_HEAD_TAKEN as HEAD_TAKEN
+from .records import (
     Appended,
     AppendOutcome,
     Duplicate,
@@ -35,9 +38,6 @@ from ._dcb_records import (
     placed,
     reads_of,
 )
-from ._race_points import DCB_APPEND_BEFORE_CHECK as BEFORE_CHECK
-from ._race_points import DCB_READ_BETWEEN_ITEMS as BETWEEN_ITEMS
-from ._race_points import DCB_READ_HEAD_TAKEN as HEAD_TAKEN
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Generated from ``_dcb_decisions.py`` by ``tools/synchro.py``: do not edit.
+"""Generated from ``_dcb/decisions.py`` by ``tools/synchro.py``: do not edit.
 
 The synchronous twin of the decision logic of Dynamic Consistency Boundaries (see that
 module), for the ``eventsourcing`` module's DCB recorder."""
@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from ._dcb_records import (
+from .._core.race_points import DCB_APPEND_BEFORE_CHECK as BEFORE_CHECK
+from .._core.race_points import DCB_READ_BETWEEN_ITEMS as BETWEEN_ITEMS
+from .._core.race_points import DCB_READ_HEAD_TAKEN as HEAD_TAKEN
+from .records import (
     Appended,
     AppendOutcome,
     Duplicate,
@@ -19,9 +22,6 @@ from ._dcb_records import (
     placed,
     reads_of,
 )
-from ._race_points import DCB_APPEND_BEFORE_CHECK as BEFORE_CHECK
-from ._race_points import DCB_READ_BETWEEN_ITEMS as BETWEEN_ITEMS
-from ._race_points import DCB_READ_HEAD_TAKEN as HEAD_TAKEN
 
 T = TypeVar("T")
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._domain import utc_now
-from ._errors import DuplicateEventError, InvalidEventError, InvalidSpecificationError
-from ._event_codec import event_body, from_document, same_client_content
-from ._records import StoredEvent, event_id_from
+from .._core.domain import utc_now
+from .._core.errors import DuplicateEventError, InvalidEventError, InvalidSpecificationError
+from .._core.event_codec import event_body, from_document, same_client_content
+from .._core.records import StoredEvent, event_id_from
 
 DCB_AGGREGATE_TYPE = "DCB"
 """The aggregate type of DCB events: each is stored as stream ``dcb:<position>``, version 1, so
@@ -267,7 +267,7 @@ def placed(bodies: Sequence[dict[str, Any]], first: int) -> list[dict[str, Any]]
 
 def same_dcb_event(body: dict[str, Any], stored: dict[str, Any]) -> bool:
     """Whether a stored document is the event ``body`` describes: the stream API's rule
-    (:func:`~eventlab._event_codec.same_client_content`) with the placeholder stream id set
+    (:func:`~eventlab._core.event_codec.same_client_content`) with the placeholder stream id set
     aside, and the same tags."""
     if list(body.get("tags") or ()) != list(stored.get("tags") or ()):
         return False

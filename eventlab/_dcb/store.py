@@ -8,8 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._dcb_decisions import DCBStorage, append_decision, read_decision
-from ._dcb_records import (
+from .._core.errors import (
+    AppendConditionError,
+    ConfigurationError,
+    DuplicateEventError,
+    InvalidSpecificationError,
+)
+from .._core.event_codec import from_document
+from .._core.records import StoredEvent
+from .decisions import DCBStorage, append_decision, read_decision
+from .records import (
     AppendCondition,
     Appended,
     DecisionRead,
@@ -23,14 +31,6 @@ from ._dcb_records import (
     dcb_bodies,
     idempotent_copies,
 )
-from ._errors import (
-    AppendConditionError,
-    ConfigurationError,
-    DuplicateEventError,
-    InvalidSpecificationError,
-)
-from ._event_codec import from_document
-from ._records import StoredEvent
 
 
 class DecisionStorage(DCBStorage, Protocol):

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from . import _telemetry as telemetry
-from ._checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
-from ._errors import (
+from .._core import telemetry as telemetry
+from .._core.checks import MAX_PAGE, check_int, check_page_size, check_positive, check_types
+from .._core.errors import (
     CommitOutcomeUnknownError,
     ConfigurationError,
     ConnectionFailedError,
@@ -40,10 +40,10 @@ from ._errors import (
     SubscriptionError,
     TransientError,
 )
-from ._race_points import FOLLOW_BEFORE_ABANDON, FOLLOW_HEAD_READ
-from ._records import StoredEvent
-from ._supervision import Backoff
-from .ports import KEPT_GAPS, Abandonment, EventLog, LogHead, LogSlice, Wakeups
+from .._core.race_points import FOLLOW_BEFORE_ABANDON, FOLLOW_HEAD_READ
+from .._core.records import StoredEvent
+from ..ports import KEPT_GAPS, Abandonment, EventLog, LogHead, LogSlice, Wakeups
+from .supervision import Backoff
 
 logger = logging.getLogger("eventlab.subscriptions")
 
@@ -516,7 +516,7 @@ class CatchUpSubscription:
 
         ``nest_reads``: the spans of the reads that find a batch are not exported as they
         end but handed on with it (:attr:`Batch.reads`), for the consumer to emit inside its
-        batch span (:func:`eventlab._telemetry.emit`), so that a batch is one trace.
+        batch span (:func:`eventlab._core.telemetry.emit`), so that a batch is one trace.
         """
         held: list[telemetry.HeldSpan] = []
         if self._started:

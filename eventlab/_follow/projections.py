@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._bson import check_collection_name
-from ._domain import DomainEvent
-from ._errors import ConfigurationError
-from ._records import StoredEvent
-from .ports import Rows
+from .._core.bson_values import check_collection_name
+from .._core.domain import DomainEvent
+from .._core.errors import ConfigurationError
+from .._core.records import StoredEvent
+from ..ports import Rows
 
 _EventHandler = Callable[[Any, Rows, StoredEvent], Awaitable[None]]
 

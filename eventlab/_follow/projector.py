@@ -15,26 +15,26 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._checks import check_page_size
-from ._errors import (
+from .._core.checks import check_page_size
+from .._core.errors import (
     ConfigurationError,
     EventlabError,
     InternalSignal,
     RebuildInProgressError,
     TransientError,
 )
-from ._projections import ProjectionStatus, check_projection
-from ._race_points import PROJECTOR_GENERATION_READ as GENERATION_READ
-from ._records import StoredEvent
-from ._subscriptions import Subscriber
-from ._supervision import ConsumerHealth, Supervision, worth_retrying
-from ._tasks import ended, finish, woken
-from .ports import CheckpointStore, EventStore, ReadModelStore, UnitOfWork
+from .._core.race_points import PROJECTOR_GENERATION_READ as GENERATION_READ
+from .._core.records import StoredEvent
+from .._core.tasks import ended, finish, woken
+from ..ports import CheckpointStore, EventStore, ReadModelStore, UnitOfWork
+from .projections import ProjectionStatus, check_projection
+from .subscriber import Subscriber
+from .supervision import ConsumerHealth, Supervision, worth_retrying
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ._projections import Projection
+    from .projections import Projection
 
 
 DEFAULT_KEEP_RETIRED = 300.0

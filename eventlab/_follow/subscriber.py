@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from . import _telemetry as telemetry
-from ._checks import check_name, check_page_size
-from ._domain import utc_now
-from ._errors import (
+from .._core import telemetry as telemetry
+from .._core.checks import check_name, check_page_size
+from .._core.domain import utc_now
+from .._core.errors import (
     CheckpointConflictError,
     ConfigurationError,
     ConsumerBusyError,
@@ -30,14 +30,14 @@ from ._errors import (
     InternalSignal,
     SubscriptionError,
 )
-from ._follow import Batch, CatchUpSubscription, Start, start_position
-from ._race_points import BATCH_HANDLED
-from ._race_points import SUBSCRIBER_CLAIMED as CLAIMED
-from ._race_points import SUBSCRIBER_SUBSCRIBING as SUBSCRIBING
-from ._records import StoredEvent
-from ._supervision import ConsumerHealth, Supervision, worth_retrying
-from ._tasks import ended, finish, within, woken
-from .ports import CheckpointStore, EventStore, UnitOfWork
+from .._core.race_points import BATCH_HANDLED
+from .._core.race_points import SUBSCRIBER_CLAIMED as CLAIMED
+from .._core.race_points import SUBSCRIBER_SUBSCRIBING as SUBSCRIBING
+from .._core.records import StoredEvent
+from .._core.tasks import ended, finish, within, woken
+from ..ports import CheckpointStore, EventStore, UnitOfWork
+from .catch_up import Batch, CatchUpSubscription, Start, start_position
+from .supervision import ConsumerHealth, Supervision, worth_retrying
 
 logger = logging.getLogger("eventlab.subscriptions")
 

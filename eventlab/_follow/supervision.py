@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from ._errors import CommitOutcomeUnknownError, ConflictError, TransientError, first_line
-from ._retry import retry_delay
+from .._core.errors import CommitOutcomeUnknownError, ConflictError, TransientError, first_line
+from .._core.retry import retry_delay
 
 ConsumerState = Literal["stopped", "standing_by", "following", "backing_off", "failed"]
 

@@ -9,14 +9,14 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from ._checkpoints import MongoCheckpointStore
-from ._connection import MongoConnectionManager
-from ._outbox import MongoOutboxStore
-from ._read_models import MongoReadModels
-from ._snapshots import MongoSnapshotStore
-from ._transaction_policy import DEFAULT_TIME_BUDGET
-from ._unit_of_work import run_unit_of_work
-from .ports import UnitOfWork
+from ..ports import UnitOfWork
+from .checkpoints import MongoCheckpointStore
+from .connection import MongoConnectionManager
+from .outbox import MongoOutboxStore
+from .read_models import MongoReadModels
+from .snapshots import MongoSnapshotStore
+from .transaction_policy import DEFAULT_TIME_BUDGET
+from .unit_of_work import run_unit_of_work
 
 T = TypeVar("T")
 

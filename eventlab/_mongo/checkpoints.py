@@ -19,16 +19,16 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ._bson import CODEC_OPTIONS, check_collection_name
-from ._checks import check_int, check_name
-from ._clock import ServerClock
-from ._connection import MongoConnectionManager
-from ._errors import CheckpointConflictError, ConfigurationError
-from ._race_points import LEASE_EXPIRED_SEEN, LEASE_TAKEN_OVER
-from ._session import session_of
-from ._tasks import within
-from ._transaction_policy import map_error
-from .ports import KEPT_GAPS, Checkpoint, LeaseGrant, UnitOfWork
+from .._core.bson_values import CODEC_OPTIONS, check_collection_name
+from .._core.checks import check_int, check_name
+from .._core.errors import CheckpointConflictError, ConfigurationError
+from .._core.race_points import LEASE_EXPIRED_SEEN, LEASE_TAKEN_OVER
+from .._core.tasks import within
+from ..ports import KEPT_GAPS, Checkpoint, LeaseGrant, UnitOfWork
+from .clock import ServerClock
+from .connection import MongoConnectionManager
+from .session import session_of
+from .transaction_policy import map_error
 
 _EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
 _SAVED: dict[str, Any] = {"position": {"$exists": True}}

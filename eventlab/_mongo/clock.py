@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from ._transaction_policy import map_error
+from .transaction_policy import map_error
 
 
 def client_time() -> float:

@@ -13,12 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import InvalidURI, PyMongoError
 
-from . import _liveness as liveness
-from ._bson import CODEC_OPTIONS, check_database_name
-from ._deployment import URI_ENV_VAR, running_serve
-from ._errors import ConfigurationError, ConnectionFailedError, NotConnectedError
-from ._process_registry import DEFAULT_PROCESS_LEASE, Liveness, ProcessRegistry, check_lease
-from ._uris import mask_uri, scrub, uri_options
+from .._core.bson_values import CODEC_OPTIONS, check_database_name
+from .._core.deployment import URI_ENV_VAR, running_serve
+from .._core.errors import ConfigurationError, ConnectionFailedError, NotConnectedError
+from .._core.uris import mask_uri, scrub, uri_options
+from . import liveness as liveness
+from .process_registry import DEFAULT_PROCESS_LEASE, Liveness, ProcessRegistry, check_lease
 
 logger = logging.getLogger("eventlab")
 

@@ -14,16 +14,16 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 
-from ._dcb import DecisionStore, wrong_strategy
-from ._dcb_query import NEAR_HEAD, has_tags, selection
-from ._dcb_records import ItemParts
-from ._errors import ConfigurationError, DeploymentError, SerializationError
-from ._event_codec import oversized_event, unencodable_int
-from ._event_store import MongoEventStore
-from ._migrations import DCB_MIGRATIONS
-from ._positions import StrategyChanged
-from ._transaction_policy import is_duplicate_key, map_error
-from ._write_access import WriteAccess
+from .._core.errors import ConfigurationError, DeploymentError, SerializationError
+from .._core.event_codec import oversized_event, unencodable_int
+from .._dcb.records import ItemParts
+from .._dcb.store import DecisionStore, wrong_strategy
+from .dcb_query import NEAR_HEAD, has_tags, selection
+from .event_store import MongoEventStore
+from .migrations import DCB_MIGRATIONS
+from .positions import StrategyChanged
+from .transaction_policy import is_duplicate_key, map_error
+from .write_access import WriteAccess
 
 T = TypeVar("T")
 

@@ -22,26 +22,26 @@ from typing import Any, Literal, overload
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from . import _telemetry as telemetry
-from ._appends import prepare_stream
-from ._checks import check_name, check_positive
-from ._connection import MongoConnectionManager
-from ._domain import DomainEvent
-from ._event_codec import from_document
-from ._follow import FollowsItsLog
-from ._log import NOT_A_TOMBSTONE, MongoLog
-from ._migrations import MigrationResult
-from ._mongo_backend import MongoBackend
-from ._readers import StreamReader, _guarded
-from ._records import ExpectedVersion, StoredEvent
-from ._registry import EventRegistry, UnknownPolicy
-from ._restore import restore
-from ._schema import EventStoreSchema
-from ._session import session_of
-from ._transaction_policy import DEFAULT_TIME_BUDGET
-from ._write_access import WriteAccess
-from ._writer import EventWriter
-from .ports import PositionStrategy, UnitOfWork
+from .._core import telemetry as telemetry
+from .._core.appends import prepare_stream
+from .._core.checks import check_name, check_positive
+from .._core.domain import DomainEvent
+from .._core.event_codec import from_document
+from .._core.records import ExpectedVersion, StoredEvent
+from .._core.registry import EventRegistry, UnknownPolicy
+from .._follow.catch_up import FollowsItsLog
+from ..ports import PositionStrategy, UnitOfWork
+from .backend import MongoBackend
+from .connection import MongoConnectionManager
+from .log import NOT_A_TOMBSTONE, MongoLog
+from .migrations import MigrationResult
+from .readers import StreamReader, _guarded
+from .restore import restore
+from .schema import EventStoreSchema
+from .session import session_of
+from .transaction_policy import DEFAULT_TIME_BUDGET
+from .write_access import WriteAccess
+from .writer import EventWriter
 
 __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 

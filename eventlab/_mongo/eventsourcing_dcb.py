@@ -34,9 +34,9 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError
 from pymongo.read_concern import ReadConcern
 
-from ._dcb_decisions_sync import append_decision, read_decision
-from ._dcb_query import NEAR_HEAD, has_tags, selection
-from ._dcb_records import (
+from .._core.domain import utc_now
+from .._dcb.decisions_sync import append_decision, read_decision
+from .._dcb.records import (
     DCB_AGGREGATE_TYPE,
     MAX_QUERY_ITEMS,
     Appended,
@@ -45,9 +45,9 @@ from ._dcb_records import (
     check_text,
     check_texts,
 )
-from ._domain import utc_now
-from ._migrations import DCB_MIGRATIONS
-from ._transaction_policy import is_duplicate_key
+from .dcb_query import NEAR_HEAD, has_tags, selection
+from .migrations import DCB_MIGRATIONS
+from .transaction_policy import is_duplicate_key
 
 T = TypeVar("T")
 
@@ -136,7 +136,7 @@ class _Storage:
     ) -> list[dict[str, Any]]:
         events = self._events.with_options(read_concern=ReadConcern("majority"))
         query, rest = selection(item, after, through)
-        if "tags" in query:  # sorted here: see eventlab._dcb_mongo's reads by tag
+        if "tags" in query:  # sorted here: see eventlab._mongo.dcb's reads by tag
             found = [doc for doc in events.find(query) if has_tags(doc, rest)]
             found.sort(key=lambda doc: doc["position"])
             return found if limit is None else found[:limit]
@@ -153,7 +153,7 @@ class _Storage:
     def first_match(
         self, reads: Sequence[ItemParts | None], after: int, first: int, session: ClientSession
     ) -> dict[str, Any] | None:
-        near = first - 1 - after <= NEAR_HEAD  # see eventlab._dcb_query.selection
+        near = first - 1 - after <= NEAR_HEAD  # see eventlab._mongo.dcb_query.selection
         for item in reads:
             query, rest = selection(item, after, position_first=near)
             for doc in self._events.find(query, {"tags": 1, "position": 1}, session=session):

@@ -38,16 +38,16 @@ from bson import Binary
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from . import _process_registry as state
-from ._errors import first_line
-from ._process_registry import (
+from .._core.errors import first_line
+from .._core.uris import scrub
+from . import process_registry as state
+from .process_registry import (
     COLLECTION,
     REFUSED_CODES,
     RENEWALS_PER_LEASE,
     ProcessRegistry,
     session_ids,
 )
-from ._uris import scrub
 
 logger = logging.getLogger("eventlab.liveness")
 

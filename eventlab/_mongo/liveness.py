@@ -40,10 +40,10 @@ import pymongo
 from bson import Binary
 from pymongo.errors import OperationFailure
 
-from . import _process_registry as state
-from ._errors import first_line
-from ._heartbeat import heartbeat
-from ._process_registry import COLLECTION, REFUSED_CODES, Listing, Liveness, ProcessRegistry
+from .._core.errors import first_line
+from . import process_registry as state
+from .heartbeat import heartbeat
+from .process_registry import COLLECTION, REFUSED_CODES, Listing, Liveness, ProcessRegistry
 
 BLOCKED_AFTER = 1.0
 """Seconds a transaction keeps failing transiently before it asks for dead processes to be

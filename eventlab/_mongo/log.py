@@ -29,17 +29,17 @@ from typing import Any, Literal, Self
 from pymongo.errors import ConnectionFailure, InvalidOperation, PyMongoError
 from pymongo.read_concern import ReadConcern
 
-from . import _liveness as liveness
-from . import _telemetry as telemetry
-from ._checks import check_int, check_page_size, check_positive
-from ._domain import utc_now
-from ._errors import ConfigurationError, EventlabError, SubscriptionError
-from ._event_codec import from_document
-from ._schema import EventStoreSchema
-from ._tasks import ended, within, woken
-from ._transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
-from ._transactions import start_transaction
-from .ports import Abandonment, LogHead, LogSlice
+from .._core import telemetry as telemetry
+from .._core.checks import check_int, check_page_size, check_positive
+from .._core.domain import utc_now
+from .._core.errors import ConfigurationError, EventlabError, SubscriptionError
+from .._core.event_codec import from_document
+from .._core.tasks import ended, within, woken
+from ..ports import Abandonment, LogHead, LogSlice
+from . import liveness as liveness
+from .schema import EventStoreSchema
+from .transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
+from .transactions import start_transaction
 
 logger = logging.getLogger("eventlab.subscriptions")
 

@@ -7,8 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from ._bson import decimals_to_python, to_bson_value
-from ._errors import ConfigurationError, SerializationError
+from .._core.bson_values import decimals_to_python, to_bson_value
+from .._core.errors import ConfigurationError, SerializationError
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
-from ._bson import check_collection_name
-from ._errors import ConfigurationError, MigrationError, TransientError, first_line
-from ._transaction_policy import map_error
+from .._core.bson_values import check_collection_name
+from .._core.errors import ConfigurationError, MigrationError, TransientError, first_line
+from .transaction_policy import map_error
 
 MIGRATIONS_COLLECTION = "_migrations"
 

@@ -10,7 +10,7 @@ The ownership rules, in one place:
   nothing: its token is gone.
 * Leases and due times are computed by the server (``$$NOW`` in update pipelines,
   ``$currentDate``), and the "is it due?" question is asked with the server's time
-  (:class:`~eventlab._clock.ServerClock`), so no client clock decides who owns a message.
+  (:class:`~eventlab._mongo.clock.ServerClock`), so no client clock decides who owns a message.
 * ``retry_count`` is incremented on the server in the same update that records a failure.
 * Per-key order follows ``sequence`` (an event's version, or a per-key counter taken inside the
   saving transaction), never a client timestamp.
@@ -27,23 +27,23 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from . import _telemetry as telemetry
-from ._bson import check_collection_name, to_bson_value
-from ._checks import check_id
-from ._clock import ServerClock
-from ._connection import MongoConnectionManager
-from ._errors import (
+from .._core import telemetry as telemetry
+from .._core.bson_values import check_collection_name, to_bson_value
+from .._core.checks import check_id
+from .._core.errors import (
     ConfigurationError,
     DuplicateMessageError,
     EventlabError,
     WriteConflictError,
 )
-from ._migrations import IndexSpec, Migration, MigrationResult, Migrator
-from ._outbox_claims import MongoClaims, from_doc
-from ._session import session_of
-from ._transaction_policy import map_error
-from ._transactions import run_transaction
-from .ports import OutboxLag, OutboxMessage, UnitOfWork
+from ..ports import OutboxLag, OutboxMessage, UnitOfWork
+from .clock import ServerClock
+from .connection import MongoConnectionManager
+from .migrations import IndexSpec, Migration, MigrationResult, Migrator
+from .outbox_claims import MongoClaims, from_doc
+from .session import session_of
+from .transaction_policy import map_error
+from .transactions import run_transaction
 
 _DUPLICATE_KEY = 11000
 _WRITE_CONFLICT = 112
@@ -98,7 +98,7 @@ ORDERED_OUTBOX_MIGRATIONS = (
 
 class MongoOutboxStore(MongoClaims):
     """The outbox collection: saving messages (here) and handing them out (the claim
-    protocol, :class:`~eventlab._outbox_claims.MongoClaims`).
+    protocol, :class:`~eventlab._mongo.outbox_claims.MongoClaims`).
 
     :param max_attempts: failures after which a message is dead-lettered (status ``dead``).
     :param backoff_base: seconds before the first retry; doubles per attempt, with jitter.

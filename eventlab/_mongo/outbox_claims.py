@@ -7,7 +7,7 @@
   nothing: its token is gone.
 * Leases and due times are computed by the server (``$$NOW`` in update pipelines,
   ``$currentDate``), and the "is it due?" question is asked with the server's time
-  (:class:`~eventlab._clock.ServerClock`), so no client clock decides who owns a message.
+  (:class:`~eventlab._mongo.clock.ServerClock`), so no client clock decides who owns a message.
 * ``retry_count`` is incremented on the server in the same update that records a failure.
 """
 
@@ -21,12 +21,12 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
-from ._bson import decimals_to_python
-from ._clock import ServerClock
-from ._errors import ConfigurationError
-from ._retry import retry_delay
-from ._transaction_policy import map_error
-from .ports import OutboxMessage
+from .._core.bson_values import decimals_to_python
+from .._core.errors import ConfigurationError
+from .._core.retry import retry_delay
+from ..ports import OutboxMessage
+from .clock import ServerClock
+from .transaction_policy import map_error
 
 _FINISH_UNSET = {"due_at": "", "open_key": "", "lease_until": "", "claim_token": ""}
 

@@ -21,8 +21,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from ._errors import InternalSignal
-from .ports import PositionStrategy
+from .._core.errors import InternalSignal
+from ..ports import PositionStrategy
 
 
 class StrategyChanged(InternalSignal):

@@ -21,7 +21,7 @@ from bson import Binary
 from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from ._errors import ConfigurationError, first_line
+from .._core.errors import ConfigurationError, first_line
 
 logger = logging.getLogger("eventlab.liveness")
 
@@ -136,7 +136,9 @@ class ProcessRegistry:
         if self.refused:
             return Liveness(False, self.lease, self.refused)
         if not ENABLED:
-            return Liveness(False, self.lease, "switched off (eventlab._process_registry.ENABLED)")
+            return Liveness(
+                False, self.lease, "switched off (eventlab._mongo.process_registry.ENABLED)"
+            )
         return Liveness(True, self.lease)
 
     # -- listing sessions (caller's side) --------------------------------------------------------

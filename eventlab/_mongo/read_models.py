@@ -19,13 +19,13 @@ from typing import Any
 from pymongo import DeleteOne, ReplaceOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ._bson import check_collection_name, decimals_to_python, to_bson_value
-from ._checks import check_name
-from ._connection import MongoConnectionManager
-from ._errors import EventlabError
-from ._session import session_of
-from ._transaction_policy import map_error
-from .ports import ReadModelState, UnitOfWork
+from .._core.bson_values import check_collection_name, decimals_to_python, to_bson_value
+from .._core.checks import check_name
+from .._core.errors import EventlabError
+from ..ports import ReadModelState, UnitOfWork
+from .connection import MongoConnectionManager
+from .session import session_of
+from .transaction_policy import map_error
 
 STATE_COLLECTION = "projections"
 

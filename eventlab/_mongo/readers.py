@@ -1,7 +1,7 @@
 """The stream reader: one stream in version order, forwards or backwards, bounded.
 
 It only reads and does not know how events are written. The log (every stream in position
-order) is read through :mod:`eventlab._log`.
+order) is read through :mod:`eventlab._mongo.log`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from ._checks import check_aggregate_id, check_int, check_positive
-from ._schema import EventStoreSchema
-from ._transaction_policy import map_error
+from .._core.checks import check_aggregate_id, check_int, check_positive
+from .schema import EventStoreSchema
+from .transaction_policy import map_error
 
 _STREAM_BATCH = 10_000
 

@@ -17,10 +17,9 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from ._bson import check_collection_name, decimals_to_python
-from ._checks import check_id, check_int
-from ._connection import MongoConnectionManager
-from ._errors import (
+from .._core.bson_values import check_collection_name, decimals_to_python
+from .._core.checks import check_id, check_int
+from .._core.errors import (
     ConcurrencyError,
     DeploymentError,
     EventlabError,
@@ -29,11 +28,12 @@ from ._errors import (
     UniqueConstraintError,
     first_line,
 )
-from ._mapper import VERSION_FIELD, MongoModelMapper
-from ._session import session_of
-from ._transaction_policy import map_error
-from .ports import UnitOfWork
-from .specification import QueryOptions
+from ..ports import UnitOfWork
+from ..specification import QueryOptions
+from .connection import MongoConnectionManager
+from .mapper import VERSION_FIELD, MongoModelMapper
+from .session import session_of
+from .transaction_policy import map_error
 
 T = TypeVar("T")
 

@@ -21,14 +21,14 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
-from ._domain import utc_now
-from ._errors import DuplicateEventError, InvalidEventError
-from ._event_codec import stored_document
-from ._progress import progress_bar
-from ._records import StoredEvent
-from ._schema import EventStoreSchema
-from ._transaction_policy import DUPLICATE_KEY
-from ._transactions import run_transaction
+from .._core.domain import utc_now
+from .._core.errors import DuplicateEventError, InvalidEventError
+from .._core.event_codec import stored_document
+from .._core.progress import progress_bar
+from .._core.records import StoredEvent
+from .schema import EventStoreSchema
+from .transaction_policy import DUPLICATE_KEY
+from .transactions import run_transaction
 
 
 async def restore(

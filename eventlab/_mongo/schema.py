@@ -18,17 +18,17 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 
-from ._bson import check_collection_name
-from ._connection import MongoConnectionManager
-from ._errors import ConfigurationError, MigrationError, TransactionsUnsupportedError
-from ._migrations import (
+from .._core.bson_values import check_collection_name
+from .._core.errors import ConfigurationError, MigrationError, TransactionsUnsupportedError
+from ..ports import PositionStrategy
+from .connection import MongoConnectionManager
+from .migrations import (
     EVENT_STORE_MIGRATIONS,
     QUERY_INDEX_MIGRATIONS,
     MigrationResult,
     Migrator,
 )
-from ._transaction_policy import map_error
-from .ports import PositionStrategy
+from .transaction_policy import map_error
 
 logger = logging.getLogger("eventlab")
 

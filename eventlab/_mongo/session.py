@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ports import UnitOfWork
+from ..ports import UnitOfWork
 
 
 def session_of(uow: UnitOfWork | None) -> Any:

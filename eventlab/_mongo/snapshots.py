@@ -13,16 +13,21 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from ._bson import check_collection_name, decimals_to_python, encoded_size, to_bson_value
-from ._checks import check_aggregate_id
-from ._connection import MongoConnectionManager
-from ._errors import (
+from .._core.bson_values import (
+    check_collection_name,
+    decimals_to_python,
+    encoded_size,
+    to_bson_value,
+)
+from .._core.checks import check_aggregate_id
+from .._core.errors import (
     ConfigurationError,
     EventlabError,
 )
-from ._session import session_of
-from ._transaction_policy import is_duplicate_key, map_error
-from .ports import Snapshot, UnitOfWork
+from ..ports import Snapshot, UnitOfWork
+from .connection import MongoConnectionManager
+from .session import session_of
+from .transaction_policy import is_duplicate_key, map_error
 
 logger = logging.getLogger("eventlab.snapshots")
 

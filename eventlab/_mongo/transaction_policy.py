@@ -30,7 +30,7 @@ from pymongo.errors import (
 )
 from pymongo.write_concern import WriteConcern
 
-from ._errors import (
+from .._core.errors import (
     CommitOutcomeUnknownError,
     ConfigurationError,
     ConnectionFailedError,

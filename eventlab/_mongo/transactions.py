@@ -24,11 +24,11 @@ import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
-from . import _liveness as liveness
-from . import _telemetry as telemetry
-from ._race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
-from ._race_points import TRANSACTION_LISTED as LISTED
-from ._transaction_policy import (
+from .._core import telemetry as telemetry
+from .._core.race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
+from .._core.race_points import TRANSACTION_LISTED as LISTED
+from . import liveness as liveness
+from .transaction_policy import (
     DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
     MAJORITY,

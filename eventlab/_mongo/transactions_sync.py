@@ -1,4 +1,4 @@
-"""Generated from ``_transactions.py`` by ``tools/synchro.py``: do not edit.
+"""Generated from ``_mongo/transactions.py`` by ``tools/synchro.py``: do not edit.
 
 The synchronous twin of eventlab's transaction runner (see that module), for the
 ``eventsourcing`` module's recorders, which run on PyMongo's synchronous client."""
@@ -14,11 +14,11 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
-from . import _liveness as liveness
-from . import _telemetry as telemetry
-from ._race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
-from ._race_points import TRANSACTION_LISTED as LISTED
-from ._transaction_policy import (
+from .._core import telemetry as telemetry
+from .._core.race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
+from .._core.race_points import TRANSACTION_LISTED as LISTED
+from . import liveness as liveness
+from .transaction_policy import (
     DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
     MAJORITY,

@@ -13,13 +13,13 @@ from typing import Any, Self, TypeVar
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
-from ._checks import check_callback
-from ._connection import MongoConnectionManager
-from ._errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
-from ._race_points import UOW_BEFORE_COMMIT
-from ._transaction_policy import DEFAULT_TIME_BUDGET, map_error
-from ._transactions import commit_or_end, run_transaction, start_transaction
-from .ports import UnitOfWork
+from .._core.checks import check_callback
+from .._core.errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
+from .._core.race_points import UOW_BEFORE_COMMIT
+from ..ports import UnitOfWork
+from .connection import MongoConnectionManager
+from .transaction_policy import DEFAULT_TIME_BUDGET, map_error
+from .transactions import commit_or_end, run_transaction, start_transaction
 
 logger = logging.getLogger("eventlab")
 T = TypeVar("T")

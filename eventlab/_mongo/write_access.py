@@ -15,12 +15,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from ._log import MongoLog
-from ._migrations import Migration, Migrator
-from ._positions import TransactionalPositions
-from ._schema import EventStoreSchema, StoreMode
-from ._transaction_policy import map_error
-from ._transactions import run_transaction
+from .log import MongoLog
+from .migrations import Migration, Migrator
+from .positions import TransactionalPositions
+from .schema import EventStoreSchema, StoreMode
+from .transaction_policy import map_error
+from .transactions import run_transaction
 
 T = TypeVar("T")
 

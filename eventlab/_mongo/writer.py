@@ -21,10 +21,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
-from . import _telemetry as telemetry
-from ._appends import StreamAppend, conflict, idempotent_result
-from ._domain import utc_now
-from ._errors import (
+from .._core import telemetry as telemetry
+from .._core.appends import StreamAppend, conflict, idempotent_result
+from .._core.domain import utc_now
+from .._core.errors import (
     DeploymentError,
     DocumentTooLargeError,
     DuplicateEventError,
@@ -34,15 +34,15 @@ from ._errors import (
     TransientError,
     UnitOfWorkStateError,
 )
-from ._event_codec import oversized_event, unencodable_int
-from ._positions import ALLOCATORS, PositionAllocator, StrategyChanged
-from ._race_points import APPEND_POSITIONS_TAKEN
-from ._readers import StreamReader
-from ._records import ExpectedVersion, StoredEvent
-from ._schema import EventStoreSchema
-from ._transaction_policy import backoff_delay, map_error
-from ._transactions import run_transaction
-from .ports import UnitOfWork
+from .._core.event_codec import oversized_event, unencodable_int
+from .._core.race_points import APPEND_POSITIONS_TAKEN
+from .._core.records import ExpectedVersion, StoredEvent
+from ..ports import UnitOfWork
+from .positions import ALLOCATORS, PositionAllocator, StrategyChanged
+from .readers import StreamReader
+from .schema import EventStoreSchema
+from .transaction_policy import backoff_delay, map_error
+from .transactions import run_transaction
 
 T = TypeVar("T")
 Expected = int | ExpectedVersion
@@ -86,7 +86,7 @@ class EventWriter:
     """Appends batches atomically, with per-stream expectations and global positions.
 
     How positions are taken follows the strategy recorded with the store's counter
-    (:class:`~eventlab._schema.StoreMode`); a migration of the store under a running writer is
+    (:class:`~eventlab._mongo.schema.StoreMode`); a migration of the store under a running writer is
     noticed by the next ``$inc`` (:class:`StrategyChanged`) and followed.
 
     :param schema: the store's collections and bootstrap.

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from . import _telemetry as telemetry
-from ._errors import ConfigurationError, EventlabError
-from ._tasks import ended, finish, within
-from .ports import OutboxLag, OutboxMessage, OutboxStore
+from .._core import telemetry as telemetry
+from .._core.errors import ConfigurationError, EventlabError
+from .._core.tasks import ended, finish, within
+from ..ports import OutboxLag, OutboxMessage, OutboxStore
 
 logger = logging.getLogger("eventlab.outbox")
 

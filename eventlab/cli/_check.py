@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .._deployment import URI_ENV_VAR
+from .._core.deployment import URI_ENV_VAR
 
 
 def check_command(

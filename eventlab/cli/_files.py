@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
 
 if TYPE_CHECKING:
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
 
 
 def import_command(
@@ -38,7 +38,7 @@ def import_command(
     In chunks, each in a transaction; the whole file is checked before anything is written.
     Events already stored (by event id) are skipped.
     """
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
     from ..workbench._files import StreamCheck, iter_event_chunks
     from ..workbench._files import file_format as format_of
 
@@ -106,7 +106,7 @@ async def _append_new(store: MongoEventStore, chunk: list[Any]) -> int:
     """Append the events of ``chunk`` not stored yet; returns how many were written."""
     from itertools import groupby
 
-    from .._unit_of_work import run_unit_of_work
+    from .._mongo.unit_of_work import run_unit_of_work
 
     added = 0
     for start in range(0, len(chunk), 500):
@@ -143,7 +143,7 @@ def export_command(
     """
     from tqdm import tqdm
 
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
     from ..workbench._files import CHUNK, EventFileWriter
     from ..workbench._files import file_format as format_of
 

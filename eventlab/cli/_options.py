@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .._deployment import URI_ENV_VAR
+from .._core.deployment import URI_ENV_VAR
 
 UriOption = Annotated[
     str | None,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, ProjectionOption, UriOption
 from ._support import connection, run_command
 from ._targets import check_store_exists
@@ -23,8 +23,8 @@ def projections_command(
     projection: ProjectionOption = None,
 ) -> None:
     """Read models: generation, checkpoint, lag, rows."""
-    from .._event_store import MongoEventStore
-    from .._projector import Projector
+    from .._follow.projector import Projector
+    from .._mongo.event_store import MongoEventStore
 
     async def run() -> None:
         known = _projections(projection)
@@ -71,8 +71,8 @@ def rebuild_command(
     projection: ProjectionOption = None,
 ) -> None:
     """Rebuild a read model beside the live one, then swap it in."""
-    from .._event_store import MongoEventStore
-    from .._projector import Projector
+    from .._follow.projector import Projector
+    from .._mongo.event_store import MongoEventStore
 
     async def run() -> None:
         known = _projections(projection)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 from ._options import (
     AggregateOption,
     CollectionOption,
@@ -32,7 +32,7 @@ def replay_command(
     aggregate: AggregateOption = None,
 ) -> None:
     """Rebuild one aggregate step by step: what each event changed."""
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
     from ..workbench import replay
 
     async def run() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from .._deployment import (
+from .._core.deployment import (
     DEFAULT_STORAGE,
     SERVE_FILE,
     URI_ENV_VAR,
@@ -25,7 +25,7 @@ from .._deployment import (
     claimed,
     serve_record,
 )
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 from ._support import fail
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ def migrate_command(
     ] = False,
 ) -> None:
     """Apply the event store's index migrations (idempotent)."""
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
 
     async def run() -> None:
         async with connection(uri, database, announce=False) as conn:
@@ -48,7 +48,7 @@ def stats_command(
     events_collection: CollectionOption = "domain_events",
 ) -> None:
     """Events, streams and types in a store."""
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
 
     async def run() -> None:
         async with connection(uri, database, announce=False, persistent=True) as conn:
@@ -98,7 +98,7 @@ def gaps_command(
     Position gaps, version gaps, duplicate versions, streams not starting at 1, events
     recorded out of order: in a store, or in a file (--file).
     """
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
     from ..workbench import events_frame, find_gaps, load_jsonl, read_frame
 
     async def run() -> None:

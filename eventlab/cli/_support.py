@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from .._deployment import DEFAULT_STORAGE, running_serve
-from .._errors import EventlabError
+from .._core.deployment import DEFAULT_STORAGE, running_serve
+from .._core.errors import EventlabError
 from ._app import error_line
 
 if TYPE_CHECKING:
-    from .._connection import MongoConnectionManager
+    from .._mongo.connection import MongoConnectionManager
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ async def connection(
     """Connect to ``uri``. Without one, the running ``eventlab serve`` of this directory (found
     by its claim on ``.eventlab/``); without that, commands whose data must outlive them start
     the embedded server on ``./.eventlab/data`` for their duration, the others a temporary one."""
-    from .._connection import MongoConnectionManager
+    from .._mongo.connection import MongoConnectionManager
     from ..embedded import EmbeddedMongo
 
     async with contextlib.AsyncExitStack() as stack:

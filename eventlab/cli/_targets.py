@@ -8,10 +8,10 @@ import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 
 if TYPE_CHECKING:
-    from .._connection import MongoConnectionManager
+    from .._mongo.connection import MongoConnectionManager
 
 _SERVER_DATABASES = frozenset({"admin", "config", "local"})
 _LISTED = 8

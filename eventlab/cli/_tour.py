@@ -14,8 +14,8 @@ from ._options import DatabaseOption, UriOption
 from ._support import changes_line, connection, count_of, run_command, save_figure
 
 if TYPE_CHECKING:
-    from .._event_store import MongoEventStore
-    from .._registry import EventRegistry
+    from .._core.registry import EventRegistry
+    from .._mongo.event_store import MongoEventStore
 
 
 def tour_command(
@@ -43,7 +43,7 @@ class _Tour:
 
 
 async def run_tour(uri: str | None, database: str, reports: Path) -> None:
-    from .._event_store import MongoEventStore
+    from .._mongo.event_store import MongoEventStore
     from ..samples import chat_registry, order_registry
 
     async with connection(uri, database) as conn:
@@ -108,7 +108,7 @@ async def _replay_one_order(tour: _Tour) -> None:
 
 
 async def _race_of_writers(tour: _Tour, writers: int = 16) -> None:
-    from .._errors import ConcurrencyError
+    from .._core.errors import ConcurrencyError
     from ..samples.orders import OrderCancelled
 
     store = tour.store
@@ -141,7 +141,7 @@ async def _gap_report(tour: _Tour) -> None:
 
 
 async def _projections(tour: _Tour) -> None:
-    from .._projector import Projector
+    from .._follow.projector import Projector
     from ..samples import SAMPLE_PROJECTIONS
 
     for projection_class in SAMPLE_PROJECTIONS.values():

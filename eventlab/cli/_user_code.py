@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from .._errors import EventlabError
+from .._core.errors import EventlabError
 
 _MAX_REFERENCE = 300
 
@@ -40,7 +40,7 @@ def load(reference: str, option: str) -> Any:
 
 def load_registry(reference: str) -> Any:
     """The :class:`~eventlab.EventRegistry` ``--registry`` names."""
-    from .._registry import EventRegistry
+    from .._core.registry import EventRegistry
 
     found = load(reference, "--registry")
     if not isinstance(found, EventRegistry):
@@ -53,7 +53,7 @@ def load_registry(reference: str) -> Any:
 
 def load_aggregate_class(reference: str) -> type[Any]:
     """The :class:`~eventlab.AggregateRoot` subclass ``--aggregate`` names."""
-    from .._domain import AggregateRoot
+    from .._core.domain import AggregateRoot
 
     found = load(reference, "--aggregate")
     if not (isinstance(found, type) and issubclass(found, AggregateRoot)):
@@ -65,7 +65,7 @@ def load_aggregate_class(reference: str) -> type[Any]:
 
 def aggregate_class_beside(registry_reference: str, aggregate_type: str) -> type[Any]:
     """The aggregate class named ``aggregate_type`` in the module of ``--registry``."""
-    from .._domain import AggregateRoot
+    from .._core.domain import AggregateRoot
 
     module_name, _ = _parse(registry_reference, "--registry")
     found = getattr(_import(module_name, "--registry"), aggregate_type, None)
@@ -80,7 +80,7 @@ def aggregate_class_beside(registry_reference: str, aggregate_type: str) -> type
 def load_projection(reference: str) -> Any:
     """A :class:`~eventlab.Projection` instance from ``--projection`` (a class is made with
     no arguments)."""
-    from .._projections import Projection
+    from .._follow.projections import Projection
 
     found = load(reference, "--projection")
     if isinstance(found, type) and issubclass(found, Projection):

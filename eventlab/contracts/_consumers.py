@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from .._aggregate_store import AggregateStore
-from .._errors import (
+from .._aggregates.store import AggregateStore
+from .._core.errors import (
     CheckpointConflictError,
     ConcurrencyError,
     ConfigurationError,
     EventlabError,
 )
-from .._records import ExpectedVersion, StoredEvent
-from .._subscriptions import Subscriber
+from .._core.records import ExpectedVersion, StoredEvent
+from .._follow.subscriber import Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
 from ..testing import eventually
 from ._support import contract_event, unique

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from .. import _races as races
-from .._dcb_records import AppendCondition, Query, QueryItem, TaggedEvent
-from .._errors import (
+from .._core import races as races
+from .._core.errors import (
     AppendConditionError,
     ConfigurationError,
     DataError,
@@ -29,6 +28,7 @@ from .._errors import (
     InvalidSpecificationError,
     SerializationError,
 )
+from .._dcb.records import AppendCondition, Query, QueryItem, TaggedEvent
 from ..ports import DCBStore, EventStore
 from ._support import contract_event, unique
 

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from .._aggregate_store import AggregateStore
-from .._errors import WriteConflictError
-from .._projector import Projector
-from .._records import StoredEvent
-from .._subscriptions import DeliveryMode, Subscriber
+from .._aggregates.store import AggregateStore
+from .._core.errors import WriteConflictError
+from .._core.records import StoredEvent
+from .._follow.projector import Projector
+from .._follow.subscriber import DeliveryMode, Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
 from ..samples import Order, OrderTotals
 from ..samples.orders import Address, OrderCancelled

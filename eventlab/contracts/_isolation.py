@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .._errors import (
+from .._core.errors import (
     ConcurrencyError,
     EventlabError,
     TransactionAbortedError,

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from .._errors import ConfigurationError, EventlabError
-from .._follow import CatchUpSubscription
-from .._records import StoredEvent
+from .._core.errors import ConfigurationError, EventlabError
+from .._core.records import StoredEvent
+from .._follow.catch_up import CatchUpSubscription
 from ..ports import EventStore
 from ._support import contract_event, unique
 
@@ -178,7 +178,7 @@ class SubscriptionContract(_Needs):
             await iterator.aclose()  # type: ignore[attr-defined]
 
     async def test_a_subscription_is_iterated_once(self, contract_store: EventStore) -> None:
-        from .._errors import SubscriptionError
+        from .._core.errors import SubscriptionError
 
         subscription = _read_all(contract_store, await _head(contract_store))
         assert await subscription.to_list() == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .._errors import ConfigurationError, DuplicateMessageError, SerializationError
+from .._core.errors import ConfigurationError, DuplicateMessageError, SerializationError
 from ..ports import EventStore, OutboxMessage, OutboxStore, UnitOfWork
 from ._support import contract_event, unique
 

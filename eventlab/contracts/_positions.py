@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from .. import _races as races
-from .._errors import EventlabError, WriteConflictError
-from .._records import StoredEvent
+from .._core import races as races
+from .._core.errors import EventlabError, WriteConflictError
+from .._core.records import StoredEvent
 from ..ports import EventStore, UnitOfWork
 from ._support import contract_event, unique
 

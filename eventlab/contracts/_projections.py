@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from .._errors import RebuildInProgressError
-from .._projector import Projector
+from .._core.errors import RebuildInProgressError
+from .._follow.projector import Projector
 from ..ports import EventStore
 from ..samples import OrderTotals, generate_orders
 from ..workbench import replay_projection
@@ -23,7 +23,7 @@ class _Needs:
 
 
 async def _orders(store: EventStore, count: int, seed: int = 7) -> None:
-    from .._aggregate_store import AggregateStore
+    from .._aggregates.store import AggregateStore
 
     aggregates = AggregateStore(store)
     for order in generate_orders(count, seed=seed):
@@ -36,7 +36,7 @@ def _rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 async def _replayed(store: EventStore) -> dict[str, dict[str, Any]]:
-    from .._follow import CatchUpSubscription
+    from .._follow.catch_up import CatchUpSubscription
 
     events = await CatchUpSubscription(store.log, live=False).to_list()
     return replay_projection(OrderTotals(), events).rows.rows

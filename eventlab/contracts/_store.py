@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .._errors import (
+from .._core.errors import (
     ConcurrencyError,
     ConfigurationError,
     DuplicateEventError,
@@ -16,7 +16,7 @@ from .._errors import (
     InvalidEventError,
     SerializationError,
 )
-from .._records import ExpectedVersion, StoredEvent
+from .._core.records import ExpectedVersion, StoredEvent
 from ..ports import EventStore, UnitOfWork
 from ._support import contract_event, fields, unique
 

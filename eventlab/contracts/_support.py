@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from .._records import StoredEvent
-from .._registry import EventRegistry
+from .._core.records import StoredEvent
+from .._core.registry import EventRegistry
 from ..samples import order_registry
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from .._transaction_policy import DEFAULT_TIME_BUDGET, backoff_delay, transient
+from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET, backoff_delay, transient
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from .._bson import decimals_to_python, encoded_size, to_bson_value
-from .._checks import check_aggregate_id, check_int, check_name
-from .._errors import (
+from .._core.bson_values import decimals_to_python, encoded_size, to_bson_value
+from .._core.checks import check_aggregate_id, check_int, check_name
+from .._core.errors import (
     CheckpointConflictError,
     ConfigurationError,
     WriteConflictError,

@@ -30,8 +30,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from .._checks import check_callback
-from .._errors import TransactionAbortedError, WriteConflictError
+from .._core.checks import check_callback
+from .._core.errors import TransactionAbortedError, WriteConflictError
 
 Key = tuple[str, Any]
 ABSENT: Any = object()

@@ -1,5 +1,5 @@
 """Dynamic Consistency Boundaries in memory: the storage the shared decision logic runs over
-(``eventlab/_dcb_decisions.py``), on a :class:`MemoryEventStore`'s documents and counter, with
+(``eventlab/_dcb/decisions.py``), on a :class:`MemoryEventStore`'s documents and counter, with
 MongoDB's snapshot isolation. The same interleavings give the same outcomes as on MongoDB."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._bson import encoded_size
-from .._dcb import DecisionStore, wrong_strategy
-from .._dcb_records import ItemParts, item_matches
-from .._errors import ConfigurationError
+from .._core.bson_values import encoded_size
+from .._core.errors import ConfigurationError
+from .._dcb.records import ItemParts, item_matches
+from .._dcb.store import DecisionStore, wrong_strategy
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryTransaction
 from ._log import TOMBSTONE_FIELD, StrategyChanged

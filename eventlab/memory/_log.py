@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from .._checks import check_int, check_page_size, check_positive
-from .._domain import utc_now
-from .._errors import ConfigurationError, TransactionAbortedError, WriteConflictError
-from .._event_codec import from_document
-from .._records import StoredEvent
-from .._tasks import woken
+from .._core.checks import check_int, check_page_size, check_positive
+from .._core.domain import utc_now
+from .._core.errors import ConfigurationError, TransactionAbortedError, WriteConflictError
+from .._core.event_codec import from_document
+from .._core.records import StoredEvent
+from .._core.tasks import woken
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 

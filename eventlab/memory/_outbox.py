@@ -11,10 +11,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .._bson import decimals_to_python
-from .._checks import check_id
-from .._errors import ConfigurationError, DuplicateMessageError
-from .._retry import retry_delay
+from .._core.bson_values import decimals_to_python
+from .._core.checks import check_id
+from .._core.errors import ConfigurationError, DuplicateMessageError
+from .._core.retry import retry_delay
 from ..ports import OutboxLag, OutboxMessage, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 

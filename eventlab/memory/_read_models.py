@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .._bson import check_collection_name, to_bson_value
-from .._checks import check_name
-from .._errors import WriteConflictError
+from .._core.bson_values import check_collection_name, to_bson_value
+from .._core.checks import check_name
+from .._core.errors import WriteConflictError
 from ..ports import ReadModelState, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 

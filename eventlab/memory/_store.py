@@ -14,15 +14,15 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
-from .._appends import prepare_stream
-from .._bson import encoded_size
-from .._checks import check_aggregate_id, check_int, check_name, check_positive
-from .._domain import DomainEvent
-from .._errors import ConfigurationError, InvalidIdError
-from .._follow import FollowsItsLog
-from .._records import ExpectedVersion, StoredEvent
-from .._registry import EventRegistry, UnknownPolicy
-from .._transaction_policy import DEFAULT_TIME_BUDGET
+from .._core.appends import prepare_stream
+from .._core.bson_values import encoded_size
+from .._core.checks import check_aggregate_id, check_int, check_name, check_positive
+from .._core.domain import DomainEvent
+from .._core.errors import ConfigurationError, InvalidIdError
+from .._core.records import ExpectedVersion, StoredEvent
+from .._core.registry import EventRegistry, UnknownPolicy
+from .._follow.catch_up import FollowsItsLog
+from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
 from ._log import TOMBSTONE_FIELD, MemoryLog, check_strategy, event_of

@@ -1,5 +1,5 @@
-"""The in-memory append pipeline, step for step MongoDB's (``eventlab/_writer.py``), so that the
-same interleavings give the same outcomes on both backends.
+"""The in-memory append pipeline, step for step MongoDB's (``eventlab/_mongo/writer.py``), so
+that the same interleavings give the same outcomes on both backends.
 
 ``expect`` (outside the transaction first, for ``preallocated`` positions) → positions (in the
 transaction for ``transactional``, before it for ``preallocated``) → insert into the events and
@@ -15,17 +15,17 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .._appends import StreamAppend, conflict, idempotent_result
-from .._domain import utc_now
-from .._errors import (
+from .._core.appends import StreamAppend, conflict, idempotent_result
+from .._core.domain import utc_now
+from .._core.errors import (
     DuplicateEventError,
     EventlabError,
     PositionsAbandonedError,
     TransactionTimeoutError,
 )
-from .._race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
-from .._records import ExpectedVersion, StoredEvent
-from .._transaction_policy import backoff_delay
+from .._core.race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
+from .._core.records import ExpectedVersion, StoredEvent
+from .._mongo.transaction_policy import backoff_delay
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 from ._log import MemoryLog, StrategyChanged

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from .._domain import AggregateRoot, DomainEvent, applies
-from .._registry import EventRegistry
+from .._core.domain import AggregateRoot, DomainEvent, applies
+from .._core.registry import EventRegistry
 
 ChatType = Literal["Discussion", "Task", "Bug", "Epic"]
 Status = Literal["Open", "InProgress", "Done", "Closed"]

@@ -8,8 +8,8 @@ appends on the condition that none of them changed since (docs/dcb.md).
 
 from __future__ import annotations
 
-from .._dcb_records import Query, QueryItem, TaggedEvent
-from .._records import StoredEvent
+from .._core.records import StoredEvent
+from .._dcb.records import Query, QueryItem, TaggedEvent
 from ..ports import DCBStore
 
 COURSE_REGISTERED = "CourseRegistered"

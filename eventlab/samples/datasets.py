@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from .._checks import check_int, check_positive
-from .._records import StoredEvent
-from .._registry import EventRegistry
+from .._core.checks import check_int, check_positive
+from .._core.records import StoredEvent
+from .._core.registry import EventRegistry
 from .chat import chat_registry, generate_chats
 from .orders import generate_orders, order_registry
 

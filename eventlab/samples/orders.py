@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .._domain import AggregateRoot, DomainEvent, applies
-from .._registry import EventRegistry
+from .._core.domain import AggregateRoot, DomainEvent, applies
+from .._core.registry import EventRegistry
 
 
 class Address(BaseModel):

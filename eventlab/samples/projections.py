@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .._projections import Projection, on
-from .._records import StoredEvent
+from .._core.records import StoredEvent
+from .._follow.projections import Projection, on
 from ..ports import Rows
 
 

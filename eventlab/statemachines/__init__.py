@@ -7,7 +7,7 @@ started, stopped, crashed and replaced, rebuilds, snapshots) in every **lane**: 
 backend (the reference model) and MongoDB with each position strategy. After every step the
 lanes must agree (results, and errors by class) and each must keep the promises of docs/
 (:mod:`._invariants`). Rules that run another actor at a race point
-(:mod:`eventlab._race_points`) explore interleavings deterministically.
+(:mod:`eventlab._core.race_points`) explore interleavings deterministically.
 
 Needs Hypothesis (``pip install "eventlab[check]"``). ``eventlab check`` runs a bounded run of
 them against a user's own deployment; eventlab's test suite runs them against the embedded

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from .._aggregate_store import AggregateStore
-from .._errors import AggregateNotFoundError, WriteConflictError
-from .._race_points import APPEND_POSITIONS_TAKEN, FOLLOW_BEFORE_ABANDON, UOW_BEFORE_COMMIT
-from .._records import StoredEvent
+from .._aggregates.store import AggregateStore
+from .._core.errors import AggregateNotFoundError, WriteConflictError
+from .._core.race_points import APPEND_POSITIONS_TAKEN, FOLLOW_BEFORE_ABANDON, UOW_BEFORE_COMMIT
+from .._core.records import StoredEvent
 from ..ports import UnitOfWork
 from ..testing import eventually
 from ._domain import WHEN, Tallied, Tally, noted

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._errors import ConnectionFailedError
-from .._follow import Start
-from .._records import StoredEvent
-from .._subscriptions import Subscriber
-from .._tasks import ended
+from .._core.errors import ConnectionFailedError
+from .._core.records import StoredEvent
+from .._core.tasks import ended
+from .._follow.catch_up import Start
+from .._follow.subscriber import Subscriber
 from ..ports import Checkpoint, CheckpointStore, LeaseGrant, UnitOfWork
 from ..testing import eventually
 from ._lanes import Lane

@@ -10,10 +10,10 @@ import asyncio
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from .._dcb_records import AppendCondition, Query, TaggedEvent
-from .._errors import AppendConditionError
-from .._race_points import DCB_APPEND_BEFORE_CHECK, DCB_READ_BETWEEN_ITEMS, DCB_READ_HEAD_TAKEN
-from .._races import RacePoint
+from .._core.errors import AppendConditionError
+from .._core.race_points import DCB_APPEND_BEFORE_CHECK, DCB_READ_BETWEEN_ITEMS, DCB_READ_HEAD_TAKEN
+from .._core.races import RacePoint
+from .._dcb.records import AppendCondition, Query, TaggedEvent
 from ._decisions import DRAFTS, QUERIES, SPLIT_QUERIES, Batch, DecisionRules, Draft, ReadRef
 from ._harness import Outcome, capture
 from ._interleave import at_point

@@ -17,9 +17,9 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, invariant, rule
 
-from .._dcb_records import AppendCondition, Query, QueryItem, TaggedEvent
-from .._errors import AppendConditionError
-from .._records import ExpectedVersion, StoredEvent
+from .._core.errors import AppendConditionError
+from .._core.records import ExpectedVersion, StoredEvent
+from .._dcb.records import AppendCondition, Query, QueryItem, TaggedEvent
 from ._domain import WHEN, Ids
 from ._harness import Harness, LaneMachine, Outcome, capture
 from ._invariants import check_condition, check_log, check_read, matches

@@ -9,10 +9,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from .._domain import AggregateRoot, DomainEvent, applies
-from .._projections import Projection, on
-from .._records import StoredEvent
-from .._registry import EventRegistry
+from .._core.domain import AggregateRoot, DomainEvent, applies
+from .._core.records import StoredEvent
+from .._core.registry import EventRegistry
+from .._follow.projections import Projection, on
 from ..ports import Rows
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)

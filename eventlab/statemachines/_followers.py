@@ -13,15 +13,15 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from .._follow import Start
-from .._race_points import (
+from .._core.race_points import (
     APPEND_POSITIONS_TAKEN,
     BATCH_HANDLED,
     FOLLOW_HEAD_READ,
     LEASE_EXPIRED_SEEN,
     LEASE_TAKEN_OVER,
 )
-from .._records import ExpectedVersion, StoredEvent
+from .._core.records import ExpectedVersion, StoredEvent
+from .._follow.catch_up import Start
 from ..testing import eventually
 from ._consumers import Consumer, Mode
 from ._domain import Ids, noted

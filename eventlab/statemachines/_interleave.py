@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from .._races import RacePoint, acting_at
+from .._core.races import RacePoint, acting_at
 from ._harness import Outcome
 from ._lanes import CURRENT_ACTOR, Lane
 

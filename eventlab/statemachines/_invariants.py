@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .._records import StoredEvent
+from .._core.records import StoredEvent
 from ..ports import PositionStrategy
 
 

@@ -18,13 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from .. import memory
-from .._checkpoints import MongoCheckpointStore
-from .._connection import MongoConnectionManager
-from .._dcb_mongo import MongoDCBStore
-from .._dcb_records import AppendCondition, Query, QueryItem, TaggedEvent
-from .._event_store import MongoEventStore
-from .._follow import CatchUpSubscription
-from .._race_points import (
+from .._core.race_points import (
     APPEND_POSITIONS_TAKEN,
     BATCH_HANDLED,
     DCB_APPEND_BEFORE_CHECK,
@@ -35,12 +29,18 @@ from .._race_points import (
     LEASE_TAKEN_OVER,
     UOW_BEFORE_COMMIT,
 )
-from .._races import acting_at
-from .._read_models import MongoReadModels
-from .._records import StoredEvent
-from .._registry import EventRegistry
-from .._snapshots import MongoSnapshotStore
-from .._subscriptions import Subscriber
+from .._core.races import acting_at
+from .._core.records import StoredEvent
+from .._core.registry import EventRegistry
+from .._dcb.records import AppendCondition, Query, QueryItem, TaggedEvent
+from .._follow.catch_up import CatchUpSubscription
+from .._follow.subscriber import Subscriber
+from .._mongo.checkpoints import MongoCheckpointStore
+from .._mongo.connection import MongoConnectionManager
+from .._mongo.dcb import MongoDCBStore
+from .._mongo.event_store import MongoEventStore
+from .._mongo.read_models import MongoReadModels
+from .._mongo.snapshots import MongoSnapshotStore
 from ..ports import CheckpointStore, EventStore, PositionStrategy, ReadModelStore, SnapshotStore
 from ..testing import eventually
 from ._domain import machine_registry

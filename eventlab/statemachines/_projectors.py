@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from .._projector import Projector
-from .._race_points import BATCH_HANDLED
+from .._core.race_points import BATCH_HANDLED
+from .._follow.projector import Projector
 from ..testing import eventually
 from ._consumers import FOLLOWING, LEASE, CrashableCheckpoints
 from ._domain import counts_for, expected_counts

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, invariant, rule
 
-from .._records import ExpectedVersion, StoredEvent
+from .._core.records import ExpectedVersion, StoredEvent
 from ..ports import UnitOfWork
 from ._domain import Ids, noted, other_content
 from ._harness import Harness, LaneMachine, Outcome, attempt

@@ -69,12 +69,12 @@ def html_table(obj: Any, title: str | None = None) -> str:
 
 
 RECORDS_SHOWN_AS_TABLES = (
-    "eventlab._connection:DeploymentInfo",
+    "eventlab._mongo.connection:DeploymentInfo",
     "eventlab.ports:Checkpoint",
     "eventlab.ports:OutboxLag",
     "eventlab.ports:LogHead",
-    "eventlab._relay:RelayHealth",
-    "eventlab._projections:ProjectionStatus",
+    "eventlab._outbox.relay:RelayHealth",
+    "eventlab._follow.projections:ProjectionStatus",
 )
 """Records the workbench shows as HTML tables in Jupyter (the core records know nothing of
 display: the workbench registers them with IPython when it is imported)."""

@@ -20,8 +20,8 @@ from typing import Any, Literal, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import ConfigurationError
-from .._records import StoredEvent
+from .._core.errors import ConfigurationError
+from .._core.records import StoredEvent
 from ._jsonl import DataFormatError, event_from_json, event_to_json, iter_jsonl
 
 FileFormat = Literal["jsonl", "parquet"]

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from bson.decimal128 import Decimal128
 
-from .._bson import decimal128_to_decimal
+from .._core.bson_values import decimal128_to_decimal
 
 ENVELOPE_COLUMNS = [
     "position",

@@ -21,8 +21,8 @@ import bson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._bson import CODEC_OPTIONS
-from .._errors import ConfigurationError
+from .._core.bson_values import CODEC_OPTIONS
+from .._core.errors import ConfigurationError
 from ._frame_build import FrameBuilder, _plain
 
 FORMAT = 1

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .._checks import check_int, check_name, check_positive, check_types
-from .._errors import ConfigurationError
+from .._core.checks import check_int, check_name, check_positive, check_types
+from .._core.errors import ConfigurationError
 
 TimeField = Literal["recorded_at", "occurred_at"]
 _MAX_SELECTED_NAMES = 10_000

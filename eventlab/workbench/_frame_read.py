@@ -20,9 +20,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .._event_codec import stored_document
-from .._follow import CatchUpSubscription
-from .._tasks import ended
+from .._core.event_codec import stored_document
+from .._core.tasks import ended
+from .._follow.catch_up import CatchUpSubscription
 from ..ports import DocumentLog, EventStore
 from ._frame_query import FrameQuery
 

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from .._errors import ConfigurationError
-from .._event_codec import from_document
-from .._progress import progress_bar
-from .._records import StoredEvent
+from .._core.errors import ConfigurationError
+from .._core.event_codec import from_document
+from .._core.progress import progress_bar
+from .._core.records import StoredEvent
 from ..ports import DocumentLog, EventStore, LogHead
 from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
 from ._frame_cache import CacheManifest, FrameCache

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigurationError
+from .._core.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

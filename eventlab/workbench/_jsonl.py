@@ -18,9 +18,9 @@ from bson import json_util
 from bson.binary import UuidRepresentation
 from bson.json_util import JSONMode, JSONOptions
 
-from .._bson import decimals_to_python, to_bson_value
-from .._errors import DataError, EventlabError
-from .._records import StoredEvent
+from .._core.bson_values import decimals_to_python, to_bson_value
+from .._core.errors import DataError, EventlabError
+from .._core.records import StoredEvent
 
 _JSON_OPTIONS = JSONOptions(
     json_mode=JSONMode.RELAXED, uuid_representation=UuidRepresentation.STANDARD, tz_aware=True

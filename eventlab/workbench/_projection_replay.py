@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from .._errors import ConfigurationError
-from .._progress import progress_bar
-from .._projections import MemoryRows, Projection, check_projection
-from .._records import StoredEvent
+from .._core.errors import ConfigurationError
+from .._core.progress import progress_bar
+from .._core.records import StoredEvent
+from .._follow.projections import MemoryRows, Projection, check_projection
 from ._display import show_value
 
 T = TypeVar("T")

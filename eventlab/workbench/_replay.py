@@ -10,10 +10,10 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
-from .._domain import AggregateRoot, DomainEvent
-from .._errors import ConfigurationError
-from .._records import StoredEvent
-from .._registry import EventRegistry
+from .._core.domain import AggregateRoot, DomainEvent
+from .._core.errors import ConfigurationError
+from .._core.records import StoredEvent
+from .._core.registry import EventRegistry
 from ._display import show_value
 
 A = TypeVar("A", bound=AggregateRoot)

@@ -15,8 +15,8 @@ import pytest
 from pymongo.errors import OperationFailure
 
 import eventlab
-from eventlab import _errors
-from eventlab._transaction_policy import map_error, transient
+from eventlab._core import errors as _errors
+from eventlab._mongo.transaction_policy import map_error, transient
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\| `(\w+)` \|(.*)\|(.*)\|(.*)\|$")
@@ -118,9 +118,9 @@ def test_every_error_is_public_and_in_one_place_of_the_table() -> None:
 
 
 def test_private_control_flow_is_off_the_public_hierarchy() -> None:
-    from eventlab._positions import StrategyChanged
-    from eventlab._projector import _Superseded
-    from eventlab._subscriptions import _LeaseLost
+    from eventlab._follow.projector import _Superseded
+    from eventlab._follow.subscriber import _LeaseLost
+    from eventlab._mongo.positions import StrategyChanged
 
     for signal in (StrategyChanged, _Superseded, _LeaseLost):
         assert issubclass(signal, _errors.InternalSignal)

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from eventlab import ConfigurationError, _races
+from eventlab import ConfigurationError
+from eventlab._core import races as _races
 
 TRIED = _races.point("test.races.tried")
 

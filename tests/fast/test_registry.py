@@ -19,7 +19,7 @@ from eventlab import (
     UnknownEventTypeError,
     UpcastError,
 )
-from eventlab._bson import decimals_to_python, to_bson_value
+from eventlab._core.bson_values import decimals_to_python, to_bson_value
 
 from ..domain import Currency, LineAdded, OrderPlaced
 
@@ -189,7 +189,7 @@ def test_serialization_errors_name_the_path() -> None:
 def test_payloads_round_trip_exactly_through_bson(payload: dict[str, Any]) -> None:
     import bson
 
-    from eventlab._bson import CODEC_OPTIONS
+    from eventlab._core.bson_values import CODEC_OPTIONS
 
     encoded = bson.encode(to_bson_value(payload), codec_options=CODEC_OPTIONS)
     decoded = decimals_to_python(bson.decode(encoded, codec_options=CODEC_OPTIONS))
@@ -208,7 +208,7 @@ def test_payloads_round_trip_exactly_through_bson(payload: dict[str, Any]) -> No
 def test_fast_decimal128_decoding_matches_the_driver(value: Decimal) -> None:
     from bson import Decimal128
 
-    from eventlab._bson import decimal128_to_decimal
+    from eventlab._core.bson_values import decimal128_to_decimal
 
     try:
         encoded = Decimal128(value)

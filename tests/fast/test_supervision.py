@@ -23,9 +23,9 @@ from eventlab import (
     Subscriber,
     TransactionTimeoutError,
     UnknownEventTypeError,
-    _races,
 )
-from eventlab._follow import CatchUpSubscription
+from eventlab._core import races as _races
+from eventlab._follow.catch_up import CatchUpSubscription
 from eventlab.contracts import contract_event, unique
 from eventlab.memory import MemoryBackend, MemoryEventStore
 from eventlab.ports import KEPT_GAPS, Abandonment, LogHead, LogSlice, UnitOfWork

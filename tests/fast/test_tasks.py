@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from eventlab._tasks import ended, within, woken
+from eventlab._core.tasks import ended, within, woken
 
 
 async def test_a_cancellation_that_arrives_as_the_event_is_set_is_kept() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from eventlab import _race_points, _races
+from eventlab._core import race_points as _race_points
+from eventlab._core import races as _races
 from eventlab.statemachines import MemoryLanes, MongoLanes
 
 
