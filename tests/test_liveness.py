@@ -30,6 +30,8 @@ from pymongo.errors import OperationFailure
 from eventlab import (
     CatchUpSubscription,
     ConfigurationError,
+    ConnectionFailedError,
+    EventlabError,
     EventRegistry,
     MongoConnectionManager,
     MongoEventStore,
@@ -552,3 +554,101 @@ def test_the_eventsourcing_module_lists_its_sessions_too(
         assert listed is not None and len(session_ids(listed["sessions"])) == 1
     finally:
         datastore.close()
+
+
+# -- a reaper that dies half-way, a frozen process marked, a registry the deployment refuses ----
+
+
+async def test_a_reaper_that_dies_after_marking_leaves_the_dead_entry_to_the_next(
+    connection: MongoConnectionManager,
+    registry: EventRegistry,
+    processes: Any,
+    mongo_uri: str,
+    database_name: str,
+) -> None:
+    """A reaper marks a dead process's entry before it ends the sessions and deletes the entry
+    only after: one killed in between (the entry marked, the sessions alive) leaves the entry
+    for the next reaper, which ends them, instead of a deleted entry nobody can reap."""
+    store = held_store(connection, registry, "transactional")
+    await append_one(store)
+    child = WriterChild(mongo_uri, database_name, "hold")
+    held = int((await child.line("HOLDING"))[1])
+    child.kill()
+    marked = await processes.update_one(
+        {"pid": child.pid}, {"$set": {"reaped_by": "a reaper killed before killSessions"}}
+    )
+    assert marked.matched_count == 1
+    after = await append_one(store)  # held up until the next reaper ends the dead sessions
+    assert after.position == held
+    assert await is_reaped(processes, child.pid)
+
+
+async def test_a_frozen_process_marked_by_a_reaper_knows_and_lists_itself_again(
+    connection: MongoConnectionManager,
+    registry: EventRegistry,
+    processes: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A process only frozen past its lease, whose entry a reaper has marked, does not renew
+    the marked entry as if nothing happened: it says its sessions may have been ended and
+    writes its entry anew, unmarked (so the reaper's delete spares it)."""
+    caplog.set_level(logging.WARNING, "eventlab.liveness")
+    store = held_store(connection, registry, "transactional")
+    await append_one(store)
+    mine = {"pid": os.getpid()}
+    await processes.update_many(mine, {"$set": {"reaped_by": "another process"}})
+
+    async def unmarked() -> bool:
+        found = await processes.find_one(mine)
+        return found is not None and "reaped_by" not in found
+
+    await eventually(unmarked, "the heartbeat writing the marked entry anew")
+    assert any("lapsed" in r.getMessage() for r in caplog.records)
+    await append_one(store)
+    found = await processes.find_one(mine)
+    assert found is not None and session_ids(found["sessions"])
+
+
+async def test_a_registry_the_deployment_refuses_to_store_turns_recovery_off_and_says_so(
+    mongo_uri: str,
+    database_name: str,
+    registry: EventRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A registry collection whose every write is refused (here a validator nothing passes;
+    a role without write access is the same to eventlab) is not claimed as active: recovery
+    is turned off with its one warning, check_liveness says why, and appends go on."""
+    caplog.set_level(logging.WARNING, "eventlab.liveness")
+    async with MongoConnectionManager(mongo_uri, database=database_name) as connection:
+        await connection.database.create_collection(
+            COLLECTION, validator={"never": {"$exists": True}}, validationAction="error"
+        )
+        store = held_store(connection, registry, "transactional")
+        for _ in range(3):
+            await append_one(store)
+        assert not connection.liveness.active
+        assert "cannot be written" in connection.liveness.reason
+        status = await connection.check_liveness()
+        assert not status.active and status.reason == connection.liveness.reason
+        assert await connection.database[COLLECTION].count_documents({}) == 0
+    assert len([r for r in caplog.records if "crash recovery is off" in r.getMessage()]) == 1
+
+
+async def test_check_liveness_reports_a_server_refusal_as_what_it_is(
+    mongo_uri: str, database_name: str
+) -> None:
+    """A reachable server that refuses the probe's write is not called unreachable."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, appname="eventlab-probe-refused", tz_aware=True, uuidRepresentation="standard"
+    )
+    try:
+        async with MongoConnectionManager(client, database=database_name) as connection:
+            await connection.connect()
+            # BadValue: neither a refusal of the registry nor a network failure.
+            await _fail_next(connection, "update", 2, "eventlab-probe-refused")
+            with pytest.raises(EventlabError) as raised:
+                await connection.check_liveness()
+            assert not isinstance(raised.value, ConnectionFailedError)
+            assert "unreachable" not in str(raised.value)
+    finally:
+        await client.close()

@@ -11,7 +11,7 @@ from typing import Any, Self
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import InvalidURI, PyMongoError
+from pymongo.errors import ConnectionFailure, InvalidURI, PyMongoError
 
 from .._core.bson_values import CODEC_OPTIONS, check_database_name
 from .._core.deployment import URI_ENV_VAR, running_serve
@@ -19,6 +19,7 @@ from .._core.errors import ConfigurationError, ConnectionFailedError, NotConnect
 from .._core.uris import mask_uri, scrub, uri_options
 from . import liveness as liveness
 from .process_registry import DEFAULT_PROCESS_LEASE, Liveness, ProcessRegistry, check_lease
+from .transaction_policy import map_error
 
 logger = logging.getLogger("eventlab")
 
@@ -230,8 +231,10 @@ class MongoConnectionManager:
             return self.liveness
         try:
             return await liveness.probe(self.client, self._registry)
-        except PyMongoError as exc:
+        except ConnectionFailure as exc:
             raise self.unreachable(exc) from exc
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
 
     @property
     def display_uri(self) -> str:

@@ -43,6 +43,7 @@ from .._core.uris import scrub
 from . import process_registry as state
 from .process_registry import (
     COLLECTION,
+    REAPER_FIELD,
     REFUSED_CODES,
     RENEWALS_PER_LEASE,
     ProcessRegistry,
@@ -169,10 +170,11 @@ class _Beat:
         try:
             with pymongo.timeout(self.interval):
                 renewed = self._collection().update_one(
-                    {"_id": registry.token},
+                    {"_id": registry.token, REAPER_FIELD: {"$exists": False}},
                     [{"$set": {"lease_until": {"$add": ["$$NOW", lease_ms]}, "user": self.user}}],
                 )
                 if renewed.matched_count == 0 and not registry.closed:
+                    # Gone, or marked by a reaper that is ending our sessions: written anew.
                     registry.lapsed()
                     self._collection().update_one(
                         {"_id": registry.token}, registry.document(), upsert=True
@@ -202,12 +204,17 @@ class _Beat:
                     if not self._dead(found, now):
                         continue
                     # Ours to reap only if its lease is still the one judged: a renewal in
-                    # between saves a process, and of two reapers one deletes it.
-                    taken = self._collection().delete_one(
-                        {"_id": found["_id"], "lease_until": found["lease_until"]}
+                    # between saves a process. Marked first, deleted only once its sessions
+                    # are ended: a reaper that dies in between leaves it to the next one
+                    # (ending sessions twice is harmless).
+                    marked = self._collection().update_one(
+                        {"_id": found["_id"], "lease_until": found["lease_until"]},
+                        {"$set": {REAPER_FIELD: registry.token}},
                     )
-                    if taken.deleted_count:
-                        self._end(found, now)
+                    if marked.matched_count and self._end(found, now):
+                        self._collection().delete_one(
+                            {"_id": found["_id"], REAPER_FIELD: registry.token}
+                        )
         except PyMongoError as exc:
             self.last_look = None
             logger.debug("reaping failed (%s)", self.safe(exc))
@@ -256,8 +263,9 @@ class _Beat:
         _, since = self.first_seen[found["_id"]]
         return time.monotonic() - since >= self.confirm
 
-    def _end(self, gone: dict[str, Any], now: datetime) -> None:
-        """End the server sessions of a process whose document this reaper took."""
+    def _end(self, gone: dict[str, Any], now: datetime) -> bool:
+        """End the server sessions of a process whose document this reaper marked; whether
+        they are ended (its document may go)."""
         registry = self.registry
         sessions = session_ids(gone.get("sessions"))
         who = f"pid {gone.get('pid')} on {gone.get('host')}"
@@ -271,7 +279,7 @@ class _Beat:
                 self.user or "no user",
             )
         if not sessions:
-            return
+            return True
         try:
             client = self._client()
             # The client's codec options, not the command default: the lsids read back are
@@ -280,12 +288,12 @@ class _Beat:
         except OperationFailure as exc:
             if exc.code in REFUSED_CODES:
                 registry.refuse(f"the deployment refuses killSessions ({first_line(exc)})")
-                return
-            self._put_back(gone, exc)
-            return
+                return False
+            logger.info("ending a dead process's sessions failed (%s); retrying", self.safe(exc))
+            return False
         except PyMongoError as exc:
-            self._put_back(gone, exc)
-            return
+            logger.info("ending a dead process's sessions failed (%s); retrying", self.safe(exc))
+            return False
         registry.counters.reaped += 1
         lease_until = gone.get("lease_until")
         late = (now - lease_until.astimezone(UTC)).total_seconds() if lease_until else 0.0
@@ -296,12 +304,7 @@ class _Beat:
             who,
             late,
         )
-
-    def _put_back(self, gone: dict[str, Any], exc: PyMongoError) -> None:
-        """Ending the sessions failed: give the document back for the next reap to retry."""
-        logger.info("ending a dead process's sessions failed (%s); retrying", self.safe(exc))
-        with contextlib.suppress(PyMongoError):
-            self._collection().insert_one(gone)
+        return True
 
 
 def _own_tokens() -> list[str]:

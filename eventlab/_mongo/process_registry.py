@@ -41,9 +41,21 @@ before a live process can be presumed dead."""
 MAX_LISTED = 1000
 """Server sessions listed per process at most; the oldest listing is dropped past it (and
 listed again when its session runs another transaction)."""
-REFUSED_CODES = frozenset({13, 59, 115, 8000})
-"""Unauthorized, CommandNotFound, CommandNotSupported, Atlas's "not allowed": the deployment
-refuses the registry, not a passing failure."""
+REFUSED_CODES = frozenset({13, 59, 115, 121, 166, 8000})
+"""Unauthorized, CommandNotFound, CommandNotSupported, DocumentValidationFailure (a validator
+on the collection), CommandNotSupportedOnView (the name is a view), Atlas's "not allowed": the
+deployment refuses the registry, not a passing failure."""
+
+REFUSALS_TO_GIVE_UP = 3
+"""Listings in a row the server answered with an error (not a network failure): the registry
+cannot be written here, whatever the code says, and recovery is turned off with its warning
+rather than claimed while nothing is listed."""
+
+REAPER_FIELD = "reaped_by"
+"""Set on a dead process's entry by the reaper that ends its sessions, before it ends them: the
+entry is deleted only after ``killSessions`` succeeded, so a reaper that dies in between leaves
+it for the next one; the process itself, if it was only frozen, sees the mark and knows its
+sessions were ended."""
 
 _MAJORITY = WriteConcern("majority")
 
@@ -119,6 +131,7 @@ class ProcessRegistry:
         self.reap_wanted = threading.Event()
         self._lock = threading.Lock()
         self._lapse_reported = False
+        self.refusals = 0
         self._new_identity()
 
     def _new_identity(self) -> None:
@@ -172,6 +185,9 @@ class ProcessRegistry:
         """The update that creates this process's document (or adds to one written
         concurrently): every listed session, the lease from the server's now."""
         return [
+            # Written again after a lapse onto an entry a reaper marked: not marked any more
+            # (the reaper's delete then spares it: this process is alive).
+            {"$unset": [REAPER_FIELD]},
             {
                 "$set": {
                     "host": socket.gethostname(),
@@ -185,7 +201,7 @@ class ProcessRegistry:
                         ]
                     },
                 }
-            }
+            },
         ]
 
     def lapsed(self) -> None:
@@ -253,7 +269,11 @@ class Listing:
 
     @property
     def filter(self) -> dict[str, Any]:
-        return {"_id": self.registry.token}
+        if self.create:
+            return {"_id": self.registry.token}
+        # Not onto an entry a reaper has marked: its sessions are being ended, and it is
+        # deleted once they are; a session added there would be forgotten with it.
+        return {"_id": self.registry.token, REAPER_FIELD: {"$exists": False}}
 
     @property
     def update(self) -> Any:
@@ -265,6 +285,7 @@ class Listing:
         """The write was acknowledged (``result``: the driver's ``UpdateResult``). A session
         added to a document that was found gone is listed again, with a new document."""
         registry = self.registry
+        registry.refusals = 0
         if self.create or result.matched_count:
             registry.activate()
         else:
@@ -275,10 +296,15 @@ class Listing:
         """The write failed (or was cancelled): the transaction runs unlisted this once (a
         crash inside it waits for the server's lifetime), or, refused by the deployment, from
         now on."""
-        self.registry.unlist(self.key)
-        if isinstance(exc, OperationFailure) and exc.code in REFUSED_CODES:
-            self.registry.refuse(
-                f"the registry {self.registry.database}.{COLLECTION} cannot be written "
+        registry = self.registry
+        registry.unlist(self.key)
+        if isinstance(exc, OperationFailure):
+            registry.refusals += 1
+        if isinstance(exc, OperationFailure) and (
+            exc.code in REFUSED_CODES or registry.refusals >= REFUSALS_TO_GIVE_UP
+        ):
+            registry.refuse(
+                f"the registry {registry.database}.{COLLECTION} cannot be written "
                 f"({first_line(exc)})"
             )
         elif isinstance(exc, PyMongoError):
