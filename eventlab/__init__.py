@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     )
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
-    from ._follow.catch_up import Batch, CatchUpSubscription
+    from ._follow.batches import Batch
+    from ._follow.catch_up import CatchUpSubscription
     from ._follow.projections import MemoryRows, Projection, ProjectionStatus, on
     from ._follow.projector import Projector
     from ._follow.subscriber import Subscriber
@@ -151,10 +152,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "WriteConflictError",
     ),
     "._mongo.event_store": ("MongoEventStore",),
-    "._follow.catch_up": (
-        "Batch",
-        "CatchUpSubscription",
-    ),
+    "._follow.batches": ("Batch",),
+    "._follow.catch_up": ("CatchUpSubscription",),
     "._mongo.mapper": ("MongoModelMapper",),
     "._mongo.outbox": ("MongoOutboxStore",),
     "._follow.projections": (

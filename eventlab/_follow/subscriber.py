@@ -36,7 +36,9 @@ from .._core.race_points import SUBSCRIBER_SUBSCRIBING as SUBSCRIBING
 from .._core.records import StoredEvent
 from .._core.tasks import ended, finish, within, woken
 from ..ports import CheckpointStore, EventStore, UnitOfWork
-from .catch_up import Batch, CatchUpSubscription, Start, start_position
+from .batches import Batch
+from .catch_up import CatchUpSubscription
+from .start import Start, start_position
 from .supervision import ConsumerHealth, Supervision, worth_retrying
 
 logger = logging.getLogger("eventlab.subscriptions")

@@ -51,7 +51,7 @@ class PositionsContract(_Needs):
             head = await contract_store.log.head()
             seen = await contract_store.log.read(start, head.position, every_position=True)
             assert seen.present is not None and (fast.position or 0) - 1 not in seen.present
-            assert not head.settles(start, head.position), "a hole that may fill is not settled"
+            assert not head.vouches_for(start, head.position), "an open hole is not vouched for"
             pause.resume()
             (late,) = await slow
         assert late.position == (fast.position or 0) - 1, "committed after a later position"
@@ -127,7 +127,7 @@ class PositionsContract(_Needs):
         assert held.in_flight == (positions[0],) and held.abandoned == ()
         assert (await contract_store.log.abandon([positions[0]])).filled == (positions[0],)
 
-    async def test_the_head_settles_what_the_strategy_vouches_for(
+    async def test_the_head_vouches_for_what_its_strategy_settles(
         self, contract_store: EventStore
     ) -> None:
         sid = unique()
@@ -136,7 +136,7 @@ class PositionsContract(_Needs):
         if head.strategy == "preallocated":
             assert head.settled_after == head.position
         else:
-            assert head.settled_after == 0 and head.settles(0, head.position)
+            assert head.settled_after == 0 and head.vouches_for(0, head.position)
 
     async def test_a_migration_between_the_strategies(self, contract_store: EventStore) -> None:
         change: Any = getattr(contract_store, "change_position_strategy", None)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from .._core.errors import ConnectionFailedError
 from .._core.records import StoredEvent
 from .._core.tasks import ended
-from .._follow.catch_up import Start
+from .._follow.start import Start
 from .._follow.subscriber import Subscriber
 from ..ports import Checkpoint, CheckpointStore, LeaseGrant, UnitOfWork
 from ..testing import eventually

@@ -21,7 +21,7 @@ from .._core.race_points import (
     LEASE_TAKEN_OVER,
 )
 from .._core.records import ExpectedVersion, StoredEvent
-from .._follow.catch_up import Start
+from .._follow.start import Start
 from ..testing import eventually
 from ._consumers import Consumer, Mode
 from ._domain import Ids, noted
