@@ -143,13 +143,13 @@ class SubscriberContract(_Needs):
         first = Subscriber(
             contract_store, name, record, batch_size=2, event_types=["ContractNoted"]
         )
-        await first.run(until_caught_up=True)
+        await first.run_until_caught_up()
         late = unique()
         await contract_store.append(late, [contract_event(late)], 0)
         again = Subscriber(
             contract_store, name, record, batch_size=2, event_types=["ContractNoted"]
         )
-        await again.run(until_caught_up=True)
+        await again.run_until_caught_up()
         seen = [e.payload["of"] for e in await contract_store.read_stream(ledger)]
         assert len(seen) == len(set(seen)) == total + 1, "each event's effect once"
         (late_event,) = await contract_store.read_stream(late)
@@ -164,7 +164,7 @@ class SubscriberContract(_Needs):
             seen.append(event.position or 0)
 
         subscriber = Subscriber(contract_store, unique(), remember, mode="at_least_once")
-        await subscriber.run(until_caught_up=True)
+        await subscriber.run_until_caught_up()
         assert seen == sorted(seen) and len(seen) == await contract_store.count()
         assert subscriber.position == (await contract_store.log.head()).position
 
