@@ -72,13 +72,8 @@ if TYPE_CHECKING:
     from ._mongo.snapshots import MongoSnapshotStore
     from ._mongo.transactions import run_transaction
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
-    from ._outbox.relay import (
-        InMemoryPublisher,
-        LoggingPublisher,
-        OutboxRelay,
-        Publisher,
-        RelayHealth,
-    )
+    from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
+    from ._outbox.relay import OutboxRelay, RelayHealth
     from .ports import (
         Backend,
         Checkpoint,
@@ -168,11 +163,13 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "StoredEvent",
     ),
     "._core.registry": ("EventRegistry",),
-    "._outbox.relay": (
+    "._outbox.publishers": (
         "InMemoryPublisher",
         "LoggingPublisher",
-        "OutboxRelay",
         "Publisher",
+    ),
+    "._outbox.relay": (
+        "OutboxRelay",
         "RelayHealth",
     ),
     "._mongo.repository": (

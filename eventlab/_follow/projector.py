@@ -232,7 +232,16 @@ class Projector:
 
         :raises RebuildInProgressError: another rebuild of this projection is running.
         """
-        await Rebuild(self, lambda new: self._subscriber_for(new, guard=False)).run()
+        await Rebuild(
+            self.name,
+            type(self.projection).version,
+            self.checkpoints,
+            self.read_models,
+            self.store.backend,
+            self.keep_retired,
+            self.checkpoint_name,
+            lambda new: self._subscriber_for(new, guard=False),
+        ).run()
         return await self.status()
 
     # -- status --------------------------------------------------------------------------------

@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from .._core.errors import RebuildInProgressError
 from .._core.tasks import ended
-from ..ports import UnitOfWork
+from ..ports import Backend, CheckpointStore, ReadModelStore, UnitOfWork
 from .leases import NameLease
 
 if TYPE_CHECKING:
-    from .projector import Projector
     from .subscriber import Subscriber
 
 _REBUILD_LEASE = 10.0
@@ -25,18 +25,27 @@ _REBUILD_LEASE = 10.0
 SwapOutcome = Literal["swapped", "behind", "superseded"]
 
 
+@dataclass
 class Rebuild:
-    """One rebuild of ``projector``'s read model; ``builder(generation)`` is the subscriber that
-    writes a generation from the first event."""
+    """One rebuild of the read model of the projection ``name`` at ``version``."""
 
-    def __init__(self, projector: Projector, builder: Callable[[int], Subscriber]) -> None:
-        self._projector = projector
-        self._builder = builder
-        self._name = projector.name
-        self._version = type(projector.projection).version
+    name: str
+    version: int
+    checkpoints: CheckpointStore
+    read_models: ReadModelStore
+    backend: Backend
+    keep_retired: float
+    """Seconds a replaced generation stays readable (a later rebuild drops it)."""
+    checkpoint_name: Callable[[int], str]
+    """The name of a generation's checkpoint."""
+    builder: Callable[[int], Subscriber]
+    """The subscriber that writes a generation from the first event."""
+    _claim: NameLease = field(init=False)
+
+    def __post_init__(self) -> None:
         self._claim = NameLease(
-            projector.checkpoints,
-            f"projection:{self._name}:rebuild",
+            self.checkpoints,
+            f"projection:{self.name}:rebuild",
             f"rebuild:{uuid.uuid4().hex}",
             _REBUILD_LEASE,
         )
@@ -47,7 +56,7 @@ class Rebuild:
         granted, holder = await self._claim.try_claim()
         if not granted:
             raise RebuildInProgressError(
-                f"{self._name}: another rebuild is running ({holder or 'elsewhere'}); "
+                f"{self.name}: another rebuild is running ({holder or 'elsewhere'}); "
                 "nothing was changed"
             )
         renewer = asyncio.get_running_loop().create_task(self._claim.keep(_swap_will_tell))
@@ -59,21 +68,20 @@ class Rebuild:
             await self._claim.release()
 
     async def _build_and_swap(self) -> None:
-        projector = self._projector
-        read_models, checkpoints = projector.read_models, projector.checkpoints
-        await read_models.state(self._name, self._version)  # it exists before any generation
-        for dropped in await read_models.drop_retired(self._name, projector.keep_retired):
-            await checkpoints.delete(projector.checkpoint_name(dropped))
-        new = await read_models.next_generation(self._name)
-        builder = self._builder(new)
+        read_models, checkpoints = self.read_models, self.checkpoints
+        await read_models.state(self.name, self.version)  # it exists before any generation
+        for dropped in await read_models.drop_retired(self.name, self.keep_retired):
+            await checkpoints.delete(self.checkpoint_name(dropped))
+        new = await read_models.next_generation(self.name)
+        builder = self.builder(new)
         while True:
             await builder.run_until_caught_up()  # again: what was appended meanwhile
-            outcome = await projector.store.backend.run(lambda uow: self._swap(uow, new))
+            outcome = await self.backend.run(lambda uow: self._swap(uow, new))
             if outcome == "swapped":
                 return
             if outcome == "superseded":
                 raise RebuildInProgressError(
-                    f"{self._name}: this rebuild lost its claim to another; nothing changed"
+                    f"{self.name}: this rebuild lost its claim to another; nothing changed"
                 )
 
     async def _swap(self, uow: UnitOfWork, new: int) -> SwapOutcome:
@@ -85,16 +93,15 @@ class Rebuild:
         position (``"behind"``: catch up and try again). The claim is written in the same
         transaction: a rebuild whose claim was taken over cannot swap (``"superseded"``).
         """
-        projector = self._projector
-        checkpoints, read_models = projector.checkpoints, projector.read_models
+        checkpoints, read_models = self.checkpoints, self.read_models
         if not await checkpoints.holds(self._claim.name, self._claim.owner, uow):
             return "superseded"
-        old = (await read_models.state(self._name, self._version)).generation
-        current = await checkpoints.get(projector.checkpoint_name(old), uow=uow)
-        built = await checkpoints.get(projector.checkpoint_name(new), uow=uow)
+        old = (await read_models.state(self.name, self.version)).generation
+        current = await checkpoints.get(self.checkpoint_name(old), uow=uow)
+        built = await checkpoints.get(self.checkpoint_name(new), uow=uow)
         if (built.position if built else 0) < (current.position if current else 0):
             return "behind"
-        swapped = await read_models.swap(self._name, old, new, self._version, uow)
+        swapped = await read_models.swap(self.name, old, new, self.version, uow)
         return "swapped" if swapped else "superseded"
 
 

@@ -8,27 +8,23 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._core import telemetry as telemetry
 from .._core.errors import EventlabError
 from .._core.tasks import ended, within
 from ..ports import OutboxMessage, OutboxStore
-
-if TYPE_CHECKING:
-    from .relay import Publisher
+from .publishers import Publisher
 
 logger = logging.getLogger("eventlab.outbox")
 
 
-@dataclass(slots=True)
-class RelayCounts:
-    """What a relay did with the messages it claimed."""
+class Counts(Protocol):
+    """Where a relay counts what it did with the messages it claimed (the relay itself)."""
 
-    published: int = 0
-    failed: int = 0
-    lost: int = 0
-    """Messages whose claim ended before the relay got to them (not published by it)."""
+    published: int
+    failed: int
+    lost: int
 
 
 class _Lease:
@@ -64,7 +60,7 @@ class ClaimedBatches:
     batch_size: int
     lease: float
     renew_every: float
-    counts: RelayCounts = field(default_factory=RelayCounts)
+    counts: Counts
     margin: float = field(init=False)
     """Never start or continue a publish in the last part of a lease: the time a renewal or
     a mark may take to reach the server."""

@@ -10,45 +10,15 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from .._core import telemetry as telemetry
 from .._core.errors import ConfigurationError, EventlabError
 from .._core.tasks import finish, within
-from ..ports import OutboxLag, OutboxMessage, OutboxStore
+from ..ports import OutboxLag, OutboxStore
 from .claimed_batches import ClaimedBatches
+from .publishers import Publisher
 
 logger = logging.getLogger("eventlab.outbox")
-
-
-class Publisher(Protocol):
-    """Where a relay sends messages (a broker client, an HTTP webhook, a test double).
-
-    ``publish`` may be cancelled: the relay cancels it when the claim's lease would end before
-    it returns, so that no message is ever being published by two relays at once.
-    """
-
-    async def publish(self, message: OutboxMessage) -> None: ...
-
-
-class LoggingPublisher:
-    """Logs each message (for development)."""
-
-    def __init__(self, logger_name: str = "eventlab.outbox.published") -> None:
-        self._log = logging.getLogger(logger_name)
-
-    async def publish(self, message: OutboxMessage) -> None:
-        self._log.info("%s %s %s", message.event_type, message.message_id, message.payload)
-
-
-class InMemoryPublisher:
-    """Keeps published messages in a list (for notebooks and tests)."""
-
-    def __init__(self) -> None:
-        self.published: list[OutboxMessage] = []
-
-    async def publish(self, message: OutboxMessage) -> None:
-        self.published.append(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +85,13 @@ class OutboxRelay:
         if not 0 < self.renew_every < self.lease:
             raise ConfigurationError("renew_every must be between 0 and the lease")
         self.max_backoff = max_backoff
+        self.published = 0
+        self.failed = 0
+        self.lost = 0
+        """Messages whose claim ended before the relay got to them (not published by it)."""
         self._batches = ClaimedBatches(
-            outbox, publisher, self.worker_id, batch_size, self.lease, self.renew_every
+            outbox, publisher, self.worker_id, batch_size, self.lease, self.renew_every, self
         )
-        self._counts = self._batches.counts
         self._consecutive_errors = 0
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
@@ -129,19 +102,6 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many messages were claimed."""
         return await self._batches.run_once(self._stopping)
-
-    @property
-    def published(self) -> int:
-        return self._counts.published
-
-    @property
-    def failed(self) -> int:
-        return self._counts.failed
-
-    @property
-    def lost(self) -> int:
-        """Messages whose claim ended before the relay got to them (not published by it)."""
-        return self._counts.lost
 
     # -- the loop ----------------------------------------------------------------------------
 
