@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from .._core import telemetry as telemetry
@@ -161,12 +160,8 @@ class CatchUpSubscription:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Closed on the way out, whatever ended the block (it raises nothing of its own)."""
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -5,6 +5,7 @@ and its lag measured."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._core import telemetry as telemetry
@@ -19,27 +20,18 @@ Handler = Callable[..., Awaitable[None]]
 BatchHandler = Callable[[tuple[StoredEvent, ...], UnitOfWork | None], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """The batches of the consumer ``name`` (its checkpoint's owner ``owner``) delivered to
     ``handler`` (per event) or ``on_batch`` (per batch) in ``mode``."""
 
-    def __init__(
-        self,
-        name: str,
-        owner: str,
-        mode: DeliveryMode,
-        handler: Handler | None,
-        on_batch: BatchHandler | None,
-        checkpoints: CheckpointStore,
-        backend: Backend,
-    ) -> None:
-        self.name = name
-        self.owner = owner
-        self.mode = mode
-        self._handler = handler
-        self._on_batch = on_batch
-        self._checkpoints = checkpoints
-        self._backend = backend
+    name: str
+    owner: str
+    mode: DeliveryMode
+    handler: Handler | None
+    on_batch: BatchHandler | None
+    checkpoints: CheckpointStore
+    backend: Backend
 
     async def apply(self, batch: Batch, expected: int, session: Any, head_seen: int) -> None:
         """Deliver ``batch`` and move the checkpoint from ``expected`` to its end."""
@@ -67,7 +59,7 @@ class Delivery:
         telemetry.consumer_lag(self.name, behind, seconds)
 
     async def _commit(self, batch: Batch, expected: int, session: Any) -> None:
-        checkpoints = self._checkpoints
+        checkpoints = self.checkpoints
         if self.mode == "exactly_once":
 
             async def work(uow: UnitOfWork) -> None:
@@ -83,7 +75,7 @@ class Delivery:
                     uow=uow,
                 )
 
-            await self._backend.run(work, session=session)
+            await self.backend.run(work, session=session)
         else:
             await self._handle(batch, None)
             if BATCH_HANDLED.armed:
@@ -91,7 +83,7 @@ class Delivery:
             await checkpoints.save(self.name, batch.position, gaps=batch.gaps, owner=self.owner)
 
     async def _handle(self, batch: Batch, uow: UnitOfWork | None) -> None:
-        on_batch, handler = self._on_batch, self._handler
+        on_batch, handler = self.on_batch, self.handler
         if on_batch is not None:
             await on_batch(batch.events, uow)
             return

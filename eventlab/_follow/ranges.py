@@ -26,24 +26,23 @@ class _Prefetch:
     future: asyncio.Future[LogSlice] = field(repr=False)
 
 
+@dataclass(slots=True)
 class Ranges:
     """The reads of one follower: the next range to read, the read itself (taken from the read
     ahead when it asked for the same), and at most one read ahead in flight."""
 
-    def __init__(
-        self,
-        log: EventLog,
-        page_size: int,
-        event_types: list[str] | None,
-        aggregate_types: list[str] | None,
-    ) -> None:
-        self._log = log
-        self.page_size = page_size
-        self.event_types = event_types
-        self.aggregate_types = aggregate_types
-        self._window = page_size
-        self._limit = page_size
-        self._prefetch: _Prefetch | None = None
+    log: EventLog
+    page_size: int
+    event_types: list[str] | None
+    aggregate_types: list[str] | None
+    _window: int = field(init=False)
+    """How many positions the next range spans."""
+    _limit: int = field(init=False)
+    """How many documents the next read looks at, at most."""
+    _prefetch: _Prefetch | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._window = self._limit = self.page_size
 
     @property
     def filtered(self) -> bool:
@@ -79,7 +78,7 @@ class Ranges:
             _cancel(prefetch)
 
     async def _read(self, after: int, until: int, every_position: bool) -> LogSlice:
-        return await self._log.read(
+        return await self.log.read(
             after,
             until,
             event_types=self.event_types,

@@ -19,8 +19,7 @@ from .._follow.subscriber import Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
 from ..samples import Order, OrderTotals
 from ..samples.orders import Address, OrderCancelled
-from ._consumers import _Needs
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 
 class _Rollback(Exception):
@@ -33,7 +32,7 @@ def _placed_order(order_id: str, kind: type[Order] = Order) -> Order:
     return order
 
 
-class DeliveryContract(_Needs):
+class DeliveryContract(NeedsAStore):
     """Where a consumer starts, and what a unit of work run again stores."""
 
     MODES: ClassVar[tuple[DeliveryMode, ...]] = ("exactly_once", "at_least_once")

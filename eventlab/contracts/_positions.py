@@ -15,15 +15,9 @@ from .._core import races as races
 from .._core.errors import EventlabError, WriteConflictError
 from .._core.records import StoredEvent
 from ..ports import EventStore, UnitOfWork
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 POSITIONS_TAKEN = "append.positions_taken"
-
-
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
 
 
 async def _strategy(store: EventStore) -> str:
@@ -35,7 +29,7 @@ async def _preallocated(store: EventStore) -> None:
         pytest.skip("a preallocated store's behaviour")
 
 
-class PositionsContract(_Needs):
+class PositionsContract(NeedsAStore):
     """Holes, tombstones and settled positions, on either strategy."""
 
     async def test_a_late_commit_leaves_a_hole_followers_do_not_pass(
