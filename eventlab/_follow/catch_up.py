@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import replace
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from .._core import telemetry as telemetry
 from .._core.checks import check_int, check_page_size, check_positive, check_types
@@ -28,19 +27,13 @@ from .._core.errors import (
     TransientError,
 )
 from .._core.records import StoredEvent
-from ..ports import EventLog, LogHead, Wakeups
+from ..ports import EventLog, LogHead
 from .batches import Batch, BatchReader
 from .follower_state import FollowerState
 from .holes import DEFAULT_GAP_TIMEOUT, Holes
 from .ranges import Ranges
 from .start import Start, settled_end
-from .supervision import Backoff
-
-logger = logging.getLogger("eventlab.subscriptions")
-
-Wake = Literal["auto", "change_stream", "poll"]
-
-_MAX_BACKOFF = 5.0
+from .waiting import Waiting, Wake
 
 
 class CatchUpSubscription:
@@ -107,20 +100,17 @@ class CatchUpSubscription:
             None if aggregate_types is None else check_types(aggregate_types, "aggregate type"),
         )
         self._live = live
-        self._wake_mode = wake
-        self._poll_interval = float(poll_interval)
+        self._waiting = Waiting(log, wake, float(poll_interval), live=live)
         self._holes = Holes(
             log,
             DEFAULT_GAP_TIMEOUT if gap_timeout is None else float(gap_timeout),
-            self._poll_interval,
+            self._waiting.poll_interval,
         )
         self._reader = BatchReader(
             self._ranges,
             self._holes,
             None if max_count is None else check_positive(max_count, "max_count"),
         )
-        self._backoff = Backoff(self._poll_interval, _MAX_BACKOFF)
-        self._wakeups: Wakeups | None = None
         self.ready = asyncio.Event()
         """Set once the subscription knows where it starts and, live, has opened what wakes it:
         an event appended from then on reaches it (a readiness signal for callers and tests)."""
@@ -168,9 +158,7 @@ class CatchUpSubscription:
         """Stop following: the change stream is closed and the iterator ends."""
         self._closed = True
         self._ranges.cancel()
-        if self._wakeups is not None:
-            self._wakeups.wake()
-            await self._wakeups.__aexit__(None, None, None)  # idempotent
+        await self._waiting.interrupt()
 
     @property
     def position(self) -> int:
@@ -190,21 +178,23 @@ class CatchUpSubscription:
 
     @property
     def gaps_passed(self) -> int:
+        """How many permanent gaps the subscription has passed in all."""
         return self._state.gaps_passed
 
     @property
     def closed(self) -> bool:
+        """Whether the subscription has stopped: closed, at its end, or failed."""
         return self._closed
 
     @property
     def consecutive_errors(self) -> int:
         """Reads that failed in a row and are being tried again (0: the last one went through)."""
-        return self._backoff.failures
+        return self._waiting.backoff.failures
 
     @property
     def watching(self) -> bool:
         """Whether a change stream wakes the subscription (``False``: it polls)."""
-        return self._wakeups is not None and not self._closed and self._wakeups.watching
+        return not self._closed and self._waiting.watching
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -220,15 +210,9 @@ class CatchUpSubscription:
         if self._started:
             raise SubscriptionError("a subscription is iterated once; subscribe again")
         self._started = True
-        mode: Literal["auto", "push", "poll"] = (
-            "poll" if not self._live or self._wake_mode == "poll" else "auto"
-        )
-        if self._wake_mode == "change_stream":
-            mode = "push"
-        wakeups = self._log.wakeups(mode=mode)
+        waiting = self._waiting
         try:
-            await wakeups.__aenter__()
-            self._wakeups = wakeups
+            await waiting.open()
             head = await self._head()
             if self._start == "end":
                 state.position = max(state.position, await settled_end(self._log, head))
@@ -242,7 +226,7 @@ class CatchUpSubscription:
                 if state.position >= head.position:
                     head = await self._head()
                     if state.position >= head.position:
-                        await wakeups.wait(self._poll_interval)
+                        await waiting.wait(waiting.poll_interval)
                         continue
                 try:
                     with telemetry.held_for_later(held) if nest_reads else _nothing():
@@ -251,9 +235,9 @@ class CatchUpSubscription:
                     # A tombstone's commit may be unknown: abandoning again is idempotent.
                     if not self._live and not isinstance(exc, ConnectionFailedError):
                         raise
-                    await self._back_off(exc, wakeups)
+                    await waiting.after_failure(exc)
                     continue
-                self._backoff.succeeded()
+                waiting.backoff.succeeded()
                 if step.batch is not None:
                     state.passed(step.batch)
                     self._holes.marks.forget_through(state.position)
@@ -263,12 +247,12 @@ class CatchUpSubscription:
                     if self._reader.remaining == 0:
                         return
                 if step.wait is not None:
-                    await wakeups.wait(step.wait)
+                    await waiting.wait(step.wait)
                     head = await self._head()
         finally:
             self._closed = True
             self._ranges.cancel()
-            await wakeups.__aexit__(None, None, None)
+            await waiting.close()
 
     async def _head(self) -> LogHead:
         """The head, retried through server outages (the subscription cannot do without)."""
@@ -278,25 +262,11 @@ class CatchUpSubscription:
             except TransientError as exc:
                 if self._closed or not self._live:
                     raise
-                await self._back_off(exc, self._wakeups)
+                await self._waiting.after_failure(exc)
                 continue
             self._holes.marks.saw(head.position, time.monotonic())
             self._state.saw_head(head.position)
             return head
-
-    async def _back_off(self, exc: Exception, wakeups: Wakeups | None) -> None:
-        """Wait before trying again: twice as long after each failure in a row, at most 5 s."""
-        delay = self._backoff.failed()
-        logger.warning(
-            "subscription read failed (%s; failure %d in a row); retrying in %.2g s",
-            exc,
-            self._backoff.failures,
-            delay,
-        )
-        if wakeups is None:
-            await asyncio.sleep(delay)
-        else:
-            await wakeups.wait(delay)
 
 
 _nothing = contextlib.nullcontext

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 
 from .._core.checks import check_int
 from ..ports import EventLog
-from .catch_up import CatchUpSubscription, Wake
+from .catch_up import CatchUpSubscription
 from .start import Start
+from .waiting import Wake
 
 
 class ReadAllAndSubscribe:
