@@ -296,10 +296,10 @@ class Wakeups(Protocol):
 
 class EventLog(Protocol):
     """The global log of a store, as followers read it: positions in commit order where they
-    are settled, and a way to settle a hole for good that an append cannot race past."""
+    are settled, and a way to abandon a hole for good that an append cannot race past."""
 
     async def head(self) -> LogHead:
-        """The highest position handed out, the strategy and what is settled.
+        """The highest position handed out, the strategy and what the head vouches for.
 
         Read after a range, a head never shows less than that range holds."""
         ...
