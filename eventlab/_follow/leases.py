@@ -16,8 +16,11 @@ from ..ports import CheckpointStore
 
 logger = logging.getLogger("eventlab.subscriptions")
 
-HOLDER = f"{socket.gethostname()} pid {os.getpid()}"
-"""How this process is named to the others that stand by behind its lease."""
+
+def this_process() -> str:
+    """How this process is named to the others that stand by behind its lease (asked each
+    time: a process forked after import has a pid of its own)."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 class NameLease:
@@ -37,7 +40,7 @@ class NameLease:
         """Take the lease if nobody else live holds it: whether it was granted, and who holds
         it if not."""
         grant = await self._checkpoints.claim(
-            self.name, self.owner, lease=self.seconds, session_id=session_id, holder=HOLDER
+            self.name, self.owner, lease=self.seconds, session_id=session_id, holder=this_process()
         )
         if grant.granted and grant.took_over:
             self.takeovers += 1
