@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     )
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
-    from ._follow.catch_up import Batch, CatchUpSubscription
+    from ._follow.batches import Batch
+    from ._follow.catch_up import CatchUpSubscription
     from ._follow.projections import MemoryRows, Projection, ProjectionStatus, on
     from ._follow.projector import Projector
     from ._follow.subscriber import Subscriber
@@ -71,13 +72,8 @@ if TYPE_CHECKING:
     from ._mongo.snapshots import MongoSnapshotStore
     from ._mongo.transactions import run_transaction
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
-    from ._outbox.relay import (
-        InMemoryPublisher,
-        LoggingPublisher,
-        OutboxRelay,
-        Publisher,
-        RelayHealth,
-    )
+    from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
+    from ._outbox.relay import OutboxRelay, RelayHealth
     from .ports import (
         Backend,
         Checkpoint,
@@ -151,10 +147,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "WriteConflictError",
     ),
     "._mongo.event_store": ("MongoEventStore",),
-    "._follow.catch_up": (
-        "Batch",
-        "CatchUpSubscription",
-    ),
+    "._follow.batches": ("Batch",),
+    "._follow.catch_up": ("CatchUpSubscription",),
     "._mongo.mapper": ("MongoModelMapper",),
     "._mongo.outbox": ("MongoOutboxStore",),
     "._follow.projections": (
@@ -169,11 +163,13 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "StoredEvent",
     ),
     "._core.registry": ("EventRegistry",),
-    "._outbox.relay": (
+    "._outbox.publishers": (
         "InMemoryPublisher",
         "LoggingPublisher",
-        "OutboxRelay",
         "Publisher",
+    ),
+    "._outbox.relay": (
+        "OutboxRelay",
         "RelayHealth",
     ),
     "._mongo.repository": (

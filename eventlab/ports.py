@@ -46,13 +46,14 @@ class LogHead:
     strategy: PositionStrategy
     """The strategy recorded with the counter."""
     settled_after: int
-    """Every position in ``(settled_after, position]`` is settled: committed, or never going
-    to be. Below it (and above it, with ``preallocated`` positions) a reader must look at each
-    position: ``position`` for ``preallocated``; ``0`` for a ``transactional`` store, or the
-    position at which it was migrated from ``preallocated``."""
+    """The head vouches that every position in ``(settled_after, position]`` is settled:
+    committed, or never going to be. Below it (and above it, with ``preallocated`` positions) a
+    reader must look at each position: ``position`` for ``preallocated``; ``0`` for a
+    ``transactional`` store, or the position at which it was migrated from ``preallocated``."""
 
-    def settles(self, after: int, until: int) -> bool:
-        """Whether every position in ``(after, until]`` is settled."""
+    def vouches_for(self, after: int, until: int) -> bool:
+        """Whether the head vouches that every position in ``(after, until]`` is settled, so
+        that a reader need not look at each of them."""
         return after >= self.settled_after and until <= self.position
 
 
@@ -295,10 +296,10 @@ class Wakeups(Protocol):
 
 class EventLog(Protocol):
     """The global log of a store, as followers read it: positions in commit order where they
-    are settled, and a way to settle a hole for good that an append cannot race past."""
+    are settled, and a way to abandon a hole for good that an append cannot race past."""
 
     async def head(self) -> LogHead:
-        """The highest position handed out, the strategy and what is settled.
+        """The highest position handed out, the strategy and what the head vouches for.
 
         Read after a range, a head never shows less than that range holds."""
         ...

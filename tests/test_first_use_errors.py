@@ -102,9 +102,9 @@ ENTRY_POINTS: dict[str, Entry] = {
     "outbox.get": lambda c: MongoOutboxStore(c).get("m-1"),
     "repository.get": lambda c: _entities(c).get("e-1"),
     "repository.add": lambda c: _entities(c).add(Entity("e-1")),
-    "subscriber.run": lambda c: Subscriber(MongoEventStore(c), "s", None, on_batch=_nothing).run(
-        until_caught_up=True
-    ),
+    "subscriber.run": lambda c: Subscriber(
+        MongoEventStore(c), "s", None, on_batch=_nothing
+    ).run_until_caught_up(),
     "projector.status": lambda c: Projector(MongoEventStore(c), OrderTotals()).status(),
 }
 

@@ -398,11 +398,11 @@ async def test_ten_sigkills_each_replacement_takes_over_and_nothing_is_applied_t
         for _ in range(3):  # the log keeps growing between kills
             await append_one(tx_store)
     final = Subscriber(tx_store, "counter", count_handler(tx_store))
-    await asyncio.wait_for(final.run(until_caught_up=True), STALL)
+    await asyncio.wait_for(final.run_until_caught_up(), STALL)
     assert final.takeovers == 1, "the last killed child's lease was taken over"
     interrupted = await effects_of(connection)
     await connection.database["effects"].drop()
-    await Subscriber(tx_store, "clean", count_handler(tx_store)).run(until_caught_up=True)
+    await Subscriber(tx_store, "clean", count_handler(tx_store)).run_until_caught_up()
     assert await effects_of(connection) == interrupted, "an effect was lost or applied twice"
     assert sum(n for n, _, _ in interrupted.values()) == await tx_store.count()
     assert len(takeovers) == 9
@@ -465,7 +465,7 @@ async def test_two_consumers_of_one_name_one_runs_the_other_stands_by_and_takes_
 
         await eventually(fourth_holds_it, "the fourth runner taking the free lease")
         try:
-            await third.run(until_caught_up=True)
+            await third.run_until_caught_up()
         finally:
             await fourth.stop()
 

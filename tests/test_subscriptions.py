@@ -352,14 +352,14 @@ async def test_exactly_once_effects_survive_cancellations_and_kills(
         total += 1
     final = Subscriber(tx_store, "counter", handler)
     async with report_if_stalled(connection, "counter", after=60):
-        await final.run(until_caught_up=True)
+        await final.run_until_caught_up()
     assert interruptions == 20
     interrupted = await effects_of(connection)
 
     # One clean pass over the same log, into a clean collection.
     await connection.database["effects"].drop()
     clean = Subscriber(tx_store, "clean", handler)
-    await clean.run(until_caught_up=True)
+    await clean.run_until_caught_up()
     assert await effects_of(connection) == interrupted
     assert sum(n for n, _, _ in interrupted.values()) == total
     assert await final.lag() == 0
@@ -371,7 +371,7 @@ async def test_two_instances_of_one_subscriber_cannot_both_apply(
     for _ in range(5):
         await append_one(tx_store)
     first = Subscriber(tx_store, "one", handle_nothing)
-    await first.run(until_caught_up=True)
+    await first.run_until_caught_up()
     second = Subscriber(tx_store, "one", handle_nothing)
     batch_events = await tx_store.read_all().to_list()
     from eventlab import Batch

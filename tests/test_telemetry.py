@@ -124,7 +124,7 @@ async def test_request_append_subscription_publish_is_one_trace(
     with otel.tracer.start_as_current_span("POST /orders") as request:
         await tx_store.append(aggregate, [make_event(aggregate, 1)], 0)
     trace_id = request.get_span_context().trace_id
-    await Subscriber(tx_store, "announcer", announce).run(until_caught_up=True)
+    await Subscriber(tx_store, "announcer", announce).run_until_caught_up()
     await Projector(tx_store, NotesSeen()).run_until_caught_up()
     publisher = InMemoryPublisher()
     relay = OutboxRelay(outbox, publisher, poll_interval=0.05)
@@ -164,7 +164,7 @@ async def test_lag_moves_as_a_subscriber_falls_behind_and_catches_up(
         seen.extend(lag)
 
     subscriber = Subscriber(tx_store, "laggard", None, on_batch=on_batch, batch_size=10)
-    await subscriber.run(until_caught_up=True)
+    await subscriber.run_until_caught_up()
     assert seen[:2] == [20, 10], "behind by what is left after each batch"
     (last,) = otel.metric("eventlab.consumer.lag")
     assert last.value == 0 and last.attributes == {"eventlab.consumer": "laggard"}

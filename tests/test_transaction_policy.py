@@ -97,7 +97,7 @@ async def test_every_commit_of_every_component_has_majority_write_concern(
             return None
 
         subscriber = Subscriber(store, "policy", effect)
-        await count("subscriber", subscriber.run(until_caught_up=True))
+        await count("subscriber", subscriber.run_until_caught_up())
         projector = Projector(store, OrderTotals())
         await count("projector", projector.run_until_caught_up())
         await count("rebuild", projector.rebuild())

@@ -9,27 +9,19 @@ It depends on the ports only: the store's log, a :class:`~eventlab.ports.Checkpo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._core.checks import check_page_size
-from .._core.errors import (
-    ConfigurationError,
-    EventlabError,
-    InternalSignal,
-    RebuildInProgressError,
-    TransientError,
-)
+from .._core.errors import ConfigurationError, InternalSignal, TransientError
 from .._core.race_points import PROJECTOR_GENERATION_READ as GENERATION_READ
 from .._core.records import StoredEvent
-from .._core.tasks import ended, finish, woken
 from ..ports import CheckpointStore, EventStore, ReadModelStore, UnitOfWork
 from .projections import ProjectionStatus, check_projection
+from .rebuild import Rebuild
 from .subscriber import Subscriber
-from .supervision import ConsumerHealth, Supervision, worth_retrying
+from .supervision import ConsumerHealth, Runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +31,6 @@ if TYPE_CHECKING:
 
 DEFAULT_KEEP_RETIRED = 300.0
 """Seconds a read model replaced by a rebuild stays readable (docs/projections.md)."""
-_REBUILD_LEASE = 10.0
 
 
 class _Superseded(InternalSignal):
@@ -91,9 +82,7 @@ class Projector:
         Subscriber(self.store, "check", None, on_batch=_no_batch, **subscription_options)
         self._options = subscription_options
         self._subscriber: Subscriber | None = None
-        self._stop = asyncio.Event()
-        self._supervision = Supervision()
-        self._task: asyncio.Task[None] | None = None
+        self._runs = Runs("projector", self.name)
 
     def checkpoint_name(self, generation: int) -> str:
         return f"projection:{self.name}:{generation}"
@@ -174,29 +163,26 @@ class Projector:
             **options,
         )
 
-    async def run(self, *, until_caught_up: bool = False) -> None:
-        """Keep the live read model up to date (until :meth:`stop`, or until caught up);
-        follows a rebuild's swap to the new generation by itself. Supervised as
-        :meth:`Subscriber.run <eventlab.Subscriber.run>`: a live run backs off after errors
-        it may get over and raises the others."""
-        await self._run(self._new_run(), until_caught_up)
+    async def run(self) -> None:
+        """Keep the live read model up to date until :meth:`stop`; follows a rebuild's swap to
+        the new generation by itself. Supervised as :meth:`Subscriber.run
+        <eventlab.Subscriber.run>`: it backs off after errors it may get over and raises the
+        others."""
+        await self._run(self._runs.new_run(), to_the_head=False)
 
-    def _new_run(self) -> asyncio.Event:
-        self._stop = asyncio.Event()
-        return self._stop
+    async def run_until_caught_up(self) -> None:
+        """Bring the live read model to the head of the log and return; every error is
+        raised."""
+        await self._run(self._runs.new_run(), to_the_head=True)
 
-    async def _run(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+    async def _run(self, stop: asyncio.Event, *, to_the_head: bool) -> None:
         while not stop.is_set():
             try:
                 generation = await self._live_generation()
             except Exception as exc:
-                final = until_caught_up or not worth_retrying(exc)
-                delay = self._supervision.error(exc, final=final)
-                if final:
-                    raise
-                await woken(stop, delay)
+                await self._runs.after_error(exc, stop, to_the_head=to_the_head)
                 continue
-            self._supervision.success()
+            self._runs.record.success()
             if GENERATION_READ.armed:
                 await GENERATION_READ.reach()
             subscriber = self._subscriber_for(generation, guard=True)
@@ -204,37 +190,34 @@ class Projector:
             if stop.is_set():  # stopped while the generation was read: nothing to start
                 return
             try:
-                await subscriber.run(until_caught_up=until_caught_up)
+                if to_the_head:
+                    await subscriber.run_until_caught_up()
+                else:
+                    await subscriber.run()
             except _Superseded:
                 continue
             return
 
-    async def run_until_caught_up(self) -> None:
-        """Bring the live read model to the head of the log and return."""
-        await self.run(until_caught_up=True)
-
     def start(self) -> asyncio.Task[None]:
         """Run in a background task (live, supervised)."""
-        self._task = asyncio.get_running_loop().create_task(self._run(self._new_run(), False))
-        return self._task
+        return self._runs.start(lambda stop: self._run(stop, to_the_head=False))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop at whatever moment the run is (after the batch in hand); raises the error a
         started run failed with, if any."""
-        self._stop.set()
-        if self._subscriber is not None:
-            await self._subscriber.stop(timeout)
-        task, self._task = self._task, None
-        if task is not None:
-            error = await finish(task, timeout)
-            if error is not None:
-                raise error
+
+        async def stop_subscriber() -> None:
+            if self._subscriber is not None:
+                await self._subscriber.stop(timeout)
+
+        await self._runs.stop(timeout, stop_subscriber)
 
     async def health(self) -> ConsumerHealth:
         """The health of the run (see :meth:`Subscriber.health <eventlab.Subscriber.health>`)."""
         subscriber = self._subscriber
-        if subscriber is None or self._supervision.backoff.failures:
-            return self._supervision.health(self.name, None, 0, None)
+        record = self._runs.record
+        if subscriber is None or record.backoff.failures:
+            return record.health(self.name, None, 0, None)
         return await subscriber.health()
 
     # -- rebuilding ----------------------------------------------------------------------------
@@ -249,63 +232,17 @@ class Projector:
 
         :raises RebuildInProgressError: another rebuild of this projection is running.
         """
-        claim = f"projection:{self.name}:rebuild"
-        owner = f"rebuild:{uuid.uuid4().hex}"
-        grant = await self.checkpoints.claim(claim, owner, lease=_REBUILD_LEASE)
-        if not grant.granted:
-            raise RebuildInProgressError(
-                f"{self.name}: another rebuild is running ({grant.holder or 'elsewhere'}); "
-                "nothing was changed"
-            )
-        renewer = asyncio.get_running_loop().create_task(self._keep_claim(claim, owner))
-        try:
-            await self._live_generation()  # the state exists before any generation is built
-            for dropped in await self.read_models.drop_retired(self.name, self.keep_retired):
-                await self.checkpoints.delete(self.checkpoint_name(dropped))
-            new = await self.read_models.next_generation(self.name)
-            builder = self._subscriber_for(new, guard=False)
-            while True:
-                await builder.run(until_caught_up=True)  # again: what was appended meanwhile
-                outcome = await self.store.backend.run(
-                    lambda uow: self._swap(uow, new, claim, owner)
-                )
-                if outcome == "swapped":
-                    break
-                if outcome == "superseded":
-                    raise RebuildInProgressError(
-                        f"{self.name}: this rebuild lost its claim to another; nothing changed"
-                    )
-        finally:
-            renewer.cancel()
-            await ended(renewer)
-            await self.checkpoints.release(claim, owner)
+        await Rebuild(
+            self.name,
+            type(self.projection).version,
+            self.checkpoints,
+            self.read_models,
+            self.store.backend,
+            self.keep_retired,
+            self.checkpoint_name,
+            lambda new: self._subscriber_for(new, guard=False),
+        ).run()
         return await self.status()
-
-    async def _keep_claim(self, claim: str, owner: str) -> None:
-        while True:
-            await asyncio.sleep(_REBUILD_LEASE / 3)
-            with contextlib.suppress(EventlabError):
-                await self.checkpoints.renew(claim, owner, lease=_REBUILD_LEASE)
-
-    async def _swap(self, uow: UnitOfWork, new: int, claim: str, owner: str) -> str:
-        """Make ``new`` the live generation if it is at least as far as the live one.
-
-        One transaction: the checkpoints are read and the pointer moved together. A live
-        projector's batch writes the same state, so it and the swap cannot both commit on what
-        the other has not seen: readers never see the read model go back to an earlier
-        position (``"behind"``: catch up and try again). The claim is written in the same
-        transaction: a rebuild whose claim was taken over cannot swap (``"superseded"``).
-        """
-        if not await self.checkpoints.holds(claim, owner, uow):
-            return "superseded"
-        version = type(self.projection).version
-        old = (await self.read_models.state(self.name, version)).generation
-        current = await self.checkpoints.get(self.checkpoint_name(old), uow=uow)
-        built = await self.checkpoints.get(self.checkpoint_name(new), uow=uow)
-        if (built.position if built else 0) < (current.position if current else 0):
-            return "behind"
-        swapped = await self.read_models.swap(self.name, old, new, version, uow)
-        return "swapped" if swapped else "superseded"
 
     # -- status --------------------------------------------------------------------------------
 

@@ -15,35 +15,28 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
-from .._core import telemetry as telemetry
 from .._core.checks import check_name, check_page_size
-from .._core.domain import utc_now
 from .._core.errors import (
     CheckpointConflictError,
     ConfigurationError,
     ConsumerBusyError,
     EventlabError,
     InternalSignal,
-    SubscriptionError,
 )
-from .._core.race_points import BATCH_HANDLED
 from .._core.race_points import SUBSCRIBER_CLAIMED as CLAIMED
 from .._core.race_points import SUBSCRIBER_SUBSCRIBING as SUBSCRIBING
-from .._core.records import StoredEvent
-from .._core.tasks import ended, finish, within, woken
-from ..ports import CheckpointStore, EventStore, UnitOfWork
-from .catch_up import Batch, CatchUpSubscription, Start, start_position
-from .supervision import ConsumerHealth, Supervision, worth_retrying
+from .._core.tasks import ended, within
+from ..ports import CheckpointStore, EventStore
+from .catch_up import CatchUpSubscription
+from .delivery import BatchHandler, Delivery, DeliveryMode, Handler
+from .leases import NameLease
+from .start import Start, start_position
+from .supervision import ConsumerHealth, Runs
 
 logger = logging.getLogger("eventlab.subscriptions")
-
-DeliveryMode = Literal["exactly_once", "at_least_once"]
-Handler = Callable[..., Awaitable[None]]
-BatchHandler = Callable[[tuple[StoredEvent, ...], UnitOfWork | None], Awaitable[None]]
 
 DEFAULT_LEASE = 3.0
 """Seconds a consumer's lease lasts; it is renewed every third of it."""
@@ -110,7 +103,6 @@ class Subscriber:
         self.checkpoints = checkpoints or store.backend.checkpoints()
         self._start = start
         self._batch_size = check_page_size(batch_size, "batch_size")
-        self._lease = float(lease)
         # Checked now, not at the first run: a typo fails at construction.
         CatchUpSubscription(store.log, start=start, **subscription_options)
         self._options = subscription_options
@@ -119,100 +111,71 @@ class Subscriber:
         self.position: int | None = None
         """The checkpoint as last committed (``None`` before the first run)."""
         self.handled = 0
-        self.takeovers = 0
-        """How many times this instance took the name over from a process that died."""
+        self._lease = NameLease(self.checkpoints, self.name, self.owner, float(lease))
         self._subscription: CatchUpSubscription | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._supervision = Supervision()
-        self._delivery = _Delivery(self)
+        self._runs = Runs("subscriber", self.name)
+        self._delivery = Delivery(
+            self.name, self.owner, mode, handler, on_batch, self.checkpoints, store.backend
+        )
         self._lost = False
 
-    async def run(self, *, until_caught_up: bool = False) -> None:
-        """Follow the log from the checkpoint until :meth:`stop` (or, with
-        ``until_caught_up``, until the head as it is when the run starts).
+    @property
+    def takeovers(self) -> int:
+        """How many times this instance took the name over from a process that died."""
+        return self._lease.takeovers
 
-        Stands by while another process runs this name; ``until_caught_up`` waits for it at
-        most two lease periods, then raises :class:`~eventlab.ConsumerBusyError`.
+    async def run(self) -> None:
+        """Follow the log from the checkpoint until :meth:`stop`.
 
-        A live run is supervised like :class:`~eventlab.OutboxRelay`: after an error it may
-        get over (a lost connection, a batch's transaction out of time, an unknown commit
-        outcome) it backs off, reads its checkpoint again and goes on; an error that will
-        fail the same way every time (a missing privilege, a handler's own exception) ends
-        the run and is raised. :meth:`health` shows which. A run ``until_caught_up`` raises
-        every error.
+        Stands by while another process runs this name. Supervised like
+        :class:`~eventlab.OutboxRelay`: after an error it may get over (a lost connection, a
+        batch's transaction out of time, an unknown commit outcome) it backs off, reads its
+        checkpoint again and goes on; an error that will fail the same way every time (a
+        missing privilege, a handler's own exception) ends the run and is raised.
+        :meth:`health` shows which.
         """
-        await self._run(self._new_run(), until_caught_up)
+        await self._run(self._runs.new_run(), to_the_head=False)
 
-    def _new_run(self) -> asyncio.Event:
-        """The stop signal of the run about to start: :meth:`stop` sets the current one."""
-        self._stop = asyncio.Event()
-        return self._stop
+    async def run_until_caught_up(self) -> None:
+        """Follow the log from the checkpoint to the head as it is when the run starts, and
+        return; every error is raised. Waits for another process that runs this name at most
+        two lease periods, then raises :class:`~eventlab.ConsumerBusyError`."""
+        await self._run(self._runs.new_run(), to_the_head=True)
 
-    async def _run(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+    async def _run(self, stop: asyncio.Event, *, to_the_head: bool) -> None:
         try:
             while not stop.is_set():
                 try:
-                    await self._run_once(stop, until_caught_up)
+                    await self._run_once(stop, to_the_head)
                     return
                 except (_LeaseLost, CheckpointConflictError) as exc:
-                    if until_caught_up:
+                    if to_the_head:
                         raise ConsumerBusyError(self.name, None) from exc
                     logger.warning("subscriber %s lost its lease (%s); standing by", self.name, exc)
                 except InternalSignal:  # for whoever runs this subscriber (a projector)
                     raise
                 except Exception as exc:
-                    final = until_caught_up or not worth_retrying(exc)
-                    delay = self._supervision.error(exc, final=final)
-                    if final:
-                        raise
-                    logger.warning(
-                        "subscriber %s: %s (failure %d in a row); retrying in %.2g s",
-                        self.name,
-                        self._supervision.last_error,
-                        self._supervision.backoff.failures,
-                        delay,
-                    )
-                    await woken(stop, delay)
+                    await self._runs.after_error(exc, stop, to_the_head=to_the_head)
         finally:
-            if self._supervision.state != "failed":
-                self._supervision.state = "stopped"
+            if self._runs.record.state != "failed":
+                self._runs.record.state = "stopped"
 
-    async def _run_once(self, stop: asyncio.Event, until_caught_up: bool) -> None:
+    async def _run_once(self, stop: asyncio.Event, to_the_head: bool) -> None:
         # One session per run: its transactions are the ones a successor ends on takeover.
         async with self.store.backend.session() as session:
-            if await self._claim(session, stop, until_caught_up):
-                await self._follow(session, stop, until_caught_up)
-
-    async def _claim(self, session: Any, stop: asyncio.Event, until_caught_up: bool) -> bool:
-        """Take the lease, standing by while another live process holds it; ``False`` if
-        stopped first."""
-        loop = asyncio.get_running_loop()
-        gave_up_at = loop.time() + 2 * self._lease
-        announced = False
-        while not stop.is_set():
-            grant = await self.checkpoints.claim(
-                self.name,
-                self.owner,
-                lease=self._lease,
+            claimed = await self._lease.claim(
+                stop,
                 session_id=self.store.backend.session_id(session),
-                holder=f"{socket.gethostname()} pid {os.getpid()}",
+                give_up_after=2 * self._lease.seconds if to_the_head else None,
+                standing_by=self._standing_by,
             )
-            if grant.granted:
-                if grant.took_over:
-                    self.takeovers += 1
-                    logger.info("subscriber %s took over from a stopped process", self.name)
-                return True
-            if until_caught_up and loop.time() >= gave_up_at:
-                raise ConsumerBusyError(self.name, grant.holder)
-            if not announced:
-                logger.info("subscriber %s: %s runs it; standing by", self.name, grant.holder)
-                announced = True
-            self._supervision.state = "standing_by"
-            await woken(stop, self._lease / 6)
-        return False
+            if claimed:
+                await self._follow(session, stop, to_the_head)
 
-    async def _follow(self, session: Any, stop: asyncio.Event, until_caught_up: bool) -> None:
+    def _standing_by(self) -> None:
+        self._runs.record.state = "standing_by"
+
+    async def _follow(self, session: Any, stop: asyncio.Event, to_the_head: bool) -> None:
         self._lost = False
         renewer: asyncio.Task[None] | None = None
         try:
@@ -225,7 +188,7 @@ class Subscriber:
                 self.store.log,
                 start=position,
                 page_size=self._batch_size,
-                live=not until_caught_up,
+                live=not to_the_head,
                 **self._options,
             )
             self._subscription = subscription
@@ -234,7 +197,7 @@ class Subscriber:
             if stop.is_set():
                 return
             self.position = position
-            self._supervision.state = "following"
+            self._runs.record.state = "following"
             renewer = asyncio.get_running_loop().create_task(self._keep_lease(subscription))
             async with contextlib.aclosing(subscription.batches(nest_reads=True)) as batches:
                 async for batch in batches:
@@ -245,15 +208,15 @@ class Subscriber:
                     )
                     self.position = batch.position
                     self.handled += len(batch.events)
-                    self._supervision.success()
+                    self._runs.record.success()
             if self._lost:
                 raise _LeaseLost(f"{self.name}: the lease was taken over")
-            self._supervision.success()
+            self._runs.record.success()
         finally:
             if renewer is not None:
                 renewer.cancel()
                 await ended(renewer)
-            await self.checkpoints.release(self.name, self.owner)
+            await self._lease.release()
 
     async def _starting_position(self) -> int:
         """The stored checkpoint (at any position, 0 included: it always wins over ``start``),
@@ -267,46 +230,35 @@ class Subscriber:
         return position
 
     async def _keep_lease(self, subscription: CatchUpSubscription) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            if self._supervision.backoff.failures and subscription.ready.is_set():
-                self._supervision.success()  # following again, with no batch to show it yet
-            try:
-                held = await self.checkpoints.renew(self.name, self.owner, lease=self._lease)
-            except EventlabError as exc:  # not renewed this time: the next tick tries again
-                logger.warning("subscriber %s: renewing its lease failed: %s", self.name, exc)
-                continue
-            if not held:
-                self._lost = True
-                await subscription.aclose()
-                return
+        def following_again() -> None:
+            record = self._runs.record
+            if record.backoff.failures and subscription.ready.is_set():
+                record.success()  # following again, with no batch to show it yet
+
+        async def lost() -> None:
+            self._lost = True
+            await subscription.aclose()
+
+        await self._lease.keep(lost, tick=following_again)
 
     def start(self) -> asyncio.Task[None]:
         """Run in a background task (live, supervised: see :meth:`run`)."""
-        if self._task is not None and not self._task.done():
-            raise SubscriptionError(f"subscriber {self.name!r} is already running")
-        self._task = asyncio.get_running_loop().create_task(self._run(self._new_run(), False))
-        return self._task
+        return self._runs.start(lambda stop: self._run(stop, to_the_head=False))
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the current run, at whatever moment it is: standing by, backing off, starting,
         or after the batch in hand (cancelled after ``timeout``: its transaction is then
         aborted, and the batch is applied again by the next run). Raises the error a started
         run failed with, if any."""
-        self._stop.set()
-        subscription, task = self._subscription, self._task
-        if subscription is not None:
-            await subscription.aclose()
-        if task is None:
-            return
-        self._task = None
-        error = await finish(task, timeout)
-        if error is not None:
-            raise error
+        await self._runs.stop(timeout, self._close_subscription)
+
+    async def _close_subscription(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.aclose()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._runs.running
 
     async def health(self) -> ConsumerHealth:
         """State, counters, the last error and success, and the lag (as
@@ -315,7 +267,7 @@ class Subscriber:
             lag: int | None = await within(self.lag(), 5)
         except (EventlabError, TimeoutError):
             lag = None
-        health = self._supervision.health(self.name, self.position, self.handled, lag)
+        health = self._runs.record.health(self.name, self.position, self.handled, lag)
         subscription = self._subscription
         if subscription is not None and not subscription.closed:
             # Reads the subscription itself is trying again count too.
@@ -329,77 +281,3 @@ class Subscriber:
         head = await self.store.log.head()
         position: int = await self.checkpoints.position(self.name)
         return max(0, head.position - position)
-
-
-class _Delivery:
-    """How a batch reaches the handler and the checkpoint: in one transaction
-    (``exactly_once``), or the handler first and the checkpoint after (``at_least_once``);
-    traced, and its lag measured."""
-
-    def __init__(self, subscriber: Subscriber) -> None:
-        self._subscriber = subscriber
-
-    async def apply(self, batch: Batch, expected: int, session: Any, head_seen: int) -> None:
-        """Deliver ``batch`` and move the checkpoint from ``expected`` to its end."""
-        subscriber = self._subscriber
-        with telemetry.span(
-            f"process {subscriber.name}",
-            {
-                "messaging.system": "eventlab",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.consumer.group.name": subscriber.name,
-                "messaging.batch.message_count": len(batch.events),
-                "eventlab.delivery": subscriber.mode,
-                "eventlab.checkpoint.position": batch.position,
-            },
-            kind="consumer",
-            links=telemetry.links_from(event.metadata for event in batch.events),
-            # From the first read that found the batch: its reads are its first children.
-            start_time=min((read.start for read in batch.reads), default=None),
-        ):
-            telemetry.emit(batch.reads)
-            await self._commit(batch, expected, session)
-        behind = head_seen - batch.position
-        last = batch.events[-1].recorded_at if batch.events else None
-        seconds = (utc_now() - last).total_seconds() if behind > 0 and last else 0.0
-        telemetry.consumer_lag(subscriber.name, behind, seconds)
-
-    async def _commit(self, batch: Batch, expected: int, session: Any) -> None:
-        subscriber = self._subscriber
-        checkpoints = subscriber.checkpoints
-        if subscriber.mode == "exactly_once":
-
-            async def work(uow: UnitOfWork) -> None:
-                await self._handle(batch, uow)
-                if BATCH_HANDLED.armed:
-                    await BATCH_HANDLED.reach()
-                await checkpoints.save(
-                    subscriber.name,
-                    batch.position,
-                    expected=expected,
-                    gaps=batch.gaps,
-                    owner=subscriber.owner,
-                    uow=uow,
-                )
-
-            await subscriber.store.backend.run(work, session=session)
-        else:
-            await self._handle(batch, None)
-            if BATCH_HANDLED.armed:
-                await BATCH_HANDLED.reach()
-            await checkpoints.save(
-                subscriber.name, batch.position, gaps=batch.gaps, owner=subscriber.owner
-            )
-
-    async def _handle(self, batch: Batch, uow: UnitOfWork | None) -> None:
-        on_batch, handler = self._subscriber.on_batch, self._subscriber.handler
-        if on_batch is not None:
-            await on_batch(batch.events, uow)
-            return
-        assert handler is not None
-        for event in batch.events:
-            if uow is not None:
-                await handler(event, uow)
-            else:
-                await handler(event)

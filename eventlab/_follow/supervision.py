@@ -8,12 +8,24 @@ and stops, raising the error, on what will fail the same way every time: the sam
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from .._core.errors import CommitOutcomeUnknownError, ConflictError, TransientError, first_line
+from .._core.errors import (
+    CommitOutcomeUnknownError,
+    ConflictError,
+    SubscriptionError,
+    TransientError,
+    first_line,
+)
 from .._core.retry import retry_delay
+from .._core.tasks import finish, woken
+
+logger = logging.getLogger("eventlab.subscriptions")
 
 ConsumerState = Literal["stopped", "standing_by", "following", "backing_off", "failed"]
 
@@ -118,3 +130,65 @@ class Supervision:
             last_success_at=self.last_success_at,
             lag=lag,
         )
+
+
+class Runs:
+    """The runs of one long-running consumer (a subscriber, a projector): the stop signal of
+    the current run, the background task :meth:`start` made, what happens after an error (back
+    off and go on, or end the run and raise it), and the record its health is made from."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self._kind = kind
+        self._name = name
+        self.record = Supervision()
+        self.stop_signal = asyncio.Event()
+        """The stop signal of the current run: :meth:`stop` sets it."""
+        self._task: asyncio.Task[None] | None = None
+
+    def new_run(self) -> asyncio.Event:
+        """The stop signal of the run about to start."""
+        self.stop_signal = asyncio.Event()
+        return self.stop_signal
+
+    def start(
+        self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+    ) -> asyncio.Task[None]:
+        """``run(stop)`` in a background task."""
+        if self.running:
+            raise SubscriptionError(f"{self._kind} {self._name!r} is already running")
+        self._task = asyncio.get_running_loop().create_task(run(self.new_run()))
+        return self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, timeout: float, close: Callable[[], Awaitable[None]]) -> None:
+        """Signal the current run to stop, ``close()`` what it is waiting on, and wait for the
+        background task (cancelled after ``timeout``); raise the error it failed with, if any."""
+        self.stop_signal.set()
+        await close()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        error = await finish(task, timeout)
+        if error is not None:
+            raise error
+
+    async def after_error(self, exc: Exception, stop: asyncio.Event, *, to_the_head: bool) -> None:
+        """Record ``exc``; raise it when it ends the run (a run to the head raises every error,
+        a live one what is not :func:`worth_retrying`), else wait out the backoff (or until
+        ``stop``)."""
+        final = to_the_head or not worth_retrying(exc)
+        delay = self.record.error(exc, final=final)
+        if final:
+            raise exc
+        logger.warning(
+            "%s %s: %s (failure %d in a row); retrying in %.2g s",
+            self._kind,
+            self._name,
+            self.record.last_error,
+            self.record.backoff.failures,
+            delay,
+        )
+        await woken(stop, delay)

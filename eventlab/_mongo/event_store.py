@@ -29,7 +29,7 @@ from .._core.domain import DomainEvent
 from .._core.event_codec import from_document
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.registry import EventRegistry, UnknownPolicy
-from .._follow.catch_up import FollowsItsLog
+from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
@@ -48,7 +48,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(FollowsItsLog):
+class MongoEventStore(ReadAllAndSubscribe):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).

@@ -3,6 +3,7 @@ subscribers with exactly-once effects, snapshots that never move backwards."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,16 +19,23 @@ from .._core.records import ExpectedVersion, StoredEvent
 from .._follow.subscriber import Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
 from ..testing import eventually
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
+async def _in_a_failed_unit(
+    store: EventStore, write: Callable[[UnitOfWork], Awaitable[None]]
+) -> None:
+    """``write`` in a unit of work that then fails (its handler raises after it)."""
+
+    async def failing(uow: UnitOfWork) -> None:
+        await write(uow)
+        raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError, match="the handler failed"):
+        await store.backend.run(failing)
 
 
-class CheckpointContract(_Needs):
+class CheckpointContract(NeedsAStore):
     """Checkpoints are conditional; a lease names the one runner of a consumer."""
 
     async def test_conditional_and_forward_only_saves(self, contract_store: EventStore) -> None:
@@ -51,12 +59,10 @@ class CheckpointContract(_Needs):
         checkpoints = contract_store.backend.checkpoints()
         name = unique()
 
-        async def failing(uow: UnitOfWork) -> None:
+        async def save(uow: UnitOfWork) -> None:
             await checkpoints.save(name, 7, expected=0, uow=uow)
-            raise RuntimeError("the handler failed")
 
-        with pytest.raises(RuntimeError):
-            await contract_store.backend.run(failing)
+        await _in_a_failed_unit(contract_store, save)
         assert await checkpoints.get(name) is None
 
     async def test_leases_standby_release_and_takeover(self, contract_store: EventStore) -> None:
@@ -118,7 +124,7 @@ class CheckpointContract(_Needs):
         assert await checkpoints.get("n") is None
 
 
-class SubscriberContract(_Needs):
+class SubscriberContract(NeedsAStore):
     """A subscriber's effects in exactly-once mode commit with its checkpoint; one process
     runs a name, the others stand by."""
 
@@ -143,13 +149,13 @@ class SubscriberContract(_Needs):
         first = Subscriber(
             contract_store, name, record, batch_size=2, event_types=["ContractNoted"]
         )
-        await first.run(until_caught_up=True)
+        await first.run_until_caught_up()
         late = unique()
         await contract_store.append(late, [contract_event(late)], 0)
         again = Subscriber(
             contract_store, name, record, batch_size=2, event_types=["ContractNoted"]
         )
-        await again.run(until_caught_up=True)
+        await again.run_until_caught_up()
         seen = [e.payload["of"] for e in await contract_store.read_stream(ledger)]
         assert len(seen) == len(set(seen)) == total + 1, "each event's effect once"
         (late_event,) = await contract_store.read_stream(late)
@@ -164,7 +170,7 @@ class SubscriberContract(_Needs):
             seen.append(event.position or 0)
 
         subscriber = Subscriber(contract_store, unique(), remember, mode="at_least_once")
-        await subscriber.run(until_caught_up=True)
+        await subscriber.run_until_caught_up()
         assert seen == sorted(seen) and len(seen) == await contract_store.count()
         assert subscriber.position == (await contract_store.log.head()).position
 
@@ -205,7 +211,7 @@ class SubscriberContract(_Needs):
         assert len(handled) == len(set(handled)) == 2
 
 
-class SnapshotContract(_Needs):
+class SnapshotContract(NeedsAStore):
     """The newest snapshot of an aggregate; never moved backwards; checked like a stream."""
 
     async def test_newer_snapshots_only(self, contract_store: EventStore) -> None:
@@ -225,13 +231,11 @@ class SnapshotContract(_Needs):
         snapshots = contract_store.backend.snapshots()
         aggregate = unique("order")
 
-        async def failing(uow: UnitOfWork) -> None:
+        async def save(uow: UnitOfWork) -> None:
             assert await snapshots.save(Snapshot(aggregate, "Order", 2, 1, {"n": 2}), uow=uow)
             assert (await snapshots.get(aggregate, uow=uow)) is not None, "seen inside"
-            raise RuntimeError("the command failed")
 
-        with pytest.raises(RuntimeError):
-            await contract_store.backend.run(failing)
+        await _in_a_failed_unit(contract_store, save)
         assert await snapshots.get(aggregate) is None
 
     async def test_hostile_snapshots_are_typed_errors(self, contract_store: EventStore) -> None:

@@ -30,7 +30,7 @@ from .._core.errors import (
 )
 from .._dcb.records import AppendCondition, Query, QueryItem, TaggedEvent
 from ..ports import DCBStore, EventStore
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 DCBFactory = Callable[[EventStore], DCBStore]
 
@@ -63,11 +63,7 @@ async def _count(dcb: DCBStore) -> int:
     return len((await dcb.read()).events)
 
 
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
-
+class _Needs(NeedsAStore):
     @pytest.fixture
     def make_dcb(self) -> DCBFactory:
         raise NotImplementedError("a backend's test module says how to make its DCB store")

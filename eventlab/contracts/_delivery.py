@@ -13,13 +13,13 @@ import pytest
 from .._aggregates.store import AggregateStore
 from .._core.errors import WriteConflictError
 from .._core.records import StoredEvent
+from .._follow.delivery import DeliveryMode
 from .._follow.projector import Projector
-from .._follow.subscriber import DeliveryMode, Subscriber
+from .._follow.subscriber import Subscriber
 from ..ports import EventStore, Snapshot, UnitOfWork
 from ..samples import Order, OrderTotals
 from ..samples.orders import Address, OrderCancelled
-from ._consumers import _Needs
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 
 class _Rollback(Exception):
@@ -32,7 +32,7 @@ def _placed_order(order_id: str, kind: type[Order] = Order) -> Order:
     return order
 
 
-class DeliveryContract(_Needs):
+class DeliveryContract(NeedsAStore):
     """Where a consumer starts, and what a unit of work run again stores."""
 
     MODES: ClassVar[tuple[DeliveryMode, ...]] = ("exactly_once", "at_least_once")
@@ -52,13 +52,13 @@ class DeliveryContract(_Needs):
         def subscriber() -> Subscriber:
             return Subscriber(contract_store, name, handler, mode=mode, start="end")
 
-        await subscriber().run(until_caught_up=True)  # nothing new: its place is the end
+        await subscriber().run_until_caught_up()  # nothing new: its place is the end
         checkpoint = await contract_store.backend.checkpoints().get(name)
         assert checkpoint is not None, "the first run stores where it starts"
         (while_down,) = await contract_store.append(sid, [contract_event(sid, 2)], 1)
-        await subscriber().run(until_caught_up=True)  # a restart: the checkpoint wins
+        await subscriber().run_until_caught_up()  # a restart: the checkpoint wins
         (later,) = await contract_store.append(sid, [contract_event(sid, 3)], 2)
-        await subscriber().run(until_caught_up=True)
+        await subscriber().run_until_caught_up()
         assert seen == [while_down.position, later.position]
 
     async def test_a_checkpoint_at_zero_is_a_checkpoint(self, contract_store: EventStore) -> None:
@@ -70,7 +70,7 @@ class DeliveryContract(_Needs):
         async def handler(event: StoredEvent, uow: Any) -> None:
             seen.append(event.position or 0)
 
-        await Subscriber(contract_store, name, handler, start="end").run(until_caught_up=True)
+        await Subscriber(contract_store, name, handler, start="end").run_until_caught_up()
         assert first.position in seen, "a checkpoint stored at 0 wins over start='end'"
 
     async def test_a_projector_started_at_the_end_keeps_its_place(

@@ -22,20 +22,14 @@ from .._core.errors import (
     WriteConflictError,
 )
 from ..ports import EventStore, UnitOfWork
-from ._support import contract_event, unique
-
-
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
+from ._support import NeedsAStore, contract_event, unique
 
 
 async def _position(store: EventStore, name: str) -> int:
     return await store.backend.checkpoints().position(name)
 
 
-class IsolationContract(_Needs):
+class IsolationContract(NeedsAStore):
     """Snapshot isolation, as MongoDB gives it."""
 
     async def test_write_skew_commits_on_both_sides(self, contract_store: EventStore) -> None:

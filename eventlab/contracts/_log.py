@@ -11,13 +11,7 @@ from .._core.errors import ConfigurationError, EventlabError
 from .._core.records import StoredEvent
 from .._follow.catch_up import CatchUpSubscription
 from ..ports import EventStore
-from ._support import contract_event, unique
-
-
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
+from ._support import NeedsAStore, contract_event, unique
 
 
 async def _head(store: EventStore) -> int:
@@ -28,7 +22,7 @@ def _read_all(store: EventStore, after: int = 0, **options: object) -> CatchUpSu
     return CatchUpSubscription(store.log, start=after, live=False, **options)  # type: ignore[arg-type]
 
 
-class EventLogContract(_Needs):
+class EventLogContract(NeedsAStore):
     """The log reads every stream in position order; resuming from a checkpoint loses nothing
     and repeats nothing; a filter hands out what it selects and still moves the checkpoint."""
 
@@ -137,7 +131,7 @@ class EventLogContract(_Needs):
             await asyncio.wait_for(waiting, 30)
 
 
-class SubscriptionContract(_Needs):
+class SubscriptionContract(NeedsAStore):
     """A subscription catches up, then hands out new events as they are appended, in order."""
 
     async def test_catch_up_then_live(self, contract_store: EventStore) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from .._core.errors import ConfigurationError, DuplicateMessageError, SerializationError
 from ..ports import EventStore, OutboxMessage, OutboxStore, UnitOfWork
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 OutboxFactory = Callable[..., OutboxStore]
 """``make_outbox(ordered=False, max_attempts=5, backoff_base=...)``: an empty outbox."""
@@ -23,12 +23,8 @@ def message(number: int, key: str | None = None, **payload: Any) -> OutboxMessag
     )
 
 
-class OutboxContract:
+class OutboxContract(NeedsAStore):
     """The :class:`~eventlab.ports.OutboxStore` port's guarantees."""
-
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
 
     @pytest.fixture
     def make_outbox(self, contract_store: EventStore) -> OutboxFactory:

@@ -15,15 +15,9 @@ from .._core import races as races
 from .._core.errors import EventlabError, WriteConflictError
 from .._core.records import StoredEvent
 from ..ports import EventStore, UnitOfWork
-from ._support import contract_event, unique
+from ._support import NeedsAStore, contract_event, unique
 
 POSITIONS_TAKEN = "append.positions_taken"
-
-
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
 
 
 async def _strategy(store: EventStore) -> str:
@@ -35,7 +29,7 @@ async def _preallocated(store: EventStore) -> None:
         pytest.skip("a preallocated store's behaviour")
 
 
-class PositionsContract(_Needs):
+class PositionsContract(NeedsAStore):
     """Holes, tombstones and settled positions, on either strategy."""
 
     async def test_a_late_commit_leaves_a_hole_followers_do_not_pass(
@@ -51,7 +45,7 @@ class PositionsContract(_Needs):
             head = await contract_store.log.head()
             seen = await contract_store.log.read(start, head.position, every_position=True)
             assert seen.present is not None and (fast.position or 0) - 1 not in seen.present
-            assert not head.settles(start, head.position), "a hole that may fill is not settled"
+            assert not head.vouches_for(start, head.position), "an open hole is not vouched for"
             pause.resume()
             (late,) = await slow
         assert late.position == (fast.position or 0) - 1, "committed after a later position"
@@ -127,7 +121,7 @@ class PositionsContract(_Needs):
         assert held.in_flight == (positions[0],) and held.abandoned == ()
         assert (await contract_store.log.abandon([positions[0]])).filled == (positions[0],)
 
-    async def test_the_head_settles_what_the_strategy_vouches_for(
+    async def test_the_head_vouches_for_what_its_strategy_settles(
         self, contract_store: EventStore
     ) -> None:
         sid = unique()
@@ -136,7 +130,7 @@ class PositionsContract(_Needs):
         if head.strategy == "preallocated":
             assert head.settled_after == head.position
         else:
-            assert head.settled_after == 0 and head.settles(0, head.position)
+            assert head.settled_after == 0 and head.vouches_for(0, head.position)
 
     async def test_a_migration_between_the_strategies(self, contract_store: EventStore) -> None:
         change: Any = getattr(contract_store, "change_position_strategy", None)

@@ -7,19 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from .._core.errors import RebuildInProgressError
 from .._follow.projector import Projector
 from ..ports import EventStore
 from ..samples import OrderTotals, generate_orders
 from ..workbench import replay_projection
-
-
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
+from ._support import NeedsAStore
 
 
 async def _orders(store: EventStore, count: int, seed: int = 7) -> None:
@@ -42,7 +35,7 @@ async def _replayed(store: EventStore) -> dict[str, dict[str, Any]]:
     return replay_projection(OrderTotals(), events).rows.rows
 
 
-class ProjectionContract(_Needs):
+class ProjectionContract(NeedsAStore):
     """The :class:`~eventlab.ports.ReadModelStore` port's guarantees, through the projector."""
 
     async def test_the_read_model_equals_a_replay_of_the_log(

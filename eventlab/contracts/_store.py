@@ -18,16 +18,10 @@ from .._core.errors import (
 )
 from .._core.records import ExpectedVersion, StoredEvent
 from ..ports import EventStore, UnitOfWork
-from ._support import contract_event, fields, unique
+from ._support import NeedsAStore, contract_event, fields, unique
 
 
-class _Needs:
-    @pytest.fixture
-    async def contract_store(self) -> EventStore:
-        raise NotImplementedError("a backend's test module provides the store under contract")
-
-
-class AppendContract(_Needs):
+class AppendContract(NeedsAStore):
     """An append is atomic, versioned by its expectation, idempotent by event id."""
 
     async def test_versions_follow_the_expectation_positions_increase(
@@ -190,7 +184,7 @@ class AppendContract(_Needs):
         assert await contract_store.count() == before + 3
 
 
-class StreamReaderContract(_Needs):
+class StreamReaderContract(NeedsAStore):
     """A stream reads in version order, forwards or backwards, bounded as asked."""
 
     async def test_forwards_backwards_ranges_and_counts(self, contract_store: EventStore) -> None:
@@ -239,7 +233,7 @@ class StreamReaderContract(_Needs):
         assert [e.payload["n"] for e in read_a] == [1, 2, 3]
 
 
-class UnitOfWorkContract(_Needs):
+class UnitOfWorkContract(NeedsAStore):
     """A unit of work (``backend.run``) commits every write in it, or none."""
 
     async def test_appends_to_several_streams_commit_together(

@@ -7,9 +7,21 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
+from ..ports import EventStore
 from ..samples import order_registry
+
+
+class NeedsAStore:
+    """What every contract suite stands on: the store under contract, which a backend's test
+    module provides (its ``contract_store`` fixture)."""
+
+    @pytest.fixture
+    async def contract_store(self) -> EventStore:
+        raise NotImplementedError("a backend's test module provides the store under contract")
 
 
 def contract_registry() -> EventRegistry:

@@ -21,7 +21,7 @@ from .._core.domain import DomainEvent
 from .._core.errors import ConfigurationError, InvalidIdError
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.registry import EventRegistry, UnknownPolicy
-from .._follow.catch_up import FollowsItsLog
+from .._follow.store_methods import ReadAllAndSubscribe
 from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
@@ -31,7 +31,7 @@ from ._writer import MemoryWriter
 DAY = 86_400
 
 
-class MemoryEventStore(FollowsItsLog):
+class MemoryEventStore(ReadAllAndSubscribe):
     """An :class:`~eventlab.ports.EventStore` in memory, for fast tests of command handlers,
     aggregates and projections: optimistic concurrency, idempotent appends by event id,
     positions by either strategy, subscriptions woken by appends, as on MongoDB.

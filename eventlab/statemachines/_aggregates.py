@@ -6,6 +6,7 @@ a reader outside a unit of work looking in before it commits."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from hypothesis.stateful import rule
 from .._aggregates.store import AggregateStore
 from .._core.errors import AggregateNotFoundError, WriteConflictError
 from .._core.race_points import APPEND_POSITIONS_TAKEN, FOLLOW_BEFORE_ABANDON, UOW_BEFORE_COMMIT
+from .._core.races import RacePoint
 from .._core.records import StoredEvent
 from ..ports import UnitOfWork
 from ..testing import eventually
@@ -77,6 +79,31 @@ class StreamMachine(StreamRules):
 
         self.agree(self.each(one), f"the state of {tally}")
 
+    def read_beside(
+        self,
+        point: RacePoint,
+        write: Callable[[Lane], Awaitable[list[StoredEvent]]],
+        read: Callable[[Lane], Awaitable[list[StoredEvent]]],
+        what: tuple[str, str],
+    ) -> Outcome:
+        """In every lane, ``read`` while ``write`` is held at ``point``; both went through,
+        alike in every lane (``what`` names them): what the read saw."""
+
+        async def one(lane: Lane) -> tuple[Outcome, Outcome]:
+            return await at_point(
+                lane,
+                point,
+                lambda: capture(lambda: write(lane), shape),
+                lambda: capture(lambda: read(lane), _ids),
+                otherwise="before",
+            )
+
+        results = self.each(one)
+        written = self.agree({k: v[0] for k, v in results.items()}, what[0])
+        seen = self.agree({k: v[1] for k, v in results.items()}, what[1])
+        assert written.ok and seen.ok, (written, seen)
+        return seen
+
     @rule(stream=STREAMS)
     def append_while_a_follower_reads(self, stream: str) -> None:
         """A follower reads the log to its head while an append holds its positions and has
@@ -87,19 +114,12 @@ class StreamMachine(StreamRules):
         expected = self.model.version(stream)
         before = list(self.model.order)
 
-        async def one(lane: Lane) -> tuple[Outcome, Outcome]:
-            return await at_point(
-                lane,
-                APPEND_POSITIONS_TAKEN,
-                lambda: capture(lambda: lane.store.append(stream, [event], expected), shape),
-                lambda: capture(lambda: lane.read_log(), _ids),
-                otherwise="before",
-            )
-
-        results = self.each(one)
-        appended = self.agree({k: v[0] for k, v in results.items()}, "an append held open")
-        seen = self.agree({k: v[1] for k, v in results.items()}, "a read beside it")
-        assert appended.ok and seen.ok, (appended, seen)
+        seen = self.read_beside(
+            APPEND_POSITIONS_TAKEN,
+            lambda lane: lane.store.append(stream, [event], expected),
+            lambda lane: lane.read_log(),
+            ("an append held open", "a read beside it"),
+        )
         assert list(seen.value) == before, f"the follower saw {seen.value}, committed: {before}"
         self.model.store(stream, (event,))
 
@@ -152,19 +172,12 @@ class StreamMachine(StreamRules):
                 *await lane.store.read_stream(second),
             ]
 
-        async def one(lane: Lane) -> tuple[Outcome, Outcome]:
-            return await at_point(
-                lane,
-                UOW_BEFORE_COMMIT,
-                lambda: capture(lambda: lane.store.backend.run(lambda u: unit(lane, u)), shape),
-                lambda: capture(lambda: outside(lane), _ids),
-                otherwise="before",
-            )
-
-        results = self.each(one)
-        committed = self.agree({k: v[0] for k, v in results.items()}, "a unit of work")
-        seen = self.agree({k: v[1] for k, v in results.items()}, "a read from outside it")
-        assert committed.ok and seen.ok, (committed, seen)
+        seen = self.read_beside(
+            UOW_BEFORE_COMMIT,
+            lambda lane: lane.store.backend.run(lambda u: unit(lane, u)),
+            outside,
+            ("a unit of work", "a read from outside it"),
+        )
         assert list(seen.value) == before, f"seen from outside: {seen.value}, before: {before}"
         self.model.store(first, events[:1])
         self.model.store(second, events[1:])

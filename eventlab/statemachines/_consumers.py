@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._core.errors import ConnectionFailedError
 from .._core.records import StoredEvent
 from .._core.tasks import ended
-from .._follow.catch_up import Start
+from .._follow.start import Start
 from .._follow.subscriber import Subscriber
 from ..ports import Checkpoint, CheckpointStore, LeaseGrant, UnitOfWork
 from ..testing import eventually
@@ -47,17 +46,8 @@ class CrashableCheckpoints:
     async def position(self, name: str) -> int:
         return await self.inner.position(name)
 
-    async def save(
-        self,
-        name: str,
-        position: int,
-        *,
-        expected: int | None = None,
-        gaps: Iterable[int] = (),
-        owner: str | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> None:
-        await self.inner.save(name, position, expected=expected, gaps=gaps, owner=owner, uow=uow)
+    async def save(self, name: str, position: int, **options: Any) -> None:
+        await self.inner.save(name, position, **options)
 
     async def delete(self, name: str) -> bool:
         return await self.inner.delete(name)
@@ -65,12 +55,8 @@ class CrashableCheckpoints:
     async def all(self) -> list[Checkpoint]:
         return await self.inner.all()
 
-    async def claim(
-        self, name: str, owner: str, *, lease: float, session_id: Any = None, holder: str = ""
-    ) -> LeaseGrant:
-        return await self.inner.claim(
-            name, owner, lease=lease, session_id=session_id, holder=holder
-        )
+    async def claim(self, name: str, owner: str, **options: Any) -> LeaseGrant:
+        return await self.inner.claim(name, owner, **options)
 
     async def renew(self, name: str, owner: str, *, lease: float) -> bool:
         if self.dead:

@@ -26,31 +26,16 @@ class DecisionMachine(DecisionRules):
 
     @rule(
         query=SPLIT_QUERIES,
+        point=st.sampled_from([DCB_READ_BETWEEN_ITEMS, DCB_READ_HEAD_TAKEN]),
         writers=st.lists(st.integers(0, 2), min_size=1, max_size=3),
         draft=DRAFTS,
     )
-    def decide_while_writers_append_between_items(
-        self, query: Query, writers: list[int], draft: Draft
-    ) -> None:
-        """Writers append while a decision's read is between the reads of its query's items
-        (``dcb.read.between_items``), each an event matching one item (by its number)."""
-        self.decide_while_others_append(query, DCB_READ_BETWEEN_ITEMS, writers, draft)
-
-    @rule(
-        query=SPLIT_QUERIES,
-        writers=st.lists(st.integers(0, 2), min_size=1, max_size=2),
-        draft=DRAFTS,
-    )
-    def decide_while_writers_append_after_the_head(
-        self, query: Query, writers: list[int], draft: Draft
-    ) -> None:
-        """Writers append once a decision's read has taken its head (``dcb.read.head_taken``)."""
-        self.decide_while_others_append(query, DCB_READ_HEAD_TAKEN, writers, draft)
-
-    def decide_while_others_append(
+    def decide_while_writers_append(
         self, query: Query, point: RacePoint, writers: list[int], draft: Draft
     ) -> None:
-        """The writers' appends run while the decision's read is at ``point``; then the
+        """Writers append while a decision's read is at ``point``: between the reads of its
+        query's items (``dcb.read.between_items``; each writer's event matches one item, by
+        its number), or once it has taken its head (``dcb.read.head_taken``); then the
         decision appends on that read's condition. The read must still have returned every
         event matching its query up to the head it reports, and the condition must refuse
         the decision if a writer's event matches (docs/dcb.md, the guarantee)."""

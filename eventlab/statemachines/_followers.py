@@ -8,6 +8,8 @@ never repeat; exactly-once effects through crashes and takeovers)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from hypothesis import strategies as st
@@ -21,12 +23,12 @@ from .._core.race_points import (
     LEASE_TAKEN_OVER,
 )
 from .._core.records import ExpectedVersion, StoredEvent
-from .._follow.catch_up import Start
+from .._follow.start import Start
 from ..testing import eventually
-from ._consumers import Consumer, Mode
+from ._consumers import Consumer, Mode, Process
 from ._domain import Ids, noted
 from ._harness import Harness, LaneMachine, Outcome, capture
-from ._interleave import acting, at_point, paused
+from ._interleave import ActorPause, acting, at_point, paused
 from ._invariants import check_effects, check_log
 from ._lanes import Lane
 
@@ -177,6 +179,19 @@ class ConsumerRules(LaneMachine):
             self.append(count)
         self.start_named(name, "exactly_once", "beginning", 0)  # settings: its first start's
 
+    @asynccontextmanager
+    async def _inside_a_batch(
+        self, lane: Lane, consumer: Consumer, events: list[StoredEvent]
+    ) -> AsyncIterator[tuple[Process, ActorPause]]:
+        """The consumer's running process held inside the batch that ``events``, appended now,
+        make (``batch.handled``: handler run, checkpoint not saved), or ended trying."""
+        process = consumer.process
+        assert process is not None
+        async with paused(BATCH_HANDLED, consumer.actor) as pause:
+            assert (await self.append_in(lane, events)).ok
+            await _reached_or_ended(pause.reached, process.task)
+            yield process, pause
+
     @precondition(lambda self: self.some_running())
     @rule(which=WHICH, count=st.integers(1, 3))
     def crash(self, which: int, count: int) -> None:
@@ -187,11 +202,7 @@ class ConsumerRules(LaneMachine):
 
         async def one(lane: Lane) -> None:
             consumer = self.consumers[lane.name][name]
-            process = consumer.process
-            assert process is not None
-            async with paused(BATCH_HANDLED, consumer.actor) as pause:
-                assert (await self.append_in(lane, events)).ok
-                await _reached_or_ended(pause.reached, process.task)
+            async with self._inside_a_batch(lane, consumer, events) as (process, _):
                 await process.kill()
             consumer.process = None
             consumer.interrupted = True
@@ -212,11 +223,7 @@ class ConsumerRules(LaneMachine):
 
         async def one(lane: Lane) -> None:
             consumer = self.consumers[lane.name][name]
-            hung = consumer.process
-            assert hung is not None
-            async with paused(BATCH_HANDLED, consumer.actor) as pause:
-                assert (await self.append_in(lane, events)).ok
-                await _reached_or_ended(pause.reached, hung.task)
+            async with self._inside_a_batch(lane, consumer, events) as (hung, pause):
                 hung.checkpoints.dead = True
 
                 async def wake_the_hung_one() -> None:

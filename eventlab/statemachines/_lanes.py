@@ -272,9 +272,9 @@ async def probe(lane: Lane) -> frozenset[str]:
 
     async def subscriber_pass() -> None:
         handler = _ignore
-        await Subscriber(store, "probe", handler, checkpoints=lane.checkpoints).run(
-            until_caught_up=True
-        )
+        await Subscriber(
+            store, "probe", handler, checkpoints=lane.checkpoints
+        ).run_until_caught_up()
 
     async def takeover(name: str) -> None:
         await lane.checkpoints.claim(name, "first", lease=0.001)

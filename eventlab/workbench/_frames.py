@@ -127,7 +127,7 @@ async def _read_into(
 ) -> bool:
     """Read the selection into ``builder``; whether it was read as a settled range (else the
     log was followed, waiting for appends still in flight below the head)."""
-    settled = head.settles(query.after, bound)
+    settled = head.vouches_for(query.after, bound)
     # The bar's total from the position counter (one document), not a count of every event:
     # holes and filters make it an upper bound, which a progress bar can live with.
     with progress_bar(max(0, bound - query.after), progress, "reading events") as bar:

@@ -21,6 +21,7 @@ from eventlab import (
     Projector,
     StoredEvent,
     Subscriber,
+    SubscriptionError,
     TransactionTimeoutError,
     UnknownEventTypeError,
 )
@@ -233,6 +234,25 @@ async def test_stop_right_after_start_ends_the_run() -> None:
     task = subscriber.start()
     await subscriber.stop(timeout=60)
     assert task.done() and not task.cancelled()
+
+
+@pytest.mark.parametrize("kind", ["subscriber", "projector"])
+async def test_a_consumer_runs_once_at_a_time_and_again_after_a_stop(kind: str) -> None:
+    store = memory_store()
+    consumer: Subscriber | Projector = (
+        Subscriber(store, "once", None, on_batch=nothing)
+        if kind == "subscriber"
+        else Projector(store, OrderTotals())
+    )
+    first = consumer.start()
+    with pytest.raises(SubscriptionError, match="already running"):
+        consumer.start()
+    await consumer.stop(timeout=60)
+    assert first.done() and not first.cancelled() and first.exception() is None
+    again = consumer.start()  # a stopped consumer starts again
+    assert again is not first and not again.done()
+    await consumer.stop(timeout=60)
+    assert again.done() and again.exception() is None
 
 
 @pytest.mark.parametrize("moment", ["standing_by", "backing_off"])
