@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from .._core.retry import DEFAULT_TIME_BUDGET
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
 from .connection import MongoConnectionManager
 from .outbox import MongoOutboxStore
 from .read_models import MongoReadModels
 from .snapshots import MongoSnapshotStore
-from .transaction_policy import DEFAULT_TIME_BUDGET
 from .unit_of_work import run_unit_of_work
 
 T = TypeVar("T")
