@@ -39,9 +39,10 @@ class MongoBackend:
     def read_models(self, prefix: str = "rm_") -> MongoReadModels:
         return MongoReadModels(self.connection, prefix)
 
-    def outbox(self, collection: str = "outbox", **options: Any) -> MongoOutboxStore:
-        """An outbox in this database (the options of :class:`~eventlab.MongoOutboxStore`)."""
-        return MongoOutboxStore(self.connection, collection, **options)
+    def outbox(self, name: str = "outbox", **options: Any) -> MongoOutboxStore:
+        """An outbox in the collection ``name`` of this database (the options of
+        :class:`~eventlab.MongoOutboxStore`)."""
+        return MongoOutboxStore(self.connection, name, **options)
 
     async def run(
         self,
