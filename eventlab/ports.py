@@ -695,6 +695,11 @@ class Backend(Protocol):
         """The backend's read models, their locations prefixed with ``prefix``."""
         ...
 
+    def outbox(self, name: str = "outbox", **options: Any) -> OutboxStore:
+        """An outbox named ``name`` whose saves join this backend's units of work (``options``
+        as the backend's outbox store takes them: retries, backoff, claim lease)."""
+        ...
+
     async def run(
         self,
         work: Callable[[UnitOfWork], Awaitable[T]],

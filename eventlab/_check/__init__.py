@@ -9,6 +9,9 @@ what failed.
 
 The CLI's ``check`` command calls :func:`run_check`; it needs pytest, pytest-asyncio and
 Hypothesis at run time (``pip install "eventlab[check]"``).
+
+May import: anything below it (the contract suites, the state machines, the backends); only
+``cli`` imports it.
 """
 
 from ._run import CHECK_EXTRA, run_check

@@ -1,8 +1,24 @@
-"""How long a failed delivery waits before the next attempt (the outboxes' retry policy)."""
+"""How long to wait before trying again, and when a failed attempt may be tried again at all:
+the rules every backend shares (MongoDB's transaction runner adds what its driver's error
+labels say, in ``_mongo/transaction_policy.py``)."""
 
 from __future__ import annotations
 
 import random
+import time
+
+from .errors import CommitOutcomeUnknownError, EventlabError
+
+DEFAULT_TIME_BUDGET = 60.0
+"""Seconds a transaction keeps being retried before its error is raised."""
+
+_BACKOFF_BASE = 0.002
+_BACKOFF_CAP = 0.25
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: spreads contending writers apart."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -10,3 +26,19 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
     with ±25 % jitter (so that messages failed together are not retried together)."""
     raw = min(cap, base * 2 ** (attempts - 1))
     return float(raw * random.uniform(0.75, 1.25))
+
+
+def may_run_again(exc: BaseException, deadline: float) -> bool:
+    """Whether an attempt that raised one of eventlab's errors may be run again before
+    ``deadline``: the error (or the error that caused it) is retryable.
+
+    Never an unknown commit outcome: the attempt may have committed, and running it again
+    could apply it twice."""
+    if time.monotonic() >= deadline or isinstance(exc, CommitOutcomeUnknownError):
+        return False
+    if not isinstance(exc, EventlabError):
+        return False
+    if exc.retryable:
+        return True
+    cause = exc.__cause__
+    return cause is not None and may_run_again(cause, deadline)

@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from .._core.retry import DEFAULT_TIME_BUDGET
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
 from .connection import MongoConnectionManager
 from .outbox import MongoOutboxStore
 from .read_models import MongoReadModels
 from .snapshots import MongoSnapshotStore
-from .transaction_policy import DEFAULT_TIME_BUDGET
 from .unit_of_work import run_unit_of_work
 
 T = TypeVar("T")
@@ -39,9 +39,10 @@ class MongoBackend:
     def read_models(self, prefix: str = "rm_") -> MongoReadModels:
         return MongoReadModels(self.connection, prefix)
 
-    def outbox(self, collection: str = "outbox", **options: Any) -> MongoOutboxStore:
-        """An outbox in this database (the options of :class:`~eventlab.MongoOutboxStore`)."""
-        return MongoOutboxStore(self.connection, collection, **options)
+    def outbox(self, name: str = "outbox", **options: Any) -> MongoOutboxStore:
+        """An outbox in the collection ``name`` of this database (the options of
+        :class:`~eventlab.MongoOutboxStore`)."""
+        return MongoOutboxStore(self.connection, name, **options)
 
     async def run(
         self,

@@ -29,6 +29,7 @@ from .._core.domain import DomainEvent
 from .._core.event_codec import from_document
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.registry import EventRegistry, UnknownPolicy
+from .._core.retry import DEFAULT_TIME_BUDGET
 from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
@@ -39,7 +40,6 @@ from .readers import StreamReader, _guarded
 from .restore import restore
 from .schema import EventStoreSchema
 from .session import session_of
-from .transaction_policy import DEFAULT_TIME_BUDGET
 from .write_access import WriteAccess
 from .writer import EventWriter
 

@@ -14,7 +14,6 @@ errors mean. Shared by the async runner (``_transactions.py``) and its generated
 
 from __future__ import annotations
 
-import random
 import time
 from typing import NoReturn
 
@@ -42,6 +41,7 @@ from .._core.errors import (
     WriteConflictError,
     first_line,
 )
+from .._core.retry import may_run_again
 
 TRANSIENT = "TransientTransactionError"
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
@@ -56,20 +56,10 @@ UNAVAILABLE = frozenset(
 """Server codes of a deployment that cannot serve the operation at this moment (an election,
 a shutdown, a node out of reach): the drivers' retryable-error codes."""
 
-DEFAULT_TIME_BUDGET = 60.0
-"""Seconds a transaction keeps being retried before its error is raised."""
 MAJORITY = WriteConcern("majority")
 """The write concern of every transaction's commit."""
 END_SESSION_TIMEOUT = 2.0
 """Seconds an attempt to end a given-up session on the server may take."""
-
-_BACKOFF_BASE = 0.002
-_BACKOFF_CAP = 0.25
-
-
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter: spreads contending writers apart."""
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
 
 
 def has_label(exc: BaseException, label: str) -> bool:
@@ -92,8 +82,8 @@ def retryable(exc: BaseException, label: str, deadline: float) -> bool:
 
 def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bool:
     """Whether a failed attempt may be run again within ``deadline``: the driver labelled the
-    error transient, or (``typed``) it is one of eventlab's errors that is retryable, or whose
-    driver cause is labelled transient.
+    error transient, or (``typed``) it is one of eventlab's errors that may run again
+    (:func:`may_run_again`), or whose driver cause is labelled transient.
 
     Never an unknown commit outcome: the attempt may have committed, and running it again
     could apply it twice (the runner retries the *commit* of that attempt instead)."""
@@ -105,7 +95,7 @@ def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bo
         return True
     if not typed or not isinstance(exc, EventlabError):
         return False
-    if exc.retryable:
+    if may_run_again(exc, deadline):
         return True
     return exc.__cause__ is not None and transient(exc.__cause__, deadline, typed=True)
 

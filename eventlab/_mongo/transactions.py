@@ -27,13 +27,12 @@ from pymongo.errors import ExecutionTimeout, PyMongoError
 from .._core import telemetry as telemetry
 from .._core.race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
 from .._core.race_points import TRANSACTION_LISTED as LISTED
+from .._core.retry import DEFAULT_TIME_BUDGET, backoff_delay
 from . import liveness as liveness
 from .transaction_policy import (
-    DEFAULT_TIME_BUDGET,
     END_SESSION_TIMEOUT,
     MAJORITY,
     UNKNOWN_COMMIT,
-    backoff_delay,
     has_label,
     raise_mapped,
     retryable,

@@ -16,9 +16,10 @@ from pymongo.errors import PyMongoError
 from .._core.checks import check_callback
 from .._core.errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
 from .._core.race_points import UOW_BEFORE_COMMIT
+from .._core.retry import DEFAULT_TIME_BUDGET
 from ..ports import UnitOfWork
 from .connection import MongoConnectionManager
-from .transaction_policy import DEFAULT_TIME_BUDGET, map_error
+from .transaction_policy import map_error
 from .transactions import commit_or_end, run_transaction, start_transaction
 
 logger = logging.getLogger("eventlab")

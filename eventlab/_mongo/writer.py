@@ -37,11 +37,12 @@ from .._core.errors import (
 from .._core.event_codec import oversized_event, unencodable_int
 from .._core.race_points import APPEND_POSITIONS_TAKEN
 from .._core.records import ExpectedVersion, StoredEvent
+from .._core.retry import backoff_delay
 from ..ports import UnitOfWork
 from .positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from .readers import StreamReader
 from .schema import EventStoreSchema
-from .transaction_policy import backoff_delay, map_error
+from .transaction_policy import map_error
 from .transactions import run_transaction
 
 T = TypeVar("T")

@@ -22,6 +22,9 @@ package, and a backend's test module only says how to make what is under contrac
 Every store eventlab ships runs them: MongoDB with both position strategies and the in-memory
 backend (``tests/test_contracts.py``). Needs pytest and pytest-asyncio
 (``asyncio_mode = "auto"``).
+
+May import: the services, the ports, ``testing`` and ``samples``; never an adapter of its own
+choosing (the backend under test is given by fixtures).
 """
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract

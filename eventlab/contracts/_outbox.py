@@ -152,3 +152,25 @@ class OutboxContract(NeedsAStore):
         assert saved is not None and saved.content() == sent.content()
         assert (saved.status, saved.retry_count, saved.claim_token) == ("pending", 0, None)
         assert await outbox.get("m-99999") is None
+
+    async def test_the_backend_makes_an_outbox_whose_saves_join_its_units_of_work(
+        self, contract_store: EventStore
+    ) -> None:
+        outbox = contract_store.backend.outbox(f"outbox_{unique()}", max_attempts=2)
+        sid = unique()
+
+        async def both(uow: UnitOfWork) -> None:
+            (stored,) = await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
+            await outbox.save_messages([OutboxMessage.from_stored_event(stored)], uow=uow)
+
+        async def failing(uow: UnitOfWork) -> None:
+            await outbox.save_messages([message(1)], uow=uow)
+            raise RuntimeError("the command failed")
+
+        await contract_store.backend.run(both)
+        with pytest.raises(RuntimeError):
+            await contract_store.backend.run(failing)
+        (stored,) = await contract_store.read_stream(sid)
+        assert await outbox.get(str(stored.event_id)) is not None
+        assert await outbox.get("m-00001") is None, "a failed unit of work saved nothing"
+        assert await outbox.counts() == {"pending": 1}

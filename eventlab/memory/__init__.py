@@ -16,6 +16,9 @@ runs in milliseconds with no server::
 
 eventlab's own persistence code is tested against a real server; this backend is a product,
 not a mock of MongoDB.
+
+May import: ``_core``, ``ports``, ``_dcb`` and the services it implements (``_follow``); never
+``_mongo`` or the driver (import-linter holds it).
 """
 
 from ._backend import MemoryBackend

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET, backoff_delay, transient
+from .._core.retry import DEFAULT_TIME_BUDGET, backoff_delay, may_run_again
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork
@@ -70,7 +70,7 @@ class MemoryBackend:
                 return result
             except BaseException as exc:
                 self.database.abort(transaction)
-                if not isinstance(exc, Exception) or not transient(exc, deadline, typed=True):
+                if not isinstance(exc, Exception) or not may_run_again(exc, deadline):
                     raise
                 attempt += 1
 

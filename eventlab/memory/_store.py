@@ -21,8 +21,8 @@ from .._core.domain import DomainEvent
 from .._core.errors import ConfigurationError, InvalidIdError
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.registry import EventRegistry, UnknownPolicy
+from .._core.retry import DEFAULT_TIME_BUDGET
 from .._follow.store_methods import ReadAllAndSubscribe
-from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
 from ._log import TOMBSTONE_FIELD, MemoryLog, check_strategy, event_of

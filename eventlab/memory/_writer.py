@@ -25,7 +25,7 @@ from .._core.errors import (
 )
 from .._core.race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
 from .._core.records import ExpectedVersion, StoredEvent
-from .._mongo.transaction_policy import backoff_delay
+from .._core.retry import backoff_delay
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 from ._log import MemoryLog, StrategyChanged

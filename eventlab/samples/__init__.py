@@ -1,4 +1,7 @@
-"""Sample domains shared by the CLI, the notebooks, the tests and the benchmarks."""
+"""Sample domains shared by the CLI, the notebooks, the tests and the benchmarks.
+
+May import: the ports, the services and the workbench; never a backend.
+"""
 
 from .chat import Chat, chat_registry, generate_chats
 from .orders import (

@@ -12,6 +12,9 @@ lanes must agree (results, and errors by class) and each must keep the promises 
 Needs Hypothesis (``pip install "eventlab[check]"``). ``eventlab check`` runs a bounded run of
 them against a user's own deployment; eventlab's test suite runs them against the embedded
 server (``tests/model``) and the in-memory backend alone (``tests/fast``).
+
+May import: the backends it drives (``memory``, ``_mongo``), ``testing``, the services and the
+ports.
 """
 
 from ._aggregates import StreamMachine

@@ -2,6 +2,9 @@
 
 Everything here is importable and tested like the rest of eventlab; the notebooks and the CLI
 are thin layers over it.
+
+May import: ``_core``, ``ports`` and ``_follow``; never an adapter or the driver (import-linter
+holds it).
 """
 
 from ._display import register_html_tables
