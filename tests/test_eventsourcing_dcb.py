@@ -109,8 +109,14 @@ def test_racing_enrolments_never_break_a_course_capacity() -> None:
         lambda r: r.append([DCBEvent("", b"{}")]),
         lambda r: r.append([DCBEvent("T", b"{}", [{"$x": 1}])]),  # type: ignore[list-item]
         lambda r: r.append([{"type": "T"}]),
+        # A bare string where a list belongs would be read as its characters.
+        lambda r: r.read(DCBQuery([DCBQueryItem(types=[], tags="course:c1")])),  # type: ignore[arg-type]
+        lambda r: r.read(DCBQuery([DCBQueryItem(types="Joined")])),  # type: ignore[arg-type]
+        lambda r: r.append([DCBEvent("T", b"{}", "abc")]),  # type: ignore[arg-type]
+        lambda r: r.append([DCBEvent("T", {"a": 1})]),  # type: ignore[arg-type]
+        lambda r: r.read(limit=2**64),
     ],
-    ids=[str(i) for i in range(10)],
+    ids=[str(i) for i in range(15)],
 )
 def test_hostile_queries_and_events_are_refused_and_nothing_is_written(call: object) -> None:
     database = f"dcb_{uuid.uuid4().hex[:12]}"

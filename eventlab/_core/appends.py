@@ -11,9 +11,9 @@ from typing import Any
 
 from .checks import check_aggregate_id, normalize_expected
 from .domain import DomainEvent
-from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError
+from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError, InvalidIdError
 from .event_codec import event_body, from_document, same_client_content
-from .records import ExpectedVersion, StoredEvent
+from .records import DCB_STREAM_PREFIX, ExpectedVersion, StoredEvent
 from .registry import EventRegistry
 
 Expected = int | ExpectedVersion
@@ -51,6 +51,13 @@ def prepare_stream(
     expectation they are placeholders, fixed once the stream's version is read).
     """
     aggregate_id = check_aggregate_id(aggregate_id)
+    if aggregate_id.startswith(DCB_STREAM_PREFIX):
+        # DCB events are stored as streams dcb:<position>: a stream of that name would take a
+        # position's place and refuse every DCB append at it from then on.
+        raise InvalidIdError(
+            f"aggregate_id {aggregate_id[:80]!r}: stream ids starting with "
+            f"{DCB_STREAM_PREFIX!r} are reserved for DCB events"
+        )
     expected = normalize_expected(expected_version)
     if not events:
         return None

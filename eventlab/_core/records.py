@@ -135,3 +135,8 @@ def _check_tags(event: StoredEvent) -> None:
         object.__setattr__(event, "tags", tags)
     if not isinstance(tags, tuple) or not all(isinstance(t, str) and t for t in tags):
         raise InvalidEventError(f"tags must be non-empty strings, got {tags!r:.80}")
+
+
+DCB_STREAM_PREFIX = "dcb:"
+"""DCB events are stored as streams ``dcb:<position>`` (version 1): a prefix stream appends may
+not use, or such a stream would take a position's place."""

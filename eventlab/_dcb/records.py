@@ -18,7 +18,7 @@ from typing import Any
 from .._core.domain import utc_now
 from .._core.errors import DuplicateEventError, InvalidEventError, InvalidSpecificationError
 from .._core.event_codec import event_body, from_document, same_client_content
-from .._core.records import StoredEvent, event_id_from
+from .._core.records import DCB_STREAM_PREFIX, StoredEvent, event_id_from
 
 DCB_AGGREGATE_TYPE = "DCB"
 """The aggregate type of DCB events: each is stored as stream ``dcb:<position>``, version 1, so
@@ -117,7 +117,10 @@ class Query:
     @classmethod
     def of(cls, *, types: Sequence[str] = (), tags: Sequence[str] = ()) -> Query:
         """A query of one item: ``Query.of(types=["Joined"], tags=["course:c1"])``."""
-        return cls((QueryItem(tuple(types), tuple(tags)),))
+        # Checked before the tuples: a bare string would become its characters.
+        types_ = check_texts(types, "event type", InvalidSpecificationError)
+        tags_ = check_texts(tags, "tag", InvalidSpecificationError)
+        return cls((QueryItem(types_, tags_),))
 
     def __or__(self, other: Query) -> Query:
         """Events matching either query (an empty query already matches everything)."""
@@ -234,7 +237,7 @@ def dcb_bodies(events: Any) -> list[dict[str, Any]]:
         record = StoredEvent(
             event_id=event_id_from(event.event_id),
             event_type=check_text(event.event_type, "event type", InvalidSpecificationError),
-            aggregate_id="dcb:pending",
+            aggregate_id=f"{DCB_STREAM_PREFIX}pending",
             aggregate_type=DCB_AGGREGATE_TYPE,
             version=1,
             payload=event.payload,
@@ -257,7 +260,7 @@ def placed(bodies: Sequence[dict[str, Any]], first: int) -> list[dict[str, Any]]
     return [
         {
             **body,
-            "aggregate_id": f"dcb:{first + offset}",
+            "aggregate_id": f"{DCB_STREAM_PREFIX}{first + offset}",
             "position": first + offset,
             "recorded_at": recorded_at,
         }

@@ -38,6 +38,7 @@ from .._core.domain import utc_now
 from .._dcb.decisions_sync import append_decision, read_decision
 from .._dcb.records import (
     DCB_AGGREGATE_TYPE,
+    MAX_LIMIT,
     MAX_QUERY_ITEMS,
     Appended,
     ItemParts,
@@ -80,8 +81,10 @@ class DCBRecorderMixin:
         after: int | None = None,
         limit: int | None = None,
     ) -> DCBReadResponse:
-        if limit is not None and (type(limit) is not int or limit < 0):
-            raise ProgrammingError(f"limit must be a non-negative int, got {limit!r}")
+        if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_LIMIT):
+            raise ProgrammingError(
+                f"limit must be an int from 0 to {MAX_LIMIT:,} (0: nothing), got {limit!r:.80}"
+            )
         if limit == 0:
             return _Response(iter(()), None)
         parts = _parts(query)
@@ -211,8 +214,8 @@ def _parts(query: DCBQuery | None) -> list[ItemParts]:
         raise ProgrammingError(f"at most {MAX_QUERY_ITEMS} items per query, got {len(items)}")
     return [
         (
-            check_texts(list(item.types), "type", ProgrammingError),
-            check_texts(list(item.tags), "tag", ProgrammingError),
+            check_texts(item.types, "type", ProgrammingError),
+            check_texts(item.tags, "tag", ProgrammingError),
         )
         for item in items
     ]
@@ -225,13 +228,15 @@ def _text(value: Any, what: str) -> str:
 def _document(event: DCBEvent) -> dict[str, Any]:
     if not isinstance(event, DCBEvent):
         raise ProgrammingError(f"not a DCBEvent: {type(event).__name__}")
+    if not isinstance(event.data, bytes | bytearray | memoryview):
+        raise ProgrammingError(f"a DCBEvent's data must be bytes, got {type(event.data).__name__}")
     now = utc_now()
     return {
         "_id": uuid.uuid4(),
         "event_type": _text(event.type, "an event type"),
         "aggregate_type": DCB_AGGREGATE_TYPE,
         "version": 1,
-        "tags": [_text(tag, "a tag") for tag in event.tags],
+        "tags": list(check_texts(event.tags, "tag", ProgrammingError)),
         "data": bytes(event.data),
         "payload": {},
         "metadata": {"library": "eventsourcing", "dcb": True},

@@ -25,6 +25,7 @@ from .._core.errors import (
     DuplicateEventError,
     EventlabError,
     InvalidEventError,
+    InvalidIdError,
     InvalidSpecificationError,
     SerializationError,
 )
@@ -252,6 +253,16 @@ HOSTILE_CALLS: list[tuple[str, Any, type[Exception], str]] = [
     ),
     ("condition a dict", lambda d: d.append([_tagged("A")], {"after": 0}), Invalid, "Condition"),
     ("query as operator", lambda d: d.read(OPERATOR), Invalid, "must be a Query"),
+    ("Query.of a bare type", lambda d: d.read(Query.of(types="Seed")), Invalid, "types must be"),
+    (
+        "Query.of a bare tag",
+        lambda d: d.append(
+            [TaggedEvent("A", {}, ("t",))], AppendCondition(Query.of(tags="course:c1"))
+        ),
+        Invalid,
+        "tags must be",
+    ),
+    ("Query.of an operator", lambda d: d.read(Query.of(tags=OPERATOR)), Invalid, "tags must"),
     ("read after -1", lambda d: d.read(Query(), after=-1), Invalid, "after"),
     ("read after huge", lambda d: d.read(Query(), after=2**70), Invalid, "after"),
     ("read after a string", lambda d: d.read(Query(), after="1"), Invalid, "after"),
@@ -281,3 +292,16 @@ class DCBHostileContract(_Needs):
             await call(dcb)
         read = await dcb.read()
         assert [e.event_type for e in read.events] == ["Before"] and read.head == 1
+
+    async def test_a_stream_cannot_take_the_name_of_a_dcb_event(
+        self, dcb: DCBStore, contract_store: EventStore
+    ) -> None:
+        """DCB events are streams ``dcb:<position>``: a stream append under that prefix would
+        take the next DCB event's place and refuse every DCB append at it from then on."""
+        head = (await dcb.read()).head
+        for name in (f"dcb:{head + 1}", f"dcb:{head + 2}", "dcb:x"):
+            with pytest.raises(InvalidIdError, match="reserved for DCB"):
+                await contract_store.append(name, [contract_event(name)], 0)
+        await dcb.append([_tagged("After", "t")])
+        await dcb.append([_tagged("After", "t")])
+        assert [e.event_type for e in (await dcb.read()).events][-2:] == ["After", "After"]
