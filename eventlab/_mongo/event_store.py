@@ -33,12 +33,13 @@ from .._follow.catch_up import FollowsItsLog
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
-from .log import NOT_A_TOMBSTONE, MongoLog
+from .log import MongoLog
 from .migrations import MigrationResult
-from .readers import StreamReader, _guarded
+from .readers import StreamReader, guarded
 from .restore import restore
 from .schema import EventStoreSchema
 from .session import session_of
+from .tombstones import NOT_A_TOMBSTONE
 from .transaction_policy import DEFAULT_TIME_BUDGET
 from .write_access import WriteAccess
 from .writer import EventWriter
@@ -342,13 +343,13 @@ class MongoEventStore(FollowsItsLog):
         if aggregate_type is not None:
             query["aggregate_type"] = check_name(aggregate_type, "aggregate_type")
         await self._schema.ready()
-        ids: list[str] = await _guarded(self._schema, self.events.distinct("aggregate_id", query))
+        ids: list[str] = await guarded(self._schema, self.events.distinct("aggregate_id", query))
         return sorted(ids)
 
     async def count(self) -> int:
         """Number of stored events."""
         await self._schema.ready()
-        total: int = await _guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
+        total: int = await guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
         return total
 
 

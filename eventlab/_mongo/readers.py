@@ -71,7 +71,7 @@ class StreamReader:
             batch_size=min(limit or _STREAM_BATCH, _STREAM_BATCH),
             session=session,
         )
-        docs: list[dict[str, Any]] = await _guarded(self._schema, cursor.to_list(None))
+        docs: list[dict[str, Any]] = await guarded(self._schema, cursor.to_list(None))
         return docs
 
     async def current_version(
@@ -80,7 +80,7 @@ class StreamReader:
         """The stream's last version, 0 for a stream with no events."""
         aggregate_id = check_aggregate_id(aggregate_id)
         await self._schema.ready()
-        version: int = await _guarded(self._schema, self.version_of(aggregate_id, session))
+        version: int = await guarded(self._schema, self.version_of(aggregate_id, session))
         return version
 
     async def version_of(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
@@ -94,7 +94,7 @@ class StreamReader:
         return int(doc["version"]) if doc else 0
 
 
-async def _guarded(schema: EventStoreSchema, operation: Any) -> Any:
+async def guarded(schema: EventStoreSchema, operation: Any) -> Any:
     """Await a read; a lost connection becomes :class:`~eventlab.ConnectionFailedError`, any
     other driver error eventlab's typed error for it."""
     try:

@@ -19,15 +19,14 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from .._core.checks import check_int, check_page_size, check_positive
-from .._core.domain import utc_now
 from .._core.errors import ConfigurationError, TransactionAbortedError, WriteConflictError
 from .._core.event_codec import from_document
 from .._core.records import StoredEvent
 from .._core.tasks import woken
+from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone, tombstone
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 
-TOMBSTONE_FIELD = "gap"
 STRATEGIES: tuple[PositionStrategy, ...] = ("transactional", "preallocated")
 _COUNTER_KEY = "seq"
 
@@ -137,18 +136,6 @@ def _counter(seq: int, strategy: str, unsettled_through: int) -> dict[str, Any]:
     return {"seq": seq, "strategy": strategy, "unsettled_through": unsettled_through}
 
 
-def tombstone(position: int) -> dict[str, Any]:
-    """The document that records ``position`` as a permanent gap (as MongoDB's store writes
-    it)."""
-    return {
-        "_id": f"gap:{position}",
-        "position": position,
-        "version": position,
-        TOMBSTONE_FIELD: True,
-        "recorded_at": utc_now(),
-    }
-
-
 def event_of(document: dict[str, Any]) -> StoredEvent:
     """The :class:`StoredEvent` of a stored document, sharing nothing with the store."""
     return from_document(copy.deepcopy(document))
@@ -250,15 +237,12 @@ class MemoryLog:
         except DuplicateKey:
             self._db.abort(transaction)
             there = self._db.peek(self.tables.events, position)
-            return "abandoned" if there is not None and there.get(TOMBSTONE_FIELD) else "filled"
+            return "abandoned" if is_tombstone(there) else "filled"
         self.notify()
         return "abandoned"
 
     def is_tombstone(self, position: int | None) -> bool:
-        if position is None:
-            return False
-        there = self._db.peek(self.tables.events, position)
-        return bool(there is not None and there.get(TOMBSTONE_FIELD))
+        return position is not None and is_tombstone(self._db.peek(self.tables.events, position))
 
     def wakeups(self, *, mode: Literal["auto", "push", "poll"] = "auto") -> MemoryWakeups:
         return MemoryWakeups(self, watching=mode != "poll")

@@ -21,11 +21,12 @@ from .._core.domain import DomainEvent
 from .._core.errors import ConfigurationError, InvalidIdError
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.registry import EventRegistry, UnknownPolicy
+from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.catch_up import FollowsItsLog
 from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
-from ._log import TOMBSTONE_FIELD, MemoryLog, check_strategy, event_of
+from ._log import MemoryLog, check_strategy, event_of
 from ._writer import MemoryWriter
 
 DAY = 86_400

@@ -11,6 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "eventlab"
 ADAPTERS = {
     "eventlab._mongo.event_store",
     "eventlab._mongo.log",
+    "eventlab._mongo.log_ranges",
+    "eventlab._mongo.tombstones",
+    "eventlab._mongo.wakeups",
     "eventlab._mongo.checkpoints",
     "eventlab._mongo.snapshots",
     "eventlab._mongo.outbox",
