@@ -135,3 +135,15 @@ def _check_tags(event: StoredEvent) -> None:
         object.__setattr__(event, "tags", tags)
     if not isinstance(tags, tuple) or not all(isinstance(t, str) and t for t in tags):
         raise InvalidEventError(f"tags must be non-empty strings, got {tags!r:.80}")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamVersions:
+    """Which events of one stream a read wants: ``after < version <= to`` (no ``to``: up to
+    the stream's last), oldest first or newest first, at most ``max_count`` of them (newest
+    first, the last ``max_count``). Checked by whoever makes it."""
+
+    after: int = 0
+    to: int | None = None
+    backwards: bool = False
+    max_count: int | None = None

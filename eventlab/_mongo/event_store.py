@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence, Sized
-from typing import Any, Literal, overload
+from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .._aggregates.stream_reads import ReadsStreams
 from .._core import telemetry as telemetry
 from .._core.appends import prepare_stream
 from .._core.checks import check_name, check_positive
 from .._core.domain import DomainEvent
-from .._core.event_codec import from_document
-from .._core.records import ExpectedVersion, StoredEvent
-from .._core.registry import EventRegistry, UnknownPolicy
+from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
+from .._core.registry import EventRegistry
 from .._follow.catch_up import FollowsItsLog
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
@@ -49,7 +49,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(FollowsItsLog):
+class MongoEventStore(ReadsStreams, FollowsItsLog):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -75,8 +75,9 @@ class MongoEventStore(FollowsItsLog):
 
     Writing: :meth:`append` (to one stream, at an expected version; several streams
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
-    backwards), :meth:`read_all` (the log from a position to the head) and :meth:`subscribe`
-    (the log, then new events live).
+    backwards; :meth:`read_domain_events` decodes it into domain events), :meth:`read_all`
+    (the log from a position to the head) and :meth:`subscribe` (the log, then new events
+    live).
     """
 
     def __init__(
@@ -264,72 +265,17 @@ class MongoEventStore(FollowsItsLog):
 
     # -- reads: one stream -----------------------------------------------------------------
 
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[False] = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent]: ...
-
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[True],
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[DomainEvent | StoredEvent]: ...
-
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: bool = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
-        """Events of one stream with ``after_version < version <= to_version``.
-
-        :param backwards: newest first (with ``max_count``: the last ``max_count`` events).
-        :param max_count: at most this many events.
-        :param typed: decode through the registry into :class:`DomainEvent` objects (upcast);
-            unknown types follow ``unknown`` (default: the registry's policy: raise
-            :class:`UnknownEventTypeError`, or return the raw :class:`StoredEvent`).
-        """
+    async def _stream_documents(
+        self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
+    ) -> list[dict[str, Any]]:
         with telemetry.span(
             f"read_stream {self.events_collection_name}",
-            {**self._db_attributes("read_stream"), "eventlab.stream.id": str(aggregate_id)[:200]},
+            {**self._db_attributes("read_stream"), "eventlab.stream.id": aggregate_id[:200]},
         ) as span:
-            docs = await self._stream_reader.documents(
-                aggregate_id,
-                after_version=after_version,
-                to_version=to_version,
-                backwards=backwards,
-                max_count=max_count,
-                session=session_of(uow),
-            )
+            docs = await self._stream_reader.documents(aggregate_id, versions, session_of(uow))
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
-        if typed:
-            to_domain = self.registry.document_to_domain
-            return [to_domain(doc, unknown=unknown) for doc in docs]
-        return [from_document(doc) for doc in docs]
+            return docs
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         """The stream's last version, 0 for a stream with no events."""
