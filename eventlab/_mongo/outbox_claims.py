@@ -22,34 +22,34 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
 from .._core.bson_values import decimals_to_python
-from .._core.errors import ConfigurationError
-from .._core.retry import retry_delay
+from .._outbox.policy import OutboxPolicy, check_claim, claim_token_of, lease_seconds
 from ..ports import OutboxMessage
 from .clock import ServerClock
+from .outbox_collection import OutboxCollection
 from .transaction_policy import map_error
 
 _FINISH_UNSET = {"due_at": "", "open_key": "", "lease_until": "", "claim_token": ""}
 
 
 class MongoClaims:
-    """Hands out due messages of an outbox collection by fenced claims (a base of
-    :class:`~eventlab.MongoOutboxStore`, which saves them)."""
+    """Hands out due messages of an outbox collection by fenced claims (the claim side of
+    :class:`~eventlab.MongoOutboxStore`; :class:`~eventlab._mongo.outbox_saves.OutboxSaves`
+    is the save side)."""
 
-    max_attempts: int
-    backoff_base: float
-    backoff_max: float
-    ordered: bool
+    def __init__(self, place: OutboxCollection, policy: OutboxPolicy) -> None:
+        self._place = place
+        self._policy = policy
 
     @property
     def collection(self) -> Any:
-        raise NotImplementedError
+        return self._place.messages
 
     @property
     def clock(self) -> ServerClock:
-        raise NotImplementedError
+        return self._place.clock
 
     async def _ready(self) -> None:
-        raise NotImplementedError
+        await self._place.ready()
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -74,10 +74,7 @@ class MongoClaims:
         Each returned message carries its ``claim_token``, ``fence`` and server-set
         ``lease_until``. A worker that dies lets its lease run out; the message is then due.
         """
-        if not isinstance(worker_id, str) or not worker_id:
-            raise ConfigurationError("worker_id must be a non-empty string")
-        if limit < 1:
-            raise ConfigurationError("limit must be >= 1")
+        check_claim(worker_id, limit)
         lease_millis = lease_ms(lease)
         await self._ready()
         try:
@@ -88,10 +85,12 @@ class MongoClaims:
                     {"_id": 1, "ordering_key": 1, "due_at": 1},
                     sort=[("due_at", ASCENDING)],
                 )
-                .limit(limit * 4 if self.ordered else limit)
+                .limit(limit * 4 if self._policy.ordered else limit)
                 .to_list(None)
             )
-            chosen = await self._eligible(candidates, now, limit) if self.ordered else candidates
+            chosen = (
+                await self._eligible(candidates, now, limit) if self._policy.ordered else candidates
+            )
             if not chosen:
                 return []
             ids = [c["_id"] for c in chosen]
@@ -155,18 +154,9 @@ class MongoClaims:
 
     @staticmethod
     def _held(message: OutboxMessage) -> dict[str, Any]:
-        if not isinstance(message, OutboxMessage):
-            raise ConfigurationError(
-                f"expected a claimed OutboxMessage, got {type(message).__name__} {message!r:.40}: "
-                "ids alone could change a message another relay now owns; pass the messages "
-                "claim() returned (they carry the claim token)"
-            )
-        if message.claim_token is None:
-            raise ConfigurationError(
-                f"message {message.message_id} carries no claim token: pass the messages "
-                "claim() returned"
-            )
-        return {"_id": message.message_id, "status": "claimed", "claim_token": message.claim_token}
+        """The filter that matches ``message`` only while its claim is held."""
+        token = claim_token_of(message)
+        return {"_id": message.message_id, "status": "claimed", "claim_token": token}
 
     async def mark_published(self, messages: Sequence[OutboxMessage]) -> int:
         """Mark claimed messages published; returns how many this claim still owned.
@@ -191,8 +181,8 @@ class MongoClaims:
         exponential backoff with jitter, or dead-lettered (status ``dead``) at ``max_attempts``.
         """
         held = self._held(message)
-        delay_ms = int(self.retry_delay(message.retry_count + 1) * 1000)
-        is_dead = {"$gte": ["$retry_count", self.max_attempts]}
+        delay_ms = int(self._policy.retry_delay(message.retry_count + 1) * 1000)
+        is_dead = {"$gte": ["$retry_count", self._policy.max_attempts]}
         try:
             updated = await self.collection.find_one_and_update(
                 held,
@@ -265,10 +255,6 @@ class MongoClaims:
             raise map_error(exc) from exc
         return still
 
-    def retry_delay(self, attempts: int) -> float:
-        """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
-        return retry_delay(attempts, self.backoff_base, self.backoff_max)
-
 
 def from_doc(doc: dict[str, Any]) -> OutboxMessage:
     status = doc.get("status", "pending")
@@ -293,7 +279,4 @@ def from_doc(doc: dict[str, Any]) -> OutboxMessage:
 
 
 def lease_ms(lease: float | timedelta) -> int:
-    seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
-    if not seconds > 0:
-        raise ConfigurationError(f"a lease must be positive, not {lease!r}")
-    return max(1, int(seconds * 1000))
+    return max(1, int(lease_seconds(lease) * 1000))
