@@ -22,13 +22,11 @@ from ._core.checks import check_aggregate_id, check_int, check_name, check_posit
 from ._core.domain import DomainEvent, utc_now
 from ._core.errors import ConfigurationError
 from ._core.records import ExpectedVersion, StoredEvent
+from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
 
 T = TypeVar("T")
 
-PositionStrategy = Literal["transactional", "preallocated"]
-"""How appends take positions (docs/positions.md). Recorded with the store's position counter
-when the store is created; every reader takes it from there."""
 
 Status = Literal["pending", "claimed", "published", "failed", "dead"]
 """Where an outbox message stands."""

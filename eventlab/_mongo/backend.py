@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from .._core.store_options import time_budget_or_default
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
 from .connection import MongoConnectionManager
 from .outbox import MongoOutboxStore
 from .read_models import MongoReadModels
 from .snapshots import MongoSnapshotStore
-from .transaction_policy import DEFAULT_TIME_BUDGET
 from .unit_of_work import run_unit_of_work
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ class MongoBackend:
             self.connection,
             work,
             session=session,
-            time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget,
+            time_budget=time_budget_or_default(time_budget),
         )
 
     @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ from .._core.checks import check_name, check_positive
 from .._core.domain import DomainEvent
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
+from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.catch_up import FollowsItsLog
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
@@ -40,7 +41,6 @@ from .restore import restore
 from .schema import EventStoreSchema
 from .session import session_of
 from .tombstones import NOT_A_TOMBSTONE
-from .transaction_policy import DEFAULT_TIME_BUDGET
 from .write_access import WriteAccess
 from .writer import EventWriter
 
@@ -94,23 +94,24 @@ class MongoEventStore(ReadsStreams, FollowsItsLog):
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
     ) -> None:
         self.connection = connection
-        self.registry = registry if registry is not None else EventRegistry()
+        self.registry = registry_or_new(registry)
+        self.options = StoreOptions(positions, transaction_time_budget)
         self._schema = EventStoreSchema(
             connection,
             events_collection=events_collection,
             counters_collection=counters_collection,
-            positions=positions,
+            positions=self.options.positions,
             require_replica_set=require_replica_set,
             auto_migrate=auto_migrate,
             query_indexes=query_indexes,
         )
         self.events_collection_name = self._schema.events_collection_name
         self.counters_collection_name = self._schema.counters_collection_name
-        self._time_budget = transaction_time_budget
+        self._time_budget = self.options.transaction_time_budget
         self._stream_reader = StreamReader(self._schema)
         self._log = MongoLog(self._schema)
         self._event_writer = EventWriter(
-            self._schema, self._stream_reader, time_budget=transaction_time_budget
+            self._schema, self._stream_reader, time_budget=self._time_budget
         )
 
     # -- configuration ---------------------------------------------------------------------

@@ -14,7 +14,6 @@ errors mean. Shared by the async runner (``_transactions.py``) and its generated
 
 from __future__ import annotations
 
-import random
 import time
 from typing import NoReturn
 
@@ -42,9 +41,12 @@ from .._core.errors import (
     WriteConflictError,
     first_line,
 )
-
-TRANSIENT = "TransientTransactionError"
-UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+from .._core.retry import TRANSIENT as TRANSIENT
+from .._core.retry import UNKNOWN_COMMIT as UNKNOWN_COMMIT
+from .._core.retry import backoff_delay as backoff_delay
+from .._core.retry import has_label as has_label
+from .._core.retry import transient as transient
+from .._core.store_options import DEFAULT_TIME_BUDGET as DEFAULT_TIME_BUDGET
 
 WRITE_CONFLICT = 112
 NO_SUCH_TRANSACTION = 251
@@ -56,24 +58,10 @@ UNAVAILABLE = frozenset(
 """Server codes of a deployment that cannot serve the operation at this moment (an election,
 a shutdown, a node out of reach): the drivers' retryable-error codes."""
 
-DEFAULT_TIME_BUDGET = 60.0
-"""Seconds a transaction keeps being retried before its error is raised."""
 MAJORITY = WriteConcern("majority")
 """The write concern of every transaction's commit."""
 END_SESSION_TIMEOUT = 2.0
 """Seconds an attempt to end a given-up session on the server may take."""
-
-_BACKOFF_BASE = 0.002
-_BACKOFF_CAP = 0.25
-
-
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter: spreads contending writers apart."""
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
-
-
-def has_label(exc: BaseException, label: str) -> bool:
-    return isinstance(exc, PyMongoError) and exc.has_error_label(label)
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
@@ -88,26 +76,6 @@ def is_duplicate_key(exc: BaseException) -> bool:
 def retryable(exc: BaseException, label: str, deadline: float) -> bool:
     """Whether ``exc`` carries ``label`` and the budget still allows a retry."""
     return has_label(exc, label) and time.monotonic() < deadline
-
-
-def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bool:
-    """Whether a failed attempt may be run again within ``deadline``: the driver labelled the
-    error transient, or (``typed``) it is one of eventlab's errors that is retryable, or whose
-    driver cause is labelled transient.
-
-    Never an unknown commit outcome: the attempt may have committed, and running it again
-    could apply it twice (the runner retries the *commit* of that attempt instead)."""
-    if time.monotonic() >= deadline or isinstance(exc, CommitOutcomeUnknownError):
-        return False
-    if has_label(exc, UNKNOWN_COMMIT):
-        return False
-    if has_label(exc, TRANSIENT):
-        return True
-    if not typed or not isinstance(exc, EventlabError):
-        return False
-    if exc.retryable:
-        return True
-    return exc.__cause__ is not None and transient(exc.__cause__, deadline, typed=True)
 
 
 def raise_mapped(exc: BaseException) -> NoReturn:

@@ -8,7 +8,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET, backoff_delay, transient
+from .._core.retry import backoff_delay, transient
+from .._core.store_options import time_budget_or_default
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork
@@ -56,7 +57,7 @@ class MemoryBackend:
         conflict with another transaction, a transaction doomed by a failed write or by its
         session ended) reruns it, within the budget. Work that ends the transaction itself
         (aborts it) is not committed: its value is returned as it is."""
-        deadline = time.monotonic() + (DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
+        deadline = time.monotonic() + time_budget_or_default(time_budget)
         attempt = 0
         while True:
             if attempt:

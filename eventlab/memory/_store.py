@@ -22,15 +22,18 @@ from .._core.domain import DomainEvent
 from .._core.errors import ConfigurationError, InvalidIdError
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
+from .._core.store_options import (
+    DEFAULT_TIME_BUDGET,
+    StoreOptions,
+    check_positions,
+    registry_or_new,
+)
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.catch_up import FollowsItsLog
-from .._mongo.transaction_policy import DEFAULT_TIME_BUDGET
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
-from ._log import MemoryLog, check_strategy
+from ._log import MemoryLog
 from ._writer import MemoryWriter
-
-DAY = 86_400
 
 
 class MemoryEventStore(ReadsStreams, FollowsItsLog):
@@ -61,15 +64,14 @@ class MemoryEventStore(ReadsStreams, FollowsItsLog):
     ) -> None:
         if backend is not None and not isinstance(backend, MemoryBackend):
             raise ConfigurationError(f"backend must be a MemoryBackend, got {backend!r:.80}")
-        if registry is not None and not isinstance(registry, EventRegistry):
-            raise ConfigurationError(f"registry must be an EventRegistry, got {registry!r:.80}")
         self.name = check_store_name(name)
-        self.transaction_time_budget = check_budget(transaction_time_budget)
+        self.options = StoreOptions(positions, transaction_time_budget)
+        self.transaction_time_budget = self.options.transaction_time_budget
         self._backend = backend if backend is not None else MemoryBackend()
-        self.registry = registry if registry is not None else EventRegistry()
+        self.registry = registry_or_new(registry)
         self._db = self._backend.database
         self._log = MemoryLog(self._db, self.name)
-        self._log.counter.seed(None if positions is None else check_strategy(positions))
+        self._log.counter.seed(self.options.positions)
         self._writer = MemoryWriter(
             self._db, self._log, self._backend, self.transaction_time_budget
         )
@@ -95,7 +97,7 @@ class MemoryEventStore(ReadsStreams, FollowsItsLog):
         :meth:`eventlab.MongoEventStore.change_position_strategy`): appends in flight notice
         at their next position taking and follow; followers keep looking at every position
         taken the old way."""
-        return await self._log.counter.change(check_strategy(positions))
+        return await self._log.counter.change(check_positions(positions))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -164,16 +166,6 @@ class MemoryEventStore(ReadsStreams, FollowsItsLog):
     async def count(self) -> int:
         documents = self._db.view(self._log.tables.events).values()
         return sum(1 for doc in documents if not doc.get(TOMBSTONE_FIELD))
-
-
-def check_budget(seconds: Any) -> float:
-    """A time budget: a positive, finite number of seconds (a day at most)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= DAY:
-        raise ConfigurationError(
-            f"transaction_time_budget must be a number of seconds above 0 and at most {DAY:,}, "
-            f"got {seconds!r:.80}"
-        )
-    return float(seconds)
 
 
 def check_store_name(name: Any) -> str:
