@@ -27,6 +27,7 @@ from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from .._core.errors import ConfigurationError
+from .._core.log_query import LogQuery
 from .._core.tasks import ended
 from .._core.tombstones import TOMBSTONE_FIELD
 from ..ports import Abandonment, LogHead, LogSlice
@@ -88,14 +89,8 @@ class MongoLog:
         every_position: bool = False,
         limit: int | None = None,
     ) -> LogSlice:
-        return await self._ranges.read(
-            after,
-            until,
-            event_types=event_types,
-            aggregate_types=aggregate_types,
-            every_position=every_position,
-            limit=limit,
-        )
+        query = LogQuery.checked(after, until, event_types, aggregate_types, every_position, limit)
+        return await self._ranges.read(query)
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         return await self._tombstones.abandon(positions)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from pymongo.errors import InvalidOperation, PyMongoError
@@ -54,12 +53,7 @@ class ChangeStreamWakeups:
             )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._closed = True
         self._woken.set()
         task, self._task = self._task, None
