@@ -9,13 +9,22 @@ holds a tombstone), so the same interleavings give the same outcomes on all of t
 
 from __future__ import annotations
 
+import asyncio
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .appends import Expected, StreamAppend, conflict, idempotent_result
-from .errors import DuplicateEventError, EventlabError, PositionsAbandonedError
+from .errors import (
+    DuplicateEventError,
+    EventlabError,
+    PositionsAbandonedError,
+    TransactionTimeoutError,
+)
 from .records import ExpectedVersion, StoredEvent
+from .retry import backoff_delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,30 @@ class Settlement(ABC):
         if outcome.index == "position" and await self.abandoned(outcome.position):
             return None
         raise self.counter_behind(outcome)
+
+    async def until_settled(
+        self,
+        attempt: Callable[[], Awaitable[Outcome]],
+        batch: list[StreamAppend],
+        time_budget: float,
+    ) -> list[StoredEvent]:
+        """An append in its own transaction: ``attempt()`` run again while :meth:`settle` says
+        so, within ``time_budget`` seconds, with backoff."""
+        deadline = time.monotonic() + time_budget
+        attempts = 0
+        while True:
+            settled = await self.settle(await attempt(), batch)
+            if settled is not None:
+                return settled
+            # An ANY append lost a race, or a follower abandoned this append's preallocated
+            # positions before it inserted: go again (with fresh positions), after the winner.
+            attempts += 1
+            if time.monotonic() >= deadline:
+                raise TransactionTimeoutError(
+                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
+                    f"its positions abandoned by followers) for {time_budget:g}s"
+                )
+            await asyncio.sleep(backoff_delay(attempts))
 
     async def settle_in_unit_of_work(
         self, outcome: Outcome, batch: list[StreamAppend]

@@ -1,19 +1,7 @@
-"""Transactional outbox: messages written in the same transaction as the state they describe,
-handed to relays by fenced, server-timed claims.
-
-The ownership rules, in one place:
-
-* A claim gives each message a fresh **claim token** (the fencing token) and increments its
-  ``fence`` counter. Every later step of that claim (publish, fail, release, renew) is an update
-  conditional on ``_id``, ``status: "claimed"`` **and** that token, and reports whether it
-  applied. A relay whose lease ran out and was re-claimed by another can therefore change
-  nothing: its token is gone.
-* Leases and due times are computed by the server (``$$NOW`` in update pipelines,
-  ``$currentDate``), and the "is it due?" question is asked with the server's time
-  (:class:`~eventlab._mongo.clock.ServerClock`), so no client clock decides who owns a message.
-* ``retry_count`` is incremented on the server in the same update that records a failure.
-* Per-key order follows ``sequence`` (an event's version, or a per-key counter taken inside the
-  saving transaction), never a client timestamp.
+"""Transactional outbox: messages written in the same transaction as the state they describe
+(:mod:`~eventlab._mongo.outbox_saves`), handed to relays by fenced, server-timed claims
+(:mod:`~eventlab._mongo.outbox_claims`, where the ownership rules are), under one
+:class:`~eventlab._outbox.policy.OutboxPolicy`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from pymongo.errors import PyMongoError
 from .._core.bson_values import decimals_to_python
 from .._outbox.policy import OutboxPolicy, check_claim, claim_token_of, lease_seconds
 from ..ports import OutboxMessage
-from .clock import ServerClock
 from .outbox_collection import OutboxCollection
 from .transaction_policy import map_error
 
@@ -40,24 +39,13 @@ class MongoClaims:
         self._place = place
         self._policy = policy
 
-    @property
-    def collection(self) -> Any:
-        return self._place.messages
-
-    @property
-    def clock(self) -> ServerClock:
-        return self._place.clock
-
-    async def _ready(self) -> None:
-        await self._place.ready()
-
     # -- claiming ----------------------------------------------------------------------------
 
     async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
         """Messages due for publishing, longest due first (read only; use :meth:`claim`)."""
-        await self._ready()
-        now = await self.clock.now()
-        cursor = self.collection.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
+        await self._place.ready()
+        now = await self._place.clock.now()
+        cursor = self._place.messages.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
         try:
             return [from_doc(d) async for d in cursor.limit(limit)]
         except PyMongoError as exc:
@@ -76,11 +64,11 @@ class MongoClaims:
         """
         check_claim(worker_id, limit)
         lease_millis = lease_ms(lease)
-        await self._ready()
+        await self._place.ready()
         try:
-            now = await self.clock.now()
+            now = await self._place.clock.now()
             candidates = (
-                await self.collection.find(
+                await self._place.messages.find(
                     {"due_at": {"$lte": now}},
                     {"_id": 1, "ordering_key": 1, "due_at": 1},
                     sort=[("due_at", ASCENDING)],
@@ -96,7 +84,7 @@ class MongoClaims:
             ids = [c["_id"] for c in chosen]
             token = uuid.uuid4().hex
             until = {"$add": ["$$NOW", lease_millis]}
-            await self.collection.update_many(
+            await self._place.messages.update_many(
                 {"_id": {"$in": ids}, "due_at": {"$lte": now}},
                 [
                     {
@@ -111,9 +99,9 @@ class MongoClaims:
                     }
                 ],
             )
-            won = await self.collection.find({"_id": {"$in": ids}, "claim_token": token}).to_list(
-                None
-            )
+            won = await self._place.messages.find(
+                {"_id": {"$in": ids}, "claim_token": token}
+            ).to_list(None)
         except PyMongoError as exc:
             raise map_error(exc) from exc
         order = {message_id: i for i, message_id in enumerate(ids)}
@@ -131,7 +119,7 @@ class MongoClaims:
         """
         heads = [
             d
-            async for d in await self.collection.aggregate(
+            async for d in await self._place.messages.aggregate(
                 [
                     {"$match": {"open_key": {"$gte": ""}}},
                     {"$sort": {"open_key": 1, "sequence": 1}},
@@ -184,7 +172,7 @@ class MongoClaims:
         delay_ms = int(self._policy.retry_delay(message.retry_count + 1) * 1000)
         is_dead = {"$gte": ["$retry_count", self._policy.max_attempts]}
         try:
-            updated = await self.collection.find_one_and_update(
+            updated = await self._place.messages.find_one_and_update(
                 held,
                 [
                     {"$set": {"retry_count": {"$add": [{"$ifNull": ["$retry_count", 0]}, 1]}}},
@@ -224,7 +212,7 @@ class MongoClaims:
         if not filters:
             return 0
         try:
-            result = await self.collection.bulk_write(
+            result = await self._place.messages.bulk_write(
                 [UpdateOne(f, update) for f in filters], ordered=False
             )
         except PyMongoError as exc:
@@ -244,13 +232,15 @@ class MongoClaims:
         try:
             for token, ids in by_token.items():
                 query = {"_id": {"$in": ids}, "status": "claimed", "claim_token": token}
-                result = await self.collection.update_many(
+                result = await self._place.messages.update_many(
                     query, [{"$set": {"lease_until": until, "due_at": until}}]
                 )
                 if result.matched_count == len(ids):
                     still.update(ids)
                 else:
-                    still.update([d["_id"] async for d in self.collection.find(query, {"_id": 1})])
+                    still.update(
+                        [d["_id"] async for d in self._place.messages.find(query, {"_id": 1})]
+                    )
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return still

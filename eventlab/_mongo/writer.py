@@ -10,9 +10,6 @@ The expectation guard is :class:`~eventlab._mongo.expectations.StreamExpectation
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure, DocumentTooLarge, PyMongoError
 
@@ -20,7 +17,6 @@ from .._core import telemetry as telemetry
 from .._core.appends import StreamAppend, idempotent_result, place
 from .._core.errors import (
     DeploymentError,
-    TransactionTimeoutError,
     TransientError,
     UnitOfWorkStateError,
 )
@@ -33,7 +29,7 @@ from .expectations import StreamExpectations
 from .positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from .readers import StreamReader
 from .schema import EventStoreSchema
-from .transaction_policy import backoff_delay, map_error
+from .transaction_policy import map_error
 from .transactions import run_transaction
 
 
@@ -102,21 +98,9 @@ class EventWriter:
 
     async def _append_own(self, batch: list[StreamAppend]) -> list[StoredEvent]:
         """An append in its own transaction, gone again while the outcome says so."""
-        deadline = time.monotonic() + self._time_budget
-        attempt = 0
-        while True:
-            settled = await self._settlement.settle(await self._attempt(batch), batch)
-            if settled is not None:
-                return settled
-            # An ANY append lost a race, or a follower abandoned this append's preallocated
-            # positions before it inserted: go again (with fresh positions), after the winner.
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise TransactionTimeoutError(
-                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
-                    f"its positions abandoned by followers) for {self._time_budget:g}s"
-                )
-            await asyncio.sleep(backoff_delay(attempt))
+        return await self._settlement.until_settled(
+            lambda: self._attempt(batch), batch, self._time_budget
+        )
 
     async def _attempt(self, batch: list[StreamAppend]) -> Outcome:
         """One try: a transaction (its transient failures retried by the runner)."""

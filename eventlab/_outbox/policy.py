@@ -46,8 +46,7 @@ class OutboxPolicy:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value < 0
+                or not 0 <= value < math.inf  # NaN fails this too
             ):
                 raise ConfigurationError(
                     f"backoff_base and backoff_max must be numbers >= 0, got {name}={value!r:.80}"
@@ -72,7 +71,7 @@ def lease_seconds(lease: Any) -> float:
     if isinstance(lease, bool) or not isinstance(lease, int | float | timedelta):
         raise ConfigurationError(f"a lease must be seconds or a timedelta, not {lease!r:.80}")
     seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
-    if not seconds > 0 or not math.isfinite(seconds):
+    if not 0 < seconds < math.inf:  # NaN fails this too
         raise ConfigurationError(f"a lease must be positive, not {lease!r:.80}")
     return seconds
 

@@ -10,16 +10,13 @@ MongoDB: inside a caller's unit of work the whole unit is then lost and must be 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from .._core.appends import StreamAppend, idempotent_result, place
-from .._core.errors import EventlabError, TransactionTimeoutError
+from .._core.errors import EventlabError
 from .._core.race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.settlement import Appended, KeyCollision, Outcome, Settlement, VersionMismatch
-from .._mongo.transaction_policy import backoff_delay
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 from ._log import MemoryLog, StrategyChanged
@@ -49,21 +46,10 @@ class MemoryWriter:
         raise EventlabError("the store's position strategy kept changing under this append")
 
     async def _append_own(self, stream: StreamAppend) -> list[StoredEvent]:
-        deadline = time.monotonic() + self._budget
-        attempt = 0
-        while True:
-            settled = await self._settlement.settle(await self._attempt(stream), [stream])
-            if settled is not None:
-                return settled
-            # An ANY append lost a race, or a follower abandoned this append's preallocated
-            # positions before it inserted: go again, with fresh positions.
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise TransactionTimeoutError(
-                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
-                    f"its positions abandoned by followers) for {self._budget:g}s"
-                )
-            await asyncio.sleep(backoff_delay(attempt))
+        """An append in its own transaction, gone again while the outcome says so."""
+        return await self._settlement.until_settled(
+            lambda: self._attempt(stream), [stream], self._budget
+        )
 
     async def _attempt(self, stream: StreamAppend) -> Outcome:
         strategy = self._log.counter.strategy
