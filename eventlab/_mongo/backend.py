@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from .._core.store_options import time_budget_or_default
+from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
 from .connection import MongoConnectionManager
@@ -39,7 +40,9 @@ class MongoBackend:
     def read_models(self, prefix: str = "rm_") -> MongoReadModels:
         return MongoReadModels(self.connection, prefix)
 
-    def outbox(self, collection: str = "outbox", **options: Any) -> MongoOutboxStore:
+    def outbox(
+        self, collection: str = "outbox", **options: Unpack[OutboxOptions]
+    ) -> MongoOutboxStore:
         """An outbox in this database (the options of :class:`~eventlab.MongoOutboxStore`)."""
         return MongoOutboxStore(self.connection, collection, **options)
 

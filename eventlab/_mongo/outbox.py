@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
 from .._core.checks import check_id
-from .._outbox.policy import OutboxPolicy
+from .._outbox.policy import OutboxOptions, OutboxPolicy
 from ..ports import OutboxLag, OutboxMessage, UnitOfWork
 from .clock import ServerClock
 from .connection import MongoConnectionManager
@@ -31,11 +31,14 @@ class MongoOutboxStore:
     (:class:`~eventlab._mongo.outbox_claims.MongoClaims`), under one
     :class:`~eventlab._outbox.policy.OutboxPolicy` (the in-memory outbox's too).
 
-    :param max_attempts: failures after which a message is dead-lettered (status ``dead``).
-    :param backoff_base: seconds before the first retry; doubles per attempt, with jitter.
-    :param backoff_max: cap of the retry delay in seconds.
-    :param ordered: publish messages that share an ordering key one at a time, in ``sequence``
-        order: a message is claimable only while no message of its key with a lower sequence is
+    :param collection: the collection of messages (``{collection}_sequences`` beside it holds
+        the per-key counters of an ordered outbox).
+    :param options: the outbox's policy (:class:`~eventlab._outbox.policy.OutboxPolicy`):
+        ``max_attempts`` (default 5), failures after which a message is dead-lettered (status
+        ``dead``); ``backoff_base`` (1.0), seconds before the first retry, doubled per attempt,
+        with jitter; ``backoff_max`` (300.0), the cap of that delay; ``ordered`` (``False``):
+        publish messages that share an ordering key one at a time, in ``sequence`` order: a
+        message is claimable only while no message of its key with a lower sequence is
         unfinished (pending, claimed, or failed awaiting a retry). Dead messages do not block.
     """
 
@@ -43,15 +46,11 @@ class MongoOutboxStore:
         self,
         connection: MongoConnectionManager,
         collection: str = "outbox",
-        *,
-        max_attempts: int = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-        ordered: bool = False,
+        **options: Unpack[OutboxOptions],
     ) -> None:
-        self.policy = OutboxPolicy(max_attempts, backoff_base, backoff_max, ordered)
+        self.policy = OutboxPolicy(**options)
         self.connection = connection
-        self._place = OutboxCollection(connection, collection, ordered=ordered)
+        self._place = OutboxCollection(connection, collection, ordered=self.policy.ordered)
         self.collection_name = self._place.name
         self._saves = OutboxSaves(self._place, self.policy)
         self._claims = MongoClaims(self._place, self.policy)

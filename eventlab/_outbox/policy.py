@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from .._core.checks import check_page_size
 from .._core.errors import ConfigurationError, DuplicateMessageError
@@ -18,6 +18,16 @@ from ..ports import OutboxMessage
 CONTENT_FIELDS = ("event_type", "payload", "ordering_key", "headers")
 """What a message says: a stored copy with the same fields (and sequence, when the message
 carries one) is the same message."""
+
+
+class OutboxOptions(TypedDict, total=False):
+    """The options every outbox takes (each backend's constructor, ``Backend.outbox``): the
+    fields of :class:`OutboxPolicy`, all optional."""
+
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    ordered: bool
 
 
 @dataclass(frozen=True, slots=True)

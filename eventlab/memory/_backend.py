@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from .._core.retry import backoff_delay, transient
 from .._core.store_options import time_budget_or_default
+from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork
@@ -42,7 +43,7 @@ class MemoryBackend:
     def read_models(self, prefix: str = "rm_") -> MemoryReadModels:
         return MemoryReadModels(self.database, prefix)
 
-    def outbox(self, name: str = "outbox", **options: Any) -> MemoryOutboxStore:
+    def outbox(self, name: str = "outbox", **options: Unpack[OutboxOptions]) -> MemoryOutboxStore:
         """An outbox in this database (the options of :class:`MemoryOutboxStore`)."""
         return MemoryOutboxStore(self.database, name, **options)
 

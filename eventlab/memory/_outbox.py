@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from .._core.bson_values import decimals_to_python
 from .._core.checks import check_id
 from .._outbox.policy import (
+    OutboxOptions,
     OutboxPolicy,
     check_claim,
     check_stored_copies,
@@ -34,13 +35,9 @@ class MemoryOutboxStore:
         self,
         database: MemoryDatabase,
         name: str = "outbox",
-        *,
-        max_attempts: int = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-        ordered: bool = False,
+        **options: Unpack[OutboxOptions],
     ) -> None:
-        self.policy = OutboxPolicy(max_attempts, backoff_base, backoff_max, ordered)
+        self.policy = OutboxPolicy(**options)
         self._db = database
         self._table = name
         self._sequences = f"{name}_sequences"
