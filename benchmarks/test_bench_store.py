@@ -92,13 +92,13 @@ def _raw_find(store: MongoEventStore, sid: str) -> Callable[[], Awaitable[list[d
 def test_load_1000_typed(
     benchmark: Any, store: MongoEventStore, long_stream: str, run: Run, server_label: str
 ) -> None:
-    """``read_stream(typed=True)`` (domain events, upcast) vs raw ``find().sort()``."""
+    """``read_domain_events`` (domain events, upcast) vs raw ``find().sort()``."""
     raw_find = _raw_find(store, long_stream)
     events = paired(
         benchmark,
         name="load-1000",
         server=server_label,
-        target=lambda: run(store.read_stream(long_stream, typed=True)),
+        target=lambda: run(store.read_domain_events(long_stream)),
         baseline=lambda: run(raw_find()),
         rounds=40,
         warmup_rounds=3,

@@ -70,7 +70,6 @@ if TYPE_CHECKING:
     from ._mongo.process_registry import Liveness
     from ._mongo.repository import MongoRepository, SearchResult
     from ._mongo.snapshots import MongoSnapshotStore
-    from ._mongo.transactions import run_transaction
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
     from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
     from ._outbox.relay import OutboxRelay, RelayHealth
@@ -180,7 +179,6 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "._mongo.snapshots": ("MongoSnapshotStore",),
     "._follow.subscriber": ("Subscriber",),
     "._follow.supervision": ("ConsumerHealth",),
-    "._mongo.transactions": ("run_transaction",),
     "._mongo.unit_of_work": (
         "MongoUnitOfWork",
         "run_unit_of_work",
@@ -290,7 +288,6 @@ __all__ = [
     "WriteConflictError",
     "applies",
     "on",
-    "run_transaction",
     "run_unit_of_work",
     "telemetry",
 ]

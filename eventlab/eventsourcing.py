@@ -92,11 +92,11 @@ from ._core.errors import (
     TransientError,
     first_line,
 )
+from ._core.tombstones import TOMBSTONE_FIELD
 from ._core.uris import mask_uri, scrub, uri_options
 from ._mongo import liveness as liveness
 from ._mongo.connection import DEFAULT_HEARTBEAT_MS
 from ._mongo.eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
-from ._mongo.log import TOMBSTONE_FIELD
 from ._mongo.process_registry import DEFAULT_PROCESS_LEASE
 from ._mongo.transaction_policy import is_duplicate_key
 from ._mongo.transactions_sync import run_transaction

@@ -15,20 +15,18 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypeVar, overload, runtime_checkable
+from typing import Any, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 from ._core.bson_values import encoded_size, to_bson_value
 from ._core.checks import check_aggregate_id, check_int, check_name, check_positive
 from ._core.domain import DomainEvent, utc_now
 from ._core.errors import ConfigurationError
 from ._core.records import ExpectedVersion, StoredEvent
+from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
 
 T = TypeVar("T")
 
-PositionStrategy = Literal["transactional", "preallocated"]
-"""How appends take positions (docs/positions.md). Recorded with the store's position counter
-when the store is created; every reader takes it from there."""
 
 Status = Literal["pending", "claimed", "published", "failed", "dead"]
 """Where an outbox message stands."""
@@ -393,7 +391,6 @@ class EventStore(Protocol):
         with other content, :class:`~eventlab.DuplicateEventError`."""
         ...
 
-    @overload
     async def read_stream(
         self,
         aggregate_id: str,
@@ -402,40 +399,25 @@ class EventStore(Protocol):
         to_version: int | None = None,
         backwards: bool = False,
         max_count: int | None = None,
-        typed: Literal[False] = False,
-        unknown: Literal["raise", "raw"] | None = None,
         uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent]: ...
-
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[True],
-        unknown: Literal["raise", "raw"] | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[DomainEvent | StoredEvent]: ...
-
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: bool = False,
-        unknown: Literal["raise", "raw"] | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
+    ) -> list[StoredEvent]:
         """The events of one stream with ``after_version < version <= to_version``, oldest
-        first (newest first ``backwards``), at most ``max_count``; ``typed``: domain events,
-        upcast (unknown types: ``unknown``)."""
+        first (newest first ``backwards``), at most ``max_count``."""
+        ...
+
+    async def read_domain_events(
+        self,
+        aggregate_id: str,
+        *,
+        after_version: int = 0,
+        to_version: int | None = None,
+        backwards: bool = False,
+        max_count: int | None = None,
+        unknown: Literal["raise", "raw"] | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[DomainEvent | StoredEvent]:
+        """The events of :meth:`read_stream` as domain events, upcast; a type the registry does
+        not know raises, or stays a :class:`StoredEvent` (``unknown``)."""
         ...
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
@@ -695,9 +677,9 @@ class Backend(Protocol):
         """The backend's read models, their locations prefixed with ``prefix``."""
         ...
 
-    def outbox(self, name: str = "outbox", **options: Any) -> OutboxStore:
-        """An outbox named ``name`` whose saves join this backend's units of work (``options``
-        as the backend's outbox store takes them: retries, backoff, claim lease)."""
+    def outbox(self, name: str = "outbox") -> OutboxStore:
+        """An outbox named ``name`` whose saves join this backend's units of work (each
+        backend also takes its outbox store's options: retries, backoff, claim lease)."""
         ...
 
     async def run(

@@ -163,7 +163,7 @@ async def test_typed_events_round_trip_exactly(store: MongoEventStore) -> None:
     assert stored[0].event_type == "OrderPlaced"
     assert stored[0].aggregate_type == "Order"
     assert stored[0].metadata["user_id"] == "u-1"
-    loaded = await store.read_stream(sid, typed=True)
+    loaded = await store.read_domain_events(sid)
     assert loaded == events or [e.model_dump() for e in loaded] == [
         {**e.model_dump(), "metadata": {"user_id": "u-1"}} for e in events
     ]

@@ -18,6 +18,7 @@ from bson import Code, Regex
 from pydantic import BaseModel
 
 from eventlab import (
+    ConfigurationError,
     EventlabError,
     ExpectedVersion,
     MongoConnectionManager,
@@ -220,3 +221,29 @@ async def test_hostile_calls(
 
 async def _awaited(result: Any) -> Any:
     return await result
+
+
+STORE_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("positions an operator", {"positions": {"$ne": None}}, "positions"),
+    ("positions misspelt", {"positions": "PREALLOCATED"}, "positions"),
+    ("positions an int", {"positions": 1}, "positions"),
+    ("budget negative", {"transaction_time_budget": -1}, "transaction_time_budget"),
+    ("budget huge", {"transaction_time_budget": 10**400}, "transaction_time_budget"),
+    ("budget not a number", {"transaction_time_budget": float("nan")}, "transaction_time_budget"),
+    ("budget a string", {"transaction_time_budget": "5"}, "transaction_time_budget"),
+    ("budget a bool", {"transaction_time_budget": True}, "transaction_time_budget"),
+    ("registry a dict", {"registry": {"$ne": None}}, "registry"),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "options", "named"), STORE_OPTIONS, ids=[o[0] for o in STORE_OPTIONS]
+)
+async def test_the_mongo_store_refuses_the_options_the_memory_store_refuses(
+    connection: MongoConnectionManager, label: str, options: dict[str, Any], named: str
+) -> None:
+    """One options object for both stores: the same refusals, named, before any I/O."""
+    events = f"hostile_{uuid.uuid4().hex[:12]}"
+    with pytest.raises(ConfigurationError, match=named):
+        MongoEventStore(connection, events_collection=events, **options)
+    assert events not in await connection.database.list_collection_names()

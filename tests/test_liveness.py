@@ -37,9 +37,9 @@ from eventlab import (
     MongoEventStore,
     StoredEvent,
 )
+from eventlab._core.tombstones import TOMBSTONE_FIELD
 from eventlab._mongo import liveness as liveness
 from eventlab._mongo.heartbeat import _Beat
-from eventlab._mongo.log import TOMBSTONE_FIELD
 from eventlab._mongo.process_registry import COLLECTION, session_ids
 from eventlab.testing import eventually
 

@@ -88,7 +88,7 @@ async def test_old_payload_in_the_database_loads_as_current_class(connection: An
         and raw["schema_version"] == 1
         and raw["payload"] == {"name": "Ada Lovelace"}
     )
-    (loaded,) = await store.read_stream(sid, typed=True)
+    (loaded,) = await store.read_domain_events(sid)
     assert isinstance(loaded, RenamedV2)
     assert (loaded.first, loaded.last, loaded.title) == ("Ada", "Lovelace", "")
     assert loaded.event_id == v1.event_id

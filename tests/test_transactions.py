@@ -17,9 +17,9 @@ from eventlab import (
     TransactionsUnsupportedError,
     TransactionTimeoutError,
     WriteConflictError,
-    run_transaction,
 )
 from eventlab._mongo.transaction_policy import map_error
+from eventlab._mongo.transactions import run_transaction
 from eventlab.embedded import EmbeddedMongo
 
 from .conftest import counter_is_free, make_event, put_one, stream_id

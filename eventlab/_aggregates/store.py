@@ -42,12 +42,8 @@ class AggregateStore:
             snapshot = await self.snapshots.get(aggregate_id, uow=uow)
             if usable(snapshot, aggregate_class):
                 assert snapshot is not None
-                after = await self.events.read_stream(
-                    aggregate_id,
-                    after_version=snapshot.version,
-                    unknown="raise",
-                    uow=uow,
-                    typed=True,
+                after = await self.events.read_domain_events(
+                    aggregate_id, after_version=snapshot.version, unknown="raise", uow=uow
                 )
                 current = snapshot.version + len(after)
                 if after or await self.events.get_current_version(aggregate_id, uow=uow) == current:
@@ -62,7 +58,7 @@ class AggregateStore:
                     aggregate_id,
                     snapshot.version,
                 )
-        events = await self.events.read_stream(aggregate_id, unknown="raise", uow=uow, typed=True)
+        events = await self.events.read_domain_events(aggregate_id, unknown="raise", uow=uow)
         if not events:
             raise AggregateNotFoundError(aggregate_id)
         return aggregate_class.rebuild(aggregate_id, events)  # type: ignore[arg-type]

@@ -52,10 +52,14 @@ def _contract_store(conn: MongoConnectionManager, strategy: PositionStrategy) ->
     )
 
 
-class TestContractsTransactional(Contracts):
+class _ContractsOnTheDeployment(Contracts):
+    """The contract suites on the user's deployment, with a store of ``strategy``."""
+
+    strategy: PositionStrategy
+
     @pytest.fixture
     async def contract_store(self, check_connection: MongoConnectionManager) -> MongoEventStore:
-        return _contract_store(check_connection, "transactional")
+        return _contract_store(check_connection, self.strategy)
 
     @pytest.fixture
     def make_outbox(self, check_connection: MongoConnectionManager) -> Callable[..., Any]:
@@ -66,18 +70,12 @@ class TestContractsTransactional(Contracts):
         return MongoDCBStore
 
 
-class TestContractsPreallocated(Contracts):
-    @pytest.fixture
-    async def contract_store(self, check_connection: MongoConnectionManager) -> MongoEventStore:
-        return _contract_store(check_connection, "preallocated")
+class TestContractsTransactional(_ContractsOnTheDeployment):
+    strategy = "transactional"
 
-    @pytest.fixture
-    def make_outbox(self, check_connection: MongoConnectionManager) -> Callable[..., Any]:
-        return lambda **options: MongoOutboxStore(check_connection, **options)
 
-    @pytest.fixture
-    def make_dcb(self) -> Callable[..., Any]:
-        return MongoDCBStore
+class TestContractsPreallocated(_ContractsOnTheDeployment):
+    strategy = "preallocated"
 
 
 def _machine(machine: type[LaneMachine], uri: str, database: str, examples: int) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .checks import check_aggregate_id, normalize_expected
-from .domain import DomainEvent
+from .domain import DomainEvent, utc_now
 from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError, InvalidIdError
 from .event_codec import event_body, from_document, same_client_content
 from .records import DCB_STREAM_PREFIX, ExpectedVersion, StoredEvent
@@ -124,3 +124,31 @@ def idempotent_result(
 def conflict(aggregate_id: str, expected: Expected, actual: int) -> ConcurrencyError:
     shown = expected if isinstance(expected, int) else expected.name
     return ConcurrencyError(aggregate_id, shown, actual)
+
+
+def place(
+    batch: list[StreamAppend], bases: list[int], first: int
+) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
+    """The documents to insert and the events to return, positions from ``first`` on, each
+    stream's versions after its base: what every backend writes for an append."""
+    recorded_at = utc_now()
+    documents: list[dict[str, Any]] = []
+    stored: list[StoredEvent] = []
+    position = first
+    for stream, base in zip(batch, bases, strict=True):
+        for offset, (event, body) in enumerate(zip(stream.events, stream.bodies, strict=True)):
+            version = base + offset + 1
+            documents.append(
+                {**body, "version": version, "position": position, "recorded_at": recorded_at}
+            )
+            stored.append(
+                replace(
+                    event,
+                    version=version,
+                    occurred_at=body["occurred_at"],
+                    position=position,
+                    recorded_at=recorded_at,
+                )
+            )
+            position += 1
+    return documents, stored

@@ -140,3 +140,15 @@ def _check_tags(event: StoredEvent) -> None:
 DCB_STREAM_PREFIX = "dcb:"
 """DCB events are stored as streams ``dcb:<position>`` (version 1): a prefix stream appends may
 not use, or such a stream would take a position's place."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamVersions:
+    """Which events of one stream a read wants: ``after < version <= to`` (no ``to``: up to
+    the stream's last), oldest first or newest first, at most ``max_count`` of them (newest
+    first, the last ``max_count``). Checked by whoever makes it."""
+
+    after: int = 0
+    to: int | None = None
+    backwards: bool = False
+    max_count: int | None = None

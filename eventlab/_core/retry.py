@@ -1,6 +1,8 @@
-"""How long to wait before trying again, and when a failed attempt may be tried again at all:
-the rules every backend shares (MongoDB's transaction runner adds what its driver's error
-labels say, in ``_mongo/transaction_policy.py``)."""
+"""How long a failed attempt waits before the next (a failed delivery: the outboxes' retry
+policy, a consumer's restarts; a transaction that lost a race), and when an attempt that raised
+one of eventlab's errors may run again at all: the rules every backend shares. MongoDB's
+transaction runner adds what its driver's error labels say (``_mongo/transaction_policy.py``);
+nothing here knows the driver."""
 
 from __future__ import annotations
 
@@ -9,16 +11,8 @@ import time
 
 from .errors import CommitOutcomeUnknownError, EventlabError
 
-DEFAULT_TIME_BUDGET = 60.0
-"""Seconds a transaction keeps being retried before its error is raised."""
-
 _BACKOFF_BASE = 0.002
 _BACKOFF_CAP = 0.25
-
-
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter: spreads contending writers apart."""
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -26,6 +20,12 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
     with ±25 % jitter (so that messages failed together are not retried together)."""
     raw = min(cap, base * 2 ** (attempts - 1))
     return float(raw * random.uniform(0.75, 1.25))
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, for transactions run again: spreads contending
+    writers apart."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
 
 
 def may_run_again(exc: BaseException, deadline: float) -> bool:

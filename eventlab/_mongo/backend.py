@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from .._core.retry import DEFAULT_TIME_BUDGET
+from .._core.store_options import time_budget_or_default
+from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
 from .connection import MongoConnectionManager
@@ -39,7 +40,7 @@ class MongoBackend:
     def read_models(self, prefix: str = "rm_") -> MongoReadModels:
         return MongoReadModels(self.connection, prefix)
 
-    def outbox(self, name: str = "outbox", **options: Any) -> MongoOutboxStore:
+    def outbox(self, name: str = "outbox", **options: Unpack[OutboxOptions]) -> MongoOutboxStore:
         """An outbox in the collection ``name`` of this database (the options of
         :class:`~eventlab.MongoOutboxStore`)."""
         return MongoOutboxStore(self.connection, name, **options)
@@ -55,7 +56,7 @@ class MongoBackend:
             self.connection,
             work,
             session=session,
-            time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget,
+            time_budget=time_budget_or_default(time_budget),
         )
 
     @contextlib.asynccontextmanager

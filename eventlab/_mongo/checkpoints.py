@@ -20,8 +20,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .._core.bson_values import CODEC_OPTIONS, check_collection_name
-from .._core.checks import check_int, check_name
-from .._core.errors import CheckpointConflictError, ConfigurationError
+from .._core.checkpoint_rules import CheckpointSave, check_lease, checkpoint_conflict
+from .._core.checks import check_name
 from .._core.race_points import LEASE_EXPIRED_SEEN, LEASE_TAKEN_OVER
 from .._core.tasks import within
 from ..ports import KEPT_GAPS, Checkpoint, LeaseGrant, UnitOfWork
@@ -96,23 +96,21 @@ class MongoCheckpointStore:
         :param owner: the lease holder saving it: the save applies only while the checkpoint
             names this owner (see :meth:`claim`).
         """
-        name = check_name(name, "subscriber name")
-        position = check_int(position, "position")
-        gap_list = _check_gaps(gaps)
+        save = CheckpointSave.checked(name, position, expected, gaps, owner)
+        name, expected = save.name, save.expected
         update: dict[str, Any] = {"$currentDate": {"updated_at": True}}
-        if gap_list:
-            update["$push"] = {"gaps": {"$each": gap_list, "$slice": -KEPT_GAPS}}
+        if save.gaps:
+            update["$push"] = {"gaps": {"$each": save.gaps, "$slice": -KEPT_GAPS}}
         query: dict[str, Any] = {"_id": name}
-        if owner is not None:
-            query["owner"] = check_name(owner, "owner")
+        if save.owner is not None:
+            query["owner"] = save.owner
         if expected is None:
-            update["$max"] = {"position": position}
+            update["$max"] = {"position": save.position}
         else:
-            expected = check_int(expected, "expected")
             # A claimed name has an owner but no position until its first save.
             query["position"] = {"$in": [0, None]} if expected == 0 else expected
-            update["$set"] = {"position": position}
-        upsert = owner is None and expected in (None, 0)
+            update["$set"] = {"position": save.position}
+        upsert = save.owner is None and expected in (None, 0)
         await self._ready()
         try:
             result = await self.collection.update_one(
@@ -120,18 +118,11 @@ class MongoCheckpointStore:
             )
         except DuplicateKeyError:
             # The upsert for "expected 0" found the name stored at another position.
-            raise self._conflict(name, expected) from None
+            raise checkpoint_conflict(name, expected) from None
         except PyMongoError as exc:
             raise map_error(exc) from exc
         if result.matched_count == 0 and result.upserted_id is None:
-            raise self._conflict(name, expected)
-
-    def _conflict(self, name: str, expected: int | None) -> CheckpointConflictError:
-        where = f"at position {expected}" if expected is not None else "owned by this process"
-        return CheckpointConflictError(
-            f"checkpoint {name!r} is no longer {where}: another instance of this subscriber "
-            "advanced it or took it over (one instance runs per name; the others stand by)"
-        )
+            raise checkpoint_conflict(name, expected)
 
     async def delete(self, name: str) -> bool:
         """Forget a checkpoint (the subscriber then starts over); whether one existed."""
@@ -270,13 +261,5 @@ def _checkpoint(doc: dict[str, Any]) -> Checkpoint:
     )
 
 
-def _check_gaps(gaps: Iterable[int]) -> list[int]:
-    if isinstance(gaps, str | bytes | dict) or not isinstance(gaps, Iterable):
-        raise ConfigurationError(f"gaps must be an iterable of positions, got {gaps!r:.60}")
-    return [check_int(g, "a gap position") for g in gaps]
-
-
 def _lease_ms(lease: float) -> int:
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
-        raise ConfigurationError(f"a lease must be a positive number of seconds, not {lease!r}")
-    return max(1, int(lease * 1000))
+    return max(1, int(check_lease(lease) * 1000))

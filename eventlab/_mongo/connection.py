@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 from pymongo import AsyncMongoClient
@@ -170,12 +169,7 @@ class MongoConnectionManager:
     async def __aenter__(self) -> Self:
         return await self.connect()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
 
     # -- access ----------------------------------------------------------------------------

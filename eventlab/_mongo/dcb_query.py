@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._core.tombstones import TOMBSTONE_FIELD
 from .._dcb.records import ItemParts
-from .log import TOMBSTONE_FIELD
 
 Selection = tuple[dict[str, Any], tuple[str, ...]]
 """One item as a server filter and the tags left for the client to check."""

@@ -18,28 +18,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence, Sized
-from typing import Any, Literal, overload
+from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .._aggregates.stream_reads import ReadsStreams
 from .._core import telemetry as telemetry
 from .._core.appends import prepare_stream
 from .._core.checks import check_name, check_positive
 from .._core.domain import DomainEvent
-from .._core.event_codec import from_document
-from .._core.records import ExpectedVersion, StoredEvent
-from .._core.registry import EventRegistry, UnknownPolicy
-from .._core.retry import DEFAULT_TIME_BUDGET
+from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
+from .._core.registry import EventRegistry
+from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
-from .log import NOT_A_TOMBSTONE, MongoLog
+from .log import MongoLog
 from .migrations import MigrationResult
-from .readers import StreamReader, _guarded
+from .readers import StreamReader, guarded
 from .restore import restore
 from .schema import EventStoreSchema
 from .session import session_of
+from .tombstones import NOT_A_TOMBSTONE
 from .write_access import WriteAccess
 from .writer import EventWriter
 
@@ -48,7 +49,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(ReadAllAndSubscribe):
+class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -74,8 +75,9 @@ class MongoEventStore(ReadAllAndSubscribe):
 
     Writing: :meth:`append` (to one stream, at an expected version; several streams
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
-    backwards), :meth:`read_all` (the log from a position to the head) and :meth:`subscribe`
-    (the log, then new events live).
+    backwards; :meth:`read_domain_events` decodes it into domain events), :meth:`read_all`
+    (the log from a position to the head) and :meth:`subscribe` (the log, then new events
+    live).
     """
 
     def __init__(
@@ -92,23 +94,24 @@ class MongoEventStore(ReadAllAndSubscribe):
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
     ) -> None:
         self.connection = connection
-        self.registry = registry if registry is not None else EventRegistry()
+        self.registry = registry_or_new(registry)
+        self.options = StoreOptions(positions, transaction_time_budget)
         self._schema = EventStoreSchema(
             connection,
             events_collection=events_collection,
             counters_collection=counters_collection,
-            positions=positions,
+            positions=self.options.positions,
             require_replica_set=require_replica_set,
             auto_migrate=auto_migrate,
             query_indexes=query_indexes,
         )
         self.events_collection_name = self._schema.events_collection_name
         self.counters_collection_name = self._schema.counters_collection_name
-        self._time_budget = transaction_time_budget
+        self._time_budget = self.options.transaction_time_budget
         self._stream_reader = StreamReader(self._schema)
         self._log = MongoLog(self._schema)
         self._event_writer = EventWriter(
-            self._schema, self._stream_reader, time_budget=transaction_time_budget
+            self._schema, self._stream_reader, time_budget=self._time_budget
         )
 
     # -- configuration ---------------------------------------------------------------------
@@ -263,72 +266,17 @@ class MongoEventStore(ReadAllAndSubscribe):
 
     # -- reads: one stream -----------------------------------------------------------------
 
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[False] = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent]: ...
-
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[True],
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[DomainEvent | StoredEvent]: ...
-
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: bool = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
-        """Events of one stream with ``after_version < version <= to_version``.
-
-        :param backwards: newest first (with ``max_count``: the last ``max_count`` events).
-        :param max_count: at most this many events.
-        :param typed: decode through the registry into :class:`DomainEvent` objects (upcast);
-            unknown types follow ``unknown`` (default: the registry's policy: raise
-            :class:`UnknownEventTypeError`, or return the raw :class:`StoredEvent`).
-        """
+    async def _stream_documents(
+        self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
+    ) -> list[dict[str, Any]]:
         with telemetry.span(
             f"read_stream {self.events_collection_name}",
-            {**self._db_attributes("read_stream"), "eventlab.stream.id": str(aggregate_id)[:200]},
+            {**self._db_attributes("read_stream"), "eventlab.stream.id": aggregate_id[:200]},
         ) as span:
-            docs = await self._stream_reader.documents(
-                aggregate_id,
-                after_version=after_version,
-                to_version=to_version,
-                backwards=backwards,
-                max_count=max_count,
-                session=session_of(uow),
-            )
+            docs = await self._stream_reader.documents(aggregate_id, versions, session_of(uow))
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
-        if typed:
-            to_domain = self.registry.document_to_domain
-            return [to_domain(doc, unknown=unknown) for doc in docs]
-        return [from_document(doc) for doc in docs]
+            return docs
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         """The stream's last version, 0 for a stream with no events."""
@@ -342,13 +290,13 @@ class MongoEventStore(ReadAllAndSubscribe):
         if aggregate_type is not None:
             query["aggregate_type"] = check_name(aggregate_type, "aggregate_type")
         await self._schema.ready()
-        ids: list[str] = await _guarded(self._schema, self.events.distinct("aggregate_id", query))
+        ids: list[str] = await guarded(self._schema, self.events.distinct("aggregate_id", query))
         return sorted(ids)
 
     async def count(self) -> int:
         """Number of stored events."""
         await self._schema.ready()
-        total: int = await _guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
+        total: int = await guarded(self._schema, self.events.count_documents(NOT_A_TOMBSTONE))
         return total
 
 

@@ -22,42 +22,30 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
 from .._core.bson_values import decimals_to_python
-from .._core.errors import ConfigurationError
-from .._core.retry import retry_delay
+from .._outbox.policy import OutboxPolicy, check_claim, claim_token_of, lease_seconds
 from ..ports import OutboxMessage
-from .clock import ServerClock
+from .outbox_collection import OutboxCollection
 from .transaction_policy import map_error
 
 _FINISH_UNSET = {"due_at": "", "open_key": "", "lease_until": "", "claim_token": ""}
 
 
 class MongoClaims:
-    """Hands out due messages of an outbox collection by fenced claims (a base of
-    :class:`~eventlab.MongoOutboxStore`, which saves them)."""
+    """Hands out due messages of an outbox collection by fenced claims (the claim side of
+    :class:`~eventlab.MongoOutboxStore`; :class:`~eventlab._mongo.outbox_saves.OutboxSaves`
+    is the save side)."""
 
-    max_attempts: int
-    backoff_base: float
-    backoff_max: float
-    ordered: bool
-
-    @property
-    def collection(self) -> Any:
-        raise NotImplementedError
-
-    @property
-    def clock(self) -> ServerClock:
-        raise NotImplementedError
-
-    async def _ready(self) -> None:
-        raise NotImplementedError
+    def __init__(self, place: OutboxCollection, policy: OutboxPolicy) -> None:
+        self._place = place
+        self._policy = policy
 
     # -- claiming ----------------------------------------------------------------------------
 
     async def get_pending(self, limit: int = 100) -> list[OutboxMessage]:
         """Messages due for publishing, longest due first (read only; use :meth:`claim`)."""
-        await self._ready()
-        now = await self.clock.now()
-        cursor = self.collection.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
+        await self._place.ready()
+        now = await self._place.clock.now()
+        cursor = self._place.messages.find({"due_at": {"$lte": now}}, sort=[("due_at", ASCENDING)])
         try:
             return [from_doc(d) async for d in cursor.limit(limit)]
         except PyMongoError as exc:
@@ -74,30 +62,29 @@ class MongoClaims:
         Each returned message carries its ``claim_token``, ``fence`` and server-set
         ``lease_until``. A worker that dies lets its lease run out; the message is then due.
         """
-        if not isinstance(worker_id, str) or not worker_id:
-            raise ConfigurationError("worker_id must be a non-empty string")
-        if limit < 1:
-            raise ConfigurationError("limit must be >= 1")
+        check_claim(worker_id, limit)
         lease_millis = lease_ms(lease)
-        await self._ready()
+        await self._place.ready()
         try:
-            now = await self.clock.now()
+            now = await self._place.clock.now()
             candidates = (
-                await self.collection.find(
+                await self._place.messages.find(
                     {"due_at": {"$lte": now}},
                     {"_id": 1, "ordering_key": 1, "due_at": 1},
                     sort=[("due_at", ASCENDING)],
                 )
-                .limit(limit * 4 if self.ordered else limit)
+                .limit(limit * 4 if self._policy.ordered else limit)
                 .to_list(None)
             )
-            chosen = await self._eligible(candidates, now, limit) if self.ordered else candidates
+            chosen = (
+                await self._eligible(candidates, now, limit) if self._policy.ordered else candidates
+            )
             if not chosen:
                 return []
             ids = [c["_id"] for c in chosen]
             token = uuid.uuid4().hex
             until = {"$add": ["$$NOW", lease_millis]}
-            await self.collection.update_many(
+            await self._place.messages.update_many(
                 {"_id": {"$in": ids}, "due_at": {"$lte": now}},
                 [
                     {
@@ -112,9 +99,9 @@ class MongoClaims:
                     }
                 ],
             )
-            won = await self.collection.find({"_id": {"$in": ids}, "claim_token": token}).to_list(
-                None
-            )
+            won = await self._place.messages.find(
+                {"_id": {"$in": ids}, "claim_token": token}
+            ).to_list(None)
         except PyMongoError as exc:
             raise map_error(exc) from exc
         order = {message_id: i for i, message_id in enumerate(ids)}
@@ -132,7 +119,7 @@ class MongoClaims:
         """
         heads = [
             d
-            async for d in await self.collection.aggregate(
+            async for d in await self._place.messages.aggregate(
                 [
                     {"$match": {"open_key": {"$gte": ""}}},
                     {"$sort": {"open_key": 1, "sequence": 1}},
@@ -155,18 +142,9 @@ class MongoClaims:
 
     @staticmethod
     def _held(message: OutboxMessage) -> dict[str, Any]:
-        if not isinstance(message, OutboxMessage):
-            raise ConfigurationError(
-                f"expected a claimed OutboxMessage, got {type(message).__name__} {message!r:.40}: "
-                "ids alone could change a message another relay now owns; pass the messages "
-                "claim() returned (they carry the claim token)"
-            )
-        if message.claim_token is None:
-            raise ConfigurationError(
-                f"message {message.message_id} carries no claim token: pass the messages "
-                "claim() returned"
-            )
-        return {"_id": message.message_id, "status": "claimed", "claim_token": message.claim_token}
+        """The filter that matches ``message`` only while its claim is held."""
+        token = claim_token_of(message)
+        return {"_id": message.message_id, "status": "claimed", "claim_token": token}
 
     async def mark_published(self, messages: Sequence[OutboxMessage]) -> int:
         """Mark claimed messages published; returns how many this claim still owned.
@@ -191,10 +169,10 @@ class MongoClaims:
         exponential backoff with jitter, or dead-lettered (status ``dead``) at ``max_attempts``.
         """
         held = self._held(message)
-        delay_ms = int(self.retry_delay(message.retry_count + 1) * 1000)
-        is_dead = {"$gte": ["$retry_count", self.max_attempts]}
+        delay_ms = int(self._policy.retry_delay(message.retry_count + 1) * 1000)
+        is_dead = {"$gte": ["$retry_count", self._policy.max_attempts]}
         try:
-            updated = await self.collection.find_one_and_update(
+            updated = await self._place.messages.find_one_and_update(
                 held,
                 [
                     {"$set": {"retry_count": {"$add": [{"$ifNull": ["$retry_count", 0]}, 1]}}},
@@ -234,7 +212,7 @@ class MongoClaims:
         if not filters:
             return 0
         try:
-            result = await self.collection.bulk_write(
+            result = await self._place.messages.bulk_write(
                 [UpdateOne(f, update) for f in filters], ordered=False
             )
         except PyMongoError as exc:
@@ -254,20 +232,18 @@ class MongoClaims:
         try:
             for token, ids in by_token.items():
                 query = {"_id": {"$in": ids}, "status": "claimed", "claim_token": token}
-                result = await self.collection.update_many(
+                result = await self._place.messages.update_many(
                     query, [{"$set": {"lease_until": until, "due_at": until}}]
                 )
                 if result.matched_count == len(ids):
                     still.update(ids)
                 else:
-                    still.update([d["_id"] async for d in self.collection.find(query, {"_id": 1})])
+                    still.update(
+                        [d["_id"] async for d in self._place.messages.find(query, {"_id": 1})]
+                    )
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return still
-
-    def retry_delay(self, attempts: int) -> float:
-        """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
-        return retry_delay(attempts, self.backoff_base, self.backoff_max)
 
 
 def from_doc(doc: dict[str, Any]) -> OutboxMessage:
@@ -293,7 +269,4 @@ def from_doc(doc: dict[str, Any]) -> OutboxMessage:
 
 
 def lease_ms(lease: float | timedelta) -> int:
-    seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
-    if not seconds > 0:
-        raise ConfigurationError(f"a lease must be positive, not {lease!r}")
-    return max(1, int(seconds * 1000))
+    return max(1, int(lease_seconds(lease) * 1000))

@@ -11,7 +11,8 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from .._core.checks import check_aggregate_id, check_int, check_positive
+from .._core.checks import check_aggregate_id
+from .._core.records import StreamVersions
 from .schema import EventStoreSchema
 from .transaction_policy import map_error
 
@@ -26,28 +27,24 @@ class StreamReader:
 
     async def documents(
         self,
-        aggregate_id: Any,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
+        aggregate_id: str,
+        versions: StreamVersions,
         session: AsyncClientSession | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored documents with ``after_version < version <= to_version``.
+        """Stored documents of a checked stream id that ``versions`` selects.
 
         Forwards: the oldest first. Backwards: the newest first (``max_count`` then takes the
         newest ones: the tail of the stream).
         """
-        query: dict[str, Any] = {"aggregate_id": check_aggregate_id(aggregate_id)}
-        after_version = check_int(after_version, "after_version")
+        query: dict[str, Any] = {"aggregate_id": aggregate_id}
+        after_version, backwards = versions.after, versions.backwards
         # No version condition for a whole stream: the index already orders it, and the
         # condition measurably slows the embedded server's plan.
-        if after_version or to_version is not None:
+        if after_version or versions.to is not None:
             query["version"] = {"$gt": after_version}
-            if to_version is not None:
-                query["version"]["$lte"] = check_int(to_version, "to_version")
-        limit = 0 if max_count is None else check_positive(max_count, "max_count")
+            if versions.to is not None:
+                query["version"]["$lte"] = versions.to
+        limit = versions.max_count or 0
         await self._schema.ready()
         if limit:
             # Versions are dense: a count is a bounded range of versions (O(count) on any
@@ -71,7 +68,7 @@ class StreamReader:
             batch_size=min(limit or _STREAM_BATCH, _STREAM_BATCH),
             session=session,
         )
-        docs: list[dict[str, Any]] = await _guarded(self._schema, cursor.to_list(None))
+        docs: list[dict[str, Any]] = await guarded(self._schema, cursor.to_list(None))
         return docs
 
     async def current_version(
@@ -80,7 +77,7 @@ class StreamReader:
         """The stream's last version, 0 for a stream with no events."""
         aggregate_id = check_aggregate_id(aggregate_id)
         await self._schema.ready()
-        version: int = await _guarded(self._schema, self.version_of(aggregate_id, session))
+        version: int = await guarded(self._schema, self.version_of(aggregate_id, session))
         return version
 
     async def version_of(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
@@ -94,7 +91,7 @@ class StreamReader:
         return int(doc["version"]) if doc else 0
 
 
-async def _guarded(schema: EventStoreSchema, operation: Any) -> Any:
+async def guarded(schema: EventStoreSchema, operation: Any) -> Any:
     """Await a read; a lost connection becomes :class:`~eventlab.ConnectionFailedError`, any
     other driver error eventlab's typed error for it."""
     try:

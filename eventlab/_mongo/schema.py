@@ -20,7 +20,7 @@ from pymongo.read_concern import ReadConcern
 
 from .._core.bson_values import check_collection_name
 from .._core.errors import ConfigurationError, MigrationError, TransactionsUnsupportedError
-from ..ports import PositionStrategy
+from .._core.store_options import STRATEGIES, PositionStrategy, check_positions
 from .connection import MongoConnectionManager
 from .migrations import (
     EVENT_STORE_MIGRATIONS,
@@ -38,9 +38,6 @@ _REPLICA_SET_HELP = (
     "(EmbeddedMongo, which advertises one); or pass require_replica_set=False to run without "
     "transactions (appends are then not atomic and positions may have gaps)"
 )
-
-
-STRATEGIES: tuple[PositionStrategy, ...] = ("transactional", "preallocated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +63,8 @@ class EventStoreSchema:
         auto_migrate: bool,
         query_indexes: bool = False,
     ) -> None:
-        if positions is not None and positions not in STRATEGIES:
-            raise ConfigurationError(
-                f"positions must be 'transactional' or 'preallocated', got {positions!r}"
-            )
+        if positions is not None:
+            check_positions(positions)
         self.connection = connection
         self.events_collection_name = check_collection_name(events_collection)
         self.counters_collection_name = check_collection_name(counters_collection)
@@ -273,10 +268,7 @@ class EventStoreSchema:
         below it were taken by ``preallocated`` appends and may still hold holes in flight, so
         readers keep looking at each of them.
         """
-        if new not in STRATEGIES:
-            raise ConfigurationError(
-                f"positions must be 'transactional' or 'preallocated', got {new!r}"
-            )
+        check_positions(new)
         await self.ready()
         old = "preallocated" if new == "transactional" else "transactional"
         if new == "transactional" and not self.connection.supports_transactions:

@@ -41,7 +41,9 @@ from .._core.errors import (
     WriteConflictError,
     first_line,
 )
+from .._core.retry import backoff_delay as backoff_delay
 from .._core.retry import may_run_again
+from .._core.store_options import DEFAULT_TIME_BUDGET as DEFAULT_TIME_BUDGET
 
 TRANSIENT = "TransientTransactionError"
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
@@ -66,24 +68,10 @@ def has_label(exc: BaseException, label: str) -> bool:
     return isinstance(exc, PyMongoError) and exc.has_error_label(label)
 
 
-def is_duplicate_key(exc: BaseException) -> bool:
-    """Whether a driver error is (or holds) a duplicate key error (code 11000)."""
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    details = getattr(exc, "details", None)
-    errors = (details.get("writeErrors") if isinstance(details, dict) else None) or []
-    return any(isinstance(e, dict) and e.get("code") == DUPLICATE_KEY for e in errors)
-
-
-def retryable(exc: BaseException, label: str, deadline: float) -> bool:
-    """Whether ``exc`` carries ``label`` and the budget still allows a retry."""
-    return has_label(exc, label) and time.monotonic() < deadline
-
-
 def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bool:
     """Whether a failed attempt may be run again within ``deadline``: the driver labelled the
     error transient, or (``typed``) it is one of eventlab's errors that may run again
-    (:func:`may_run_again`), or whose driver cause is labelled transient.
+    (:func:`~eventlab._core.retry.may_run_again`), or whose driver cause is labelled transient.
 
     Never an unknown commit outcome: the attempt may have committed, and running it again
     could apply it twice (the runner retries the *commit* of that attempt instead)."""
@@ -98,6 +86,20 @@ def transient(exc: BaseException, deadline: float, *, typed: bool = False) -> bo
     if may_run_again(exc, deadline):
         return True
     return exc.__cause__ is not None and transient(exc.__cause__, deadline, typed=True)
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether a driver error is (or holds) a duplicate key error (code 11000)."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    details = getattr(exc, "details", None)
+    errors = (details.get("writeErrors") if isinstance(details, dict) else None) or []
+    return any(isinstance(e, dict) and e.get("code") == DUPLICATE_KEY for e in errors)
+
+
+def retryable(exc: BaseException, label: str, deadline: float) -> bool:
+    """Whether ``exc`` carries ``label`` and the budget still allows a retry."""
+    return has_label(exc, label) and time.monotonic() < deadline
 
 
 def raise_mapped(exc: BaseException) -> NoReturn:

@@ -17,7 +17,8 @@ from pymongo.synchronous.client_session import ClientSession
 from .._core import telemetry as telemetry
 from .._core.race_points import TRANSACTION_BEFORE_COMMIT as BEFORE_COMMIT
 from .._core.race_points import TRANSACTION_LISTED as LISTED
-from .._core.retry import DEFAULT_TIME_BUDGET, backoff_delay
+from .._core.retry import backoff_delay
+from .._core.store_options import DEFAULT_TIME_BUDGET
 from . import liveness as liveness
 from .transaction_policy import (
     END_SESSION_TIMEOUT,

@@ -16,7 +16,7 @@ from pymongo.errors import PyMongoError
 from .._core.checks import check_callback
 from .._core.errors import ConfigurationError, TransactionsUnsupportedError, UnitOfWorkStateError
 from .._core.race_points import UOW_BEFORE_COMMIT
-from .._core.retry import DEFAULT_TIME_BUDGET
+from .._core.store_options import DEFAULT_TIME_BUDGET
 from ..ports import UnitOfWork
 from .connection import MongoConnectionManager
 from .transaction_policy import map_error

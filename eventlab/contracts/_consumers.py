@@ -116,7 +116,14 @@ class CheckpointContract(NeedsAStore):
             lambda: checkpoints.save({"$ne": 1}, 1),  # type: ignore[arg-type]
             lambda: checkpoints.save("n", -1),
             lambda: checkpoints.save("n", 1, gaps=["x"]),  # type: ignore[list-item]
+            lambda: checkpoints.save("n", 2**64),
+            lambda: checkpoints.save("n", 1, gaps={"$each": [1]}),  # type: ignore[dict-item]
+            lambda: checkpoints.save("n", 1, expected=True),
+            lambda: checkpoints.save("n", 1, owner={"$ne": None}),  # type: ignore[arg-type]
             lambda: checkpoints.claim("n", "o", lease=-1),
+            lambda: checkpoints.claim("n", "o", lease=float("inf")),
+            lambda: checkpoints.claim("n", "o", lease=float("nan")),
+            lambda: checkpoints.claim("n", "o", lease="30"),  # type: ignore[arg-type]
             lambda: checkpoints.get(""),
         ):
             with pytest.raises(ConfigurationError):

@@ -44,6 +44,38 @@ class OutboxContract(NeedsAStore):
         with pytest.raises(ConfigurationError):
             await outbox.save_messages([message(5), message(5)])
 
+    async def test_bad_options_and_claim_arguments_are_typed_errors(
+        self, make_outbox: OutboxFactory
+    ) -> None:
+        for options in (
+            {"max_attempts": 0},
+            {"max_attempts": True},
+            {"max_attempts": "5"},
+            {"max_attempts": {"$gt": 0}},
+            {"backoff_base": -1},
+            {"backoff_base": float("nan")},
+            {"backoff_max": float("inf")},
+            {"backoff_max": "1"},
+            {"ordered": "yes"},
+        ):
+            with pytest.raises(ConfigurationError):
+                make_outbox(**options)
+        outbox = make_outbox()
+        await outbox.save_messages([message(1)])
+        for worker, limit, lease in (
+            ({"$ne": None}, 1, 30.0),
+            ("", 1, 30.0),
+            ("w", 0, 30.0),
+            ("w", True, 30.0),
+            ("w", 2**70, 30.0),
+            ("w", 1, "30"),
+            ("w", 1, -1.0),
+            ("w", 1, float("nan")),
+        ):
+            with pytest.raises(ConfigurationError):
+                await outbox.claim(worker, limit, lease)  # type: ignore[arg-type]
+        assert (await outbox.counts()) == {"pending": 1}, "a refused claim takes nothing"
+
     async def test_a_save_in_a_failed_unit_of_work_writes_nothing(
         self, contract_store: EventStore, make_outbox: OutboxFactory
     ) -> None:
@@ -156,7 +188,7 @@ class OutboxContract(NeedsAStore):
     async def test_the_backend_makes_an_outbox_whose_saves_join_its_units_of_work(
         self, contract_store: EventStore
     ) -> None:
-        outbox = contract_store.backend.outbox(f"outbox_{unique()}", max_attempts=2)
+        outbox = contract_store.backend.outbox(f"outbox_{unique()}")
         sid = unique()
 
         async def both(uow: UnitOfWork) -> None:

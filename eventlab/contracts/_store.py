@@ -15,6 +15,7 @@ from .._core.errors import (
     EventlabError,
     InvalidEventError,
     SerializationError,
+    UnknownEventTypeError,
 )
 from .._core.records import ExpectedVersion, StoredEvent
 from ..ports import EventStore, UnitOfWork
@@ -209,17 +210,41 @@ class StreamReaderContract(NeedsAStore):
         order = next(generate_orders(1))
         pending = list(order.pending_events)
         await contract_store.append(order.id, pending, 0, aggregate_type="Order")
-        typed = await contract_store.read_stream(order.id, typed=True)
+        typed = await contract_store.read_domain_events(order.id)
         assert [type(e).__name__ for e in typed] == [type(e).__name__ for e in pending]
         assert [e.event_id for e in typed] == [e.event_id for e in pending]
 
+    async def test_domain_events_of_unknown_types_follow_the_policy(
+        self, contract_store: EventStore
+    ) -> None:
+        sid = unique()
+        await contract_store.append(sid, [contract_event(sid, 1, "NoSuchTypeAnywhere")], 0)
+        (raw,) = await contract_store.read_domain_events(sid, unknown="raw")
+        assert isinstance(raw, StoredEvent) and raw.event_type == "NoSuchTypeAnywhere"
+        with pytest.raises(UnknownEventTypeError):
+            await contract_store.read_domain_events(sid, unknown="raise")
+        with pytest.raises(ConfigurationError):
+            await contract_store.read_domain_events(sid, unknown="guess")  # type: ignore[arg-type]
+
     async def test_bad_read_arguments_are_typed_errors(self, contract_store: EventStore) -> None:
         sid = unique()
-        for kwargs in ({"after_version": -1}, {"max_count": 0}, {"to_version": {"$gt": 1}}):
-            with pytest.raises(ConfigurationError):
-                await contract_store.read_stream(sid, **kwargs)
-        with pytest.raises(EventlabError):
-            await contract_store.read_stream({"$ne": None})  # type: ignore[call-overload]
+        await contract_store.append(sid, [contract_event(sid, 1)], 0)
+        bad: list[dict[str, Any]] = [
+            {"after_version": -1},
+            {"after_version": 2**63},
+            {"after_version": True},
+            {"max_count": 0},
+            {"max_count": "3"},
+            {"to_version": {"$gt": 1}},
+        ]
+        for read in (contract_store.read_stream, contract_store.read_domain_events):
+            for kwargs in bad:
+                with pytest.raises(ConfigurationError):
+                    await read(sid, **kwargs)
+            for hostile in ({"$ne": None}, "", 123, "a\x00b", None):
+                with pytest.raises(EventlabError):
+                    await read(hostile)  # type: ignore[arg-type]
+        assert [e.version for e in await contract_store.read_stream(sid)] == [1]
 
     async def test_interleaved_streams_read_apart(self, contract_store: EventStore) -> None:
         a, b = unique(), unique()

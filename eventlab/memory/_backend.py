@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from .._core.retry import DEFAULT_TIME_BUDGET, backoff_delay, may_run_again
+from .._core.retry import backoff_delay, may_run_again
+from .._core.store_options import time_budget_or_default
+from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._database import MemoryDatabase, MemorySession, MemoryUnitOfWork
@@ -41,7 +43,7 @@ class MemoryBackend:
     def read_models(self, prefix: str = "rm_") -> MemoryReadModels:
         return MemoryReadModels(self.database, prefix)
 
-    def outbox(self, name: str = "outbox", **options: Any) -> MemoryOutboxStore:
+    def outbox(self, name: str = "outbox", **options: Unpack[OutboxOptions]) -> MemoryOutboxStore:
         """An outbox in this database (the options of :class:`MemoryOutboxStore`)."""
         return MemoryOutboxStore(self.database, name, **options)
 
@@ -56,7 +58,7 @@ class MemoryBackend:
         conflict with another transaction, a transaction doomed by a failed write or by its
         session ended) reruns it, within the budget. Work that ends the transaction itself
         (aborts it) is not committed: its value is returned as it is."""
-        deadline = time.monotonic() + (DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
+        deadline = time.monotonic() + time_budget_or_default(time_budget)
         attempt = 0
         while True:
             if attempt:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._core.bson_values import decimals_to_python, encoded_size, to_bson_value
-from .._core.checks import check_aggregate_id, check_int, check_name
+from .._core.checkpoint_rules import CheckpointSave, check_lease, checkpoint_conflict
+from .._core.checks import check_aggregate_id, check_name
 from .._core.errors import (
-    CheckpointConflictError,
     ConfigurationError,
     WriteConflictError,
 )
@@ -53,22 +53,16 @@ class MemoryCheckpointStore:
         owner: str | None = None,
         uow: UnitOfWork | None = None,
     ) -> None:
-        name = check_name(name, "subscriber name")
-        position = check_int(position, "position")
-        if isinstance(gaps, str | bytes | dict) or not isinstance(gaps, Iterable):
-            raise ConfigurationError(f"gaps must be an iterable of positions, got {gaps!r:.60}")
-        gap_list = [check_int(g, "a gap position") for g in gaps]
-        if owner is not None:
-            owner = check_name(owner, "owner")
-        if expected is not None:
-            expected = check_int(expected, "expected")
+        save = CheckpointSave.checked(name, position, expected, gaps, owner)
+        name, position, expected, owner = save.name, save.position, save.expected, save.owner
+        gap_list = save.gaps
         transaction = _in(uow)
         doc = self._db.get(_CHECKPOINTS, name, transaction) or _unsaved(None)
         if owner is not None and doc["owner"] != owner:
-            raise _conflict(name, expected)
+            raise checkpoint_conflict(name, expected)
         stored = doc["position"]
         if expected is not None and (0 if stored is None else stored) != expected:
-            raise _conflict(name, expected)
+            raise checkpoint_conflict(name, expected)
         saved = {
             **doc,
             "position": position if expected is not None else max(stored or 0, position),
@@ -102,7 +96,7 @@ class MemoryCheckpointStore:
         holder: str = "",
     ) -> LeaseGrant:
         name, owner = check_name(name, "subscriber name"), check_name(owner, "owner")
-        seconds = _lease(lease)
+        seconds = check_lease(lease)
         now = time.monotonic()
         current = self._db.get(_LEASES, name)
         if current is not None and current["owner"] != owner and current["until"] > now:
@@ -130,7 +124,7 @@ class MemoryCheckpointStore:
             return False
         # A conflict: the owner's own transaction writes it, so it is still the owner's.
         with contextlib.suppress(WriteConflictError):
-            self._db.put(_LEASES, name, {**current, "until": time.monotonic() + _lease(lease)})
+            self._db.put(_LEASES, name, {**current, "until": time.monotonic() + check_lease(lease)})
         return True
 
     async def release(self, name: str, owner: str) -> None:
@@ -148,23 +142,9 @@ class MemoryCheckpointStore:
         return True
 
 
-def _conflict(name: str, expected: int | None) -> CheckpointConflictError:
-    where = f"at position {expected}" if expected is not None else "owned by this process"
-    return CheckpointConflictError(
-        f"checkpoint {name!r} is no longer {where}: another instance of this subscriber "
-        "advanced it or took it over (one instance runs per name; the others stand by)"
-    )
-
-
 def _unsaved(owner: str | None) -> dict[str, Any]:
     """A checkpoint's record before its first save: an owner, no position."""
     return {"position": None, "updated_at": None, "gaps": (), "owner": owner}
-
-
-def _lease(lease: float) -> float:
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
-        raise ConfigurationError(f"a lease must be a positive number of seconds, not {lease!r}")
-    return float(lease)
 
 
 class MemorySnapshotStore:

@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 
 from .._core.bson_values import encoded_size
 from .._core.errors import ConfigurationError
+from .._core.tombstones import TOMBSTONE_FIELD
 from .._dcb.records import ItemParts, item_matches
 from .._dcb.store import DecisionStore, wrong_strategy
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryTransaction
-from ._log import TOMBSTONE_FIELD, StrategyChanged
+from ._log import StrategyChanged
 from ._store import MemoryEventStore
 
 T = TypeVar("T")

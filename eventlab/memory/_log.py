@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Literal, Self
 
-from .._core.checks import check_int, check_page_size, check_positive
-from .._core.domain import utc_now
+from .._core.checks import check_positive
 from .._core.errors import ConfigurationError, TransactionAbortedError, WriteConflictError
 from .._core.event_codec import from_document
+from .._core.log_query import LogQuery
 from .._core.records import StoredEvent
 from .._core.tasks import woken
+from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone, tombstone
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 
-TOMBSTONE_FIELD = "gap"
-STRATEGIES: tuple[PositionStrategy, ...] = ("transactional", "preallocated")
 _COUNTER_KEY = "seq"
 
 
@@ -48,15 +46,6 @@ class StoreTables:
         self.versions = f"{name}:versions"
         """(aggregate id, version) → position (the unique ``stream_version`` index)."""
         self.counter = f"{name}:counter"
-
-
-def check_strategy(positions: Any) -> PositionStrategy:
-    if positions not in STRATEGIES:
-        raise ConfigurationError(
-            f"positions must be 'transactional' or 'preallocated', got {positions!r:.80}"
-        )
-    strategy: PositionStrategy = positions
-    return strategy
 
 
 class MemoryCounter:
@@ -137,18 +126,6 @@ def _counter(seq: int, strategy: str, unsettled_through: int) -> dict[str, Any]:
     return {"seq": seq, "strategy": strategy, "unsettled_through": unsettled_through}
 
 
-def tombstone(position: int) -> dict[str, Any]:
-    """The document that records ``position`` as a permanent gap (as MongoDB's store writes
-    it)."""
-    return {
-        "_id": f"gap:{position}",
-        "position": position,
-        "version": position,
-        TOMBSTONE_FIELD: True,
-        "recorded_at": utc_now(),
-    }
-
-
 def event_of(document: dict[str, Any]) -> StoredEvent:
     """The :class:`StoredEvent` of a stored document, sharing nothing with the store."""
     return from_document(copy.deepcopy(document))
@@ -180,36 +157,29 @@ class MemoryLog:
         every_position: bool = False,
         limit: int | None = None,
     ) -> LogSlice:
-        after, until = check_int(after, "after"), check_int(until, "until")
-        if limit is not None:
-            limit = check_page_size(limit, "limit")
+        query = LogQuery.checked(after, until, event_types, aggregate_types, every_position, limit)
         documents = self._db.view(self.tables.events)
-        types = None if event_types is None else set(event_types)
-        kinds = None if aggregate_types is None else set(aggregate_types)
-        filtered = types is not None or kinds is not None
         looked: list[int] = []
         abandoned: list[int] = []
         chosen = []
-        for position in self._db.keys_between(self.tables.events, after, until):
+        for position in self._db.keys_between(self.tables.events, query.after, query.until):
             doc = documents[position]
             gap = bool(doc.get(TOMBSTONE_FIELD))
-            wanted = not gap and (
-                (types is None or doc["event_type"] in types)
-                and (kinds is None or doc["aggregate_type"] in kinds)
-            )
-            if filtered and not every_position and not wanted:
+            wanted = not gap and query.wants(doc["event_type"], doc["aggregate_type"])
+            if query.filtered and not query.every_position and not wanted:
                 continue  # a filtered read looks at the selected events only
             looked.append(position)
             if gap:
                 abandoned.append(position)
             elif wanted:
                 chosen.append(event_of(doc))
-            if limit is not None and len(looked) >= limit:
-                until = position
+            if query.limit is not None and len(looked) >= query.limit:
+                through = position
                 break
-        return LogSlice(
-            chosen, until, frozenset(looked) if every_position else None, tuple(abandoned)
-        )
+        else:
+            through = query.until
+        every = frozenset(looked) if query.every_position else None
+        return LogSlice(chosen, through, every, tuple(abandoned))
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         positions = [check_positive(p, "a position") for p in positions]
@@ -250,15 +220,12 @@ class MemoryLog:
         except DuplicateKey:
             self._db.abort(transaction)
             there = self._db.peek(self.tables.events, position)
-            return "abandoned" if there is not None and there.get(TOMBSTONE_FIELD) else "filled"
+            return "abandoned" if is_tombstone(there) else "filled"
         self.notify()
         return "abandoned"
 
     def is_tombstone(self, position: int | None) -> bool:
-        if position is None:
-            return False
-        there = self._db.peek(self.tables.events, position)
-        return bool(there is not None and there.get(TOMBSTONE_FIELD))
+        return position is not None and is_tombstone(self._db.peek(self.tables.events, position))
 
     def wakeups(self, *, mode: Literal["auto", "push", "poll"] = "auto") -> MemoryWakeups:
         return MemoryWakeups(self, watching=mode != "poll")
@@ -277,12 +244,7 @@ class MemoryWakeups:
             self._log._waiters.add(self)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._log._waiters.discard(self)
         self.watching = False
         self._woken.set()

@@ -9,49 +9,38 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from .._core.bson_values import decimals_to_python
 from .._core.checks import check_id
-from .._core.errors import ConfigurationError, DuplicateMessageError
-from .._core.retry import retry_delay
+from .._outbox.policy import (
+    OutboxOptions,
+    OutboxPolicy,
+    check_claim,
+    check_stored_copies,
+    claim_token_of,
+    contents_of,
+    lease_seconds,
+)
 from ..ports import OutboxLag, OutboxMessage, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 
-_CONTENT = ("event_type", "payload", "ordering_key", "headers")
-
 
 class MemoryOutboxStore:
-    """:class:`~eventlab.ports.OutboxStore` in memory.
-
-    :param max_attempts: failures after which a message is dead (status ``dead``).
-    :param backoff_base: seconds before the first retry; doubles per attempt, with jitter.
-    :param backoff_max: cap of the retry delay in seconds.
-    :param ordered: publish messages that share an ordering key one at a time, in ``sequence``
-        order.
-    """
+    """:class:`~eventlab.ports.OutboxStore` in memory; its options are those of an
+    :class:`~eventlab._outbox.policy.OutboxPolicy` (``max_attempts``, ``backoff_base``,
+    ``backoff_max``, ``ordered``), as ``MongoOutboxStore``'s."""
 
     def __init__(
         self,
         database: MemoryDatabase,
         name: str = "outbox",
-        *,
-        max_attempts: int = 5,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-        ordered: bool = False,
+        **options: Unpack[OutboxOptions],
     ) -> None:
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be >= 1")
-        if backoff_base < 0 or backoff_max < 0:
-            raise ConfigurationError("backoff_base and backoff_max must be >= 0")
+        self.policy = OutboxPolicy(**options)
         self._db = database
         self._table = name
         self._sequences = f"{name}_sequences"
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.ordered = ordered
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -60,29 +49,19 @@ class MemoryOutboxStore:
     ) -> None:
         if not messages:
             return
-        contents = [m.content() for m in messages]  # serialization errors before any write
-        ids = [m.message_id for m in messages]
-        if len(set(ids)) != len(ids):
-            raise ConfigurationError("the same message id appears twice in one save")
+        contents = contents_of(messages)
         transaction: MemoryTransaction | None = uow.session if uow is not None else None
-        stored = {i: self._db.get(self._table, i, transaction) for i in ids}
-        differing = [
-            m.message_id
-            for m, c in zip(messages, contents, strict=True)
-            if stored[m.message_id] is not None
-            and (
-                any(stored[m.message_id][f] != c[f] for f in _CONTENT)
-                or (m.sequence is not None and stored[m.message_id]["sequence"] != m.sequence)
-            )
-        ]
-        if differing:
-            raise DuplicateMessageError(differing)
+        found = {
+            m.message_id: self._db.get(self._table, m.message_id, transaction) for m in messages
+        }
+        stored = {i: doc for i, doc in found.items() if doc is not None}
+        check_stored_copies(messages, contents, stored)
         now = _now()
         for message, content in zip(messages, contents, strict=True):
-            if stored[message.message_id] is not None:
+            if message.message_id in stored:
                 continue  # the same message again: an idempotent retry
             sequence = message.sequence
-            if self.ordered and message.ordering_key is not None and sequence is None:
+            if self.policy.ordered and message.ordering_key is not None and sequence is None:
                 # Taken in the transaction: a second writer of the key conflicts and reruns.
                 last = self._db.get(self._sequences, message.ordering_key, transaction)
                 sequence = (last or 0) + 1
@@ -109,17 +88,14 @@ class MemoryOutboxStore:
     async def claim(
         self, worker_id: str, limit: int = 50, lease: float | timedelta = 30.0
     ) -> list[OutboxMessage]:
-        if not isinstance(worker_id, str) or not worker_id:
-            raise ConfigurationError("worker_id must be a non-empty string")
-        if limit < 1:
-            raise ConfigurationError("limit must be >= 1")
-        until = _now() + timedelta(seconds=_seconds(lease))
+        check_claim(worker_id, limit)
+        until = _now() + timedelta(seconds=lease_seconds(lease))
         docs = self._db.values(self._table)
         due = sorted(
             (d for d in docs.values() if d["due_at"] is not None and d["due_at"] <= _now()),
             key=lambda d: d["due_at"],
         )
-        if self.ordered:
+        if self.policy.ordered:
             heads = _heads(docs.values())
             due = [
                 d
@@ -142,13 +118,9 @@ class MemoryOutboxStore:
         return won
 
     def _held(self, message: OutboxMessage) -> dict[str, Any] | None:
-        if not isinstance(message, OutboxMessage) or message.claim_token is None:
-            raise ConfigurationError(
-                f"expected a claimed OutboxMessage, got {message!r:.40}: pass the messages "
-                "claim() returned (they carry the claim token)"
-            )
+        token = claim_token_of(message)
         doc: dict[str, Any] | None = self._db.get(self._table, message.message_id)
-        if doc is None or doc["status"] != "claimed" or doc["claim_token"] != message.claim_token:
+        if doc is None or doc["status"] != "claimed" or doc["claim_token"] != token:
             return None
         return doc
 
@@ -168,7 +140,7 @@ class MemoryOutboxStore:
         if doc is None:
             return None
         doc["retry_count"] += 1
-        dead = doc["retry_count"] >= self.max_attempts
+        dead = doc["retry_count"] >= self.policy.max_attempts
         delay = timedelta(seconds=self.retry_delay(doc["retry_count"]))
         doc.update(
             status="dead" if dead else "failed",
@@ -193,7 +165,7 @@ class MemoryOutboxStore:
         return done
 
     async def renew(self, messages: Sequence[OutboxMessage], lease: float | timedelta) -> set[str]:
-        until = _now() + timedelta(seconds=_seconds(lease))
+        until = _now() + timedelta(seconds=lease_seconds(lease))
         still = set()
         for message in messages:
             doc = self._held(message)
@@ -205,7 +177,7 @@ class MemoryOutboxStore:
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: base * 2^(attempts-1), capped, ±25% jitter."""
-        return retry_delay(attempts, self.backoff_base, self.backoff_max)
+        return self.policy.retry_delay(attempts)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -233,13 +205,6 @@ _UNHELD = {"due_at": None, "claim_token": None, "claimed_by": None, "lease_until
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _seconds(lease: float | timedelta) -> float:
-    seconds = lease.total_seconds() if isinstance(lease, timedelta) else float(lease)
-    if not seconds > 0:
-        raise ConfigurationError(f"a lease must be positive, not {lease!r}")
-    return seconds
 
 
 def _heads(docs: Any) -> dict[str, str]:

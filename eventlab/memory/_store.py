@@ -12,26 +12,31 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any
 
+from .._aggregates.stream_reads import ReadsStreams
 from .._core.appends import prepare_stream
 from .._core.bson_values import encoded_size
-from .._core.checks import check_aggregate_id, check_int, check_name, check_positive
+from .._core.checks import check_aggregate_id, check_name
 from .._core.domain import DomainEvent
 from .._core.errors import ConfigurationError, InvalidIdError
-from .._core.records import ExpectedVersion, StoredEvent
-from .._core.registry import EventRegistry, UnknownPolicy
-from .._core.retry import DEFAULT_TIME_BUDGET
+from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
+from .._core.registry import EventRegistry
+from .._core.store_options import (
+    DEFAULT_TIME_BUDGET,
+    StoreOptions,
+    check_positions,
+    registry_or_new,
+)
+from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
 from ._backend import MemoryBackend
-from ._log import TOMBSTONE_FIELD, MemoryLog, check_strategy, event_of
+from ._log import MemoryLog
 from ._writer import MemoryWriter
 
-DAY = 86_400
 
-
-class MemoryEventStore(ReadAllAndSubscribe):
+class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
     """An :class:`~eventlab.ports.EventStore` in memory, for fast tests of command handlers,
     aggregates and projections: optimistic concurrency, idempotent appends by event id,
     positions by either strategy, subscriptions woken by appends, as on MongoDB.
@@ -59,15 +64,14 @@ class MemoryEventStore(ReadAllAndSubscribe):
     ) -> None:
         if backend is not None and not isinstance(backend, MemoryBackend):
             raise ConfigurationError(f"backend must be a MemoryBackend, got {backend!r:.80}")
-        if registry is not None and not isinstance(registry, EventRegistry):
-            raise ConfigurationError(f"registry must be an EventRegistry, got {registry!r:.80}")
         self.name = check_store_name(name)
-        self.transaction_time_budget = check_budget(transaction_time_budget)
+        self.options = StoreOptions(positions, transaction_time_budget)
+        self.transaction_time_budget = self.options.transaction_time_budget
         self._backend = backend if backend is not None else MemoryBackend()
-        self.registry = registry if registry is not None else EventRegistry()
+        self.registry = registry_or_new(registry)
         self._db = self._backend.database
         self._log = MemoryLog(self._db, self.name)
-        self._log.counter.seed(None if positions is None else check_strategy(positions))
+        self._log.counter.seed(self.options.positions)
         self._writer = MemoryWriter(
             self._db, self._log, self._backend, self.transaction_time_budget
         )
@@ -93,7 +97,7 @@ class MemoryEventStore(ReadAllAndSubscribe):
         :meth:`eventlab.MongoEventStore.change_position_strategy`): appends in flight notice
         at their next position taking and follow; followers keep looking at every position
         taken the old way."""
-        return await self._log.counter.change(check_strategy(positions))
+        return await self._log.counter.change(check_positions(positions))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -124,67 +128,24 @@ class MemoryEventStore(ReadAllAndSubscribe):
 
     # -- reads -----------------------------------------------------------------------------
 
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[False] = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent]: ...
-
-    @overload
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: Literal[True],
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[DomainEvent | StoredEvent]: ...
-
-    async def read_stream(
-        self,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        to_version: int | None = None,
-        backwards: bool = False,
-        max_count: int | None = None,
-        typed: bool = False,
-        unknown: UnknownPolicy | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> list[StoredEvent] | list[DomainEvent | StoredEvent]:
-        """Events of one stream (see :meth:`eventlab.MongoEventStore.read_stream`)."""
-        aggregate_id = check_aggregate_id(aggregate_id)
-        after_version = check_int(after_version, "after_version")
-        top = None if to_version is None else check_int(to_version, "to_version")
-        limit = None if max_count is None else check_positive(max_count, "max_count")
+    async def _stream_documents(
+        self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
+    ) -> list[dict[str, Any]]:
         transaction = uow.session if uow is not None else None
         tables = self._log.tables
         head = self._writer.current_version(aggregate_id, transaction)
-        versions = list(range(after_version + 1, min(head, top if top is not None else head) + 1))
-        if backwards:
-            versions.reverse()
-        if limit is not None:
-            versions = versions[:limit]
-        docs = []
-        for version in versions:
+        top = head if versions.to is None else min(head, versions.to)
+        numbers = list(range(versions.after + 1, top + 1))
+        if versions.backwards:
+            numbers.reverse()
+        if versions.max_count is not None:
+            numbers = numbers[: versions.max_count]
+        documents = []
+        for version in numbers:
             position = self._db.peek(tables.versions, (aggregate_id, version), transaction)
-            docs.append(self._db.peek(tables.events, position, transaction))
-        if typed:
-            to_domain = self.registry.document_to_domain
-            return [to_domain(copy.deepcopy(doc), unknown=unknown) for doc in docs]
-        return [event_of(doc) for doc in docs]
+            # Copies: what a caller does with its events never reaches the store.
+            documents.append(copy.deepcopy(self._db.peek(tables.events, position, transaction)))
+        return documents
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         transaction = uow.session if uow is not None else None
@@ -205,16 +166,6 @@ class MemoryEventStore(ReadAllAndSubscribe):
     async def count(self) -> int:
         documents = self._db.view(self._log.tables.events).values()
         return sum(1 for doc in documents if not doc.get(TOMBSTONE_FIELD))
-
-
-def check_budget(seconds: Any) -> float:
-    """A time budget: a positive, finite number of seconds (a day at most)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= DAY:
-        raise ConfigurationError(
-            f"transaction_time_budget must be a number of seconds above 0 and at most {DAY:,}, "
-            f"got {seconds!r:.80}"
-        )
-    return float(seconds)
 
 
 def check_store_name(name: Any) -> str:

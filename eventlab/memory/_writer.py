@@ -10,47 +10,16 @@ MongoDB: inside a caller's unit of work the whole unit is then lost and must be 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from dataclasses import dataclass, replace
 from typing import Any
 
-from .._core.appends import StreamAppend, conflict, idempotent_result
-from .._core.domain import utc_now
-from .._core.errors import (
-    DuplicateEventError,
-    EventlabError,
-    PositionsAbandonedError,
-    TransactionTimeoutError,
-)
+from .._core.appends import StreamAppend, idempotent_result, place
+from .._core.errors import EventlabError
 from .._core.race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
 from .._core.records import ExpectedVersion, StoredEvent
-from .._core.retry import backoff_delay
+from .._core.settlement import Appended, KeyCollision, Outcome, Settlement, VersionMismatch
 from ..ports import UnitOfWork
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 from ._log import MemoryLog, StrategyChanged
-
-
-@dataclass(frozen=True, slots=True)
-class _Appended:
-    events: list[StoredEvent]
-
-
-@dataclass(frozen=True, slots=True)
-class _VersionMismatch:
-    aggregate_id: str
-    expected: int | ExpectedVersion
-    actual: int
-
-
-@dataclass(frozen=True, slots=True)
-class _KeyCollision:
-    index: str
-    """``_id``, ``stream_version`` or ``position``: the unique index a duplicate key hit."""
-    position: int | None
-
-
-_Outcome = _Appended | _VersionMismatch | _KeyCollision
 
 
 class MemoryWriter:
@@ -64,6 +33,7 @@ class MemoryWriter:
         self._budget = budget
         self._heads: dict[str, int] = {}
         """The last committed version of each stream seen: where a version search starts."""
+        self._settlement = MemorySettlement(self)
 
     async def append(self, stream: StreamAppend, uow: UnitOfWork | None) -> list[StoredEvent]:
         for _ in range(3):  # a migration moves the strategy once; three is plenty
@@ -76,39 +46,28 @@ class MemoryWriter:
         raise EventlabError("the store's position strategy kept changing under this append")
 
     async def _append_own(self, stream: StreamAppend) -> list[StoredEvent]:
-        deadline = time.monotonic() + self._budget
-        attempt = 0
-        while True:
-            settled = self._settle(await self._attempt(stream), stream)
-            if settled is not None:
-                return settled
-            # An ANY append lost a race, or a follower abandoned this append's preallocated
-            # positions before it inserted: go again, with fresh positions.
-            attempt += 1
-            if time.monotonic() >= deadline:
-                raise TransactionTimeoutError(
-                    f"an append kept having to go again (ExpectedVersion.ANY losing races, or "
-                    f"its positions abandoned by followers) for {self._budget:g}s"
-                )
-            await asyncio.sleep(backoff_delay(attempt))
+        """An append in its own transaction, gone again while the outcome says so."""
+        return await self._settlement.until_settled(
+            lambda: self._attempt(stream), [stream], self._budget
+        )
 
-    async def _attempt(self, stream: StreamAppend) -> _Outcome:
+    async def _attempt(self, stream: StreamAppend) -> Outcome:
         strategy = self._log.counter.strategy
         checked: int | None = None
         early: int | None = None
         if strategy == "preallocated":
             # Before positions are taken, so that a writer that already lost burns none.
             outcome = self.expect(stream, None)
-            if isinstance(outcome, _VersionMismatch):
+            if isinstance(outcome, VersionMismatch):
                 return outcome
             if isinstance(stream.expected, int):
                 checked = outcome  # "version expected exists" cannot become false
             early = await self._log.counter.reserve_now(len(stream.bodies), strategy)
 
-        async def write(uow: UnitOfWork) -> _Outcome:
+        async def write(uow: UnitOfWork) -> Outcome:
             return await self._write(stream, uow.session, early, checked, own=True)
 
-        result: _Outcome = await self._backend.run(write, time_budget=self._budget)
+        result: Outcome = await self._backend.run(write, time_budget=self._budget)
         return result
 
     async def _write(
@@ -119,10 +78,10 @@ class MemoryWriter:
         checked: int | None,
         *,
         own: bool,
-    ) -> _Outcome:
+    ) -> Outcome:
         """Expectation, positions, insert: the body of one transaction."""
         base = checked if checked is not None else self.expect(stream, transaction)
-        if isinstance(base, _VersionMismatch):
+        if isinstance(base, VersionMismatch):
             if own:
                 self._db.abort(transaction)
             return base
@@ -134,19 +93,20 @@ class MemoryWriter:
         )
         if POSITIONS_TAKEN.armed:
             await POSITIONS_TAKEN.reach()
-        documents, stored = _place(stream, base, first)
+        documents, stored = place([stream], [base], first)
         for document in documents:
             try:
                 self._insert(document, transaction)
             except DuplicateKey as duplicate:
                 if own:
                     self._db.abort(transaction)  # doomed already; ended here, as on MongoDB
-                return _KeyCollision(_index(duplicate.table, self._tables), document["position"])
+                index = _index(duplicate.table, self._tables)
+                return KeyCollision(index, stream.aggregate_id, document["position"])
         heads = self._heads
         top = base + count
         transaction.after_commit.append(lambda: _raise(heads, stream.aggregate_id, top))
         transaction.after_commit.append(self._log.notify)
-        return _Appended(stored)
+        return Appended(stored)
 
     def _insert(self, document: dict[str, Any], transaction: MemoryTransaction) -> None:
         # The order of MongoDB's index checks: _id, then (aggregate_id, version), then position.
@@ -155,25 +115,6 @@ class MemoryWriter:
         key = (document["aggregate_id"], document["version"])
         self._db.insert(self._tables.versions, key, position, transaction)
         self._db.insert(self._tables.events, position, document, transaction)
-
-    def _settle(self, outcome: _Outcome, stream: StreamAppend) -> list[StoredEvent] | None:
-        """What an attempt in its own transaction means: the events, or ``None`` to go again;
-        raises the typed error otherwise. What is committed decides."""
-        if isinstance(outcome, _Appended):
-            return outcome.events
-        existing = self.stored_copies(stream, None)
-        if existing:  # this very batch is already stored: an idempotent retry
-            return idempotent_result([stream], existing)
-        if isinstance(outcome, _VersionMismatch):
-            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
-        if outcome.index == "stream_version":
-            if stream.expected is ExpectedVersion.ANY:
-                return None
-            actual = self.current_version(stream.aggregate_id, None)
-            raise conflict(stream.aggregate_id, stream.expected, actual)
-        if outcome.index == "position" and self._log.is_tombstone(outcome.position):
-            return None
-        raise _counter_behind(outcome)
 
     async def _append_in_caller_transaction(
         self, stream: StreamAppend, transaction: MemoryTransaction
@@ -188,29 +129,13 @@ class MemoryWriter:
         if strategy == "preallocated":
             early = await self._log.counter.reserve_now(len(stream.bodies), strategy)
         outcome = await self._write(stream, transaction, early, None, own=False)
-        if isinstance(outcome, _Appended):
-            return outcome.events
-        if isinstance(outcome, _VersionMismatch):
-            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
-        # The caller's transaction is doomed: nothing of it will commit.
-        if outcome.index == "stream_version":
-            actual = self.current_version(stream.aggregate_id, None)
-            raise conflict(stream.aggregate_id, stream.expected, actual)
-        if outcome.index == "_id":
-            raise DuplicateEventError([body["_id"] for body in stream.bodies])
-        if outcome.index == "position" and self._log.is_tombstone(outcome.position):
-            raise PositionsAbandonedError(
-                f"position {outcome.position} was recorded as a permanent gap by a follower "
-                "before this unit of work's append reached it; nothing of the unit of work is "
-                "stored: run it again"
-            )
-        raise _counter_behind(outcome)
+        return await self._settlement.settle_in_unit_of_work(outcome, [stream])
 
     # -- reads the writer makes ------------------------------------------------------------------
 
     def expect(
         self, stream: StreamAppend, transaction: MemoryTransaction | None
-    ) -> int | _VersionMismatch:
+    ) -> int | VersionMismatch:
         """The version the new events follow, or the mismatch (as MongoDB's writer reads it:
         for an int expectation, "``expected`` exists and ``expected + 1`` does not")."""
         expected = stream.expected
@@ -223,10 +148,10 @@ class MemoryWriter:
             if there is not None and taken is None:
                 return expected
             actual = self.current_version(stream.aggregate_id, transaction)
-            return _VersionMismatch(stream.aggregate_id, expected, actual)
+            return VersionMismatch(stream.aggregate_id, expected, actual)
         current = self.current_version(stream.aggregate_id, transaction)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
-            return _VersionMismatch(stream.aggregate_id, expected, 0)
+            return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
 
     def current_version(self, aggregate_id: str, transaction: MemoryTransaction | None) -> int:
@@ -240,6 +165,9 @@ class MemoryWriter:
         if transaction is None:
             _raise(self._heads, aggregate_id, version)
         return version
+
+    def is_tombstone(self, position: int | None) -> bool:
+        return self._log.is_tombstone(position)
 
     def stored_copies(
         self, stream: StreamAppend, transaction: MemoryTransaction | None
@@ -262,32 +190,23 @@ def _index(table: str, tables: Any) -> str:
     return {tables.ids: "_id", tables.versions: "stream_version"}.get(table, "position")
 
 
-def _counter_behind(collision: _KeyCollision) -> EventlabError:
-    return EventlabError(
-        f"duplicate key on index {collision.index!r}: the position counter is behind the "
-        "stored events"
-    )
+class MemorySettlement(Settlement):
+    """Settles the in-memory store's appends by what its tables hold (committed only)."""
 
+    def __init__(self, writer: MemoryWriter) -> None:
+        self._writer = writer
 
-def _place(
-    stream: StreamAppend, base: int, first: int
-) -> tuple[list[dict[str, Any]], list[StoredEvent]]:
-    """The documents to insert and the events to return: versions and positions filled in."""
-    recorded_at = utc_now()
-    documents: list[dict[str, Any]] = []
-    stored: list[StoredEvent] = []
-    for offset, (event, body) in enumerate(zip(stream.events, stream.bodies, strict=True)):
-        version, position = base + offset + 1, first + offset
-        documents.append(
-            {**body, "version": version, "position": position, "recorded_at": recorded_at}
+    async def stored_copies(self, batch: list[StreamAppend]) -> list[dict[str, Any]]:
+        return [doc for stream in batch for doc in self._writer.stored_copies(stream, None)]
+
+    async def stream_version(self, aggregate_id: str) -> int:
+        return self._writer.current_version(aggregate_id, None)
+
+    async def abandoned(self, position: int | None) -> bool:
+        return self._writer.is_tombstone(position)
+
+    def counter_behind(self, collision: KeyCollision) -> EventlabError:
+        return EventlabError(
+            f"duplicate key on index {collision.index!r}: the position counter is behind the "
+            "stored events"
         )
-        stored.append(
-            replace(
-                event,
-                version=version,
-                occurred_at=body["occurred_at"],
-                position=position,
-                recorded_at=recorded_at,
-            )
-        )
-    return documents, stored

@@ -26,7 +26,7 @@ def test_the_tutorial_covers_a_domain_end_to_end() -> None:
         "@applies(",
         "EventRegistry()",
         "AggregateStore(",
-        "read_stream(",
+        "read_domain_events(",
         "class OnLoan(Projection)",
         ".subscribe(",
         "read_frame(",

@@ -1,0 +1,70 @@
+"""The expectation guard of an append: the version a stream's new events follow, or the
+mismatch.
+
+Why it is safe without a read-then-insert race (docs/positions.md): version ``expected`` must
+exist (a read; events are never deleted, so once seen it stays true) and the unique index on
+``(aggregate_id, version)`` rejects anything already at ``expected + 1``.
+"""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from .._core.appends import StreamAppend
+from .._core.records import ExpectedVersion
+from .._core.settlement import VersionMismatch
+from .readers import StreamReader
+from .schema import EventStoreSchema
+
+
+class StreamExpectations:
+    """Checks the streams of a batch against their expected versions."""
+
+    def __init__(self, schema: EventStoreSchema, streams: StreamReader) -> None:
+        self._schema = schema
+        self._streams = streams
+
+    async def check_all(
+        self, batch: list[StreamAppend], session: AsyncClientSession | None
+    ) -> dict[str, int] | VersionMismatch:
+        """Check every int expectation; the verified bases, or the first mismatch."""
+        bases = {}
+        for stream in batch:
+            if isinstance(stream.expected, int):
+                base = await self.check(stream, session)
+                if isinstance(base, VersionMismatch):
+                    return base
+                bases[stream.aggregate_id] = base
+        return bases
+
+    async def check(
+        self, stream: StreamAppend, session: AsyncClientSession | None
+    ) -> int | VersionMismatch:
+        """The version the new events follow, or the mismatch.
+
+        For an ``int`` expectation one indexed read: only "``expected`` exists" is load-bearing
+        (events are never deleted); "``expected + 1`` is absent" lets a writer that already lost
+        fail before it touches the position counter, which keeps losers from contending there.
+        The unique index remains the arbiter for writers racing past this read.
+        """
+        expected = stream.expected
+        if isinstance(expected, int):
+            if expected == 0:
+                return 0  # a new stream: the unique index on version 1 is the whole guard
+            wanted = [expected, expected + 1]
+            found = {
+                doc["version"]
+                async for doc in self._schema.events.find(
+                    {"aggregate_id": stream.aggregate_id, "version": {"$in": wanted}},
+                    {"version": 1, "_id": 0},
+                    session=session,
+                )
+            }
+            if expected in found and expected + 1 not in found:
+                return expected
+            actual = await self._streams.version_of(stream.aggregate_id, session)
+            return VersionMismatch(stream.aggregate_id, expected, actual)
+        current = await self._streams.version_of(stream.aggregate_id, session)
+        if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
+            return VersionMismatch(stream.aggregate_id, expected, 0)
+        return current
