@@ -12,7 +12,7 @@ current directory (as the CLI finds it), or, only when asked with ``MONGODB_EMBE
 (a directory), an embedded server keeping its data there (the ``embedded`` extra). Anything
 else is an ``InterfaceError`` saying which to set: an application never writes its events to a
 server whose data disappears with the process. Needs the extra:
-``pip install 'eventlab[eventsourcing]'``.
+the ``eventsourcing`` extra.
 
 The library's recorders are synchronous, so these are built on PyMongo's synchronous client
 (``MongoClient``) over eventlab's document layout, not on a sync facade over the async core: a

@@ -618,6 +618,10 @@ class BatchRows(Rows, Protocol):
 class ReadModelStore(Protocol):
     """The generations of projections' read models, and which one is live."""
 
+    async def exists(self, name: str) -> bool:
+        """Whether the read model ``name`` has been made (a read: nothing is created)."""
+        ...
+
     async def state(self, name: str, version: int) -> ReadModelState:
         """The read model's state, created at generation 1 (of ``version``) for a new one."""
         ...

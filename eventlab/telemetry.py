@@ -1,4 +1,4 @@
-"""OpenTelemetry for eventlab (``pip install 'eventlab[otel]'``; docs/observability.md).
+"""OpenTelemetry for eventlab (the ``otel`` extra; docs/observability.md).
 
 eventlab uses the OpenTelemetry API's global providers unless :func:`configure` names others.
 Appends made inside a span store its W3C trace context in the events' metadata (``traceparent``,

@@ -48,7 +48,47 @@ def test_a_uri_that_is_not_a_uri_fails_at_once(monkeypatch: pytest.MonkeyPatch) 
         raise AssertionError("a client was made: it would wait for a host named 'notauri'")
 
     monkeypatch.setattr("eventlab._mongo.connection.AsyncMongoClient", no_client)
-    clean_failure(["stats", "--uri", "notauri"], "not a MongoDB URI: 'notauri'")
+    result = runner.invoke(app, ["stats", "--uri", "notauri"])
+    assert result.exit_code == 2, result.output  # the command line is wrong
+    assert "'--uri': a MongoDB URI starts with mongodb://" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve", "--port", "-5"], "--port must be a TCP port"),
+        (["serve", "--port", "99999"], "--port must be a TCP port"),
+        (["serve", "--storage", "{file}"], "is a file, not a directory"),
+        (["stats", "-d", "a.b"], "database name 'a.b' contains '.'"),
+    ],
+)
+def test_a_value_that_cannot_be_right_is_a_usage_error(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    result = runner.invoke(app, [a.replace("{file}", str(a_file)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_gaps_reads_a_parquet_export_too(tmp_path: Path) -> None:
+    from eventlab.workbench import load_jsonl
+    from eventlab.workbench._files import EventFileWriter
+
+    events = load_jsonl(DATA / "orders.jsonl")[:200]
+    parquet = tmp_path / "orders.parquet"
+    with EventFileWriter(parquet, "parquet") as writer:
+        writer.write(events)
+    from_parquet = runner.invoke(app, ["gaps", "--file", str(parquet)])
+    jsonl = tmp_path / "orders.jsonl"
+    jsonl.write_text("".join(line for line in (DATA / "orders.jsonl").open().readlines()[:200]))
+    from_jsonl = runner.invoke(app, ["gaps", "--file", str(jsonl)])
+    assert from_parquet.exit_code == 0, from_parquet.output
+    assert from_parquet.output == from_jsonl.output
+    assert "events                          200" in from_parquet.output
 
 
 def test_an_unreachable_server_says_what_to_check() -> None:

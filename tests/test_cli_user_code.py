@@ -71,6 +71,15 @@ class OnLoan(Projection):
     async def lent(self, rows, event):
         row = await rows.get(event.aggregate_id) or {}
         rows.put(event.aggregate_id, {**row, "member": event.payload["member"]})
+
+
+class Faulty(Projection):
+    name = "faulty"
+    version = 1
+
+    @on("BookLent")
+    async def lent(self, rows, event):
+        rows.put(event.aggregate_id, {"quantity": event.payload["quantity_missing"]})
 """
 
 
@@ -129,10 +138,13 @@ def test_replay_projections_and_rebuild_on_your_own_domain(
     before = runner.invoke(app, ["projections", *target, *projection])
     assert before.exit_code == 0, before.output
     line = next(ln for ln in before.output.splitlines() if ln.startswith("on_loan"))
-    assert line.split()[1:5] == ["1", "1", "0", "3"], line  # version, generation, at 0, 3 behind
+    assert "not built" in line, line  # status makes nothing; rebuild builds it
     rebuilt = runner.invoke(app, ["rebuild", "on_loan", *target, *projection])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "rebuilt on_loan: generation 2, 2 rows at position 3" in rebuilt.output
+    after = runner.invoke(app, ["projections", *target, *projection])
+    line = next(ln for ln in after.output.splitlines() if ln.startswith("on_loan"))
+    assert line.split()[1:5] == ["1", "2", "3", "0"], line  # version, generation, at 3, caught up
     samples = runner.invoke(app, ["rebuild", "order_totals", *target, *projection])
     assert samples.exit_code == 1 and "known: on_loan" in samples.output
 
@@ -165,7 +177,9 @@ def test_replay_refuses_a_reference_that_is_not_what_it_claims(
     result = runner.invoke(
         app, ["replay", "book-1", "--uri", mongo_uri, "--database", database_name, *args]
     )
-    assert result.exit_code == 1, result.output
+    # A malformed reference is a usage error (2); one that names the wrong thing fails (1).
+    usage = "takes module:attribute" in expected or "needs --registry" in expected
+    assert result.exit_code == (2 if usage else 1), result.output
     assert expected in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
 
@@ -187,10 +201,23 @@ def test_rebuild_refuses_what_is_not_a_projection_and_writes_nothing(
     args = ["--projection", reference.replace("{lib}", library)]
     for command in (["projections"], ["rebuild", "on_loan"]):
         result = runner.invoke(app, [*command, *target, *args])
-        assert result.exit_code == 1 and expected in result.output, result.output
+        usage = "takes module:attribute" in expected  # a malformed reference: exit code 2
+        assert result.exit_code == (2 if usage else 1), result.output
+        assert expected in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
     from pymongo import MongoClient
 
     with MongoClient(mongo_uri) as client:
         written = client[database_name].list_collection_names()
     assert not [c for c in written if c.startswith("rm_")], written
+
+
+def test_an_error_in_your_projection_is_reported_as_yours(
+    mongo_uri: str, database_name: str, library: str
+) -> None:
+    seed(mongo_uri, database_name, library)
+    target = ["--uri", mongo_uri, "--database", database_name]
+    result = runner.invoke(app, ["rebuild", "faulty", *target, "--projection", f"{library}:Faulty"])
+    assert result.exit_code == 1, result.output
+    assert "projection faulty raised KeyError: 'quantity_missing' (in your code" in result.output
+    assert "a bug" not in result.output and "Traceback" not in result.output

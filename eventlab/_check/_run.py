@@ -23,7 +23,8 @@ from ._deployment import (
 from ._verdicts import Report, Verdict
 
 CHECK_EXTRA = (
-    'eventlab check needs pytest, pytest-asyncio and hypothesis: pip install "eventlab[check]"'
+    "eventlab check needs pytest, pytest-asyncio and hypothesis (the check extra): "
+    "pip install './eventlab[check]' from a clone, or uv sync --extra check in it"
 )
 DEFAULT_EXAMPLES = 10
 """Examples of the stream machine in a check (the others scale from it)."""

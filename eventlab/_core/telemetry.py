@@ -1,4 +1,4 @@
-"""OpenTelemetry for eventlab (``pip install 'eventlab[otel]'``): spans, metrics, and trace
+"""OpenTelemetry for eventlab (the ``otel`` extra): spans, metrics, and trace
 context that crosses the log (docs/observability.md).
 
 Without the OpenTelemetry API installed every hook here is a no-op: nothing is imported,

@@ -48,6 +48,13 @@ class MongoReadModels:
         """The collection of a generation (MongoDB only: for your own queries)."""
         return self.connection.database[self.location(name, generation)]
 
+    async def exists(self, name: str) -> bool:
+        await self.connection.connect()  # idempotent
+        try:
+            return await self._state.find_one({"_id": check_name(name, "name")}) is not None
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+
     async def state(self, name: str, version: int) -> ReadModelState:
         await self.connection.connect()  # idempotent
         try:

@@ -16,6 +16,11 @@ USAGE_ERROR = 2
 INTERRUPTED = 130
 
 
+class CommandLineError(Exception):
+    """A value on the command line that cannot be right (a port out of range, a malformed
+    ``module:attr``, an option missing its companion): one line and exit code 2."""
+
+
 class Command(TyperCommand):
     """An ``eventlab`` command: arguments in capitals in the usage line and in the help
     (``eventlab import [OPTIONS] FILE``), options with what they take (``--uri URI``)."""
@@ -64,6 +69,8 @@ class OneLineErrors(TyperGroup):
             outcome = super().main(args, prog_name, standalone_mode=False, **extra)
         except (typer.Abort, KeyboardInterrupt):
             outcome = error_line("interrupted", INTERRUPTED)
+        except CommandLineError as exc:
+            outcome = error_line(str(exc), USAGE_ERROR)
         except Exception as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `eventlab` alone: the help
                 typer.echo(exc.format_message())  # type: ignore[attr-defined]
@@ -101,7 +108,10 @@ app = typer.Typer(
 
 def main() -> None:
     """Console entry point (``eventlab``)."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # before the command group runs (still importing)
+        raise SystemExit(error_line("interrupted", INTERRUPTED)) from None
 
 
 @app.callback()

@@ -9,6 +9,36 @@ import typer
 
 from .._core.deployment import URI_ENV_VAR
 
+# Checks of option values: a wrong one is a usage error (exit code 2) named by its option.
+# They import what they check with only when a value is given, so `--help` stays light.
+
+
+def _uri(value: str | None) -> str | None:
+    if value and not value.startswith(("mongodb://", "mongodb+srv://")):
+        raise typer.BadParameter("a MongoDB URI starts with mongodb:// or mongodb+srv://")
+    return value
+
+
+def _database(value: str) -> str:
+    from .._core.bson_values import check_database_name
+    from .._core.errors import EventlabError
+
+    try:
+        return check_database_name(value)
+    except EventlabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _collection(value: str) -> str:
+    from .._core.bson_values import check_collection_name
+    from .._core.errors import EventlabError
+
+    try:
+        return check_collection_name(value)
+    except EventlabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 UriOption = Annotated[
     str | None,
     typer.Option(
@@ -16,19 +46,22 @@ UriOption = Annotated[
         metavar="URI",
         envvar=URI_ENV_VAR,
         show_envvar=False,
+        callback=_uri,
         show_default=False,
         help=f"The deployment (mongodb://...). Default: ${URI_ENV_VAR}, else the `eventlab "
         "serve` running in this directory, else an embedded server.",
     ),
 ]
 DatabaseOption = Annotated[
-    str, typer.Option("--database", "-d", metavar="NAME", help="The database.")
+    str,
+    typer.Option("--database", "-d", metavar="NAME", help="The database.", callback=_database),
 ]
 CollectionOption = Annotated[
     str,
     typer.Option(
         "--events-collection",
         metavar="NAME",
+        callback=_collection,
         help="The events collection (an `eventsourcing` application's: <app name>_events).",
     ),
 ]

@@ -10,7 +10,7 @@ import typer
 
 from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, ProjectionOption, UriOption
-from ._support import connection, run_command
+from ._support import UserCodeError, connection, run_command
 from ._targets import check_store_exists
 from ._user_code import load_projection
 
@@ -36,7 +36,14 @@ def projections_command(
                 f"{'seconds':>8} {'rows':>7}"
             )
             lagging = []
+            read_models = store.backend.read_models()
+            made = [p for p in known.values() if await read_models.exists(type(p).name)]
+            if not projection:  # the samples: only those built in this database
+                known = {type(p).name: p for p in made}
             for found in known.values():
+                if found not in made:  # status would make it: a status command writes nothing
+                    typer.echo(f"{type(found).name:<14} not built: `eventlab rebuild` builds it")
+                    continue
                 s = await Projector(store, found).status()
                 stale = "  (stale: rebuild)" if s.stale else ""
                 typer.echo(
@@ -45,6 +52,11 @@ def projections_command(
                 )
                 if s.behind or s.stale:
                     lagging.append(s.name)
+            if not known:
+                typer.echo(
+                    "no read models of the sample projections in this database: pass yours "
+                    "with --projection module:attr"
+                )
             if lagging:
                 typer.echo(
                     f"\n{', '.join(lagging)} not caught up: a Projector running in your service "
@@ -82,7 +94,15 @@ def rebuild_command(
             await check_store_exists(conn, events_collection)
             store = MongoEventStore(conn, events_collection=events_collection)
             started = time.perf_counter()
-            status = await Projector(store, known[name]).rebuild()
+            try:
+                status = await Projector(store, known[name]).rebuild()
+            except EventlabError:
+                raise
+            except Exception as exc:
+                raise UserCodeError(
+                    f"projection {name} raised {type(exc).__name__}: {exc} (in your code; "
+                    "rerun with --debug for the traceback)"
+                ) from exc
             typer.echo(
                 f"rebuilt {status.name}: generation {status.generation}, {status.rows:,} rows "
                 f"at position {status.position:,} in {time.perf_counter() - started:.1f}s"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from .._core.errors import EventlabError
+from ._app import CommandLineError
 from ._options import (
     AggregateOption,
     CollectionOption,
@@ -37,7 +38,7 @@ def replay_command(
 
     async def run() -> None:
         if aggregate is not None and registry is None:
-            raise EventlabError("--aggregate needs --registry (the registry of its events)")
+            raise CommandLineError("--aggregate needs --registry (the registry of its events)")
         events_registry = load_registry(registry) if registry is not None else None
         named_class = load_aggregate_class(aggregate) if aggregate is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:

@@ -26,6 +26,7 @@ from .._core.deployment import (
     serve_record,
 )
 from .._core.errors import EventlabError
+from ._app import CommandLineError
 from ._support import fail
 
 if TYPE_CHECKING:
@@ -57,8 +58,15 @@ def serve_command(
 ) -> None:
     """Run the embedded server in the foreground until Ctrl-C."""
     if not 0 <= port <= 65535:
-        fail(f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}")
-    claim = _claim_directory(storage, port)
+        raise CommandLineError(
+            f"--port must be a TCP port from 1 to 65535 (0: a free one), got {port}"
+        )
+    if storage.exists() and not storage.is_dir():
+        raise CommandLineError(f"--storage {storage} is a file, not a directory")
+    try:
+        claim = _claim_directory(storage, port)
+    except OSError as exc:
+        fail(f"--storage {storage}: {exc.strerror or exc}")
     try:
         _serve(storage, port, test_commands, claim)
     finally:
@@ -107,6 +115,8 @@ def _serve(storage: Path, port: int, test_commands: bool, claim: ServeClaim | No
         server.start()
     except EventlabError as exc:
         fail(str(exc).splitlines()[0])
+    except OSError as exc:  # a storage directory that cannot be made or written
+        fail(f"--storage {storage}: {exc.strerror or exc}")
     try:
         if claim is not None:
             claim.publish(

@@ -86,7 +86,10 @@ def gaps_command(
     database: DatabaseOption = "eventlab",
     file: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="Examine a JSON Lines file instead of a store."),
+        typer.Option(
+            metavar="FILE",
+            help="Examine a file of events (JSON Lines, or Parquet) instead of a store.",
+        ),
     ] = None,
     plot: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write the gap plot (PNG) here.")
@@ -99,13 +102,17 @@ def gaps_command(
     recorded out of order: in a store, or in a file (--file).
     """
     from .._mongo.event_store import MongoEventStore
-    from ..workbench import events_frame, find_gaps, load_jsonl, read_frame
+    from ..workbench import events_frame, find_gaps, read_frame
+    from ..workbench._files import file_format, iter_event_chunks
 
     async def run() -> None:
         if plot is not None:
             check_plot_path(plot)
         if file is not None:
-            frame = events_frame(load_jsonl(file))
+            kind = file_format(file)  # JSON Lines or Parquet, by the suffix
+            frame = events_frame(
+                [event for chunk in iter_event_chunks(file, kind) for event in chunk]
+            )
         else:
             async with connection(uri, database, announce=False, persistent=True) as conn:
                 await check_store_exists(conn, events_collection)

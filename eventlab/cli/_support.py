@@ -14,7 +14,7 @@ import typer
 
 from .._core.deployment import DEFAULT_STORAGE, running_serve
 from .._core.errors import EventlabError
-from ._app import error_line
+from ._app import CommandLineError, error_line
 
 if TYPE_CHECKING:
     from .._mongo.connection import MongoConnectionManager
@@ -29,6 +29,12 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=error_line(message))
 
 
+class UserCodeError(Exception):
+    """An exception raised by the user's own code (a projection's handler, an aggregate's
+    apply) that a command ran: reported as theirs, with where it happened, not as a bug of
+    eventlab's."""
+
+
 def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]) -> T:
     """Run a command: its errors become one line and exit code 1 (``--debug``: the traceback).
 
@@ -38,11 +44,13 @@ def run_command(context: typer.Context, coro_factory: Callable[[], Awaitable[T]]
     """
     try:
         return asyncio.run(coro_factory())  # type: ignore[arg-type]
-    except (typer.Exit, KeyboardInterrupt):
+    except (typer.Exit, KeyboardInterrupt, BrokenPipeError, CommandLineError):
         raise
     except Exception as exc:
         if context.find_root().params.get("debug"):
             raise
+        if isinstance(exc, UserCodeError):
+            fail(str(exc))
         if isinstance(exc, EventlabError | OSError):
             fail(str(exc).strip() or type(exc).__name__)  # whole: the reason may be on line two
         first_line = str(exc).splitlines()[0] if str(exc) else ""

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from .._core.errors import EventlabError
+from ._app import CommandLineError
 
 _MAX_REFERENCE = 300
 
@@ -107,7 +108,7 @@ def _parse(reference: str, option: str) -> tuple[str, str]:
         or not all(_identifier(p) for p in module_name.split("."))
         or not all(_identifier(p) for p in attribute.split("."))
     ):
-        raise EventlabError(
+        raise CommandLineError(
             f"{option} takes module:attribute, a dotted module path and a name in it (e.g. "
             f"myapp.domain:registry), not {shown!r}"
         )

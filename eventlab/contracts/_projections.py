@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .._core.errors import RebuildInProgressError
+import pytest
+
+from .._core.errors import InvalidIdError, RebuildInProgressError
 from .._follow.projector import Projector
 from ..ports import EventStore
 from ..samples import OrderTotals, generate_orders
 from ..workbench import replay_projection
-from ._support import NeedsAStore
+from ._support import NeedsAStore, unique
 
 
 async def _orders(store: EventStore, count: int, seed: int = 7) -> None:
@@ -116,3 +118,16 @@ class ProjectionContract(NeedsAStore):
         assert status.rows == 4, "nothing applied before the projector runs"
         await projector.run_until_caught_up()
         assert ((await projector.status()).behind, (await projector.status()).rows) == (0, 7)
+
+    async def test_a_read_model_exists_once_made_and_asking_makes_nothing(
+        self, contract_store: EventStore
+    ) -> None:
+        read_models = contract_store.backend.read_models()
+        name = unique("model")
+        assert not await read_models.exists(name)
+        assert not await read_models.exists(name), "asking made nothing"
+        await read_models.state(name, 1)
+        assert await read_models.exists(name)
+        for hostile in ({"$gt": ""}, "", None, 1, "a\x00b"):
+            with pytest.raises(InvalidIdError):
+                await read_models.exists(hostile)  # type: ignore[arg-type]

@@ -31,6 +31,9 @@ class MemoryReadModels:
     def _rows_table(self, name: str, generation: int) -> str:
         return f"rows:{self.location(name, generation)}"
 
+    async def exists(self, name: str) -> bool:
+        return self._db.get(_STATE, check_name(name, "name")) is not None
+
     async def state(self, name: str, version: int) -> ReadModelState:
         doc = self._db.get(_STATE, name)
         if doc is None:

@@ -9,7 +9,7 @@ lanes must agree (results, and errors by class) and each must keep the promises 
 (:mod:`._invariants`). Rules that run another actor at a race point
 (:mod:`eventlab._core.race_points`) explore interleavings deterministically.
 
-Needs Hypothesis (``pip install "eventlab[check]"``). ``eventlab check`` runs a bounded run of
+Needs Hypothesis (the ``check`` extra). ``eventlab check`` runs a bounded run of
 them against a user's own deployment; eventlab's test suite runs them against the embedded
 server (``tests/model``) and the in-memory backend alone (``tests/fast``).
 
