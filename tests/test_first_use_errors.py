@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from eventlab import (
     AggregateStore,
     ConnectionFailedError,
+    DataError,
     DeploymentError,
     MongoConnectionManager,
     MongoEventStore,
@@ -195,3 +196,14 @@ async def test_the_store_is_usable_after_its_first_use_failed(
     sid = stream_id()
     stored = await store.append(sid, [make_event(sid, 1)], 0)
     assert [e.version for e in stored] == [1]
+
+
+@pytest.mark.parametrize("entry", ["store.read_stream", "store.append", "dcb.read", "dcb.append"])
+async def test_a_collection_eventlab_cannot_read_is_a_data_error_on_first_use(
+    connection: MongoConnectionManager, entry: str
+) -> None:
+    """A document whose position is not a position (written by something else) is named, as
+    a DataError, on the first use of any entry point: never a raw ValueError."""
+    await connection.database["domain_events"].insert_one({"position": "x"})
+    with pytest.raises(DataError, match="whose position is 'x'"):
+        await ENTRY_POINTS[entry](connection)

@@ -4,7 +4,6 @@ taken over."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +49,20 @@ def checkpoint_conflict(name: str, expected: int | None) -> CheckpointConflictEr
     )
 
 
+MAX_LEASE = 86_400.0
+"""The longest lease a consumer may hold (a day): a successor waits this long after a crash, and
+a larger number overflows the clocks it is added to."""
+
+
 def check_lease(lease: Any) -> float:
-    """A checkpoint lease: a positive number of seconds."""
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 < lease < math.inf:
-        raise ConfigurationError(f"a lease must be a positive number of seconds, not {lease!r:.80}")
+    """A checkpoint lease: a positive number of seconds, at most a day."""
+    if (
+        isinstance(lease, bool)
+        or not isinstance(lease, int | float)
+        or not 0 < lease <= MAX_LEASE  # NaN fails this too
+    ):
+        raise ConfigurationError(
+            f"a lease must be a positive number of seconds, at most {MAX_LEASE:,.0f}, "
+            f"not {lease!r:.80}"
+        )
     return float(lease)

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from .._core.checkpoint_rules import check_lease
 from .._core.checks import check_name, check_page_size
 from .._core.errors import (
     CheckpointConflictError,
@@ -104,14 +105,19 @@ class Subscriber:
         self._start = start
         self._batch_size = check_page_size(batch_size, "batch_size")
         # Checked now, not at the first run: a typo fails at construction.
-        CatchUpSubscription(store.log, start=start, **subscription_options)
+        try:  # checked now, not when the run starts
+            CatchUpSubscription(store.log, start=start, **subscription_options)
+        except TypeError as exc:  # an option a subscription does not take
+            raise ConfigurationError(
+                f"not an option of a subscription: {str(exc).rpartition(': ')[2] or exc}"
+            ) from None
         self._options = subscription_options
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This instance's name in the lease and the checkpoint."""
         self.position: int | None = None
         """The checkpoint as last committed (``None`` before the first run)."""
         self.handled = 0
-        self._lease = NameLease(self.checkpoints, self.name, self.owner, float(lease))
+        self._lease = NameLease(self.checkpoints, self.name, self.owner, check_lease(lease))
         self._subscription: CatchUpSubscription | None = None
         self._runs = Runs("subscriber", self.name)
         self._delivery = Delivery(

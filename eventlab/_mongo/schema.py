@@ -19,7 +19,12 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailur
 from pymongo.read_concern import ReadConcern
 
 from .._core.bson_values import check_collection_name
-from .._core.errors import ConfigurationError, MigrationError, TransactionsUnsupportedError
+from .._core.errors import (
+    ConfigurationError,
+    InvalidEventError,
+    MigrationError,
+    TransactionsUnsupportedError,
+)
 from .._core.store_options import STRATEGIES, PositionStrategy, check_positions
 from .connection import MongoConnectionManager
 from .migrations import (
@@ -226,7 +231,17 @@ class EventStoreSchema:
     async def highest_position(self) -> int:
         """The highest stored position (0 for an empty store)."""
         last = await self.events.find_one({}, {"position": 1}, sort=[("position", -1)])
-        return int(last["position"]) if last and last.get("position") is not None else 0
+        position = last.get("position") if last else None
+        if position is None:
+            return 0
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            # Positions sort numbers below strings and objects: any such one is the highest.
+            raise InvalidEventError(
+                f"{self.events.name} holds a document (_id {(last or {}).get('_id')!r:.60}) "
+                f"whose position is {position!r:.40}, not a position: not an eventlab events "
+                "collection, or one written by something else"
+            )
+        return position
 
     async def seed_counter(self, strategy: PositionStrategy) -> PositionStrategy:
         """Move the counter up to the highest stored position (never down), record
