@@ -21,6 +21,10 @@ deployment is reported at once, not after the driver's 30 s."""
 UNAUTHORIZED = 13
 
 
+SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
+"""MongoDB's own databases: never a scratch database, even where one does not exist yet."""
+
+
 class CheckRefused(InternalSignal):
     """The check cannot run against this deployment (one line says why; nothing was written).
     Caught by the command, never raised to a caller: off the public hierarchy."""
@@ -30,7 +34,10 @@ def scratch_name(given: str | None) -> str:
     """The scratch database: the one given (checked), else a fresh ``eventlab_check_<hex>``."""
     if given is None:
         return f"eventlab_check_{uuid.uuid4().hex[:12]}"
-    return check_database_name(given)
+    name = check_database_name(given)
+    if name.lower() in SYSTEM_DATABASES:
+        raise CheckRefused(f"{name} is a system database of MongoDB, never a scratch database")
+    return name
 
 
 @asynccontextmanager
