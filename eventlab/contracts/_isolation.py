@@ -11,6 +11,7 @@ write to a document committed after it conflicts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,6 +28,42 @@ from ._support import NeedsAStore, contract_event, unique
 
 async def _position(store: EventStore, name: str) -> int:
     return await store.backend.checkpoints().position(name)
+
+
+async def _second_tries_while_first_holds(
+    store: EventStore,
+    first_write: Callable[[UnitOfWork], Awaitable[None]],
+    second_write: Callable[[UnitOfWork], Awaitable[None]],
+) -> tuple[list[type[Exception]], list[Any]]:
+    """Run two units: the first writes, then holds its transaction open while the second
+    tries its write; a rerun of the second waits until the first has committed. The errors the
+    second met, in order, and both units' outcomes (an exception is returned, not raised)."""
+    first_wrote, second_tried, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    seen: list[type[Exception]] = []
+
+    async def first(uow: UnitOfWork) -> None:
+        await first_write(uow)
+        first_wrote.set()
+        await second_tried.wait()  # holds its write while the second one tries
+
+    async def second(uow: UnitOfWork) -> None:
+        await (first_done.wait() if seen else first_wrote.wait())
+        try:
+            await second_write(uow)
+        except EventlabError as exc:
+            seen.append(type(exc))
+            raise
+        finally:
+            second_tried.set()
+
+    async def first_then_done() -> None:
+        await store.backend.run(first)
+        first_done.set()
+
+    outcomes = await asyncio.gather(
+        first_then_done(), store.backend.run(second), return_exceptions=True
+    )
+    return seen, list(outcomes)
 
 
 class IsolationContract(NeedsAStore):
@@ -66,30 +103,15 @@ class IsolationContract(NeedsAStore):
         checkpoints = contract_store.backend.checkpoints()
         x = unique("x")
         await checkpoints.save(x, 1)
-        first_wrote, second_tried, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        seen: list[type[Exception]] = []
 
         async def first(uow: UnitOfWork) -> None:
             await checkpoints.save(x, 5, uow=uow)
-            first_wrote.set()
-            await second_tried.wait()  # holds its write while the second one tries
 
         async def second(uow: UnitOfWork) -> None:
-            await (first_done.wait() if seen else first_wrote.wait())
-            try:
-                await checkpoints.save(x, 7, uow=uow)
-            except EventlabError as exc:
-                seen.append(type(exc))
-                raise
-            finally:
-                second_tried.set()
+            await checkpoints.save(x, 7, uow=uow)
 
-        async def first_then_done() -> None:
-            await contract_store.backend.run(first)
-            first_done.set()
-
-        await asyncio.gather(first_then_done(), contract_store.backend.run(second))
-        assert seen == [WriteConflictError]
+        seen, outcomes = await _second_tries_while_first_holds(contract_store, first, second)
+        assert outcomes == [None, None] and seen == [WriteConflictError]
         assert await _position(contract_store, x) == 7
 
     async def test_a_failed_write_dooms_the_transaction(self, contract_store: EventStore) -> None:
@@ -144,31 +166,11 @@ class IsolationContract(NeedsAStore):
         second's insert is a write conflict (rerun); after the first commits, it is a version
         conflict (a duplicate key on a committed document)."""
         sid = unique()
-        first_inserted, second_tried, first_done = (asyncio.Event() for _ in range(3))
-        seen: list[type[Exception]] = []
 
-        async def first(uow: UnitOfWork) -> None:
+        async def insert(uow: UnitOfWork) -> None:
             await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            first_inserted.set()
-            await second_tried.wait()
 
-        async def second(uow: UnitOfWork) -> None:
-            await (first_done.wait() if seen else first_inserted.wait())
-            try:
-                await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            except EventlabError as exc:
-                seen.append(type(exc))
-                raise
-            finally:
-                second_tried.set()
-
-        async def first_then_done() -> None:
-            await contract_store.backend.run(first)
-            first_done.set()
-
-        outcomes = await asyncio.gather(
-            first_then_done(), contract_store.backend.run(second), return_exceptions=True
-        )
+        seen, outcomes = await _second_tries_while_first_holds(contract_store, insert, insert)
         assert outcomes[0] is None and isinstance(outcomes[1], ConcurrencyError)
         assert seen == [WriteConflictError, ConcurrencyError]
         assert len(await contract_store.read_stream(sid)) == 1
