@@ -11,7 +11,8 @@ write to a document committed after it conflicts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +29,16 @@ from ._support import NeedsAStore, contract_event, unique
 
 async def _position(store: EventStore, name: str) -> int:
     return await store.backend.checkpoints().position(name)
+
+
+@contextlib.contextmanager
+def _noting_errors(seen: list[type[Exception]]) -> Iterator[None]:
+    """Note the type of an eventlab error raised inside, and let it go on (to the runner)."""
+    try:
+        yield
+    except EventlabError as exc:
+        seen.append(type(exc))
+        raise
 
 
 async def _second_tries_while_first_holds(
@@ -49,10 +60,8 @@ async def _second_tries_while_first_holds(
     async def second(uow: UnitOfWork) -> None:
         await (first_done.wait() if seen else first_wrote.wait())
         try:
-            await second_write(uow)
-        except EventlabError as exc:
-            seen.append(type(exc))
-            raise
+            with _noting_errors(seen):
+                await second_write(uow)
         finally:
             second_tried.set()
 
@@ -131,11 +140,8 @@ class IsolationContract(NeedsAStore):
                 return
             with pytest.raises(ConcurrencyError):
                 await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            try:
+            with _noting_errors(later):
                 await checkpoints.save(name, 5, uow=uow)
-            except EventlabError as exc:
-                later.append(type(exc))
-                raise
 
         await contract_store.backend.run(work)
         assert later == [TransactionAbortedError] and attempts == 2
@@ -191,11 +197,8 @@ class IsolationContract(NeedsAStore):
             after = await checkpoints.get(x, uow)
             assert before is not None and after is not None
             seen.extend([before.position, after.position])
-            try:
+            with _noting_errors(errors):
                 await checkpoints.save(x, 3, uow=uow)
-            except EventlabError as exc:
-                errors.append(type(exc))
-                raise
 
         await contract_store.backend.run(work)
         assert seen == [1, 1, 2, 2], "a snapshot read changed, or a rerun missed the commit"
