@@ -23,12 +23,20 @@ from .._core.errors import (
     TransactionAbortedError,
     WriteConflictError,
 )
-from ..ports import EventStore, UnitOfWork
+from ..ports import CheckpointStore, EventStore, UnitOfWork
 from ._support import NeedsAStore, contract_event, unique
 
 
 async def _position(store: EventStore, name: str) -> int:
     return await store.backend.checkpoints().position(name)
+
+
+async def _a_checkpoint_at_one(store: EventStore) -> tuple[CheckpointStore, str]:
+    """The store's checkpoints, and a new consumer's name saved there at position 1."""
+    checkpoints = store.backend.checkpoints()
+    name = unique("x")
+    await checkpoints.save(name, 1)
+    return checkpoints, name
 
 
 @contextlib.contextmanager
@@ -109,9 +117,7 @@ class IsolationContract(NeedsAStore):
     async def test_two_writers_of_one_document_conflict_at_once(
         self, contract_store: EventStore
     ) -> None:
-        checkpoints = contract_store.backend.checkpoints()
-        x = unique("x")
-        await checkpoints.save(x, 1)
+        checkpoints, x = await _a_checkpoint_at_one(contract_store)
 
         async def first(uow: UnitOfWork) -> None:
             await checkpoints.save(x, 5, uow=uow)
@@ -184,9 +190,7 @@ class IsolationContract(NeedsAStore):
     async def test_a_snapshot_is_repeatable_and_a_later_commit_conflicts(
         self, contract_store: EventStore
     ) -> None:
-        checkpoints = contract_store.backend.checkpoints()
-        x = unique("x")
-        await checkpoints.save(x, 1)
+        checkpoints, x = await _a_checkpoint_at_one(contract_store)
         seen: list[int] = []
         errors: list[type[Exception]] = []
 
