@@ -241,13 +241,20 @@ _FORBIDDEN_COLLECTION_CHARS = ("$", "\x00")
 _FORBIDDEN_DATABASE_CHARS = ("/", "\\", ".", " ", '"', "$", "\x00", "*", "<", ">", ":", "|", "?")
 
 
+def _without_forbidden_chars(name: object, kind: str, forbidden: tuple[str, ...]) -> str:
+    """``name`` if it is a non-empty string without any of the ``forbidden`` characters of a
+    MongoDB ``kind`` name, else raise."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{kind} name must be a non-empty string, got {name!r}")
+    for char in forbidden:
+        if char in name:
+            raise InvalidNameError(f"{kind} name {name!r} contains {char!r}")
+    return name
+
+
 def check_collection_name(name: object) -> str:
     """Return ``name`` if MongoDB accepts it as a collection name, else raise."""
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(f"collection name must be a non-empty string, got {name!r}")
-    for char in _FORBIDDEN_COLLECTION_CHARS:
-        if char in name:
-            raise InvalidNameError(f"collection name {name!r} contains {char!r}")
+    name = _without_forbidden_chars(name, "collection", _FORBIDDEN_COLLECTION_CHARS)
     if name.startswith("system.") or name.startswith(".") or name.endswith("."):
         raise InvalidNameError(
             f"collection name {name!r} is reserved or malformed (leading/trailing '.' or system.)"
@@ -259,11 +266,7 @@ def check_collection_name(name: object) -> str:
 
 def check_database_name(name: object) -> str:
     """Return ``name`` if MongoDB accepts it as a database name, else raise."""
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(f"database name must be a non-empty string, got {name!r}")
-    for char in _FORBIDDEN_DATABASE_CHARS:
-        if char in name:
-            raise InvalidNameError(f"database name {name!r} contains {char!r}")
+    name = _without_forbidden_chars(name, "database", _FORBIDDEN_DATABASE_CHARS)
     if len(name.encode()) > 63:
         raise InvalidNameError(f"database name {name!r} is longer than 63 bytes")
     return name

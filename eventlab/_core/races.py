@@ -141,19 +141,25 @@ def _times(times: int) -> int:
 async def acting_at(name: str, action: AsyncAction, *, times: int = 1) -> AsyncIterator[RacePoint]:
     """Run ``action`` the next ``times`` times an async path reaches ``name``; disarmed on
     exit."""
-    race = _declared(name)
-    race._arm([(action, None)] * _times(times))
-    try:
+    with _armed(name, (action, None), times) as race:
         yield race
-    finally:
-        race._disarm()
 
 
 @contextmanager
 def acting_at_sync(name: str, action: SyncAction, *, times: int = 1) -> Iterator[RacePoint]:
     """Run ``action`` (a plain function) the next ``times`` times ``name`` is reached."""
+    with _armed(name, (None, action), times) as race:
+        yield race
+
+
+@contextmanager
+def _armed(
+    name: str, actions: tuple[AsyncAction | None, SyncAction | None], times: int
+) -> Iterator[RacePoint]:
+    """The race point ``name`` armed with ``actions`` for its next ``times`` passes, disarmed
+    on exit."""
     race = _declared(name)
-    race._arm([(None, action)] * _times(times))
+    race._arm([actions] * _times(times))
     try:
         yield race
     finally:
@@ -181,10 +187,8 @@ async def paused_at(name: str) -> AsyncIterator[Pause]:
     """Hold the next async path that reaches ``name`` until ``pause.resume()`` (resumed on
     exit in any case, so nothing stays stuck)."""
     pause = Pause()
-    race = _declared(name)
-    race._arm([(pause._hold, None)])
-    try:
-        yield pause
-    finally:
-        pause.resume()
-        race._disarm()
+    with _armed(name, (pause._hold, None), 1):
+        try:
+            yield pause
+        finally:
+            pause.resume()

@@ -34,54 +34,88 @@ MAX_LINKS = 32
 ENABLED = trace is not None
 
 
+_INSTRUMENTS: tuple[tuple[str, str, str, str, str], ...] = (
+    # attribute, kind, name, unit, description
+    (
+        "append_duration",
+        "histogram",
+        "eventlab.append.duration",
+        "s",
+        "Duration of an append, retries included",
+    ),
+    ("events_appended", "counter", "eventlab.events.appended", "{event}", "Events appended"),
+    (
+        "retries",
+        "counter",
+        "eventlab.transaction.retries",
+        "{retry}",
+        "Transactions run again (error.type: the cause)",
+    ),
+    (
+        "unknown_commits",
+        "counter",
+        "eventlab.transaction.unknown_commits",
+        "{commit}",
+        "Commits whose outcome was unknown (retried as commits, or given up)",
+    ),
+    (
+        "consumer_lag",
+        "gauge",
+        "eventlab.consumer.lag",
+        "{position}",
+        "Positions between a consumer's checkpoint and the head it last read",
+    ),
+    (
+        "consumer_lag_seconds",
+        "gauge",
+        "eventlab.consumer.lag.seconds",
+        "s",
+        "Age of the last event a consumer handled (0 when caught up)",
+    ),
+    (
+        "outbox_messages",
+        "gauge",
+        "eventlab.outbox.messages",
+        "{message}",
+        "Outbox messages by status (pending, dead)",
+    ),
+    (
+        "outbox_oldest_age",
+        "gauge",
+        "eventlab.outbox.oldest_pending.age",
+        "s",
+        "Age of the oldest pending outbox message",
+    ),
+    (
+        "lease_losses",
+        "counter",
+        "eventlab.relay.lease_losses",
+        "{message}",
+        "Claimed messages a relay lost to another before publishing",
+    ),
+)
+"""The metric instruments eventlab records (docs/observability.md)."""
+
+
 class _Instruments:
-    """The metric instruments, made once from the global meter provider's (proxy) meter."""
+    """The metric instruments of :data:`_INSTRUMENTS`, made once from the global meter
+    provider's (proxy) meter."""
+
+    append_duration: Any
+    events_appended: Any
+    retries: Any
+    unknown_commits: Any
+    consumer_lag: Any
+    consumer_lag_seconds: Any
+    outbox_messages: Any
+    outbox_oldest_age: Any
+    lease_losses: Any
 
     def __init__(self, provider: Any) -> None:
         meter = provider.get_meter(INSTRUMENTATION)
-        self.append_duration = meter.create_histogram(
-            "eventlab.append.duration",
-            unit="s",
-            description="Duration of an append, retries included",
-        )
-        self.events_appended = meter.create_counter(
-            "eventlab.events.appended", unit="{event}", description="Events appended"
-        )
-        self.retries = meter.create_counter(
-            "eventlab.transaction.retries",
-            unit="{retry}",
-            description="Transactions run again (error.type: the cause)",
-        )
-        self.unknown_commits = meter.create_counter(
-            "eventlab.transaction.unknown_commits",
-            unit="{commit}",
-            description="Commits whose outcome was unknown (retried as commits, or given up)",
-        )
-        self.consumer_lag = meter.create_gauge(
-            "eventlab.consumer.lag",
-            unit="{position}",
-            description="Positions between a consumer's checkpoint and the head it last read",
-        )
-        self.consumer_lag_seconds = meter.create_gauge(
-            "eventlab.consumer.lag.seconds",
-            unit="s",
-            description="Age of the last event a consumer handled (0 when caught up)",
-        )
-        self.outbox_messages = meter.create_gauge(
-            "eventlab.outbox.messages",
-            unit="{message}",
-            description="Outbox messages by status (pending, dead)",
-        )
-        self.outbox_oldest_age = meter.create_gauge(
-            "eventlab.outbox.oldest_pending.age",
-            unit="s",
-            description="Age of the oldest pending outbox message",
-        )
-        self.lease_losses = meter.create_counter(
-            "eventlab.relay.lease_losses",
-            unit="{message}",
-            description="Claimed messages a relay lost to another before publishing",
-        )
+        for attribute, kind, name, unit, description in _INSTRUMENTS:
+            make = getattr(meter, f"create_{kind}")
+            setattr(self, attribute, make(name, unit=unit, description=description))
 
 
 _instruments: _Instruments | None = None

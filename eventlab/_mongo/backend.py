@@ -9,7 +9,7 @@ from typing import Any, TypeVar, Unpack
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from .._core.store_options import time_budget_or_default
+from .._core.units_of_work import RunsUnitsOfWork
 from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from .checkpoints import MongoCheckpointStore
@@ -22,7 +22,7 @@ from .unit_of_work import run_unit_of_work
 T = TypeVar("T")
 
 
-class MongoBackend:
+class MongoBackend(RunsUnitsOfWork[UnitOfWork]):
     """The companions of a store on one MongoDB database, sharing its connection."""
 
     def __init__(self, connection: MongoConnectionManager) -> None:
@@ -45,18 +45,11 @@ class MongoBackend:
         :class:`~eventlab.MongoOutboxStore`)."""
         return MongoOutboxStore(self.connection, name, **options)
 
-    async def run(
-        self,
-        work: Callable[[UnitOfWork], Awaitable[T]],
-        *,
-        session: Any = None,
-        time_budget: float | None = None,
+    async def _run_in_transaction(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], session: Any, time_budget: float
     ) -> T:
         return await run_unit_of_work(
-            self.connection,
-            work,
-            session=session,
-            time_budget=time_budget_or_default(time_budget),
+            self.connection, work, session=session, time_budget=time_budget
         )
 
     @contextlib.asynccontextmanager
@@ -64,6 +57,3 @@ class MongoBackend:
         await self.connection.connect()  # idempotent
         async with self.connection.client.start_session() as session:
             yield session
-
-    def session_id(self, session: Any) -> Any:
-        return session.session_id

@@ -12,7 +12,7 @@ both commit a batch (docs/positions.md, "Crash takeover").
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from .._core.checkpoint_rules import CheckpointSave, check_lease, checkpoint_con
 from .._core.checks import check_name
 from .._core.race_points import LEASE_EXPIRED_SEEN, LEASE_TAKEN_OVER
 from .._core.tasks import within
+from .._follow.checkpoint_saves import SavesCheckpoints
 from ..ports import KEPT_GAPS, Checkpoint, LeaseGrant, UnitOfWork
 from .clock import ServerClock
 from .connection import MongoConnectionManager
@@ -35,7 +36,7 @@ _SAVED: dict[str, Any] = {"position": {"$exists": True}}
 """A checkpoint document a consumer has saved a position in (a claim alone writes none)."""
 
 
-class MongoCheckpointStore:
+class MongoCheckpointStore(SavesCheckpoints):
     """Checkpoints in one collection, one document per consumer name; leases in a second.
 
     :meth:`save` with ``expected`` is conditional on the stored position (and with ``owner``
@@ -72,31 +73,8 @@ class MongoCheckpointStore:
             raise map_error(exc) from exc
         return None if doc is None else _checkpoint(doc)
 
-    async def position(self, name: str) -> int:
-        """The stored position, 0 when there is none."""
-        checkpoint = await self.get(name)
-        return checkpoint.position if checkpoint else 0
-
-    async def save(
-        self,
-        name: str,
-        position: int,
-        *,
-        expected: int | None = None,
-        gaps: Iterable[int] = (),
-        owner: str | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> None:
-        """Store ``position`` (and record ``gaps``).
-
-        :param expected: the position the caller last read or saved. When given, the save
-            applies only if the stored position is still that (0 also matches "none saved"),
-            otherwise :class:`~eventlab.CheckpointConflictError`. Without it, the position only
-            ever moves forward (``$max``), for at-least-once subscribers.
-        :param owner: the lease holder saving it: the save applies only while the checkpoint
-            names this owner (see :meth:`claim`).
-        """
-        save = CheckpointSave.checked(name, position, expected, gaps, owner)
+    async def _store_save(self, save: CheckpointSave, uow: UnitOfWork | None) -> None:
+        # Without ``expected`` the position only moves forward: ``$max``.
         name, expected = save.name, save.expected
         update: dict[str, Any] = {"$currentDate": {"updated_at": True}}
         if save.gaps:

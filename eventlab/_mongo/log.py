@@ -30,6 +30,7 @@ from .._core.errors import ConfigurationError
 from .._core.log_query import LogQuery
 from .._core.tasks import ended
 from .._core.tombstones import TOMBSTONE_FIELD
+from .._follow.log_reads import ReadsLogRanges
 from ..ports import Abandonment, LogHead, LogSlice
 from .log_ranges import LogRangeReader
 from .readers import guarded
@@ -40,7 +41,7 @@ from .wakeups import ChangeStreamWakeups
 _YIELDS_TO_SEND = 4
 
 
-class MongoLog:
+class MongoLog(ReadsLogRanges):
     """The :class:`~eventlab.ports.EventLog` of one :class:`~eventlab.MongoEventStore`: its
     head here, ranges read by a :class:`~eventlab._mongo.log_ranges.LogRangeReader`, holes
     given up by :class:`~eventlab._mongo.tombstones.MongoTombstones`, followers woken by
@@ -79,17 +80,7 @@ class MongoLog:
             settled_after = position
         return LogHead(position, strategy, settled_after)
 
-    async def read(
-        self,
-        after: int,
-        until: int,
-        *,
-        event_types: Sequence[str] | None = None,
-        aggregate_types: Sequence[str] | None = None,
-        every_position: bool = False,
-        limit: int | None = None,
-    ) -> LogSlice:
-        query = LogQuery.checked(after, until, event_types, aggregate_types, every_position, limit)
+    async def _read_range(self, query: LogQuery) -> LogSlice:
         return await self._ranges.read(query)
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:

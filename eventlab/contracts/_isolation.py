@@ -11,6 +11,8 @@ write to a document committed after it conflicts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +23,64 @@ from .._core.errors import (
     TransactionAbortedError,
     WriteConflictError,
 )
-from ..ports import EventStore, UnitOfWork
+from ..ports import CheckpointStore, EventStore, UnitOfWork
 from ._support import NeedsAStore, contract_event, unique
 
 
 async def _position(store: EventStore, name: str) -> int:
     return await store.backend.checkpoints().position(name)
+
+
+async def _a_checkpoint_at_one(store: EventStore) -> tuple[CheckpointStore, str]:
+    """The store's checkpoints, and a new consumer's name saved there at position 1."""
+    checkpoints = store.backend.checkpoints()
+    name = unique("x")
+    await checkpoints.save(name, 1)
+    return checkpoints, name
+
+
+@contextlib.contextmanager
+def _noting_errors(seen: list[type[Exception]]) -> Iterator[None]:
+    """Note the type of an eventlab error raised inside, and let it go on (to the runner)."""
+    try:
+        yield
+    except EventlabError as exc:
+        seen.append(type(exc))
+        raise
+
+
+async def _second_tries_while_first_holds(
+    store: EventStore,
+    first_write: Callable[[UnitOfWork], Awaitable[None]],
+    second_write: Callable[[UnitOfWork], Awaitable[None]],
+) -> tuple[list[type[Exception]], list[Any]]:
+    """Run two units: the first writes, then holds its transaction open while the second
+    tries its write; a rerun of the second waits until the first has committed. The errors the
+    second met, in order, and both units' outcomes (an exception is returned, not raised)."""
+    first_wrote, second_tried, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    seen: list[type[Exception]] = []
+
+    async def first(uow: UnitOfWork) -> None:
+        await first_write(uow)
+        first_wrote.set()
+        await second_tried.wait()  # holds its write while the second one tries
+
+    async def second(uow: UnitOfWork) -> None:
+        await (first_done.wait() if seen else first_wrote.wait())
+        try:
+            with _noting_errors(seen):
+                await second_write(uow)
+        finally:
+            second_tried.set()
+
+    async def first_then_done() -> None:
+        await store.backend.run(first)
+        first_done.set()
+
+    outcomes = await asyncio.gather(
+        first_then_done(), store.backend.run(second), return_exceptions=True
+    )
+    return seen, list(outcomes)
 
 
 class IsolationContract(NeedsAStore):
@@ -63,33 +117,16 @@ class IsolationContract(NeedsAStore):
     async def test_two_writers_of_one_document_conflict_at_once(
         self, contract_store: EventStore
     ) -> None:
-        checkpoints = contract_store.backend.checkpoints()
-        x = unique("x")
-        await checkpoints.save(x, 1)
-        first_wrote, second_tried, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        seen: list[type[Exception]] = []
+        checkpoints, x = await _a_checkpoint_at_one(contract_store)
 
         async def first(uow: UnitOfWork) -> None:
             await checkpoints.save(x, 5, uow=uow)
-            first_wrote.set()
-            await second_tried.wait()  # holds its write while the second one tries
 
         async def second(uow: UnitOfWork) -> None:
-            await (first_done.wait() if seen else first_wrote.wait())
-            try:
-                await checkpoints.save(x, 7, uow=uow)
-            except EventlabError as exc:
-                seen.append(type(exc))
-                raise
-            finally:
-                second_tried.set()
+            await checkpoints.save(x, 7, uow=uow)
 
-        async def first_then_done() -> None:
-            await contract_store.backend.run(first)
-            first_done.set()
-
-        await asyncio.gather(first_then_done(), contract_store.backend.run(second))
-        assert seen == [WriteConflictError]
+        seen, outcomes = await _second_tries_while_first_holds(contract_store, first, second)
+        assert outcomes == [None, None] and seen == [WriteConflictError]
         assert await _position(contract_store, x) == 7
 
     async def test_a_failed_write_dooms_the_transaction(self, contract_store: EventStore) -> None:
@@ -109,11 +146,8 @@ class IsolationContract(NeedsAStore):
                 return
             with pytest.raises(ConcurrencyError):
                 await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            try:
+            with _noting_errors(later):
                 await checkpoints.save(name, 5, uow=uow)
-            except EventlabError as exc:
-                later.append(type(exc))
-                raise
 
         await contract_store.backend.run(work)
         assert later == [TransactionAbortedError] and attempts == 2
@@ -144,31 +178,11 @@ class IsolationContract(NeedsAStore):
         second's insert is a write conflict (rerun); after the first commits, it is a version
         conflict (a duplicate key on a committed document)."""
         sid = unique()
-        first_inserted, second_tried, first_done = (asyncio.Event() for _ in range(3))
-        seen: list[type[Exception]] = []
 
-        async def first(uow: UnitOfWork) -> None:
+        async def insert(uow: UnitOfWork) -> None:
             await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            first_inserted.set()
-            await second_tried.wait()
 
-        async def second(uow: UnitOfWork) -> None:
-            await (first_done.wait() if seen else first_inserted.wait())
-            try:
-                await contract_store.append(sid, [contract_event(sid)], 0, uow=uow)
-            except EventlabError as exc:
-                seen.append(type(exc))
-                raise
-            finally:
-                second_tried.set()
-
-        async def first_then_done() -> None:
-            await contract_store.backend.run(first)
-            first_done.set()
-
-        outcomes = await asyncio.gather(
-            first_then_done(), contract_store.backend.run(second), return_exceptions=True
-        )
+        seen, outcomes = await _second_tries_while_first_holds(contract_store, insert, insert)
         assert outcomes[0] is None and isinstance(outcomes[1], ConcurrencyError)
         assert seen == [WriteConflictError, ConcurrencyError]
         assert len(await contract_store.read_stream(sid)) == 1
@@ -176,9 +190,7 @@ class IsolationContract(NeedsAStore):
     async def test_a_snapshot_is_repeatable_and_a_later_commit_conflicts(
         self, contract_store: EventStore
     ) -> None:
-        checkpoints = contract_store.backend.checkpoints()
-        x = unique("x")
-        await checkpoints.save(x, 1)
+        checkpoints, x = await _a_checkpoint_at_one(contract_store)
         seen: list[int] = []
         errors: list[type[Exception]] = []
 
@@ -189,11 +201,8 @@ class IsolationContract(NeedsAStore):
             after = await checkpoints.get(x, uow)
             assert before is not None and after is not None
             seen.extend([before.position, after.position])
-            try:
+            with _noting_errors(errors):
                 await checkpoints.save(x, 3, uow=uow)
-            except EventlabError as exc:
-                errors.append(type(exc))
-                raise
 
         await contract_store.backend.run(work)
         assert seen == [1, 1, 2, 2], "a snapshot read changed, or a rerun missed the commit"

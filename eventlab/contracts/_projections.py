@@ -26,6 +26,13 @@ async def _orders(store: EventStore, count: int, seed: int = 7) -> None:
         await aggregates.save(order)
 
 
+async def _caught_up_order_totals(store: EventStore, **options: Any) -> Projector:
+    """A projector of :class:`OrderTotals` over ``store``, run until it has caught up."""
+    projector = Projector(store, OrderTotals(), **options)
+    await projector.run_until_caught_up()
+    return projector
+
+
 def _rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["_id"]: {k: v for k, v in row.items() if k != "_id"} for row in rows}
 
@@ -44,8 +51,7 @@ class ProjectionContract(NeedsAStore):
         self, contract_store: EventStore
     ) -> None:
         await _orders(contract_store, 20)
-        projector = Projector(contract_store, OrderTotals(), batch_size=7)
-        await projector.run_until_caught_up()
+        projector = await _caught_up_order_totals(contract_store, batch_size=7)
         assert _rows(await projector.rows()) == await _replayed(contract_store)
         frame = await projector.frame()
         assert len(frame) == 20 and frame.index.name == "_id"
@@ -54,11 +60,9 @@ class ProjectionContract(NeedsAStore):
 
     async def test_batches_are_exactly_once_across_stops(self, contract_store: EventStore) -> None:
         await _orders(contract_store, 10)
-        projector = Projector(contract_store, OrderTotals(), batch_size=3)
-        await projector.run_until_caught_up()
+        await _caught_up_order_totals(contract_store, batch_size=3)
         await _orders(contract_store, 10, seed=8)
-        again = Projector(contract_store, OrderTotals(), batch_size=3)
-        await again.run_until_caught_up()
+        again = await _caught_up_order_totals(contract_store, batch_size=3)
         assert _rows(await again.rows()) == await _replayed(contract_store)
 
     async def test_a_live_projector_follows_new_events(self, contract_store: EventStore) -> None:
@@ -79,8 +83,7 @@ class ProjectionContract(NeedsAStore):
         self, contract_store: EventStore
     ) -> None:
         await _orders(contract_store, 12)
-        projector = Projector(contract_store, OrderTotals())
-        await projector.run_until_caught_up()
+        projector = await _caught_up_order_totals(contract_store)
         before = _rows(await projector.rows())
         status = await projector.rebuild()
         assert status.generation == 2 and status.behind == 0
@@ -107,8 +110,7 @@ class ProjectionContract(NeedsAStore):
         self, contract_store: EventStore
     ) -> None:
         await _orders(contract_store, 4)
-        projector = Projector(contract_store, OrderTotals())
-        await projector.run_until_caught_up()
+        projector = await _caught_up_order_totals(contract_store)
         assert (await projector.status()).behind == 0
         head = (await contract_store.log.head()).position
         await _orders(contract_store, 3, seed=9)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, Unpack
 
 from .._core.retry import backoff_delay, may_run_again
-from .._core.store_options import time_budget_or_default
+from .._core.units_of_work import RunsUnitsOfWork
 from .._outbox.policy import OutboxOptions
 from ..ports import UnitOfWork
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
@@ -20,7 +20,7 @@ from ._read_models import MemoryReadModels
 T = TypeVar("T")
 
 
-class MemoryBackend:
+class MemoryBackend(RunsUnitsOfWork[UnitOfWork]):
     """One in-memory database and its companions (checkpoints, snapshots, read models, the
     outbox), for tests of command handlers, aggregates and projections that run in
     milliseconds with no server. The data lives as long as the object.
@@ -47,18 +47,14 @@ class MemoryBackend:
         """An outbox in this database (the options of :class:`MemoryOutboxStore`)."""
         return MemoryOutboxStore(self.database, name, **options)
 
-    async def run(
-        self,
-        work: Callable[[UnitOfWork], Awaitable[T]],
-        *,
-        session: Any = None,
-        time_budget: float | None = None,
+    async def _run_in_transaction(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], session: Any, time_budget: float
     ) -> T:
         """Run ``work(uow)`` in one transaction and commit it; a retryable error (a write
         conflict with another transaction, a transaction doomed by a failed write or by its
         session ended) reruns it, within the budget. Work that ends the transaction itself
         (aborts it) is not committed: its value is returned as it is."""
-        deadline = time.monotonic() + time_budget_or_default(time_budget)
+        deadline = time.monotonic() + time_budget
         attempt = 0
         while True:
             if attempt:
@@ -79,6 +75,3 @@ class MemoryBackend:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[MemorySession]:
         yield self.database.new_session()
-
-    def session_id(self, session: Any) -> Any:
-        return session.session_id

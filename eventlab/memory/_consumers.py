@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from .._core.errors import (
     ConfigurationError,
     WriteConflictError,
 )
+from .._follow.checkpoint_saves import SavesCheckpoints
 from ..ports import KEPT_GAPS, Checkpoint, LeaseGrant, Snapshot, UnitOfWork
 from ._database import MemoryDatabase, MemoryTransaction
 
@@ -27,7 +27,7 @@ def _in(uow: UnitOfWork | None) -> MemoryTransaction | None:
     return uow.session if uow is not None else None
 
 
-class MemoryCheckpointStore:
+class MemoryCheckpointStore(SavesCheckpoints):
     """:class:`~eventlab.ports.CheckpointStore` in memory (leases by this process's clock)."""
 
     def __init__(self, database: MemoryDatabase) -> None:
@@ -39,21 +39,7 @@ class MemoryCheckpointStore:
         # A claim alone stores an owner, no position: no checkpoint yet.
         return None if doc is None or doc["position"] is None else Checkpoint(name=name, **doc)
 
-    async def position(self, name: str) -> int:
-        checkpoint = await self.get(name)
-        return checkpoint.position if checkpoint else 0
-
-    async def save(
-        self,
-        name: str,
-        position: int,
-        *,
-        expected: int | None = None,
-        gaps: Iterable[int] = (),
-        owner: str | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> None:
-        save = CheckpointSave.checked(name, position, expected, gaps, owner)
+    async def _store_save(self, save: CheckpointSave, uow: UnitOfWork | None) -> None:
         name, position, expected, owner = save.name, save.position, save.expected, save.owner
         gap_list = save.gaps
         transaction = _in(uow)

@@ -24,6 +24,7 @@ from .._core.log_query import LogQuery
 from .._core.records import StoredEvent
 from .._core.tasks import woken
 from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone, tombstone
+from .._follow.log_reads import ReadsLogRanges
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 
@@ -131,7 +132,7 @@ def event_of(document: dict[str, Any]) -> StoredEvent:
     return from_document(copy.deepcopy(document))
 
 
-class MemoryLog:
+class MemoryLog(ReadsLogRanges):
     """The :class:`~eventlab.ports.EventLog` of a :class:`~eventlab.memory.MemoryEventStore`."""
 
     def __init__(self, database: MemoryDatabase, name: str) -> None:
@@ -147,17 +148,7 @@ class MemoryLog:
     async def head(self) -> LogHead:
         return self.counter.head()
 
-    async def read(
-        self,
-        after: int,
-        until: int,
-        *,
-        event_types: Sequence[str] | None = None,
-        aggregate_types: Sequence[str] | None = None,
-        every_position: bool = False,
-        limit: int | None = None,
-    ) -> LogSlice:
-        query = LogQuery.checked(after, until, event_types, aggregate_types, every_position, limit)
+    async def _read_range(self, query: LogQuery) -> LogSlice:
         documents = self._db.view(self.tables.events)
         looked: list[int] = []
         abandoned: list[int] = []

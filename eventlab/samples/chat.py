@@ -16,54 +16,51 @@ Status = Literal["Open", "InProgress", "Done", "Closed"]
 Priority = Literal["Low", "Medium", "High", "Critical"]
 
 
-class ChatCreated(DomainEvent):
+class ChatEvent(DomainEvent):
+    """An event of the Chat aggregate: every one of them belongs to its streams."""
+
     aggregate_type = "Chat"
+
+
+class ChatCreated(ChatEvent):
     workspace_id: uuid.UUID
     type: ChatType
     title: str
     created_by: uuid.UUID
 
 
-class ParticipantAdded(DomainEvent):
-    aggregate_type = "Chat"
+class ParticipantAdded(ChatEvent):
     user_id: uuid.UUID
     role: Literal["Owner", "Admin", "Member"]
 
 
-class MessagePosted(DomainEvent):
-    aggregate_type = "Chat"
+class MessagePosted(ChatEvent):
     message_id: uuid.UUID
     author_id: uuid.UUID
     text: str
 
 
-class ChatRenamed(DomainEvent):
-    aggregate_type = "Chat"
+class ChatRenamed(ChatEvent):
     title: str
 
 
-class ChatConvertedToTask(DomainEvent):
-    aggregate_type = "Chat"
+class ChatConvertedToTask(ChatEvent):
     type: ChatType
 
 
-class StatusChanged(DomainEvent):
-    aggregate_type = "Chat"
+class StatusChanged(ChatEvent):
     status: Status
 
 
-class UserAssigned(DomainEvent):
-    aggregate_type = "Chat"
+class UserAssigned(ChatEvent):
     user_id: uuid.UUID
 
 
-class PrioritySet(DomainEvent):
-    aggregate_type = "Chat"
+class PrioritySet(ChatEvent):
     priority: Priority
 
 
-class DueDateSet(DomainEvent):
-    aggregate_type = "Chat"
+class DueDateSet(ChatEvent):
     due_at: datetime
 
 

@@ -25,28 +25,30 @@ class Address(BaseModel):
     country: str
 
 
-class OrderPlaced(DomainEvent):
+class OrderEvent(DomainEvent):
+    """An event of the Order aggregate: every one of them belongs to its streams."""
+
     aggregate_type = "Order"
+
+
+class OrderPlaced(OrderEvent):
     customer_id: uuid.UUID
     currency: Literal["EUR", "USD", "GBP"]
     shipping_address: Address
 
 
-class LineAdded(DomainEvent):
-    aggregate_type = "Order"
+class LineAdded(OrderEvent):
     sku: str
     quantity: int
     unit_price: Decimal
 
 
-class OrderShipped(DomainEvent):
-    aggregate_type = "Order"
+class OrderShipped(OrderEvent):
     carrier: str
     tracking_number: str
 
 
-class OrderCancelled(DomainEvent):
-    aggregate_type = "Order"
+class OrderCancelled(OrderEvent):
     reason: str
 
 
