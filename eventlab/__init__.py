@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._core.errors import (
         AggregateNotFoundError,
         AppendConditionError,
+        CacheError,
         CheckpointConflictError,
         CommitOutcomeUnknownError,
         ConcurrencyError,
@@ -114,6 +115,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "._core.errors": (
         "AggregateNotFoundError",
         "AppendConditionError",
+        "CacheError",
         "CheckpointConflictError",
         "CommitOutcomeUnknownError",
         "ConcurrencyError",
@@ -218,6 +220,7 @@ __all__ = [
     "AppendConditionError",
     "Backend",
     "Batch",
+    "CacheError",
     "CatchUpSubscription",
     "Checkpoint",
     "CheckpointConflictError",

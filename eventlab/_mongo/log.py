@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -35,7 +35,8 @@ from .._core.domain import utc_now
 from .._core.errors import ConfigurationError, EventlabError, SubscriptionError
 from .._core.event_codec import from_document
 from .._core.tasks import ended, within, woken
-from ..ports import Abandonment, LogHead, LogSlice
+from ..ports import Abandonment, LogHead, LogSelection, LogSlice
+from . import frames as frames
 from . import liveness as liveness
 from .schema import EventStoreSchema
 from .transaction_policy import TRANSIENT, has_label, is_duplicate_key, map_error
@@ -286,6 +287,17 @@ class MongoLog:
         await self._schema.ready()
         info = await self._guarded(self._schema.events.index_information())
         return set(info)
+
+    def selected_documents(
+        self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """:meth:`~eventlab.ports.DocumentLog.selected_documents` (in ``frames.py``)."""
+        return frames.selected_documents(self, selection, through, on_progress)
+
+    async def incarnation(self) -> str:
+        """:meth:`~eventlab.ports.DocumentLog.incarnation` (in ``frames.py``)."""
+        found: str = await self._guarded(frames.incarnation(self._schema))
+        return found
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         positions = [check_positive(p, "a position") for p in positions]

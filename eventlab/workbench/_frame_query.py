@@ -5,31 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
 from .._core.checks import check_int, check_name, check_positive, check_types
 from .._core.errors import ConfigurationError
+from ..ports import LogSelection
 
-TimeField = Literal["recorded_at", "occurred_at"]
 _MAX_SELECTED_NAMES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class FrameQuery:
+class FrameQuery(LogSelection):
     """The filters of :func:`~eventlab.workbench.read_frame`, checked (an operator dict, a naive
     datetime or a negative count is refused here, before anything is read)."""
 
-    streams: tuple[str, ...] | None = None
-    event_types: tuple[str, ...] | None = None
-    aggregate_types: tuple[str, ...] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    time: TimeField = "recorded_at"
-    after: int = 0
     through: int | None = None
-    last: int | None = None
 
     @classmethod
     def of(
@@ -64,33 +56,6 @@ class FrameQuery:
         )
         if query.since and query.until and query.until <= query.since:
             raise ConfigurationError(f"until ({query.until}) must be after since ({query.since})")
-        return query
-
-    @property
-    def whole_log(self) -> bool:
-        """Nothing but position bounds: the log read in ranges, nothing filtered."""
-        return not (self.streams or self.event_types or self.aggregate_types or self.timed)
-
-    @property
-    def timed(self) -> bool:
-        return self.since is not None or self.until is not None
-
-    def server_filter(self) -> dict[str, Any]:
-        """The filters as a MongoDB query (position bounds left to the caller's ranges)."""
-        query: dict[str, Any] = {}
-        if self.streams is not None:
-            query["aggregate_id"] = {"$in": list(self.streams)}
-        if self.event_types is not None:
-            query["event_type"] = {"$in": list(self.event_types)}
-        if self.aggregate_types is not None:
-            query["aggregate_type"] = {"$in": list(self.aggregate_types)}
-        if self.timed:
-            span: dict[str, datetime] = {}
-            if self.since is not None:
-                span["$gte"] = self.since
-            if self.until is not None:
-                span["$lt"] = self.until
-            query[self.time] = span
         return query
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:

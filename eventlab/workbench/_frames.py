@@ -16,7 +16,7 @@ from .._core.progress import progress_bar
 from .._core.records import StoredEvent
 from ..ports import DocumentLog, EventStore, LogHead
 from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
-from ._frame_cache import CacheManifest, FrameCache
+from ._frame_cache import FrameCache
 from ._frame_query import FrameQuery
 from ._frame_read import document_pages, followed_pages
 
@@ -102,12 +102,12 @@ async def read_frame(
         through=through,
         last=last,
     )
-    head = await store.log.head()
     if cache is not None:
         if not flatten:
             raise ConfigurationError("a cached frame is flattened: leave flatten=True")
-        frame = await _through_cache(store, FrameCache(cache, _store_name(store)), head, progress)
+        frame = await _through_cache(store, FrameCache(cache, _store_name(store)), progress)
         return _finish(query.apply(frame), numeric)
+    head = await store.log.head()
     bound = head.position if query.through is None else min(query.through, head.position)
     builder = FrameBuilder(flatten=flatten)
     settled = await _read_into(builder, store, query, head, bound, progress)
@@ -142,51 +142,57 @@ async def _read_into(
 
 
 async def _through_cache(
-    store: EventStore, cache: FrameCache, head: LogHead, progress: bool | None
+    store: EventStore, cache: FrameCache, progress: bool | None
 ) -> pd.DataFrame:
-    builder = FrameBuilder()
-    manifest = cache.manifest()
-    if manifest is not None and not (
-        await _same_store(store, manifest, head) and cache.load(manifest, builder)
-    ):
-        say(progress, f"cache {cache.directory}: the store changed under it; reading it again")
-        cache.clear()
-        builder, manifest = FrameBuilder(), None
-    manifest = manifest or CacheManifest(cache.store)
-    cached = builder.rows
-    fresh = FrameBuilder()
-    await _read_into(
-        fresh, store, FrameQuery(after=manifest.through), head, head.position, progress
-    )
-    # Followed or settled, every position up to the head is decided now; a follower reads
-    # past the head it started from, and what it read beyond it is left to the next refresh.
-    settled = head.position
-    table, objects = fresh.settled_part(settled)
-    cache.append(manifest, table, objects, settled)
-    builder.add_table(*fresh.settled_part(head.position))
-    say(
-        progress,
-        f"cache {cache.directory}: {cached:,} events through position {manifest.through:,}; "
-        f"read {fresh.rows:,} new from the store"
-        + (f" (positions {manifest.through + 1:,}-{head.position:,})" if fresh.rows else ""),
-    )
+    async with cache.locked():
+        # The head is read under the lock: a cache another refresher moved on is never
+        # ahead of the head this one reads up to.
+        head = await store.log.head()
+        opened = cache.open(await _incarnation(store), head.position)
+        builder = FrameBuilder()
+        for table, objects in opened.tables:
+            builder.add_table(table, objects)
+        manifest = opened.manifest
+        fresh = FrameBuilder()
+        await _read_into(
+            fresh, store, FrameQuery(after=manifest.through), head, head.position, progress
+        )
+        # Followed or settled, every position up to the head is decided now; a follower
+        # reads past the head it started from, and what it read beyond it is left to the
+        # next refresh.
+        table, objects = fresh.settled_part(head.position)
+        cache.append(manifest, table, objects, head.position)
+    builder.add_table(table, objects)
+    say(progress, _cache_line(cache, opened.rows, manifest.through, opened.rebuilt, table, head))
     return builder.frame()
 
 
-async def _same_store(store: EventStore, manifest: CacheManifest, head: LogHead) -> bool:
-    """The store still holds the cached events: its head is not behind the cache, and the
-    events at the sampled positions are the cached ones."""
-    if head.position < manifest.through:
-        return False
-    if not manifest.samples:
-        return True
-    positions = sorted(int(p) for p in manifest.samples)
-    found: dict[str, str] = {}
-    for position in positions:
-        page = await store.log.read(position - 1, position)
-        for event in page.events:
-            found[str(event.position)] = str(event.event_id)
-    return found == manifest.samples
+def _cache_line(
+    cache: FrameCache,
+    kept: int,
+    through: int,
+    rebuilt: str | None,
+    table: pa.Table,
+    head: LogHead,
+) -> str:
+    """What the cache did, in one line: what it kept, what it rebuilt and why, what it read."""
+    read = f"read {table.num_rows:,} new from the store" + (
+        f" (positions {through + 1:,}-{head.position:,})" if table.num_rows else ""
+    )
+    kept_text = f"{kept:,} events through position {through:,}"
+    if rebuilt is None:
+        return f"cache {cache.directory}: {kept_text}; {read}"
+    if through == 0:
+        return f"cache {cache.directory}: {rebuilt}: rebuilt whole; {read}"
+    return f"cache {cache.directory}: {rebuilt}: kept {kept_text}, rebuilt the rest; {read}"
+
+
+async def _incarnation(store: EventStore) -> str:
+    """The store's incarnation; a log that has none is known by this process's object."""
+    log = store.log
+    if isinstance(log, DocumentLog):
+        return await log.incarnation()
+    return f"{type(log).__name__}:{id(log)}"
 
 
 def _pushed_down(store: EventStore) -> bool:
