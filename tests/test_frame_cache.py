@@ -211,6 +211,7 @@ HOSTILE: list[tuple[dict[str, Any], str]] = [
     ({"aggregate_types": {"$gt": ""}}, "aggregate type"),
     ({"since": datetime(2026, 1, 1)}, "timezone-aware"),
     ({"until": "not a date"}, "not a date"),
+    ({"until": ""}, "not a date"),
     ({"since": 12}, "datetime"),
     ({"time": "$where"}, "time must be"),
     ({"after": -1}, "after"),
@@ -238,6 +239,21 @@ async def test_hostile_selections_are_refused_before_anything_is_read_or_written
         await read_frame(store, **arguments)
     assert list(tmp_path.iterdir()) == []
     assert await store.count() == 5
+
+
+async def test_iso_text_without_an_offset_means_utc(connection: MongoConnectionManager) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(100))
+    plain = await read_frame(store, since="2026-03-02", until="2026-03-03T06:00")
+    utc = await read_frame(
+        store,
+        since=datetime(2026, 3, 2, tzinfo=UTC),
+        until=datetime(2026, 3, 3, 6, tzinfo=UTC),
+    )
+    assert len(utc) == 30
+    _same(plain, utc)
+    shifted = await read_frame(store, since="2026-03-02T00:00+02:00", until="2026-03-03T06:00")
+    assert len(shifted) == 32  # an offset given is kept
 
 
 async def test_a_cache_path_that_is_a_file_is_refused(

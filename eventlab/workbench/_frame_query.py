@@ -105,19 +105,25 @@ def _bounded(names: tuple[str, ...], kind: str) -> tuple[str, ...]:
 
 
 def _instant(value: Any, name: str) -> datetime | None:
+    """A tz-aware datetime, or ISO text: without an offset, text means UTC (the log records
+    UTC). A naive ``datetime`` object is refused: in Python it often means local time."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
-            value = pd.Timestamp(value)
+            stamp = pd.Timestamp(value)
         except ValueError as exc:
             raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}") from exc
+        if pd.isna(stamp):
+            raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}")
+        value = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
         raise ConfigurationError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         raise ConfigurationError(
-            f"{name} must be timezone-aware (the log records UTC), got {value.isoformat()}"
+            f"{name} must be timezone-aware (the log records UTC; ISO text without an offset "
+            f"is read as UTC), got the naive datetime {value.isoformat()}"
         )
     return value

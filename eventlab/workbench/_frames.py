@@ -77,7 +77,8 @@ async def read_frame(
 
     Filters, pushed to the server (each served by an index where the store has one:
     docs/frames.md): ``streams`` (ids), ``event_types``, ``aggregate_types``, a time range
-    ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``, tz-aware),
+    ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``: tz-aware
+    datetimes, or ISO text, UTC without an offset),
     positions ``after < position <= through``, and the ``last`` N events selected.
 
     :param cache: a directory keeping a local Parquet copy of the whole log: the next call reads
