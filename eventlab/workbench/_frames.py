@@ -42,8 +42,10 @@ def events_frame(
         sum exactly).
 
     Types: nullable ``Int64`` for integers, ``category`` for type names, tz-aware UTC
-    datetimes, ``str`` for strings, exact decimals (Arrow ``decimal128``); a field whose values
-    are of several kinds, or lists, stays a column of Python objects. Rows in position order.
+    datetimes, ``str`` for strings, exact decimals (Arrow ``decimal128(18, scale)``, so that
+    ``price * quantity`` works; ``decimal128(38, scale)`` for longer values: docs/frames.md,
+    "Decimals"); a field whose values are of several kinds, or lists, stays a column of Python
+    objects. Rows in position order.
     """
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
