@@ -4,6 +4,7 @@ Parquet), in chunks."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -89,12 +90,81 @@ def export_command(
     events_collection: CollectionOption = "domain_events",
     file_format: FormatOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    flat: Annotated[
+        bool,
+        typer.Option(
+            "--flat",
+            help="A Hive-partitioned Parquet dataset of typed columns in the directory FILE, "
+            "for DuckDB, Polars and Spark; run again, it adds what came after.",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="--flat: from this time (ISO, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="--flat: before this time (ISO, UTC).")
+    ] = None,
+    event_types: Annotated[
+        list[str] | None,
+        typer.Option("--event-type", help="--flat: only this event type (repeatable)."),
+    ] = None,
+    streams: Annotated[
+        list[str] | None, typer.Option("--stream", help="--flat: only this stream (repeatable).")
+    ] = None,
+    partition_by: Annotated[
+        str,
+        typer.Option(
+            "--partition-by", help="--flat: comma-separated: event_type, day, aggregate_type."
+        ),
+    ] = "event_type,day",
 ) -> None:
-    """Export every event, in position order, to a file.
+    """Export every event, in position order, to a file; or a flat dataset (--flat).
 
     JSON Lines, or Parquet for a .parquet file (or --format parquet); in chunks, so memory
-    stays flat.
+    stays flat. --flat writes the frame's typed columns as a Hive-partitioned Parquet
+    dataset (docs/frames.md, "A flat export").
     """
+    if flat:
+        _export_flat(
+            context, file, uri, database, events_collection,
+            since=since, until=until, event_types=event_types, streams=streams,
+            partition_by=[p.strip() for p in partition_by.split(",") if p.strip()],
+        )  # fmt: skip
+        return
+    if since or until or event_types or streams:
+        raise typer.BadParameter("--since, --until, --event-type and --stream need --flat")
+    _export_file(context, file, uri, database, events_collection, file_format, force)
+
+
+def _export_flat(
+    context: typer.Context,
+    directory: Path,
+    uri: str | None,
+    database: str,
+    events_collection: str,
+    **selection: Any,
+) -> None:
+    from .._mongo.event_store import MongoEventStore
+    from ..workbench._flat import export_flat
+
+    async def run() -> None:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
+            await check_store_exists(conn, events_collection)
+            store = MongoEventStore(conn, events_collection=events_collection)
+            await export_flat(store, directory, **selection)
+
+    run_command(context, run)
+
+
+def _export_file(
+    context: typer.Context,
+    file: Path,
+    uri: str | None,
+    database: str,
+    events_collection: str,
+    file_format: str | None,
+    force: bool,
+) -> None:
     from tqdm import tqdm
 
     from .._mongo.event_store import MongoEventStore

@@ -157,6 +157,35 @@ class FrameBuilder:
         payload = sorted(n for n in self._order if n.startswith("payload"))
         return frame[[*ENVELOPE_COLUMNS, *tags, *metadata, *payload]]
 
+    def arrow(self) -> pa.Table:
+        """The rows as one Arrow table in position order, in the frame's column order (for
+        Polars and the flat export). Columns of Python objects become Arrow columns where
+        Arrow holds their values, else MongoDB Extended JSON text. Once, like :meth:`frame`."""
+        table = self.table()
+        self._tables = []
+        order = _sort_order(table)
+        if order is not None:
+            table = table.take(order)
+        rows = None if order is None else order.to_pylist()
+        for name, column in self._object_columns().items():
+            if rows is not None:
+                column = [column[i] for i in rows]
+            table = table.append_column(name, _arrow_or_json(column))
+        tags = ["tags"] if "tags" in self._order else []
+        metadata = sorted(n for n in self._order if n.startswith("metadata"))
+        payload = sorted(n for n in self._order if n.startswith("payload"))
+        return table.select([*ENVELOPE_COLUMNS, *tags, *metadata, *payload])
+
+
+def _arrow_or_json(values: list[Any]) -> pa.Array:
+    """Values Arrow holds as they are (lists of one kind, structs), else Extended JSON."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        from ._jsonl import extended_json
+
+        return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table of events as pandas: nullable ints and bools, categories for type

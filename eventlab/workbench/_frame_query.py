@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._core.checks import check_int, check_name, check_positive, check_types
 from .._core.errors import ConfigurationError
@@ -77,6 +79,31 @@ class FrameQuery(LogSelection):
         if self.last is not None:
             selected = selected.iloc[-self.last :]
         return selected.reset_index(drop=True)
+
+
+def apply_arrow(query: FrameQuery, table: pa.Table) -> pa.Table:
+    """:meth:`FrameQuery.apply` on an Arrow table of the whole log (Polars, the flat export)."""
+    keep = pc.greater(table["position"], query.after)
+    if query.through is not None:
+        keep = pc.and_(keep, pc.less_equal(table["position"], query.through))
+    for column, names in (
+        ("aggregate_id", query.streams),
+        ("event_type", query.event_types),
+        ("aggregate_type", query.aggregate_types),
+    ):
+        if names is not None:
+            keep = pc.and_(keep, pc.is_in(table[column], pa.array(names, pa.string())))
+    if query.since is not None:
+        keep = pc.and_(keep, pc.greater_equal(table[query.time], pa.scalar(query.since, _TIME)))
+    if query.until is not None:
+        keep = pc.and_(keep, pc.less(table[query.time], pa.scalar(query.until, _TIME)))
+    selected = table.filter(pc.fill_null(keep, False))
+    if query.last is not None:
+        selected = selected.slice(max(0, selected.num_rows - query.last))
+    return selected
+
+
+_TIME = pa.timestamp("us", tz="UTC")
 
 
 def _names(value: str | Iterable[str] | None, kind: str) -> tuple[str, ...] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pandas as pd
 import pyarrow as pa
@@ -17,8 +17,11 @@ from .._core.records import StoredEvent
 from ..ports import DocumentLog, EventStore, LogHead
 from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
 from ._frame_cache import FrameCache
-from ._frame_query import FrameQuery
+from ._frame_query import FrameQuery, apply_arrow
 from ._frame_read import document_pages, followed_pages
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["ENVELOPE_COLUMNS", "events_frame", "read_frame"]
 
@@ -57,6 +60,7 @@ def events_frame(
     return _finish(builder.frame(), numeric)
 
 
+@overload
 async def read_frame(
     store: EventStore,
     *,
@@ -73,20 +77,65 @@ async def read_frame(
     flatten: bool = True,
     numeric: bool = False,
     progress: bool | None = None,
-) -> pd.DataFrame:
+    backend: Literal["pandas"] = "pandas",
+) -> pd.DataFrame: ...
+
+
+@overload
+async def read_frame(
+    store: EventStore,
+    *,
+    streams: str | Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    aggregate_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    after: int | None = None,
+    through: int | None = None,
+    last: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+    backend: Literal["polars"],
+) -> pl.DataFrame: ...
+
+
+async def read_frame(
+    store: EventStore,
+    *,
+    streams: str | Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    aggregate_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    after: int | None = None,
+    through: int | None = None,
+    last: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+    backend: Literal["pandas", "polars"] = "pandas",
+) -> pd.DataFrame | pl.DataFrame:
     """The events of a store (any :class:`~eventlab.ports.EventStore`) as a DataFrame, up to
     the head of its log as it was when the read started (``frame = await read_frame(store)``).
 
     Filters, pushed to the server (each served by an index where the store has one:
     docs/frames.md): ``streams`` (ids), ``event_types``, ``aggregate_types``, a time range
     ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``: tz-aware
-    datetimes, or ISO text, UTC without an offset),
-    positions ``after < position <= through``, and the ``last`` N events selected.
+    datetimes, or ISO text, UTC without an offset), positions ``after < position <=
+    through``, and the ``last`` N events selected.
 
     :param cache: a directory keeping a local Parquet copy of the whole log: the next call reads
         only the events after it (filters then apply to the copy).
     :param progress: a ``tqdm`` bar (default: for more than 50,000 events) and, with a cache,
         one line saying what was read from where.
+    :param backend: ``"pandas"``, or ``"polars"`` for a Polars DataFrame made from the same
+        Arrow columns without a copy (Polars installed: ``eventlab[analytics]``); columns of
+        values Arrow cannot type are Extended JSON text there.
     Other options are :func:`events_frame`'s.
     """
     if not (hasattr(store, "log") and hasattr(store, "read_stream")):
@@ -94,6 +143,8 @@ async def read_frame(
             f"read_frame reads an event store, got {type(store).__name__}: "
             "for records, use events_frame(events)"
         )
+    if backend not in ("pandas", "polars"):
+        raise ConfigurationError(f"backend must be 'pandas' or 'polars', got {backend!r}")
     query = FrameQuery.of(
         streams=streams,
         event_types=event_types,
@@ -105,19 +156,50 @@ async def read_frame(
         through=through,
         last=last,
     )
+    if backend == "polars":
+        _polars()  # before anything is read
     if cache is not None:
         if not flatten:
             raise ConfigurationError("a cached frame is flattened: leave flatten=True")
-        frame = await _through_cache(store, FrameCache(cache, _store_name(store)), progress)
-        return _finish(query.apply(frame), numeric)
+        builder = await _through_cache(store, FrameCache(cache, _store_name(store)), progress)
+        return _result(builder, query, backend, numeric, select=True)
     head = await store.log.head()
     bound = head.position if query.through is None else min(query.through, head.position)
     builder = FrameBuilder(flatten=flatten)
     settled = await _read_into(builder, store, query, head, bound, progress)
-    frame = builder.frame()
-    if not (settled and _pushed_down(store)):
-        frame = query.apply(frame)
-    return _finish(frame, numeric)
+    return _result(builder, query, backend, numeric, select=not (settled and _pushed_down(store)))
+
+
+def _result(
+    builder: FrameBuilder, query: FrameQuery, backend: str, numeric: bool, *, select: bool
+) -> pd.DataFrame | pl.DataFrame:
+    """The frame in the backend asked for; ``select``: the query applied here (what the
+    server did not select)."""
+    if backend == "polars":
+        table = builder.arrow()
+        if select:
+            table = apply_arrow(query, table)
+        if numeric:
+            table = pa.table(
+                [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns],
+                names=table.column_names,
+            )
+        frame: pl.DataFrame = _polars().from_arrow(table)
+        return frame
+    pandas_frame = builder.frame()
+    if select:
+        pandas_frame = query.apply(pandas_frame)
+    return _finish(pandas_frame, numeric)
+
+
+def _polars() -> Any:
+    try:
+        import polars
+    except ImportError as exc:
+        raise ConfigurationError(
+            "backend='polars' needs Polars: pip install polars (or eventlab[analytics])"
+        ) from exc
+    return polars
 
 
 async def _read_into(
@@ -146,7 +228,7 @@ async def _read_into(
 
 async def _through_cache(
     store: EventStore, cache: FrameCache, progress: bool | None
-) -> pd.DataFrame:
+) -> FrameBuilder:
     async with cache.locked():
         # The head is read under the lock: a cache another refresher moved on is never
         # ahead of the head this one reads up to.
@@ -167,7 +249,7 @@ async def _through_cache(
         cache.append(manifest, table, objects, head.position)
     builder.add_table(table, objects)
     say(progress, _cache_line(cache, opened.rows, manifest.through, opened.rebuilt, table, head))
-    return builder.frame()
+    return builder
 
 
 def _cache_line(

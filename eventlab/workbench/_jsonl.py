@@ -37,6 +37,12 @@ class DataFormatError(DataError):
         self.reason = reason
 
 
+def extended_json(value: Any) -> str:
+    """``value`` (a payload's value as a frame holds it) as MongoDB Extended JSON (relaxed):
+    exact decimals, UUIDs and times kept."""
+    return json_util.dumps(to_bson_value(value, "value"), json_options=_JSON_OPTIONS)
+
+
 def event_to_json(event: StoredEvent) -> str:
     """One line of JSON for ``event`` (no trailing newline)."""
     record: dict[str, Any] = {
