@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
@@ -45,25 +44,21 @@ def import_command(
     from .._mongo.event_store import MongoEventStore
     from ..workbench._files import file_format as format_of
     from ..workbench._files import iter_event_chunks
-    from ._importing import FileCheck, append_file, restore_file
+    from ._importing import check_file, write_file
 
     async def run() -> None:
         kind = format_of(file, file_format)
-        check = FileCheck(file)
 
         def chunks() -> Iterator[list[Any]]:
             return iter_event_chunks(file, kind)
 
-        for chunk in chunks():  # a malformed record stops here
-            check.take(chunk)
-        refusal = check.refusal()
-        if refusal:
-            raise EventlabError(refusal)
+        total = check_file(file, chunks)  # before connecting: a bad file is one line
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
-            with tqdm(total=check.events, unit="event", disable=None, desc="import") as bar:
-                write = restore_file if preserve_positions else append_file
-                outcome = await write(store, file, chunks, check.events, bar)
+            with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
+                outcome = await write_file(
+                    store, file, chunks, total, preserve_positions=preserve_positions, bar=bar
+                )
             if preserve_positions:
                 resumed = (
                     f"; {outcome.skipped:,} were stored already (resumed)"
