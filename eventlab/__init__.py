@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._core.errors import (
         AggregateNotFoundError,
         AppendConditionError,
+        CacheError,
         CheckpointConflictError,
         CommitOutcomeUnknownError,
         ConcurrencyError,
@@ -109,6 +110,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "._core.errors": (
         "AggregateNotFoundError",
         "AppendConditionError",
+        "CacheError",
         "CheckpointConflictError",
         "CommitOutcomeUnknownError",
         "ConcurrencyError",
@@ -212,6 +214,7 @@ __all__ = [
     "AppendConditionError",
     "Backend",
     "Batch",
+    "CacheError",
     "CatchUpSubscription",
     "Checkpoint",
     "CheckpointConflictError",

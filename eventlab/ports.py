@@ -330,35 +330,56 @@ class EventLog(Protocol):
         ...
 
 
+TimeField = Literal["recorded_at", "occurred_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogSelection:
+    """What a reader of the log selects (frames, exports): every field narrows it; ``None``
+    (or ``after=0``) selects everything. Checked by whoever builds it (the workbench's
+    ``FrameQuery``): a backend takes the names as plain strings."""
+
+    streams: tuple[str, ...] | None = None
+    event_types: tuple[str, ...] | None = None
+    aggregate_types: tuple[str, ...] | None = None
+    since: datetime | None = None
+    """``since <= t`` on ``time`` (tz-aware)."""
+    until: datetime | None = None
+    """``t < until`` on ``time`` (tz-aware)."""
+    time: TimeField = "recorded_at"
+    after: int = 0
+    """Positions above this one."""
+    last: int | None = None
+    """Only the last N events the rest selects."""
+
+    @property
+    def whole_log(self) -> bool:
+        """Nothing but position bounds: the log read in ranges, nothing filtered."""
+        return not (self.streams or self.event_types or self.aggregate_types or self.timed)
+
+    @property
+    def timed(self) -> bool:
+        return self.since is not None or self.until is not None
+
+
 @runtime_checkable
 class DocumentLog(Protocol):
     """A log that also hands out its stored event documents as they are (MongoDB's), so that
-    frames read at the speed of the wire. Tombstones are never handed out."""
+    frames and exports read at the speed of the wire. Tombstones are never handed out."""
 
-    @property
-    def sharded(self) -> bool:
-        """Whether a whole-log scan is unavailable (a sharded cluster)."""
-        ...
-
-    def scan_documents(
-        self, after: int, through: int, *, batch: int = 10_000
+    def selected_documents(
+        self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every event document with ``after < position <= through``, in storage order, batch
-        by batch."""
+        """The documents ``selection`` selects at positions in ``(selection.after, through]``,
+        page by page; the caller reads only a range the log has settled. Pages come in
+        position order, but for a read of the whole log (the collection's own order: the
+        caller sorts); with ``last``, one page of the last ones. ``on_progress(n)`` is told of
+        each page's progress (positions or documents)."""
         ...
 
-    async def find_documents(
-        self,
-        query: dict[str, Any],
-        *,
-        descending: bool = False,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """The event documents matching ``query``, in position order."""
-        ...
-
-    async def index_names(self) -> set[str]:
-        """The names of the indexes that serve queries of the log."""
+    async def incarnation(self) -> str:
+        """A token of the stored log's identity: it changes when the log is dropped, replaced
+        or restored, so that a copy made of one incarnation is never taken for another's."""
         ...
 
 

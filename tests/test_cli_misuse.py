@@ -161,9 +161,14 @@ def test_repeated_import_and_preserving_positions_say_what_happened(
     assert again.exit_code == 0, again.output
     assert "imported 0 new events" in again.output
     assert "skipped 3,358 events already stored" in again.output
+    complete = runner.invoke(
+        app, ["import", str(DATA / "orders.jsonl"), "--preserve-positions", *base]
+    )
+    assert complete.exit_code == 0, complete.output
+    assert "restored 0 events" in complete.output and "3,358 were stored already" in complete.output
     clean_failure(
-        ["import", str(DATA / "orders.jsonl"), "--preserve-positions", *base],
-        "the store already holds 3,358 events",
+        ["import", str(DATA / "chat.jsonl"), "--preserve-positions", *base],
+        "the store holds 3,358 events that are not the start of this file",
     )
     fresh = ["--uri", mongo_uri, "--database", f"{database_name}_b"]
     restored = runner.invoke(

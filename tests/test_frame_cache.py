@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from eventlab import (
-    ConfigurationError,
+    CacheError,
     EventlabError,
     MongoConnectionManager,
     MongoEventStore,
@@ -178,7 +178,9 @@ async def test_a_store_replaced_under_the_cache_is_read_again(
     await other.restore(_events(80))  # same name, other events
     capsys.readouterr()
     frame = await read_frame(other, cache=cache)
-    assert "the store changed under it" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "the store was dropped, replaced or restored since it was made" in said
+    assert "rebuilt whole; read 80 new from the store" in said
     _same(frame, await read_frame(other))
     assert set(frame["event_id"]) == set((await read_frame(other))["event_id"])
 
@@ -209,6 +211,7 @@ HOSTILE: list[tuple[dict[str, Any], str]] = [
     ({"aggregate_types": {"$gt": ""}}, "aggregate type"),
     ({"since": datetime(2026, 1, 1)}, "timezone-aware"),
     ({"until": "not a date"}, "not a date"),
+    ({"until": ""}, "not a date"),
     ({"since": 12}, "datetime"),
     ({"time": "$where"}, "time must be"),
     ({"after": -1}, "after"),
@@ -238,6 +241,21 @@ async def test_hostile_selections_are_refused_before_anything_is_read_or_written
     assert await store.count() == 5
 
 
+async def test_iso_text_without_an_offset_means_utc(connection: MongoConnectionManager) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(100))
+    plain = await read_frame(store, since="2026-03-02", until="2026-03-03T06:00")
+    utc = await read_frame(
+        store,
+        since=datetime(2026, 3, 2, tzinfo=UTC),
+        until=datetime(2026, 3, 3, 6, tzinfo=UTC),
+    )
+    assert len(utc) == 30
+    _same(plain, utc)
+    shifted = await read_frame(store, since="2026-03-02T00:00+02:00", until="2026-03-03T06:00")
+    assert len(shifted) == 32  # an offset given is kept
+
+
 async def test_a_cache_path_that_is_a_file_is_refused(
     connection: MongoConnectionManager, tmp_path: Path
 ) -> None:
@@ -245,7 +263,7 @@ async def test_a_cache_path_that_is_a_file_is_refused(
     await store.restore(_events(5))
     occupied = tmp_path / "file"
     occupied.write_text("mine")
-    with pytest.raises(ConfigurationError, match="not a directory"):
+    with pytest.raises(CacheError, match="not a directory"):
         await read_frame(store, cache=occupied)
     assert occupied.read_text() == "mine"
 

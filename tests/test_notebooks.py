@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_eight_notebooks() -> None:
+def test_there_are_nine_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "00_your_domain.ipynb",
         "01_explore_streams.ipynb",
@@ -32,6 +32,7 @@ def test_there_are_eight_notebooks() -> None:
         "05_projections.ipynb",
         "06_a_million_events.ipynb",
         "07_dcb.ipynb",
+        "08_analytics.ipynb",
     ]
 
 
@@ -202,6 +203,7 @@ PLOT_TITLES: dict[str, list[str]] = {
     "05_projections": ["Projection lag while orders arrive", "Read model size"],
     "06_a_million_events": ["Events per day, by event type"],
     "07_dcb": ["Students per course, against its places"],
+    "08_analytics": ["Revenue per day, by currency"],
 }
 """Every plot each notebook shows, by its title (a regular expression), in order."""
 
@@ -229,6 +231,8 @@ NOTEBOOK_SAYS: dict[str, list[str]] = {
                r"refused: append condition failed",
                "alan joined on the second decision", "every course within its places: True",
                "every student within two courses: True", "nobody twice on a course: True"],
+    "08_analytics": [r"[1-9]\d* groups; DuckDB and pandas agree to the cent: True",
+                     r"cache \S+: 0 events through position 0; read 3,358 new"],
 }  # fmt: skip
 """What a notebook prints that the reader relies on (regular expressions; its checks are here,
 not in its cells)."""

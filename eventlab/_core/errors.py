@@ -136,6 +136,12 @@ class UnitOfWorkStateError(ConfigurationError):
     """A unit of work was used outside its ``async with`` block or after it finished."""
 
 
+class CacheError(EventlabError):
+    """A frame cache directory cannot be used: it is not a directory, or it cannot be
+    written or locked (the path and the reason are named). A cache whose files or manifest
+    fail their checks is never an error: the cache rebuilds what it must and says so."""
+
+
 class EmbeddedServerError(EventlabError):
     """The embedded MongoDB-compatible server could not be started or stopped."""
 

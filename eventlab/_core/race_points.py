@@ -65,3 +65,8 @@ TRANSACTION_LISTED = point("transaction.listed")
 
 TRANSACTION_BEFORE_COMMIT = point("transaction.before_commit")
 """The runner's callback has done its writes (an append holds its positions); not committed."""
+
+IMPORT_BEFORE_CHUNK = point("import.before_chunk")
+"""An import has checked the whole file against the store and written the chunks before this
+one, and has not written this one: a writer that stores a conflicting event here stops the
+import part-way (a rerun of the same import resumes it)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
 from pymongo.errors import PyMongoError
@@ -31,7 +31,8 @@ from .._core.log_query import LogQuery
 from .._core.tasks import ended
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.log_reads import ReadsLogRanges
-from ..ports import Abandonment, LogHead, LogSlice
+from ..ports import Abandonment, LogHead, LogSelection, LogSlice
+from . import frames as frames
 from .log_ranges import LogRangeReader
 from .readers import guarded
 from .schema import EventStoreSchema
@@ -192,6 +193,17 @@ class MongoLog(ReadsLogRanges):
         await self._schema.ready()
         info = await guarded(self._schema, self._schema.events.index_information())
         return set(info)
+
+    def selected_documents(
+        self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """:meth:`~eventlab.ports.DocumentLog.selected_documents` (in ``frames.py``)."""
+        return frames.selected_documents(self, selection, through, on_progress)
+
+    async def incarnation(self) -> str:
+        """:meth:`~eventlab.ports.DocumentLog.incarnation` (in ``frames.py``)."""
+        found: str = await guarded(self._schema, frames.incarnation(self._schema))
+        return found
 
 
 def _position_of(doc: dict[str, Any]) -> int:

@@ -26,6 +26,7 @@ from .._core.errors import DuplicateEventError, InvalidEventError
 from .._core.event_codec import stored_document
 from .._core.progress import progress_bar
 from .._core.records import StoredEvent
+from .frames import renew_incarnation
 from .schema import EventStoreSchema
 from .transaction_policy import DUPLICATE_KEY
 from .transactions import run_transaction
@@ -46,6 +47,9 @@ async def restore(
     ordered = sorted(events, key=lambda e: e.position or 0)
     written = 0
     try:
+        # Before the first chunk: a copy of the log (a frame cache) made before this restore
+        # into an emptied store is recognised as out of date even if it stops part-way.
+        await renew_incarnation(schema)
         with progress_bar(len(ordered), progress, "restoring") as bar:
             for start in range(0, len(ordered), chunk_size):
                 chunk = ordered[start : start + chunk_size]

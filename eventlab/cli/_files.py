@@ -4,18 +4,17 @@ Parquet), in chunks."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
 
 if TYPE_CHECKING:
-    from .._mongo.event_store import MongoEventStore
+    pass
 
 
 def import_command(
@@ -35,97 +34,47 @@ def import_command(
 ) -> None:
     """Import events from a file (JSON Lines or Parquet).
 
-    In chunks, each in a transaction; the whole file is checked before anything is written.
-    Events already stored (by event id) are skipped.
+    The whole file is checked, then checked against the store, before anything is written:
+    an event id stored with other content is an error naming it. Then chunk by chunk, each in
+    a transaction; events stored already with the same content are skipped, so an import that
+    stopped part-way resumes when run again.
     """
+    from tqdm import tqdm
+
     from .._mongo.event_store import MongoEventStore
-    from ..workbench._files import StreamCheck, iter_event_chunks
     from ..workbench._files import file_format as format_of
+    from ..workbench._files import iter_event_chunks
+    from ._importing import check_file, write_file
 
     async def run() -> None:
         kind = format_of(file, file_format)
-        check = StreamCheck()
-        for chunk in iter_event_chunks(file, kind):  # a malformed record stops here
-            check.take(chunk)
-        if check.problems:
-            raise EventlabError(
-                f"{file}: refusing to import a file that breaks stream invariants "
-                f"({'; '.join(check.problems)}); examine it with `eventlab gaps --file {file}`"
-            )
-        if not check.ordered:
-            raise EventlabError(
-                f"{file}: refusing to import a file whose events are not in position order "
-                "(a position repeated or going back; an export is in order): examine it with "
-                f"`eventlab gaps --file {file}`"
-            )
+
+        def chunks() -> Iterator[list[Any]]:
+            return iter_event_chunks(file, kind)
+
+        total = check_file(file, chunks)  # before connecting: a bad file is one line
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
+            with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
+                outcome = await write_file(
+                    store, file, chunks, total, preserve_positions=preserve_positions, bar=bar
+                )
             if preserve_positions:
-                stored = await store.count()
-                if stored:
-                    raise EventlabError(
-                        f"the store already holds {stored:,} events: --preserve-positions "
-                        "restores a backup into an empty store (or a new --database); without "
-                        "it the file is appended, and events already stored are skipped"
-                    )
-            written, skipped = await _import_chunks(
-                store, iter_event_chunks(file, kind), check.events, preserve_positions
-            )
-            if preserve_positions:
-                typer.echo(f"restored {written:,} events from {file} (positions kept)")
+                resumed = (
+                    f"; {outcome.skipped:,} were stored already (resumed)"
+                    if outcome.skipped
+                    else ""
+                )
+                typer.echo(
+                    f"restored {outcome.written:,} events from {file} (positions kept){resumed}"
+                )
                 return
             typer.echo(
-                f"imported {count_of(written, 'new event')} from {file}, "
-                f"skipped {count_of(skipped, 'event')} already stored"
+                f"imported {count_of(outcome.written, 'new event')} from {file}, "
+                f"skipped {count_of(outcome.skipped, 'event')} already stored"
             )
 
     run_command(context, run)
-
-
-async def _import_chunks(
-    store: MongoEventStore, chunks: Iterator[list[Any]], total: int, restore: bool
-) -> tuple[int, int]:
-    """Write the file chunk by chunk: restored as they are, or appended (what is not stored
-    yet, by event id, each stream at its own versions, a chunk per transaction)."""
-    from tqdm import tqdm
-
-    written = skipped = 0
-    with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
-        for chunk in chunks:
-            if restore:
-                written += await store.restore(chunk, progress=False)
-            else:
-                new = await _append_new(store, chunk)
-                written += new
-                skipped += len(chunk) - new
-            bar.update(len(chunk))
-    return written, skipped
-
-
-async def _append_new(store: MongoEventStore, chunk: list[Any]) -> int:
-    """Append the events of ``chunk`` not stored yet; returns how many were written."""
-    from itertools import groupby
-
-    from .._mongo.unit_of_work import run_unit_of_work
-
-    added = 0
-    for start in range(0, len(chunk), 500):
-        part = chunk[start : start + 500]
-        ids = [e.event_id for e in part]
-        present = {doc["_id"] async for doc in store.events.find({"_id": {"$in": ids}}, {"_id": 1})}
-        new = [
-            replace(e, position=None, recorded_at=None) for e in part if e.event_id not in present
-        ]
-        runs = [list(run) for _, run in groupby(new, key=lambda e: e.aggregate_id)]
-
-        async def write(uow: Any, runs: list[list[Any]] = runs) -> None:
-            for run in runs:
-                await store.append(run[0].aggregate_id, run, run[0].version - 1, uow=uow)
-
-        if runs:
-            await run_unit_of_work(store.connection, write)
-        added += len(new)
-    return added
 
 
 def export_command(
@@ -135,12 +84,82 @@ def export_command(
     database: DatabaseOption = "eventlab",
     events_collection: CollectionOption = "domain_events",
     file_format: FormatOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    flat: Annotated[
+        bool,
+        typer.Option(
+            "--flat",
+            help="A Hive-partitioned Parquet dataset of typed columns in the directory FILE, "
+            "for DuckDB, Polars and Spark; run again, it adds what came after.",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="--flat: from this time (ISO, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="--flat: before this time (ISO, UTC).")
+    ] = None,
+    event_types: Annotated[
+        list[str] | None,
+        typer.Option("--event-type", help="--flat: only this event type (repeatable)."),
+    ] = None,
+    streams: Annotated[
+        list[str] | None, typer.Option("--stream", help="--flat: only this stream (repeatable).")
+    ] = None,
+    partition_by: Annotated[
+        str,
+        typer.Option(
+            "--partition-by", help="--flat: comma-separated: event_type, day, aggregate_type."
+        ),
+    ] = "event_type,day",
 ) -> None:
-    """Export every event, in position order, to a file.
+    """Export every event, in position order, to a file; or a flat dataset (--flat).
 
     JSON Lines, or Parquet for a .parquet file (or --format parquet); in chunks, so memory
-    stays flat.
+    stays flat. --flat writes the frame's typed columns as a Hive-partitioned Parquet
+    dataset (docs/frames.md, "A flat export").
     """
+    if flat:
+        _export_flat(
+            context, file, uri, database, events_collection,
+            since=since, until=until, event_types=event_types, streams=streams,
+            partition_by=[p.strip() for p in partition_by.split(",") if p.strip()],
+        )  # fmt: skip
+        return
+    if since or until or event_types or streams:
+        raise typer.BadParameter("--since, --until, --event-type and --stream need --flat")
+    _export_file(context, file, uri, database, events_collection, file_format, force)
+
+
+def _export_flat(
+    context: typer.Context,
+    directory: Path,
+    uri: str | None,
+    database: str,
+    events_collection: str,
+    **selection: Any,
+) -> None:
+    from .._mongo.event_store import MongoEventStore
+    from ..workbench._flat import export_flat
+
+    async def run() -> None:
+        async with connection(uri, database, announce=False, persistent=True) as conn:
+            await check_store_exists(conn, events_collection)
+            store = MongoEventStore(conn, events_collection=events_collection)
+            await export_flat(store, directory, **selection)
+
+    run_command(context, run)
+
+
+def _export_file(
+    context: typer.Context,
+    file: Path,
+    uri: str | None,
+    database: str,
+    events_collection: str,
+    file_format: str | None,
+    force: bool,
+) -> None:
     from tqdm import tqdm
 
     from .._mongo.event_store import MongoEventStore
@@ -151,6 +170,7 @@ def export_command(
         writer = EventFileWriter(file, format_of(file, file_format))  # the directory first
         async with connection(uri, database, announce=False, persistent=True) as conn:
             await check_store_exists(conn, events_collection)
+            writer.check_target(overwrite=force)
             store = MongoEventStore(conn, events_collection=events_collection)
             total = await store.count()
             with (

@@ -8,6 +8,7 @@ holds it).
 """
 
 from ._display import register_html_tables
+from ._flat import FlatExport, export_flat
 from ._frames import events_frame, read_frame
 from ._gaps import GapReport, find_gaps
 from ._jsonl import DataFormatError, dump_jsonl, iter_jsonl, load_jsonl
@@ -25,6 +26,7 @@ register_html_tables()
 
 __all__ = [
     "DataFormatError",
+    "FlatExport",
     "GapReport",
     "ProjectionStep",
     "ProjectionTrace",
@@ -34,6 +36,7 @@ __all__ = [
     "dump_jsonl",
     "events_frame",
     "events_from_frame",
+    "export_flat",
     "find_gaps",
     "iter_jsonl",
     "load_jsonl",

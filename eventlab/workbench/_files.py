@@ -61,7 +61,9 @@ def file_format(path: Path, given: str | None = None) -> FileFormat:
 
 class EventFileWriter:
     """Writes events to ``path`` chunk by chunk (``with EventFileWriter(path) as out:
-    out.write(events)``); the directory must exist: a typo must not create directories."""
+    out.write(events)``); the directory must exist: a typo must not create directories. The
+    events go to a unique temporary file beside ``path``, renamed to it when complete: a
+    failed export leaves nothing behind, and never half a file under the name asked for."""
 
     def __init__(self, path: str | Path, file_format: FileFormat = "jsonl") -> None:
         self.path = Path(path)
@@ -73,14 +75,20 @@ class EventFileWriter:
         self.written = 0
         self._text: Any = None
         self._parquet: pq.ParquetWriter | None = None
+        self._partial = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.partial")
 
-    @property
-    def _partial(self) -> Path:
-        return self.path.with_name(self.path.name + ".partial")
+    def check_target(self, *, overwrite: bool) -> None:
+        """Refuse a ``path`` that is a directory or a device, or a file unless ``overwrite``."""
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path} is a directory (nothing was written)")
+        if self.path.exists() and not self.path.is_file():
+            raise FileExistsError(f"{self.path} is not a regular file (nothing was written)")
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(
+                f"{self.path} exists: pass --force to overwrite it (nothing was written)"
+            )
 
     def __enter__(self) -> Self:
-        # Written beside the file and renamed at the end: a failed export leaves no half file
-        # under the name asked for.
         if self.format == "parquet":
             self._parquet = pq.ParquetWriter(self._partial, SCHEMA)
         else:
@@ -109,13 +117,14 @@ class EventFileWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._text is not None:
-            self._text.close()
-        if exc_type is None:
-            self._partial.replace(self.path)
-        else:
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._text is not None:
+                self._text.close()
+            if exc_type is None:
+                self._partial.replace(self.path)
+        finally:
             self._partial.unlink(missing_ok=True)
 
 
@@ -134,10 +143,13 @@ def iter_event_chunks(
         if batch:
             yield batch
         return
+    if path.is_dir():
+        raise DataFormatError(str(path), 0, "is a directory, not a file of events")
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
-        raise DataFormatError(str(path), 0, f"not a Parquet file of events: {exc}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFormatError(str(path), 0, f"not a Parquet file of events: {reason}") from exc
     present = set(parquet.schema_arrow.names)
     missing = set(SCHEMA.names) - present - _OPTIONAL
     if missing:
@@ -167,30 +179,3 @@ def _event(record: dict[str, Any], path: str, row: int) -> StoredEvent:
         return event_from_json(json.dumps(line))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataFormatError(path, row, f"row {row}: {exc}") from exc
-
-
-class StreamCheck:
-    """The invariants of a file of events, checked chunk by chunk before anything is written:
-    each stream's versions contiguous, no position twice. Memory: one entry per stream."""
-
-    def __init__(self) -> None:
-        self.events = 0
-        self.last_version: dict[str, int] = {}
-        self.last_position = 0
-        self.ordered = True
-        self.problems: list[str] = []
-
-    def take(self, events: Sequence[StoredEvent]) -> None:
-        for event in events:
-            self.events += 1
-            position = event.position or 0
-            if position and position <= self.last_position:
-                self.ordered = False
-            self.last_position = max(self.last_position, position)
-            last = self.last_version.get(event.aggregate_id)
-            if last is not None and event.version != last + 1 and len(self.problems) < 5:
-                kind = "a duplicated version" if event.version <= last else "a version gap"
-                self.problems.append(
-                    f"{kind} in stream {event.aggregate_id!r} (v{last} then v{event.version})"
-                )
-            self.last_version[event.aggregate_id] = event.version

@@ -157,6 +157,35 @@ class FrameBuilder:
         payload = sorted(n for n in self._order if n.startswith("payload"))
         return frame[[*ENVELOPE_COLUMNS, *tags, *metadata, *payload]]
 
+    def arrow(self) -> pa.Table:
+        """The rows as one Arrow table in position order, in the frame's column order (for
+        Polars and the flat export). Columns of Python objects become Arrow columns where
+        Arrow holds their values, else MongoDB Extended JSON text. Once, like :meth:`frame`."""
+        table = self.table()
+        self._tables = []
+        order = _sort_order(table)
+        if order is not None:
+            table = table.take(order)
+        rows = None if order is None else order.to_pylist()
+        for name, column in self._object_columns().items():
+            if rows is not None:
+                column = [column[i] for i in rows]
+            table = table.append_column(name, _arrow_or_json(column))
+        tags = ["tags"] if "tags" in self._order else []
+        metadata = sorted(n for n in self._order if n.startswith("metadata"))
+        payload = sorted(n for n in self._order if n.startswith("payload"))
+        return table.select([*ENVELOPE_COLUMNS, *tags, *metadata, *payload])
+
+
+def _arrow_or_json(values: list[Any]) -> pa.Array:
+    """Values Arrow holds as they are (lists of one kind, structs), else Extended JSON."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        from ._jsonl import extended_json
+
+        return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table of events as pandas: nullable ints and bools, categories for type
@@ -222,8 +251,10 @@ def _typed(values: list[Any]) -> pa.Array | None:
         # Exact decimals (money) as Arrow decimals: sums stay exact, the cache stores them.
         try:
             array = pa.array([None if v is None else Decimal(v) for v in values])
-            return array.cast(pa.decimal128(38, array.type.scale))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 38 digits
+            return array.cast(
+                decimal_type(array.type.precision - array.type.scale, array.type.scale)
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # > 38 digits, inf
             return None
     if kinds <= {int} or kinds <= {float} or kinds == {bool}:
         try:
@@ -233,6 +264,22 @@ def _typed(values: list[Any]) -> pa.Array | None:
         if any(check(array.type) for check in _SCALAR_IDS):
             return array
     return None
+
+
+DECIMAL_PRECISION = 18
+"""The precision of a decimal column whose values all fit 18 digits (money does): a product
+with an integer column (``decimal128(19, 0)``) or with itself, and a sum, stay within Arrow's
+38 digits. A column with a longer value is ``decimal128(38, scale)``: exact, summed, but
+multiplied only after a cast (docs/frames.md, "Decimals")."""
+
+
+def decimal_type(digits: int, scale: int) -> pa.Decimal128Type:
+    """The column type of decimals with up to ``digits`` digits before the point; beyond 38
+    digits, ``ArrowInvalid`` (the column stays Python objects)."""
+    needed = max(digits, 0) + max(scale, 0)
+    if needed > 38:
+        raise pa.ArrowInvalid(f"decimals of {needed} digits do not fit decimal128")
+    return pa.decimal128(DECIMAL_PRECISION if needed <= DECIMAL_PRECISION else 38, scale)
 
 
 def _list_array(values: list[Any]) -> pa.Array | None:
@@ -294,7 +341,11 @@ def _common_type(types: set[pa.DataType]) -> pa.DataType | None:
     """The type that holds every value of ``types`` exactly: decimals of several scales as
     the largest scale, ints with floats as floats; ``None`` when there is none."""
     if all(pa.types.is_decimal(t) for t in types):
-        return pa.decimal128(38, max(t.scale for t in types))
+        digits = max(t.precision - t.scale for t in types)
+        try:
+            return decimal_type(digits, max(t.scale for t in types))
+        except pa.ArrowInvalid:  # 30 digits before the point in one part, 10 after in another
+            return None
     if types <= {pa.int64(), pa.float64()}:
         return pa.float64()
     if all(pa.types.is_list(t) for t in types):

@@ -1,33 +1,64 @@
-"""A local Parquet copy of a store's log, refreshed by reading only what came after it.
+"""A local Parquet copy of a store's log, refreshed by reading only what came after it, and
+never served wrong.
 
-The cache is a directory: ``manifest.json`` and one Parquet file per refresh. Each file holds
+The cache is a directory: ``manifest.json`` and one Parquet part per refresh. Each part holds
 the events of a range of positions the log had **settled** when it was read (with
 ``preallocated`` positions, up to the first position still open: a hole that may yet be
 filled, the subscriptions' rule), so a refresh never misses a late commit and never reads an
-event twice. The manifest keeps the event ids of a few cached positions; a store whose events
-at those positions differ (dropped and rebuilt, another store at the same name) is read again
-from the start.
+event twice.
+
+What is checked on every open, before anything is served:
+
+* the manifest carries a SHA-256 of its own contents, and each part's SHA-256, row count and
+  position range; a part is hashed as read, so a flipped bit, a truncated, swapped or missing
+  part is found before its rows are used;
+* the manifest names the store's **incarnation** (:meth:`~eventlab.ports.DocumentLog.
+  incarnation`): a store dropped, replaced or restored under the cache is read again from the
+  start, even when its event ids are the same.
+
+A failed check is not an error: the cache keeps the parts before the first bad one, reads the
+rest from the store again, and its one line says what it rebuilt and why. Refreshers of one
+directory take a lock file in turn (processes and tasks alike), and every file is written
+under a unique temporary name and renamed into place, the manifest last: a crash leaves the
+previous, complete copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from filelock import AsyncFileLock
 
 from .._core.bson_values import CODEC_OPTIONS
-from .._core.errors import ConfigurationError
-from ._frame_build import FrameBuilder, _plain
+from .._core.errors import CacheError, ConfigurationError
+from ._frame_build import _plain
 
-FORMAT = 1
-_SAMPLES = 16
+FORMAT = 2
+MANIFEST = "manifest.json"
+LOCK = ".eventlab-cache.lock"
+_TEMPORARY = ".eventlab-tmp"
 _OBJECTS_KEY = b"eventlab.object_columns"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedPart:
+    """One Parquet file of the cache: the events at positions ``(after, through]``."""
+
+    name: str
+    after: int
+    through: int
+    rows: int
+    sha256: str
 
 
 @dataclass
@@ -36,14 +67,49 @@ class CacheManifest:
 
     store: str
     """The events collection the cache copies (``database.collection``)."""
+    incarnation: str
+    """The store's incarnation when the cache was made (see the module doc)."""
     through: int = 0
     """Every event at a position up to this one is in the cache."""
-    parts: list[str] = field(default_factory=list)
-    samples: dict[str, str] = field(default_factory=dict)
-    """Event ids of some cached positions (position as text → id), to recognise the store."""
+    parts: list[CachedPart] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **self.__dict__}, indent=1)
+        body = {"format": FORMAT, **asdict(self)}
+        return json.dumps({"checksum": _checksum(body), "body": body}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> CacheManifest:
+        """The manifest ``text`` holds; :class:`_Unusable` when it fails its checksum."""
+        try:
+            data = json.loads(text)
+            body = data["body"]
+            if data["checksum"] != _checksum(body):
+                raise _Unusable("its manifest failed its checksum")
+            if body["format"] != FORMAT:
+                raise _Unusable("it was written in another format")
+            return cls(
+                store=str(body["store"]),
+                incarnation=str(body["incarnation"]),
+                through=int(body["through"]),
+                parts=[CachedPart(**part) for part in body["parts"]],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Unusable("its manifest is unreadable") from exc
+
+
+@dataclass
+class OpenedCache:
+    """What :meth:`FrameCache.open` found good, and what it dropped."""
+
+    manifest: CacheManifest
+    tables: list[tuple[pa.Table, dict[str, list[Any]]]]
+    rows: int
+    rebuilt: str | None = None
+    """Why the cache is rebuilt from ``manifest.through`` (``None``: nothing was wrong)."""
+
+
+class _Unusable(Exception):
+    """A cache file failed a check (private: the cache rebuilds and says why)."""
 
 
 class FrameCache:
@@ -56,81 +122,140 @@ class FrameCache:
             )
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
-            raise ConfigurationError(f"cache {self.directory} exists and is not a directory")
+            raise CacheError(f"cache {self.directory} exists and is not a directory")
         self.store = store
 
-    @property
-    def _manifest_path(self) -> Path:
-        return self.directory / "manifest.json"
-
-    def manifest(self) -> CacheManifest | None:
-        """The manifest, or ``None`` for a new cache (or one of another store: it is replaced)."""
+    def locked(self) -> AsyncFileLock:
+        """The directory's lock: one refresher at a time, across processes."""
         try:
-            data = json.loads(self._manifest_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cache {self.directory} is unreadable: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            return None
-        if data.get("store") != self.store:
-            return None
-        return CacheManifest(
-            store=data["store"],
-            through=int(data["through"]),
-            parts=list(data["parts"]),
-            samples=dict(data["samples"]),
-        )
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cache {self.directory} cannot be created: {exc.strerror}") from exc
+        return AsyncFileLock(self.directory / LOCK)
 
-    def load(self, manifest: CacheManifest, into: FrameBuilder) -> bool:
-        """Every cached event into ``into``; ``False`` when a part is missing or unreadable."""
+    def open(self, incarnation: str, head: int) -> OpenedCache:
+        """The verified contents of the cache (under the lock). Files no manifest names
+        (left by a crash) are removed."""
+        empty = CacheManifest(self.store, incarnation)
+        try:
+            manifest = self._manifest(incarnation, head)
+        except _Unusable as exc:
+            self._remove_unlisted(set())
+            return OpenedCache(empty, [], 0, str(exc))
+        if manifest is None:
+            self._remove_unlisted(set())
+            return OpenedCache(empty, [], 0)
+        opened = OpenedCache(CacheManifest(self.store, incarnation), [], 0)
         for part in manifest.parts:
             try:
-                table = pq.read_table(self.directory / part)
-            except (OSError, pa.ArrowException):
-                return False
-            names = object_columns(table)
-            objects = {name: _decoded(table[name]) for name in names}
-            into.add_table(table.drop_columns(names).replace_schema_metadata(None), objects)
-        return True
+                table = self._verified(part)
+            except _Unusable as exc:
+                opened.rebuilt = f"part {part.name} {exc}"
+                opened.manifest.through = part.after
+                break
+            opened.tables.append(_with_objects(table))
+            opened.manifest.parts.append(part)
+            opened.rows += part.rows
+        else:
+            opened.manifest.through = manifest.through
+        self._remove_unlisted({part.name for part in opened.manifest.parts})
+        return opened
 
-    def clear(self) -> None:
-        if self._manifest_path.exists():
-            self._manifest_path.unlink()
-        for part in self.directory.glob("part-*.parquet"):
-            part.unlink()
+    def _manifest(self, incarnation: str, head: int) -> CacheManifest | None:
+        try:
+            text = (self.directory / MANIFEST).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(f"cache {self.directory} is unreadable: {exc.strerror}") from exc
+        manifest = CacheManifest.from_json(text)
+        if manifest.store != self.store:
+            raise _Unusable(f"it held another store ({manifest.store[:100]})")
+        if manifest.incarnation != incarnation:
+            raise _Unusable("the store was dropped, replaced or restored since it was made")
+        if head < manifest.through:
+            raise _Unusable(
+                f"the store's head ({head:,}) is behind it ({manifest.through:,}): the store "
+                "was replaced"
+            )
+        return manifest
+
+    def _verified(self, part: CachedPart) -> pa.Table:
+        try:
+            data = (self.directory / part.name).read_bytes()
+        except FileNotFoundError as exc:
+            raise _Unusable("is missing") from exc
+        except OSError as exc:
+            raise CacheError(f"cache {self.directory}: {part.name}: {exc.strerror}") from exc
+        if hashlib.sha256(data).hexdigest() != part.sha256:
+            raise _Unusable("failed its checksum")
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as exc:  # a writer's bug, not a flipped bit
+            raise _Unusable("is not a Parquet file eventlab can read") from exc
+        positions = table["position"]
+        ordered = (
+            len(positions) < 2
+            or pc.all(
+                pc.greater(positions.combine_chunks()[1:], positions.combine_chunks()[:-1])
+            ).as_py()
+        )
+        if (
+            table.num_rows != part.rows
+            or not ordered
+            or (part.rows and not part.after < pc.min(positions).as_py() <= part.through)
+            or (part.rows and pc.max(positions).as_py() > part.through)
+        ):
+            raise _Unusable("holds other positions than its manifest says")
+        return table
 
     def append(
         self, manifest: CacheManifest, table: pa.Table, objects: dict[str, list[Any]], through: int
     ) -> CacheManifest:
-        """Write the events of ``(manifest.through, through]`` as one more part."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write the events of ``(manifest.through, through]`` as one more part, then the
+        manifest that names it (under the lock)."""
         parts = list(manifest.parts)
         if table.num_rows:
-            name = f"part-{manifest.through + 1:012d}-{through:012d}.parquet"
-            _write_part(self.directory / name, table, objects)
-            parts.append(name)
-        samples = dict(manifest.samples)
-        positions = table["position"].to_pylist() if table.num_rows else []
-        ids = table["event_id"].to_pylist() if table.num_rows else []
-        if positions:
-            step = max(1, len(positions) // _SAMPLES)
-            for index in {0, len(positions) - 1, *range(0, len(positions), step)}:
-                samples[str(positions[index])] = ids[index]
-        if len(samples) > 4 * _SAMPLES:  # keep the first, the last and an even spread
-            keys = sorted(samples, key=int)
-            keep = set(keys[:: max(1, len(keys) // _SAMPLES)]) | {keys[0], keys[-1]}
-            samples = {k: samples[k] for k in keys if k in keep}
-        updated = CacheManifest(self.store, through, parts, samples)
-        # Written last and atomically: a crash leaves the previous manifest, whose parts are
-        # all there (an orphaned part is overwritten by the next refresh of that range).
-        temporary = self._manifest_path.with_suffix(".tmp")
-        temporary.write_text(updated.to_json())
-        temporary.replace(self._manifest_path)
+            name = f"part-{manifest.through + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}.parquet"
+            data = _part_bytes(table, objects)
+            self._write(name, data)
+            digest = hashlib.sha256(data).hexdigest()
+            parts.append(CachedPart(name, manifest.through, through, table.num_rows, digest))
+        updated = CacheManifest(self.store, manifest.incarnation, through, parts)
+        self._write(MANIFEST, updated.to_json().encode())
         return updated
 
+    def _write(self, name: str, data: bytes) -> None:
+        """``data`` under a unique temporary name, made durable, then renamed into place: a
+        reader or a crash sees the old file or the new one, never part of one."""
+        temporary = self.directory / f".{name}.{uuid.uuid4().hex}{_TEMPORARY}"
+        try:
+            with open(temporary, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.directory / name)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise CacheError(
+                f"cache {self.directory}: cannot write {name}: {exc.strerror}"
+            ) from exc
 
-def _write_part(path: Path, table: pa.Table, objects: dict[str, list[Any]]) -> None:
+    def _remove_unlisted(self, keep: set[str]) -> None:
+        """Parts no manifest names and temporary files (a crashed or refused refresh)."""
+        found = [*self.directory.glob("part-*.parquet"), *self.directory.glob(f"*{_TEMPORARY}")]
+        for path in found:
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+        if not keep:
+            (self.directory / MANIFEST).unlink(missing_ok=True)
+
+
+def _checksum(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _part_bytes(table: pa.Table, objects: dict[str, list[Any]]) -> bytes:
     """Arrow columns as they are; columns of Python objects (lists, dicts, mixed kinds) as
     BSON, decoded again by the same codec that read them (nothing is coerced)."""
     for name, values in objects.items():
@@ -141,7 +266,16 @@ def _write_part(path: Path, table: pa.Table, objects: dict[str, list[Any]]) -> N
         table = table.append_column(name, pa.array(encoded, pa.binary()))
     metadata = {_OBJECTS_KEY: json.dumps(sorted(objects)).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    pq.write_table(table, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def _with_objects(table: pa.Table) -> tuple[pa.Table, dict[str, list[Any]]]:
+    names = object_columns(table)
+    objects = {name: _decoded(table[name]) for name in names}
+    return table.drop_columns(names).replace_schema_metadata(None), objects
 
 
 def object_columns(table: pa.Table) -> list[str]:

@@ -5,31 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._core.checks import check_int, check_name, check_positive, check_types
 from .._core.errors import ConfigurationError
+from ..ports import LogSelection
 
-TimeField = Literal["recorded_at", "occurred_at"]
 _MAX_SELECTED_NAMES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class FrameQuery:
+class FrameQuery(LogSelection):
     """The filters of :func:`~eventlab.workbench.read_frame`, checked (an operator dict, a naive
     datetime or a negative count is refused here, before anything is read)."""
 
-    streams: tuple[str, ...] | None = None
-    event_types: tuple[str, ...] | None = None
-    aggregate_types: tuple[str, ...] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    time: TimeField = "recorded_at"
-    after: int = 0
     through: int | None = None
-    last: int | None = None
 
     @classmethod
     def of(
@@ -66,33 +60,6 @@ class FrameQuery:
             raise ConfigurationError(f"until ({query.until}) must be after since ({query.since})")
         return query
 
-    @property
-    def whole_log(self) -> bool:
-        """Nothing but position bounds: the log read in ranges, nothing filtered."""
-        return not (self.streams or self.event_types or self.aggregate_types or self.timed)
-
-    @property
-    def timed(self) -> bool:
-        return self.since is not None or self.until is not None
-
-    def server_filter(self) -> dict[str, Any]:
-        """The filters as a MongoDB query (position bounds left to the caller's ranges)."""
-        query: dict[str, Any] = {}
-        if self.streams is not None:
-            query["aggregate_id"] = {"$in": list(self.streams)}
-        if self.event_types is not None:
-            query["event_type"] = {"$in": list(self.event_types)}
-        if self.aggregate_types is not None:
-            query["aggregate_type"] = {"$in": list(self.aggregate_types)}
-        if self.timed:
-            span: dict[str, datetime] = {}
-            if self.since is not None:
-                span["$gte"] = self.since
-            if self.until is not None:
-                span["$lt"] = self.until
-            query[self.time] = span
-        return query
-
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The same selection made on a frame of the whole log (a cached one)."""
         keep = frame["position"] > self.after
@@ -112,6 +79,31 @@ class FrameQuery:
         if self.last is not None:
             selected = selected.iloc[-self.last :]
         return selected.reset_index(drop=True)
+
+
+def apply_arrow(query: FrameQuery, table: pa.Table) -> pa.Table:
+    """:meth:`FrameQuery.apply` on an Arrow table of the whole log (Polars, the flat export)."""
+    keep = pc.greater(table["position"], query.after)
+    if query.through is not None:
+        keep = pc.and_(keep, pc.less_equal(table["position"], query.through))
+    for column, names in (
+        ("aggregate_id", query.streams),
+        ("event_type", query.event_types),
+        ("aggregate_type", query.aggregate_types),
+    ):
+        if names is not None:
+            keep = pc.and_(keep, pc.is_in(table[column], pa.array(names, pa.string())))
+    if query.since is not None:
+        keep = pc.and_(keep, pc.greater_equal(table[query.time], pa.scalar(query.since, _TIME)))
+    if query.until is not None:
+        keep = pc.and_(keep, pc.less(table[query.time], pa.scalar(query.until, _TIME)))
+    selected = table.filter(pc.fill_null(keep, False))
+    if query.last is not None:
+        selected = selected.slice(max(0, selected.num_rows - query.last))
+    return selected
+
+
+_TIME = pa.timestamp("us", tz="UTC")
 
 
 def _names(value: str | Iterable[str] | None, kind: str) -> tuple[str, ...] | None:
@@ -140,19 +132,25 @@ def _bounded(names: tuple[str, ...], kind: str) -> tuple[str, ...]:
 
 
 def _instant(value: Any, name: str) -> datetime | None:
+    """A tz-aware datetime, or ISO text: without an offset, text means UTC (the log records
+    UTC). A naive ``datetime`` object is refused: in Python it often means local time."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
-            value = pd.Timestamp(value)
+            stamp = pd.Timestamp(value)
         except ValueError as exc:
             raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}") from exc
+        if pd.isna(stamp):
+            raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}")
+        value = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
         raise ConfigurationError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         raise ConfigurationError(
-            f"{name} must be timezone-aware (the log records UTC), got {value.isoformat()}"
+            f"{name} must be timezone-aware (the log records UTC; ISO text without an offset "
+            f"is read as UTC), got the naive datetime {value.isoformat()}"
         )
     return value

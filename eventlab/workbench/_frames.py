@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pandas as pd
 import pyarrow as pa
@@ -16,9 +16,12 @@ from .._core.progress import progress_bar
 from .._core.records import StoredEvent
 from ..ports import DocumentLog, EventStore, LogHead
 from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
-from ._frame_cache import CacheManifest, FrameCache
-from ._frame_query import FrameQuery
+from ._frame_cache import FrameCache
+from ._frame_query import FrameQuery, apply_arrow
 from ._frame_read import document_pages, followed_pages
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["ENVELOPE_COLUMNS", "events_frame", "read_frame"]
 
@@ -42,8 +45,10 @@ def events_frame(
         sum exactly).
 
     Types: nullable ``Int64`` for integers, ``category`` for type names, tz-aware UTC
-    datetimes, ``str`` for strings, exact decimals (Arrow ``decimal128``); a field whose values
-    are of several kinds, or lists, stays a column of Python objects. Rows in position order.
+    datetimes, ``str`` for strings, exact decimals (Arrow ``decimal128(18, scale)``, so that
+    ``price * quantity`` works; ``decimal128(38, scale)`` for longer values: docs/frames.md,
+    "Decimals"); a field whose values are of several kinds, or lists, stays a column of Python
+    objects. Rows in position order.
     """
     if isinstance(source, str | bytes | Mapping) or not isinstance(source, Iterable):
         raise ConfigurationError(
@@ -53,6 +58,48 @@ def events_frame(
     builder = FrameBuilder(flatten=flatten)
     builder.add(_document(item) for item in source)
     return _finish(builder.frame(), numeric)
+
+
+@overload
+async def read_frame(
+    store: EventStore,
+    *,
+    streams: str | Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    aggregate_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    after: int | None = None,
+    through: int | None = None,
+    last: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+    backend: Literal["pandas"] = "pandas",
+) -> pd.DataFrame: ...
+
+
+@overload
+async def read_frame(
+    store: EventStore,
+    *,
+    streams: str | Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    aggregate_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    after: int | None = None,
+    through: int | None = None,
+    last: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    flatten: bool = True,
+    numeric: bool = False,
+    progress: bool | None = None,
+    backend: Literal["polars"],
+) -> pl.DataFrame: ...
 
 
 async def read_frame(
@@ -71,19 +118,24 @@ async def read_frame(
     flatten: bool = True,
     numeric: bool = False,
     progress: bool | None = None,
-) -> pd.DataFrame:
+    backend: Literal["pandas", "polars"] = "pandas",
+) -> pd.DataFrame | pl.DataFrame:
     """The events of a store (any :class:`~eventlab.ports.EventStore`) as a DataFrame, up to
     the head of its log as it was when the read started (``frame = await read_frame(store)``).
 
     Filters, pushed to the server (each served by an index where the store has one:
     docs/frames.md): ``streams`` (ids), ``event_types``, ``aggregate_types``, a time range
-    ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``, tz-aware),
-    positions ``after < position <= through``, and the ``last`` N events selected.
+    ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``: tz-aware
+    datetimes, or ISO text, UTC without an offset), positions ``after < position <=
+    through``, and the ``last`` N events selected.
 
     :param cache: a directory keeping a local Parquet copy of the whole log: the next call reads
         only the events after it (filters then apply to the copy).
     :param progress: a ``tqdm`` bar (default: for more than 50,000 events) and, with a cache,
         one line saying what was read from where.
+    :param backend: ``"pandas"``, or ``"polars"`` for a Polars DataFrame made from the same
+        Arrow columns without a copy (Polars installed: ``eventlab[analytics]``); columns of
+        values Arrow cannot type are Extended JSON text there.
     Other options are :func:`events_frame`'s.
     """
     if not (hasattr(store, "log") and hasattr(store, "read_stream")):
@@ -91,6 +143,8 @@ async def read_frame(
             f"read_frame reads an event store, got {type(store).__name__}: "
             "for records, use events_frame(events)"
         )
+    if backend not in ("pandas", "polars"):
+        raise ConfigurationError(f"backend must be 'pandas' or 'polars', got {backend!r}")
     query = FrameQuery.of(
         streams=streams,
         event_types=event_types,
@@ -102,19 +156,50 @@ async def read_frame(
         through=through,
         last=last,
     )
-    head = await store.log.head()
+    if backend == "polars":
+        _polars()  # before anything is read
     if cache is not None:
         if not flatten:
             raise ConfigurationError("a cached frame is flattened: leave flatten=True")
-        frame = await _through_cache(store, FrameCache(cache, _store_name(store)), head, progress)
-        return _finish(query.apply(frame), numeric)
+        builder = await _through_cache(store, FrameCache(cache, _store_name(store)), progress)
+        return _result(builder, query, backend, numeric, select=True)
+    head = await store.log.head()
     bound = head.position if query.through is None else min(query.through, head.position)
     builder = FrameBuilder(flatten=flatten)
     settled = await _read_into(builder, store, query, head, bound, progress)
-    frame = builder.frame()
-    if not (settled and _pushed_down(store)):
-        frame = query.apply(frame)
-    return _finish(frame, numeric)
+    return _result(builder, query, backend, numeric, select=not (settled and _pushed_down(store)))
+
+
+def _result(
+    builder: FrameBuilder, query: FrameQuery, backend: str, numeric: bool, *, select: bool
+) -> pd.DataFrame | pl.DataFrame:
+    """The frame in the backend asked for; ``select``: the query applied here (what the
+    server did not select)."""
+    if backend == "polars":
+        table = builder.arrow()
+        if select:
+            table = apply_arrow(query, table)
+        if numeric:
+            table = pa.table(
+                [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns],
+                names=table.column_names,
+            )
+        frame: pl.DataFrame = _polars().from_arrow(table)
+        return frame
+    pandas_frame = builder.frame()
+    if select:
+        pandas_frame = query.apply(pandas_frame)
+    return _finish(pandas_frame, numeric)
+
+
+def _polars() -> Any:
+    try:
+        import polars
+    except ImportError as exc:
+        raise ConfigurationError(
+            "backend='polars' needs Polars: pip install polars (or eventlab[analytics])"
+        ) from exc
+    return polars
 
 
 async def _read_into(
@@ -142,51 +227,57 @@ async def _read_into(
 
 
 async def _through_cache(
-    store: EventStore, cache: FrameCache, head: LogHead, progress: bool | None
-) -> pd.DataFrame:
-    builder = FrameBuilder()
-    manifest = cache.manifest()
-    if manifest is not None and not (
-        await _same_store(store, manifest, head) and cache.load(manifest, builder)
-    ):
-        say(progress, f"cache {cache.directory}: the store changed under it; reading it again")
-        cache.clear()
-        builder, manifest = FrameBuilder(), None
-    manifest = manifest or CacheManifest(cache.store)
-    cached = builder.rows
-    fresh = FrameBuilder()
-    await _read_into(
-        fresh, store, FrameQuery(after=manifest.through), head, head.position, progress
-    )
-    # Followed or settled, every position up to the head is decided now; a follower reads
-    # past the head it started from, and what it read beyond it is left to the next refresh.
-    settled = head.position
-    table, objects = fresh.settled_part(settled)
-    cache.append(manifest, table, objects, settled)
-    builder.add_table(*fresh.settled_part(head.position))
-    say(
-        progress,
-        f"cache {cache.directory}: {cached:,} events through position {manifest.through:,}; "
-        f"read {fresh.rows:,} new from the store"
-        + (f" (positions {manifest.through + 1:,}-{head.position:,})" if fresh.rows else ""),
-    )
-    return builder.frame()
+    store: EventStore, cache: FrameCache, progress: bool | None
+) -> FrameBuilder:
+    async with cache.locked():
+        # The head is read under the lock: a cache another refresher moved on is never
+        # ahead of the head this one reads up to.
+        head = await store.log.head()
+        opened = cache.open(await _incarnation(store), head.position)
+        builder = FrameBuilder()
+        for table, objects in opened.tables:
+            builder.add_table(table, objects)
+        manifest = opened.manifest
+        fresh = FrameBuilder()
+        await _read_into(
+            fresh, store, FrameQuery(after=manifest.through), head, head.position, progress
+        )
+        # Followed or settled, every position up to the head is decided now; a follower
+        # reads past the head it started from, and what it read beyond it is left to the
+        # next refresh.
+        table, objects = fresh.settled_part(head.position)
+        cache.append(manifest, table, objects, head.position)
+    builder.add_table(table, objects)
+    say(progress, _cache_line(cache, opened.rows, manifest.through, opened.rebuilt, table, head))
+    return builder
 
 
-async def _same_store(store: EventStore, manifest: CacheManifest, head: LogHead) -> bool:
-    """The store still holds the cached events: its head is not behind the cache, and the
-    events at the sampled positions are the cached ones."""
-    if head.position < manifest.through:
-        return False
-    if not manifest.samples:
-        return True
-    positions = sorted(int(p) for p in manifest.samples)
-    found: dict[str, str] = {}
-    for position in positions:
-        page = await store.log.read(position - 1, position)
-        for event in page.events:
-            found[str(event.position)] = str(event.event_id)
-    return found == manifest.samples
+def _cache_line(
+    cache: FrameCache,
+    kept: int,
+    through: int,
+    rebuilt: str | None,
+    table: pa.Table,
+    head: LogHead,
+) -> str:
+    """What the cache did, in one line: what it kept, what it rebuilt and why, what it read."""
+    read = f"read {table.num_rows:,} new from the store" + (
+        f" (positions {through + 1:,}-{head.position:,})" if table.num_rows else ""
+    )
+    kept_text = f"{kept:,} events through position {through:,}"
+    if rebuilt is None:
+        return f"cache {cache.directory}: {kept_text}; {read}"
+    if through == 0:
+        return f"cache {cache.directory}: {rebuilt}: rebuilt whole; {read}"
+    return f"cache {cache.directory}: {rebuilt}: kept {kept_text}, rebuilt the rest; {read}"
+
+
+async def _incarnation(store: EventStore) -> str:
+    """The store's incarnation; a log that has none is known by this process's object."""
+    log = store.log
+    if isinstance(log, DocumentLog):
+        return await log.incarnation()
+    return f"{type(log).__name__}:{id(log)}"
 
 
 def _pushed_down(store: EventStore) -> bool:

@@ -37,6 +37,12 @@ class DataFormatError(DataError):
         self.reason = reason
 
 
+def extended_json(value: Any) -> str:
+    """``value`` (a payload's value as a frame holds it) as MongoDB Extended JSON (relaxed):
+    exact decimals, UUIDs and times kept."""
+    return json_util.dumps(to_bson_value(value, "value"), json_options=_JSON_OPTIONS)
+
+
 def event_to_json(event: StoredEvent) -> str:
     """One line of JSON for ``event`` (no trailing newline)."""
     record: dict[str, Any] = {
@@ -95,14 +101,26 @@ def event_from_json(line: str) -> StoredEvent:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[StoredEvent]:
-    """Events of a JSON Lines file, one at a time; blank lines are skipped."""
+    """Events of a JSON Lines file (UTF-8), one at a time; blank lines are skipped. A file
+    that cannot be read as one names the line and the reason (:class:`DataFormatError`)."""
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
+    except IsADirectoryError as exc:
+        raise DataFormatError(str(path), 0, "is a directory, not a file of events") from exc
     except OSError as exc:
         raise DataFormatError(str(path), 0, f"cannot open: {exc.strerror}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    str(path),
+                    number,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "an events file is UTF-8 JSON Lines",
+                ) from exc
             if not line.strip():
                 continue
             try:

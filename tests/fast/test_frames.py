@@ -177,3 +177,38 @@ def test_many_orders_counts_checks_and_numbers() -> None:
             list(many_orders(bad))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         list(many_orders(10, chunk=0))
+
+
+def test_price_times_quantity_works_out_of_the_box_and_stays_exact() -> None:
+    events = sample_events()
+    frame = events_frame(events)
+    lines = frame[frame["event_type"] == "LineAdded"]
+    revenue = lines["payload.unit_price"] * lines["payload.quantity"]
+    expected = [
+        e.payload["unit_price"] * e.payload["quantity"]
+        for e in events
+        if e.event_type == "LineAdded"
+    ]
+    assert revenue.tolist() == expected and all(isinstance(v, Decimal) for v in expected)
+    assert revenue.sum() == sum(expected)
+    by_order = revenue.groupby(lines["aggregate_id"], observed=True).sum()
+    assert by_order.sum() == sum(expected)
+    assert str(lines["payload.unit_price"].dtype).startswith("decimal128(18,")
+    squared = lines["payload.unit_price"] * lines["payload.unit_price"]
+    assert squared.iloc[0] == lines["payload.unit_price"].iloc[0] ** 2
+
+
+def test_decimal_precision_policy() -> None:
+    """18 digits when every value fits (arithmetic works); 38 beyond (exact, summed); Python
+    objects beyond 38 digits or for infinities and NaN (nothing coerced, nothing raised)."""
+    money = events_frame([_event({"p": Decimal("12.50")}, 1), _event({"p": 3}, 2)])
+    assert str(money["payload.p"].dtype) == "decimal128(18, 2)[pyarrow]"
+    wide = events_frame(
+        [_event({"p": Decimal("1" * 25 + ".5")}, 1), _event({"p": Decimal("0.25")}, 2)]
+    )
+    assert str(wide["payload.p"].dtype) == "decimal128(38, 2)[pyarrow]"
+    assert wide["payload.p"].sum() == Decimal("1" * 25 + ".75")
+    for odd in (Decimal("Infinity"), Decimal("NaN"), Decimal("1E-40")):
+        kept = events_frame([_event({"p": odd}, 1), _event({"p": Decimal(1)}, 2)])
+        assert kept["payload.p"].dtype == object
+        assert str(kept["payload.p"].iloc[0]) == str(odd) and kept["payload.p"].iloc[1] == 1

@@ -27,6 +27,9 @@ PROBED_ELSEWHERE = {
     # A writer killed at each of its transaction's moments: tests/test_liveness.py.
     "transaction.listed",
     "transaction.before_commit",
+    # An import stopped, or met another writer, before its last chunk:
+    # tests/test_import_whole.py.
+    "import.before_chunk",
 }
 
 
@@ -48,6 +51,7 @@ def test_the_catalogue_declares_each_point_once() -> None:
         "projector.generation_read",
         "transaction.listed",
         "transaction.before_commit",
+        "import.before_chunk",
     }
     assert catalogue <= set(_races.names())
 

@@ -1,0 +1,328 @@
+"""``eventlab import``: a file of events into a store, whole or resumed where it stopped.
+
+Three passes, so that a refusal writes nothing:
+
+1. **the file**, read whole: every record parsed, each stream's versions contiguous, positions
+   in order, every event encodable and within the server's document size;
+2. **the store**, asked about the whole file: an event id stored with other content, a stream
+   whose stored version does not lead to the file's next one, positions already handed out
+   (``--preserve-positions``): each is an error naming the ids, and nothing is written;
+3. **the writes**, chunk by chunk (a transaction each). Events stored already with the same
+   content are skipped, so an import that stopped part-way (a concurrent writer's conflict, a
+   lost connection) is **resumed** by running the same command again: it says how much it
+   wrote and that a rerun resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import groupby
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._core.errors import ConflictError, DataError, EventlabError
+from .._core.event_codec import event_body, oversized_event, same_client_content, unencodable_int
+from .._core.race_points import IMPORT_BEFORE_CHUNK
+from .._core.records import StoredEvent
+
+if TYPE_CHECKING:
+    from .._mongo.event_store import MongoEventStore
+
+
+_SHOWN = 5
+_MAX_DOCUMENT = 16 * 1024 * 1024
+"""MongoDB's document limit, for the file pass (before any connection)."""
+
+Chunks = Callable[[], Iterator[list[StoredEvent]]]
+
+
+@dataclass
+class FileCheck:
+    """Pass 1: what the file holds, checked chunk by chunk (one entry per stream in memory)."""
+
+    path: Path
+    events: int = 0
+    ordered: bool = True
+    problems: list[str] = field(default_factory=list)
+    _last_version: dict[str, int] = field(default_factory=dict)
+    _last_position: int = 0
+
+    def take(self, events: list[StoredEvent]) -> None:
+        bodies = [_body(self.path, e) for e in events]
+        too_large = oversized_event(bodies, _MAX_DOCUMENT) or unencodable_int(bodies)
+        if too_large is not None:
+            raise DataError(f"{self.path}: {too_large} (nothing was imported)")
+        for event in events:
+            self.events += 1
+            position = event.position or 0
+            if position and position <= self._last_position:
+                self.ordered = False
+            self._last_position = max(self._last_position, position)
+            last = self._last_version.get(event.aggregate_id)
+            if last is not None and event.version != last + 1 and len(self.problems) < _SHOWN:
+                kind = "a duplicated version" if event.version <= last else "a version gap"
+                self.problems.append(
+                    f"{kind} in stream {event.aggregate_id!r} (v{last} then v{event.version})"
+                )
+            self._last_version[event.aggregate_id] = event.version
+
+    def refusal(self) -> str | None:
+        where = f"examine it with `eventlab gaps --file {self.path}`"
+        if not self.events:
+            return f"{self.path} holds no events: nothing was imported"
+        if self.problems:
+            return (
+                f"{self.path}: refusing to import a file that breaks stream invariants "
+                f"({'; '.join(self.problems)}); {where}"
+            )
+        if not self.ordered:
+            return (
+                f"{self.path}: refusing to import a file whose events are not in position "
+                f"order (a position repeated or going back; an export is in order): {where}"
+            )
+        return None
+
+
+def _body(path: Path, event: StoredEvent) -> dict[str, Any]:
+    try:
+        return event_body(event)
+    except EventlabError as exc:
+        raise DataError(f"{path}: {exc} (nothing was imported)") from exc
+
+
+@dataclass
+class StoreCheck:
+    """Pass 2: the file against the store, before anything is written."""
+
+    conflicts: list[str] = field(default_factory=list)
+    """Event ids stored with other content."""
+    streams: list[str] = field(default_factory=list)
+    """Streams whose stored version does not lead to the file's next event."""
+    stored: int = 0
+    """Events of the file stored already, with the same content (skipped)."""
+    _started: set[str] = field(default_factory=set)
+
+    async def take(self, store: MongoEventStore, chunk: list[StoredEvent]) -> None:
+        ids = [event.event_id for event in chunk]
+        found = {doc["_id"]: doc async for doc in store.events.find({"_id": {"$in": ids}})}
+        new = []
+        for event in chunk:
+            doc = found.get(event.event_id)
+            if doc is None:
+                new.append(event)
+            elif same_client_content(event_body(event), doc, check_version=True):
+                self.stored += 1
+            else:
+                self.conflicts.append(str(event.event_id))
+        first = {}
+        for event in new:
+            if event.aggregate_id not in self._started:
+                self._started.add(event.aggregate_id)
+                first[event.aggregate_id] = event.version
+        if not first:
+            return
+        heads = store.events.aggregate(
+            [
+                {"$match": {"aggregate_id": {"$in": list(first)}}},
+                {"$group": {"_id": "$aggregate_id", "version": {"$max": "$version"}}},
+            ]
+        )
+        versions = {doc["_id"]: doc["version"] async for doc in await heads}
+        for stream, version in first.items():
+            stored = versions.get(stream, 0)
+            if stored != version - 1:
+                self.streams.append(
+                    f"{stream!r} (stored at v{stored}, the file's next event is v{version})"
+                )
+
+    def refusal(self, path: Path) -> str | None:
+        parts = []
+        if self.conflicts:
+            parts.append(
+                f"{len(self.conflicts):,} event id(s) stored with other content: "
+                f"{_listed(self.conflicts)}"
+            )
+        if self.streams:
+            parts.append(f"{len(self.streams):,} stream(s) elsewhere: {_listed(self.streams)}")
+        if not parts:
+            return None
+        return f"{path}: {'; '.join(parts)}. Nothing was imported"
+
+
+def _listed(items: list[str]) -> str:
+    more = f" and {len(items) - _SHOWN:,} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more
+
+
+@dataclass
+class ImportOutcome:
+    written: int = 0
+    skipped: int = 0
+
+
+def check_file(path: Path, chunks: Chunks) -> int:
+    """Pass 1 (before any connection); the number of events of the file."""
+    check = FileCheck(path)
+    for chunk in chunks():  # a malformed record stops here
+        check.take(chunk)
+    refusal = check.refusal()
+    if refusal:
+        raise EventlabError(refusal)
+    return check.events
+
+
+async def import_file(
+    store: MongoEventStore,
+    path: Path,
+    chunks: Chunks,
+    *,
+    preserve_positions: bool,
+    bar: Any = None,
+) -> ImportOutcome:
+    """The three passes (module doc); ``chunks()`` reads the file again from its start."""
+    total = check_file(path, chunks)
+    return await write_file(
+        store, path, chunks, total, preserve_positions=preserve_positions, bar=bar
+    )
+
+
+async def write_file(
+    store: MongoEventStore,
+    path: Path,
+    chunks: Chunks,
+    total: int,
+    *,
+    preserve_positions: bool,
+    bar: Any = None,
+) -> ImportOutcome:
+    """Passes 2 and 3, for a file :func:`check_file` passed."""
+    write = restore_file if preserve_positions else append_file
+    return await write(store, path, chunks, total, bar or _NoBar())
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+async def append_file(
+    store: MongoEventStore, path: Path, chunks: Chunks, total: int, bar: Any
+) -> ImportOutcome:
+    """Pass 2 and 3 for an import as new appends (new positions)."""
+    check = StoreCheck()
+    for chunk in chunks():
+        await check.take(store, chunk)
+    refusal = check.refusal(path)
+    if refusal:
+        raise ConflictError(refusal)
+    outcome = ImportOutcome()
+    try:
+        for chunk in chunks():
+            if IMPORT_BEFORE_CHUNK.armed:
+                await IMPORT_BEFORE_CHUNK.reach()
+            new = await _append_new(store, chunk)
+            outcome.written += new
+            outcome.skipped += len(chunk) - new
+            bar.update(len(chunk))
+    except EventlabError as exc:
+        raise _stopped(exc, path, outcome.written, total) from exc
+    return outcome
+
+
+async def restore_file(
+    store: MongoEventStore, path: Path, chunks: Chunks, total: int, bar: Any
+) -> ImportOutcome:
+    """Pass 2 and 3 for a restore (positions kept): into an empty store, or resumed into a
+    store that holds exactly the file's first events (a restore that stopped)."""
+    prefix, following = await _stored_prefix(store, path, chunks)
+    head = (await store.log.head()).position
+    if following is not None and (following.position or 0) <= head:
+        raise ConflictError(
+            f"{path}: the store has handed out positions up to {head:,}, and the file's next "
+            f"event is at {following.position:,}: restore into an empty store (or a new "
+            "--database). Nothing was imported"
+        )
+    outcome = ImportOutcome(skipped=prefix)
+    seen = 0
+    try:
+        for chunk in chunks():
+            rest = chunk[max(0, prefix - seen) :]
+            seen += len(chunk)
+            if rest:
+                if IMPORT_BEFORE_CHUNK.armed:
+                    await IMPORT_BEFORE_CHUNK.reach()
+                # One transaction per chunk of the file (2,000 events): fewer round trips.
+                outcome.written += await store.restore(rest, chunk_size=len(rest), progress=False)
+            bar.update(len(chunk))
+    except EventlabError as exc:
+        raise _stopped(exc, path, prefix + outcome.written, total) from exc
+    return outcome
+
+
+async def _stored_prefix(
+    store: MongoEventStore, path: Path, chunks: Chunks
+) -> tuple[int, StoredEvent | None]:
+    """How many of the file's first events the store holds as the file has them, and the
+    file's next event; an error when the store holds anything else."""
+    events = (event for chunk in chunks() for event in chunk)
+    cursor = store.events.find({"aggregate_id": {"$exists": True}}, sort=[("position", 1)])
+    matched = 0
+    async for doc in cursor:
+        event = next(events, None)
+        if (
+            event is None
+            or doc["_id"] != event.event_id
+            or doc.get("position") != event.position
+            or not same_client_content(event_body(event), doc, check_version=True)
+        ):
+            stored = await store.count()
+            raise ConflictError(
+                f"{path}: the store holds {stored:,} events that are not the start of this file "
+                f"(stored event {doc['_id']} at position {doc.get('position')}): "
+                "--preserve-positions restores into an empty store (or a new --database), or "
+                "resumes a restore of the same file. Nothing was imported"
+            )
+        matched += 1
+    return matched, next(events, None)
+
+
+def _stopped(exc: EventlabError, path: Path, written: int, total: int) -> EventlabError:
+    """The error of an import that stopped part-way: what is stored, and how to resume."""
+    stored = f"the file's first {written:,} of {total:,} events are stored"
+    return type(exc)(
+        f"{path}: import stopped: {str(exc).splitlines()[0]}; {stored}. Run the same command "
+        "again to resume: events stored already, with the same content, are skipped"
+    )
+
+
+async def _append_new(store: MongoEventStore, chunk: list[StoredEvent]) -> int:
+    """Append the events of ``chunk`` not stored yet, 500 in a transaction; how many."""
+    from .._mongo.unit_of_work import run_unit_of_work
+
+    added = 0
+    for start in range(0, len(chunk), 500):
+        part = chunk[start : start + 500]
+        ids = [e.event_id for e in part]
+        present = {doc["_id"]: doc async for doc in store.events.find({"_id": {"$in": ids}})}
+        other = [
+            str(e.event_id)
+            for e in part
+            if e.event_id in present
+            and not same_client_content(event_body(e), present[e.event_id], check_version=True)
+        ]
+        if other:
+            raise ConflictError(f"event id(s) stored with other content: {_listed(other)}")
+        new = [
+            replace(e, position=None, recorded_at=None) for e in part if e.event_id not in present
+        ]
+        runs = [list(run) for _, run in groupby(new, key=lambda e: e.aggregate_id)]
+
+        async def write(uow: Any, runs: list[list[StoredEvent]] = runs) -> None:
+            for run in runs:
+                await store.append(run[0].aggregate_id, run, run[0].version - 1, uow=uow)
+
+        if runs:
+            await run_unit_of_work(store.connection, write)
+        added += len(new)
+    return added

@@ -1,0 +1,301 @@
+"""The flat export: a store's events as a Hive-partitioned Parquet dataset, in the frame's
+typed columns, that DuckDB, Polars, pyarrow.dataset and Spark read as they are.
+
+``directory/event_type=OrderPaid/day=2026-03-01/part-<first>-<last>-<id>-0.parquet``: one
+row per event with the frame's columns (exact decimals, UTC timestamps, ids as text, lists;
+values Arrow cannot type as Extended JSON text), ``day`` the UTC date of the selection's
+time. ``_eventlab_flat.json`` (ignored by those readers: its name starts with ``_``) records
+the store, its incarnation, the selection and the last position exported; the next export of
+the same selection reads only what came after it and adds files. Files are written outside
+the dataset and moved in, the manifest last, under a lock; files no manifest names (a crash)
+are removed by the next export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from filelock import FileLock
+
+from .._core.errors import CacheError, ConfigurationError, ConflictError
+from ..ports import EventStore
+from ._frame_build import FrameBuilder
+from ._frame_query import FrameQuery, apply_arrow
+from ._frames import _incarnation, _read_into, _store_name, say
+
+MANIFEST = "_eventlab_flat.json"
+FORMAT = 1
+PARTITION_COLUMNS = ("event_type", "day", "aggregate_type")
+_PARTITION_TYPES = {"event_type": pa.string(), "aggregate_type": pa.string(), "day": pa.date32()}
+
+
+@dataclass(frozen=True, slots=True)
+class FlatExport:
+    """What one :func:`export_flat` call did."""
+
+    directory: Path
+    after: int
+    """The dataset held the selected events up to this position before the call."""
+    through: int
+    """It holds them up to this one now."""
+    written: int
+    """Events this call added."""
+    files: int
+    """Parquet files this call added."""
+
+
+async def export_flat(
+    store: EventStore,
+    directory: str | os.PathLike[str],
+    *,
+    streams: str | Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    time: str = "recorded_at",
+    partition_by: Iterable[str] = ("event_type", "day"),
+    progress: bool | None = None,
+) -> FlatExport:
+    """Export the selected events of ``store`` to ``directory`` as a Hive-partitioned Parquet
+    dataset (module doc), or add to it the events after its last export of the same
+    selection. The directory's parent must exist.
+
+    :param partition_by: columns among ``event_type``, ``day`` (the UTC date of ``time``) and
+        ``aggregate_type``; ``()`` for none.
+    Filters are :func:`read_frame`'s; the selection is part of the dataset: another
+    selection needs another directory.
+    """
+    query = FrameQuery.of(
+        streams=streams, event_types=event_types, since=since, until=until, time=time
+    )
+    partitions = _partitions(partition_by)
+    target = _directory(directory)
+    selection = _selection(query, partitions)
+    with FileLock(target / ".eventlab-flat.lock"):
+        manifest = _manifest(target, _store_name(store), await _incarnation(store), selection)
+        head = await store.log.head()
+        after = int(manifest["through"])
+        builder = FrameBuilder()
+        bounded = FrameQuery.of(
+            streams=streams,
+            event_types=event_types,
+            since=since,
+            until=until,
+            time=time,
+            after=after,
+            through=head.position,
+        )
+        await _read_into(builder, store, bounded, head, head.position, progress)
+        table = _with_day(apply_arrow(bounded, builder.arrow()), query.time)
+        files = _write(target, table, partitions, after, head.position, manifest)
+        manifest["through"] = head.position
+        _write_manifest(target, manifest)
+    result = FlatExport(target, after, head.position, table.num_rows, len(files))
+    say(
+        progress,
+        f"flat export {target}: {table.num_rows:,} events of positions {after + 1:,}-"
+        f"{head.position:,} in {len(files):,} files",
+    )
+    return result
+
+
+def _partitions(partition_by: Any) -> list[str]:
+    if isinstance(partition_by, str | bytes) or not isinstance(partition_by, Iterable):
+        raise ConfigurationError(
+            f"partition_by must be column names, got {type(partition_by).__name__}"
+        )
+    names = list(partition_by)
+    for name in names:
+        if not isinstance(name, str) or name not in PARTITION_COLUMNS:
+            raise ConfigurationError(
+                f"partition_by takes {', '.join(PARTITION_COLUMNS)}, got {str(name)[:60]!r}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"partition_by names a column twice: {names}")
+    return names
+
+
+def _directory(directory: Any) -> Path:
+    if not isinstance(directory, str | os.PathLike):
+        raise ConfigurationError(
+            f"the flat export needs a directory path, got {type(directory).__name__}"
+        )
+    path = Path(directory)
+    if not path.parent.is_dir():
+        raise CacheError(f"directory {path.parent} does not exist (nothing was written)")
+    if path.exists() and not path.is_dir():
+        raise CacheError(f"{path} exists and is not a directory (nothing was written)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CacheError(f"{path} cannot be created: {exc.strerror}") from exc
+    return path
+
+
+def _selection(query: FrameQuery, partitions: list[str]) -> dict[str, Any]:
+    return {
+        "streams": None if query.streams is None else sorted(query.streams),
+        "event_types": None if query.event_types is None else sorted(query.event_types),
+        "since": None if query.since is None else query.since.isoformat(),
+        "until": None if query.until is None else query.until.isoformat(),
+        "time": query.time,
+        "partition_by": partitions,
+    }
+
+
+def _manifest(
+    target: Path, store: str, incarnation: str, selection: dict[str, Any]
+) -> dict[str, Any]:
+    """The dataset's manifest (a new one for an empty directory), checked against this
+    export; files it does not name are removed."""
+    path = target / MANIFEST
+    if not path.exists():
+        if any(target.iterdir()) and not _only_ours(target):
+            raise CacheError(
+                f"{target} holds files that are not a flat export of eventlab: export to a new "
+                "or empty directory (nothing was written)"
+            )
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "store": store,
+            "incarnation": incarnation,
+            "selection": selection,
+            "through": 0,
+            "files": [],
+            "schema": None,
+        }
+    else:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            known = manifest["format"] == FORMAT and isinstance(manifest["files"], list)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise CacheError(f"{path} is unreadable: {exc}") from exc
+        if not known:
+            raise CacheError(f"{path} was written in another format: export to a new directory")
+        if manifest["store"] != store or manifest["incarnation"] != incarnation:
+            raise ConflictError(
+                f"{target} is an export of {manifest['store']} as it was before it was dropped, "
+                "replaced or restored (or of another store): export to a new directory"
+            )
+        if manifest["selection"] != selection:
+            raise ConfigurationError(
+                f"{target} was exported with another selection ({manifest['selection']}): "
+                "export this one to another directory"
+            )
+    listed = set(manifest["files"])
+    for part in target.rglob("part-*.parquet"):
+        if part.relative_to(target).as_posix() not in listed:
+            part.unlink()
+    return manifest
+
+
+def _only_ours(target: Path) -> bool:
+    return all(p.name.startswith(".eventlab-flat") for p in target.iterdir())
+
+
+def _with_day(table: pa.Table, time: str) -> pa.Table:
+    return table.append_column("day", pc.cast(table[time], pa.date32()))
+
+
+def _write(
+    target: Path,
+    table: pa.Table,
+    partitions: list[str],
+    after: int,
+    through: int,
+    manifest: dict[str, Any],
+) -> list[str]:
+    """The rows as new files of the dataset: written beside it, then moved in."""
+    if not table.num_rows:
+        return []
+    table = _conformed(table, manifest)
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.staging"
+    written: list[str] = []
+    try:
+        ds.write_dataset(
+            table,
+            staging,
+            format="parquet",
+            partitioning=ds.partitioning(
+                pa.schema([(name, _PARTITION_TYPES[name]) for name in partitions]),
+                flavor="hive",
+            )
+            if partitions
+            else None,
+            basename_template=f"part-{after + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}"
+            "-{i}.parquet",
+            existing_data_behavior="error",
+            file_visitor=lambda f: written.append(Path(f.path).relative_to(staging).as_posix()),
+        )
+        for name in written:
+            destination = target / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, destination)
+    except OSError as exc:
+        raise CacheError(f"{target}: cannot write the export: {exc.strerror}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest["files"] = [*manifest["files"], *written]
+    return written
+
+
+def _conformed(table: pa.Table, manifest: dict[str, Any]) -> pa.Table:
+    """Columns in the types of the dataset's earlier files, where the values allow (so that
+    every reader sees one type per column); the types of this export recorded for the next."""
+    recorded: dict[str, str] = manifest.get("schema") or {}
+    columns = []
+    for field in table.schema:
+        column = table[field.name]
+        earlier = recorded.get(field.name)
+        if earlier is not None and earlier != str(field.type):
+            # A wider type stays as it is: readers that unify types by name read both.
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                column = column.cast(_type_of(earlier))
+        columns.append(column)
+    table = pa.table(columns, names=table.column_names)
+    manifest["schema"] = {**recorded, **{f.name: str(f.type) for f in table.schema}}
+    return table
+
+
+def _type_of(name: str) -> pa.DataType:
+    """The Arrow type a schema's text names (the types a frame's columns have)."""
+    simple = {
+        "int64": pa.int64(),
+        "double": pa.float64(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+        "null": pa.null(),
+        "date32[day]": pa.date32(),
+        "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
+    }
+    if name in simple:
+        return simple[name]
+    if name.startswith("decimal128("):
+        precision, scale = name[len("decimal128(") : -1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    raise ValueError(f"no cast to {name}")
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    temporary = target / f".eventlab-flat.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(manifest, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target / MANIFEST)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise CacheError(f"{target}: cannot write {MANIFEST}: {exc.strerror}") from exc

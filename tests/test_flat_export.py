@@ -1,0 +1,263 @@
+"""The flat export: a Hive-partitioned Parquet dataset that DuckDB and Polars read as it is,
+with sums equal to the frame's; incremental by position; and frames as Polars DataFrames."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from eventlab import (
+    CacheError,
+    ConfigurationError,
+    ConflictError,
+    EventlabError,
+    MongoConnectionManager,
+    MongoEventStore,
+    StoredEvent,
+)
+from eventlab.cli import app
+from eventlab.memory import MemoryBackend, MemoryEventStore
+from eventlab.workbench import export_flat, read_frame
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _events(first: int, count: int) -> list[StoredEvent]:
+    """Three types over several days, with money, quantities, lists and nested fields."""
+    return [
+        StoredEvent(
+            event_id=uuid.uuid4(),
+            event_type=("Placed", "Paid", "Shipped")[position % 3],
+            aggregate_id=f"s-{position}",
+            aggregate_type="Order",
+            version=1,
+            payload={
+                "unit_price": Decimal(f"{position % 97}.{position % 100:02d}"),
+                "quantity": position % 5 + 1,
+                "tags": ["a", "b"][: position % 3],
+                "address": {"city": f"c{position % 4}"},
+                "express": position % 2 == 0,
+            },
+            metadata={"correlation_id": f"c-{position}"},
+            occurred_at=START + timedelta(hours=position),
+            recorded_at=START + timedelta(hours=position, seconds=1),
+            position=position,
+        )
+        for position in range(first, first + count)
+    ]
+
+
+def _duckdb(directory: Path, sql: str) -> list[tuple[Any, ...]]:
+    source = (
+        f"read_parquet('{directory}/**/*.parquet', hive_partitioning = true, union_by_name = true)"
+    )
+    return duckdb.sql(sql.replace("DATASET", source)).fetchall()
+
+
+def _revenue_by_type_and_day(frame: pd.DataFrame) -> dict[tuple[str, str], Decimal]:
+    revenue = frame["payload.unit_price"] * frame["payload.quantity"]
+    day = frame["recorded_at"].dt.strftime("%Y-%m-%d")
+    grouped = revenue.groupby([frame["event_type"].astype(str), day]).sum()
+    return {key: Decimal(value) for key, value in grouped.items()}
+
+
+async def test_duckdb_and_polars_read_the_dataset_with_the_frames_sums(
+    connection: MongoConnectionManager, tmp_path: Path
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 240))
+    dataset = tmp_path / "flat"
+    done = await export_flat(store, dataset)
+    assert (done.after, done.through, done.written) == (0, 240, 240)
+    frame = await read_frame(store)
+    expected = _revenue_by_type_and_day(frame)
+    rows = _duckdb(
+        dataset,
+        'SELECT event_type, CAST(day AS VARCHAR), SUM("payload.unit_price" * "payload.quantity")'
+        " FROM DATASET GROUP BY ALL",
+    )
+    assert {(t, d): Decimal(s) for t, d, s in rows} == expected
+    assert all(isinstance(s, Decimal) for _, _, s in rows)  # exact, not floats
+    (kinds,) = _duckdb(
+        dataset,
+        'SELECT typeof("payload.unit_price"), typeof(recorded_at), typeof("payload.tags"), '
+        "typeof(event_id) FROM DATASET LIMIT 1",
+    )
+    assert kinds[0].startswith("DECIMAL(18,") and kinds[1] == "TIMESTAMP WITH TIME ZONE"
+    assert kinds[2] == "VARCHAR[]" and kinds[3] == "VARCHAR"
+    scanned = pl.scan_parquet(f"{dataset}/**/*.parquet", hive_partitioning=True).collect()
+    assert scanned.height == 240
+    by_polars = scanned.group_by("event_type", pl.col("day").cast(pl.String)).agg(
+        (pl.col("payload.unit_price") * pl.col("payload.quantity")).sum().alias("revenue")
+    )
+    assert {
+        (row["event_type"], row["day"]): Decimal(row["revenue"])
+        for row in by_polars.iter_rows(named=True)
+    } == expected
+    assert sorted(scanned["event_id"].to_list()) == sorted(frame["event_id"].to_list())
+    parts = sorted(p.relative_to(dataset).parts[:2] for p in dataset.rglob("*.parquet"))
+    assert ("event_type=Paid", "day=2026-03-01") in parts
+
+
+async def test_a_second_export_adds_only_what_came_after(
+    connection: MongoConnectionManager, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 100))
+    dataset = tmp_path / "flat"
+    await export_flat(store, dataset)
+    await store.restore(_events(101, 30))
+    again = await export_flat(store, dataset)
+    assert (again.after, again.through, again.written) == (100, 130, 30)
+    assert "30 events of positions 101-130" in capsys.readouterr().out
+    nothing = await export_flat(store, dataset, progress=False)
+    assert nothing.written == 0 and nothing.files == 0
+    ((count, distinct, top),) = _duckdb(
+        dataset, "SELECT count(*), count(DISTINCT event_id), max(position) FROM DATASET"
+    )
+    assert (count, distinct, top) == (130, 130, 130)
+    stray = dataset / "event_type=Paid" / "part-000000000001-000000000999-dead-0.parquet"
+    stray.write_bytes((next(dataset.rglob("part-*.parquet"))).read_bytes())
+    await export_flat(store, dataset, progress=False)  # a crashed export's file: removed
+    assert not stray.exists()
+
+
+async def test_filters_select_what_is_exported_and_belong_to_the_dataset(
+    connection: MongoConnectionManager, tmp_path: Path
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 120))
+    dataset = tmp_path / "paid"
+    await export_flat(
+        store, dataset, event_types=["Paid"], since="2026-03-02", partition_by=["day"]
+    )
+    frame = await read_frame(store, event_types=["Paid"], since="2026-03-02")
+    rows = _duckdb(dataset, "SELECT DISTINCT event_type FROM DATASET")
+    assert rows == [("Paid",)]
+    ((count,),) = _duckdb(dataset, "SELECT count(*) FROM DATASET")
+    assert count == len(frame) and count > 0
+    with pytest.raises(ConfigurationError, match="exported with another selection"):
+        await export_flat(store, dataset, event_types=["Placed"], partition_by=["day"])
+    await connection.client.drop_database(connection.database_name)
+    replaced = MongoEventStore(connection)
+    await replaced.restore(_events(1, 10))
+    with pytest.raises(ConflictError, match="dropped, replaced or restored"):
+        await export_flat(
+            replaced, dataset, event_types=["Paid"], since="2026-03-02", partition_by=["day"]
+        )
+
+
+def test_the_cli_exports_a_flat_dataset_with_filters(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    target = ["--uri", mongo_uri, "--database", database_name]
+    source = tmp_path / "events.jsonl"
+    from eventlab.workbench import dump_jsonl
+
+    dump_jsonl(_events(1, 90), source)
+    assert runner.invoke(app, ["import", str(source), *target]).exit_code == 0
+    dataset = tmp_path / "flat"
+    command = ["export", str(dataset), "--flat", *target]
+    result = runner.invoke(app, [*command, "--event-type", "Paid", "--event-type", "Shipped"])
+    assert result.exit_code == 0, result.output
+    assert "flat export" in result.output and "in " in result.output
+    assert sorted(_duckdb(dataset, "SELECT DISTINCT event_type FROM DATASET")) == [
+        ("Paid",),
+        ("Shipped",),
+    ]
+    mixed = runner.invoke(app, ["export", str(tmp_path / "x.jsonl"), *target, "--stream", "s-1"])
+    assert mixed.exit_code == 2 and "need --flat" in mixed.output
+
+
+@pytest.mark.parametrize(
+    "arguments,error,names",
+    [
+        ({"partition_by": [{"$gt": ""}]}, ConfigurationError, "partition_by takes"),
+        ({"partition_by": "event_type"}, ConfigurationError, "must be column names"),
+        ({"partition_by": ["day", "day"]}, ConfigurationError, "twice"),
+        ({"streams": {"$ne": ""}}, ConfigurationError, "stream"),
+        ({"event_types": [{"$regex": "."}]}, ConfigurationError, "event type"),
+        ({"since": 2**70}, ConfigurationError, "datetime"),
+        ({"since": "nonsense"}, ConfigurationError, "not a date"),
+        ({"time": "$where"}, ConfigurationError, "time must be"),
+    ],
+)
+async def test_hostile_arguments_are_refused_before_anything_is_written(
+    connection: MongoConnectionManager,
+    tmp_path: Path,
+    arguments: dict[str, Any],
+    error: type[EventlabError],
+    names: str,
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 5))
+    with pytest.raises(error, match=names):
+        await export_flat(store, tmp_path / "flat", **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_hostile_directories_are_refused(
+    connection: MongoConnectionManager, tmp_path: Path
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 5))
+    with pytest.raises(ConfigurationError, match="needs a directory path"):
+        await export_flat(store, {"$gt": ""})  # type: ignore[arg-type]
+    with pytest.raises(CacheError, match="does not exist"):
+        await export_flat(store, tmp_path / "no" / "such")
+    occupied = tmp_path / "file"
+    occupied.write_text("mine")
+    with pytest.raises(CacheError, match="not a directory"):
+        await export_flat(store, occupied)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(CacheError, match="not a flat export of eventlab"):
+        await export_flat(store, foreign)
+    assert occupied.read_text() == "mine" and sorted(p.name for p in foreign.iterdir()) == [
+        ".eventlab-flat.lock",
+        "notes.txt",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["mongo", "memory"])
+async def test_a_polars_frame_holds_what_the_pandas_frame_holds(
+    connection: MongoConnectionManager, tmp_path: Path, kind: str
+) -> None:
+    events = _events(1, 60)
+    store: Any
+    if kind == "memory":
+        store = MemoryEventStore(MemoryBackend())
+        for event in events:
+            await store.append(event.aggregate_id, [event], 0)
+    else:
+        store = MongoEventStore(connection)
+        await store.restore(events)
+    for selection in ({}, {"event_types": ["Paid"], "last": 5}, {"streams": ["s-3", "s-9"]}):
+        frame = await read_frame(store, **selection)
+        polars = await read_frame(store, backend="polars", **selection)
+        assert isinstance(polars, pl.DataFrame) and polars.columns == list(frame.columns)
+        assert polars["position"].to_list() == frame["position"].tolist()
+        assert polars["payload.unit_price"].to_list() == frame["payload.unit_price"].tolist()
+        assert polars["payload.tags"].to_list() == frame["payload.tags"].tolist()
+    cached = await read_frame(store, backend="polars", cache=tmp_path / "c", progress=False)
+    assert cached.height == 60
+    revenue = cached.select((pl.col("payload.unit_price") * pl.col("payload.quantity")).sum())
+    pandas = await read_frame(store)
+    assert (
+        Decimal(revenue.item()) == (pandas["payload.unit_price"] * pandas["payload.quantity"]).sum()
+    )
+    floats = await read_frame(store, backend="polars", numeric=True)
+    assert floats["payload.unit_price"].dtype == pl.Float64
+    with pytest.raises(ConfigurationError, match="backend must be"):
+        await read_frame(store, backend="spark")  # type: ignore[call-overload]
