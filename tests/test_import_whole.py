@@ -261,3 +261,30 @@ def test_export_refuses_to_overwrite_without_force_and_leaves_nothing_on_failure
         ["a-directory.jsonl", "events.jsonl", "mine.jsonl"]
     )
     assert list(directory.iterdir()) == []
+
+
+def test_export_never_writes_through_a_link_a_pipe_or_to_dash_and_import_refuses_a_pipe(
+    mongo_uri: str, database_name: str, export_file: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An export is renamed into place: it would replace a symbolic link (or /dev/stdout, a
+    link too) with a regular file rather than write through it; an import reads its file
+    twice, which a pipe cannot give. Each is one line, and nothing is written or replaced."""
+    import os
+
+    target = _target(mongo_uri, database_name)
+    assert runner.invoke(app, ["import", str(export_file), *target]).exit_code == 0
+    kept = tmp_path / "kept.txt"
+    kept.write_text("keep\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(kept)
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    monkeypatch.chdir(tmp_path)
+    for name, expected in ((str(link), "is a symbolic link"), ("-", "give its name, not -")):
+        refused = runner.invoke(app, ["export", name, *target, "--force"])
+        assert refused.exit_code == 1, refused.output
+        _one_clear_line(refused.output, expected)
+    assert link.is_symlink() and kept.read_text() == "keep\n" and not (tmp_path / "-").exists()
+    piped = runner.invoke(app, ["import", str(fifo), *target])  # would wait for ever if read
+    assert piped.exit_code == 1
+    _one_clear_line(piped.output, "is not a regular file (a pipe or a device)")

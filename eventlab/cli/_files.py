@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .._core.errors import EventlabError
 from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
@@ -48,6 +49,13 @@ def import_command(
 
     async def run() -> None:
         kind = format_of(file, file_format)
+        if file.exists() and not file.is_dir() and not file.is_file():
+            # A pipe or a device can be read once; the file is read twice (checked whole,
+            # then written), so a second read would find nothing or wait for ever.
+            raise EventlabError(
+                f"{file} is not a regular file (a pipe or a device): import reads its file "
+                "twice, checked whole and then written; save it to a file first"
+            )
 
         def chunks() -> Iterator[list[Any]]:
             return iter_event_chunks(file, kind)

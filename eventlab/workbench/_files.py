@@ -78,7 +78,17 @@ class EventFileWriter:
         self._partial = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.partial")
 
     def check_target(self, *, overwrite: bool) -> None:
-        """Refuse a ``path`` that is a directory or a device, or a file unless ``overwrite``."""
+        """Refuse a ``path`` that is a directory, a device, a pipe or a symbolic link (the
+        export is renamed into place: it would replace the link, not write through it), or a
+        file unless ``overwrite``."""
+        if str(self.path) == "-":
+            raise FileExistsError(
+                "export writes a file: give its name, not - (nothing was written)"
+            )
+        if self.path.is_symlink():
+            raise FileExistsError(
+                f"{self.path} is a symbolic link: give the path it points to (nothing was written)"
+            )
         if self.path.is_dir():
             raise IsADirectoryError(f"{self.path} is a directory (nothing was written)")
         if self.path.exists() and not self.path.is_file():
