@@ -32,7 +32,7 @@ from eventlab.workbench._files import iter_event_chunks
 from ._paired import paired
 
 Run = Callable[[Awaitable[Any]], Any]
-EVENTS = 10_000
+EVENTS = 5_000
 
 
 def _events() -> list[StoredEvent]:
