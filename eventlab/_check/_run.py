@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,8 +27,6 @@ CHECK_EXTRA = (
     "pip install './eventlab[check]' from a clone, or uv sync --extra check in it"
 )
 DEFAULT_EXAMPLES = 10
-INTERRUPTED = 130
-"""The exit code of a check interrupted (Ctrl-C, SIGTERM): no verdict."""
 """Examples of the stream machine in a check (the others scale from it)."""
 
 
@@ -58,22 +54,11 @@ def run_check(
     except (EventlabError, CheckRefused) as exc:  # refused before anything ran: one line
         echo(f"eventlab check: {reason(exc, uri)}")
         return 1
-    interrupted = False
     try:
-        with _terminated_as_interrupted():
-            report.verdicts += _suites(uri, scratch, examples)
-            _stop_if_interrupted()
-            report.verdicts += asyncio.run(_probes(uri, scratch))
-            _stop_if_interrupted()
-    except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM (a CI timeout, a container stop): no verdict from a part-run,
-        # and the scratch database still goes.
-        interrupted = True
+        report.verdicts += _suites(uri, scratch, examples)
+        report.verdicts += asyncio.run(_probes(uri, scratch))
     finally:
         dropped = asyncio.run(_drop(uri, scratch))
-    if interrupted:
-        echo(f"eventlab check: interrupted, no verdict; {dropped or f'{scratch} dropped'}")
-        return INTERRUPTED
     if dropped is not None:
         report.add(Verdict("scratch database dropped", "failed", dropped))
     for line in report.lines():
@@ -124,7 +109,7 @@ def _suites(uri: str, scratch: str, examples: int) -> list[Verdict]:
             "asyncio_default_test_loop_scope = session\n"
         )
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            outcome = pytest.main(
+            pytest.main(
                 [
                     str(Path(__file__).with_name("_suite.py")),
                     "-c",
@@ -139,54 +124,9 @@ def _suites(uri: str, scratch: str, examples: int) -> list[Verdict]:
                     "-W",
                     "ignore::DeprecationWarning",
                 ],
-                plugins=[plugin, _StopWhenInterrupted()],
+                plugins=[plugin],
             )
-    if outcome == pytest.ExitCode.INTERRUPTED:  # pytest caught the Ctrl-C: the run is partial
-        raise KeyboardInterrupt
-    _stop_if_interrupted()
     return plugin.verdicts()
-
-
-_INTERRUPTED = threading.Event()
-"""Set by Ctrl-C or SIGTERM while a check runs. A KeyboardInterrupt that lands where Python
-swallows exceptions (a weakref callback, a finalizer) would be lost: the flag is not, and the
-run stops at its next test or part."""
-
-
-class _StopWhenInterrupted:
-    """A pytest plugin of the check's run: no test starts after an interrupt."""
-
-    def pytest_runtest_setup(self, item: object) -> None:
-        import pytest
-
-        if _INTERRUPTED.is_set():
-            pytest.exit("interrupted", returncode=pytest.ExitCode.INTERRUPTED)
-
-
-def _stop_if_interrupted() -> None:
-    if _INTERRUPTED.is_set():
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _terminated_as_interrupted() -> Iterator[None]:
-    """Ctrl-C and SIGTERM both interrupt the check (flag and KeyboardInterrupt), so that its
-    cleanup runs (in the main thread only: elsewhere signals keep their own handling)."""
-    _INTERRUPTED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        _INTERRUPTED.set()
-        raise KeyboardInterrupt
-
-    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
