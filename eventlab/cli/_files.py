@@ -102,22 +102,29 @@ def export_command(
         ),
     ] = False,
     since: Annotated[
-        str | None, typer.Option("--since", help="--flat: from this time (ISO, UTC).")
+        str | None,
+        typer.Option("--since", metavar="TIME", help="--flat: from this time (ISO, UTC)."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="--flat: before this time (ISO, UTC).")
+        str | None,
+        typer.Option("--until", metavar="TIME", help="--flat: before this time (ISO, UTC)."),
     ] = None,
     event_types: Annotated[
         list[str] | None,
-        typer.Option("--event-type", help="--flat: only this event type (repeatable)."),
+        typer.Option(
+            "--event-type", metavar="TYPE", help="--flat: only this event type (repeatable)."
+        ),
     ] = None,
     streams: Annotated[
-        list[str] | None, typer.Option("--stream", help="--flat: only this stream (repeatable).")
+        list[str] | None,
+        typer.Option("--stream", metavar="ID", help="--flat: only this stream (repeatable)."),
     ] = None,
     partition_by: Annotated[
         str,
         typer.Option(
-            "--partition-by", help="--flat: comma-separated: event_type, day, aggregate_type."
+            "--partition-by",
+            metavar="COLUMNS",
+            help="--flat: comma-separated: event_type, day, aggregate_type.",
         ),
     ] = "event_type,day",
 ) -> None:
