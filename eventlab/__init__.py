@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._core.errors import (
         AggregateNotFoundError,
         AppendConditionError,
+        ArchiveError,
         CacheError,
         CheckpointConflictError,
         CommitOutcomeUnknownError,
@@ -110,6 +111,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "._core.errors": (
         "AggregateNotFoundError",
         "AppendConditionError",
+        "ArchiveError",
         "CacheError",
         "CheckpointConflictError",
         "CommitOutcomeUnknownError",
@@ -212,6 +214,7 @@ __all__ = [
     "AggregateRoot",
     "AggregateStore",
     "AppendConditionError",
+    "ArchiveError",
     "Backend",
     "Batch",
     "CacheError",

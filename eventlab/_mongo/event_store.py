@@ -23,6 +23,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from .._aggregates.stream_reads import ReadsStreams
+from .._archive import ArchivesEvents
 from .._core import telemetry as telemetry
 from .._core.appends import prepare_stream
 from .._core.checks import check_name, check_positive
@@ -32,6 +33,7 @@ from .._core.registry import EventRegistry
 from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
+from .archive import MongoArchiveHost
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
 from .log import MongoLog
@@ -49,7 +51,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
+class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -77,7 +79,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
     backwards; :meth:`read_domain_events` decodes it into domain events), :meth:`read_all`
     (the log from a position to the head) and :meth:`subscribe` (the log, then new events
-    live).
+    live). :meth:`archive` moves old events into Parquet files that every read reads
+    through (docs/archive.md).
     """
 
     def __init__(
@@ -273,7 +276,15 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
             f"read_stream {self.events_collection_name}",
             {**self._db_attributes("read_stream"), "eventlab.stream.id": aggregate_id[:200]},
         ) as span:
-            docs = await self._stream_reader.documents(aggregate_id, versions, session_of(uow))
+            session = session_of(uow)
+            docs = await self._stream_reader.documents(aggregate_id, versions, session)
+            whole = StreamVersions(versions.after, versions.to, False, None)
+            docs = await self._log.archive_reader.stream(
+                aggregate_id,
+                versions,
+                docs,
+                lambda: self._stream_reader.documents(aggregate_id, whole, session),
+            )
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
             return docs
@@ -281,6 +292,9 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         """The stream's last version, 0 for a stream with no events."""
         return await self._stream_reader.current_version(aggregate_id, session_of(uow))
+
+    def _archive_host(self) -> MongoArchiveHost:
+        return MongoArchiveHost(self._schema, self._log)
 
     # -- reads: the log --------------------------------------------------------------------
 

@@ -1,0 +1,153 @@
+"""The MongoDB side of the archive (:mod:`eventlab._archive`): the store's archive record, a
+document beside the position counter (``<events>.archive``), and the live documents the jobs
+select, remove and put back.
+
+No transaction: every step is one idempotent write, made in an order that keeps every event
+readable (the module doc of ``_archive._job``); each write waits for a majority, so a step a
+failover rolls back is simply done again by the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.write_concern import WriteConcern
+
+from .._archive import ArchiveMarker, ArchiveReader
+from .._core.tombstones import TOMBSTONE_FIELD
+from ..ports import LogHead
+from . import frames as frames
+from .readers import guarded
+from .schema import EventStoreSchema
+from .transaction_policy import DUPLICATE_KEY
+
+_RANGE = 10_000
+"""Positions per query: every query is a bounded range (the embedded server scans on)."""
+_IDS = 1_000
+
+
+class MongoArchiveMarkers:
+    """The store's :class:`~eventlab._archive.ArchiveMarker`, compare-and-set by manifest and
+    state (:class:`~eventlab._archive.MarkerStore`)."""
+
+    def __init__(self, schema: EventStoreSchema) -> None:
+        self._schema = schema
+
+    @property
+    def _key(self) -> str:
+        return f"{self._schema.events_collection_name}.archive"
+
+    async def get(self) -> ArchiveMarker | None:
+        await self._schema.ready()
+        found = await guarded(
+            self._schema, self._schema.counters_majority.find_one({"_id": self._key})
+        )
+        return ArchiveMarker.of(found)
+
+    async def put(self, marker: ArchiveMarker | None, expected: ArchiveMarker | None) -> bool:
+        await self._schema.ready()
+        counters = self._schema.counters.with_options(write_concern=WriteConcern("majority"))
+        if expected is None:
+            assert marker is not None
+            try:
+                await guarded(
+                    self._schema, counters.insert_one({"_id": self._key, **marker.document()})
+                )
+            except DuplicateKeyError:
+                return False
+            return True
+        where = {"_id": self._key, "manifest": expected.manifest, "state": expected.state}
+        if marker is None:
+            deleted = await guarded(self._schema, counters.delete_one(where))
+            return bool(deleted.deleted_count)
+        updated = await guarded(
+            self._schema, counters.update_one(where, {"$set": marker.document()})
+        )
+        return bool(updated.matched_count)
+
+
+class MongoArchiveHost:
+    """:class:`~eventlab._archive.ArchiveHost` for a :class:`~eventlab.MongoEventStore`."""
+
+    def __init__(self, schema: EventStoreSchema, log: Any) -> None:
+        self._schema = schema
+        self._log = log
+
+    @property
+    def archive_reader(self) -> ArchiveReader:
+        reader: ArchiveReader = self._log.archive_reader
+        return reader
+
+    def archive_store_name(self) -> str:
+        return f"{self._schema.connection.database_name}.{self._schema.events_collection_name}"
+
+    async def incarnation(self) -> str:
+        found: str = await self._log.incarnation()
+        return found
+
+    async def head(self) -> LogHead:
+        found: LogHead = await self._log.head()
+        return found
+
+    async def live_documents(self, through: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for low in range(0, through, _RANGE):
+            span = {"$gt": low, "$lte": min(low + _RANGE, through)}
+            found.extend(await self._log.find_documents({"position": span}))
+        return found
+
+    async def streams_above(self, stream_ids: Sequence[str], through: int) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(stream_ids), _IDS):
+            query = {
+                "aggregate_id": {"$in": list(stream_ids[start : start + _IDS])},
+                "position": {"$gt": through},
+            }
+            ids = await guarded(self._schema, self._schema.events.distinct("aggregate_id", query))
+            found.update(ids)
+        return found
+
+    async def first_recorded_at_or_after(self, moment: datetime) -> int | None:
+        head = (await self.head()).position
+        for low in range(0, head, _RANGE):
+            query = {
+                "position": {"$gt": low, "$lte": min(low + _RANGE, head)},
+                "recorded_at": {"$gte": moment},
+                TOMBSTONE_FIELD: {"$exists": False},
+            }
+            first = await guarded(
+                self._schema,
+                self._schema.events.find_one(query, {"position": 1}, sort=[("position", 1)]),
+            )
+            if first is not None:
+                return int(first["position"])
+        return None
+
+    @property
+    def _events(self) -> Any:
+        return self._schema.events.with_options(write_concern=WriteConcern("majority"))
+
+    async def remove(self, documents: Sequence[dict[str, Any]]) -> int:
+        query = {
+            "_id": {"$in": [d["_id"] for d in documents]},
+            "position": {"$in": [d["position"] for d in documents]},
+        }
+        deleted = await guarded(self._schema, self._events.delete_many(query))
+        return int(deleted.deleted_count)
+
+    async def put_back(self, documents: Sequence[dict[str, Any]]) -> int:
+        inserted: int = await guarded(self._schema, self._insert(list(documents)))
+        return inserted
+
+    async def _insert(self, documents: list[dict[str, Any]]) -> int:
+        try:
+            result = await self._events.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))  # the others are live already
+        return len(result.inserted_ids)
