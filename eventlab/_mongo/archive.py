@@ -9,7 +9,8 @@ failover rolls back is simply done again by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,10 @@ from .transaction_policy import DUPLICATE_KEY
 
 _RANGE = 10_000
 """Positions per query: every query is a bounded range (the embedded server scans on)."""
-_IDS = 1_000
+_CONCURRENT = 50
+_RUN = 8
+"""Consecutive positions removed by one range query rather than listed."""
+_LISTED = 64
 
 
 class MongoArchiveMarkers:
@@ -99,16 +103,22 @@ class MongoArchiveHost:
             found.extend(await self._log.find_documents({"position": span}))
         return found
 
-    async def streams_above(self, stream_ids: Sequence[str], through: int) -> set[str]:
+    async def streams_continuing(self, lasts: dict[str, int]) -> set[str]:
+        # A stream goes on if its next version exists (versions are dense): one point read
+        # each on the stream_version index (a distinct over an $in of ids costs the embedded
+        # server far more), a batch at a time.
         found: set[str] = set()
-        for start in range(0, len(stream_ids), _IDS):
-            query = {
-                "aggregate_id": {"$in": list(stream_ids[start : start + _IDS])},
-                "position": {"$gt": through},
-            }
-            ids = await guarded(self._schema, self._schema.events.distinct("aggregate_id", query))
-            found.update(ids)
+        items = sorted(lasts.items())
+        for start in range(0, len(items), _CONCURRENT):
+            batch = items[start : start + _CONCURRENT]
+            nexts = await asyncio.gather(*(self._has_version(s, v + 1) for s, v in batch))
+            found.update(s for (s, _), there in zip(batch, nexts, strict=True) if there)
         return found
+
+    async def _has_version(self, stream: str, version: int) -> bool:
+        query = {"aggregate_id": stream, "version": version}
+        found = await guarded(self._schema, self._schema.events.find_one(query, {"_id": 1}))
+        return found is not None
 
     async def first_recorded_at_or_after(self, moment: datetime) -> int | None:
         head = (await self.head()).position
@@ -131,12 +141,14 @@ class MongoArchiveHost:
         return self._schema.events.with_options(write_concern=WriteConcern("majority"))
 
     async def remove(self, documents: Sequence[dict[str, Any]]) -> int:
-        query = {
-            "_id": {"$in": [d["_id"] for d in documents]},
-            "position": {"$in": [d["position"] for d in documents]},
-        }
-        deleted = await guarded(self._schema, self._events.delete_many(query))
-        return int(deleted.deleted_count)
+        # By position (unique, never reused): each run of consecutive positions as one range
+        # (an $in of many values costs the embedded server per value per document), the
+        # scattered rest in small $in lists.
+        removed = 0
+        for query in _position_queries(sorted(int(d["position"]) for d in documents)):
+            deleted = await guarded(self._schema, self._events.delete_many(query))
+            removed += int(deleted.deleted_count)
+        return removed
 
     async def put_back(self, documents: Sequence[dict[str, Any]]) -> int:
         inserted: int = await guarded(self._schema, self._insert(list(documents)))
@@ -151,3 +163,20 @@ class MongoArchiveHost:
                 raise
             return int(exc.details.get("nInserted", 0))  # the others are live already
         return len(result.inserted_ids)
+
+
+def _position_queries(positions: list[int]) -> Iterator[dict[str, Any]]:
+    """Delete filters that select exactly ``positions`` (sorted, distinct)."""
+    scattered: list[int] = []
+    start = 0
+    while start < len(positions):
+        end = start
+        while end + 1 < len(positions) and positions[end + 1] == positions[end] + 1:
+            end += 1
+        if end - start + 1 >= _RUN:
+            yield {"position": {"$gte": positions[start], "$lte": positions[end]}}
+        else:
+            scattered.extend(positions[start : end + 1])
+        start = end + 1
+    for first in range(0, len(scattered), _LISTED):
+        yield {"position": {"$in": scattered[first : first + _LISTED]}}

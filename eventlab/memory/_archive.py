@@ -59,10 +59,9 @@ class MemoryArchiveHost:
     async def live_documents(self, through: int) -> list[dict[str, Any]]:
         return self._live(0, through)
 
-    async def streams_above(self, stream_ids: Sequence[str], through: int) -> set[str]:
-        wanted = set(stream_ids)
-        head = (await self.head()).position
-        return {d["aggregate_id"] for d in self._live(through, head)} & wanted
+    async def streams_continuing(self, lasts: dict[str, int]) -> set[str]:
+        versions = self._log.tables.versions
+        return {s for s, v in lasts.items() if self._db.peek(versions, (s, v + 1)) is not None}
 
     async def first_recorded_at_or_after(self, moment: datetime) -> int | None:
         head = (await self.head()).position
