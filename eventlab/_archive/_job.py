@@ -59,8 +59,9 @@ class ArchiveHost(Protocol):
         """The live event documents at positions ``<= through`` (no tombstones), by position."""
         ...
 
-    async def streams_continuing(self, lasts: dict[str, int]) -> set[str]:
-        """Which of these streams have an event after the version given for each."""
+    async def streams_continuing(self, lasts: dict[str, int], through: int) -> set[str]:
+        """Which of these streams have an event after the version given for each (each
+        stream's given version is its last at or below position ``through``)."""
         ...
 
     async def first_recorded_at_or_after(self, moment: datetime) -> int | None:
@@ -233,7 +234,7 @@ async def _movable(
     for doc in live:
         stream = doc["aggregate_id"]
         last[stream] = max(last.get(stream, 0), int(doc["version"]))
-    continued = await host.streams_continuing(last) if last else set()
+    continued = await host.streams_continuing(last, bound) if last else set()
     kept = {(s, v) for s, v in last.items() if s not in continued}
     moving = [d for d in live if (d["aggregate_id"], int(d["version"])) not in kept]
     return moving, len(kept)

@@ -50,7 +50,10 @@ class ArchiveReader:
             return await _windowed(await read_all_live(), versions)
         archived = (await self.view(marker)).stream(aggregate_id, versions.after, versions.to)
         every = {int(d["version"]): d for d in archived}
-        every.update((int(d["version"]), d) for d in await read_all_live())
+        # A read without a count saw the whole live part of its range; one with a count saw
+        # only a window of it, so the live part is read again whole.
+        whole = live if versions.max_count is None else await read_all_live()
+        every.update((int(d["version"]), d) for d in whole)
         return await _windowed([every[v] for v in sorted(every)], versions)
 
     async def log_range(

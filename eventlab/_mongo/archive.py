@@ -28,9 +28,14 @@ from .transaction_policy import DUPLICATE_KEY
 _RANGE = 10_000
 """Positions per query: every query is a bounded range (the embedded server scans on)."""
 _CONCURRENT = 50
-_RUN = 8
-"""Consecutive positions removed by one range query rather than listed."""
-_LISTED = 64
+_RUN = 32
+"""Consecutive positions removed by one range query rather than listed (measured on the
+embedded server: a statement costs about 5 ms, a document about 0.7 ms, and an $in list about
+6 µs per value per document, so short runs go better in lists of about a hundred)."""
+_LISTED = 100
+_SCAN_PER_STREAM = 20
+"""Reading the positions above the bound costs about 50 µs a document, a point read about
+1.8 ms: scan when there are fewer than this many documents above it per stream asked about."""
 
 
 class MongoArchiveMarkers:
@@ -103,16 +108,28 @@ class MongoArchiveHost:
             found.extend(await self._log.find_documents({"position": span}))
         return found
 
-    async def streams_continuing(self, lasts: dict[str, int]) -> set[str]:
+    async def streams_continuing(self, lasts: dict[str, int], through: int) -> set[str]:
+        head = (await self.head()).position
+        if head - through <= _SCAN_PER_STREAM * len(lasts):
+            return await self._streams_above(set(lasts), through, head)
         # A stream goes on if its next version exists (versions are dense): one point read
-        # each on the stream_version index (a distinct over an $in of ids costs the embedded
-        # server far more), a batch at a time.
+        # each on the stream_version index, a batch at a time (a distinct over an $in of ids
+        # costs the embedded server far more).
         found: set[str] = set()
         items = sorted(lasts.items())
         for start in range(0, len(items), _CONCURRENT):
             batch = items[start : start + _CONCURRENT]
             nexts = await asyncio.gather(*(self._has_version(s, v + 1) for s, v in batch))
             found.update(s for (s, _), there in zip(batch, nexts, strict=True) if there)
+        return found
+
+    async def _streams_above(self, streams: set[str], through: int, head: int) -> set[str]:
+        found: set[str] = set()
+        for low in range(through, head, _RANGE):
+            query = {"position": {"$gt": low, "$lte": min(low + _RANGE, head)}}
+            cursor = self._schema.events.find(query, {"aggregate_id": 1, "_id": 0})
+            docs = await guarded(self._schema, cursor.to_list(None))
+            found.update(d["aggregate_id"] for d in docs if d.get("aggregate_id") in streams)
         return found
 
     async def _has_version(self, stream: str, version: int) -> bool:

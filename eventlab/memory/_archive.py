@@ -59,7 +59,7 @@ class MemoryArchiveHost:
     async def live_documents(self, through: int) -> list[dict[str, Any]]:
         return self._live(0, through)
 
-    async def streams_continuing(self, lasts: dict[str, int]) -> set[str]:
+    async def streams_continuing(self, lasts: dict[str, int], through: int) -> set[str]:
         versions = self._log.tables.versions
         return {s for s, v in lasts.items() if self._db.peek(versions, (s, v + 1)) is not None}
 
