@@ -182,3 +182,19 @@ async def test_a_unit_of_work_reads_a_stream_through_the_archive(
     events = await run_unit_of_work(connection, work)
     assert [e.version for e in events] == list(range(1, VERSIONS + 1))
     assert await store.get_current_version(sid) == VERSIONS + 1
+
+
+async def test_a_flat_export_and_a_frame_read_through_the_archive(
+    store: MongoEventStore, written: list[StoredEvent], tmp_path: Path
+) -> None:
+    from eventlab.workbench import export_flat, read_frame
+
+    await store.archive(tmp_path / "archive", through=written[-1].position)
+    frame = await read_frame(store, progress=False)
+    assert list(frame["event_id"].astype(str)) == [str(e.event_id) for e in written]
+    last = await read_frame(store, last=10, progress=False)
+    assert list(last["position"]) == [e.position for e in written[-10:]]
+    typed = await read_frame(store, event_types=["Noted"], streams=["s-0001"], progress=False)
+    assert list(typed["version"]) == [1, 2, 3, 4, 5]
+    exported = await export_flat(store, tmp_path / "flat", progress=False)
+    assert exported.written == len(written)

@@ -127,6 +127,9 @@ async def archive_events(
     if marker is not None and marker.state == "removing" and not dry_run:
         marker = await _finish_removal(host, marker)
     live = await host.live_documents(bound) if bound else []
+    if marker is not None and marker.state == "removing":  # a dry run: not finished above
+        held = (await host.archive_reader.view(marker)).positions
+        live = [d for d in live if int(d["position"]) not in held]
     moving, kept = await _movable(host, live, bound)
     total = (marker.events if marker else 0) + len(moving)
     report = ArchiveReport(
