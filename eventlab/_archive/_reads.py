@@ -5,10 +5,11 @@ Why the marker is read where it is: a job writes the marker *before* it removes 
 and removes the marker only *after* it has put every event back. So a reader that reads the
 live collection and then the marker sees, for any event the live read missed because it was
 removed, a marker that names the archive holding it; and a reader that read the marker before
-the live read sees, for any event not yet put back, the archive still named. The log (whose
-filters hide what is missing) reads the marker on both sides; one stream knows from its
-versions (dense, the live ones a suffix of the stream) whether anything is missing, and only
-then looks. An event in both places (a job between its steps) is taken once, by position.
+the live read sees, for any event not yet put back, the archive still named. The log reads the
+marker before its live read, and after it unless the live slice accounts for every position
+of its range (then nothing can be missing); one stream knows from its versions (dense, the
+live ones a suffix of the stream) whether anything is missing, and only then looks. An event
+in both places (a job between its steps) is taken once, by position.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class ArchiveReader:
         """The slice of the log ``query`` selects, archive and live collection together."""
         before = await self.markers.get()
         live = await read_live(query)
-        after = await self.markers.get()
-        marker = _widest(before, after)
+        if _whole(live, query):
+            return live  # every position of the range is accounted for: nothing is missing
+        marker = _widest(before, await self.markers.get())
         if marker is None or query.after >= marker.through or query.until <= query.after:
             return live
         rows = (await self.view(marker)).between(query.after, min(live.through, marker.through))
@@ -122,6 +124,16 @@ async def _windowed(docs: Documents, versions: StreamVersions) -> Documents:
     if versions.max_count is not None:
         docs = docs[: versions.max_count]
     return docs
+
+
+def _whole(live: LogSlice, query: LogQuery) -> bool:
+    """Whether a live slice holds something at every position of its range (an event or a
+    tombstone), so that nothing of it can be in the archive (an unfiltered read, or one that
+    reports every position)."""
+    span = live.through - query.after
+    if live.present is not None:
+        return len(live.present) == span
+    return not query.filtered and len(live.events) + len(live.abandoned) == span
 
 
 def _widest(one: ArchiveMarker | None, other: ArchiveMarker | None) -> ArchiveMarker | None:
