@@ -20,7 +20,7 @@ removes the record; the files stay where they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -146,7 +146,7 @@ async def archive_events(
     if dry_run or not moving:
         return report
     files = await _move(host, place, marker, moving, report.through)
-    return ArchiveReport(**{**_fields(report), "files": files})
+    return replace(report, files=files)
 
 
 async def restore_events(host: ArchiveHost, *, dry_run: Any = False) -> RestoreReport:
@@ -293,7 +293,3 @@ async def _finish_removal(
     if not await host.archive_reader.markers.put(done, marker):
         raise ConflictError("another archive or restore job changed the archive: run again")
     return done
-
-
-def _fields(report: ArchiveReport) -> dict[str, Any]:
-    return {name: getattr(report, name) for name in report.__dataclass_fields__}

@@ -33,7 +33,7 @@ from .._core.registry import EventRegistry
 from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
 from ..ports import PositionStrategy, UnitOfWork
-from .archive import MongoArchiveHost
+from .archive_host import MongoArchiveHost
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
 from .log import MongoLog
