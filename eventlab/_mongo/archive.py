@@ -4,11 +4,12 @@ written with write concern ``majority``, compare-and-set by manifest and state."
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from .._archive import ArchiveMarker
-from . import frames as frames
 from .readers import guarded
 from .schema import EventStoreSchema
 
@@ -36,13 +37,9 @@ class MongoArchiveMarkers:
         counters = self._schema.counters.with_options(write_concern=WriteConcern("majority"))
         if expected is None:
             assert marker is not None
-            try:
-                await guarded(
-                    self._schema, counters.insert_one({"_id": self._key, **marker.document()})
-                )
-            except DuplicateKeyError:
-                return False
-            return True
+            document = {"_id": self._key, **marker.document()}
+            inserted: bool = await guarded(self._schema, _inserted(counters, document))
+            return inserted
         where = {"_id": self._key, "manifest": expected.manifest, "state": expected.state}
         if marker is None:
             deleted = await guarded(self._schema, counters.delete_one(where))
@@ -51,3 +48,12 @@ class MongoArchiveMarkers:
             self._schema, counters.update_one(where, {"$set": marker.document()})
         )
         return bool(updated.matched_count)
+
+
+async def _inserted(counters: Any, document: dict[str, Any]) -> bool:
+    """Whether ``document`` was inserted (``False``: one with its id is there already)."""
+    try:
+        await counters.insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True

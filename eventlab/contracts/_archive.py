@@ -14,7 +14,13 @@ import fsspec
 import pytest
 
 from .._core import races
-from .._core.errors import ArchiveError, ConcurrencyError, ConfigurationError, EventlabError
+from .._core.errors import (
+    ArchiveError,
+    ConcurrencyError,
+    ConfigurationError,
+    ConflictError,
+    EventlabError,
+)
 from .._core.records import StoredEvent
 from .._follow.catch_up import CatchUpSubscription
 from ..ports import EventStore
@@ -305,3 +311,21 @@ class ArchiveContract(NeedsAStore):
         assert point.reached_count - reached == -(-(len(written) - 10) // 4)  # every chunk
         seen += [event async for event in events]
         assert same(seen, written)
+
+    async def test_two_jobs_at_once_one_records(self, contract_store: EventStore) -> None:
+        """A job that finds another's archive recorded after it wrote its files stops with
+        :class:`ConflictError`, having removed nothing; every event is read once."""
+        written = await write_streams(contract_store)
+        location = memory_location()
+        head = (await contract_store.log.head()).position
+        other: list[Any] = []
+
+        async def the_other_job_runs_first() -> None:
+            other.append(await contract_store.archive(location, through=head))  # type: ignore[attr-defined]
+
+        async with races.acting_at("archive.files_written", the_other_job_runs_first):
+            with pytest.raises(ConflictError):
+                await contract_store.archive(location, through=head)  # type: ignore[attr-defined]
+        assert other[0].archived == len(written) - STREAMS
+        assert await contract_store.count() == STREAMS
+        assert same(await whole_log(contract_store), written)
