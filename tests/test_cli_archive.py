@@ -73,6 +73,8 @@ async def test_dry_run_then_archive_then_restore(
     assert code == 0, output
     assert "archived 8 events (positions 1-11)" in output and "holds 8 events" in output
     assert await store.count() == 4 and len(await store.read_all().to_list()) == 12
+    code, output = await run("stats", *where)
+    assert code == 0 and "8 more archived at" in output and "0 missing" in output, output
     code, output = await run("archive", "restore", "--dry-run", *where)
     assert code == 0 and "would restore 8 events" in output and await store.count() == 4
     code, output = await run("archive", "restore", *where)
