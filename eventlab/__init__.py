@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         PositionsAbandonedError,
         RebuildInProgressError,
         SerializationError,
+        SubjectForgottenError,
         SubscriptionError,
         TransactionAbortedError,
         TransactionsUnsupportedError,
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
         UpcastError,
         WriteConflictError,
     )
+    from ._aggregates.forgetting import Forgetting
+    from ._core.personal import REDACTED, Personal, Redacted
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
     from ._follow.batches import Batch
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
     from ._mongo.checkpoints import MongoCheckpointStore
     from ._mongo.connection import DeploymentInfo, MongoConnectionManager
     from ._mongo.event_store import MongoEventStore
+    from ._mongo.keys import MongoKeyStore
     from ._mongo.mapper import MongoModelMapper
     from ._mongo.outbox import MongoOutboxStore
     from ._mongo.process_registry import Liveness
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
     from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
     from ._outbox.relay import OutboxRelay, RelayHealth
+    from ._shred.keys import KeyStore
     from .ports import (
         Backend,
         Checkpoint,
@@ -136,6 +141,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "PositionsAbandonedError",
         "RebuildInProgressError",
         "SerializationError",
+        "SubjectForgottenError",
         "SubscriptionError",
         "TransactionAbortedError",
         "TransactionsUnsupportedError",
@@ -164,6 +170,10 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "StoredEvent",
     ),
     "._core.registry": ("EventRegistry",),
+    "._core.personal": ("Personal", "REDACTED", "Redacted"),
+    "._aggregates.forgetting": ("Forgetting",),
+    "._mongo.keys": ("MongoKeyStore",),
+    "._shred.keys": ("KeyStore",),
     "._outbox.publishers": (
         "InMemoryPublisher",
         "LoggingPublisher",
@@ -239,11 +249,13 @@ __all__ = [
     "EventStore",
     "EventlabError",
     "ExpectedVersion",
+    "Forgetting",
     "InMemoryPublisher",
     "InvalidEventError",
     "InvalidIdError",
     "InvalidNameError",
     "InvalidSpecificationError",
+    "KeyStore",
     "Liveness",
     "LoggingPublisher",
     "MemoryRows",
@@ -251,6 +263,7 @@ __all__ = [
     "MongoCheckpointStore",
     "MongoConnectionManager",
     "MongoEventStore",
+    "MongoKeyStore",
     "MongoModelMapper",
     "MongoOutboxStore",
     "MongoRepository",
@@ -261,6 +274,7 @@ __all__ = [
     "OutboxLag",
     "OutboxMessage",
     "OutboxRelay",
+    "Personal",
     "PositionStrategy",
     "PositionsAbandonedError",
     "Projection",
@@ -268,7 +282,9 @@ __all__ = [
     "Projector",
     "Publisher",
     "QueryOptions",
+    "REDACTED",
     "RebuildInProgressError",
+    "Redacted",
     "RelayHealth",
     "Rows",
     "SearchResult",
@@ -277,6 +293,7 @@ __all__ = [
     "Specification",
     "SpecificationBuilder",
     "StoredEvent",
+    "SubjectForgottenError",
     "Subscriber",
     "SubscriptionError",
     "TransactionAbortedError",
