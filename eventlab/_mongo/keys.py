@@ -73,8 +73,20 @@ class MongoKeyStore:
                 if is_duplicate_key(exc):
                     continue
                 raise map_error(exc) from exc
-            return _key_of(subject, doc)
+            if doc is None:
+                # A server may answer a racing upsert with no document (the embedded one
+                # does): the winner's document is there now, so read it.
+                doc = await self._find(subject)
+            if doc is not None:
+                return _key_of(subject, doc)
         raise TransientError(f"the key of subject {subject[:80]!r} kept colliding; try again")
+
+    async def _find(self, subject: str) -> dict[str, Any] | None:
+        try:
+            doc: dict[str, Any] | None = await self.collection.find_one({"_id": subject})
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return doc
 
     async def get(self, subjects: Sequence[str]) -> dict[str, DataKey]:
         if isinstance(subjects, str) or not isinstance(subjects, Sequence):

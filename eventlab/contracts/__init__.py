@@ -29,6 +29,8 @@ choosing (the backend under test is given by fixtures).
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
+from ._forgetting import PersonalDataContract
+from ._keys import KeyStoreContract
 from ._delivery import DeliveryContract
 from ._isolation import IsolationContract
 from ._log import EventLogContract, SubscriptionContract
@@ -67,7 +69,9 @@ __all__ = [
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",
+    "KeyStoreContract",
     "OutboxContract",
+    "PersonalDataContract",
     "PositionsContract",
     "ProjectionContract",
     "SnapshotContract",
