@@ -103,6 +103,19 @@ class PersonalData:
         keys = await self._keys_for([payload]) or {}
         return open_payload(payload, event_id, keys)
 
+    async def redact_forgotten(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """The events as an export keeps them: personal values stay sealed (a copy the key
+        store still governs), but those of forgotten subjects become :data:`REDACTED`."""
+        keys = await self._keys_for(event.payload for event in events)
+        if keys is None:
+            return events
+        live = set(keys)
+        out = []
+        for event in events:
+            payload, redacted = redact_payload(event.payload, live)
+            out.append(replace(event, payload=payload) if redacted else event)
+        return out
+
     async def _keys_for(self, payloads: Iterable[Any]) -> dict[str, DataKey] | None:
         """The keys of the subjects the payloads' sealed values name (``None``: none sealed)."""
         subjects: dict[str, None] = {}
