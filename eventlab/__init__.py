@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import telemetry
+    from ._aggregates.forgetting import Forgetting
     from ._aggregates.store import AggregateStore
     from ._core.domain import AggregateRoot, DomainEvent, applies
     from ._core.errors import (
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
         UpcastError,
         WriteConflictError,
     )
-    from ._aggregates.forgetting import Forgetting
     from ._core.personal import REDACTED, Personal, Redacted
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
@@ -218,6 +218,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __version__ = "0.1.0"
 
 __all__ = [
+    "REDACTED",
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
@@ -282,7 +283,6 @@ __all__ = [
     "Projector",
     "Publisher",
     "QueryOptions",
-    "REDACTED",
     "RebuildInProgressError",
     "Redacted",
     "RelayHealth",

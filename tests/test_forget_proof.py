@@ -53,7 +53,9 @@ class Contacts(Projection):
 
     @on("CustomerRegistered")
     async def registered(self, rows: Rows, event: StoredEvent) -> None:
-        rows.put(event.aggregate_id, {"name": event.payload["name"], "email": event.payload["email"]})
+        rows.put(
+            event.aggregate_id, {"name": event.payload["name"], "email": event.payload["email"]}
+        )
 
     @on("CustomerMoved")
     async def moved(self, rows: Rows, event: StoredEvent) -> None:

@@ -76,7 +76,6 @@ class ReadsStreams:
         to_domain = self.registry.document_to_domain
         return [to_domain(doc, unknown=policy) for doc in documents]
 
-
     async def _opened(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.personal is None:
             return documents

@@ -101,12 +101,12 @@ class PersonalFields:
 def check_subject(subject: Any, name: str = "subject") -> str:
     """A subject id: a non-empty ``str`` of at most :data:`MAX_SUBJECT_LENGTH` characters,
     never an operator dict (:class:`~eventlab.InvalidIdError` otherwise)."""
-    subject = check_name(subject, name)
-    if len(subject) > MAX_SUBJECT_LENGTH:
+    checked = check_name(subject, name)
+    if len(checked) > MAX_SUBJECT_LENGTH:
         raise InvalidIdError(
-            f"{name} is {len(subject):,} characters long; at most {MAX_SUBJECT_LENGTH} are taken"
+            f"{name} is {len(checked):,} characters long; at most {MAX_SUBJECT_LENGTH} are taken"
         )
-    return subject
+    return checked
 
 
 @cache
@@ -117,9 +117,7 @@ def personal_fields(event_class: type[Any]) -> PersonalFields | None:
     ``personal_subject``, or whose subject field is missing, personal itself, or not a str.
     """
     model_fields = getattr(event_class, "model_fields", {})
-    fields = tuple(
-        name for name, info in model_fields.items() if PERSONAL in (info.metadata or ())
-    )
+    fields = tuple(name for name, info in model_fields.items() if PERSONAL in (info.metadata or ()))
     subject = getattr(event_class, "personal_subject", None)
     if not fields:
         return None

@@ -4,9 +4,8 @@ into a :class:`~eventlab._core.log_query.LogQuery`, then read by the backend."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from .._core.log_query import LogQuery
 from .._shred.personal_data import PersonalData

@@ -29,10 +29,10 @@ choosing (the backend under test is given by fixtures).
 
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
-from ._forgetting import PersonalDataContract
-from ._keys import KeyStoreContract
 from ._delivery import DeliveryContract
+from ._forgetting import PersonalDataContract
 from ._isolation import IsolationContract
+from ._keys import KeyStoreContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
 from ._positions import PositionsContract

@@ -164,7 +164,8 @@ class PersonalDataContract:
         subject = unique("customer")
         event = registered(subject)
         first = await personal_store.append(subject, [event], 0)
-        again = await personal_store.append(subject, [event], 0)  # a resend after an unknown outcome
+        # A resend after an unknown outcome: the same event seals to the same bytes.
+        again = await personal_store.append(subject, [event], 0)
         assert [e.event_id for e in again] == [e.event_id for e in first]
         assert await personal_store.get_current_version(subject) == 1
 
@@ -189,10 +190,13 @@ class PersonalDataContract:
     async def test_upcasters_see_opened_values_and_the_marker(
         self, make_personal_store: Any
     ) -> None:
-        old_code, new_code = make_personal_store(v1_registry()), make_personal_store(v2_registry())
+        old_code = make_personal_store(v1_registry())
+        new_code = make_personal_store(v2_registry())
         gone, kept = unique("customer"), unique("customer")
         for subject in (gone, kept):
-            await old_code.append(subject, [RenamedV1(customer_id=subject, full_name="Ada Byron")], 0)
+            await old_code.append(
+                subject, [RenamedV1(customer_id=subject, full_name="Ada Byron")], 0
+            )
         await new_code.forget(gone)
         (lifted,) = await new_code.read_domain_events(kept)
         assert (lifted.first, lifted.last) == ("Ada", "Byron")

@@ -139,4 +139,3 @@ class KeyStoreContract:
         for text in shown:
             assert material.hex() not in text and repr(material) not in text
             assert material.hex()[:16] not in text
-

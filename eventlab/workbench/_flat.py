@@ -33,8 +33,8 @@ from .._core.errors import CacheError, ConfigurationError, ConflictError
 from ..ports import EventStore
 from ._frame_build import FrameBuilder
 from ._frame_query import FrameQuery, apply_arrow
-from ._personal import personal_of, redact_table
 from ._frames import _incarnation, _read_into, _store_name, say
+from ._personal import personal_of, redact_table
 
 MANIFEST = "_eventlab_flat.json"
 FORMAT = 1

@@ -172,7 +172,9 @@ async def read_frame(
     return await _opened(frame, store)
 
 
-async def _opened(frame: Any, store: EventStore) -> Any:
+async def _opened(
+    frame: pd.DataFrame | pl.DataFrame, store: EventStore
+) -> pd.DataFrame | pl.DataFrame:
     """The frame with its personal values opened (module ``_personal``): a cache and the
     pages it was built from hold them sealed."""
     personal = personal_of(store)
@@ -180,7 +182,8 @@ async def _opened(frame: Any, store: EventStore) -> Any:
         return frame
     if isinstance(frame, pd.DataFrame):
         return await open_frame(frame, personal)
-    return _polars().from_pandas(await open_frame(frame.to_pandas(), personal))
+    opened: pl.DataFrame = _polars().from_pandas(await open_frame(frame.to_pandas(), personal))
+    return opened
 
 
 def _result(

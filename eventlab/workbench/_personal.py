@@ -54,9 +54,9 @@ def _sealed_columns(frame: pd.DataFrame) -> list[str]:
         if not (name.startswith(_PAYLOAD) or name == "payload") or name == FLAG:
             continue
         column = frame[name]
-        if column.dtype == object or "binary" in str(column.dtype):
-            if any(_holds_sealed(v) for v in column.tolist()):
-                found.append(name)
+        typed = column.dtype == object or "binary" in str(column.dtype)
+        if typed and any(_holds_sealed(v) for v in column.tolist()):
+            found.append(name)
     return found
 
 
@@ -117,10 +117,7 @@ async def redact_table(table: pa.Table, personal: PersonalData | None) -> pa.Tab
         if name.startswith(_PAYLOAD) and pa.types.is_binary(table.schema.field(name).type)
     ]
     subjects = {
-        s
-        for name in sealed
-        for s in map(sealed_subject, table[name].to_pylist())
-        if s is not None
+        s for name in sealed for s in map(sealed_subject, table[name].to_pylist()) if s is not None
     }
     live = set(await personal.keys.get(sorted(subjects))) if subjects else set()
     for name in sealed:
