@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._core.appends import StreamAppend
+from .._core.bson_values import to_bson_value
 from .._core.errors import ConfigurationError, UnknownEventTypeError
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
@@ -63,13 +64,20 @@ class PersonalData:
             plans.append((index, declared, subject))
         if not plans:
             return stream
-        keys: dict[str, DataKey] = {}
-        for subject in dict.fromkeys(subject for _, _, subject in plans):
-            keys[subject] = await self.keys.get_or_create(subject)
-        events = list(stream.events)
+        subjects = list(dict.fromkeys(subject for _, _, subject in plans))
+        # One read for the keys that exist (the common case: one round trip), then one
+        # race-free create per subject still without one (a forgotten one raises there).
+        keys = await self.keys.get(subjects)
+        for subject in subjects:
+            if subject not in keys:
+                keys[subject] = await self.keys.get_or_create(subject)
+        events, bodies = list(stream.events), list(stream.bodies)
         for index, declared, subject in plans:
-            events[index] = _sealed(events[index], declared, keys[subject])
-        return StreamAppend.of(stream.aggregate_id, stream.expected, events)
+            events[index] = sealed = _sealed(events[index], declared, keys[subject])
+            # Only the payload changed: the rest of the body was encoded already.
+            payload = to_bson_value(sealed.payload, f"event {sealed.event_id} payload")
+            bodies[index] = {**bodies[index], "payload": payload}
+        return StreamAppend(stream.aggregate_id, stream.expected, events, bodies)
 
     # -- read ------------------------------------------------------------------------------
 
