@@ -67,3 +67,21 @@ class TestMemoryPersonalData(PersonalDataContract):
     def make_personal_store(self) -> Any:
         backend, keys = MemoryBackend(), MemoryKeyStore()
         return lambda registry: MemoryEventStore(backend, registry=registry, keys=keys)
+
+
+def test_the_example_in_the_docs_runs_as_written() -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "forgetting.md").read_text()
+    (block,) = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ada@example.org"
+    assert "had_key=True, events=1, streams=('cust-17',)" in lines[1] and "dry_run=True" in lines[1]
+    assert lines[2] == "<redacted> <redacted> free"
