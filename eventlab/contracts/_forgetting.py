@@ -3,6 +3,7 @@ every read, and forgets a subject for good."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -130,6 +131,23 @@ class PersonalDataContract:
                 assert event.payload["street"] is REDACTED and event.payload["city"] is REDACTED
         other = (await personal_store.read_domain_events(kept))[0]
         assert (other.name, other.email) == ("Grace Hopper", "grace@example.org")
+
+    async def test_concurrent_appends_for_a_new_subject_share_one_key(
+        self, personal_store: Any
+    ) -> None:
+        subject = unique("customer")
+        streams = [unique("account") for _ in range(8)]
+
+        async def register(stream: str, n: int) -> None:
+            await personal_store.append(stream, [registered(subject, f"Ada Number{n}")], 0)
+
+        await asyncio.gather(*(register(stream, n) for n, stream in enumerate(streams)))
+        for n, stream in enumerate(streams):  # each sealed with the one key that was kept
+            assert (await personal_store.read_domain_events(stream))[0].name == f"Ada Number{n}"
+        forgotten = await personal_store.forget(subject)
+        assert (forgotten.events, set(forgotten.streams)) == (8, set(streams))
+        for stream in streams:
+            assert (await personal_store.read_domain_events(stream))[0].name is REDACTED
 
     async def test_forgetting_twice_or_an_unknown_subject(self, personal_store: Any) -> None:
         subject = unique("customer")
