@@ -17,7 +17,7 @@ ORDERS = str(Path(__file__).resolve().parent.parent / "data" / "orders.jsonl")
 
 async def _mongo_material(key_store: Any, subject: str) -> bytes:
     doc = await key_store.collection.find_one({"_id": subject})
-    return bytes(doc["key"])
+    return bytes(doc["data_key"])
 
 
 async def _memory_material(key_store: Any, subject: str) -> bytes:

@@ -1,6 +1,6 @@
 """Subjects' data keys in a MongoDB collection (the :class:`~eventlab.KeyStore` port).
 
-One document per subject: ``{_id: subject, key: <32 bytes>, created_at}`` while the subject's
+One document per subject: ``{_id: subject, data_key: <32 bytes>, created_at}`` while the subject's
 data is readable, ``{_id: subject, destroyed_at}`` (the key's bytes gone) once forgotten.
 Creating a key is one upsert on ``_id`` with ``$setOnInsert``: concurrent appends for a new
 subject all read back the one key that won, and an upsert for a forgotten subject finds the
@@ -11,9 +11,11 @@ key is never read back from a lagging node's majority view.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import bson
 from bson.binary import Binary
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
@@ -29,6 +31,37 @@ from .connection import MongoConnectionManager
 from .transaction_policy import is_duplicate_key, map_error
 
 MAX_SUBJECTS_PER_GET = 10_000
+FIELD = "data_key"
+"""The field holding a key's bytes (a name the command-log filter below looks for)."""
+
+
+class _HideDataKeys(logging.Filter):
+    """Blanks the command and reply documents of PyMongo's command log (``pymongo.command``,
+    at DEBUG) that carry a data key, as PyMongo itself blanks authentication commands: a key
+    must never reach a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record.msg, "_kwargs", None)
+        if isinstance(fields, dict):
+            for name in ("command", "reply"):
+                if _carries_a_key(fields.get(name)):
+                    fields[name] = {}
+        return True
+
+
+def _carries_a_key(document: Any) -> bool:
+    if document is None or isinstance(document, str):
+        return False
+    try:
+        raw = document.raw if hasattr(document, "raw") else bson.encode(document)
+    except Exception:  # not a document: a log line must never fail, nor be dropped
+        return False
+    return FIELD.encode() + b"\x00" in raw
+
+
+_COMMAND_LOG = logging.getLogger("pymongo.command")
+if not any(isinstance(f, _HideDataKeys) for f in _COMMAND_LOG.filters):
+    _COMMAND_LOG.addFilter(_HideDataKeys())
 
 
 class MongoKeyStore:
@@ -63,7 +96,7 @@ class MongoKeyStore:
             try:
                 doc = await self.collection.find_one_and_update(
                     {"_id": subject},
-                    {"$setOnInsert": {"key": Binary(new_key_material()), "created_at": utc_now()}},
+                    {"$setOnInsert": {FIELD: Binary(new_key_material()), "created_at": utc_now()}},
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
@@ -99,7 +132,7 @@ class MongoKeyStore:
         await self.connection.connect()
         try:
             docs = await self.collection.find(
-                {"_id": {"$in": wanted}, "key": {"$exists": True}}
+                {"_id": {"$in": wanted}, FIELD: {"$exists": True}}
             ).to_list()
         except PyMongoError as exc:
             raise map_error(exc) from exc
@@ -111,7 +144,7 @@ class MongoKeyStore:
         try:
             before = await self.collection.find_one_and_update(
                 {"_id": subject},
-                {"$unset": {"key": "", "created_at": ""}, "$set": {"destroyed_at": utc_now()}},
+                {"$unset": {FIELD: "", "created_at": ""}, "$set": {"destroyed_at": utc_now()}},
                 upsert=True,
                 return_document=ReturnDocument.BEFORE,
             )
@@ -119,11 +152,11 @@ class MongoKeyStore:
             if is_duplicate_key(exc):  # a concurrent create won the insert: destroy it now
                 return await self.destroy(subject)
             raise map_error(exc) from exc
-        return before is not None and "key" in before
+        return before is not None and FIELD in before
 
 
 def _key_of(subject: str, doc: dict[str, Any]) -> DataKey:
-    material = doc.get("key")
+    material = doc.get(FIELD)
     if material is None:
         raise SubjectForgottenError(subject)
     return DataKey(subject, bytes(material))
