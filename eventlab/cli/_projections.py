@@ -25,7 +25,6 @@ def projections_command(
     """Read models: generation, checkpoint, lag, rows."""
     from .._follow.projector import Projector
     from .._mongo.event_store import MongoEventStore
-    from .._mongo.keys import MongoKeyStore
 
     async def run() -> None:
         known = _projections(projection)
@@ -86,6 +85,7 @@ def rebuild_command(
     """Rebuild a read model beside the live one, then swap it in."""
     from .._follow.projector import Projector
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
 
     async def run() -> None:
         known = _projections(projection)
