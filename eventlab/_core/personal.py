@@ -36,8 +36,8 @@ class Redacted(str):
     """What a personal field reads as once its subject has been forgotten: ``"<redacted>"``.
 
     A ``str``, so that frames, exports, BSON and JSON take it as they are; test for it with
-    ``isinstance(value, Redacted)`` (a real value that happens to read ``"<redacted>"`` is a
-    plain ``str``, never a :class:`Redacted`)."""
+    ``isinstance(value, Redacted)``. A ``Personal`` field whose stored text is exactly
+    ``"<redacted>"`` (an export written after a forget, imported again) reads as the marker."""
 
     __slots__ = ()
     _instance: ClassVar[Redacted | None] = None
@@ -73,8 +73,9 @@ def _as_redacted(value: Any) -> Redacted:
 
 def _keep_redacted(value: Any, handler: Any) -> Any:
     # The marker passes as it is whatever T is (an int field, a date field): a forgotten
-    # value validates in the user's class instead of failing.
-    if isinstance(value, Redacted):
+    # value validates in the user's class instead of failing. Its text counts too: an export
+    # written after a forget holds "<redacted>", and importing it must not make reads fail.
+    if isinstance(value, str) and value == REDACTED:
         return REDACTED
     return handler(value)
 
