@@ -17,6 +17,7 @@ from .._core.personal import REDACTED, Personal, Redacted
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
 from .._core.sealing import is_sealed
+from ..ports import OutboxMessage
 from ..samples.customers import Customer, CustomerMoved, CustomerRegistered, customer_registry
 from ._keys import HOSTILE_SUBJECTS
 from ._support import unique
@@ -92,6 +93,9 @@ class PersonalDataContract:
         subject = unique("customer")
         stored = await personal_store.append(subject, [registered(subject)], 0)
         assert is_sealed(stored[0].payload["email"])  # returned as stored: for an outbox
+        message = OutboxMessage.from_stored_event(stored[0])  # a publisher opens it
+        opened = await personal_store.personal.open_payload(message.payload, stored[0].event_id)
+        assert opened["email"] == "ada@example.org" and is_sealed(message.payload["email"])
         head = (await personal_store.log.head()).position
         raw = [e for e in (await personal_store.log.sealed().read(0, head)).events]
         mine = [e for e in raw if e.aggregate_id == subject]
@@ -123,6 +127,10 @@ class PersonalDataContract:
         assert isinstance(first.name, str) and first.name == "<redacted>"
         assert (await personal_store.read_stream(gone))[0].payload["email"] is REDACTED
         head = (await personal_store.log.head()).position
+        sealed = (await personal_store.log.sealed().read(0, head)).events
+        later = next(e for e in sealed if e.aggregate_id == gone)
+        reopened = await personal_store.personal.open_payload(later.payload, later.event_id)
+        assert reopened["email"] is REDACTED and reopened["plan"] == "free"
         everything = [e async for e in personal_store.read_all()]
         for event in (await personal_store.log.read(0, head)).events + everything:
             if event.aggregate_id == gone and event.event_type == "CustomerRegistered":
@@ -148,6 +156,30 @@ class PersonalDataContract:
         assert (forgotten.events, set(forgotten.streams)) == (8, set(streams))
         for stream in streams:
             assert (await personal_store.read_domain_events(stream))[0].name is REDACTED
+
+    async def test_appends_racing_a_forget_end_redacted_or_refused(
+        self, personal_store: Any
+    ) -> None:
+        subject = unique("customer")
+        await personal_store.append(unique("account"), [registered(subject)], 0)
+        streams = [unique("account") for _ in range(6)]
+
+        async def register(stream: str) -> str:
+            try:
+                await personal_store.append(stream, [registered(subject)], 0)
+                return "stored"
+            except SubjectForgottenError:
+                return "refused"
+
+        racing = [register(stream) for stream in streams]
+        *outcomes, _ = await asyncio.gather(*racing, personal_store.forget(subject))
+        # Whichever side won each race, nothing of the subject reads in clear any more.
+        for stream, outcome in zip(streams, outcomes, strict=True):
+            events = await personal_store.read_domain_events(stream)
+            assert len(events) == (outcome == "stored")
+            assert all(e.name is REDACTED and e.email is REDACTED for e in events)
+        with pytest.raises(SubjectForgottenError):
+            await personal_store.append(unique("account"), [registered(subject)], 0)
 
     async def test_forgetting_twice_or_an_unknown_subject(self, personal_store: Any) -> None:
         subject = unique("customer")
