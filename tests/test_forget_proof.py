@@ -152,11 +152,11 @@ async def test_forgetting_a_subject_leaves_no_plaintext_anywhere(
 
     # The dry run says what would become unreadable, and changes nothing.
     said = await asyncio.to_thread(_cli, mongo_uri, database_name, "forget", GONE, "--dry-run")
-    assert "2 events in 1 streams would become redacted" in said and GONE in said
+    assert "2 events in 1 stream would become redacted" in said and GONE in said
     assert (await store.read_domain_events(GONE))[0].name == "Ada Lovelace"
 
     said = await asyncio.to_thread(_cli, mongo_uri, database_name, "forget", GONE)
-    assert "2 events in 1 streams now read as redacted; deleted 1 snapshots" in said
+    assert "2 events in 1 stream now read as redacted; deleted 1 snapshot" in said
 
     # What comes after: projections rebuilt, the cache refreshed, exports and messages again.
     await projector.rebuild()

@@ -38,9 +38,9 @@ class Forgetting:
         key = "a key" if self.had_key else "no live key (unknown, or forgotten already)"
         snapshots = "would delete" if self.dry_run else "deleted"
         return (
-            f"subject {self.subject!r}: {key}; {self.events:,} events in "
-            f"{len(self.streams):,} streams {verb} redacted; {snapshots} "
-            f"{self.snapshots_deleted:,} snapshots"
+            f"subject {self.subject!r}: {key}; {_count(self.events, 'event')} in "
+            f"{_count(len(self.streams), 'stream')} {verb} redacted; {snapshots} "
+            f"{_count(self.snapshots_deleted, 'snapshot')}"
         )
 
 
@@ -115,6 +115,10 @@ class ForgetsSubjects:
                     streams[event.aggregate_id] = None
             after = found.through
         return count, tuple(streams)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _snapshot_stores(snapshots: Any, backend: Any) -> list[SnapshotStore]:

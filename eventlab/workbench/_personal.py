@@ -8,6 +8,7 @@ column saying which rows have a redacted field (docs/forgetting.md).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pandas as pd
@@ -99,9 +100,7 @@ def _opened_column(
     return opened, redacted
 
 
-def _uuid(event_id: Any) -> Any:
-    import uuid
-
+def _uuid(event_id: Any) -> uuid.UUID:
     return event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
 
 
