@@ -188,3 +188,39 @@ def test_the_cli_forgets_with_a_dry_run_first(mongo_uri: str, database_name: str
     assert done.exit_code == 0 and "0 events in 0 streams now read as redacted" in done.output
     again = runner.invoke(app, ["forget", "cust-1", *args])
     assert again.exit_code == 0 and "no live key" in again.output
+
+
+async def test_a_forget_that_fails_after_the_key_finishes_when_run_again() -> None:
+    """The key goes first: a forget cut short after it (a snapshot store that fails) has
+    already made the values unreadable, and running it again deletes what is left."""
+    from eventlab import AggregateStore, TransientError
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import Customer, CustomerMoved, customer_registry
+
+    store = MemoryEventStore(registry=customer_registry(), keys=MemoryKeyStore())
+    snapshots = store.backend.snapshots()
+    customer = Customer("cust-1")
+    customer.record(registered("cust-1"))
+    customer.record(CustomerMoved(customer_id="cust-1", street="1 Main St", city="Leeds"))
+    await AggregateStore(store, snapshots=snapshots).save(customer)
+
+    class FailingOnce:
+        failed = False
+
+        async def get(self, aggregate_id: str, uow: Any = None) -> Any:
+            return await snapshots.get(aggregate_id, uow)
+
+        async def delete(self, aggregate_id: str) -> bool:
+            if not self.failed:
+                self.failed = True
+                raise TransientError("the snapshot store is down")
+            return await snapshots.delete(aggregate_id)
+
+    failing = FailingOnce()
+    with pytest.raises(TransientError):
+        await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
+    assert (await store.read_domain_events("cust-1"))[0].email == "<redacted>"
+    assert await snapshots.get("cust-1") is not None  # left behind by the failure
+    again = await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
+    assert (again.had_key, again.snapshots_deleted) == (False, 1)
+    assert await snapshots.get("cust-1") is None
