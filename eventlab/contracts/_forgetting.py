@@ -12,7 +12,12 @@ import pytest
 
 from .._aggregates.store import AggregateStore
 from .._core.domain import DomainEvent
-from .._core.errors import ConfigurationError, InvalidIdError, SubjectForgottenError
+from .._core.errors import (
+    ConfigurationError,
+    InvalidIdError,
+    SerializationError,
+    SubjectForgottenError,
+)
 from .._core.personal import REDACTED, Personal, Redacted
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
@@ -298,6 +303,26 @@ class PersonalDataContract:
             await personal_store.append(stream, [registered(subject)], 0)
         assert await personal_store.get_current_version(stream) == 0
         assert (await personal_store.log.head()).position == head
+
+    @pytest.mark.parametrize("subject", [{"$ne": None}, 42, None, ["a"]], ids=repr)
+    async def test_a_stored_event_naming_a_hostile_subject_is_refused(
+        self, personal_store: Any, subject: Any
+    ) -> None:
+        stream = unique("customer")
+        raw = StoredEvent(
+            event_id=uuid.uuid4(),
+            event_type="CustomerRegistered",
+            aggregate_id=stream,
+            aggregate_type="Customer",
+            version=1,
+            payload={"customer_id": subject, "name": "Ada", "email": "a@b.c", "plan": "free"},
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        # An operator dict is refused as any payload's is (SerializationError); another
+        # non-string subject as an id (InvalidIdError): both name the field.
+        with pytest.raises((InvalidIdError, SerializationError), match="customer_id"):
+            await personal_store.append(stream, [raw], 0)
+        assert await personal_store.get_current_version(stream) == 0
 
     async def test_a_class_with_personal_fields_and_no_subject_is_refused(
         self, personal_store: Any
