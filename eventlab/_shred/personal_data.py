@@ -7,7 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from .._core.appends import StreamAppend
-from .._core.bson_values import to_bson_value
+from .._core.bson_values import MAX_DOCUMENT_BYTES, to_bson_value
+from .._core.event_codec import oversized_event
 from .._core.errors import ConfigurationError, UnknownEventTypeError
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
@@ -64,6 +65,10 @@ class PersonalData:
             plans.append((index, declared, subject))
         if not plans:
             return stream
+        # Refused before a key is made for it: an event too large to store writes nothing.
+        too_large = oversized_event((stream.bodies[i] for i, _, _ in plans), MAX_DOCUMENT_BYTES)
+        if too_large is not None:
+            raise too_large
         subjects = list(dict.fromkeys(subject for _, _, subject in plans))
         # One read for the keys that exist (the common case: one round trip), then one
         # race-free create per subject still without one (a forgotten one raises there).

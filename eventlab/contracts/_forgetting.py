@@ -14,6 +14,7 @@ from .._aggregates.store import AggregateStore
 from .._core.domain import DomainEvent
 from .._core.errors import (
     ConfigurationError,
+    DocumentTooLargeError,
     InvalidIdError,
     SerializationError,
     SubjectForgottenError,
@@ -323,6 +324,16 @@ class PersonalDataContract:
         with pytest.raises((InvalidIdError, SerializationError), match="customer_id"):
             await personal_store.append(stream, [raw], 0)
         assert await personal_store.get_current_version(stream) == 0
+
+    async def test_a_huge_personal_value_is_refused_before_a_key_is_made(
+        self, personal_store: Any
+    ) -> None:
+        subject = unique("customer")
+        huge = CustomerRegistered(customer_id=subject, name="A" * (17 * 2**20), email="a@b.c")
+        with pytest.raises(DocumentTooLargeError):
+            await personal_store.append(subject, [huge], 0)
+        assert await personal_store.get_current_version(subject) == 0
+        assert await personal_store.personal.keys.get([subject]) == {}
 
     async def test_a_class_with_personal_fields_and_no_subject_is_refused(
         self, personal_store: Any
