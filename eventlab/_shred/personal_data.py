@@ -8,8 +8,8 @@ from typing import Any
 
 from .._core.appends import StreamAppend
 from .._core.bson_values import MAX_DOCUMENT_BYTES, to_bson_value
-from .._core.event_codec import oversized_event
 from .._core.errors import ConfigurationError, UnknownEventTypeError
+from .._core.event_codec import oversized_event
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
