@@ -444,3 +444,35 @@ def test_the_documented_bank_application_runs_as_written(
         assert [d["position"] for d in events.find({}, sort=[("position", 1)])] == [1, 2, 3]
     finally:
         client.close()
+
+
+def test_an_application_with_the_library_cipher_stores_no_plaintext(
+    mongo_uri: str, database_name: str
+) -> None:
+    """The `eventsourcing` library encrypts with its own cipher (``CIPHER_TOPIC``): on
+    eventlab's module the stored events hold no plaintext, and the application reads them
+    back (docs/forgetting.md, "The eventsourcing module")."""
+    from eventsourcing.cryptography import AESCipher
+    from eventsourcing.tests.application import BankAccounts
+
+    env = {
+        "PERSISTENCE_MODULE": "eventlab.eventsourcing",
+        "MONGODB_URI": mongo_uri,
+        "MONGODB_DATABASE": database_name,
+        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+        "CIPHER_KEY": AESCipher.create_key(32),
+    }
+    app = BankAccounts(env=env)
+    try:
+        account_id = app.open_account("Ada Lovelace", "ada.lovelace@example.org")
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+        try:
+            database = client[database_name]
+            for name in database.list_collection_names():
+                for doc in database[name].find({}):
+                    assert b"ada.lovelace@example.org" not in repr(doc).encode(), name
+        finally:
+            client.close()
+        assert app.get_account(account_id).email_address.address == "ada.lovelace@example.org"
+    finally:
+        app.close()
