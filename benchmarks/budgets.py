@@ -47,6 +47,9 @@ RATIO_TARGETS = {
     # off, same operation, same run
     "liveness-append-100": 1.05,
     "liveness-single-append": 1.05,
+    # crypto-shredding: an append of 100 events with 5 Personal fields each (a new subject:
+    # its key read for and made in the append) vs the same events unencrypted
+    "shredding-append-100": 1.5,
 }
 
 FOLLOWER_BUDGETS_SECONDS = {
@@ -108,4 +111,5 @@ CHECKS = {
     "otel-sdk-load-1000": "typed load of 1,000 events, OpenTelemetry SDK in memory vs off",
     "liveness-append-100": "append of 100 events, crash recovery on vs off",
     "liveness-single-append": "append of 1 event, crash recovery on vs off",
+    "shredding-append-100": "append of 100 events with 5 personal fields each vs unencrypted",
 }

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import telemetry
+    from ._aggregates.forgetting import Forgetting
     from ._aggregates.store import AggregateStore
     from ._core.domain import AggregateRoot, DomainEvent, applies
     from ._core.errors import (
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         PositionsAbandonedError,
         RebuildInProgressError,
         SerializationError,
+        SubjectForgottenError,
         SubscriptionError,
         TransactionAbortedError,
         TransactionsUnsupportedError,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
         UpcastError,
         WriteConflictError,
     )
+    from ._core.personal import REDACTED, Personal, Redacted
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
     from ._follow.batches import Batch
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
     from ._mongo.checkpoints import MongoCheckpointStore
     from ._mongo.connection import DeploymentInfo, MongoConnectionManager
     from ._mongo.event_store import MongoEventStore
+    from ._mongo.keys import MongoKeyStore
     from ._mongo.mapper import MongoModelMapper
     from ._mongo.outbox import MongoOutboxStore
     from ._mongo.process_registry import Liveness
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
     from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
     from ._outbox.relay import OutboxRelay, RelayHealth
+    from ._shred.keys import KeyStore
     from .ports import (
         Backend,
         Checkpoint,
@@ -138,6 +143,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "PositionsAbandonedError",
         "RebuildInProgressError",
         "SerializationError",
+        "SubjectForgottenError",
         "SubscriptionError",
         "TransactionAbortedError",
         "TransactionsUnsupportedError",
@@ -166,6 +172,10 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "StoredEvent",
     ),
     "._core.registry": ("EventRegistry",),
+    "._core.personal": ("Personal", "REDACTED", "Redacted"),
+    "._aggregates.forgetting": ("Forgetting",),
+    "._mongo.keys": ("MongoKeyStore",),
+    "._shred.keys": ("KeyStore",),
     "._outbox.publishers": (
         "InMemoryPublisher",
         "LoggingPublisher",
@@ -210,6 +220,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __version__ = "0.1.0"
 
 __all__ = [
+    "REDACTED",
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
@@ -242,11 +253,13 @@ __all__ = [
     "EventStore",
     "EventlabError",
     "ExpectedVersion",
+    "Forgetting",
     "InMemoryPublisher",
     "InvalidEventError",
     "InvalidIdError",
     "InvalidNameError",
     "InvalidSpecificationError",
+    "KeyStore",
     "Liveness",
     "LoggingPublisher",
     "MemoryRows",
@@ -254,6 +267,7 @@ __all__ = [
     "MongoCheckpointStore",
     "MongoConnectionManager",
     "MongoEventStore",
+    "MongoKeyStore",
     "MongoModelMapper",
     "MongoOutboxStore",
     "MongoRepository",
@@ -264,6 +278,7 @@ __all__ = [
     "OutboxLag",
     "OutboxMessage",
     "OutboxRelay",
+    "Personal",
     "PositionStrategy",
     "PositionsAbandonedError",
     "Projection",
@@ -272,6 +287,7 @@ __all__ = [
     "Publisher",
     "QueryOptions",
     "RebuildInProgressError",
+    "Redacted",
     "RelayHealth",
     "Rows",
     "SearchResult",
@@ -280,6 +296,7 @@ __all__ = [
     "Specification",
     "SpecificationBuilder",
     "StoredEvent",
+    "SubjectForgottenError",
     "Subscriber",
     "SubscriptionError",
     "TransactionAbortedError",

@@ -24,6 +24,7 @@ from ._core.errors import ConfigurationError
 from ._core.records import ExpectedVersion, StoredEvent
 from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
+from ._shred.keys import KeyStore as KeyStore
 
 T = TypeVar("T")
 

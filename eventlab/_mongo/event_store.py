@@ -22,6 +22,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .._aggregates.forgetting import ForgetsSubjects
 from .._aggregates.stream_reads import ReadsStreams
 from .._archive import ArchivesEvents
 from .._core import telemetry as telemetry
@@ -32,6 +33,8 @@ from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
 from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
+from .._shred.keys import KeyStore
+from .._shred.personal_data import PersonalData
 from ..ports import PositionStrategy, UnitOfWork
 from .archive_host import MongoArchiveHost
 from .backend import MongoBackend
@@ -51,7 +54,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
+class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, ArchivesEvents):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -74,6 +77,9 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
         correlation id, by event type in log order). Off by default: each secondary index costs
         every append (docs/positions.md, "Indexes").
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
+    :param keys: a :class:`~eventlab.KeyStore` (:class:`~eventlab.MongoKeyStore`): events'
+        ``Personal`` fields are sealed with their subject's key at append and opened on every
+        read; :meth:`forget` destroys a subject's key (docs/forgetting.md).
 
     Writing: :meth:`append` (to one stream, at an expected version; several streams
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
@@ -95,6 +101,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
         auto_migrate: bool = True,
         query_indexes: bool = False,
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
+        keys: KeyStore | None = None,
     ) -> None:
         self.connection = connection
         self.registry = registry_or_new(registry)
@@ -116,6 +123,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
         self._event_writer = EventWriter(
             self._schema, self._stream_reader, time_budget=self._time_budget
         )
+        if keys is not None:
+            self.personal = self._log.personal = PersonalData(keys, self.registry)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -228,6 +237,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ArchivesEvents):
             )
             if stream is None:
                 return []
+            if self.personal is not None:
+                stream = await self.personal.seal(stream)
             stored = await self._event_writer.append([stream], uow)
             telemetry.appended(span, stored, started, attributes)
             return stored

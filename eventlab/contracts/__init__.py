@@ -31,7 +31,9 @@ from ._archive import ArchiveContract
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
 from ._delivery import DeliveryContract
+from ._forgetting import PersonalDataContract
 from ._isolation import IsolationContract
+from ._keys import KeyStoreContract
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
 from ._positions import PositionsContract
@@ -70,7 +72,9 @@ __all__ = [
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",
+    "KeyStoreContract",
     "OutboxContract",
+    "PersonalDataContract",
     "PositionsContract",
     "ProjectionContract",
     "SnapshotContract",
