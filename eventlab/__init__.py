@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._core.errors import (
         AggregateNotFoundError,
         AppendConditionError,
+        ArchiveError,
         CacheError,
         CheckpointConflictError,
         CommitOutcomeUnknownError,
@@ -115,6 +116,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "._core.errors": (
         "AggregateNotFoundError",
         "AppendConditionError",
+        "ArchiveError",
         "CacheError",
         "CheckpointConflictError",
         "CommitOutcomeUnknownError",
@@ -223,6 +225,7 @@ __all__ = [
     "AggregateRoot",
     "AggregateStore",
     "AppendConditionError",
+    "ArchiveError",
     "Backend",
     "Batch",
     "CacheError",

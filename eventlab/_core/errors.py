@@ -142,6 +142,12 @@ class CacheError(EventlabError):
     fail their checks is never an error: the cache rebuilds what it must and says so."""
 
 
+class ArchiveError(EventlabError):
+    """An archive cannot be used as asked: its location holds another store's archive or
+    files that are not an archive, it cannot be written or read, or its files fail their
+    checksums (the location and the reason are named). Nothing was removed from the store."""
+
+
 class EmbeddedServerError(EventlabError):
     """The embedded MongoDB-compatible server could not be started or stopped."""
 

@@ -70,3 +70,18 @@ IMPORT_BEFORE_CHUNK = point("import.before_chunk")
 """An import has checked the whole file against the store and written the chunks before this
 one, and has not written this one: a writer that stores a conflicting event here stops the
 import part-way (a rerun of the same import resumes it)."""
+
+ARCHIVE_FILES_WRITTEN = point("archive.files_written")
+"""An archive job has written its Parquet files and its manifest and checked them, and has not
+recorded them in the store: a crash here leaves every event live (the files are named by no
+record the store keeps, and never read)."""
+
+ARCHIVE_REMOVING = point("archive.removing")
+"""An archive job has recorded its manifest in the store and is removing the live copies of
+what it archived, a chunk at a time: reached before each chunk. A crash here leaves events in
+both places, read once; the next run finishes the removal."""
+
+ARCHIVE_RESTORING = point("archive.restoring")
+"""A restore has marked the archive as being restored and is putting events back, a chunk at
+a time: reached before each chunk. A crash here leaves events in both places, read once; the
+next restore finishes."""

@@ -24,6 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from .._aggregates.forgetting import ForgetsSubjects
 from .._aggregates.stream_reads import ReadsStreams
+from .._archive import ArchivesEvents
 from .._core import telemetry as telemetry
 from .._core.appends import prepare_stream
 from .._core.checks import check_name, check_positive
@@ -35,6 +36,7 @@ from .._follow.store_methods import ReadAllAndSubscribe
 from .._shred.keys import KeyStore
 from .._shred.personal_data import PersonalData
 from ..ports import PositionStrategy, UnitOfWork
+from .archive_host import MongoArchiveHost
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
 from .log import MongoLog
@@ -52,7 +54,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
+class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, ArchivesEvents):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -83,7 +85,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
     backwards; :meth:`read_domain_events` decodes it into domain events), :meth:`read_all`
     (the log from a position to the head) and :meth:`subscribe` (the log, then new events
-    live).
+    live). :meth:`archive` moves old events into Parquet files that every read reads
+    through (docs/archive.md).
     """
 
     def __init__(
@@ -284,7 +287,15 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
             f"read_stream {self.events_collection_name}",
             {**self._db_attributes("read_stream"), "eventlab.stream.id": aggregate_id[:200]},
         ) as span:
-            docs = await self._stream_reader.documents(aggregate_id, versions, session_of(uow))
+            session = session_of(uow)
+            docs = await self._stream_reader.documents(aggregate_id, versions, session)
+            whole = StreamVersions(versions.after, versions.to, False, None)
+            docs = await self._log.archive_reader.stream(
+                aggregate_id,
+                versions,
+                docs,
+                lambda: self._stream_reader.documents(aggregate_id, whole, session),
+            )
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
             return docs
@@ -292,6 +303,9 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         """The stream's last version, 0 for a stream with no events."""
         return await self._stream_reader.current_version(aggregate_id, session_of(uow))
+
+    def _archive_host(self) -> MongoArchiveHost:
+        return MongoArchiveHost(self._schema, self._log)
 
     # -- reads: the log --------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 
+from .._archive import ArchiveReader
 from .._core.errors import ConfigurationError
 from .._core.log_query import LogQuery
 from .._core.tasks import ended
@@ -33,6 +34,7 @@ from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.log_reads import ReadsLogRanges
 from ..ports import Abandonment, LogHead, LogSelection, LogSlice
 from . import frames as frames
+from .archive import MongoArchiveMarkers
 from .log_ranges import LogRangeReader
 from .readers import guarded
 from .schema import EventStoreSchema
@@ -56,6 +58,8 @@ class MongoLog(ReadsLogRanges):
         self._read_concern = ReadConcern(read_concern)
         self._ranges = LogRangeReader(schema, self._read_concern)
         self._tombstones = MongoTombstones(schema)
+        self.archive_reader = ArchiveReader(MongoArchiveMarkers(schema))
+        """Reads through the store's archive (docs/archive.md)."""
 
     @property
     def _events(self) -> Any:
@@ -82,7 +86,7 @@ class MongoLog(ReadsLogRanges):
         return LogHead(position, strategy, settled_after)
 
     async def _read_range(self, query: LogQuery) -> LogSlice:
-        return await self._ranges.read(query)
+        return await self.archive_reader.log_range(query, self._ranges.read)
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         return await self._tombstones.abandon(positions)
@@ -198,7 +202,11 @@ class MongoLog(ReadsLogRanges):
         self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """:meth:`~eventlab.ports.DocumentLog.selected_documents` (in ``frames.py``)."""
-        return frames.selected_documents(self, selection, through, on_progress)
+        return self.archive_reader.selected(
+            selection,
+            through,
+            lambda: frames.selected_documents(self, selection, through, on_progress),
+        )
 
     async def incarnation(self) -> str:
         """:meth:`~eventlab.ports.DocumentLog.incarnation` (in ``frames.py``)."""

@@ -3,10 +3,10 @@
 What it holds: the application and its parsing (``_app``), the options commands share
 (``_options``), one module per group of commands (``_tour``, ``_serve``, ``_files``: import
 and export, ``_store``: migrate, stats and gaps, ``_forget``: a subject forgotten,
-``_replay``, ``_projections``: projections and rebuild, ``_check``: a deployment verified),
-and what they share (``_support``: running a command, its connection, plots; ``_targets``:
-the database and collection a command reads exist; ``_user_code``: ``--registry`` and
-``--projection`` references to your code).
+``_replay``, ``_projections``: projections and rebuild, ``_check``: a deployment verified,
+``_archive``: archive and restore), and what they share (``_support``: running a command,
+its connection, plots; ``_targets``: the database and collection a command reads exist;
+``_user_code``: ``--registry`` and ``--projection`` references to your code).
 
 What it may import: at import time the standard library, typer and eventlab's light modules
 (errors, the deployment record); the driver, pandas, pyarrow, matplotlib and the embedded
@@ -18,6 +18,7 @@ order ``eventlab --help`` lists them.
 from __future__ import annotations
 
 from ._app import Command, app, main
+from ._archive import archive_app
 from ._check import check_command
 from ._files import export_command, import_command
 from ._forget import forget_command
@@ -42,5 +43,6 @@ for _name, _command in (
     ("check", check_command),
 ):
     app.command(_name, cls=Command)(_command)
+app.add_typer(archive_app, name="archive")
 
 __all__ = ["app", "main"]

@@ -107,3 +107,74 @@ ProjectionOption = Annotated[
         "repeat for more (default: the sample projections).",
     ),
 ]
+
+
+def _archive_location(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .._archive._location import ArchiveLocation
+    from .._core.errors import EventlabError
+
+    try:
+        return ArchiveLocation.of(value).url
+    except EventlabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _position(value: int | None) -> int | None:
+    if value is not None and not 0 <= value < 2**63:
+        raise typer.BadParameter(f"a position is an integer from 0 to 2**63-1, got {value}")
+    return value
+
+
+def _moment(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value[:60]!r} is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{value[:60]!r} has no time zone: add one (Z for UTC, or +02:00)")
+    return value
+
+
+ArchiveLocationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        metavar="LOCATION",
+        callback=_archive_location,
+        show_default=False,
+        help="Where the archive lives: a directory, or an fsspec URL (s3://bucket/path; "
+        "credentials from fsspec's environment, never in the URL).",
+    ),
+]
+ThroughOption = Annotated[
+    int | None,
+    typer.Option(
+        "--through",
+        metavar="POSITION",
+        callback=_position,
+        show_default=False,
+        help="Archive the events up to this position of the log.",
+    ),
+]
+BeforeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--before",
+        metavar="TIME",
+        callback=_moment,
+        show_default=False,
+        help="Archive the events recorded before this time (ISO 8601 with a time zone).",
+    ),
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Say what would be done; write and remove nothing."),
+]

@@ -72,6 +72,10 @@ def stats_command(
             )
             for row in rows:
                 typer.echo(f"  {row['_id']['t']:<10} {row['_id']['e']:<22} {row['n']:>8,}")
+            archive = await store.log.archive_reader.markers.get()
+            if archive is not None:
+                typer.echo(f"{archive.events:,} more archived at {archive.location}")
+                total += archive.events
             span = last["position"] - (first[0].position or 0) + 1 if first else 0
             typer.echo(
                 f"positions {first[0].position}..{last['position']}: {span - total:,} missing"

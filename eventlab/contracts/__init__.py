@@ -27,6 +27,7 @@ May import: the services, the ports, ``testing`` and ``samples``; never an adapt
 choosing (the backend under test is given by fixtures).
 """
 
+from ._archive import ArchiveContract
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
 from ._delivery import DeliveryContract
@@ -55,12 +56,14 @@ class Contracts(
     DCBContract,
     DCBHostileContract,
     DeliveryContract,
+    ArchiveContract,
 ):
     """Every contract suite: the whole of a backend."""
 
 
 __all__ = [
     "AppendContract",
+    "ArchiveContract",
     "CheckpointContract",
     "Contracts",
     "DCBContract",

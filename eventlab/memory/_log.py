@@ -17,6 +17,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
+from .._archive import ArchiveReader
 from .._core.checks import check_positive
 from .._core.errors import ConfigurationError, TransactionAbortedError, WriteConflictError
 from .._core.event_codec import from_document
@@ -26,6 +27,7 @@ from .._core.tasks import woken
 from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone, tombstone
 from .._follow.log_reads import ReadsLogRanges
 from ..ports import Abandonment, LogHead, LogSlice, PositionStrategy
+from ._archive_marker import MemoryArchiveMarkers
 from ._database import DuplicateKey, MemoryDatabase, MemoryTransaction
 
 _COUNTER_KEY = "seq"
@@ -140,6 +142,8 @@ class MemoryLog(ReadsLogRanges):
         self.tables = StoreTables(name)
         self.counter = MemoryCounter(database, self.tables)
         self._waiters: set[MemoryWakeups] = set()
+        self.archive_reader = ArchiveReader(MemoryArchiveMarkers(database, name))
+        """Reads through the store's archive (docs/archive.md)."""
 
     def notify(self) -> None:
         for waiter in list(self._waiters):
@@ -149,6 +153,9 @@ class MemoryLog(ReadsLogRanges):
         return self.counter.head()
 
     async def _read_range(self, query: LogQuery) -> LogSlice:
+        return await self.archive_reader.log_range(query, self._read_live)
+
+    async def _read_live(self, query: LogQuery) -> LogSlice:
         documents = self._db.view(self.tables.events)
         looked: list[int] = []
         abandoned: list[int] = []

@@ -11,11 +11,12 @@ refused and an idempotent retry is recognised by the same rule.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._aggregates.forgetting import ForgetsSubjects
 from .._aggregates.stream_reads import ReadsStreams
+from .._archive import ArchivesEvents
 from .._core.appends import prepare_stream
 from .._core.bson_values import encoded_size
 from .._core.checks import check_aggregate_id, check_name
@@ -34,12 +35,13 @@ from .._follow.store_methods import ReadAllAndSubscribe
 from .._shred.keys import KeyStore
 from .._shred.personal_data import PersonalData
 from ..ports import PositionStrategy, UnitOfWork
+from ._archive import MemoryArchiveHost
 from ._backend import MemoryBackend
 from ._log import MemoryLog
 from ._writer import MemoryWriter
 
 
-class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
+class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, ArchivesEvents):
     """An :class:`~eventlab.ports.EventStore` in memory, for fast tests of command handlers,
     aggregates and projections: optimistic concurrency, idempotent appends by event id,
     positions by either strategy, subscriptions woken by appends, as on MongoDB.
@@ -142,6 +144,25 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
         self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
     ) -> list[dict[str, Any]]:
         transaction = uow.session if uow is not None else None
+        whole = StreamVersions(versions.after, versions.to, False, None)
+        return await self._log.archive_reader.stream(
+            aggregate_id,
+            versions,
+            self._live_documents(aggregate_id, versions, transaction),
+            self._live_reader(aggregate_id, whole, transaction),
+        )
+
+    def _live_reader(
+        self, aggregate_id: str, versions: StreamVersions, transaction: Any
+    ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        async def read() -> list[dict[str, Any]]:
+            return self._live_documents(aggregate_id, versions, transaction)
+
+        return read
+
+    def _live_documents(
+        self, aggregate_id: str, versions: StreamVersions, transaction: Any
+    ) -> list[dict[str, Any]]:
         tables = self._log.tables
         head = self._writer.current_version(aggregate_id, transaction)
         top = head if versions.to is None else min(head, versions.to)
@@ -153,9 +174,14 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
         documents = []
         for version in numbers:
             position = self._db.peek(tables.versions, (aggregate_id, version), transaction)
+            if position is None:
+                continue  # archived: the archive reader adds it
             # Copies: what a caller does with its events never reaches the store.
             documents.append(copy.deepcopy(self._db.peek(tables.events, position, transaction)))
         return documents
+
+    def _archive_host(self) -> MemoryArchiveHost:
+        return MemoryArchiveHost(self._db, self._log, self.name)
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         transaction = uow.session if uow is not None else None

@@ -1,0 +1,172 @@
+"""Reading through an archive and the live collection as one log, written once for every
+backend.
+
+Why the marker is read where it is: a job writes the marker *before* it removes live copies,
+and removes the marker only *after* it has put every event back. So a reader that reads the
+live collection and then the marker sees, for any event the live read missed because it was
+removed, a marker that names the archive holding it; and a reader that read the marker before
+the live read sees, for any event not yet put back, the archive still named. The log reads the
+marker before its live read, and after it unless the live slice accounts for every position
+of its range (then nothing can be missing); one stream knows from its versions (dense, the
+live ones a suffix of the stream) whether anything is missing, and only then looks. An event
+in both places (a job between its steps) is taken once, by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from .._core.event_codec import from_document
+from .._core.log_query import LogQuery
+from .._core.records import StreamVersions
+from ..ports import LogSelection, LogSlice
+from ._marker import ArchiveMarker, MarkerStore
+from ._view import ArchiveView, documents, open_view
+
+Documents = list[dict[str, Any]]
+ReadLive = Callable[[], Awaitable[Documents]]
+
+
+class ArchiveReader:
+    """A backend's reads through its store's archive (see the module doc for the order)."""
+
+    def __init__(self, markers: MarkerStore) -> None:
+        self.markers = markers
+
+    async def view(self, marker: ArchiveMarker) -> ArchiveView:
+        return await open_view(marker)
+
+    async def stream(
+        self, aggregate_id: str, versions: StreamVersions, live: Documents, read_all_live: ReadLive
+    ) -> Documents:
+        """The stream's documents ``versions`` selects, given what the live read found
+        (``live``); ``read_all_live`` reads the live part of ``(after, to]`` whole."""
+        if not _missing(live, versions):
+            return live
+        marker = await self.markers.get()
+        if marker is None:
+            # Nothing archived now: what was missing was put back meanwhile (or was never
+            # there); the live collection holds it all now.
+            return await _windowed(await read_all_live(), versions)
+        archived = (await self.view(marker)).stream(aggregate_id, versions.after, versions.to)
+        every = {int(d["version"]): d for d in archived}
+        # A read without a count saw the whole live part of its range; one with a count saw
+        # only a window of it, so the live part is read again whole.
+        whole = live if versions.max_count is None else await read_all_live()
+        every.update((int(d["version"]), d) for d in whole)
+        return await _windowed([every[v] for v in sorted(every)], versions)
+
+    async def log_range(
+        self, query: LogQuery, read_live: Callable[[LogQuery], Awaitable[LogSlice]]
+    ) -> LogSlice:
+        """The slice of the log ``query`` selects, archive and live collection together."""
+        before = await self.markers.get()
+        live = await read_live(query)
+        if _whole(live, query):
+            return live  # every position of the range is accounted for: nothing is missing
+        marker = _widest(before, await self.markers.get())
+        if marker is None or query.after >= marker.through or query.until <= query.after:
+            return live
+        rows = (await self.view(marker)).between(query.after, min(live.through, marker.through))
+        if not rows.num_rows:
+            return live
+        return _merged(live, rows, query)
+
+    async def selected(
+        self,
+        selection: LogSelection,
+        through: int,
+        live_pages: Callable[[], AsyncIterator[Documents]],
+    ) -> AsyncIterator[Documents]:
+        """A frame's pages (:meth:`~eventlab.ports.DocumentLog.selected_documents`): the live
+        pages less what the archive holds, then the archive's selected documents."""
+        before = await self.markers.get()
+        pages = [page async for page in live_pages()]
+        marker = _widest(before, await self.markers.get())
+        if marker is None or selection.after >= marker.through:
+            for page in pages:
+                yield page
+            return
+        view = self.view(marker)
+        archived = (await view).selected(selection, min(through, marker.through))
+        held = {int(d["position"]) for d in archived}
+        live = [d for page in pages for d in page if int(d["position"]) not in held]
+        merged = sorted([*live, *archived], key=lambda d: int(d["position"]))
+        if selection.last is not None:
+            merged = merged[-selection.last :]
+        yield merged
+
+
+def _missing(live: Documents, versions: StreamVersions) -> bool:
+    """Whether versions the read asked for may be archived: the live versions of a stream are
+    its suffix, so only a read that does not reach down to ``after + 1`` may miss some."""
+    if not live:
+        # A stream's last event is never archived: a stream with no live event has none
+        # archived either, unless the read stopped below its live part.
+        return versions.to is not None or versions.max_count is not None
+    if versions.backwards and versions.max_count is not None and len(live) >= versions.max_count:
+        return False
+    lowest = min(int(live[0]["version"]), int(live[-1]["version"]))
+    return lowest > versions.after + 1
+
+
+async def _windowed(docs: Documents, versions: StreamVersions) -> Documents:
+    """Whole-range documents (oldest first) cut to the read's window, in its order."""
+    top = versions.to
+    docs = [
+        d
+        for d in docs
+        if int(d["version"]) > versions.after and (top is None or int(d["version"]) <= top)
+    ]
+    if versions.backwards:
+        docs.reverse()
+    if versions.max_count is not None:
+        docs = docs[: versions.max_count]
+    return docs
+
+
+def _whole(live: LogSlice, query: LogQuery) -> bool:
+    """Whether a live slice holds something at every position of its range (an event or a
+    tombstone), so that nothing of it can be in the archive (an unfiltered read, or one that
+    reports every position)."""
+    span = live.through - query.after
+    if live.present is not None:
+        return len(live.present) == span
+    return not query.filtered and len(live.events) + len(live.abandoned) == span
+
+
+def _widest(one: ArchiveMarker | None, other: ArchiveMarker | None) -> ArchiveMarker | None:
+    if one is None or other is None:
+        return one or other
+    return one if one.through >= other.through else other
+
+
+def _merged(live: LogSlice, rows: Any, query: LogQuery) -> LogSlice:
+    """The live slice with the archive's rows of its range added (each position once)."""
+    types = zip(rows["event_type"].to_pylist(), rows["aggregate_type"].to_pylist(), strict=True)
+    positions = rows["position"].to_pylist()
+    wanted = [query.wants(e, a) for e, a in types]
+    selected = rows.filter(wanted) if query.filtered else rows
+    known = {e.position for e in live.events}
+    archived = [from_document(d) for d in documents(selected) if d["position"] not in known]
+    events = sorted([*live.events, *archived], key=lambda e: e.position or 0)
+    through = live.through
+    looked = (
+        positions
+        if not query.filtered or query.every_position
+        else [p for p, w in zip(positions, wanted, strict=True) if w]
+    )
+    if query.limit is not None:
+        # The limit counts documents looked at, archived ones too: the slice ends sooner.
+        occupied = sorted(set(looked) | (live.present or {e.position or 0 for e in live.events}))
+        occupied.extend(live.abandoned)
+        occupied = sorted(set(occupied))
+        if len(occupied) > query.limit:
+            through = occupied[query.limit - 1]
+            events = [e for e in events if (e.position or 0) <= through]
+    present = None
+    if live.present is not None:
+        present = frozenset(p for p in live.present | set(looked) if p <= through)
+    abandoned = tuple(p for p in live.abandoned if p <= through)
+    return LogSlice(events, through, present, abandoned)
