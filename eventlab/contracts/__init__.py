@@ -31,6 +31,13 @@ from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
 from ._delivery import DeliveryContract
 from ._isolation import IsolationContract
+from ._lifecycle import (
+    DeletionContract,
+    LifecycleContract,
+    LifecycleHostileContract,
+    ScavengeContract,
+    TruncationContract,
+)
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
 from ._positions import PositionsContract
@@ -53,6 +60,7 @@ class Contracts(
     DCBContract,
     DCBHostileContract,
     DeliveryContract,
+    LifecycleContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -63,17 +71,22 @@ __all__ = [
     "Contracts",
     "DCBContract",
     "DCBHostileContract",
+    "DeletionContract",
     "DeliveryContract",
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",
+    "LifecycleContract",
+    "LifecycleHostileContract",
     "OutboxContract",
     "PositionsContract",
     "ProjectionContract",
+    "ScavengeContract",
     "SnapshotContract",
     "StreamReaderContract",
     "SubscriberContract",
     "SubscriptionContract",
+    "TruncationContract",
     "UnitOfWorkContract",
     "contract_event",
     "contract_registry",

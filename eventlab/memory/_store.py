@@ -14,12 +14,14 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._core.appends import prepare_stream
 from .._core.bson_values import encoded_size
 from .._core.checks import check_aggregate_id, check_name
-from .._core.domain import DomainEvent
-from .._core.errors import ConfigurationError, InvalidIdError
+from .._core.domain import DomainEvent, utc_now
+from .._core.errors import ConfigurationError, InvalidIdError, StreamDeletedError
+from .._core.lifecycle import kept, narrowed
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
 from .._core.store_options import (
@@ -30,8 +32,9 @@ from .._core.store_options import (
 )
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.store_methods import ReadAllAndSubscribe
-from ..ports import PositionStrategy, UnitOfWork
+from ..ports import PositionStrategy, SnapshotStore, UnitOfWork
 from ._backend import MemoryBackend
+from ._lifecycle import MemoryLifecycleStorage
 from ._log import MemoryLog
 from ._writer import MemoryWriter
 
@@ -75,6 +78,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         self._writer = MemoryWriter(
             self._db, self._log, self._backend, self.transaction_time_budget
         )
+        self._lifecycle = MemoryLifecycleStorage(self._db, self._log.tables, self.name)
 
     def __repr__(self) -> str:
         return f"<MemoryEventStore {self.name!r}>"
@@ -98,6 +102,11 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         at their next position taking and follow; followers keep looking at every position
         taken the old way."""
         return await self._log.counter.change(check_positions(positions))
+
+    def lifecycle(self, *, snapshots: SnapshotStore | None = None) -> StreamLifecycleService:
+        """Delete, truncate and cap this store's streams, and scavenge what that allows (see
+        :meth:`eventlab.MongoEventStore.lifecycle`)."""
+        return StreamLifecycleService(self, self._lifecycle, snapshots)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -134,6 +143,11 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         transaction = uow.session if uow is not None else None
         tables = self._log.tables
         head = self._writer.current_version(aggregate_id, transaction)
+        metadata = await self._lifecycle.metadata(aggregate_id, uow)
+        if metadata is not None:
+            if metadata.deleted == "permanent":
+                raise StreamDeletedError(aggregate_id, metadata.deleted_version)
+            versions = narrowed(metadata, versions, head)
         top = head if versions.to is None else min(head, versions.to)
         numbers = list(range(versions.after + 1, top + 1))
         if versions.backwards:
@@ -145,7 +159,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
             position = self._db.peek(tables.versions, (aggregate_id, version), transaction)
             # Copies: what a caller does with its events never reaches the store.
             documents.append(copy.deepcopy(self._db.peek(tables.events, position, transaction)))
-        return documents
+        return kept(documents, None if metadata is None else metadata.cutoff(utc_now()))
 
     async def get_current_version(self, aggregate_id: str, *, uow: UnitOfWork | None = None) -> int:
         transaction = uow.session if uow is not None else None
