@@ -21,6 +21,8 @@ from ._core.bson_values import encoded_size, to_bson_value
 from ._core.checks import check_aggregate_id, check_int, check_name, check_positive
 from ._core.domain import DomainEvent, utc_now
 from ._core.errors import ConfigurationError
+from ._core.lifecycle import STREAM_DELETED as STREAM_DELETED
+from ._core.lifecycle import STREAM_DELETED_PERMANENTLY as STREAM_DELETED_PERMANENTLY
 from ._core.lifecycle import ScavengeReport as ScavengeReport
 from ._core.lifecycle import StreamMetadata as StreamMetadata
 from ._core.records import ExpectedVersion, StoredEvent

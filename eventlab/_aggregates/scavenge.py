@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from .._core.domain import utc_now
 from .._core.lifecycle import ScavengeReport, StreamMetadata, removable
 from ..ports import EventStore, SnapshotStore
-
-if TYPE_CHECKING:
-    from .lifecycle import LifecycleStorage
+from .lifecycle_storage import LifecycleStorage
 
 _POLICIES_PAGE = 100
 

@@ -37,7 +37,8 @@ def metadata_collection_name(events_collection: str) -> str:
 
 
 class MongoLifecycleStorage:
-    """The :class:`~eventlab._aggregates.lifecycle.LifecycleStorage` of a ``MongoEventStore``."""
+    """The :class:`~eventlab._aggregates.lifecycle_storage.LifecycleStorage` of a
+    ``MongoEventStore``."""
 
     def __init__(self, schema: EventStoreSchema) -> None:
         self._schema = schema

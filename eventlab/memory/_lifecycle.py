@@ -15,7 +15,7 @@ from ._log import StoreTables
 
 
 class MemoryLifecycleStorage:
-    """The :class:`~eventlab._aggregates.lifecycle.LifecycleStorage` of a
+    """The :class:`~eventlab._aggregates.lifecycle_storage.LifecycleStorage` of a
     ``MemoryEventStore``."""
 
     def __init__(self, database: MemoryDatabase, tables: StoreTables, name: str) -> None:
