@@ -194,9 +194,9 @@ class TruncationContract(NeedsAStore):
         lifecycle = lifecycle_of(contract_store)
         await lifecycle.set_retention(sid, max_count=2)
         assert [e.version for e in await contract_store.read_stream(sid)] == [4, 5]
+        (last,) = await contract_store.read_stream(sid, backwards=True, max_count=1)
         age = timedelta(milliseconds=1)
         await lifecycle.set_retention(sid, max_age=age)
-        (last,) = await contract_store.read_stream(sid, backwards=True, max_count=1)
         assert last.recorded_at is not None
         while utc_now() - age <= last.recorded_at:  # the clock, not a sleep, decides
             await asyncio.sleep(0.001)
