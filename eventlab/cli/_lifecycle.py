@@ -148,7 +148,7 @@ def retention_command(
                     0 if max_count is None else max(0, current - max_count), "version"
                 )
                 typer.echo(
-                    f"would set stream {stream!r}'s retention: {rules} ({hidden} hidden by "
+                    f"would set the retention of stream {stream!r}: {rules} ({hidden} hidden by "
                     "count); nothing written (dry run)"
                 )
                 return
