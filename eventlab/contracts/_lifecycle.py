@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -61,6 +61,11 @@ class DeletionContract(NeedsAStore):
         assert [e.version for e in await contract_store.read_stream(sid)] == [5]
         logged = [e async for e in read_all(contract_store) if e.aggregate_id == sid]
         assert [e.event_type for e in logged].count(STREAM_DELETED) == 1
+        # A follower filtered by the stream's type, or by the lifecycle types, is told.
+        head = (await contract_store.log.head()).position
+        for filters in ({"aggregate_types": ["Contract"]}, {"event_types": [STREAM_DELETED]}):
+            found = await contract_store.log.read(0, head, **filters)  # type: ignore[arg-type]
+            assert marker.event_id in {e.event_id for e in found.events}, filters
         metadata = await lifecycle_of(contract_store).metadata(sid)
         assert (metadata.deleted, metadata.deleted_version, metadata.truncate_before) == (
             "soft",
@@ -355,6 +360,13 @@ class LifecycleHostileContract(NeedsAStore):
                 await lifecycle.scavenge(dry_run=bad)
         with pytest.raises(Exception, match="reason"):
             await lifecycle.delete(sid, 2, reason=["x"])  # type: ignore[arg-type]
+        with pytest.raises(Exception, match="reason"):
+            await lifecycle.delete(sid, 2, reason="x" * 1001)
+        for now in (bad, datetime(2026, 1, 1)):  # not a datetime; naive
+            with pytest.raises(Exception, match="now"):
+                await lifecycle.scavenge(now=now)
+        with pytest.raises(Exception, match="on_batch"):
+            await lifecycle.scavenge(on_batch=bad)
         await self._unchanged(contract_store, sid, count)
 
     @pytest.mark.parametrize("name", ["$where", "a.b", "$gt.x", "stream\u00e9.$"])
