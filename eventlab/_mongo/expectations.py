@@ -2,8 +2,10 @@
 mismatch.
 
 Why it is safe without a read-then-insert race (docs/positions.md): version ``expected`` must
-exist (a read; events are never deleted, so once seen it stays true) and the unique index on
-``(aggregate_id, version)`` rejects anything already at ``expected + 1``.
+exist (a read; a stream's documents are never deleted, so once seen it stays true: a scavenged
+event is replaced in place by a tombstone that keeps its stream and version) and the unique
+index on ``(aggregate_id, version)`` rejects anything already at ``expected + 1``. A
+permanently deleted stream's marker refuses every append that meets it (docs/lifecycle.md).
 """
 
 from __future__ import annotations
