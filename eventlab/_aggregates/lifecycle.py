@@ -52,6 +52,10 @@ class StreamLifecycleService:
         storage: LifecycleStorage,
         snapshots: SnapshotStore | None = None,
     ) -> None:
+        if snapshots is not None and not all(
+            callable(getattr(snapshots, name, None)) for name in ("get", "delete")
+        ):
+            raise ConfigurationError(f"snapshots must be a SnapshotStore, got {snapshots!r:.80}")
         self._store = store
         self._storage = storage
         self._snapshots = snapshots if snapshots is not None else store.backend.snapshots()

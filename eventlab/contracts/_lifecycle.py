@@ -367,6 +367,8 @@ class LifecycleHostileContract(NeedsAStore):
                 await lifecycle.scavenge(now=now)
         with pytest.raises(Exception, match="on_batch"):
             await lifecycle.scavenge(on_batch=bad)
+        with pytest.raises(Exception, match="snapshots"):
+            contract_store.lifecycle(snapshots=bad)  # type: ignore[attr-defined]
         await self._unchanged(contract_store, sid, count)
 
     @pytest.mark.parametrize("name", ["$where", "a.b", "$gt.x", "stream\u00e9.$"])
