@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import telemetry
+    from ._aggregates.forgetting import Forgetting
     from ._aggregates.store import AggregateStore
     from ._core.domain import AggregateRoot, DomainEvent, applies
     from ._core.errors import (
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         RebuildInProgressError,
         SerializationError,
         StreamDeletedError,
+        SubjectForgottenError,
         SubscriptionError,
         TransactionAbortedError,
         TransactionsUnsupportedError,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
         UpcastError,
         WriteConflictError,
     )
+    from ._core.personal import REDACTED, Personal, Redacted
     from ._core.records import ExpectedVersion, StoredEvent
     from ._core.registry import EventRegistry
     from ._follow.batches import Batch
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
     from ._mongo.checkpoints import MongoCheckpointStore
     from ._mongo.connection import DeploymentInfo, MongoConnectionManager
     from ._mongo.event_store import MongoEventStore
+    from ._mongo.keys import MongoKeyStore
     from ._mongo.mapper import MongoModelMapper
     from ._mongo.outbox import MongoOutboxStore
     from ._mongo.process_registry import Liveness
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
     from ._mongo.unit_of_work import MongoUnitOfWork, run_unit_of_work
     from ._outbox.publishers import InMemoryPublisher, LoggingPublisher, Publisher
     from ._outbox.relay import OutboxRelay, RelayHealth
+    from ._shred.keys import KeyStore
     from .ports import (
         Backend,
         Checkpoint,
@@ -141,6 +146,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "RebuildInProgressError",
         "SerializationError",
         "StreamDeletedError",
+        "SubjectForgottenError",
         "SubscriptionError",
         "TransactionAbortedError",
         "TransactionsUnsupportedError",
@@ -169,6 +175,10 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "StoredEvent",
     ),
     "._core.registry": ("EventRegistry",),
+    "._core.personal": ("Personal", "REDACTED", "Redacted"),
+    "._aggregates.forgetting": ("Forgetting",),
+    "._mongo.keys": ("MongoKeyStore",),
+    "._shred.keys": ("KeyStore",),
     "._outbox.publishers": (
         "InMemoryPublisher",
         "LoggingPublisher",
@@ -216,6 +226,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __version__ = "0.1.0"
 
 __all__ = [
+    "REDACTED",
     "AggregateNotFoundError",
     "AggregateRoot",
     "AggregateStore",
@@ -247,11 +258,13 @@ __all__ = [
     "EventStore",
     "EventlabError",
     "ExpectedVersion",
+    "Forgetting",
     "InMemoryPublisher",
     "InvalidEventError",
     "InvalidIdError",
     "InvalidNameError",
     "InvalidSpecificationError",
+    "KeyStore",
     "Liveness",
     "LoggingPublisher",
     "MemoryRows",
@@ -259,6 +272,7 @@ __all__ = [
     "MongoCheckpointStore",
     "MongoConnectionManager",
     "MongoEventStore",
+    "MongoKeyStore",
     "MongoModelMapper",
     "MongoOutboxStore",
     "MongoRepository",
@@ -269,6 +283,7 @@ __all__ = [
     "OutboxLag",
     "OutboxMessage",
     "OutboxRelay",
+    "Personal",
     "PositionStrategy",
     "PositionsAbandonedError",
     "Projection",
@@ -277,6 +292,7 @@ __all__ = [
     "Publisher",
     "QueryOptions",
     "RebuildInProgressError",
+    "Redacted",
     "RelayHealth",
     "Rows",
     "ScavengeReport",
@@ -289,6 +305,7 @@ __all__ = [
     "StreamDeletedError",
     "StreamLifecycle",
     "StreamMetadata",
+    "SubjectForgottenError",
     "Subscriber",
     "SubscriptionError",
     "TransactionAbortedError",

@@ -28,6 +28,7 @@ from ._core.lifecycle import StreamMetadata as StreamMetadata
 from ._core.records import ExpectedVersion, StoredEvent
 from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
+from ._shred.keys import KeyStore as KeyStore
 
 T = TypeVar("T")
 

@@ -75,7 +75,7 @@ def test_notebook_runs(path: Path, mongo_uri: str, tmp_path: Path) -> None:
             "EVENTLAB_MONGODB_URI": mongo_uri,
             "IPYTHONDIR": str(tmp_path / "ipython"),
             "EVENTLAB_PLOT_LOG": str(plots_log),
-            "EVENTLAB_NOTEBOOK_EVENTS": "20000",  # notebook 06's million, made small
+            "EVENTLAB_NOTEBOOK_EVENTS": "10000",  # notebook 06's million, made small
             "EVENTLAB_BENCH_RESULTS": str(results),  # notebook 04: a full run of this machine
         },
         capture_output=True,
@@ -224,8 +224,8 @@ NOTEBOOK_SAYS: dict[str, list[str]] = {
                       r"Latest full run on this machine \(latest\.json\): 20 benchmarks",
                       r"skipped partial\.json: not a pytest-benchmark run"],
     "05_projections": ["caught up: True"],
-    "06_a_million_events": [r"cache \S+: 0 events through position 0; read 20,000 new",
-                            r"20,000 events through position 20,000; read 0 new",
+    "06_a_million_events": [r"cache \S+: 0 events through position 0; read 10,000 new",
+                            r"10,000 events through position 10,000; read 0 new",
                             r"shipped: [1-9][\d,]* events; on \d{4}-\d\d-\d\d: [1-9][\d,]* events"],
     "07_dcb": [r"registered twice\? course:dcb is registered already",
                r"refused: append condition failed",

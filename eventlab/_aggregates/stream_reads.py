@@ -11,6 +11,7 @@ from .._core.errors import ConfigurationError
 from .._core.event_codec import from_document
 from .._core.records import StoredEvent, StreamVersions
 from .._core.registry import EventRegistry, UnknownPolicy
+from .._shred.personal_data import PersonalData
 from ..ports import UnitOfWork
 
 
@@ -19,6 +20,8 @@ class ReadsStreams:
     (``_stream_documents``) and decodes domain events by its ``registry``."""
 
     registry: EventRegistry
+    personal: PersonalData | None = None
+    """Opens personal fields on read (set by a store given a key store)."""
 
     async def _stream_documents(
         self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
@@ -45,7 +48,7 @@ class ReadsStreams:
         """
         aggregate_id = check_aggregate_id(aggregate_id)
         versions = _checked(after_version, to_version, backwards, max_count)
-        documents = await self._stream_documents(aggregate_id, versions, uow)
+        documents = await self._opened(await self._stream_documents(aggregate_id, versions, uow))
         return [from_document(doc) for doc in documents]
 
     async def read_domain_events(
@@ -69,9 +72,14 @@ class ReadsStreams:
         aggregate_id = check_aggregate_id(aggregate_id)
         versions = _checked(after_version, to_version, backwards, max_count)
         policy = _checked_policy(unknown)
-        documents = await self._stream_documents(aggregate_id, versions, uow)
+        documents = await self._opened(await self._stream_documents(aggregate_id, versions, uow))
         to_domain = self.registry.document_to_domain
         return [to_domain(doc, unknown=policy) for doc in documents]
+
+    async def _opened(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.personal is None:
+            return documents
+        return await self.personal.open_documents(documents)
 
 
 def _checked(

@@ -80,6 +80,31 @@ def decimals_to_python(value: Any) -> Any:
     return value
 
 
+def same_bson_value(mine: Any, theirs: Any) -> bool:
+    """Whether two values are the same BSON value: equal, and of the same BSON type all the
+    way down (Python's ``True == 1`` and ``1 == 1.0`` hold, but BSON stores a boolean, an
+    integer and a double as three different things). Keys compare as sets: an idempotent
+    retry may build the same document with its keys in another order."""
+    if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+        return mine.keys() == theirs.keys() and all(
+            same_bson_value(value, theirs[key]) for key, value in mine.items()
+        )
+    if isinstance(mine, list | tuple) and isinstance(theirs, list | tuple):
+        return len(mine) == len(theirs) and all(
+            same_bson_value(a, b) for a, b in zip(mine, theirs, strict=True)
+        )
+    return _bson_kind(mine) == _bson_kind(theirs) and bool(mine == theirs)
+
+
+def _bson_kind(value: Any) -> type:
+    """The BSON type a Python value is stored as (``Int64`` is an int; bools are not)."""
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int):
+        return int
+    return type(value)
+
+
 def find_unencodable_int(value: Any, path: str) -> str | None:
     """The path of the first int outside BSON's 64-bit range in ``value``, or ``None``.
 

@@ -61,7 +61,9 @@ class DomainEvent(BaseModel, metaclass=_DomainEventMeta):
 
     Subclasses declare payload fields. Class variables name the event (``event_type``, defaults to
     the class name), its payload schema version (``schema_version``, bump it when the payload
-    changes shape and register an upcaster) and optionally the ``aggregate_type`` it belongs to.
+    changes shape and register an upcaster), optionally the ``aggregate_type`` it belongs to,
+    and, for an event with ``Personal`` fields, the field naming their subject
+    (``personal_subject``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,6 +71,9 @@ class DomainEvent(BaseModel, metaclass=_DomainEventMeta):
     event_type: ClassVar[str] = ""
     schema_version: ClassVar[int] = 1
     aggregate_type: ClassVar[str | None] = None
+    personal_subject: ClassVar[str | None] = None
+    """The name of the ``str`` field holding the subject id of the event's ``Personal``
+    fields (docs/forgetting.md)."""
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     occurred_at: datetime = Field(default_factory=utc_now)

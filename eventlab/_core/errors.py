@@ -275,6 +275,19 @@ class InvalidEventError(DataError):
     """An event or batch is malformed (versions not contiguous, mixed ids, bad fields)."""
 
 
+class SubjectForgottenError(DataError):
+    """An append carries personal data of a subject that has been forgotten (its key
+    destroyed): refused, nothing written. A forgotten subject stays forgotten; a person who
+    comes back is a new subject with a new id (docs/forgetting.md)."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"subject {subject[:80]!r} has been forgotten: its personal data cannot be "
+            "written again (use a new subject id)"
+        )
+        self.subject = subject
+
+
 class InvalidIdError(ConfigurationError):
     """An id or name given as an argument is not a plain value of an accepted type.
 

@@ -12,6 +12,7 @@ from .bson_values import (
     CODEC_OPTIONS,
     decimals_to_python,
     find_unencodable_int,
+    same_bson_value,
     to_bson_datetime,
     to_bson_value,
 )
@@ -91,7 +92,7 @@ def same_client_content(
         theirs = stored.get(field)
         if field in ("payload", "metadata"):
             theirs = to_bson_value(decimals_to_python(theirs or {}), field)
-        if mine != theirs:
+        if not same_bson_value(mine, theirs):
             return False
     return True
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .._aggregates.forgetting import ForgetsSubjects
 from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._core import telemetry as telemetry
@@ -34,6 +35,8 @@ from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
 from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
+from .._shred.keys import KeyStore
+from .._shred.personal_data import PersonalData
 from ..ports import PositionStrategy, SnapshotStore, UnitOfWork
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
@@ -53,7 +56,7 @@ __all__ = ["MongoEventStore", "PositionStrategy", "UnitOfWork"]
 Expected = int | ExpectedVersion
 
 
-class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
+class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
     """An append-only event store on MongoDB with optimistic concurrency and a global order.
 
     :param connection: a :class:`~eventlab.MongoConnectionManager` (connected before first use).
@@ -76,6 +79,9 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
         correlation id, by event type in log order). Off by default: each secondary index costs
         every append (docs/positions.md, "Indexes").
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
+    :param keys: a :class:`~eventlab.KeyStore` (:class:`~eventlab.MongoKeyStore`): events'
+        ``Personal`` fields are sealed with their subject's key at append and opened on every
+        read; :meth:`forget` destroys a subject's key (docs/forgetting.md).
 
     Writing: :meth:`append` (to one stream, at an expected version; several streams
     atomically through a unit of work). Reading: :meth:`read_stream` (one stream, forwards or
@@ -96,6 +102,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
         auto_migrate: bool = True,
         query_indexes: bool = False,
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
+        keys: KeyStore | None = None,
     ) -> None:
         self.connection = connection
         self.registry = registry_or_new(registry)
@@ -118,6 +125,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
         self._event_writer = EventWriter(
             self._schema, self._stream_reader, time_budget=self._time_budget
         )
+        if keys is not None:
+            self.personal = self._log.personal = PersonalData(keys, self.registry)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -236,6 +245,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe):
             )
             if stream is None:
                 return []
+            if self.personal is not None:
+                stream = await self.personal.seal(stream)
             stored = await self._event_writer.append([stream], uow)
             telemetry.appended(span, stored, started, attributes)
             return stored

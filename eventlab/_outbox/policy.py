@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict
 
+from .._core.bson_values import same_bson_value
 from .._core.checks import check_page_size
 from .._core.errors import ConfigurationError, DuplicateMessageError
 from .._core.retry import retry_delay
@@ -125,7 +126,7 @@ def check_stored_copies(
         doc = stored.get(message.message_id)
         if doc is None:
             continue
-        same = all(doc.get(f) == content[f] for f in CONTENT_FIELDS) and (
+        same = all(same_bson_value(doc.get(f), content[f]) for f in CONTENT_FIELDS) and (
             message.sequence is None or doc.get("sequence") == message.sequence
         )
         if not same:

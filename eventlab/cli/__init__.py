@@ -3,7 +3,7 @@
 What it holds: the application and its parsing (``_app``), the options commands share
 (``_options``), one module per group of commands (``_tour``, ``_serve``, ``_files``: import
 and export, ``_store``: migrate, stats and gaps, ``_lifecycle``: delete, truncate, retention and
-scavenge, ``_replay``, ``_projections``: projections and
+scavenge, ``_forget``: a subject forgotten, ``_replay``, ``_projections``: projections and
 rebuild, ``_check``: a deployment verified), and what they share (``_support``: running a
 command, its connection, plots; ``_targets``: the database and collection a command reads
 exist; ``_user_code``: ``--registry`` and ``--projection`` references to your code).
@@ -20,6 +20,7 @@ from __future__ import annotations
 from ._app import Command, app, main
 from ._check import check_command
 from ._files import export_command, import_command
+from ._forget import forget_command
 from ._lifecycle import delete_command, retention_command, scavenge_command, truncate_command
 from ._projections import projections_command, rebuild_command
 from ._replay import replay_command
@@ -33,6 +34,7 @@ for _name, _command in (
     ("migrate", migrate_command),
     ("import", import_command),
     ("export", export_command),
+    ("forget", forget_command),
     ("stats", stats_command),
     ("gaps", gaps_command),
     ("delete", delete_command),

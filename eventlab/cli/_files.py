@@ -155,12 +155,16 @@ def _export_flat(
     **selection: Any,
 ) -> None:
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
     from ..workbench._flat import export_flat
 
     async def run() -> None:
         async with connection(uri, database, announce=False, persistent=True) as conn:
             await check_store_exists(conn, events_collection)
-            store = MongoEventStore(conn, events_collection=events_collection)
+            # With the key store: personal values stay sealed, forgotten ones become null.
+            store = MongoEventStore(
+                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+            )
             await export_flat(store, directory, **selection)
 
     run_command(context, run)
@@ -177,7 +181,10 @@ def _export_file(
 ) -> None:
     from tqdm import tqdm
 
+    from .._core.registry import EventRegistry
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
+    from .._shred.personal_data import PersonalData
     from ..workbench._files import CHUNK, EventFileWriter
     from ..workbench._files import file_format as format_of
 
@@ -187,6 +194,9 @@ def _export_file(
             await check_store_exists(conn, events_collection)
             writer.check_target(overwrite=force)
             store = MongoEventStore(conn, events_collection=events_collection)
+            # Read as stored: personal values stay sealed in the file (a copy the key store
+            # still governs); those of forgotten subjects are written as "<redacted>".
+            personal = PersonalData(MongoKeyStore(conn), EventRegistry())
             total = await store.count()
             with (
                 writer as out,
@@ -196,10 +206,10 @@ def _export_file(
                 async for event in store.read_all(page_size=CHUNK):
                     chunk.append(event)
                     if len(chunk) >= CHUNK:
-                        out.write(chunk)
+                        out.write(await personal.redact_forgotten(chunk))
                         bar.update(len(chunk))
                         chunk = []
-                out.write(chunk)
+                out.write(await personal.redact_forgotten(chunk))
                 bar.update(len(chunk))
             typer.echo(f"exported {out.written:,} events to {file} ({out.format})")
 

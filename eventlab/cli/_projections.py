@@ -85,6 +85,7 @@ def rebuild_command(
     """Rebuild a read model beside the live one, then swap it in."""
     from .._follow.projector import Projector
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
 
     async def run() -> None:
         known = _projections(projection)
@@ -92,7 +93,10 @@ def rebuild_command(
             raise EventlabError(f"no projection named {name!r}; known: {', '.join(sorted(known))}")
         async with connection(uri, database, announce=False, persistent=True) as conn:
             await check_store_exists(conn, events_collection)
-            store = MongoEventStore(conn, events_collection=events_collection)
+            # With the key store: the handlers see personal values opened, or redacted.
+            store = MongoEventStore(
+                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+            )
             started = time.perf_counter()
             try:
                 status = await Projector(store, known[name]).rebuild()

@@ -34,6 +34,7 @@ def replay_command(
 ) -> None:
     """Rebuild one aggregate step by step: what each event changed."""
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
     from ..workbench import replay
 
     async def run() -> None:
@@ -43,7 +44,9 @@ def replay_command(
         named_class = load_aggregate_class(aggregate) if aggregate is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             await check_store_exists(conn, events_collection)
-            store = MongoEventStore(conn, events_collection=events_collection)
+            store = MongoEventStore(
+                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+            )
             events = await store.read_stream(aggregate_id)
         if not events:
             raise EventlabError(f"no events stored for {aggregate_id!r}")

@@ -30,7 +30,9 @@ choosing (the backend under test is given by fixtures).
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
 from ._delivery import DeliveryContract
+from ._forgetting import PersonalDataContract
 from ._isolation import IsolationContract
+from ._keys import KeyStoreContract
 from ._lifecycle import (
     DeletionContract,
     LifecycleContract,
@@ -76,9 +78,11 @@ __all__ = [
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",
+    "KeyStoreContract",
     "LifecycleContract",
     "LifecycleHostileContract",
     "OutboxContract",
+    "PersonalDataContract",
     "PositionsContract",
     "ProjectionContract",
     "ScavengeContract",

@@ -129,6 +129,7 @@ class DCBContract(_Needs):
         original = events[0].event_id
         others = [
             TaggedEvent("A", {"n": 2}, ("k",), event_id=original),
+            TaggedEvent("A", {"n": True}, ("k",), event_id=original),  # BSON: not the 1 stored
             TaggedEvent("Z", {"n": 1}, ("k",), event_id=original),
             TaggedEvent("A", {"n": 1}, ("k", "j"), event_id=original),
         ]

@@ -38,6 +38,8 @@ class OutboxContract(NeedsAStore):
             await outbox.save_messages([message(3), message(2, n=99)])
         assert raised.value.message_ids == ["m-00002"]
         assert await outbox.get("m-00003") is None, "nothing of a refused save is written"
+        with pytest.raises(DuplicateMessageError):  # True == 1 in Python, not in BSON
+            await outbox.save_messages([message(1, n=True)])
         assert (await outbox.counts()) == {"pending": 2}
         with pytest.raises(SerializationError):
             await outbox.save_messages([message(4, bad=2**64)])

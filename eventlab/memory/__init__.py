@@ -24,6 +24,7 @@ May import: ``_core``, ``ports``, ``_dcb`` and the services it implements (``_fo
 from ._backend import MemoryBackend
 from ._consumers import MemoryCheckpointStore, MemorySnapshotStore
 from ._dcb import MemoryDCBStore
+from ._keys import MemoryKeyStore
 from ._log import MemoryLog
 from ._outbox import MemoryOutboxStore
 from ._read_models import MemoryBatchRows, MemoryReadModels
@@ -35,6 +36,7 @@ __all__ = [
     "MemoryCheckpointStore",
     "MemoryDCBStore",
     "MemoryEventStore",
+    "MemoryKeyStore",
     "MemoryLog",
     "MemoryOutboxStore",
     "MemoryReadModels",

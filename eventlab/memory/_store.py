@@ -14,6 +14,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from .._aggregates.forgetting import ForgetsSubjects
 from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._core.appends import prepare_stream
@@ -32,6 +33,8 @@ from .._core.store_options import (
 )
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.store_methods import ReadAllAndSubscribe
+from .._shred.keys import KeyStore
+from .._shred.personal_data import PersonalData
 from ..ports import PositionStrategy, SnapshotStore, UnitOfWork
 from ._backend import MemoryBackend
 from ._lifecycle import MemoryLifecycleStorage
@@ -39,7 +42,7 @@ from ._log import MemoryLog
 from ._writer import MemoryWriter
 
 
-class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
+class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects):
     """An :class:`~eventlab.ports.EventStore` in memory, for fast tests of command handlers,
     aggregates and projections: optimistic concurrency, idempotent appends by event id,
     positions by either strategy, subscriptions woken by appends, as on MongoDB.
@@ -54,6 +57,8 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         position order, abandoned by followers with tombstones). Recorded with the store's
         counter; a store keeps its own (:meth:`change_position_strategy` migrates).
     :param transaction_time_budget: seconds to keep retrying transient transaction failures.
+    :param keys: a :class:`~eventlab.KeyStore` (:class:`MemoryKeyStore`): personal fields
+        sealed at append, opened on read, forgotten by :meth:`forget`, as on MongoDB.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         name: str = "events",
         positions: PositionStrategy | None = None,
         transaction_time_budget: float = DEFAULT_TIME_BUDGET,
+        keys: KeyStore | None = None,
     ) -> None:
         if backend is not None and not isinstance(backend, MemoryBackend):
             raise ConfigurationError(f"backend must be a MemoryBackend, got {backend!r:.80}")
@@ -79,6 +85,8 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
             self._db, self._log, self._backend, self.transaction_time_budget
         )
         self._lifecycle = MemoryLifecycleStorage(self._db, self._log.tables, self.name)
+        if keys is not None:
+            self.personal = self._log.personal = PersonalData(keys, self.registry)
 
     def __repr__(self) -> str:
         return f"<MemoryEventStore {self.name!r}>"
@@ -132,6 +140,8 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe):
         )
         if stream is None:
             return []
+        if self.personal is not None:
+            stream = await self.personal.seal(stream)
         _check_sizes(stream.bodies)
         return await self._writer.append(stream, uow)
 

@@ -4,6 +4,7 @@ May import: the ports, the services and the workbench; never a backend.
 """
 
 from .chat import Chat, chat_registry, generate_chats
+from .customers import Customer, CustomerMoved, CustomerRegistered, customer_registry
 from .orders import (
     LineAdded,
     Order,
@@ -18,6 +19,9 @@ from .projections import SAMPLE_PROJECTIONS, OpenTasks, OrderTotals
 __all__ = [
     "SAMPLE_PROJECTIONS",
     "Chat",
+    "Customer",
+    "CustomerMoved",
+    "CustomerRegistered",
     "LineAdded",
     "OpenTasks",
     "Order",
@@ -26,6 +30,7 @@ __all__ = [
     "OrderShipped",
     "OrderTotals",
     "chat_registry",
+    "customer_registry",
     "generate_chats",
     "generate_orders",
     "order_registry",

@@ -34,6 +34,7 @@ from ..ports import EventStore
 from ._frame_build import FrameBuilder
 from ._frame_query import FrameQuery, apply_arrow
 from ._frames import _incarnation, _read_into, _store_name, say
+from ._personal import personal_of, redact_table
 
 MANIFEST = "_eventlab_flat.json"
 FORMAT = 1
@@ -99,6 +100,7 @@ async def export_flat(
         )
         await _read_into(builder, store, bounded, head, head.position, progress)
         table = _with_day(apply_arrow(bounded, builder.arrow()), query.time)
+        table = await redact_table(table, personal_of(store))
         files = _write(target, table, partitions, after, head.position, manifest)
         manifest["through"] = head.position
         _write_manifest(target, manifest)

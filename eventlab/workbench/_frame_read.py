@@ -23,6 +23,13 @@ RANGE = 10_000
 Page = list[dict[str, Any]]
 
 
+def stored_log(store: EventStore) -> Any:
+    """The store's log as stored: personal values left sealed (frames open them once built,
+    so that the frame cache never holds them opened)."""
+    sealed = getattr(store.log, "sealed", None)
+    return sealed() if callable(sealed) else store.log
+
+
 async def followed_pages(
     store: EventStore, query: FrameQuery, on_range: Callable[[int], None]
 ) -> AsyncIterator[Page]:
@@ -31,7 +38,7 @@ async def followed_pages(
     is waited for, or given up by the subscriptions' rule, never skipped. The caller makes the
     selection but for the type filters."""
     subscription = CatchUpSubscription(
-        store.log,
+        stored_log(store),
         start=query.after,
         page_size=RANGE,
         event_types=query.event_types,
@@ -54,7 +61,7 @@ async def document_pages(
 ) -> AsyncIterator[Page]:
     """The documents ``query`` selects at positions up to ``bound`` (settled), page by page.
     ``on_range(n)`` is told of each page's progress (positions or documents)."""
-    log = store.log
+    log = stored_log(store)
     if isinstance(log, DocumentLog):
         async for page in log.selected_documents(query, bound, on_range):
             yield page

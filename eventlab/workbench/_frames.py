@@ -19,6 +19,7 @@ from ._frame_build import ENVELOPE_COLUMNS, FrameBuilder
 from ._frame_cache import FrameCache
 from ._frame_query import FrameQuery, apply_arrow
 from ._frame_read import document_pages, followed_pages
+from ._personal import open_frame, personal_of
 
 if TYPE_CHECKING:
     import polars as pl
@@ -162,12 +163,27 @@ async def read_frame(
         if not flatten:
             raise ConfigurationError("a cached frame is flattened: leave flatten=True")
         builder = await _through_cache(store, FrameCache(cache, _store_name(store)), progress)
-        return _result(builder, query, backend, numeric, select=True)
+        return await _opened(_result(builder, query, backend, numeric, select=True), store)
     head = await store.log.head()
     bound = head.position if query.through is None else min(query.through, head.position)
     builder = FrameBuilder(flatten=flatten)
     settled = await _read_into(builder, store, query, head, bound, progress)
-    return _result(builder, query, backend, numeric, select=not (settled and _pushed_down(store)))
+    frame = _result(builder, query, backend, numeric, select=not (settled and _pushed_down(store)))
+    return await _opened(frame, store)
+
+
+async def _opened(
+    frame: pd.DataFrame | pl.DataFrame, store: EventStore
+) -> pd.DataFrame | pl.DataFrame:
+    """The frame with its personal values opened (module ``_personal``): a cache and the
+    pages it was built from hold them sealed."""
+    personal = personal_of(store)
+    if personal is None:
+        return frame
+    if isinstance(frame, pd.DataFrame):
+        return await open_frame(frame, personal)
+    opened: pl.DataFrame = _polars().from_pandas(await open_frame(frame.to_pandas(), personal))
+    return opened
 
 
 def _result(

@@ -1,0 +1,226 @@
+"""Crypto-shredding on both backends: the key stores and the stores given one keep the same
+contracts (eventlab.contracts), against the real server and in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, MongoKeyStore
+from eventlab.contracts import KeyStoreContract, PersonalDataContract, unique
+from eventlab.memory import MemoryBackend, MemoryEventStore, MemoryKeyStore
+
+ORDERS = str(Path(__file__).resolve().parent.parent / "data" / "orders.jsonl")
+
+
+async def _mongo_material(key_store: Any, subject: str) -> bytes:
+    doc = await key_store.collection.find_one({"_id": subject})
+    return bytes(doc["data_key"])
+
+
+async def _memory_material(key_store: Any, subject: str) -> bytes:
+    material: bytes = key_store._keys[subject]
+    return material
+
+
+class TestMongoKeyStore(KeyStoreContract):
+    @pytest.fixture
+    async def key_store(self, connection: MongoConnectionManager) -> MongoKeyStore:
+        return MongoKeyStore(connection, unique("keys"))
+
+    @pytest.fixture
+    async def other_key_store(self, key_store: MongoKeyStore, mongo_uri: str, database_name: str):
+        # Another client on the same collection: creates race through the server, not a lock.
+        async with MongoConnectionManager(mongo_uri, database=database_name) as other:
+            yield MongoKeyStore(other, key_store.collection_name)
+
+    @pytest.fixture
+    def key_material(self) -> Any:
+        return _mongo_material
+
+
+class TestMemoryKeyStore(KeyStoreContract):
+    @pytest.fixture
+    async def key_store(self) -> MemoryKeyStore:
+        return MemoryKeyStore()
+
+    @pytest.fixture
+    def key_material(self) -> Any:
+        return _memory_material
+
+
+class TestMongoPersonalData(PersonalDataContract):
+    @pytest.fixture
+    def make_personal_store(self, connection: MongoConnectionManager) -> Any:
+        keys = MongoKeyStore(connection, unique("keys"))
+        events = unique("events")
+
+        def make(registry: EventRegistry) -> MongoEventStore:
+            return MongoEventStore(
+                connection, registry=registry, keys=keys, events_collection=events
+            )
+
+        return make
+
+
+class TestMemoryPersonalData(PersonalDataContract):
+    @pytest.fixture
+    def make_personal_store(self) -> Any:
+        backend, keys = MemoryBackend(), MemoryKeyStore()
+        return lambda registry: MemoryEventStore(backend, registry=registry, keys=keys)
+
+
+def test_the_example_in_the_docs_runs_as_written() -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "forgetting.md").read_text()
+    (block,) = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ada@example.org"
+    assert "had_key=True, events=1, streams=('cust-17',)" in lines[1] and "dry_run=True" in lines[1]
+    assert lines[2] == "<redacted> <redacted> free"
+
+
+# -- hostile inputs to the entry points that are not the contracts' -------------------------
+
+
+async def test_a_store_refuses_keys_that_are_not_a_key_store(
+    connection: MongoConnectionManager,
+) -> None:
+    from eventlab import ConfigurationError
+
+    for keys in ("personal_keys", {"$ne": None}, 42, object()):
+        with pytest.raises(ConfigurationError, match="KeyStore"):
+            MongoEventStore(connection, keys=keys)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="KeyStore"):
+            MemoryEventStore(keys=keys)  # type: ignore[arg-type]
+
+
+async def test_a_store_without_keys_refuses_to_forget(connection: MongoConnectionManager) -> None:
+    from eventlab import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="keys="):
+        await MemoryEventStore().forget("someone")
+    with pytest.raises(ConfigurationError, match="keys="):
+        await MongoEventStore(connection).forget("someone")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda conn: MongoKeyStore("mongodb://x", "keys"),
+        lambda conn: MongoKeyStore(conn, "$bad"),
+        lambda conn: MongoKeyStore(conn, {"$ne": None}),
+        lambda conn: MongoKeyStore(conn, "x" * 300),
+    ],
+)
+async def test_a_mongo_key_store_refuses_bad_arguments(
+    connection: MongoConnectionManager, make: Any
+) -> None:
+    from eventlab import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        make(connection)
+
+
+@pytest.mark.parametrize("store", ["memory", "mongo"])
+async def test_get_refuses_what_is_not_a_list_of_subjects(
+    connection: MongoConnectionManager, store: str
+) -> None:
+    from eventlab import ConfigurationError
+
+    keys: Any = MemoryKeyStore() if store == "memory" else MongoKeyStore(connection, unique("k"))
+    for subjects in ("one-subject", {"$in": ["a"]}, 42, None):
+        with pytest.raises(ConfigurationError):
+            await keys.get(subjects)
+    if store == "mongo":
+        with pytest.raises(ConfigurationError, match="at most"):
+            await keys.get(["s"] * 10_001)
+        assert await keys.collection.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("subject", ["", "x" * 600, "nul\x00inside"], ids=["empty", "huge", "nul"])
+def test_the_cli_refuses_a_bad_subject_and_writes_nothing(
+    mongo_uri: str, database_name: str, subject: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+
+    runner = CliRunner()
+    seeded = runner.invoke(app, ["import", ORDERS, "--uri", mongo_uri, "-d", database_name])
+    assert seeded.exit_code == 0, seeded.output
+    for args in ([subject], [subject, "--dry-run"]):
+        done = runner.invoke(app, ["forget", *args, "--uri", mongo_uri, "-d", database_name])
+        assert done.exit_code == 1 and "subject" in done.output, done.output
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+    try:
+        assert "personal_keys" not in client[database_name].list_collection_names()
+    finally:
+        client.close()
+
+
+def test_the_cli_forgets_with_a_dry_run_first(mongo_uri: str, database_name: str) -> None:
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["forget", "cust-1", "--uri", mongo_uri, "-d", database_name])
+    assert missing.exit_code == 1  # no store there: nothing to forget in, nothing written
+    seeded = runner.invoke(app, ["import", ORDERS, "--uri", mongo_uri, "-d", database_name])
+    assert seeded.exit_code == 0, seeded.output
+    args = ["--uri", mongo_uri, "-d", database_name]
+    dry = runner.invoke(app, ["forget", "cust-1", "--dry-run", *args])
+    assert dry.exit_code == 0 and dry.output.startswith("dry run: subject 'cust-1': no live key")
+    done = runner.invoke(app, ["forget", "cust-1", *args])
+    assert done.exit_code == 0 and "0 events in 0 streams now read as redacted" in done.output
+    again = runner.invoke(app, ["forget", "cust-1", *args])
+    assert again.exit_code == 0 and "no live key" in again.output
+
+
+async def test_a_forget_that_fails_after_the_key_finishes_when_run_again() -> None:
+    """The key goes first: a forget cut short after it (a snapshot store that fails) has
+    already made the values unreadable, and running it again deletes what is left."""
+    from eventlab import AggregateStore, TransientError
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import Customer, CustomerMoved, customer_registry
+
+    store = MemoryEventStore(registry=customer_registry(), keys=MemoryKeyStore())
+    snapshots = store.backend.snapshots()
+    customer = Customer("cust-1")
+    customer.record(registered("cust-1"))
+    customer.record(CustomerMoved(customer_id="cust-1", street="1 Main St", city="Leeds"))
+    await AggregateStore(store, snapshots=snapshots).save(customer)
+
+    class FailingOnce:
+        failed = False
+
+        async def get(self, aggregate_id: str, uow: Any = None) -> Any:
+            return await snapshots.get(aggregate_id, uow)
+
+        async def delete(self, aggregate_id: str) -> bool:
+            if not self.failed:
+                self.failed = True
+                raise TransientError("the snapshot store is down")
+            return await snapshots.delete(aggregate_id)
+
+    failing = FailingOnce()
+    with pytest.raises(TransientError):
+        await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
+    assert (await store.read_domain_events("cust-1"))[0].email == "<redacted>"
+    assert await snapshots.get("cust-1") is not None  # left behind by the failure
+    again = await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
+    assert (again.had_key, again.snapshots_deleted) == (False, 1)
+    assert await snapshots.get("cust-1") is None
