@@ -47,6 +47,9 @@ RATIO_TARGETS = {
     # off, same operation, same run
     "liveness-append-100": 1.05,
     "liveness-single-append": 1.05,
+    # a scavenge (policies read, events looked at page by page, replaced in bulk) vs the raw
+    # driver's bulk replacements of the same documents by the same tombstones, ids known
+    "scavenge": 1.3,
     # crypto-shredding: an append of 100 events with 5 Personal fields each (a new subject:
     # its key read for and made in the append) vs the same events unencrypted
     "shredding-append-100": 1.5,
@@ -111,5 +114,6 @@ CHECKS = {
     "otel-sdk-load-1000": "typed load of 1,000 events, OpenTelemetry SDK in memory vs off",
     "liveness-append-100": "append of 100 events, crash recovery on vs off",
     "liveness-single-append": "append of 1 event, crash recovery on vs off",
+    "scavenge": "a scavenge vs the raw driver's replacements of the same events",
     "shredding-append-100": "append of 100 events with 5 personal fields each vs unencrypted",
 }

@@ -21,6 +21,10 @@ from ._core.bson_values import encoded_size, to_bson_value
 from ._core.checks import check_aggregate_id, check_int, check_name, check_positive
 from ._core.domain import DomainEvent, utc_now
 from ._core.errors import ConfigurationError
+from ._core.lifecycle import STREAM_DELETED as STREAM_DELETED
+from ._core.lifecycle import STREAM_DELETED_PERMANENTLY as STREAM_DELETED_PERMANENTLY
+from ._core.lifecycle import ScavengeReport as ScavengeReport
+from ._core.lifecycle import StreamMetadata as StreamMetadata
 from ._core.records import ExpectedVersion, StoredEvent
 from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
@@ -448,6 +452,60 @@ class EventStore(Protocol):
 
     async def count(self) -> int:
         """How many events are stored."""
+        ...
+
+
+class StreamLifecycle(Protocol):
+    """Streams that end and history that goes: deletion, truncation, retention, and the
+    scavenge that removes what they allow, leaving a tombstone at each removed position
+    (``store.lifecycle()``; docs/lifecycle.md)."""
+
+    async def metadata(self, aggregate_id: str) -> StreamMetadata:
+        """The stream's truncation, retention and deletion (all unset for an untouched one)."""
+        ...
+
+    async def delete(
+        self,
+        aggregate_id: str,
+        expected_version: int | ExpectedVersion,
+        *,
+        permanent: bool = False,
+        reason: str | None = None,
+    ) -> StoredEvent:
+        """Append the deletion marker if the stream is at ``expected_version`` (else
+        :class:`~eventlab.ConcurrencyError`, nothing written: against an append at the same
+        expected version exactly one commits) and delete its snapshot. Soft: reads return
+        nothing and an append at the marker's version continues the versions; ``permanent``:
+        reads and appends raise :class:`~eventlab.StreamDeletedError` for ever."""
+        ...
+
+    async def truncate(self, aggregate_id: str, before_version: int) -> StreamMetadata:
+        """Reads start at ``before_version`` (only ever forward, at most the next version);
+        the versions below become removable, and an older snapshot is deleted."""
+        ...
+
+    async def set_retention(
+        self,
+        aggregate_id: str,
+        *,
+        max_count: int | None = None,
+        max_age: timedelta | float | None = None,
+    ) -> StreamMetadata:
+        """Reads keep the last ``max_count`` versions and what was recorded within
+        ``max_age``; what they hide becomes removable (``None`` lifts a rule)."""
+        ...
+
+    async def scavenge(
+        self,
+        *,
+        dry_run: bool = False,
+        batch_size: int = 1000,
+        now: datetime | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> ScavengeReport:
+        """Replace every removable event by a tombstone at its position (followers report a
+        gap there) and delete snapshots built from removed events; idempotent, so a rerun
+        completes an interrupted one. ``dry_run``: report only, write nothing."""
         ...
 
 

@@ -331,3 +331,14 @@ class AggregateNotFoundError(EventlabError, LookupError):
 class MigrationError(DeploymentError):
     """An index migration could not be applied (a privilege, a sharded events collection,
     stored data a new unique index refuses): the message says which."""
+
+
+class StreamDeletedError(EventlabError):
+    """The stream was deleted permanently (``lifecycle.delete(..., permanent=True)``): it can
+    be neither read nor appended to again; nothing was written."""
+
+    def __init__(self, aggregate_id: str, version: int | None = None) -> None:
+        at = f" at version {version}" if version is not None else ""
+        super().__init__(f"stream {aggregate_id[:200]!r} was deleted permanently{at}")
+        self.aggregate_id = aggregate_id
+        self.version = version

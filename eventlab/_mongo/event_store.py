@@ -23,22 +23,26 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from .._aggregates.forgetting import ForgetsSubjects
+from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._archive import ArchivesEvents
 from .._core import telemetry as telemetry
 from .._core.appends import prepare_stream
 from .._core.checks import check_name, check_positive
-from .._core.domain import DomainEvent
+from .._core.domain import DomainEvent, utc_now
+from .._core.errors import StreamDeletedError
+from .._core.lifecycle import kept, narrowed
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
 from .._core.store_options import DEFAULT_TIME_BUDGET, StoreOptions, registry_or_new
 from .._follow.store_methods import ReadAllAndSubscribe
 from .._shred.keys import KeyStore
 from .._shred.personal_data import PersonalData
-from ..ports import PositionStrategy, UnitOfWork
+from ..ports import PositionStrategy, SnapshotStore, UnitOfWork
 from .archive_host import MongoArchiveHost
 from .backend import MongoBackend
 from .connection import MongoConnectionManager
+from .lifecycle import MongoLifecycleStorage
 from .log import MongoLog
 from .migrations import MigrationResult
 from .readers import StreamReader, guarded
@@ -119,6 +123,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
         self.counters_collection_name = self._schema.counters_collection_name
         self._time_budget = self.options.transaction_time_budget
         self._stream_reader = StreamReader(self._schema)
+        self._lifecycle = MongoLifecycleStorage(self._schema)
         self._log = MongoLog(self._schema)
         self._event_writer = EventWriter(
             self._schema, self._stream_reader, time_budget=self._time_budget
@@ -168,6 +173,12 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
         """The seam through which writers beside this store's own (``MongoDCBStore``) use its
         events collection, counter, readiness and transactions (see :class:`WriteAccess`)."""
         return WriteAccess(self._schema, self._log, self._time_budget)
+
+    def lifecycle(self, *, snapshots: SnapshotStore | None = None) -> StreamLifecycleService:
+        """Delete, truncate and cap this store's streams, and scavenge what that allows
+        (docs/lifecycle.md); ``snapshots``: where its aggregates' snapshots live (default: the
+        backend's)."""
+        return StreamLifecycleService(self, self._lifecycle, snapshots)
 
     def describe(self) -> dict[str, Any]:
         """A summary for logs and notebooks."""
@@ -288,6 +299,16 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
             {**self._db_attributes("read_stream"), "eventlab.stream.id": aggregate_id[:200]},
         ) as span:
             session = session_of(uow)
+            # One point read of the stream's metadata: truncation, retention and deletion
+            # decide which versions a read returns (docs/lifecycle.md).
+            metadata = await self._lifecycle.metadata(aggregate_id, uow)
+            if metadata is not None:
+                if metadata.deleted == "permanent":
+                    raise StreamDeletedError(aggregate_id, metadata.deleted_version)
+                current = 0
+                if metadata.max_count is not None:
+                    current = await self._stream_reader.current_version(aggregate_id, session)
+                versions = narrowed(metadata, versions, current)
             docs = await self._stream_reader.documents(aggregate_id, versions, session)
             whole = StreamVersions(versions.after, versions.to, False, None)
             docs = await self._log.archive_reader.stream(
@@ -296,6 +317,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
                 docs,
                 lambda: self._stream_reader.documents(aggregate_id, whole, session),
             )
+            docs = kept(docs, None if metadata is None else metadata.cutoff(utc_now()))
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
             return docs

@@ -2,8 +2,10 @@
 mismatch.
 
 Why it is safe without a read-then-insert race (docs/positions.md): version ``expected`` must
-exist (a read; events are never deleted, so once seen it stays true) and the unique index on
-``(aggregate_id, version)`` rejects anything already at ``expected + 1``.
+exist (a read; a stream's documents are never deleted, so once seen it stays true: a scavenged
+event is replaced in place by a tombstone that keeps its stream and version) and the unique
+index on ``(aggregate_id, version)`` rejects anything already at ``expected + 1``. A
+permanently deleted stream's marker refuses every append that meets it (docs/lifecycle.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from .._core.appends import StreamAppend
+from .._core.errors import StreamDeletedError
+from .._core.lifecycle import STREAM_DELETED_PERMANENTLY
 from .._core.records import ExpectedVersion
 from .._core.settlement import VersionMismatch
 from .readers import StreamReader
@@ -53,18 +57,36 @@ class StreamExpectations:
                 return 0  # a new stream: the unique index on version 1 is the whole guard
             wanted = [expected, expected + 1]
             found = {
-                doc["version"]
+                doc["version"]: doc.get("event_type")
                 async for doc in self._schema.events.find(
                     {"aggregate_id": stream.aggregate_id, "version": {"$in": wanted}},
-                    {"version": 1, "_id": 0},
+                    {"version": 1, "event_type": 1, "_id": 0},
                     session=session,
                 )
             }
+            _unless_deleted(stream.aggregate_id, found)
             if expected in found and expected + 1 not in found:
                 return expected
             actual = await self._streams.version_of(stream.aggregate_id, session)
             return VersionMismatch(stream.aggregate_id, expected, actual)
-        current = await self._streams.version_of(stream.aggregate_id, session)
+        last = await self._schema.events.find_one(
+            {"aggregate_id": stream.aggregate_id},
+            {"version": 1, "event_type": 1, "_id": 0},
+            sort=[("version", -1)],
+            session=session,
+        )
+        current = 0 if last is None else int(last["version"])
+        _unless_deleted(
+            stream.aggregate_id, {current: None if last is None else last.get("event_type")}
+        )
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
+
+
+def _unless_deleted(aggregate_id: str, types_by_version: dict[int, str | None]) -> None:
+    """A permanently deleted stream's marker is its last event forever: an append that meets
+    it is refused (docs/lifecycle.md)."""
+    for version, event_type in types_by_version.items():
+        if event_type == STREAM_DELETED_PERMANENTLY:
+            raise StreamDeletedError(aggregate_id, version)

@@ -10,7 +10,7 @@ import typer
 from ._app import Command, CommandLineError
 from ._options import (
     ArchiveLocationOption,
-    BeforeOption,
+    BeforeTimeOption,
     CollectionOption,
     DatabaseOption,
     DryRunOption,
@@ -49,7 +49,7 @@ def archive_command(
     context: typer.Context,
     to: ArchiveLocationOption = None,
     through: ThroughOption = None,
-    before: BeforeOption = None,
+    before: BeforeTimeOption = None,
     dry_run: DryRunOption = False,
     uri: UriOption = None,
     database: GroupDatabaseOption = "eventlab",

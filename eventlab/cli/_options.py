@@ -121,6 +121,19 @@ def _archive_location(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+# -- stream lifecycle (``delete``, ``truncate``, ``retention``, ``scavenge``) ------------------
+
+
+def _stream(value: str) -> str:
+    from .._core.errors import EventlabError
+    from .._core.lifecycle import check_stream
+
+    try:
+        return check_stream(value)
+    except EventlabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _position(value: int | None) -> int | None:
     if value is not None and not 0 <= value < 2**63:
         raise typer.BadParameter(f"a position is an integer from 0 to 2**63-1, got {value}")
@@ -164,7 +177,7 @@ ThroughOption = Annotated[
         help="Archive the events up to this position of the log.",
     ),
 ]
-BeforeOption = Annotated[
+BeforeTimeOption = Annotated[
     str | None,
     typer.Option(
         "--before",
@@ -177,4 +190,78 @@ BeforeOption = Annotated[
 DryRunOption = Annotated[
     bool,
     typer.Option("--dry-run", help="Say what would be done; write and remove nothing."),
+]
+
+
+def _version_or_expectation(value: str | None) -> str | None:
+    """An int >= 0, or ``any`` / ``exists``: checked here, converted by the command."""
+    if value is None or value in ("any", "exists"):
+        return value
+    if not value.isdigit() or int(value) >= 2**63:
+        raise typer.BadParameter("an expected version is an int >= 0 (or any, exists)")
+    return value
+
+
+def _positive(value: int | None) -> int | None:
+    if value is not None and not 1 <= value < 2**63:
+        raise typer.BadParameter(f"must be an int from 1 (got {value})")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _duration(value: str | None) -> str | None:
+    """``90s``, ``30m``, ``12h``, ``7d`` or plain seconds: checked here, converted later."""
+    if value is None:
+        return value
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    if not number.isdigit() or not 0 < int(number) * _UNITS[unit] <= 365_000 * 86_400:
+        raise typer.BadParameter("a duration is a positive number with s, m, h or d (7d)")
+    return value
+
+
+def duration_seconds(value: str) -> int:
+    """The seconds of a duration :func:`_duration` accepted."""
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    return int(number) * _UNITS[unit]
+
+
+StreamArgument = Annotated[
+    str, typer.Argument(metavar="STREAM", help="The stream's id.", callback=_stream)
+]
+ExpectedVersionOption = Annotated[
+    str,
+    typer.Option(
+        "--expected-version",
+        metavar="VERSION",
+        callback=_version_or_expectation,
+        help="The version the stream must be at (an int; or any, exists).",
+    ),
+]
+BeforeVersionOption = Annotated[
+    int,
+    typer.Option("--before", metavar="VERSION", callback=_positive, help="The first version kept."),
+]
+MaxCountOption = Annotated[
+    int | None,
+    typer.Option("--max-count", metavar="N", callback=_positive, help="Keep the last N versions."),
+]
+MaxAgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-age",
+        metavar="DURATION",
+        callback=_duration,
+        help="Keep what was recorded within DURATION (90s, 30m, 12h, 7d).",
+    ),
+]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        metavar="N",
+        callback=_positive,
+        help="Versions examined and events removed per round trip (at most 10,000).",
+    ),
 ]

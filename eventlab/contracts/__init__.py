@@ -34,6 +34,13 @@ from ._delivery import DeliveryContract
 from ._forgetting import PersonalDataContract
 from ._isolation import IsolationContract
 from ._keys import KeyStoreContract
+from ._lifecycle import (
+    DeletionContract,
+    LifecycleContract,
+    LifecycleHostileContract,
+    ScavengeContract,
+    TruncationContract,
+)
 from ._log import EventLogContract, SubscriptionContract
 from ._outbox import OutboxContract
 from ._positions import PositionsContract
@@ -57,6 +64,7 @@ class Contracts(
     DCBHostileContract,
     DeliveryContract,
     ArchiveContract,
+    LifecycleContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -68,19 +76,24 @@ __all__ = [
     "Contracts",
     "DCBContract",
     "DCBHostileContract",
+    "DeletionContract",
     "DeliveryContract",
     "EventLogContract",
     "EventStoreContract",
     "IsolationContract",
     "KeyStoreContract",
+    "LifecycleContract",
+    "LifecycleHostileContract",
     "OutboxContract",
     "PersonalDataContract",
     "PositionsContract",
     "ProjectionContract",
+    "ScavengeContract",
     "SnapshotContract",
     "StreamReaderContract",
     "SubscriberContract",
     "SubscriptionContract",
+    "TruncationContract",
     "UnitOfWorkContract",
     "contract_event",
     "contract_registry",

@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._aggregates.forgetting import ForgetsSubjects
+from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._archive import ArchivesEvents
 from .._core.appends import prepare_stream
 from .._core.bson_values import encoded_size
 from .._core.checks import check_aggregate_id, check_name
-from .._core.domain import DomainEvent
-from .._core.errors import ConfigurationError, InvalidIdError
+from .._core.domain import DomainEvent, utc_now
+from .._core.errors import ConfigurationError, InvalidIdError, StreamDeletedError
+from .._core.lifecycle import kept, narrowed
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
 from .._core.store_options import (
@@ -34,9 +36,10 @@ from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.store_methods import ReadAllAndSubscribe
 from .._shred.keys import KeyStore
 from .._shred.personal_data import PersonalData
-from ..ports import PositionStrategy, UnitOfWork
+from ..ports import PositionStrategy, SnapshotStore, UnitOfWork
 from ._archive import MemoryArchiveHost
 from ._backend import MemoryBackend
+from ._lifecycle import MemoryLifecycleStorage
 from ._log import MemoryLog
 from ._writer import MemoryWriter
 
@@ -83,6 +86,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
         self._writer = MemoryWriter(
             self._db, self._log, self._backend, self.transaction_time_budget
         )
+        self._lifecycle = MemoryLifecycleStorage(self._db, self._log.tables, self.name)
         if keys is not None:
             self.personal = self._log.personal = PersonalData(keys, self.registry)
 
@@ -108,6 +112,11 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
         at their next position taking and follow; followers keep looking at every position
         taken the old way."""
         return await self._log.counter.change(check_positions(positions))
+
+    def lifecycle(self, *, snapshots: SnapshotStore | None = None) -> StreamLifecycleService:
+        """Delete, truncate and cap this store's streams, and scavenge what that allows (see
+        :meth:`eventlab.MongoEventStore.lifecycle`)."""
+        return StreamLifecycleService(self, self._lifecycle, snapshots)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -144,13 +153,20 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
         self, aggregate_id: str, versions: StreamVersions, uow: UnitOfWork | None
     ) -> list[dict[str, Any]]:
         transaction = uow.session if uow is not None else None
+        metadata = await self._lifecycle.metadata(aggregate_id, uow)
+        if metadata is not None:
+            if metadata.deleted == "permanent":
+                raise StreamDeletedError(aggregate_id, metadata.deleted_version)
+            head = self._writer.current_version(aggregate_id, transaction)
+            versions = narrowed(metadata, versions, head)
         whole = StreamVersions(versions.after, versions.to, False, None)
-        return await self._log.archive_reader.stream(
+        documents = await self._log.archive_reader.stream(
             aggregate_id,
             versions,
             self._live_documents(aggregate_id, versions, transaction),
             self._live_reader(aggregate_id, whole, transaction),
         )
+        return kept(documents, None if metadata is None else metadata.cutoff(utc_now()))
 
     def _live_reader(
         self, aggregate_id: str, versions: StreamVersions, transaction: Any

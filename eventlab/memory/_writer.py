@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._core.appends import StreamAppend, idempotent_result, place
-from .._core.errors import EventlabError
+from .._core.errors import EventlabError, StreamDeletedError
+from .._core.lifecycle import STREAM_DELETED_PERMANENTLY
 from .._core.race_points import APPEND_POSITIONS_TAKEN as POSITIONS_TAKEN
 from .._core.records import ExpectedVersion, StoredEvent
 from .._core.settlement import Appended, KeyCollision, Outcome, Settlement, VersionMismatch
@@ -145,14 +146,34 @@ class MemoryWriter:
             versions = self._tables.versions
             there = self._db.peek(versions, (stream.aggregate_id, expected), transaction)
             taken = self._db.peek(versions, (stream.aggregate_id, expected + 1), transaction)
+            for version, position in ((expected, there), (expected + 1, taken)):
+                self._unless_deleted(stream.aggregate_id, version, position, transaction)
             if there is not None and taken is None:
                 return expected
             actual = self.current_version(stream.aggregate_id, transaction)
             return VersionMismatch(stream.aggregate_id, expected, actual)
         current = self.current_version(stream.aggregate_id, transaction)
+        if current:
+            last = self._db.peek(self._tables.versions, (stream.aggregate_id, current), transaction)
+            self._unless_deleted(stream.aggregate_id, current, last, transaction)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
+
+    def _unless_deleted(
+        self,
+        aggregate_id: str,
+        version: int,
+        position: int | None,
+        transaction: MemoryTransaction | None,
+    ) -> None:
+        """A permanently deleted stream's marker is its last event forever: an append that
+        meets it is refused (docs/lifecycle.md)."""
+        if position is None:
+            return
+        document = self._db.peek(self._tables.events, position, transaction)
+        if document is not None and document.get("event_type") == STREAM_DELETED_PERMANENTLY:
+            raise StreamDeletedError(aggregate_id, version)
 
     def current_version(self, aggregate_id: str, transaction: MemoryTransaction | None) -> int:
         """The stream's last version as the transaction sees it (versions are dense)."""

@@ -1,0 +1,44 @@
+"""What a backend provides for stream lifecycle (``LifecycleStorage``): the service
+(:mod:`.lifecycle`) and the scavenge (:mod:`.scavenge`) are written once over it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .._core.lifecycle import StreamMetadata
+from ..ports import UnitOfWork
+
+
+class LifecycleStorage(Protocol):
+    """What a backend provides for stream lifecycle: metadata by stream, and its events as
+    documents a scavenge may replace by tombstones."""
+
+    async def metadata(
+        self, aggregate_id: str, uow: UnitOfWork | None = None
+    ) -> StreamMetadata | None:
+        """The stream's metadata, or ``None`` for a stream never given any."""
+        ...
+
+    async def save(self, metadata: StreamMetadata, uow: UnitOfWork) -> None:
+        """Store the metadata in ``uow``'s transaction (replacing the stream's)."""
+        ...
+
+    async def policies(self, after: str, limit: int) -> list[StreamMetadata]:
+        """At most ``limit`` streams' metadata with ids above ``after``, by id."""
+        ...
+
+    async def documents(
+        self, aggregate_id: str, after_version: int, through_version: int
+    ) -> list[dict[str, Any]]:
+        """The stream's events (not tombstones) with ``after < version <= through``, without
+        payloads (``_id``, ids, types, ``version``, ``position``, ``recorded_at``)."""
+        ...
+
+    async def replace(self, documents: list[dict[str, Any]]) -> int:
+        """Replace each event by its tombstone (``lifecycle.scavenged``) unless it already is
+        one, each on its own (atomic per event, idempotent); how many were replaced."""
+        ...
+
+    async def aggregate_type(self, aggregate_id: str) -> str | None:
+        """The aggregate type of the stream's last document, ``None`` for no document."""
+        ...
