@@ -379,7 +379,9 @@ class DocumentLog(Protocol):
         page by page; the caller reads only a range the log has settled. Pages come in
         position order, but for a read of the whole log (the collection's own order: the
         caller sorts); with ``last``, one page of the last ones. ``on_progress(n)`` is told of
-        each page's progress (positions or documents)."""
+        each page's progress (positions or documents). Values are as BSON stores them, for
+        readers that convert them in bulk: datetimes naive (UTC), UUIDs ``bson.Binary`` of
+        subtype 4."""
         ...
 
     async def incarnation(self) -> str:

@@ -112,6 +112,7 @@ async def test_a_location_of_another_store_is_refused(
         (["--to", "nope-such-fs://b/x", "--through", "3"], "not a file system"),
         (["--to", "memory://user:secret@h/x", "--through", "3"], "must not carry credentials"),
         (["--to", "", "--through", "3"], "--to"),
+        (["--to", "memory://x/y", "--through", "3"], "memory:// lives only as long"),
     ],
 )
 def test_hostile_values_are_usage_errors(tmp_path: Path, args: list[str], expected: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import bson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from bson.codec_options import CodecOptions
 
 from .._core.bson_values import CODEC_OPTIONS
 from .._core.errors import ArchiveError
@@ -85,9 +86,12 @@ def check(segment: Segment, data: bytes, location: ArchiveLocation) -> pa.Table:
     return table
 
 
-def decode(values: Sequence[bytes]) -> list[dict[str, Any]]:
-    """Stored documents from their BSON (as the driver would have decoded them)."""
-    return [bson.decode(value, codec_options=CODEC_OPTIONS) for value in values]
+def decode(
+    values: Sequence[bytes], codec_options: CodecOptions[dict[str, Any]] = CODEC_OPTIONS
+) -> list[dict[str, Any]]:
+    """Stored documents from their BSON (as the driver would have decoded them with
+    ``codec_options``)."""
+    return [bson.decode(value, codec_options=codec_options) for value in values]
 
 
 def _day(value: Any) -> str:

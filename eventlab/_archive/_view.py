@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._core.bson_values import AS_BSON_STORES
 from ..ports import LogSelection
 from ._location import ArchiveLocation
 from ._manifest import Manifest, load
@@ -59,7 +60,8 @@ class ArchiveView:
         return docs
 
     def selected(self, selection: LogSelection, through: int) -> list[dict[str, Any]]:
-        """The documents a frame's ``selection`` selects at positions up to ``through``."""
+        """The documents a frame's ``selection`` selects at positions up to ``through``,
+        decoded as a :class:`~eventlab.ports.DocumentLog` hands them out (``AS_BSON_STORES``)."""
         rows = self.between(selection.after, through)
         for name, values in (
             ("aggregate_id", selection.streams),
@@ -74,7 +76,7 @@ class ArchiveView:
             time = rows[selection.time]
         if selection.until is not None:
             rows = rows.filter(pc.less(time, pa.scalar(selection.until, time.type)))
-        return documents(rows)
+        return decode(rows[DOCUMENT].to_pylist(), AS_BSON_STORES)
 
 
 def documents(rows: pa.Table) -> list[dict[str, Any]]:

@@ -41,6 +41,13 @@ Decimal128 is turned back into Decimal by :func:`decimals_to_python` rather than
 which measured 2.4x slower decoding of whole documents; the walk touches payloads only.
 """
 
+AS_BSON_STORES: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=0,  # UuidRepresentation.UNSPECIFIED: UUIDs stay Binary (subtype 4)
+)
+"""Codec options for readers that convert values in bulk (frames): datetimes naive (BSON
+stores UTC), UUIDs ``Binary``. A UTC-aware ``datetime`` and a ``uuid.UUID`` object per value
+were 45 % of the driver's decoding of an event document."""
+
 
 _MASK_49 = (1 << 49) - 1
 _UNPACK_BID = struct.Struct("<QQ").unpack

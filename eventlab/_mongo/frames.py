@@ -50,7 +50,12 @@ class MongoLog(Protocol):
     def scan_documents(self, after: int, through: int) -> AsyncIterator[Page]: ...
 
     async def find_documents(
-        self, query: dict[str, Any], *, descending: bool = False, limit: int | None = None
+        self,
+        query: dict[str, Any],
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+        as_bson_stores: bool = False,
     ) -> Page: ...
 
     async def index_names(self) -> set[str]: ...
@@ -120,6 +125,7 @@ async def _indexed(log: MongoLog, selection: LogSelection, through: int) -> Page
         {**mongo_filter(selection), "position": span},
         descending=selection.last is not None,
         limit=selection.last,
+        as_bson_stores=True,
     )
 
 
@@ -133,7 +139,9 @@ async def _ranges(
         ranges.reverse()
 
     def fetch(lo: int, hi: int) -> Awaitable[Page]:
-        return log.find_documents({**query, "position": {"$gt": lo, "$lte": hi}})
+        return log.find_documents(
+            {**query, "position": {"$gt": lo, "$lte": hi}}, as_bson_stores=True
+        )
 
     found = 0
     tail: list[Page] = []

@@ -27,6 +27,7 @@ from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from .._archive import ArchiveReader
+from .._core.bson_values import AS_BSON_STORES
 from .._core.errors import ConfigurationError
 from .._core.log_query import LogQuery
 from .._core.tasks import ended
@@ -102,12 +103,15 @@ class MongoLog(ReadsLogRanges):
         *,
         descending: bool = False,
         limit: int | None = None,
+        as_bson_stores: bool = False,
     ) -> list[dict[str, Any]]:
         """The event documents matching ``query`` in position order (tombstones left out),
-        decoded by the driver and nothing more: for readers that build their own records
-        (frames). ``query`` must bound the positions or select by an indexed field. No index
-        is hinted: the embedded server scans a hinted index whole, and its planner, like
-        MongoDB's, picks the index that selects."""
+        decoded by the driver and nothing more, for readers that build their own records
+        (frames, the archive); ``as_bson_stores``: decoded as BSON stores them (naive UTC
+        times, ``Binary`` UUIDs: ``AS_BSON_STORES``), for a reader that converts in bulk.
+        ``query`` must bound the positions or select by an indexed field. No index is hinted:
+        the embedded server scans a hinted index whole, and its planner, like MongoDB's, picks
+        the index that selects."""
         await self._schema.ready()
         # Sorted here unless a limit needs the server's order: asked to sort by position, a
         # server may walk the position index instead of the one that selects (the embedded
@@ -115,7 +119,10 @@ class MongoLog(ReadsLogRanges):
         options: dict[str, Any] = {}
         if limit:
             options.update(sort=[("position", -1 if descending else 1)], limit=limit)
-        cursor = self._events.find(
+        events = self._events
+        if as_bson_stores:
+            events = events.with_options(codec_options=AS_BSON_STORES)
+        cursor = events.find(
             {**query, TOMBSTONE_FIELD: {"$exists": False}}, batch_size=100_000, **options
         )
         docs: list[dict[str, Any]] = await guarded(self._schema, cursor.to_list(None))
@@ -125,11 +132,12 @@ class MongoLog(ReadsLogRanges):
     async def scan_documents(
         self, after: int, through: int, *, batch: int = 2_000
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every event document with ``after < position <= through``, in the collection's own order
-        (not by position), batch by batch, the next batch already requested while the caller
-        works on this one: the cheapest way to have the server send the whole log (no index
-        walk), for readers that order what they read themselves (frames). Not on a sharded
-        cluster, where a cursor's next batch may be asked of another router."""
+        """Every event document with ``after < position <= through``, in the collection's own
+        order (not by position), batch by batch, the next batch already requested while the
+        caller works on this one: the cheapest way to have the server send the whole log (no
+        index walk), for readers that order what they read themselves (frames), decoded as
+        BSON stores them (``AS_BSON_STORES``). Not on a sharded cluster, where a cursor's next batch
+        may be asked of another router."""
         await self._schema.ready()
         if self.sharded:
             raise ConfigurationError("a scan of the whole log is not offered on a sharded cluster")
@@ -147,7 +155,7 @@ class MongoLog(ReadsLogRanges):
         async with self._schema.connection.client.start_session(
             causal_consistency=False
         ) as session:
-            codec = self._events.codec_options  # command replies default to the driver's
+            codec = AS_BSON_STORES  # command replies default to the driver's
             reply = await guarded(
                 self._schema, database.command(find, session=session, codec_options=codec)
             )

@@ -116,9 +116,17 @@ def _archive_location(value: str | None) -> str | None:
     from .._core.errors import EventlabError
 
     try:
-        return ArchiveLocation.of(value).url
+        url = ArchiveLocation.of(value).url
     except EventlabError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if url.startswith("memory://"):
+        # Files in this process's memory vanish when the command ends, with the events it
+        # moved there: a location must outlive the command.
+        raise typer.BadParameter(
+            "memory:// lives only as long as this command: archive to a directory or to "
+            "storage that outlives it (s3://, gs://, ...)"
+        )
+    return url
 
 
 # -- stream lifecycle (``delete``, ``truncate``, ``retention``, ``scavenge``) ------------------

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from bson.binary import Binary
 from bson.decimal128 import Decimal128
 
 from .._core.bson_values import decimal128_to_decimal
@@ -51,8 +53,12 @@ class FrameBuilder:
         self._order: dict[str, None] = {}
         self.rows = 0
 
-    def add(self, documents: Iterable[dict[str, Any]]) -> int:
-        """Take one page of event documents; returns the number of events in it."""
+    def add(self, documents: Iterable[dict[str, Any]], *, as_bson_stores: bool = False) -> int:
+        """Take one page of event documents; returns the number of events in it.
+
+        ``as_bson_stores``: the documents were decoded as BSON stores them (naive datetimes
+        are UTC; UUIDs ``Binary``, subtype 4: what a :class:`~eventlab.ports.DocumentLog`
+        hands out), so that neither is made into a Python object per value."""
         docs = list(documents)
         n = len(docs)
         if not n:
@@ -66,12 +72,13 @@ class FrameBuilder:
             "schema_version": pa.array([d.get("schema_version", 1) for d in docs], pa.int64()),
             "occurred_at": pa.array([d["occurred_at"] for d in docs], _TIME),
             "recorded_at": pa.array([d.get("recorded_at") for d in docs], _TIME),
-            "event_id": pa.array([str(d["_id"]) for d in docs], pa.string()),
+            "event_id": _ids_as_text([d["_id"] for d in docs]),
         }
         for name, values in self._fields(docs).items():
             self._order.setdefault(name, None)
-            array = _typed(values)
+            array = _typed(values, naive_is_utc=as_bson_stores)
             if array is None:
+                values = [_python(v) for v in values] if as_bson_stores else values
                 self._objects.setdefault(name, []).append((self.rows, values))
             else:
                 arrays[name] = array
@@ -232,7 +239,7 @@ def _empty() -> pa.Table:
     return pa.table({n: pa.array([], types.get(n, pa.string())) for n in ENVELOPE_COLUMNS})
 
 
-def _typed(values: list[Any]) -> pa.Array | None:
+def _typed(values: list[Any], *, naive_is_utc: bool = False) -> pa.Array | None:
     """An Arrow array of ``values`` when Arrow holds them as they are, else ``None``."""
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
@@ -241,11 +248,15 @@ def _typed(values: list[Any]) -> pa.Array | None:
         return pa.array(values, pa.string())
     if kinds == {uuid.UUID}:  # ids as text, as the event ids are
         return pa.array([None if v is None else str(v) for v in values], pa.string())
+    if kinds == {Binary} and all(v is None or _is_uuid(v) for v in values):
+        return uuid_text(values)
+    if kinds == {Binary, uuid.UUID} and all(type(v) is not Binary or _is_uuid(v) for v in values):
+        return pa.array([None if v is None else str(_python(v)) for v in values], pa.string())
     if kinds == {list}:
         return _list_array(values)
     if kinds == {datetime}:
-        if any(v is not None and v.tzinfo is None for v in values):
-            return None  # naive times stay as they were given
+        if not naive_is_utc and any(v is not None and v.tzinfo is None for v in values):
+            return None  # naive times given by a caller stay as they were given
         return pa.array(values, _TIME)
     if Decimal in kinds and kinds <= {Decimal, int}:
         # Exact decimals (money) as Arrow decimals: sums stay exact, the cache stores them.
@@ -406,3 +417,48 @@ def _plain(value: Any) -> Any:
 
 
 _LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _python(value: Any) -> Any:
+    """A value decoded as BSON stores it, as the driver's usual decoding gives it: UUIDs as
+    ``uuid.UUID``, times aware of UTC, all the way down (for columns of objects)."""
+    kind = type(value)
+    if kind is Binary and _is_uuid(value):
+        return uuid.UUID(bytes=bytes(value))
+    if kind is datetime and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if kind is dict:
+        return {k: _python(v) for k, v in value.items()}
+    if kind is list:
+        return [_python(v) for v in value]
+    return value
+
+
+def _is_uuid(value: Binary) -> bool:
+    return value.subtype == 4 and len(value) == 16
+
+
+def _ids_as_text(ids: list[Any]) -> pa.Array:
+    """Event ids as text: in bulk when they arrive as BSON UUIDs (the frames' reads)."""
+    if all(type(i) is Binary and _is_uuid(i) for i in ids):
+        return uuid_text(ids)
+    return pa.array([str(_python(i)) for i in ids], pa.string())
+
+
+_HEX = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
+# Where each of the 32 hex digits of a UUID goes in its 36-character text (dashes between).
+_DIGIT_AT = np.array([*range(8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)])
+
+
+def uuid_text(values: list[Any]) -> pa.Array:
+    """16-byte UUIDs (``None`` for a missing one) as canonical text, ``str(uuid.UUID(...))``,
+    in one array operation instead of one ``UUID`` object per value."""
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    raw = b"".join(bytes(16) if v is None else v for v in values)
+    digits = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(len(values), 32)
+    text = np.full((len(values), 36), ord("-"), dtype=np.uint8)
+    text[:, _DIGIT_AT] = digits
+    array = pa.array(
+        text.view("S36").ravel(), pa.binary(36), mask=missing if missing.any() else None
+    )
+    return array.cast(pa.string())

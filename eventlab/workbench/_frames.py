@@ -237,8 +237,9 @@ async def _read_into(
             if settled
             else followed_pages(store, query, bar.update)
         )
+        as_bson_stores = settled and isinstance(store.log, DocumentLog)
         async for page in pages:
-            builder.add(page)
+            builder.add(page, as_bson_stores=as_bson_stores)
     return settled
 
 
