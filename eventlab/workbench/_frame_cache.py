@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import AsyncFileLock
 
-from .._core.bson_values import CODEC_OPTIONS
+from .._core.bson_values import CODEC_OPTIONS, to_bson_value
 from .._core.errors import CacheError, ConfigurationError
 from ._frame_build import _plain
 
@@ -260,7 +260,10 @@ def _part_bytes(table: pa.Table, objects: dict[str, list[Any]]) -> bytes:
     BSON, decoded again by the same codec that read them (nothing is coerced)."""
     for name, values in objects.items():
         encoded = [
-            None if v is None else bson.encode({"v": v}, codec_options=CODEC_OPTIONS)
+            None
+            if v is None
+            # to_bson_value: the frame holds Python's decimals, which BSON stores as Decimal128
+            else bson.encode({"v": to_bson_value(v, name)}, codec_options=CODEC_OPTIONS)
             for v in values
         ]
         table = table.append_column(name, pa.array(encoded, pa.binary()))
