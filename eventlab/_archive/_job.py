@@ -143,6 +143,9 @@ async def archive_events(
         total,
         bool(dry_run),
     )
+    if dry_run and marker is None:
+        # What the run would refuse, the dry run refuses too (reading only).
+        check_owner(place, host.archive_store_name(), await host.incarnation())
     if dry_run or not moving:
         return report
     files = await _move(host, place, marker, moving, report.through)

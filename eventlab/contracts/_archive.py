@@ -212,8 +212,9 @@ class ArchiveContract(NeedsAStore):
         foreign = memory_location()
         fs.pipe(f"{foreign}/notes.txt", b"not an archive")
         for location in (theirs, foreign):
-            with pytest.raises(ArchiveError, match="nothing was written"):
-                await contract_store.archive(location, through=4)  # type: ignore[attr-defined]
+            for dry_run in (True, False):  # a dry run refuses what the run would refuse
+                with pytest.raises(ArchiveError, match="nothing was written"):
+                    await contract_store.archive(location, through=4, dry_run=dry_run)  # type: ignore[attr-defined]
         assert await contract_store.count() == len(written)
         assert fs.ls(theirs.removeprefix("memory://"), False) == [
             f"/{theirs.removeprefix('memory://')}/_eventlab_archive.json"
