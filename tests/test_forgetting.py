@@ -224,3 +224,45 @@ async def test_a_forget_that_fails_after_the_key_finishes_when_run_again() -> No
     again = await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
     assert (again.had_key, again.snapshots_deleted) == (False, 1)
     assert await snapshots.get("cust-1") is None
+
+
+def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    """Keys in a collection of their own: a command that looks in another one stops (exit 1,
+    nothing written, no tombstone) instead of reading live data as forgotten."""
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import customer_registry
+
+    async def seed() -> None:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            keys = MongoKeyStore(conn, "crm_keys")
+            store = MongoEventStore(conn, registry=customer_registry(), keys=keys)
+            await store.append("k1", [registered("k1")], 0)
+
+    async def collections() -> list[str]:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            names: list[str] = await conn.database.list_collection_names()
+            return names
+
+    asyncio.run(seed())
+    runner = CliRunner()
+    db = ["--uri", mongo_uri, "-d", database_name]
+    out = tmp_path / "copy.jsonl"
+    for command in (["export", str(out)], ["replay", "k1"], ["forget", "k1"]):
+        refused = runner.invoke(app, [*command, *db])
+        assert refused.exit_code == 1 and "--keys-collection" in refused.output, refused.output
+    assert not out.exists() and "personal_keys" not in asyncio.run(collections())
+    keys = ["--keys-collection", "crm_keys"]
+    assert runner.invoke(app, ["export", str(out), *db, *keys]).exit_code == 0
+    assert json.loads(out.read_text())["payload"]["name"] != "<redacted>"  # still sealed
+    done = runner.invoke(app, ["forget", "k1", *db, *keys])
+    assert done.exit_code == 0 and "1 event in 1 stream now read as redacted" in done.output
+    assert runner.invoke(app, ["export", str(out), "--force", *db, *keys]).exit_code == 0
+    assert json.loads(out.read_text())["payload"]["name"] == "<redacted>"

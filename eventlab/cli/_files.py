@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._core.errors import EventlabError
-from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
+from ._keys import CheckedKeys
+from ._options import (
+    CollectionOption,
+    DatabaseOption,
+    FormatOption,
+    KeysCollectionOption,
+    PathArgument,
+    UriOption,
+)
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
 
@@ -127,6 +135,7 @@ def export_command(
             help="--flat: comma-separated: event_type, day, aggregate_type.",
         ),
     ] = "event_type,day",
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Export every event, in position order, to a file; or a flat dataset (--flat).
 
@@ -139,11 +148,14 @@ def export_command(
             context, file, uri, database, events_collection,
             since=since, until=until, event_types=event_types, streams=streams,
             partition_by=[p.strip() for p in partition_by.split(",") if p.strip()],
+            keys_collection=keys_collection,
         )  # fmt: skip
         return
     if since or until or event_types or streams:
         raise typer.BadParameter("--since, --until, --event-type and --stream need --flat")
-    _export_file(context, file, uri, database, events_collection, file_format, force)
+    _export_file(
+        context, file, uri, database, events_collection, file_format, force, keys_collection
+    )
 
 
 def _export_flat(
@@ -152,6 +164,7 @@ def _export_flat(
     uri: str | None,
     database: str,
     events_collection: str,
+    keys_collection: str,
     **selection: Any,
 ) -> None:
     from .._mongo.event_store import MongoEventStore
@@ -163,7 +176,9 @@ def _export_flat(
             await check_store_exists(conn, events_collection)
             # With the key store: personal values stay sealed, forgotten ones become null.
             store = MongoEventStore(
-                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+                conn,
+                events_collection=events_collection,
+                keys=CheckedKeys(MongoKeyStore(conn, keys_collection)),
             )
             await export_flat(store, directory, **selection)
 
@@ -178,6 +193,7 @@ def _export_file(
     events_collection: str,
     file_format: str | None,
     force: bool,
+    keys_collection: str,
 ) -> None:
     from tqdm import tqdm
 
@@ -196,7 +212,8 @@ def _export_file(
             store = MongoEventStore(conn, events_collection=events_collection)
             # Read as stored: personal values stay sealed in the file (a copy the key store
             # still governs); those of forgotten subjects are written as "<redacted>".
-            personal = PersonalData(MongoKeyStore(conn), EventRegistry())
+            keys = CheckedKeys(MongoKeyStore(conn, keys_collection))
+            personal = PersonalData(keys, EventRegistry())
             total = await store.count()
             with (
                 writer as out,
