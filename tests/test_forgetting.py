@@ -266,3 +266,82 @@ def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
     assert done.exit_code == 0 and "1 event in 1 stream now read as redacted" in done.output
     assert runner.invoke(app, ["export", str(out), "--force", *db, *keys]).exit_code == 0
     assert json.loads(out.read_text())["payload"]["name"] == "<redacted>"
+
+
+def test_import_seals_personal_fields_or_refuses_their_plain_text(
+    mongo_uri: str, database_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import CustomerMoved, customer_registry
+
+    def line(event_type: str, stream: str, version: int, payload: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": event_type,
+                "aggregate_id": stream,
+                "aggregate_type": "Customer",
+                "version": version,
+                "schema_version": 1,
+                "occurred_at": "2026-01-01T00:00:00+00:00",
+                "payload": payload,
+                "metadata": {},
+            }
+        )
+
+    async def seeded_store(conn: MongoConnectionManager) -> MongoEventStore:
+        return MongoEventStore(conn, registry=customer_registry(), keys=MongoKeyStore(conn))
+
+    async def seed() -> None:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            await (await seeded_store(conn)).append("imp1", [registered("imp1")], 0)
+
+    async def raw_and_read() -> tuple[list[bytes], list[Any]]:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            from bson.raw_bson import RawBSONDocument
+
+            raw = conn.database.get_collection("domain_events").with_options(
+                codec_options=conn.database.codec_options.with_options(
+                    document_class=RawBSONDocument
+                )
+            )
+            docs = [d.raw async for d in raw.find({})]
+            store = await seeded_store(conn)
+            return docs, await store.read_domain_events("imp1")
+
+    asyncio.run(seed())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crm_domain.py").write_text(
+        "from eventlab.samples import customer_registry\nregistry = customer_registry()\n"
+    )
+    db = ["--uri", mongo_uri, "-d", database_name]
+    runner = CliRunner()
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(
+        line("CustomerRegistered", "imp2", 1, {"customer_id": "imp2", "name": "PLAIN-NAME",
+             "email": "p@x", "plan": "free"}) + "\n"
+    )  # fmt: skip
+    refused = runner.invoke(app, ["import", str(plain), *db])
+    assert refused.exit_code == 1 and "--registry" in refused.output, refused.output
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text(
+        line("CustomerMoved", "imp1", 2, {"customer_id": "imp1", "street": "PLAIN-STREET",
+             "city": "PLAIN-CITY", "credit": "0"}) + "\n"
+    )  # fmt: skip
+    registry = ["--registry", "crm_domain:registry"]
+    for _ in range(2):  # the second run resumes: the sealed event is the same bytes
+        done = runner.invoke(app, ["import", str(moved), *db, *registry])
+        assert done.exit_code == 0, done.output
+    assert "skipped 1 event already stored" in done.output
+    raw, read = asyncio.run(raw_and_read())
+    assert not any(b"PLAIN-" in doc for doc in raw) and len(raw) == 2
+    assert isinstance(read[1], CustomerMoved) and read[1].street == "PLAIN-STREET"
+    assert runner.invoke(app, ["forget", "imp1", *db]).exit_code == 0
+    assert asyncio.run(raw_and_read())[1][1].street == "<redacted>"

@@ -177,6 +177,17 @@ def _holds_sealed(payload: Any) -> bool:
     return isinstance(payload, dict) and any(is_sealed(v) for v in payload.values())
 
 
+def seal_stored(event: StoredEvent, declared: PersonalFields, key: DataKey) -> StoredEvent:
+    """``event`` with its declared personal fields sealed with ``key`` (those sealed already,
+    and the redaction marker, kept as they are)."""
+    payload = dict(event.payload)
+    for field in declared.fields:
+        value = payload.get(field)
+        if field in payload and not is_sealed(value) and value != REDACTED:
+            payload[field] = key.seal(value, event.event_id, field)
+    return replace(event, payload=payload)
+
+
 def _sealed(event: StoredEvent, declared: PersonalFields, key: DataKey) -> StoredEvent:
     payload = dict(event.payload)
     for field in declared.fields:

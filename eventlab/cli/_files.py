@@ -17,6 +17,7 @@ from ._options import (
     FormatOption,
     KeysCollectionOption,
     PathArgument,
+    RegistryOption,
     UriOption,
 )
 from ._support import connection, count_of, run_command
@@ -40,8 +41,14 @@ def import_command(
     ] = False,
     events_collection: CollectionOption = "domain_events",
     file_format: FormatOption = None,
+    registry: RegistryOption = None,
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Import events from a file (JSON Lines or Parquet).
+
+    With --registry, the personal fields its classes declare are sealed with their
+    subjects' keys (--keys-collection) as they are imported; without it, plain text in a
+    field the store's events of that type hold sealed is refused (docs/forgetting.md).
 
     The whole file is checked, then checked against the store, before anything is written:
     an event id stored with other content is an error naming it. Then chunk by chunk, each in
@@ -51,9 +58,13 @@ def import_command(
     from tqdm import tqdm
 
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
+    from .._shred.personal_data import PersonalData
     from ..workbench._files import file_format as format_of
     from ..workbench._files import iter_event_chunks
+    from ._import_personal import refuse_plaintext, sealing_chunks
     from ._importing import check_file, write_file
+    from ._user_code import load_registry
 
     async def run() -> None:
         kind = format_of(file, file_format)
@@ -69,8 +80,15 @@ def import_command(
             return iter_event_chunks(file, kind)
 
         total = check_file(file, chunks)  # before connecting: a bad file is one line
+        events_registry = load_registry(registry) if registry is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
+            if events_registry is not None:
+                keys = MongoKeyStore(conn, keys_collection)
+                personal = PersonalData(keys, events_registry)
+                chunks = await sealing_chunks(personal, chunks)
+            else:
+                await refuse_plaintext(store.events, chunks, file)
             with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
                 outcome = await write_file(
                     store, file, chunks, total, preserve_positions=preserve_positions, bar=bar
