@@ -4,10 +4,12 @@ saved."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar, Optional
 
 import bson
 import pytest
+from bson.binary import Binary
 from pydantic import BaseModel
 
 from .._aggregates.store import AggregateStore
@@ -15,7 +17,8 @@ from .._core.bson_values import CODEC_OPTIONS, to_bson_value
 from .._core.domain import AggregateRoot, DomainEvent, applies
 from .._core.errors import ConfigurationError
 from .._core.personal import REDACTED, Personal
-from .._core.sealing import is_sealed
+from .._core.records import StoredEvent
+from .._core.sealing import SEALED_SUBTYPE, is_sealed
 from ..ports import Snapshot
 from ..samples.customers import Customer, CustomerMoved, CustomerRegistered
 from ._support import unique
@@ -197,6 +200,42 @@ class HardenedPersonalDataContract:
         moved = snapshots.held[first]
         snapshots.held[second] = Snapshot(second, "Customer", 2, moved.schema_version, moved.state)
         assert (await aggregates.load(Customer, second)).version == 2  # replayed instead
+
+    async def test_a_malformed_sealed_value_reads_as_the_marker_on_every_path(
+        self, personal_store: Any
+    ) -> None:
+        subject = unique("customer")
+        first = CustomerRegistered(customer_id=subject, name="Ada Lovelace", email="a@b.org")
+        stored = (await personal_store.append(subject, [first], 0))[0]
+        good = bytes(stored.payload["name"])
+        malformed = [
+            b"", b"e", good[:4], good[:8], good[:20], good[:4] + b"\xff\xff" + good[6:],
+            good[:4] + b"\x00\x00" + good[6:],  # an empty subject: no key store holds one
+            good[:6] + b"\xff\xfe" + good[8:], good[:3] + b"9" + good[4:], bytes(range(64)),
+        ]  # fmt: skip
+        stream = unique("tampered")
+        events = [
+            StoredEvent(
+                event_id=uuid.uuid4(),
+                event_type="ContractTampered",  # declares nothing: stored as given
+                aggregate_id=stream,
+                aggregate_type="Customer",
+                version=n + 1,
+                payload={"name": Binary(raw, SEALED_SUBTYPE), "plan": "free"},
+                occurred_at=stored.occurred_at,
+            )
+            for n, raw in enumerate(malformed)
+        ]
+        await personal_store.append(stream, events, 0)
+        read = await personal_store.read_stream(stream)
+        assert [e.payload["name"] for e in read] == [REDACTED] * len(malformed)
+        head = (await personal_store.log.head()).position
+        logged = [e for e in (await personal_store.log.read(0, head)).events]
+        assert [e.payload["name"] for e in logged if e.aggregate_id == stream] == [REDACTED] * len(
+            malformed
+        )
+        # The others still read: one bad document never breaks the read of the rest.
+        assert [e.payload["name"] for e in logged if e.aggregate_id == subject] == ["Ada Lovelace"]
 
     async def test_an_aggregate_without_personal_data_keeps_a_plain_snapshot(
         self, personal_store: Any

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._core.personal import REDACTED
-from .._core.sealing import DataKey, is_sealed, sealed_subject
+from .._core.sealing import DataKey, looks_sealed, sealed_subject
 from .._shred.personal_data import PersonalData, open_payload
 
 FLAG = "redacted"
@@ -109,8 +109,8 @@ def _sealed_columns(frame: pd.DataFrame) -> list[str]:
 
 def _holds_sealed(value: Any) -> bool:
     if isinstance(value, dict):
-        return any(is_sealed(v) for v in value.values())
-    return is_sealed(value)
+        return any(looks_sealed(v) for v in value.values())
+    return looks_sealed(value)
 
 
 def _subjects(frame: pd.DataFrame, columns: list[str]) -> set[str]:
@@ -135,10 +135,11 @@ def _opened_column(
             opened.append(payload)
             redacted.append(any(v is REDACTED for v in payload.values()))
             continue
-        if not is_sealed(value):
+        if not isinstance(value, bytes):
             opened.append(value)
             redacted.append(False)
             continue
+        # Bytes in a column of sealed values: a malformed one reads as redacted too.
         key = keys.get(sealed_subject(value) or "")
         ok, plain = key.open(value, _uuid(event_id), field) if key is not None else (False, None)
         opened.append(plain if ok else REDACTED)
