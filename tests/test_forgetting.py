@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, MongoKeyStore
+from eventlab import REDACTED, EventRegistry, MongoConnectionManager, MongoEventStore, MongoKeyStore
 from eventlab.contracts import KeyStoreContract, PersonalDataContract, unique
 from eventlab.memory import MemoryBackend, MemoryEventStore, MemoryKeyStore
 
@@ -345,3 +345,45 @@ def test_import_seals_personal_fields_or_refuses_their_plain_text(
     assert isinstance(read[1], CustomerMoved) and read[1].street == "PLAIN-STREET"
     assert runner.invoke(app, ["forget", "imp1", *db]).exit_code == 0
     assert asyncio.run(raw_and_read())[1][1].street == "<redacted>"
+
+
+async def test_a_snapshot_in_a_collection_of_its_own_holds_no_plaintext_after_a_forget(
+    connection: MongoConnectionManager,
+) -> None:
+    """Snapshots in a collection forget() is not told of: sealed with the subject's key, so
+    a raw scan of every collection finds nothing of the forgotten subject."""
+    from bson.raw_bson import RawBSONDocument
+
+    from eventlab import AggregateStore, MongoSnapshotStore
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import Customer, CustomerMoved, customer_registry
+
+    keys = MongoKeyStore(connection, unique("keys"))
+    store = MongoEventStore(
+        connection, registry=customer_registry(), keys=keys, events_collection=unique("events")
+    )
+    aggregates = AggregateStore(
+        store, snapshots=MongoSnapshotStore(connection, collection=unique("customer_snapshots"))
+    )
+    for subject in ("c1", "c2"):
+        customer = Customer(subject)
+        customer.record(registered(subject, name=f"Ada Secret{subject}"))
+        customer.record(CustomerMoved(customer_id=subject, street="12 Secret St", city="Ely"))
+        await aggregates.save(customer)
+
+    async def scan(needle: bytes) -> list[str]:
+        database = connection.database
+        options = database.codec_options.with_options(document_class=RawBSONDocument)
+        found = []
+        for name in await database.list_collection_names():
+            raw = database.get_collection(name).with_options(codec_options=options)
+            found += [name async for doc in raw.find({}) if needle in doc.raw]
+        return found
+
+    assert await scan(b"Secretc1") == []  # sealed at rest, the snapshot too
+    assert (await aggregates.load(Customer, "c1")).name == "Ada Secretc1"
+    assert (await store.forget("c1")).snapshots_deleted == 0  # not told of that collection
+    loaded = await aggregates.load(Customer, "c1")
+    assert (loaded.name, loaded.address) == (REDACTED, "<redacted>, <redacted>")
+    assert (await aggregates.load(Customer, "c2")).name == "Ada Secretc2"
+    assert await scan(b"Secretc1") == [] and await scan(b"12 Secret St") == []
