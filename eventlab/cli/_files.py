@@ -59,10 +59,9 @@ def import_command(
 
     from .._mongo.event_store import MongoEventStore
     from .._mongo.keys import MongoKeyStore
-    from .._shred.personal_data import PersonalData
     from ..workbench._files import file_format as format_of
     from ..workbench._files import iter_event_chunks
-    from ._import_personal import refuse_plaintext, sealing_chunks
+    from ._import_personal import personal_chunks
     from ._importing import check_file, write_file
     from ._user_code import load_registry
 
@@ -83,12 +82,9 @@ def import_command(
         events_registry = load_registry(registry) if registry is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
-            if events_registry is not None:
-                keys = MongoKeyStore(conn, keys_collection)
-                personal = PersonalData(keys, events_registry)
-                chunks = await sealing_chunks(personal, chunks)
-            else:
-                await refuse_plaintext(store.events, chunks, file)
+            chunks = await personal_chunks(
+                store, chunks, file, events_registry, MongoKeyStore(conn, keys_collection)
+            )
             with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
                 outcome = await write_file(
                     store, file, chunks, total, preserve_positions=preserve_positions, bar=bar

@@ -25,6 +25,17 @@ from ._importing import Chunks
 _BATCH = 10_000
 
 
+async def personal_chunks(
+    store: Any, chunks: Chunks, path: Any, registry: Any, keys: Any
+) -> Chunks:
+    """The chunks to import: sealed with ``registry`` (``--registry``), or checked for plain
+    text where the store seals (module doc)."""
+    if registry is None:
+        await refuse_plaintext(store.events, chunks, path)
+        return chunks
+    return await sealing_chunks(PersonalData(keys, registry), chunks)
+
+
 async def sealing_chunks(personal: PersonalData, chunks: Chunks) -> Chunks:
     """``chunks`` with every declared personal field sealed (keys made first, for every
     subject of the file: a forgotten one raises before anything is written)."""
