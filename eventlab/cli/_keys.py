@@ -6,10 +6,12 @@ leave a stray tombstone behind."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core.errors import ConfigurationError
-from .._core.sealing import DataKey
+
+if TYPE_CHECKING:  # the commands' help imports nothing heavy (bson)
+    from .._core.sealing import DataKey
 
 
 def _unknown(subjects: Sequence[str], keys: Any) -> ConfigurationError:
