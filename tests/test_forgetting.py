@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, MongoKeyStore
+from eventlab import REDACTED, EventRegistry, MongoConnectionManager, MongoEventStore, MongoKeyStore
 from eventlab.contracts import KeyStoreContract, PersonalDataContract, unique
 from eventlab.memory import MemoryBackend, MemoryEventStore, MemoryKeyStore
 
@@ -224,3 +224,166 @@ async def test_a_forget_that_fails_after_the_key_finishes_when_run_again() -> No
     again = await store.forget("cust-1", snapshots=[failing])  # type: ignore[list-item]
     assert (again.had_key, again.snapshots_deleted) == (False, 1)
     assert await snapshots.get("cust-1") is None
+
+
+def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    """Keys in a collection of their own: a command that looks in another one stops (exit 1,
+    nothing written, no tombstone) instead of reading live data as forgotten."""
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import customer_registry
+
+    async def seed() -> None:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            keys = MongoKeyStore(conn, "crm_keys")
+            store = MongoEventStore(conn, registry=customer_registry(), keys=keys)
+            await store.append("k1", [registered("k1")], 0)
+
+    async def collections() -> list[str]:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            names: list[str] = await conn.database.list_collection_names()
+            return names
+
+    asyncio.run(seed())
+    runner = CliRunner()
+    db = ["--uri", mongo_uri, "-d", database_name]
+    out = tmp_path / "copy.jsonl"
+    for command in (["export", str(out)], ["replay", "k1"], ["forget", "k1"]):
+        refused = runner.invoke(app, [*command, *db])
+        assert refused.exit_code == 1 and "--keys-collection" in refused.output, refused.output
+    assert not out.exists() and "personal_keys" not in asyncio.run(collections())
+    keys = ["--keys-collection", "crm_keys"]
+    assert runner.invoke(app, ["export", str(out), *db, *keys]).exit_code == 0
+    assert json.loads(out.read_text())["payload"]["name"] != "<redacted>"  # still sealed
+    done = runner.invoke(app, ["forget", "k1", *db, *keys])
+    assert done.exit_code == 0 and "1 event in 1 stream now read as redacted" in done.output
+    assert runner.invoke(app, ["export", str(out), "--force", *db, *keys]).exit_code == 0
+    assert json.loads(out.read_text())["payload"]["name"] == "<redacted>"
+
+
+def test_import_seals_personal_fields_or_refuses_their_plain_text(
+    mongo_uri: str, database_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from eventlab.cli import app
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import CustomerMoved, customer_registry
+
+    def line(event_type: str, stream: str, version: int, payload: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": event_type,
+                "aggregate_id": stream,
+                "aggregate_type": "Customer",
+                "version": version,
+                "schema_version": 1,
+                "occurred_at": "2026-01-01T00:00:00+00:00",
+                "payload": payload,
+                "metadata": {},
+            }
+        )
+
+    async def seeded_store(conn: MongoConnectionManager) -> MongoEventStore:
+        return MongoEventStore(conn, registry=customer_registry(), keys=MongoKeyStore(conn))
+
+    async def seed() -> None:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            await (await seeded_store(conn)).append("imp1", [registered("imp1")], 0)
+
+    async def raw_and_read() -> tuple[list[bytes], list[Any]]:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            from bson.raw_bson import RawBSONDocument
+
+            raw = conn.database.get_collection("domain_events").with_options(
+                codec_options=conn.database.codec_options.with_options(
+                    document_class=RawBSONDocument
+                )
+            )
+            docs = [d.raw async for d in raw.find({})]
+            store = await seeded_store(conn)
+            return docs, await store.read_domain_events("imp1")
+
+    asyncio.run(seed())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crm_domain.py").write_text(
+        "from eventlab.samples import customer_registry\nregistry = customer_registry()\n"
+    )
+    db = ["--uri", mongo_uri, "-d", database_name]
+    runner = CliRunner()
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(
+        line("CustomerRegistered", "imp2", 1, {"customer_id": "imp2", "name": "PLAIN-NAME",
+             "email": "p@x", "plan": "free"}) + "\n"
+    )  # fmt: skip
+    refused = runner.invoke(app, ["import", str(plain), *db])
+    assert refused.exit_code == 1 and "--registry" in refused.output, refused.output
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text(
+        line("CustomerMoved", "imp1", 2, {"customer_id": "imp1", "street": "PLAIN-STREET",
+             "city": "PLAIN-CITY", "credit": "0"}) + "\n"
+    )  # fmt: skip
+    registry = ["--registry", "crm_domain:registry"]
+    for _ in range(2):  # the second run resumes: the sealed event is the same bytes
+        done = runner.invoke(app, ["import", str(moved), *db, *registry])
+        assert done.exit_code == 0, done.output
+    assert "skipped 1 event already stored" in done.output
+    raw, read = asyncio.run(raw_and_read())
+    assert not any(b"PLAIN-" in doc for doc in raw) and len(raw) == 2
+    assert isinstance(read[1], CustomerMoved) and read[1].street == "PLAIN-STREET"
+    assert runner.invoke(app, ["forget", "imp1", *db]).exit_code == 0
+    assert asyncio.run(raw_and_read())[1][1].street == "<redacted>"
+
+
+async def test_a_snapshot_in_a_collection_of_its_own_holds_no_plaintext_after_a_forget(
+    connection: MongoConnectionManager,
+) -> None:
+    """Snapshots in a collection forget() is not told of: sealed with the subject's key, so
+    a raw scan of every collection finds nothing of the forgotten subject."""
+    from bson.raw_bson import RawBSONDocument
+
+    from eventlab import AggregateStore, MongoSnapshotStore
+    from eventlab.contracts._forgetting import registered
+    from eventlab.samples import Customer, CustomerMoved, customer_registry
+
+    keys = MongoKeyStore(connection, unique("keys"))
+    store = MongoEventStore(
+        connection, registry=customer_registry(), keys=keys, events_collection=unique("events")
+    )
+    aggregates = AggregateStore(
+        store, snapshots=MongoSnapshotStore(connection, collection=unique("customer_snapshots"))
+    )
+    for subject in ("c1", "c2"):
+        customer = Customer(subject)
+        customer.record(registered(subject, name=f"Ada Secret{subject}"))
+        customer.record(CustomerMoved(customer_id=subject, street="12 Secret St", city="Ely"))
+        await aggregates.save(customer)
+
+    async def scan(needle: bytes) -> list[str]:
+        database = connection.database
+        options = database.codec_options.with_options(document_class=RawBSONDocument)
+        found = []
+        for name in await database.list_collection_names():
+            raw = database.get_collection(name).with_options(codec_options=options)
+            found += [name async for doc in raw.find({}) if needle in doc.raw]
+        return found
+
+    assert await scan(b"Secretc1") == []  # sealed at rest, the snapshot too
+    assert (await aggregates.load(Customer, "c1")).name == "Ada Secretc1"
+    assert (await store.forget("c1")).snapshots_deleted == 0  # not told of that collection
+    loaded = await aggregates.load(Customer, "c1")
+    assert (loaded.name, loaded.address) == (REDACTED, "<redacted>, <redacted>")
+    assert (await aggregates.load(Customer, "c2")).name == "Ada Secretc2"
+    assert await scan(b"Secretc1") == [] and await scan(b"12 Secret St") == []

@@ -25,9 +25,12 @@ class Forgetting:
     had_key: bool
     """The subject had a live key (``False``: unknown, or forgotten already)."""
     events: int
-    """Events holding values sealed for the subject: they read as redacted from now on."""
+    """Events holding values sealed for the subject, found by a scan of the log made after
+    the key was destroyed: they read as redacted from now on. An append that took the key
+    before and commits after the scan is not counted (its values are unreadable too)."""
     streams: tuple[str, ...]
-    """The streams of those events (their snapshots are deleted)."""
+    """The streams of those events (their snapshots in the given snapshot stores are
+    deleted)."""
     snapshots_deleted: int
     """Snapshots deleted (with ``dry_run``: snapshots that exist and would be)."""
     dry_run: bool = False
@@ -69,7 +72,10 @@ class ForgetsSubjects:
         what they copied: rebuild them (docs/forgetting.md).
 
         :param dry_run: say what would become unreadable, change nothing.
-        :param snapshots: the snapshot stores to clean (default: the backend's).
+        :param snapshots: the snapshot stores whose snapshots of those streams to delete
+            (default: the backend's). Snapshots of personal state are sealed with the
+            subjects' keys wherever they live, so one this misses is unreadable anyway;
+            deleting them frees the space at once.
         """
         subject = check_subject(subject)
         if not isinstance(dry_run, bool):
@@ -79,18 +85,20 @@ class ForgetsSubjects:
             raise ConfigurationError(
                 "this store has no key store: construct it with keys= (docs/forgetting.md)"
             )
-        had_key = subject in await self.personal.keys.get([subject])
-        events, streams = await self._subject_events(subject)
         if dry_run:
+            had_key = subject in await self.personal.keys.get([subject])
+            events, streams = await self._subject_events(subject)
             present = 0
             for store in stores:
                 for stream in streams:
                     present += await store.get(stream) is not None
             return Forgetting(subject, had_key, events, streams, present, dry_run=True)
-        # The key first: from here on nothing can open the values, whatever else happens.
-        # A snapshot a save in flight writes after this holds what that aggregate held:
-        # forgetting again deletes it.
+        # The key first: from here on nothing can open the values, whatever else happens
+        # (a scan or a deletion that fails after it is finished by forgetting again). The
+        # scan after it counts the appends that took the key before and committed since.
+        # A snapshot of personal state is sealed with the key: none written after this opens.
         had_key = await self.personal.keys.destroy(subject)
+        events, streams = await self._subject_events(subject)
         deleted = 0
         for store in stores:
             for stream in streams:

@@ -11,6 +11,7 @@ from .._core.domain import AggregateRoot
 from .._core.errors import AggregateNotFoundError, ConfigurationError, EventlabError
 from .._core.records import StoredEvent
 from ..ports import EventStore, Snapshot, SnapshotStore, UnitOfWork
+from . import sealed_snapshots
 
 A = TypeVar("A", bound=AggregateRoot)
 
@@ -39,9 +40,11 @@ class AggregateStore:
         """The aggregate with every stored event applied (raises if the stream is empty)."""
         aggregate_id = check_aggregate_id(aggregate_id)
         if self.snapshots is not None:
-            snapshot = await self.snapshots.get(aggregate_id, uow=uow)
-            if usable(snapshot, aggregate_class):
-                assert snapshot is not None
+            opened = await self._open_snapshot(
+                await self.snapshots.get(aggregate_id, uow=uow), aggregate_class, uow
+            )
+            if opened is not None:
+                snapshot, subjects = opened
                 after = await self.events.read_domain_events(
                     aggregate_id, after_version=snapshot.version, unknown="raise", uow=uow
                 )
@@ -52,6 +55,7 @@ class AggregateStore:
                     )
                     for event in after:
                         aggregate.apply(event)  # type: ignore[arg-type]
+                    sealed_snapshots.track(aggregate, subjects | self._subjects_of(after))
                     return aggregate
                 logger.warning(  # the stream is shorter than the snapshot: a restored store
                     "snapshot of %s at version %d is past its stream: ignored",
@@ -61,7 +65,38 @@ class AggregateStore:
         events = await self.events.read_domain_events(aggregate_id, unknown="raise", uow=uow)
         if not events:
             raise AggregateNotFoundError(aggregate_id)
-        return aggregate_class.rebuild(aggregate_id, events)  # type: ignore[arg-type]
+        rebuilt = aggregate_class.rebuild(aggregate_id, events)  # type: ignore[arg-type]
+        sealed_snapshots.track(rebuilt, self._subjects_of(events))
+        return rebuilt
+
+    @property
+    def _personal(self) -> Any:
+        return getattr(self.events, "personal", None)
+
+    def _subjects_of(self, events: list[Any]) -> set[str]:
+        if self._personal is None:
+            return set()
+        return sealed_snapshots.subjects_of(events)
+
+    async def _open_snapshot(
+        self, snapshot: Snapshot | None, cls: type[AggregateRoot], uow: UnitOfWork | None
+    ) -> tuple[Snapshot, frozenset[str]] | None:
+        """The snapshot to start from, opened, with its subjects; ``None``: replay."""
+        if snapshot is None or not usable(snapshot, cls):
+            return None
+        if not sealed_snapshots.is_sealed_snapshot(snapshot):
+            return snapshot, frozenset()
+        opened = await sealed_snapshots.open_sealed(self._personal, snapshot)
+        if opened is not None:
+            return opened
+        # A subject it holds data of was forgotten: it can never be read again.
+        logger.info("snapshot of %s cannot be opened (a subject forgotten): ignored", cls.__name__)
+        if uow is None and self.snapshots is not None:
+            try:
+                await self.snapshots.delete(snapshot.aggregate_id)
+            except EventlabError as exc:  # a cache: the load replays without it
+                logger.warning("unreadable snapshot not deleted: %s", exc)
+        return None
 
     async def save(
         self,
@@ -97,6 +132,7 @@ class AggregateStore:
             metadata=metadata,
             uow=uow,
         )
+        sealed_snapshots.track(aggregate, self._subjects_of(unsaved))
         if uow is None:
             aggregate._mark_saved(pending)
         else:
@@ -107,14 +143,26 @@ class AggregateStore:
         return stored
 
     async def _snapshot_after_save(self, aggregate: AggregateRoot, uow: UnitOfWork | None) -> None:
-        assert self.snapshots is not None
         if uow is not None:  # in the caller's transaction: a failure there dooms it
-            await self.snapshots.save(take_snapshot(aggregate), uow=uow)
+            await self._save_snapshot(aggregate, uow)
             return
         try:
-            await self.snapshots.save(take_snapshot(aggregate))
+            await self._save_snapshot(aggregate, None)
         except EventlabError as exc:  # a snapshot is a cache: the save stands without it
             logger.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+
+    async def _save_snapshot(self, aggregate: AggregateRoot, uow: UnitOfWork | None) -> bool:
+        """Save a snapshot of ``aggregate``, sealed with the keys of the subjects its state
+        may hold data of; none at all when one of them has been forgotten."""
+        assert self.snapshots is not None
+        subjects = sealed_snapshots.tracked(aggregate) | self._subjects_of(
+            list(aggregate.pending_events)
+        )
+        snapshot = await sealed_snapshots.seal(self._personal, take_snapshot(aggregate), subjects)
+        if snapshot is None:
+            logger.info("snapshot of %s not taken: a subject it holds was forgotten", aggregate.id)
+            return False
+        return await self.snapshots.save(snapshot, uow=uow)
 
     async def snapshot(self, aggregate: AggregateRoot, *, uow: UnitOfWork | None = None) -> bool:
         """Take a snapshot of ``aggregate`` now (on demand); whether it was stored.
@@ -127,7 +175,7 @@ class AggregateStore:
             raise ConfigurationError(
                 f"{aggregate!r} has pending events: save it before taking a snapshot"
             )
-        return await self.snapshots.save(take_snapshot(aggregate), uow=uow)
+        return await self._save_snapshot(aggregate, uow)
 
 
 _IN_UNITS: weakref.WeakKeyDictionary[Any, dict[int, int]] = weakref.WeakKeyDictionary()

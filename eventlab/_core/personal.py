@@ -16,9 +16,10 @@ been forgotten, the field reads as :data:`REDACTED` (a :class:`Redacted`, a ``st
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 
 from pydantic import GetCoreSchemaHandler, WrapValidator
 from pydantic_core import core_schema
@@ -118,7 +119,9 @@ def personal_fields(event_class: type[Any]) -> PersonalFields | None:
     ``personal_subject``, or whose subject field is missing, personal itself, or not a str.
     """
     model_fields = getattr(event_class, "model_fields", {})
-    fields = tuple(name for name, info in model_fields.items() if PERSONAL in (info.metadata or ()))
+    fields = tuple(
+        name for name, info in model_fields.items() if _field_is_personal(event_class, name, info)
+    )
     subject = getattr(event_class, "personal_subject", None)
     if not fields:
         return None
@@ -136,6 +139,58 @@ def personal_fields(event_class: type[Any]) -> PersonalFields | None:
     if info.annotation is not str and not _is_str_alias(info.annotation):
         raise ConfigurationError(f"{where}: the subject field {subject!r} must be a str field")
     return PersonalFields(subject, fields)
+
+
+def _field_is_personal(event_class: type[Any], name: str, info: Any) -> bool:
+    """Whether the field is ``Personal[T]`` or ``Personal[T] | None`` (sealed whole, ``None``
+    included). ``Personal`` anywhere else (in a list, a dict, a nested model) is refused: a
+    value eventlab cannot seal must never be stored in plain text."""
+    if PERSONAL in (info.metadata or ()):
+        return True
+    annotation = info.annotation
+    if _is_union(annotation):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1 and _is_personal_alias(members[0]):
+            return True
+    nested = _personal_inside(annotation, set())
+    if nested:
+        raise ConfigurationError(
+            f"{event_class.__qualname__}.{name}: Personal is supported only as the whole "
+            f"field's type (Personal[T], or Personal[T] | None); here it is inside {nested}. "
+            "Make the field itself Personal[...] (a list or a model sealed whole), so that "
+            "it is never stored in plain text (docs/forgetting.md)"
+        )
+    return False
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
+
+
+def _is_personal_alias(annotation: Any) -> bool:
+    return get_origin(annotation) is Annotated and PERSONAL in get_args(annotation)[1:]
+
+
+def _personal_inside(annotation: Any, seen: set[int]) -> str | None:
+    """Where ``Personal`` appears inside ``annotation`` (a description), or ``None``."""
+    if _is_personal_alias(annotation):
+        return "a container"
+    if id(annotation) in seen:
+        return None
+    seen.add(id(annotation))
+    for arg in get_args(annotation):
+        inner = _personal_inside(arg, seen)
+        if inner is not None:
+            origin = get_origin(annotation)
+            kind = "a union" if _is_union(annotation) else getattr(origin, "__name__", "a type")
+            return inner if inner.startswith("the nested") else kind
+    is_class = isinstance(annotation, type)
+    nested_fields = getattr(annotation, "model_fields", None) if is_class else None
+    if isinstance(nested_fields, dict):
+        for field, info in nested_fields.items():
+            if PERSONAL in (info.metadata or ()) or _personal_inside(info.annotation, seen):
+                return f"the nested model {annotation.__qualname__} (field {field!r})"
+    return None
 
 
 def _is_str_alias(annotation: Any) -> bool:

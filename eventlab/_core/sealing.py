@@ -31,6 +31,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .bson_values import CODEC_OPTIONS, decimals_to_python, to_bson_value
+from .errors import InvalidIdError
+from .personal import check_subject
 
 SEALED_SUBTYPE = 0x80
 MAGIC = b"elP1"
@@ -101,8 +103,17 @@ def is_sealed(value: Any) -> bool:
     return isinstance(value, bytes) and value[:4] == MAGIC and len(value) > 6
 
 
+def looks_sealed(value: Any) -> bool:
+    """Whether ``value`` is meant to be a sealed value: a BSON binary of the sealed subtype,
+    or bytes that start as one. A malformed one (truncated, altered, another version) reads
+    as :data:`~eventlab.REDACTED` on every path, never as bytes."""
+    if isinstance(value, Binary):
+        return value.subtype == SEALED_SUBTYPE or is_sealed(value)
+    return is_sealed(value)
+
+
 def parse_sealed(value: bytes) -> tuple[str, bytes, bytes] | None:
-    """``(subject, nonce, ciphertext)`` of a sealed value, or ``None`` if it is not one."""
+    """``(subject, nonce, ciphertext)`` of a well-formed sealed value, or ``None``."""
     if not is_sealed(value):
         return None
     length = int.from_bytes(value[4:6], "big")
@@ -110,8 +121,8 @@ def parse_sealed(value: bytes) -> tuple[str, bytes, bytes] | None:
     if len(value) < end + NONCE_BYTES + 16:
         return None
     try:
-        subject = value[6:end].decode()
-    except UnicodeDecodeError:
+        subject = check_subject(value[6:end].decode())
+    except (UnicodeDecodeError, InvalidIdError):  # no subject a key store could hold
         return None
     return subject, value[end : end + NONCE_BYTES], value[end + NONCE_BYTES :]
 

@@ -138,6 +138,23 @@ class MongoKeyStore:
             raise map_error(exc) from exc
         return {doc["_id"]: _key_of(doc["_id"], doc) for doc in docs}
 
+    async def forgotten(self, subjects: Sequence[str]) -> set[str]:
+        """Those of ``subjects`` whose key was destroyed (a tombstone): told apart from a
+        subject this collection has never seen, whose key may live in another."""
+        if isinstance(subjects, str) or not isinstance(subjects, Sequence):
+            raise ConfigurationError(f"subjects must be a list of str, got {subjects!r:.80}")
+        wanted = [check_subject(s) for s in subjects]
+        if len(wanted) > MAX_SUBJECTS_PER_GET:
+            raise ConfigurationError(f"at most {MAX_SUBJECTS_PER_GET:,} subjects per call")
+        await self.connection.connect()
+        try:
+            docs = await self.collection.find(
+                {"_id": {"$in": wanted}, "destroyed_at": {"$exists": True}}, {"_id": 1}
+            ).to_list()
+        except PyMongoError as exc:
+            raise map_error(exc) from exc
+        return {doc["_id"] for doc in docs}
+
     async def destroy(self, subject: str) -> bool:
         subject = check_subject(subject)
         await self.connection.connect()

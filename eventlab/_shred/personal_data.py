@@ -13,7 +13,7 @@ from .._core.event_codec import oversized_event
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
-from .._core.sealing import DataKey, is_sealed, sealed_subject
+from .._core.sealing import DataKey, is_sealed, looks_sealed, sealed_subject
 from .keys import KeyStore
 
 
@@ -132,15 +132,18 @@ class PersonalData:
     async def _keys_for(self, payloads: Iterable[Any]) -> dict[str, DataKey] | None:
         """The keys of the subjects the payloads' sealed values name (``None``: none sealed)."""
         subjects: dict[str, None] = {}
+        sealed = False
         for payload in payloads:
             if isinstance(payload, dict):
                 for value in payload.values():
-                    subject = sealed_subject(value)
-                    if subject is not None:
-                        subjects[subject] = None
-        if not subjects:
+                    if looks_sealed(value):
+                        sealed = True
+                        subject = sealed_subject(value)
+                        if subject is not None:
+                            subjects[subject] = None
+        if not sealed:
             return None
-        return await self.keys.get(list(subjects))
+        return await self.keys.get(list(subjects)) if subjects else {}
 
 
 def open_payload(
@@ -149,10 +152,10 @@ def open_payload(
     """``payload`` with each sealed value opened, or :data:`REDACTED` where its key is gone."""
     opened = dict(payload)
     for field, value in payload.items():
-        subject = sealed_subject(value)
-        if subject is None:
+        if not looks_sealed(value):
             continue
-        key = keys.get(subject)
+        subject = sealed_subject(value)  # None: malformed, read as redacted
+        key = keys.get(subject) if subject is not None else None
         ok, plain = key.open(value, event_id, field) if key is not None else (False, None)
         opened[field] = plain if ok else REDACTED
     return opened
@@ -166,15 +169,25 @@ def redact_payload(
     out = dict(payload)
     redacted = False
     for field, value in payload.items():
-        subject = sealed_subject(value)
-        if subject is not None and subject not in live:
+        if looks_sealed(value) and sealed_subject(value) not in live:
             out[field] = REDACTED
             redacted = True
     return out, redacted
 
 
 def _holds_sealed(payload: Any) -> bool:
-    return isinstance(payload, dict) and any(is_sealed(v) for v in payload.values())
+    return isinstance(payload, dict) and any(looks_sealed(v) for v in payload.values())
+
+
+def seal_stored(event: StoredEvent, declared: PersonalFields, key: DataKey) -> StoredEvent:
+    """``event`` with its declared personal fields sealed with ``key`` (those sealed already,
+    and the redaction marker, kept as they are)."""
+    payload = dict(event.payload)
+    for field in declared.fields:
+        value = payload.get(field)
+        if field in payload and not is_sealed(value) and value != REDACTED:
+            payload[field] = key.seal(value, event.event_id, field)
+    return replace(event, payload=payload)
 
 
 def _sealed(event: StoredEvent, declared: PersonalFields, key: DataKey) -> StoredEvent:

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._core.errors import EventlabError
-from ._options import CollectionOption, DatabaseOption, FormatOption, PathArgument, UriOption
+from ._keys import CheckedKeys
+from ._options import (
+    CollectionOption,
+    DatabaseOption,
+    FormatOption,
+    KeysCollectionOption,
+    PathArgument,
+    RegistryOption,
+    UriOption,
+)
 from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
 
@@ -32,8 +41,14 @@ def import_command(
     ] = False,
     events_collection: CollectionOption = "domain_events",
     file_format: FormatOption = None,
+    registry: RegistryOption = None,
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Import events from a file (JSON Lines or Parquet).
+
+    With --registry, the personal fields its classes declare are sealed with their
+    subjects' keys (--keys-collection) as they are imported; without it, plain text in a
+    field the store's events of that type hold sealed is refused (docs/forgetting.md).
 
     The whole file is checked, then checked against the store, before anything is written:
     an event id stored with other content is an error naming it. Then chunk by chunk, each in
@@ -43,9 +58,12 @@ def import_command(
     from tqdm import tqdm
 
     from .._mongo.event_store import MongoEventStore
+    from .._mongo.keys import MongoKeyStore
     from ..workbench._files import file_format as format_of
     from ..workbench._files import iter_event_chunks
+    from ._import_personal import personal_chunks
     from ._importing import check_file, write_file
+    from ._user_code import load_registry
 
     async def run() -> None:
         kind = format_of(file, file_format)
@@ -61,8 +79,12 @@ def import_command(
             return iter_event_chunks(file, kind)
 
         total = check_file(file, chunks)  # before connecting: a bad file is one line
+        events_registry = load_registry(registry) if registry is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)
+            chunks = await personal_chunks(
+                store, chunks, file, events_registry, MongoKeyStore(conn, keys_collection)
+            )
             with tqdm(total=total, unit="event", disable=None, desc="import") as bar:
                 outcome = await write_file(
                     store, file, chunks, total, preserve_positions=preserve_positions, bar=bar
@@ -127,6 +149,7 @@ def export_command(
             help="--flat: comma-separated: event_type, day, aggregate_type.",
         ),
     ] = "event_type,day",
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Export every event, in position order, to a file; or a flat dataset (--flat).
 
@@ -139,11 +162,14 @@ def export_command(
             context, file, uri, database, events_collection,
             since=since, until=until, event_types=event_types, streams=streams,
             partition_by=[p.strip() for p in partition_by.split(",") if p.strip()],
+            keys_collection=keys_collection,
         )  # fmt: skip
         return
     if since or until or event_types or streams:
         raise typer.BadParameter("--since, --until, --event-type and --stream need --flat")
-    _export_file(context, file, uri, database, events_collection, file_format, force)
+    _export_file(
+        context, file, uri, database, events_collection, file_format, force, keys_collection
+    )
 
 
 def _export_flat(
@@ -152,6 +178,7 @@ def _export_flat(
     uri: str | None,
     database: str,
     events_collection: str,
+    keys_collection: str,
     **selection: Any,
 ) -> None:
     from .._mongo.event_store import MongoEventStore
@@ -163,7 +190,9 @@ def _export_flat(
             await check_store_exists(conn, events_collection)
             # With the key store: personal values stay sealed, forgotten ones become null.
             store = MongoEventStore(
-                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+                conn,
+                events_collection=events_collection,
+                keys=CheckedKeys(MongoKeyStore(conn, keys_collection)),
             )
             await export_flat(store, directory, **selection)
 
@@ -178,6 +207,7 @@ def _export_file(
     events_collection: str,
     file_format: str | None,
     force: bool,
+    keys_collection: str,
 ) -> None:
     from tqdm import tqdm
 
@@ -196,7 +226,8 @@ def _export_file(
             store = MongoEventStore(conn, events_collection=events_collection)
             # Read as stored: personal values stay sealed in the file (a copy the key store
             # still governs); those of forgotten subjects are written as "<redacted>".
-            personal = PersonalData(MongoKeyStore(conn), EventRegistry())
+            keys = CheckedKeys(MongoKeyStore(conn, keys_collection))
+            personal = PersonalData(keys, EventRegistry())
             total = await store.count()
             with (
                 writer as out,

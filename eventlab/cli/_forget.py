@@ -6,19 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ._options import CollectionOption, DatabaseOption, UriOption, _collection
+from ._keys import refuse_unknown_subject
+from ._options import CollectionOption, DatabaseOption, KeysCollectionOption, UriOption
 from ._support import connection, run_command
 from ._targets import check_store_exists
-
-KeysOption = Annotated[
-    str,
-    typer.Option(
-        "--keys-collection",
-        metavar="NAME",
-        callback=_collection,
-        help="The collection of subjects' data keys (MongoKeyStore's).",
-    ),
-]
 
 
 def forget_command(
@@ -29,7 +20,7 @@ def forget_command(
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
     events_collection: CollectionOption = "domain_events",
-    keys_collection: KeysOption = "personal_keys",
+    keys_collection: KeysCollectionOption = "personal_keys",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Say what would become unreadable; change nothing."),
@@ -51,6 +42,7 @@ def forget_command(
             await check_store_exists(conn, events_collection)
             keys = MongoKeyStore(conn, keys_collection)
             store = MongoEventStore(conn, events_collection=events_collection, keys=keys)
+            await refuse_unknown_subject(store, keys, checked)
             result = await store.forget(checked, dry_run=dry_run)
             typer.echo(("dry run: " if dry_run else "") + result.summary())
             if result.streams and dry_run:

@@ -65,6 +65,15 @@ CollectionOption = Annotated[
         help="The events collection (an `eventsourcing` application's: <app name>_events).",
     ),
 ]
+KeysCollectionOption = Annotated[
+    str,
+    typer.Option(
+        "--keys-collection",
+        metavar="NAME",
+        callback=_collection,
+        help="The collection of subjects' data keys (MongoKeyStore's collection).",
+    ),
+]
 PathArgument = Annotated[
     Path,
     typer.Argument(metavar="FILE", help="A file of events: JSON Lines, or Parquet (.parquet)."),

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from .._core.errors import EventlabError
-from ._options import CollectionOption, DatabaseOption, ProjectionOption, UriOption
+from ._keys import CheckedKeys
+from ._options import (
+    CollectionOption,
+    DatabaseOption,
+    KeysCollectionOption,
+    ProjectionOption,
+    UriOption,
+)
 from ._support import UserCodeError, connection, run_command
 from ._targets import check_store_exists
 from ._user_code import load_projection
@@ -81,6 +88,7 @@ def rebuild_command(
     database: DatabaseOption = "eventlab",
     events_collection: CollectionOption = "domain_events",
     projection: ProjectionOption = None,
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Rebuild a read model beside the live one, then swap it in."""
     from .._follow.projector import Projector
@@ -95,7 +103,9 @@ def rebuild_command(
             await check_store_exists(conn, events_collection)
             # With the key store: the handlers see personal values opened, or redacted.
             store = MongoEventStore(
-                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+                conn,
+                events_collection=events_collection,
+                keys=CheckedKeys(MongoKeyStore(conn, keys_collection)),
             )
             started = time.perf_counter()
             try:

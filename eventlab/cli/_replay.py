@@ -9,10 +9,12 @@ import typer
 
 from .._core.errors import EventlabError
 from ._app import CommandLineError
+from ._keys import CheckedKeys
 from ._options import (
     AggregateOption,
     CollectionOption,
     DatabaseOption,
+    KeysCollectionOption,
     RegistryOption,
     UriOption,
 )
@@ -31,6 +33,7 @@ def replay_command(
     events_collection: CollectionOption = "domain_events",
     registry: RegistryOption = None,
     aggregate: AggregateOption = None,
+    keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Rebuild one aggregate step by step: what each event changed."""
     from .._mongo.event_store import MongoEventStore
@@ -45,7 +48,9 @@ def replay_command(
         async with connection(uri, database, announce=False, persistent=True) as conn:
             await check_store_exists(conn, events_collection)
             store = MongoEventStore(
-                conn, events_collection=events_collection, keys=MongoKeyStore(conn)
+                conn,
+                events_collection=events_collection,
+                keys=CheckedKeys(MongoKeyStore(conn, keys_collection)),
             )
             events = await store.read_stream(aggregate_id)
         if not events:

@@ -86,6 +86,18 @@ class KeyStoreContract:
         with pytest.raises(SubjectForgottenError):
             await key_store.get_or_create(subject)
 
+    async def test_forgotten_tells_a_tombstone_from_a_subject_never_seen(
+        self, key_store: Any
+    ) -> None:
+        if not callable(getattr(key_store, "forgotten", None)):
+            pytest.skip("an optional capability (the CLI's check of --keys-collection)")
+        live, gone, never = unique("live"), unique("gone"), unique("never")
+        await key_store.get_or_create(live)
+        await key_store.get_or_create(gone)
+        await key_store.destroy(gone)
+        assert await key_store.forgotten([live, gone, never]) == {gone}
+        assert await key_store.get([never]) == {} and await key_store.forgotten([never]) == set()
+
     async def test_concurrent_creates_end_with_one_key(
         self, key_store: KeyStore, other_key_store: KeyStore
     ) -> None:
@@ -121,6 +133,9 @@ class KeyStoreContract:
             await key_store.destroy(subject)
         with pytest.raises(InvalidIdError):
             await key_store.get([subject])
+        if callable(getattr(key_store, "forgotten", None)):
+            with pytest.raises(InvalidIdError):
+                await key_store.forgotten([subject])  # type: ignore[attr-defined]
 
     async def test_a_key_never_shows_its_material(
         self, key_store: KeyStore, key_material: Any, caplog: pytest.LogCaptureFixture

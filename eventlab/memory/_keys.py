@@ -39,6 +39,12 @@ class MemoryKeyStore:
                 found[subject] = DataKey(subject, material)
         return found
 
+    async def forgotten(self, subjects: Sequence[str]) -> set[str]:
+        """Those of ``subjects`` whose key was destroyed (a tombstone)."""
+        if isinstance(subjects, str) or not isinstance(subjects, Sequence):
+            raise ConfigurationError(f"subjects must be a list of str, got {subjects!r:.80}")
+        return {s for s in map(check_subject, subjects) if s in self._keys and not self._keys[s]}
+
     async def destroy(self, subject: str) -> bool:
         subject = check_subject(subject)
         existed = self._keys.get(subject) is not None

@@ -36,7 +36,7 @@ class CustomerMoved(CustomerEvent):
 
 class Customer(AggregateRoot):
     """A customer rebuilt from its events; snapshots every 2 versions (its state holds
-    personal data: forgetting deletes its snapshots)."""
+    personal data: its snapshots are sealed with the customer's key)."""
 
     snapshot_every = 2
 

@@ -182,7 +182,8 @@ async def _opened(
         return frame
     if isinstance(frame, pd.DataFrame):
         return await open_frame(frame, personal)
-    opened: pl.DataFrame = _polars().from_pandas(await open_frame(frame.to_pandas(), personal))
+    pandas_frame = await open_frame(frame.to_pandas(), personal, typed_nulls=True)
+    opened: pl.DataFrame = _polars().from_pandas(pandas_frame)
     return opened
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._core.personal import REDACTED
-from .._core.sealing import DataKey, is_sealed, sealed_subject
+from .._core.sealing import DataKey, looks_sealed, sealed_subject
 from .._shred.personal_data import PersonalData, open_payload
 
 FLAG = "redacted"
@@ -31,9 +31,16 @@ def personal_of(store: Any) -> PersonalData | None:
     return personal if isinstance(personal, PersonalData) else None
 
 
-async def open_frame(frame: pd.DataFrame, personal: PersonalData | None) -> pd.DataFrame:
+async def open_frame(
+    frame: pd.DataFrame, personal: PersonalData | None, *, typed_nulls: bool = False
+) -> pd.DataFrame:
     """``frame`` with its sealed personal values opened (or redacted) and the ``redacted``
-    column; unchanged for a store without a key store."""
+    column; unchanged for a store without a key store.
+
+    A column with no redacted and no missing value takes its values' dtype (``int64``,
+    ``datetime64``); one with a redacted value stays ``object``. ``typed_nulls`` (for a
+    Polars frame, whose columns hold one type): a redacted value in a column whose other
+    values are not text becomes null (the ``redacted`` column still says which rows)."""
     if personal is None:
         return frame
     columns = _sealed_columns(frame)
@@ -43,10 +50,49 @@ async def open_frame(frame: pd.DataFrame, personal: PersonalData | None) -> pd.D
         ids = frame["event_id"].tolist()
         for name in columns:
             values, redacted = _opened_column(frame[name].tolist(), ids, name, keys)
-            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+            frame[name] = _column(values, frame.index, typed_nulls=typed_nulls)
             flags |= pd.Series(redacted, index=frame.index, dtype=bool)
-    frame[FLAG] = flags
+    frame[FLAG] = flags | _marker_text(frame, personal)
     return frame
+
+
+def _marker_text(frame: pd.DataFrame, personal: PersonalData) -> pd.Series:
+    """Per row, whether a field its event declares personal holds the marker's text (an
+    export written after a forget, imported again): that row is redacted too."""
+    flags = pd.Series(False, index=frame.index, dtype=bool)
+    if "event_type" not in frame.columns or not len(frame):
+        return flags
+    types = frame["event_type"].tolist()
+    declared = {t: personal.declared(t) for t in set(types)}
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if not name.startswith(_PAYLOAD) or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
+            continue
+        field = name[len(_PAYLOAD) :]
+        values = frame[name].tolist()
+        marked = [
+            isinstance(v, str) and v == REDACTED and field in getattr(declared[t], "fields", ())
+            for v, t in zip(values, types, strict=True)
+        ]
+        if any(marked):
+            frame[name] = pd.Series(
+                [REDACTED if m else v for v, m in zip(values, marked, strict=True)],
+                index=frame.index,
+                dtype=object,
+            )
+            flags |= pd.Series(marked, index=frame.index, dtype=bool)
+    return flags
+
+
+def _column(values: list[Any], index: Any, *, typed_nulls: bool) -> pd.Series:
+    if not any(v is None or (isinstance(v, str) and v == REDACTED) for v in values):
+        return pd.Series(values, index=index)  # the values' own dtype
+    others = [v for v in values if v is not None and not (isinstance(v, str) and v == REDACTED)]
+    if typed_nulls and others and not all(isinstance(v, str) for v in others):
+        values = [None if isinstance(v, str) and v == REDACTED else v for v in values]
+    return pd.Series(values, index=index, dtype=object)
 
 
 def _sealed_columns(frame: pd.DataFrame) -> list[str]:
@@ -63,8 +109,8 @@ def _sealed_columns(frame: pd.DataFrame) -> list[str]:
 
 def _holds_sealed(value: Any) -> bool:
     if isinstance(value, dict):
-        return any(is_sealed(v) for v in value.values())
-    return is_sealed(value)
+        return any(looks_sealed(v) for v in value.values())
+    return looks_sealed(value)
 
 
 def _subjects(frame: pd.DataFrame, columns: list[str]) -> set[str]:
@@ -89,10 +135,11 @@ def _opened_column(
             opened.append(payload)
             redacted.append(any(v is REDACTED for v in payload.values()))
             continue
-        if not is_sealed(value):
+        if not isinstance(value, bytes):
             opened.append(value)
             redacted.append(False)
             continue
+        # Bytes in a column of sealed values: a malformed one reads as redacted too.
         key = keys.get(sealed_subject(value) or "")
         ok, plain = key.open(value, _uuid(event_id), field) if key is not None else (False, None)
         opened.append(plain if ok else REDACTED)

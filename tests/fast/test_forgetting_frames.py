@@ -79,3 +79,48 @@ async def test_a_store_without_keys_has_no_flag_column() -> None:
     await store.append("c1", [event], 0)
     frame = await read_frame(store)
     assert "redacted" not in frame.columns and frame["payload.name"].iloc[0] == "Ada"
+
+
+async def test_a_polars_frame_survives_a_forget_in_a_typed_personal_column() -> None:
+    pytest.importorskip("polars")
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from eventlab import DomainEvent, EventRegistry, Personal
+
+    class Scored(DomainEvent):
+        aggregate_type = "Player"
+        personal_subject = "player_id"
+        player_id: str
+        age: Personal[int]
+        seen: Personal[datetime]
+        credit: Personal[Decimal]
+
+    registry = EventRegistry()
+    registry.register(Scored)
+    store = MemoryEventStore(registry=registry, keys=MemoryKeyStore())
+    seen = datetime(2026, 1, 1, tzinfo=UTC)
+    for subject, age in (("p1", 36), ("p2", 40)):
+        event = Scored(player_id=subject, age=age, seen=seen, credit=Decimal("1.5"))
+        await store.append(subject, [event], 0)
+    typed = await read_frame(store)
+    assert str(typed["payload.age"].dtype) == "int64"  # typed while nothing is redacted
+    assert str(typed["payload.seen"].dtype).startswith("datetime64")
+    await store.forget("p1")
+    pandas_frame = await read_frame(store)
+    assert pandas_frame["payload.age"].tolist() == [REDACTED, 40]
+    frame = await read_frame(store, backend="polars")
+    assert frame["payload.age"].to_list() == [None, 40]  # one type per column: null
+    assert frame["payload.credit"].to_list() == [None, Decimal("1.5")]
+    assert frame["redacted"].to_list() == [True, False]
+
+
+async def test_the_marker_text_in_a_personal_field_flags_its_row() -> None:
+    store = MemoryEventStore(registry=customer_registry(), keys=MemoryKeyStore())
+    reimported = CustomerRegistered(customer_id="c1", name="<redacted>", email="<redacted>")
+    await store.append("c1", [reimported], 0)
+    other = CustomerRegistered(customer_id="c2", name="Ada", email="a@x.org", plan="<redacted>")
+    await store.append("c2", [other], 0)
+    frame = await read_frame(store)
+    assert list(frame["redacted"]) == [True, False]  # plan is not personal
+    assert frame["payload.name"].iloc[0] is REDACTED
