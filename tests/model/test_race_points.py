@@ -30,6 +30,10 @@ PROBED_ELSEWHERE = {
     # An import stopped, or met another writer, before its last chunk:
     # tests/test_import_whole.py.
     "import.before_chunk",
+    # An archive or a restore SIGKILLed at each of its moments: tests/test_archive.py.
+    "archive.files_written",
+    "archive.removing",
+    "archive.restoring",
 }
 
 
@@ -52,6 +56,9 @@ def test_the_catalogue_declares_each_point_once() -> None:
         "transaction.listed",
         "transaction.before_commit",
         "import.before_chunk",
+        "archive.files_written",
+        "archive.removing",
+        "archive.restoring",
     }
     assert catalogue <= set(_races.names())
 
