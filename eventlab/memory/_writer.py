@@ -142,10 +142,7 @@ class MemoryWriter:
         expected = stream.expected
         if isinstance(expected, int):
             if expected == 0:
-                # The unique (aggregate_id, version) guards racing creators; an archive
-                # removes a stream's first events, never its last (docs/archive.md).
-                current = self.current_version(stream.aggregate_id, transaction)
-                return 0 if not current else VersionMismatch(stream.aggregate_id, 0, current)
+                return 0  # a new stream: the unique (aggregate_id, version) is the whole guard
             versions = self._tables.versions
             there = self._db.peek(versions, (stream.aggregate_id, expected), transaction)
             taken = self._db.peek(versions, (stream.aggregate_id, expected + 1), transaction)
