@@ -82,6 +82,22 @@ class ArchiveReader:
         """A frame's pages (:meth:`~eventlab.ports.DocumentLog.selected_documents`): the live
         pages less what the archive holds, then the archive's selected documents."""
         before = await self.markers.get()
+        if before is None and selection.last is None:
+            # Nothing archived when the read starts: pages pass through as they come (the
+            # caller works on one while the next is on its way); what an archive running
+            # meanwhile removed is added at the end (the caller sorts).
+            seen: set[int] = set()
+            async for page in live_pages():
+                seen.update(int(d["position"]) for d in page)
+                yield page
+            marker = await self.markers.get()
+            if marker is not None and selection.after < marker.through:
+                opened = await self.view(marker)
+                archived = opened.selected(selection, min(through, marker.through))
+                rest = [d for d in archived if int(d["position"]) not in seen]
+                if rest:
+                    yield rest
+            return
         pages = [page async for page in live_pages()]
         marker = _widest(before, await self.markers.get())
         if marker is None or selection.after >= marker.through:
