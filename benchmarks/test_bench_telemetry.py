@@ -196,7 +196,7 @@ def _accounted(
         prepare=lambda: _switched(True, prepare()),
         baseline=operation,
         prepare_baseline=lambda: _switched(False, prepare()),
-        rounds=30,
+        rounds=15,
         warmup_rounds=3,
         settle=0.05,
     )

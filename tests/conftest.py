@@ -105,19 +105,3 @@ except ImportError:  # pragma: no cover - hypothesis is a dev dependency
     pass
 else:
     register_profiles()
-
-
-LONG_MODULES = ("tests/model/test_machines.py", "tests/test_check.py", "tests/test_liveness.py")
-"""Modules of long tests not marked ``slow`` one by one (minutes of model runs, the whole
-check, killed writers)."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first: with several workers, a long test that starts last decides when the
-    suite ends while the other workers sit idle."""
-
-    def short(item: pytest.Item) -> bool:
-        path = item.nodeid.split("::", 1)[0]
-        return item.get_closest_marker("slow") is None and not path.endswith(LONG_MODULES)
-
-    items.sort(key=short)
