@@ -74,7 +74,7 @@ def _amount(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
 
 
-_HEADER = ("check", "limit", "median", "margin", "baseline", "verdict")
+_HEADER = ("check", "limit", "measured", "margin", "baseline", "verdict")
 
 
 def _rows(verdicts: list[Verdict]) -> list[tuple[str, ...]]:
@@ -97,7 +97,8 @@ def _footer(verdicts: list[Verdict]) -> list[str]:
     missed = sum(v.outcome == "MISSED" for v in verdicts)
     bound = len(verdicts) - met - missed
     lines.append(
-        f"{met} met, {missed} missed, {bound} server-bound. margin: the headroom left; "
+        f"{met} met, {missed} missed, {bound} server-bound. measured: a time's median, or a "
+        "ratio of lower quartiles (benchmarks/_paired.py); margin: the headroom left; "
         "baseline: the raw driver doing the same work, or what a ratio compares with"
     )
     return lines

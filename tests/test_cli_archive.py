@@ -67,18 +67,18 @@ async def test_dry_run_then_archive_then_restore(
     where = ["--uri", mongo_uri, "--database", database_name]
     code, output = await run("archive", "--to", str(target), "--through", "12", "--dry-run", *where)
     assert code == 0, output
-    assert "would archive 8 events (positions 1-11)" in output and "4 kept live" in output
+    assert "would archive 4 events (positions 2-11)" in output and "8 kept live" in output
     assert not target.exists() and await store.count() == 12
     code, output = await run("archive", "--to", str(target), "--through", "12", *where)
     assert code == 0, output
-    assert "archived 8 events (positions 1-11)" in output and "holds 8 events" in output
-    assert await store.count() == 4 and len(await store.read_all().to_list()) == 12
+    assert "archived 4 events (positions 2-11)" in output and "holds 4 events" in output
+    assert await store.count() == 8 and len(await store.read_all().to_list()) == 12
     code, output = await run("stats", *where)
-    assert code == 0 and "8 more archived at" in output and "0 missing" in output, output
+    assert code == 0 and "4 more archived at" in output and "0 missing" in output, output
     code, output = await run("archive", "restore", "--dry-run", *where)
-    assert code == 0 and "would restore 8 events" in output and await store.count() == 4
+    assert code == 0 and "would restore 4 events" in output and await store.count() == 8
     code, output = await run("archive", "restore", *where)
-    assert code == 0 and "restored 8 events" in output, output
+    assert code == 0 and "restored 4 events" in output, output
     assert await store.count() == 12
     code, output = await run("archive", "restore", *where)
     assert code == 0 and "nothing is archived" in output

@@ -5,13 +5,15 @@ Archive, in an order a kill at any point leaves safe (events live, or archived a
 never lost, never read twice):
 
 1. finish what an earlier run left (a marker ``removing``: remove the rest of its live copies);
-2. select the live events at or below the bound, but each stream's last event (which stays
-   live, so the live collection always knows every stream's version and the expected-version
-   checks and unique indexes work as they do without an archive);
+2. select the live events at or below the bound, but each stream's first and last events (which
+   stay live: the last so the live collection always knows every stream's version and the
+   expected-version checks work as they do without an archive; the first so the unique index on
+   ``(aggregate_id, version)`` still refuses a second version 1, which is all that guards an
+   append expecting a new stream);
 3. write them as Parquet files, read each back and check it, write an immutable manifest;
 4. record the manifest in the store (compare-and-set: one job at a time), state ``removing``;
 5. remove the live copies, a chunk at a time, in position order (a stream's live events stay
-   its suffix); then state ``archived``.
+   its first and a suffix); then state ``archived``.
 
 Restore puts every archived event back (positions, ids and times kept), newest first, then
 removes the record; the files stay where they are.
@@ -90,7 +92,7 @@ class ArchiveReport:
     last: int | None
     """The lowest and highest positions moved (``None``: none)."""
     kept_live: int
-    """Events at or below ``through`` left live: each stream's last event."""
+    """Events at or below ``through`` left live: each stream's first and last events."""
     files: int
     """Parquet files written (0 for a dry run)."""
     total: int
@@ -170,7 +172,7 @@ async def restore_events(host: ArchiveHost, *, dry_run: Any = False) -> RestoreR
             raise ConflictError("another archive or restore job changed the archive: run again")
         marker = restoring
     every = documents(view.between(0, marker.through))
-    every.reverse()  # newest first: a stream's live events stay its suffix
+    every.reverse()  # newest first: a stream's live events stay its first and a suffix
     restored = 0
     for start in range(0, len(every), CHUNK):
         if ARCHIVE_RESTORING.armed:
@@ -235,15 +237,17 @@ async def _bound(
 async def _movable(
     host: ArchiveHost, live: list[dict[str, Any]], bound: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """The live documents to move, and how many are kept: each stream's last event stays."""
+    """The live documents to move, and how many are kept: each stream's first event stays, and
+    its last (at or below the bound, unless the stream goes on above it)."""
     last: dict[str, int] = {}
     for doc in live:
         stream = doc["aggregate_id"]
         last[stream] = max(last.get(stream, 0), int(doc["version"]))
     continued = await host.streams_continuing(last, bound) if last else set()
     kept = {(s, v) for s, v in last.items() if s not in continued}
+    kept.update((d["aggregate_id"], 1) for d in live if int(d["version"]) == 1)
     moving = [d for d in live if (d["aggregate_id"], int(d["version"])) not in kept]
-    return moving, len(kept)
+    return moving, len(live) - len(moving)
 
 
 async def _move(

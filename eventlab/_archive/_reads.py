@@ -8,13 +8,14 @@ removed, a marker that names the archive holding it; and a reader that read the 
 the live read sees, for any event not yet put back, the archive still named. The log reads the
 marker before its live read, and after it unless the live slice accounts for every position
 of its range (then nothing can be missing); one stream knows from its versions (dense, the
-live ones a suffix of the stream) whether anything is missing, and only then looks. An event
+live ones its first and a suffix) whether anything is missing, and only then looks. An event
 in both places (a job between its steps) is taken once, by position.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from itertools import pairwise
 from typing import Any
 
 from .._core.event_codec import from_document
@@ -115,16 +116,23 @@ class ArchiveReader:
 
 
 def _missing(live: Documents, versions: StreamVersions) -> bool:
-    """Whether versions the read asked for may be archived: the live versions of a stream are
-    its suffix, so only a read that does not reach down to ``after + 1`` may miss some."""
+    """Whether versions the read asked for may be archived. A stream's live versions are its
+    first and a suffix (an archive keeps both), so a read may miss some where the versions it
+    found skip one, where they stop below the top it asked for (the stream may end there, or
+    go on live above an archived middle), or where they do not reach down to ``after + 1``."""
     if not live:
         # A stream's last event is never archived: a stream with no live event has none
         # archived either, unless the read stopped below its live part.
         return versions.to is not None or versions.max_count is not None
-    if versions.backwards and versions.max_count is not None and len(live) >= versions.max_count:
-        return False
-    lowest = min(int(live[0]["version"]), int(live[-1]["version"]))
-    return lowest > versions.after + 1
+    found = sorted(int(d["version"]) for d in live)
+    if any(upper != lower + 1 for lower, upper in pairwise(found)):
+        return True
+    if versions.to is not None and found[-1] < versions.to:
+        return True
+    counted = versions.max_count is not None and len(live) >= versions.max_count
+    if not versions.backwards:
+        return found[0] > versions.after + 1 or (versions.max_count is not None and not counted)
+    return not counted and found[0] > versions.after + 1
 
 
 async def _windowed(docs: Documents, versions: StreamVersions) -> Documents:

@@ -27,7 +27,7 @@ class ArchivesEvents:
         Parquet files at ``location`` (a directory, or an fsspec URL such as ``s3://bucket/x``),
         and read them from there from then on: every read of the store (streams, the log,
         subscriptions, frames) reads archive and live collection as one log. Each stream's
-        last event stays live. ``dry_run``: say what would move, write nothing.
+        first and last events stay live. ``dry_run``: say what would move, write nothing.
 
         A kill at any point leaves every event live, or archived and readable, never lost or
         read twice; running it again finishes the job (docs/archive.md).

@@ -58,9 +58,9 @@ def archive_command(
     """Move old events into Parquet files (--to), read through them from then on.
 
     Every read of the store (streams, the log, subscriptions, frames) reads the archive and
-    the live collection as one log. Each stream's last event stays live. Files are written
-    and checked before any event is removed; a run that was stopped is finished by running
-    it again. `eventlab archive restore` puts the events back.
+    the live collection as one log. Each stream's first and last events stay live. Files are
+    written and checked before any event is removed; a run that was stopped is finished by
+    running it again. `eventlab archive restore` puts the events back.
     """
     if context.invoked_subcommand is not None:
         return
@@ -114,7 +114,7 @@ def _archived(report: ArchiveReport, store: str) -> str:
         if report.first is not None and report.last is not None
         else "no events"
     )
-    kept = f"; {report.kept_live:,} kept live (each stream's last event)"
+    kept = f"; {report.kept_live:,} kept live (each stream's first and last events)"
     if report.dry_run:
         return (
             f"dry run: would archive {moved} of {store} to {report.location}{kept}; "

@@ -148,7 +148,12 @@ class MemoryWriter:
             taken = self._db.peek(versions, (stream.aggregate_id, expected + 1), transaction)
             for version, position in ((expected, there), (expected + 1, taken)):
                 self._unless_deleted(stream.aggregate_id, version, position, transaction)
-            if there is not None and taken is None:
+            # Above version 1 an archive may have taken versions (it keeps each stream's first
+            # event and a suffix live): the stream's head decides there.
+            ends_here = there is not None and taken is None
+            if ends_here and (
+                expected > 1 or self.current_version(stream.aggregate_id, transaction) == 1
+            ):
                 return expected
             actual = self.current_version(stream.aggregate_id, transaction)
             return VersionMismatch(stream.aggregate_id, expected, actual)

@@ -25,4 +25,4 @@ async def test_the_archive_page_runs_as_written(capsys: pytest.CaptureFixture[st
         if isinstance(result, types.CoroutineType):
             await result
     printed = capsys.readouterr().out.splitlines()
-    assert printed == ["6 3", "3", "[1, 2, 3]", "9", "6 9"]
+    assert printed == ["6 6", "6", "[1, 2, 3, 4]", "12", "6 12"]
