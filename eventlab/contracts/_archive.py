@@ -139,8 +139,9 @@ class ArchiveContract(NeedsAStore):
     ) -> None:
         written = await self._archived(contract_store, memory_location())
         sid = written[0].aggregate_id
-        with pytest.raises(ConcurrencyError):
-            await contract_store.append(sid, [contract_event(sid, 2)], 1)
+        for expected in range(1, VERSIONS):  # live, archived, and the last archived below
+            with pytest.raises(ConcurrencyError):
+                await contract_store.append(sid, [contract_event(sid, expected + 1)], expected)
         (appended,) = await contract_store.append(sid, [contract_event(sid, 5)], VERSIONS)
         assert appended.version == VERSIONS + 1
         assert [e.version for e in await contract_store.read_stream(sid)] == [1, 2, 3, 4, 5]
