@@ -144,3 +144,69 @@ async def test_the_stream_metadata_collection_is_the_events_collections(
     )
     assert stored["max_count"] == 2 and stored["max_age_seconds"] == 3600.0
     assert stored["deleted"] is None
+
+
+@pytest.mark.parametrize("positions", ["transactional", "preallocated"])
+async def test_a_follower_through_a_scavenge_and_an_archive(
+    connection: MongoConnectionManager,
+    positions: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscription runs while a scavenge removes most of one stream, then an archive moves
+    the log's old events out a few at a time, and appends go on throughout: every remaining
+    event is delivered once, in order, each removed position is delivered or a reported gap
+    (never both, never neither); a follower starting afterwards from the beginning reads the
+    remaining events through the archive, and exactly the removed positions as gaps."""
+    from eventlab._archive import _job
+
+    monkeypatch.setattr(_job, "CHUNK", 40)  # many removal chunks for the follower to pass
+    store = fresh_store(connection, positions)
+    doomed, kept = "doomed-" + uuid.uuid4().hex[:8], "kept-" + uuid.uuid4().hex[:8]
+    for round_ in range(4):  # interleaved: removed and archived positions spread across the log
+        await append_many(store, doomed, 50, start=round_ * 50)
+        await append_many(store, kept, 50, start=round_ * 50)
+    await store.lifecycle().truncate(doomed, 151)
+    gaps: list[int] = []
+    subscription = store.subscribe(page_size=30, on_gap=gaps.extend)
+    events = aiter(subscription)
+    delivered = [await anext(events) for _ in range(20)]
+
+    async def follow() -> None:
+        async for event in events:
+            delivered.append(event)
+
+    follower = asyncio.create_task(follow())
+    more = asyncio.create_task(append_many(store, kept, 300, start=200))
+    assert (await store.lifecycle().scavenge(batch_size=25)).by_stream == {doomed: 150}
+    through = (await store.log.head()).position
+    report = await store.archive(tmp_path / "archive", through=through)
+    await more
+    assert report.archived > 100  # the archive moved a real part of the log
+    head = (await store.log.head()).position
+    await eventually(lambda: subscription.position >= head, "the follower reaches the head")
+    await subscription.aclose()
+    await follower
+
+    removed = {
+        d["position"]
+        async for d in store.events.find({"aggregate_id": doomed, TOMBSTONE_FIELD: True})
+    }
+    seen = [e.position for e in delivered]
+    assert len(removed) == 150 and seen == sorted(set(seen)), "in order, each once"
+    assert not set(seen) & set(gaps), "a position both delivered and a gap"
+    assert set(seen) | set(gaps) == set(range(1, head + 1)), "a hole unexplained"
+    assert set(gaps) == removed - set(seen)
+    remaining = await store.read_all().to_list()
+    assert {e.position for e in remaining} == set(range(1, head + 1)) - removed
+    assert {e.position for e in remaining} <= set(seen)
+    assert [e.version for e in remaining if e.aggregate_id == kept] == list(range(1, 501))
+    assert [e.version for e in remaining if e.aggregate_id == doomed] == list(range(151, 201))
+
+    later: list[int] = []
+    afterwards = store.subscribe(start="beginning", page_size=50, on_gap=later.extend)
+    reading = aiter(afterwards)
+    again = [await anext(reading) for _ in remaining]
+    await afterwards.aclose()
+    assert [e.event_id for e in again] == [e.event_id for e in remaining]
+    assert set(later) == removed
