@@ -19,6 +19,7 @@ from .._core.errors import ConfigurationError, StreamDeletedError
 from .._core.lifecycle import (
     ScavengeReport,
     StreamMetadata,
+    appending_a_marker,
     check_batch_size,
     check_max_age,
     check_max_count,
@@ -97,7 +98,8 @@ class StreamLifecycleService:
 
         async def work(uow: UnitOfWork) -> StoredEvent:
             metadata = await self._unless_permanent(aggregate_id, uow)
-            (stored,) = await self._store.append(aggregate_id, [marker], expected, uow=uow)
+            with appending_a_marker():
+                (stored,) = await self._store.append(aggregate_id, [marker], expected, uow=uow)
             floor = metadata.truncate_before if permanent else stored.version + 1
             deleted = replace(
                 metadata,

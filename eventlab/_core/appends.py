@@ -13,6 +13,7 @@ from .checks import check_aggregate_id, normalize_expected
 from .domain import DomainEvent, utc_now
 from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError, InvalidIdError
 from .event_codec import event_body, from_document, same_client_content
+from .lifecycle import check_not_reserved
 from .records import DCB_STREAM_PREFIX, ExpectedVersion, StoredEvent
 from .registry import EventRegistry
 
@@ -92,6 +93,7 @@ def prepare_stream(
             raise InvalidEventError(
                 f"append takes DomainEvent or StoredEvent objects, got {type(event).__name__}"
             )
+        check_not_reserved(record)
         records.append(record)
     return StreamAppend.of(aggregate_id, expected, records)
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .checks import check_aggregate_id, check_int, check_positive
 from .domain import utc_now
-from .errors import ConfigurationError, InvalidIdError
+from .errors import ConfigurationError, InvalidEventError, InvalidIdError
 from .records import DCB_STREAM_PREFIX, StoredEvent, StreamVersions
 from .tombstones import TOMBSTONE_FIELD
 
@@ -33,6 +36,31 @@ STREAM_DELETED_PERMANENTLY = "eventlab.StreamDeletedPermanently"
 later append is refused with :class:`~eventlab.StreamDeletedError`); never scavenged."""
 
 LIFECYCLE_EVENT_TYPES = (STREAM_DELETED, STREAM_DELETED_PERMANENTLY)
+
+_APPENDING_A_MARKER: ContextVar[bool] = ContextVar("eventlab_appending_a_marker", default=False)
+
+
+@contextmanager
+def appending_a_marker() -> Iterator[None]:
+    """The lifecycle's own append of a deletion marker (the only one allowed its type)."""
+    token = _APPENDING_A_MARKER.set(True)
+    try:
+        yield
+    finally:
+        _APPENDING_A_MARKER.reset(token)
+
+
+def check_not_reserved(event: StoredEvent) -> None:
+    """Refuse an event that carries a lifecycle marker's type: appended by anyone but
+    ``lifecycle().delete`` it would delete its stream with no record of a deletion (a
+    permanent marker refuses every append after it)."""
+    if event.event_type in LIFECYCLE_EVENT_TYPES and not _APPENDING_A_MARKER.get():
+        raise InvalidEventError(
+            f"event type {event.event_type!r} is reserved for the stream lifecycle: delete a "
+            "stream with store.lifecycle().delete(...)"
+        )
+
+
 """What a projection handles (``@on(*LIFECYCLE_EVENT_TYPES)``) to hear of deleted streams."""
 
 SCAVENGED = "scavenged"

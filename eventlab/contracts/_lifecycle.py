@@ -13,7 +13,7 @@ import pytest
 
 from .._core import races
 from .._core.domain import utc_now
-from .._core.errors import ConcurrencyError, StreamDeletedError
+from .._core.errors import ConcurrencyError, InvalidEventError, StreamDeletedError
 from .._core.lifecycle import SCAVENGED, STREAM_DELETED, STREAM_DELETED_PERMANENTLY
 from .._core.records import ExpectedVersion
 from ..ports import EventStore, Snapshot, StreamLifecycle
@@ -387,6 +387,23 @@ class LifecycleHostileContract(NeedsAStore):
         assert await contract_store.read_stream(sid) == []
         assert len(await contract_store.read_stream(other)) == 2
         assert (await lifecycle.metadata(other)).has_policy is False
+
+    @pytest.mark.parametrize("marker_type", [STREAM_DELETED, STREAM_DELETED_PERMANENTLY])
+    async def test_a_marker_type_is_refused_outside_a_delete(
+        self, contract_store: EventStore, marker_type: str
+    ) -> None:
+        """An event of a deletion marker's type appended by hand would delete its stream
+        with no deletion recorded: refused, nothing written, the stream goes on."""
+        sid = await stream_of(contract_store, 2)
+        count = await contract_store.count()
+        for expected in (2, ExpectedVersion.ANY):
+            with pytest.raises(InvalidEventError, match="reserved for the stream lifecycle"):
+                await contract_store.append(
+                    sid, [contract_event(sid, 3, event_type=marker_type)], expected
+                )
+        assert await contract_store.count() == count
+        (third,) = await contract_store.append(sid, [contract_event(sid, 3)], 2)
+        assert third.version == 3 and len(await contract_store.read_stream(sid)) == 3
 
 
 class LifecycleContract(
