@@ -26,6 +26,7 @@ from ._core.lifecycle import STREAM_DELETED_PERMANENTLY as STREAM_DELETED_PERMAN
 from ._core.lifecycle import ScavengeReport as ScavengeReport
 from ._core.lifecycle import StreamMetadata as StreamMetadata
 from ._core.records import ExpectedVersion, StoredEvent
+from ._core.registry import EventRegistry
 from ._core.store_options import PositionStrategy as PositionStrategy
 from ._dcb.records import AppendCondition, DecisionRead, Query, TaggedEvent
 from ._shred.keys import KeyStore as KeyStore
@@ -402,6 +403,9 @@ class EventStore(Protocol):
     def backend(self) -> Backend:
         """Where this store's checkpoints, snapshots and read models live."""
         ...
+
+    registry: EventRegistry
+    """Decodes the store's events into domain events (:meth:`read_domain_events`)."""
 
     async def append(
         self,

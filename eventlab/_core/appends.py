@@ -11,7 +11,13 @@ from typing import Any
 
 from .checks import check_aggregate_id, normalize_expected
 from .domain import DomainEvent, utc_now
-from .errors import ConcurrencyError, DuplicateEventError, InvalidEventError, InvalidIdError
+from .errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidEventError,
+    InvalidIdError,
+    StreamDeletedError,
+)
 from .event_codec import event_body, from_document, same_client_content
 from .lifecycle import check_not_reserved
 from .records import DCB_STREAM_PREFIX, ExpectedVersion, StoredEvent
@@ -123,7 +129,13 @@ def idempotent_result(
     return result
 
 
-def conflict(aggregate_id: str, expected: Expected, actual: int) -> ConcurrencyError:
+def conflict(
+    aggregate_id: str, expected: Expected, actual: int, deleted: bool = False
+) -> ConcurrencyError | StreamDeletedError:
+    """The error for an append that found its stream elsewhere than expected: deleted
+    permanently (its last event the marker), or at another version."""
+    if deleted:
+        return StreamDeletedError(aggregate_id, actual)
     shown = expected if isinstance(expected, int) else expected.name
     return ConcurrencyError(aggregate_id, shown, actual)
 

@@ -41,6 +41,8 @@ class VersionMismatch:
     aggregate_id: str
     expected: Expected
     actual: int
+    deleted: bool = False
+    """The stream's last event is a permanent deletion marker (the error says so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,9 @@ class Settlement(ABC):
         """The committed documents whose ids are among the batch's event ids."""
 
     @abstractmethod
-    async def stream_version(self, aggregate_id: str) -> int:
-        """A stream's committed version."""
+    async def stream_head(self, aggregate_id: str) -> tuple[int, bool]:
+        """A stream's committed version, and whether its last event is a permanent deletion
+        marker."""
 
     @abstractmethod
     async def abandoned(self, position: int | None) -> bool:
@@ -83,13 +86,13 @@ class Settlement(ABC):
         if existing:  # this very batch is already stored: an idempotent retry
             return idempotent_result(batch, existing)
         if isinstance(outcome, VersionMismatch):
-            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual, outcome.deleted)
         if outcome.index == "stream_version":
             stream = _stream_of(batch, outcome.aggregate_id)
             if stream.expected is ExpectedVersion.ANY:
                 return None
-            actual = await self.stream_version(stream.aggregate_id)
-            raise conflict(stream.aggregate_id, stream.expected, actual)
+            actual, deleted = await self.stream_head(stream.aggregate_id)
+            raise conflict(stream.aggregate_id, stream.expected, actual, deleted)
         if outcome.index == "position" and await self.abandoned(outcome.position):
             return None
         raise self.counter_behind(outcome)
@@ -128,11 +131,11 @@ class Settlement(ABC):
         if isinstance(outcome, Appended):
             return outcome.events
         if isinstance(outcome, VersionMismatch):
-            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual)
+            raise conflict(outcome.aggregate_id, outcome.expected, outcome.actual, outcome.deleted)
         if outcome.index == "stream_version":
             stream = _stream_of(batch, outcome.aggregate_id)
-            actual = await self.stream_version(stream.aggregate_id)
-            raise conflict(stream.aggregate_id, stream.expected, actual)
+            actual, deleted = await self.stream_head(stream.aggregate_id)
+            raise conflict(stream.aggregate_id, stream.expected, actual, deleted)
         if outcome.index == "_id":
             raise DuplicateEventError([body["_id"] for s in batch for body in s.bodies])
         if outcome.index == "position" and await self.abandoned(outcome.position):

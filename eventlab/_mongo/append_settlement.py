@@ -30,8 +30,8 @@ class MongoSettlement(Settlement):
         ids = [body["_id"] for s in batch for body in s.bodies]
         return await self._schema.events.find({"_id": {"$in": ids}}, session=session).to_list(None)
 
-    async def stream_version(self, aggregate_id: str) -> int:
-        return await self._streams.version_of(aggregate_id, None)
+    async def stream_head(self, aggregate_id: str) -> tuple[int, bool]:
+        return await self._streams.head_of(aggregate_id, None)
 
     async def abandoned(self, position: int | None) -> bool:
         if position is None:

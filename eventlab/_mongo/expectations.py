@@ -71,8 +71,8 @@ class StreamExpectations:
             _unless_deleted(stream.aggregate_id, found)
             if expected in found and max(found) == expected:
                 return expected
-            actual = await self._streams.version_of(stream.aggregate_id, session)
-            return VersionMismatch(stream.aggregate_id, expected, actual)
+            actual, deleted = await self._streams.head_of(stream.aggregate_id, session)
+            return VersionMismatch(stream.aggregate_id, expected, actual, deleted)
         last = await self._schema.events.find_one(
             {"aggregate_id": stream.aggregate_id},
             {"version": 1, "event_type": 1, "_id": 0},

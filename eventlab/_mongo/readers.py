@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .._core.checks import check_aggregate_id
+from .._core.lifecycle import STREAM_DELETED_PERMANENTLY
 from .._core.records import StreamVersions
 from .schema import EventStoreSchema
 from .transaction_policy import map_error
@@ -79,6 +80,21 @@ class StreamReader:
         await self._schema.ready()
         version: int = await guarded(self._schema, self.version_of(aggregate_id, session))
         return version
+
+    async def head_of(
+        self, aggregate_id: str, session: AsyncClientSession | None
+    ) -> tuple[int, bool]:
+        """The stream's last version, and whether that event is a permanent deletion marker
+        (the paths that refuse an append: one read for both)."""
+        doc = await self._schema.events.find_one(
+            {"aggregate_id": aggregate_id},
+            {"version": 1, "event_type": 1, "_id": 0},
+            sort=[("version", -1)],
+            session=session,
+        )
+        if doc is None:
+            return 0, False
+        return int(doc["version"]), doc.get("event_type") == STREAM_DELETED_PERMANENTLY
 
     async def version_of(self, aggregate_id: str, session: AsyncClientSession | None) -> int:
         """:meth:`current_version` for a checked id on a ready store (the writer's hot path)."""

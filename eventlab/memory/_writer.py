@@ -155,8 +155,8 @@ class MemoryWriter:
                 expected > 1 or self.current_version(stream.aggregate_id, transaction) == 1
             ):
                 return expected
-            actual = self.current_version(stream.aggregate_id, transaction)
-            return VersionMismatch(stream.aggregate_id, expected, actual)
+            actual, deleted = self.head(stream.aggregate_id, transaction)
+            return VersionMismatch(stream.aggregate_id, expected, actual, deleted)
         current = self.current_version(stream.aggregate_id, transaction)
         if current:
             last = self._db.peek(self._tables.versions, (stream.aggregate_id, current), transaction)
@@ -179,6 +179,16 @@ class MemoryWriter:
         document = self._db.peek(self._tables.events, position, transaction)
         if document is not None and document.get("event_type") == STREAM_DELETED_PERMANENTLY:
             raise StreamDeletedError(aggregate_id, version)
+
+    def head(self, aggregate_id: str, transaction: MemoryTransaction | None) -> tuple[int, bool]:
+        """The stream's last version, and whether that event is a permanent deletion marker."""
+        version = self.current_version(aggregate_id, transaction)
+        if not version:
+            return 0, False
+        position = self._db.peek(self._tables.versions, (aggregate_id, version), transaction)
+        document = self._db.peek(self._tables.events, position, transaction)
+        deleted = document is not None and document.get("event_type") == STREAM_DELETED_PERMANENTLY
+        return version, deleted
 
     def current_version(self, aggregate_id: str, transaction: MemoryTransaction | None) -> int:
         """The stream's last version as the transaction sees it (versions are dense)."""
@@ -225,8 +235,8 @@ class MemorySettlement(Settlement):
     async def stored_copies(self, batch: list[StreamAppend]) -> list[dict[str, Any]]:
         return [doc for stream in batch for doc in self._writer.stored_copies(stream, None)]
 
-    async def stream_version(self, aggregate_id: str) -> int:
-        return self._writer.current_version(aggregate_id, None)
+    async def stream_head(self, aggregate_id: str) -> tuple[int, bool]:
+        return self._writer.head(aggregate_id, None)
 
     async def abandoned(self, position: int | None) -> bool:
         return self._writer.is_tombstone(position)
