@@ -244,8 +244,11 @@ def _older(document: dict[str, Any], cutoff: datetime) -> bool:
 def removable(
     metadata: StreamMetadata, document: dict[str, Any], current_version: int, now: datetime
 ) -> bool:
-    """Whether a scavenge may replace ``document`` (an event of the stream) by a tombstone."""
-    if document.get(TOMBSTONE_FIELD) or document.get("event_type") == STREAM_DELETED_PERMANENTLY:
+    """Whether a scavenge may replace ``document`` (an event of the stream) by a tombstone.
+
+    Never a deletion marker, soft or permanent: a follower or projection that passes the
+    stream's events only after the scavenge still receives the deletion (docs/lifecycle.md)."""
+    if document.get(TOMBSTONE_FIELD) or document.get("event_type") in LIFECYCLE_EVENT_TYPES:
         return False
     version: int = document["version"]
     if metadata.deleted == "permanent" and metadata.deleted_version is not None:

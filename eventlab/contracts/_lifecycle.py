@@ -317,6 +317,21 @@ class ScavengeContract(NeedsAStore):
         with pytest.raises(ConcurrencyError):  # a removed version is never taken again
             await contract_store.append(sid, [contract_event(sid)], 0)
 
+    async def test_a_scavenge_keeps_every_deletion_marker(self, contract_store: EventStore) -> None:
+        """A projection that passes a deleted stream only after its scavenge is still told."""
+        lifecycle = lifecycle_of(contract_store)
+        soft, permanent = await stream_of(contract_store, 3), await stream_of(contract_store, 3)
+        await lifecycle.delete(soft, 3)
+        await lifecycle.delete(permanent, 3, permanent=True)
+        report = await lifecycle.scavenge()
+        assert (report.by_stream[soft], report.by_stream[permanent]) == (3, 3)
+        left = [
+            (e.aggregate_id, e.version, e.event_type)
+            async for e in read_all(contract_store)
+            if e.aggregate_id in (soft, permanent)
+        ]
+        assert left == [(soft, 4, STREAM_DELETED), (permanent, 4, STREAM_DELETED_PERMANENTLY)]
+
     async def test_retention_and_permanent_deletion_are_scavenged(
         self, contract_store: EventStore
     ) -> None:
