@@ -65,7 +65,7 @@ def test_each_command_and_its_dry_run(mongo_uri: str, database_name: str) -> Non
         assert "nothing written (dry run)" in result.output
     assert asyncio.run(_state(mongo_uri, database_name)) == before
     stale = invoke("delete", "order-1", "--expected-version", "3", "--dry-run", *where)
-    assert stale.exit_code == 1 and "is at version 10, not 3" in stale.output
+    assert stale.exit_code == 1 and "expected version 3, but it is at version 10" in stale.output
 
     for args, said in [
         (("delete", "order-1", "--expected-version", "10"), "marker at version 11"),
@@ -88,9 +88,53 @@ def test_each_command_and_its_dry_run(mongo_uri: str, database_name: str) -> Non
     assert refused.exit_code == 1 and "deleted permanently" in refused.output
 
 
+def test_a_dry_run_refuses_what_the_run_refuses(mongo_uri: str, database_name: str) -> None:
+    """Same exit code, same message, and nothing written by either: a permanently deleted
+    stream, a stale or unmet expected version, a truncation beyond the next version."""
+    asyncio.run(_seed(mongo_uri, database_name))
+    where = ["--uri", mongo_uri, "--database", database_name]
+    deleted = invoke("delete", "order-3", "--expected-version", "10", "--permanent", *where)
+    assert deleted.exit_code == 0, deleted.output
+    before = asyncio.run(_state(mongo_uri, database_name))
+    refused = [
+        (("truncate", "order-3", "--before", "2"), "deleted permanently at version 11"),
+        (("retention", "order-3", "--max-count", "1"), "deleted permanently at version 11"),
+        (("retention", "order-3"), "deleted permanently at version 11"),
+        (("delete", "order-3", "--expected-version", "11"), "deleted permanently at version 11"),
+        (("delete", "order-3", "--expected-version", "any"), "deleted permanently"),
+        (("delete", "order-1", "--expected-version", "3"), "expected version 3, but it is at"),
+        (
+            ("delete", "order-9", "--expected-version", "exists"),
+            "STREAM_EXISTS, but it is at version",
+        ),
+        (("truncate", "order-1", "--before", "12"), "beyond stream 'order-1''s next version"),
+    ]
+    for args, said in refused:
+        run, dry = invoke(*args, *where), invoke(*args, "--dry-run", *where)
+        assert (run.exit_code, dry.exit_code) == (1, 1), (args, run.output, dry.output)
+        assert said in run.output and dry.output == run.output, (args, dry.output)
+    assert asyncio.run(_state(mongo_uri, database_name)) == before
+
+
 @pytest.mark.parametrize(
     "args",
     [
+        # Numbers are ASCII digits only (int() would take other scripts' digits, signs, spaces).
+        ("delete", "s", "--expected-version", "\u0663"),
+        ("delete", "s", "--expected-version", "+3"),
+        ("delete", "s", "--expected-version", " 3"),
+        ("truncate", "s", "--before", "\u0662"),
+        ("truncate", "s", "--before", "1_0"),
+        ("retention", "s", "--max-count", "\u0662"),
+        ("retention", "s", "--max-count", "99999999999999999999"),
+        ("retention", "s", "--max-age", "\u0663d"),
+        ("retention", "s", "--max-age", "365001d"),
+        ("scavenge", "--batch-size", "\u0663"),
+        # The Python API's limits, checked before connecting.
+        ("delete", "s", "--expected-version", "1", "--reason", "r" * 1001),
+        ("delete", "s", "--expected-version", "1", "--reason", "a\x00b"),
+        ("delete", "s-\udcff", "--expected-version", "1"),  # an undecodable byte in argv
+        ("truncate", "y" * 1025, "--before", "1"),
         ("delete", "", "--expected-version", "1"),
         ("delete", "dcb:7", "--expected-version", "1"),
         ("delete", "s", "--expected-version", "-1"),

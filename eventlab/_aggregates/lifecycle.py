@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from .._core.checks import normalize_expected
-from .._core.errors import ConfigurationError, StreamDeletedError
+from .._core.errors import ConfigurationError
 from .._core.lifecycle import (
     ScavengeReport,
     StreamMetadata,
@@ -25,8 +25,10 @@ from .._core.lifecycle import (
     check_max_count,
     check_reason,
     check_stream,
+    check_truncation,
     check_version,
     deletion_marker,
+    unless_permanent,
 )
 from .._core.records import ExpectedVersion, StoredEvent
 from ..ports import EventStore, SnapshotStore, UnitOfWork
@@ -128,11 +130,7 @@ class StreamLifecycleService:
         async def work(uow: UnitOfWork) -> StreamMetadata:
             metadata = await self._unless_permanent(aggregate_id, uow)
             current = await self._store.get_current_version(aggregate_id, uow=uow)
-            if before > current + 1:
-                raise ConfigurationError(
-                    f"before_version {before:,} is beyond stream {aggregate_id[:80]!r}'s next "
-                    f"version ({current + 1:,})"
-                )
+            check_truncation(aggregate_id, before, current)
             truncated = replace(metadata, truncate_before=max(metadata.truncate_before, before))
             if truncated != metadata:
                 await self._storage.save(truncated, uow)
@@ -201,9 +199,4 @@ class StreamLifecycleService:
         return await scavenger.run(dry_run=dry_run, now=now)
 
     async def _unless_permanent(self, aggregate_id: str, uow: UnitOfWork) -> StreamMetadata:
-        metadata = await self._storage.metadata(aggregate_id, uow)
-        if metadata is None:
-            return StreamMetadata(aggregate_id)
-        if metadata.deleted == "permanent":
-            raise StreamDeletedError(aggregate_id, metadata.deleted_version)
-        return metadata
+        return unless_permanent(aggregate_id, await self._storage.metadata(aggregate_id, uow))

@@ -34,12 +34,44 @@ def check_id(value: Any, name: str = "id") -> Any:
 
 
 def check_name(value: Any, name: str, error: type[InvalidIdError] = InvalidIdError) -> str:
-    """A name used as a filter value (a stream id, an aggregate type): a non-empty ``str``."""
+    """A name used as a filter value (a stream id, an aggregate type): a non-empty ``str`` of
+    text MongoDB can store (UTF-8: no lone surrogate), with no NUL character."""
     if not isinstance(value, str) or isinstance(value, Code) or not value:
         raise error(f"{name} must be a non-empty string, got {_short(value)}")
     if "\x00" in value:
-        raise error(f"{name} {value!r} contains a NUL character")
+        raise error(f"{name} {_short(value)} contains a NUL character")
+    if not value.isascii():
+        _check_encodable(value, name, error)
     return value
+
+
+def _check_encodable(value: str, name: str, error: type[InvalidIdError]) -> None:
+    # BSON strings are UTF-8: a lone surrogate (from a bad decode, surrogateescape'd bytes)
+    # would fail in the driver's encoder, untyped, or be kept by the memory backend only.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{name} {_short(value)} is not UTF-8 text: a lone surrogate at index {exc.start}"
+        ) from None
+
+
+MAX_ID_BYTES = 1024
+"""The longest stream id, in UTF-8 bytes: an id is a key, repeated in every event, index entry
+and metadata document of its stream (docs/lifecycle.md, "Stream ids")."""
+
+
+def check_aggregate_id(aggregate_id: Any) -> str:
+    """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``) of at most
+    :data:`MAX_ID_BYTES` UTF-8 bytes, no NUL, no lone surrogate. Every entry point that takes
+    a stream id (appends, reads, snapshots, the lifecycle) checks it here, on every backend."""
+    checked = check_name(aggregate_id, "aggregate_id")
+    # len() first: a 10 MB id is refused without encoding it (each char is >= 1 byte).
+    if len(checked) > MAX_ID_BYTES or len(checked.encode("utf-8")) > MAX_ID_BYTES:
+        raise InvalidIdError(
+            f"aggregate_id {_short(checked)} is longer than {MAX_ID_BYTES:,} UTF-8 bytes"
+        )
+    return checked
 
 
 def check_callback(callback: Any) -> Any:
@@ -47,11 +79,6 @@ def check_callback(callback: Any) -> Any:
     if not callable(callback):
         raise ConfigurationError(f"a callback must be callable, got {_short(callback)}")
     return callback
-
-
-def check_aggregate_id(aggregate_id: Any) -> str:
-    """A stream id: a non-empty string (never coerced: ``123`` is not ``"123"``)."""
-    return check_name(aggregate_id, "aggregate_id")
 
 
 def _short(value: Any) -> str:

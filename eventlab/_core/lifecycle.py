@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from .checks import check_aggregate_id, check_int, check_positive
 from .domain import utc_now
-from .errors import ConfigurationError, InvalidEventError, InvalidIdError
+from .errors import ConfigurationError, InvalidEventError, InvalidIdError, StreamDeletedError
 from .records import DCB_STREAM_PREFIX, StoredEvent, StreamVersions
 from .tombstones import TOMBSTONE_FIELD
 
@@ -175,6 +175,28 @@ def check_stream(aggregate_id: Any) -> str:
     return checked
 
 
+# -- refusals: each operation and its dry run refuse by the same rule, with the same error ---
+
+
+def unless_permanent(aggregate_id: str, metadata: StreamMetadata | None) -> StreamMetadata:
+    """The stream's metadata (all unset for a stream never given any); a stream deleted
+    permanently refuses every lifecycle operation with :class:`~eventlab.StreamDeletedError`."""
+    if metadata is None:
+        return StreamMetadata(aggregate_id)
+    if metadata.deleted == "permanent":
+        raise StreamDeletedError(aggregate_id, metadata.deleted_version)
+    return metadata
+
+
+def check_truncation(aggregate_id: str, before: int, current_version: int) -> None:
+    """A truncation goes at most to the stream's next version."""
+    if before > current_version + 1:
+        raise ConfigurationError(
+            f"before_version {before:,} is beyond stream {aggregate_id[:80]!r}'s next "
+            f"version ({current_version + 1:,})"
+        )
+
+
 def check_max_age(value: Any) -> timedelta | None:
     """A retention age: a positive :class:`timedelta` (or seconds as an int or float)."""
     if value is None:
@@ -292,11 +314,31 @@ def deletion_marker(
     )
 
 
+MAX_REASON = 1000
+"""The longest ``reason`` a deletion records, in characters."""
+
+
 def check_reason(value: Any) -> str | None:
+    """A deletion's reason: ``None``, or UTF-8 text of at most :data:`MAX_REASON` characters,
+    no NUL."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 1000 or "\x00" in value:
+    if not isinstance(value, str):
         raise ConfigurationError(
-            f"reason must be a string of at most 1,000 characters, got {type(value).__name__}"
+            f"reason must be a string of at most {MAX_REASON:,} characters, got "
+            f"{type(value).__name__}"
         )
+    if len(value) > MAX_REASON:
+        raise ConfigurationError(
+            f"reason must be at most {MAX_REASON:,} characters, got {len(value):,}"
+        )
+    if "\x00" in value:
+        raise ConfigurationError("reason contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"reason is not UTF-8 text: a lone surrogate at index {exc.start}"
+            ) from None
     return value

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._app import CommandLineError
 from ._options import (
     BatchSizeOption,
     BeforeVersionOption,
@@ -17,14 +16,16 @@ from ._options import (
     ExpectedVersionOption,
     MaxAgeOption,
     MaxCountOption,
+    ReasonOption,
     StreamArgument,
     UriOption,
     duration_seconds,
 )
-from ._support import connection, count_of, fail, run_command
+from ._support import connection, count_of, run_command
 from ._targets import check_store_exists
 
 if TYPE_CHECKING:
+    from .._core.lifecycle import StreamMetadata
     from .._mongo.event_store import MongoEventStore
 
 
@@ -42,6 +43,15 @@ async def _store(conn: Any, events_collection: str) -> MongoEventStore:
     return MongoEventStore(conn, events_collection=events_collection)
 
 
+async def _as_the_run_reads(store: MongoEventStore, stream: str) -> tuple[StreamMetadata, int]:
+    """A dry run's reads: the stream's metadata and version, a permanently deleted stream
+    refused by the rule and with the error the operation itself raises (exit code 1)."""
+    from .._core.lifecycle import unless_permanent
+
+    metadata = unless_permanent(stream, await store.lifecycle().metadata(stream))
+    return metadata, await store.get_current_version(stream)
+
+
 def delete_command(
     context: typer.Context,
     stream: StreamArgument,
@@ -52,9 +62,7 @@ def delete_command(
             "--permanent", help="For good: the stream can never be read or appended to again."
         ),
     ] = False,
-    reason: Annotated[
-        str | None, typer.Option(metavar="TEXT", help="Recorded in the deletion's event.")
-    ] = None,
+    reason: ReasonOption = None,
     dry_run: DryRunOption = False,
     uri: UriOption = None,
     database: DatabaseOption = "eventlab",
@@ -71,12 +79,15 @@ def delete_command(
             store = await _store(conn, events_collection)
             lifecycle = store.lifecycle()
             if dry_run:
-                current = await store.get_current_version(stream)
+                from .._core.appends import conflict
+                from .._core.records import ExpectedVersion
+
+                _, current = await _as_the_run_reads(store, stream)
                 expected = _expected(expected_version)
-                if (await lifecycle.metadata(stream)).deleted == "permanent":
-                    fail(f"stream {stream!r} was deleted permanently already")
-                if isinstance(expected, int) and expected != current:
-                    fail(f"stream {stream!r} is at version {current}, not {expected}")
+                if (isinstance(expected, int) and expected != current) or (
+                    expected is ExpectedVersion.STREAM_EXISTS and current == 0
+                ):
+                    raise conflict(stream, expected, current)  # the append's own refusal
                 typer.echo(
                     f"would delete stream {stream!r} ({how}) at version {current}: its marker "
                     f"at version {current + 1}; nothing written (dry run)"
@@ -109,10 +120,10 @@ def truncate_command(
             store = await _store(conn, events_collection)
             lifecycle = store.lifecycle()
             if dry_run:
-                current = await store.get_current_version(stream)
-                metadata = await lifecycle.metadata(stream)
-                if before > current + 1:
-                    fail(f"--before {before} is beyond stream {stream!r}'s next version")
+                from .._core.lifecycle import check_truncation
+
+                metadata, current = await _as_the_run_reads(store, stream)
+                check_truncation(stream, before, current)
                 hidden = max(0, before - max(1, metadata.truncate_before))
                 typer.echo(
                     f"would truncate stream {stream!r} before version {before}: "
@@ -143,7 +154,7 @@ def retention_command(
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = await _store(conn, events_collection)
             if dry_run:
-                current = await store.get_current_version(stream)
+                _, current = await _as_the_run_reads(store, stream)
                 hidden = count_of(
                     0 if max_count is None else max(0, current - max_count), "version"
                 )
@@ -171,8 +182,6 @@ def scavenge_command(
     Each removed event becomes a tombstone at its position (followers report a gap there).
     Safe to interrupt: a rerun completes it.
     """
-    if batch_size > 10_000:
-        raise CommandLineError(f"--batch-size is at most 10,000, got {batch_size:,}")
 
     async def run() -> None:
         async with connection(uri, database, announce=False, persistent=True) as conn:

@@ -210,19 +210,38 @@ DryRunOption = Annotated[
 ]
 
 
+def digits(value: object, what: str, low: int = 0, high: int = 2**63 - 1) -> int:
+    """The one reading of a number on the command line: ASCII digits 0-9 only (no sign,
+    space, underscore, exponent or another script's digits, which ``int()`` would take), from
+    ``low`` to ``high``; anything else is a usage error naming ``what``."""
+    text = str(value)
+    # 19 digits hold every 64-bit integer: a longer string is refused before int() sees it.
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    if number is None or not low <= number <= high:
+        raise typer.BadParameter(
+            f"{what} is an integer from {low:,} to {high:,} in digits 0-9, got {text[:40]!r}"
+        )
+    return number
+
+
 def _version_or_expectation(value: str | None) -> str | None:
     """An int >= 0, or ``any`` / ``exists``: checked here, converted by the command."""
     if value is None or value in ("any", "exists"):
         return value
-    if not value.isdigit() or int(value) >= 2**63:
-        raise typer.BadParameter("an expected version is an int >= 0 (or any, exists)")
+    digits(value, "an expected version (or any, exists)")
     return value
 
 
-def _positive(value: int | None) -> int | None:
-    if value is not None and not 1 <= value < 2**63:
-        raise typer.BadParameter(f"must be an int from 1 (got {value})")
-    return value
+def _first_version(value: str) -> int:
+    return digits(value, "a version", low=1)
+
+
+def _count(value: str) -> int:
+    return digits(value, "a count", low=1)
+
+
+def _batch_size(value: str) -> int:
+    return digits(value, "a batch size", low=1, high=10_000)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -232,16 +251,31 @@ def _duration(value: str | None) -> str | None:
     """``90s``, ``30m``, ``12h``, ``7d`` or plain seconds: checked here, converted later."""
     if value is None:
         return value
-    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
-    if not number.isdigit() or not 0 < int(number) * _UNITS[unit] <= 365_000 * 86_400:
-        raise typer.BadParameter("a duration is a positive number with s, m, h or d (7d)")
+    duration_seconds(value)
     return value
 
 
+def _reason(value: str | None) -> str | None:
+    from .._core.errors import EventlabError
+    from .._core.lifecycle import check_reason
+
+    try:
+        return check_reason(value)
+    except EventlabError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def duration_seconds(value: str) -> int:
-    """The seconds of a duration :func:`_duration` accepted."""
+    """The seconds of a duration: ``90s``, ``30m``, ``12h``, ``7d`` or plain seconds, up to
+    365,000 days."""
     number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
-    return int(number) * _UNITS[unit]
+    try:
+        return digits(number, "", low=1, high=365_000 * 86_400 // _UNITS[unit]) * _UNITS[unit]
+    except typer.BadParameter:
+        raise typer.BadParameter(
+            "a duration is a number in digits 0-9 and s, m, h or d (7d), from 1s to "
+            f"365,000d, got {value[:40]!r}"
+        ) from None
 
 
 StreamArgument = Annotated[
@@ -258,11 +292,13 @@ ExpectedVersionOption = Annotated[
 ]
 BeforeVersionOption = Annotated[
     int,
-    typer.Option("--before", metavar="VERSION", callback=_positive, help="The first version kept."),
+    typer.Option(
+        "--before", metavar="VERSION", parser=_first_version, help="The first version kept."
+    ),
 ]
 MaxCountOption = Annotated[
     int | None,
-    typer.Option("--max-count", metavar="N", callback=_positive, help="Keep the last N versions."),
+    typer.Option("--max-count", metavar="N", parser=_count, help="Keep the last N versions."),
 ]
 MaxAgeOption = Annotated[
     str | None,
@@ -273,12 +309,20 @@ MaxAgeOption = Annotated[
         help="Keep what was recorded within DURATION (90s, 30m, 12h, 7d).",
     ),
 ]
+ReasonOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TEXT",
+        callback=_reason,
+        help="Recorded in the deletion's event (at most 1,000 characters).",
+    ),
+]
 BatchSizeOption = Annotated[
     int,
     typer.Option(
         "--batch-size",
         metavar="N",
-        callback=_positive,
+        parser=_batch_size,
         help="Versions examined and events removed per round trip (at most 10,000).",
     ),
 ]

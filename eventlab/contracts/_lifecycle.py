@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from .._core import races
+from .._core.checks import MAX_ID_BYTES
 from .._core.domain import utc_now
-from .._core.errors import ConcurrencyError, InvalidEventError, StreamDeletedError
+from .._core.errors import (
+    ConcurrencyError,
+    InvalidEventError,
+    InvalidIdError,
+    StreamDeletedError,
+)
 from .._core.lifecycle import SCAVENGED, STREAM_DELETED, STREAM_DELETED_PERMANENTLY
 from .._core.records import ExpectedVersion
 from ..ports import EventStore, Snapshot, StreamLifecycle
@@ -377,6 +383,15 @@ class ScavengeContract(NeedsAStore):
 
 HOSTILE_IDS: list[Any] = [{"$ne": None}, {"$gt": ""}, ["a"], None, 7, b"id", "", "dcb:1"]
 HOSTILE_VERSIONS: list[Any] = [-1, 2**63, 1.5, "3", True, None, {"$gt": 0}]
+UNSTORABLE_IDS: dict[str, tuple[str, str]] = {
+    # name: (id, what the refusal says)
+    "lone surrogate": ("x\ud800", "not UTF-8 text"),
+    "undecodable byte": ("stream-\udcff", "not UTF-8 text"),  # how os.fsdecode keeps 0xff
+    "1,025 bytes": ("y" * (MAX_ID_BYTES + 1), "longer than 1,024 UTF-8 bytes"),
+    "1,026 bytes in 513 chars": ("\u00e9" * 513, "longer than 1,024 UTF-8 bytes"),
+    "10 MB": ("z" * (10 * 2**20), "longer than 1,024 UTF-8 bytes"),
+    "17 MB": ("z" * (17 * 2**20), "longer than 1,024 UTF-8 bytes"),
+}
 
 
 class LifecycleHostileContract(NeedsAStore):
@@ -401,6 +416,52 @@ class LifecycleHostileContract(NeedsAStore):
                 await call()
             assert type(raised.value).__name__ == "InvalidIdError"
         await self._unchanged(contract_store, sid, count)
+
+    @pytest.mark.parametrize("name", list(UNSTORABLE_IDS))
+    async def test_unstorable_ids_are_refused_by_appends_reads_and_the_lifecycle_alike(
+        self, contract_store: EventStore, name: str
+    ) -> None:
+        """A stream id that is not UTF-8 text, or longer than 1,024 UTF-8 bytes, is refused
+        by every entry point that takes one, on every backend, with the same typed error
+        naming the problem; nothing is written (no event, no metadata)."""
+        bad, says = UNSTORABLE_IDS[name]
+        sid = await stream_of(contract_store, 2)
+        lifecycle, count = lifecycle_of(contract_store), await contract_store.count()
+        with_policy = (await lifecycle.scavenge(dry_run=True)).streams
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: contract_store.append(bad, [contract_event(bad)], 0),
+            lambda: contract_store.append(bad, [contract_event(bad)], ExpectedVersion.ANY),
+            lambda: contract_store.read_stream(bad),
+            lambda: contract_store.get_current_version(bad),
+            lambda: contract_store.backend.snapshots().get(bad),
+            lambda: lifecycle.delete(bad, 0),
+            lambda: lifecycle.delete(bad, ExpectedVersion.ANY, permanent=True),
+            lambda: lifecycle.truncate(bad, 1),
+            lambda: lifecycle.set_retention(bad, max_count=1),
+            lambda: lifecycle.metadata(bad),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidIdError, match=f"aggregate_id .*{says}") as raised:
+                await call()
+            assert len(str(raised.value)) < 200  # the id is shortened, never echoed whole
+        assert (await lifecycle.scavenge(dry_run=True)).streams == with_policy
+        await self._unchanged(contract_store, sid, count)
+
+    async def test_an_id_of_1024_utf8_bytes_has_a_lifecycle_like_any(
+        self, contract_store: EventStore
+    ) -> None:
+        """The bound is inclusive and counts bytes: 512 two-byte characters make a stream."""
+        tag = unique("x")  # 14 ASCII characters: the rest is two-byte ones
+        sid = tag + "\u00e9" * ((MAX_ID_BYTES - len(tag)) // 2)
+        assert len(sid.encode("utf-8")) == MAX_ID_BYTES
+        await contract_store.append(sid, [contract_event(sid, n) for n in (1, 2, 3)], 0)
+        lifecycle = lifecycle_of(contract_store)
+        assert (await lifecycle.truncate(sid, 2)).truncate_before == 2
+        assert (await lifecycle.set_retention(sid, max_count=1)).max_count == 1
+        assert [e.version for e in await contract_store.read_stream(sid)] == [3]
+        assert (await lifecycle.delete(sid, 3, permanent=True)).version == 4
+        with pytest.raises(StreamDeletedError):
+            await contract_store.read_stream(sid)
 
     @pytest.mark.parametrize("bad", HOSTILE_VERSIONS)
     async def test_versions_and_counts_that_are_not_plain_ints(
