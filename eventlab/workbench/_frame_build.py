@@ -442,6 +442,8 @@ def _ids_as_text(ids: list[Any]) -> pa.Array:
     """Event ids as text: in bulk when they arrive as BSON UUIDs (the frames' reads)."""
     if all(type(i) is Binary and _is_uuid(i) for i in ids):
         return uuid_text(ids)
+    if all(type(i) is uuid.UUID for i in ids):  # events in memory (events_frame)
+        return uuid_text([i.bytes for i in ids])
     return pa.array([str(_python(i)) for i in ids], pa.string())
 
 
