@@ -84,6 +84,23 @@ async def test_dry_run_then_archive_then_restore(
     assert code == 0 and "nothing is archived" in output
 
 
+async def test_a_restore_leaves_out_what_a_scavenge_removed(
+    store: MongoEventStore, mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    where = ["--uri", mongo_uri, "--database", database_name]
+    code, output = await run("archive", "--to", str(tmp_path / "a"), "--through", "12", *where)
+    assert code == 0 and "archived 4 events" in output, output
+    await store.lifecycle().truncate("s0", 3)  # hides s0's 1 (live) and 2 (archived)
+    assert (await store.lifecycle().scavenge()).removed == 2
+    code, output = await run("archive", "restore", "--dry-run", *where)
+    assert code == 0, output
+    assert "would restore 3 events" in output and "1 removed by a scavenge left out" in output
+    code, output = await run("archive", "restore", *where)
+    assert code == 0 and "restored 3 events" in output and "1 removed by a scavenge" in output
+    assert await store.count() == 10
+    assert [e.version for e in await store.read_all().to_list() if e.aggregate_id == "s0"] == [3]
+
+
 async def test_a_location_of_another_store_is_refused(
     store: MongoEventStore, mongo_uri: str, database_name: str, tmp_path: Path
 ) -> None:

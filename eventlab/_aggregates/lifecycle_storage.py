@@ -28,15 +28,31 @@ class LifecycleStorage(Protocol):
         ...
 
     async def documents(
+        self,
+        aggregate_id: str,
+        after_version: int,
+        through_version: int,
+        *,
+        tombstones: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The stream's live events with ``after < version <= through``, without payloads
+        (``_id``, ids, types, ``version``, ``position``, ``recorded_at``); with
+        ``tombstones``, its tombstones there too."""
+        ...
+
+    async def archived(
         self, aggregate_id: str, after_version: int, through_version: int
     ) -> list[dict[str, Any]]:
-        """The stream's events (not tombstones) with ``after < version <= through``, without
-        payloads (``_id``, ids, types, ``version``, ``position``, ``recorded_at``)."""
+        """The stream's events in the store's archive with ``after < version <= through``
+        (docs/archive.md), whatever the live collection holds at their positions; ``[]``
+        for a store with no archive."""
         ...
 
     async def replace(self, documents: list[dict[str, Any]]) -> int:
         """Replace each event by its tombstone (``lifecycle.scavenged``) unless it already is
-        one, each on its own (atomic per event, idempotent); how many were replaced."""
+        one, each on its own (atomic per event, idempotent); an event no longer live (moved
+        to the archive) gets its tombstone written at its position, which shadows the
+        archive's copy. How many were replaced or written."""
         ...
 
     async def aggregate_type(self, aggregate_id: str) -> str | None:

@@ -5,12 +5,17 @@ Why it needs no transaction: each replacement is one atomic write of one documen
 rerun skips (it only looks at events that are not tombstones yet), and what it removes is
 already hidden from reads by the metadata that allowed it. A scavenge killed half-way leaves
 some of its events removed and the others in place, and the next one finishes the job.
+
+Archived events (docs/archive.md) are examined too: one the live collection holds nothing for
+is removed by writing its tombstone at its position, which every read through the archive
+lets win over the archive's copy (the files never change).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from .._core.domain import utc_now
 from .._core.lifecycle import ScavengeReport, StreamMetadata, removable
@@ -62,11 +67,15 @@ class Scavenger:
         # Below the floor everything goes; the age rule and a permanent deletion reach further.
         reach = current if metadata.max_age or metadata.deleted == "permanent" else floor - 1
         removed, highest = 0, 0
+        archived = await self._storage.archived(aggregate_id, 0, reach)
         low = 0
         while low < reach:
             high = min(low + self._batch_size, reach)
-            documents = await self._storage.documents(aggregate_id, low, high)
-            doomed = [d for d in documents if removable(metadata, d, current, now)]
+            doomed = [
+                d
+                for d in await self._page(aggregate_id, low, high, archived)
+                if removable(metadata, d, current, now)
+            ]
             if doomed:
                 count = len(doomed) if dry_run else await self._storage.replace(doomed)
                 removed += count
@@ -78,6 +87,17 @@ class Scavenger:
         if stale and not dry_run:
             await self._snapshots.delete(aggregate_id)
         return report.merged(aggregate_id, removed, stale)
+
+    async def _page(
+        self, aggregate_id: str, low: int, high: int, archived: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The stream's events with ``low < version <= high``: its live ones (and, where the
+        archive holds some of these versions, its tombstones), and the archived ones that
+        nothing live covers (a live copy or a tombstone wins over the archive's)."""
+        held = [d for d in archived if low < int(d["version"]) <= high]
+        documents = await self._storage.documents(aggregate_id, low, high, tombstones=bool(held))
+        live = {int(d["version"]) for d in documents}
+        return [*documents, *(d for d in held if int(d["version"]) not in live)]
 
     async def _stale_snapshot(self, metadata: StreamMetadata, floor: int, highest: int) -> bool:
         """Whether the stream's snapshot was built from events now hidden or removed."""

@@ -108,6 +108,9 @@ class RestoreReport:
     restored: int
     """Events put back into the live collection (would be, for a dry run)."""
     dry_run: bool = False
+    scavenged: int = 0
+    """Archived events not put back: a scavenge removed them (a tombstone holds each one's
+    position in the live collection, and stays)."""
 
 
 async def archive_events(
@@ -165,22 +168,37 @@ async def restore_events(host: ArchiveHost, *, dry_run: Any = False) -> RestoreR
         return RestoreReport(None, 0, dry_run)
     view = await host.archive_reader.view(marker)
     if dry_run:
-        return RestoreReport(marker.location, view.manifest.events, True)
+        every = documents(view.between(0, marker.through))
+        kept, buried = await _not_scavenged(host, every, marker.through)
+        return RestoreReport(marker.location, len(kept), True, buried)
     if marker.state != "restoring":
         restoring = ArchiveMarker(**{**marker.document(), "state": "restoring"})
         if not await markers.put(restoring, marker):
             raise ConflictError("another archive or restore job changed the archive: run again")
         marker = restoring
-    every = documents(view.between(0, marker.through))
+    every, buried = await _not_scavenged(
+        host, documents(view.between(0, marker.through)), marker.through
+    )
     every.reverse()  # newest first: a stream's live events stay its first and a suffix
-    restored = 0
     for start in range(0, len(every), CHUNK):
         if ARCHIVE_RESTORING.armed:
             await ARCHIVE_RESTORING.reach()
-        restored += await host.put_back(every[start : start + CHUNK])
+        # A position taken meanwhile (a scavenge's tombstone) is skipped as one already
+        # live: the tombstone stays.
+        await host.put_back(every[start : start + CHUNK])
     if not await markers.put(None, marker):
         raise ConflictError("another archive or restore job changed the archive: run again")
-    return RestoreReport(marker.location, len(every))
+    return RestoreReport(marker.location, len(every), scavenged=buried)
+
+
+async def _not_scavenged(
+    host: ArchiveHost, every: list[dict[str, Any]], through: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The archived documents a scavenge has not removed (no live tombstone at their
+    position), and how many it has."""
+    buried = await host.archive_reader.tombstones(0, through)
+    kept = [d for d in every if int(d["position"]) not in buried]
+    return kept, len(every) - len(kept)
 
 
 def _checked(through: Any, before: Any, dry_run: Any) -> tuple[int | None, datetime | None, bool]:

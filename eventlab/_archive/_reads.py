@@ -10,6 +10,11 @@ marker before its live read, and after it unless the live slice accounts for eve
 of its range (then nothing can be missing); one stream knows from its versions (dense, the
 live ones its first and a suffix) whether anything is missing, and only then looks. An event
 in both places (a job between its steps) is taken once, by position.
+
+A live tombstone wins over the archive's copy at its position: a scavenge removes an archived
+event by writing its tombstone into the live collection (the archive's files never change), so
+every read through the archive leaves out what a live tombstone covers: the log (it reports the
+gap), a stream (by version, live first; reads drop tombstones), a frame, a restore.
 """
 
 from __future__ import annotations
@@ -27,13 +32,21 @@ from ._view import ArchiveView, documents, open_view
 
 Documents = list[dict[str, Any]]
 ReadLive = Callable[[], Awaitable[Documents]]
+TombstonePositions = Callable[[int, int], Awaitable[frozenset[int]]]
+"""The positions ``after < p <= through`` where the live collection holds a tombstone."""
 
 
 class ArchiveReader:
-    """A backend's reads through its store's archive (see the module doc for the order)."""
+    """A backend's reads through its store's archive (see the module doc for the order).
 
-    def __init__(self, markers: MarkerStore) -> None:
+    :param markers: where the backend keeps the store's archive record.
+    :param tombstones: the live collection's tombstones in a range of positions (they shadow
+        the archive's copies: the module doc).
+    """
+
+    def __init__(self, markers: MarkerStore, tombstones: TombstonePositions) -> None:
         self.markers = markers
+        self.tombstones = tombstones
 
     async def view(self, marker: ArchiveMarker) -> ArchiveView:
         return await open_view(marker)
@@ -58,6 +71,18 @@ class ArchiveReader:
         every.update((int(d["version"]), d) for d in whole)
         return await _windowed([every[v] for v in sorted(every)], versions)
 
+    async def archived_versions(
+        self, aggregate_id: str, after_version: int, through_version: int
+    ) -> Documents:
+        """The stream's archived documents with ``after < version <= through``, oldest
+        first, live copies and tombstones not looked at (``[]`` with no archive): what a
+        scavenge examines besides the live ones."""
+        marker = await self.markers.get()
+        if marker is None or through_version <= after_version:
+            return []
+        view = await self.view(marker)
+        return view.stream(aggregate_id, after_version, through_version)
+
     async def log_range(
         self, query: LogQuery, read_live: Callable[[LogQuery], Awaitable[LogSlice]]
     ) -> LogSlice:
@@ -69,10 +94,16 @@ class ArchiveReader:
         marker = _widest(before, await self.markers.get())
         if marker is None or query.after >= marker.through or query.until <= query.after:
             return live
-        rows = (await self.view(marker)).between(query.after, min(live.through, marker.through))
+        top = min(live.through, marker.through)
+        rows = (await self.view(marker)).between(query.after, top)
         if not rows.num_rows:
             return live
-        return _merged(live, rows, query)
+        # An unfiltered slice (or one of every position) reports the range's tombstones; a
+        # filtered one leaves them out with what it does not select, so they are asked for.
+        buried = set(live.abandoned)
+        if query.filtered and not query.every_position:
+            buried |= await self.tombstones(query.after, top)
+        return _merged(live, rows, query, buried)
 
     async def selected(
         self,
@@ -93,8 +124,9 @@ class ArchiveReader:
                 yield page
             marker = await self.markers.get()
             if marker is not None and selection.after < marker.through:
-                opened = await self.view(marker)
-                archived = opened.selected(selection, min(through, marker.through))
+                top = min(through, marker.through)
+                archived = (await self.view(marker)).selected(selection, top)
+                seen |= await self.tombstones(selection.after, top)
                 rest = [d for d in archived if int(d["position"]) not in seen]
                 if rest:
                     yield rest
@@ -105,8 +137,12 @@ class ArchiveReader:
             for page in pages:
                 yield page
             return
-        view = self.view(marker)
-        archived = (await view).selected(selection, min(through, marker.through))
+        top = min(through, marker.through)
+        archived = (await self.view(marker)).selected(selection, top)
+        # Read after the live pages: a tombstone written since (a scavenge) leaves the
+        # archive's copy out too, as the live page could not have held the event.
+        buried = await self.tombstones(selection.after, top)
+        archived = [d for d in archived if int(d["position"]) not in buried]
         held = {int(d["position"]) for d in archived}
         live = [d for page in pages for d in page if int(d["position"]) not in held]
         merged = sorted([*live, *archived], key=lambda d: int(d["position"]))
@@ -166,8 +202,11 @@ def _widest(one: ArchiveMarker | None, other: ArchiveMarker | None) -> ArchiveMa
     return one if one.through >= other.through else other
 
 
-def _merged(live: LogSlice, rows: Any, query: LogQuery) -> LogSlice:
-    """The live slice with the archive's rows of its range added (each position once)."""
+def _merged(live: LogSlice, rows: Any, query: LogQuery, buried: set[int]) -> LogSlice:
+    """The live slice with the archive's rows of its range added (each position once), but
+    those at ``buried`` positions: a live tombstone there wins."""
+    if buried:
+        rows = rows.filter([p not in buried for p in rows["position"].to_pylist()])
     types = zip(rows["event_type"].to_pylist(), rows["aggregate_type"].to_pylist(), strict=True)
     positions = rows["position"].to_pylist()
     wanted = [query.wants(e, a) for e, a in types]

@@ -14,7 +14,7 @@ from .._mongo.connection import MongoConnectionManager
 from .._mongo.dcb import MongoDCBStore
 from .._mongo.event_store import MongoEventStore
 from .._mongo.outbox import MongoOutboxStore
-from ..contracts import ArchiveContract, Contracts, contract_registry
+from ..contracts import ArchiveContract, ArchiveScavengeContract, Contracts, contract_registry
 from ..ports import PositionStrategy
 from ..statemachines import (
     DecisionMachine,
@@ -54,8 +54,9 @@ def _contract_store(conn: MongoConnectionManager, strategy: PositionStrategy) ->
 
 class _ContractsOnTheDeployment(Contracts):
     """The contract suites on the user's deployment, with a store of ``strategy``. All but
-    the archive's: what an archive asks of a deployment (range deletes, a compare-and-set
-    record, majority writes) the other suites ask too, and its files are this process's."""
+    the archive's (with the scavenge's through an archive): what an archive asks of a
+    deployment (range deletes, a compare-and-set record, majority writes, an upserted
+    replacement) the other suites ask too, and its files are this process's."""
 
     strategy: PositionStrategy
 
@@ -72,9 +73,10 @@ class _ContractsOnTheDeployment(Contracts):
         return MongoDCBStore
 
 
-for _name in dir(ArchiveContract):
-    if _name.startswith("test_"):
-        setattr(_ContractsOnTheDeployment, _name, None)  # pytest collects no test of that name
+for _suite in (ArchiveContract, ArchiveScavengeContract):
+    for _name in vars(_suite):
+        if _name.startswith("test_"):
+            setattr(_ContractsOnTheDeployment, _name, None)  # pytest collects no test of that name
 
 
 class TestContractsTransactional(_ContractsOnTheDeployment):

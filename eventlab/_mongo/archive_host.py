@@ -117,8 +117,11 @@ class MongoArchiveHost:
         # By position (unique, never reused): each run of consecutive positions as one range
         # (an $in of many values costs the embedded server per value per document), the
         # scattered rest in small $in lists.
+        # Never a tombstone: one a scavenge wrote there since the job selected the event
+        # shadows the archive's copy, and must stay.
         removed = 0
         for query in _position_queries(sorted(int(d["position"]) for d in documents)):
+            query[TOMBSTONE_FIELD] = {"$exists": False}
             deleted = await guarded(self._schema, self._events.delete_many(query))
             removed += int(deleted.deleted_count)
         return removed

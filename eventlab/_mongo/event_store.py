@@ -123,8 +123,8 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
         self.counters_collection_name = self._schema.counters_collection_name
         self._time_budget = self.options.transaction_time_budget
         self._stream_reader = StreamReader(self._schema)
-        self._lifecycle = MongoLifecycleStorage(self._schema)
         self._log = MongoLog(self._schema)
+        self._lifecycle = MongoLifecycleStorage(self._schema, self._log.archive_reader)
         self._event_writer = EventWriter(
             self._schema, self._stream_reader, time_budget=self._time_budget
         )

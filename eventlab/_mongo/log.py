@@ -43,6 +43,9 @@ from .tombstones import MongoTombstones
 from .wakeups import ChangeStreamWakeups
 
 _YIELDS_TO_SEND = 4
+_TOMBSTONE_RANGE = 10_000
+"""Positions per query for tombstones (every query a bounded range: the embedded server does
+not stop an index scan at a limit)."""
 
 
 class MongoLog(ReadsLogRanges):
@@ -59,7 +62,7 @@ class MongoLog(ReadsLogRanges):
         self._read_concern = ReadConcern(read_concern)
         self._ranges = LogRangeReader(schema, self._read_concern)
         self._tombstones = MongoTombstones(schema)
-        self.archive_reader = ArchiveReader(MongoArchiveMarkers(schema))
+        self.archive_reader = ArchiveReader(MongoArchiveMarkers(schema), self.tombstone_positions)
         """Reads through the store's archive (docs/archive.md)."""
 
     @property
@@ -88,6 +91,19 @@ class MongoLog(ReadsLogRanges):
 
     async def _read_range(self, query: LogQuery) -> LogSlice:
         return await self.archive_reader.log_range(query, self._ranges.read)
+
+    async def tombstone_positions(self, after: int, through: int) -> frozenset[int]:
+        """The positions ``after < p <= through`` that hold a tombstone, by bounded ranges."""
+        await self._schema.ready()
+        found: set[int] = set()
+        for low in range(after, through, _TOMBSTONE_RANGE):
+            span = {"$gt": low, "$lte": min(low + _TOMBSTONE_RANGE, through)}
+            cursor = self._events.find(
+                {"position": span, TOMBSTONE_FIELD: True}, {"position": 1, "_id": 0}
+            )
+            docs = await guarded(self._schema, cursor.to_list(None))
+            found.update(int(d["position"]) for d in docs)
+        return frozenset(found)
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         return await self._tombstones.abandon(positions)

@@ -130,12 +130,14 @@ def _archived(report: ArchiveReport, store: str) -> str:
 def _restored(report: RestoreReport) -> str:
     if report.location is None:
         return "nothing is archived: nothing to restore"
+    # An archived event a scavenge removed stays removed: its tombstone holds its position.
+    scavenged = f"; {report.scavenged:,} removed by a scavenge left out" if report.scavenged else ""
     if report.dry_run:
         return (
-            f"dry run: would restore {report.restored:,} events from {report.location}; "
-            "nothing was written"
+            f"dry run: would restore {report.restored:,} events from {report.location}"
+            f"{scavenged}; nothing was written"
         )
     return (
         f"restored {report.restored:,} events from {report.location} (ids and positions "
-        "kept); its files stay"
+        f"kept){scavenged}; its files stay"
     )

@@ -28,6 +28,7 @@ choosing (the backend under test is given by fixtures).
 """
 
 from ._archive import ArchiveContract
+from ._archive_scavenge import ArchiveScavengeContract
 from ._consumers import CheckpointContract, SnapshotContract, SubscriberContract
 from ._dcb import DCBContract, DCBHostileContract
 from ._delivery import DeliveryContract
@@ -65,6 +66,7 @@ class Contracts(
     DeliveryContract,
     ArchiveContract,
     LifecycleContract,
+    ArchiveScavengeContract,
 ):
     """Every contract suite: the whole of a backend."""
 
@@ -72,6 +74,7 @@ class Contracts(
 __all__ = [
     "AppendContract",
     "ArchiveContract",
+    "ArchiveScavengeContract",
     "CheckpointContract",
     "Contracts",
     "DCBContract",

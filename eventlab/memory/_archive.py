@@ -83,8 +83,8 @@ class MemoryArchiveHost:
         removed = 0
         for document in documents:
             there = self._db.peek(self._log.tables.events, document["position"])
-            if there is None or there.get("_id") != document["_id"]:
-                continue
+            if there is None or there.get("_id") != document["_id"] or there.get(TOMBSTONE_FIELD):
+                continue  # gone, or a scavenge's tombstone: it shadows the archive's copy
             for table, key, _ in self._keys(document):
                 await self._db.until_free(table, key)
                 self._db.delete(table, key)

@@ -142,7 +142,9 @@ class MemoryLog(ReadsLogRanges):
         self.tables = StoreTables(name)
         self.counter = MemoryCounter(database, self.tables)
         self._waiters: set[MemoryWakeups] = set()
-        self.archive_reader = ArchiveReader(MemoryArchiveMarkers(database, name))
+        self.archive_reader = ArchiveReader(
+            MemoryArchiveMarkers(database, name), self.tombstone_positions
+        )
         """Reads through the store's archive (docs/archive.md)."""
 
     def notify(self) -> None:
@@ -178,6 +180,15 @@ class MemoryLog(ReadsLogRanges):
             through = query.until
         every = frozenset(looked) if query.every_position else None
         return LogSlice(chosen, through, every, tuple(abandoned))
+
+    async def tombstone_positions(self, after: int, through: int) -> frozenset[int]:
+        """The positions ``after < p <= through`` that hold a tombstone."""
+        documents = self._db.view(self.tables.events)
+        return frozenset(
+            p
+            for p in self._db.keys_between(self.tables.events, after, through)
+            if documents[p].get(TOMBSTONE_FIELD)
+        )
 
     async def abandon(self, positions: Sequence[int]) -> Abandonment:
         positions = [check_positive(p, "a position") for p in positions]
