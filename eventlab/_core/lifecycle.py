@@ -237,22 +237,26 @@ def check_batch_size(value: Any) -> int:
 def narrowed(
     metadata: StreamMetadata | None, versions: StreamVersions, current_version: int
 ) -> StreamVersions:
-    """``versions`` without what the stream's truncation and retention hide."""
+    """``versions`` without what the stream's truncation and retention hide, and without its
+    count: on a stream with metadata, tombstones and expired events are dropped after the read
+    (:func:`kept`), and the count applies to what is kept."""
     if metadata is None:
         return versions
     first = metadata.floor(current_version)
-    if versions.after >= first - 1:
-        return versions
-    return replace(versions, after=first - 1)
+    return replace(versions, after=max(versions.after, first - 1), max_count=None)
 
 
-def kept(documents: list[dict[str, Any]], cutoff: datetime | None) -> list[dict[str, Any]]:
-    """The documents a read returns: no tombstone, nothing expired by age."""
-    return [
+def kept(
+    documents: list[dict[str, Any]], cutoff: datetime | None, count: int | None = None
+) -> list[dict[str, Any]]:
+    """The documents a read returns, at most ``count`` (in the read's order): no tombstone,
+    nothing expired by age."""
+    found = [
         d
         for d in documents
         if not d.get(TOMBSTONE_FIELD) and (cutoff is None or not _older(d, cutoff))
     ]
+    return found if count is None else found[:count]
 
 
 def _older(document: dict[str, Any], cutoff: datetime) -> bool:

@@ -302,6 +302,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
             # One point read of the stream's metadata: truncation, retention and deletion
             # decide which versions a read returns (docs/lifecycle.md).
             metadata = await self._lifecycle.metadata(aggregate_id, uow)
+            count = versions.max_count
             if metadata is not None:
                 if metadata.deleted == "permanent":
                     raise StreamDeletedError(aggregate_id, metadata.deleted_version)
@@ -317,7 +318,7 @@ class MongoEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archiv
                 docs,
                 lambda: self._stream_reader.documents(aggregate_id, whole, session),
             )
-            docs = kept(docs, None if metadata is None else metadata.cutoff(utc_now()))
+            docs = kept(docs, None if metadata is None else metadata.cutoff(utc_now()), count)
             if span is not None:
                 span.set_attribute("eventlab.events.count", len(docs))
             return docs

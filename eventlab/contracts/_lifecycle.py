@@ -338,6 +338,20 @@ class ScavengeContract(NeedsAStore):
         ]
         assert left == [(soft, 4, STREAM_DELETED), (permanent, 4, STREAM_DELETED_PERMANENTLY)]
 
+    async def test_a_count_applies_to_what_the_rules_keep(self, contract_store: EventStore) -> None:
+        """After a scavenge and a lifted retention, and under an age rule, ``max_count``
+        counts the events a read returns, never the tombstones or expired ones before them."""
+        lifecycle = lifecycle_of(contract_store)
+        sid = await stream_of(contract_store, 10)
+        await lifecycle.set_retention(sid, max_count=2)
+        assert (await lifecycle.scavenge()).by_stream[sid] == 8
+        await lifecycle.set_retention(sid)
+        read = contract_store.read_stream
+        assert [e.version for e in await read(sid, max_count=3)] == [9, 10]
+        assert [e.version for e in await read(sid, max_count=1)] == [9]
+        assert [e.version for e in await read(sid, backwards=True, max_count=1)] == [10]
+        assert [e.version for e in await read(sid, after_version=3, max_count=1)] == [9]
+
     async def test_retention_and_permanent_deletion_are_scavenged(
         self, contract_store: EventStore
     ) -> None:

@@ -156,6 +156,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
     ) -> list[dict[str, Any]]:
         transaction = uow.session if uow is not None else None
         metadata = await self._lifecycle.metadata(aggregate_id, uow)
+        count = versions.max_count
         if metadata is not None:
             if metadata.deleted == "permanent":
                 raise StreamDeletedError(aggregate_id, metadata.deleted_version)
@@ -168,7 +169,7 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
             self._live_documents(aggregate_id, versions, transaction),
             self._live_reader(aggregate_id, whole, transaction),
         )
-        return kept(documents, None if metadata is None else metadata.cutoff(utc_now()))
+        return kept(documents, None if metadata is None else metadata.cutoff(utc_now()), count)
 
     def _live_reader(
         self, aggregate_id: str, versions: StreamVersions, transaction: Any
