@@ -121,9 +121,20 @@ async def test_a_location_of_another_store_is_refused(
         (["--through", "3"], "archive needs --to LOCATION"),
         (["--to", "{dir}"], "one of --through POSITION and --before TIME"),
         (["--to", "{dir}", "--through", "3", "--before", "2020-01-01T00:00Z"], "one of"),
-        (["--to", "{dir}", "--through", "-1"], "a position is an integer"),
-        (["--to", "{dir}", "--through", "abc"], "'--through'"),
-        (["--to", "{dir}", "--through", str(2**70)], "'--through'"),
+        *(
+            (["--to", "{dir}", "--through", bad], "a position is an integer")
+            for bad in (
+                "-1",
+                "abc",
+                str(2**70),
+                "+5",
+                " 5",
+                "5_000",
+                "5.0",
+                "\u0661\u0662",
+                "\uff15",
+            )
+        ),
         (["--to", "{dir}", "--before", "yesterday"], "not an ISO 8601 time"),
         (["--to", "{dir}", "--before", "2020-01-01T00:00:00"], "has no time zone"),
         (["--to", "nope-such-fs://b/x", "--through", "3"], "not a file system"),

@@ -78,6 +78,10 @@ class ArchiveHost(Protocol):
         """Insert these documents as they are, those already live skipped; how many."""
         ...
 
+    async def live_positions(self, ids: Sequence[Any]) -> dict[Any, int]:
+        """The live positions of the events with these ids (those live at all)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ArchiveReport:
@@ -167,28 +171,52 @@ async def restore_events(host: ArchiveHost, *, dry_run: Any = False) -> RestoreR
     if marker is None:
         return RestoreReport(None, 0, dry_run)
     view = await host.archive_reader.view(marker)
+    every, buried = await _not_scavenged(
+        host, documents(view.between(0, marker.through)), marker.through
+    )
     if dry_run:
-        every = documents(view.between(0, marker.through))
-        kept, buried = await _not_scavenged(host, every, marker.through)
-        return RestoreReport(marker.location, len(kept), True, buried)
+        await _unless_appended_again(host, every)
+        return RestoreReport(marker.location, len(every), True, buried)
     if marker.state != "restoring":
+        await _unless_appended_again(host, every)  # before anything is written
         restoring = ArchiveMarker(**{**marker.document(), "state": "restoring"})
         if not await markers.put(restoring, marker):
             raise ConflictError("another archive or restore job changed the archive: run again")
         marker = restoring
-    every, buried = await _not_scavenged(
-        host, documents(view.between(0, marker.through)), marker.through
-    )
     every.reverse()  # newest first: a stream's live events stay its first and a suffix
     for start in range(0, len(every), CHUNK):
         if ARCHIVE_RESTORING.armed:
             await ARCHIVE_RESTORING.reach()
         # A position taken meanwhile (a scavenge's tombstone) is skipped as one already
         # live: the tombstone stays.
-        await host.put_back(every[start : start + CHUNK])
+        chunk = every[start : start + CHUNK]
+        await host.put_back(chunk)
+        # An id appended again meanwhile made its insert a "duplicate": the record stays
+        # (reads keep taking the archive's copy) and the job stops, saying which.
+        await _unless_appended_again(host, chunk)
     if not await markers.put(None, marker):
         raise ConflictError("another archive or restore job changed the archive: run again")
     return RestoreReport(marker.location, len(every), scavenged=buried)
+
+
+async def _unless_appended_again(host: ArchiveHost, archived: list[dict[str, Any]]) -> None:
+    """Refuse a restore whose events' ids are live at other positions: appended again after
+    the archive took them (an archived id is no longer in the unique index), the restore
+    would store one id twice, or lose the archived event."""
+    elsewhere: list[str] = []
+    for start in range(0, len(archived), CHUNK):
+        part = archived[start : start + CHUNK]
+        live = await host.live_positions([d["_id"] for d in part])
+        elsewhere += [
+            str(d["_id"]) for d in part if d["_id"] in live and live[d["_id"]] != int(d["position"])
+        ]
+    if elsewhere:
+        raise ArchiveError(
+            f"{len(elsewhere):,} archived event id(s) were appended again after the archive "
+            f"took them, e.g. {', '.join(elsewhere[:3])}: restoring would store each id "
+            "twice. The archive stays as it is (reads go on through it); nothing more was "
+            "restored"
+        )
 
 
 async def _not_scavenged(

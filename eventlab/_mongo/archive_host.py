@@ -126,6 +126,11 @@ class MongoArchiveHost:
             removed += int(deleted.deleted_count)
         return removed
 
+    async def live_positions(self, ids: Sequence[Any]) -> dict[Any, int]:
+        cursor = self._schema.events.find({"_id": {"$in": list(ids)}}, {"position": 1})
+        found = await guarded(self._schema, cursor.to_list(None))
+        return {d["_id"]: int(d["position"]) for d in found}
+
     async def put_back(self, documents: Sequence[dict[str, Any]]) -> int:
         inserted: int = await guarded(self._schema, self._insert(list(documents)))
         return inserted

@@ -151,10 +151,8 @@ def _stream(value: str) -> str:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _position(value: int | None) -> int | None:
-    if value is not None and not 0 <= value < 2**63:
-        raise typer.BadParameter(f"a position is an integer from 0 to 2**63-1, got {value}")
-    return value
+def _position(value: str) -> int:
+    return digits(value, "a position")
 
 
 def _moment(value: str | None) -> str | None:
@@ -189,7 +187,7 @@ ThroughOption = Annotated[
     typer.Option(
         "--through",
         metavar="POSITION",
-        callback=_position,
+        parser=_position,
         show_default=False,
         help="Archive the events up to this position of the log.",
     ),

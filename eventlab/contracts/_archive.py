@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,8 @@ def same(one: list[StoredEvent], other: list[StoredEvent]) -> bool:
     return [fields(e) for e in one] == [fields(e) for e in other]
 
 
-class ArchiveContract(NeedsAStore):
-    """``archive`` moves events into Parquet files that every read reads through; each
-    stream's first and last events stay live; ``restore_archive`` puts them back as they were."""
+class _Archived(NeedsAStore):
+    """What the archive contracts share: a store with its streams written and archived."""
 
     async def _archived(self, store: EventStore, location: str) -> list[StoredEvent]:
         written = await write_streams(store)
@@ -67,6 +67,11 @@ class ArchiveContract(NeedsAStore):
         assert report.files >= 1 and report.total == report.archived
         assert await store.count() == KEPT
         return written
+
+
+class ArchiveReadsContract(_Archived):
+    """Every read reads through an archive: streams, the log, subscriptions, frames, and a
+    follower while an archive runs."""
 
     async def test_streams_read_through_the_archive(self, contract_store: EventStore) -> None:
         written = await self._archived(contract_store, memory_location())
@@ -134,6 +139,41 @@ class ArchiveContract(NeedsAStore):
             4,
         ]
 
+    async def test_a_follower_through_a_concurrent_archive(
+        self, contract_store: EventStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A follower that reads from the beginning while an archive runs (its files recorded,
+        its live copies removed a few at a time, the follower reading between every two
+        removals) sees every event once, in order."""
+        from .._archive import _job
+
+        monkeypatch.setattr(_job, "CHUNK", 4)
+        written = await write_streams(contract_store, streams=10)
+        head = (await contract_store.log.head()).position
+        seen: list[StoredEvent] = []
+        follower = CatchUpSubscription(contract_store.log, start=0, live=False, page_size=3)
+        events = aiter(follower)
+        for _ in range(3):
+            seen.append(await anext(events))
+
+        async def follow_a_little() -> None:
+            for _ in range(2):
+                event = await anext(events, None)
+                if event is not None:
+                    seen.append(event)
+
+        async with races.acting_at("archive.removing", follow_a_little, times=100) as point:
+            reached = point.reached_count
+            await contract_store.archive(memory_location(), through=head)  # type: ignore[attr-defined]
+        assert point.reached_count - reached == -(-(len(written) - 2 * 10) // 4)  # every chunk
+        seen += [event async for event in events]
+        assert same(seen, written)
+
+
+class ArchiveWritesContract(_Archived):
+    """Writing beside an archive: versions stay checked, no stream is created twice, a
+    restore puts back exactly what was there and refuses ids appended again."""
+
     async def test_versions_stay_checked_and_appends_continue(
         self, contract_store: EventStore
     ) -> None:
@@ -168,6 +208,22 @@ class ArchiveContract(NeedsAStore):
         again = await contract_store.archive(location, through=4)  # type: ignore[attr-defined]
         assert again.archived == 1 and same(await whole_log(contract_store), written)
 
+    async def test_a_restore_refuses_ids_appended_again(self, contract_store: EventStore) -> None:
+        """An archived event's id appended again (it is no longer in the unique index): a
+        restore would store it twice or lose the archived event, so it refuses, naming it,
+        and the archive stays the record."""
+        written = await self._archived(contract_store, memory_location())
+        archived = written[STREAMS]  # the first stream's version 2
+        sid = archived.aggregate_id
+        again = replace(archived, version=VERSIONS + 1, position=None, recorded_at=None)
+        await contract_store.append(sid, [again], ExpectedVersion.ANY)
+        log = await whole_log(contract_store)
+        for dry_run in (True, False):
+            with pytest.raises(ArchiveError, match=str(archived.event_id)):
+                await contract_store.restore_archive(dry_run=dry_run)  # type: ignore[attr-defined]
+        assert same(await whole_log(contract_store), log)
+        assert await contract_store.count() == KEPT + 1
+
     async def test_a_rerun_and_a_later_range(self, contract_store: EventStore) -> None:
         location = memory_location()
         written = await self._archived(contract_store, location)
@@ -179,6 +235,11 @@ class ArchiveContract(NeedsAStore):
         later = await contract_store.archive(location, through=more[0].position)  # type: ignore[attr-defined]
         assert later.archived == 1  # the stream's old last event, no longer its last
         assert same(await whole_log(contract_store), [*written, *more])
+
+
+class ArchiveJobContract(_Archived):
+    """The jobs themselves: by time, dry runs, damaged files, other stores' locations,
+    hostile options, two jobs at once."""
 
     async def test_before_a_time(self, contract_store: EventStore) -> None:
         written = await write_streams(contract_store)
@@ -305,36 +366,6 @@ class ArchiveContract(NeedsAStore):
         with pytest.raises(EventlabError):
             await store.restore_archive(dry_run="no")  # type: ignore[attr-defined]
 
-    async def test_a_follower_through_a_concurrent_archive(
-        self, contract_store: EventStore, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A follower that reads from the beginning while an archive runs (its files recorded,
-        its live copies removed a few at a time, the follower reading between every two
-        removals) sees every event once, in order."""
-        from .._archive import _job
-
-        monkeypatch.setattr(_job, "CHUNK", 4)
-        written = await write_streams(contract_store, streams=10)
-        head = (await contract_store.log.head()).position
-        seen: list[StoredEvent] = []
-        follower = CatchUpSubscription(contract_store.log, start=0, live=False, page_size=3)
-        events = aiter(follower)
-        for _ in range(3):
-            seen.append(await anext(events))
-
-        async def follow_a_little() -> None:
-            for _ in range(2):
-                event = await anext(events, None)
-                if event is not None:
-                    seen.append(event)
-
-        async with races.acting_at("archive.removing", follow_a_little, times=100) as point:
-            reached = point.reached_count
-            await contract_store.archive(memory_location(), through=head)  # type: ignore[attr-defined]
-        assert point.reached_count - reached == -(-(len(written) - 2 * 10) // 4)  # every chunk
-        seen += [event async for event in events]
-        assert same(seen, written)
-
     async def test_two_jobs_at_once_one_records(self, contract_store: EventStore) -> None:
         """A job that finds another's archive recorded after it wrote its files stops with
         :class:`ConflictError`, having removed nothing; every event is read once."""
@@ -352,3 +383,8 @@ class ArchiveContract(NeedsAStore):
         assert other[0].archived == len(written) - KEPT
         assert await contract_store.count() == KEPT
         assert same(await whole_log(contract_store), written)
+
+
+class ArchiveContract(ArchiveReadsContract, ArchiveWritesContract, ArchiveJobContract):
+    """``archive`` moves events into Parquet files that every read reads through; each
+    stream's first and last events stay live; ``restore_archive`` puts them back as they were."""

@@ -91,11 +91,18 @@ class MemoryArchiveHost:
             removed += 1
         return removed
 
+    async def live_positions(self, ids: Sequence[Any]) -> dict[Any, int]:
+        found = {i: self._db.peek(self._log.tables.ids, i) for i in ids}
+        return {i: int(position) for i, position in found.items() if position is not None}
+
     async def put_back(self, documents: Sequence[dict[str, Any]]) -> int:
         restored = 0
         for document in documents:
-            if self._db.peek(self._log.tables.events, document["position"]) is not None:
+            tables = self._log.tables
+            if self._db.peek(tables.events, document["position"]) is not None:
                 continue  # live already
+            if self._db.peek(tables.ids, document["_id"]) is not None:
+                continue  # its id is live elsewhere: a unique index, as on MongoDB
             for table, key, value in self._keys(document):
                 await self._db.until_free(table, key)
                 self._db.put(table, key, value)
