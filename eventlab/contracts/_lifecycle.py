@@ -17,6 +17,7 @@ from .._core import races
 from .._core.checks import MAX_ID_BYTES
 from .._core.domain import utc_now
 from .._core.errors import (
+    AggregateNotFoundError,
     ConcurrencyError,
     InvalidEventError,
     InvalidIdError,
@@ -268,6 +269,25 @@ class LifecycleAggregatesContract(NeedsAStore):
             loaded.record(LineAdded(sku="more", quantity=1, unit_price=Decimal("1")))
             await aggregates.save(loaded)
             assert await contract_store.get_current_version(order.id) == 7
+
+    async def test_a_stream_read_as_empty_is_not_found_and_continues_by_append(
+        self, contract_store: EventStore
+    ) -> None:
+        from .._aggregates.store import AggregateStore
+        from ..samples.orders import Address, Order
+
+        aggregates = AggregateStore(contract_store)
+        order = await self._order(contract_store, aggregates)
+        await lifecycle_of(contract_store).delete(order.id, 6)  # soft: reads return nothing
+        with pytest.raises(AggregateNotFoundError):
+            await aggregates.load(Order, order.id)
+        again = Order(order.id)
+        again.place(uuid.uuid4(), "EUR", Address(street="Main 2", city="Oslo", country="NO"))
+        with pytest.raises(ConcurrencyError):
+            await aggregates.save(again)  # a create: the stream exists
+        current = await contract_store.get_current_version(order.id)
+        (next_one,) = await contract_store.append(order.id, [contract_event(order.id)], current)
+        assert next_one.version == 8 and len(await contract_store.read_stream(order.id)) == 1
 
     async def test_a_snapshot_below_the_truncation_is_ignored(
         self, contract_store: EventStore
