@@ -74,7 +74,7 @@ class _ContractsOnTheDeployment(Contracts):
 
 
 for _suite in (ArchiveContract, ArchiveScavengeContract):
-    for _name in vars(_suite):
+    for _name in dir(_suite):  # the suite's own tests and those of the classes it is made of
         if _name.startswith("test_"):
             setattr(_ContractsOnTheDeployment, _name, None)  # pytest collects no test of that name
 
