@@ -99,7 +99,7 @@ def test_import_vs_insert_many(
         baseline=lambda raw: run(raw.insert_many(documents, ordered=True)),
         prepare=empty_store,
         prepare_baseline=empty_collection,
-        rounds=3,
+        rounds=2,
         warmup_rounds=1,
     )
     assert outcome.written == EVENTS

@@ -1,7 +1,8 @@
 """Suite 12, crashed writers: how long a writer killed inside its unit of work holds up the
 others, and what keeping that short costs.
 
-* **The stall** (budget: 5 s, decided on the longest of five kills per strategy): a child
+* **The stall** (budget: 5 s, decided on the longest of the kills per strategy: three in CI,
+  ``EVENTLAB_LIVENESS_KILLS`` for more; docs/positions.md records runs of five): a child
   process appends in a unit of work and is SIGKILLed with its transaction open. With
   ``transactional`` positions it holds the counter: the time from the kill until this
   process's next append to another stream has committed. With ``preallocated`` positions it
@@ -43,7 +44,7 @@ from .conftest import make_events, make_store
 
 Run = Callable[[Awaitable[Any]], Any]
 CHILD = Path(__file__).resolve().parent.parent / "tests" / "_writer_child.py"
-KILLS = 5
+KILLS = int(os.environ.get("EVENTLAB_LIVENESS_KILLS", "3"))
 
 
 def _holding_child(uri: str, database: str, collection: str) -> tuple[subprocess.Popen[str], int]:
@@ -87,7 +88,7 @@ def test_stall_after_a_writer_is_killed_in_its_unit_of_work(
     registry: EventRegistry,
     run: Run,
 ) -> None:
-    """Seconds from the SIGKILL until the held-up party gets through (longest of five)."""
+    """Seconds from the SIGKILL until the held-up party gets through (the longest kill)."""
     store = make_store(connection, registry, run, positions, f"bench_crash_{positions[:5]}")
     subscription = store.subscribe()
     stalls: list[float] = []

@@ -104,7 +104,7 @@ def test_scale_catch_up(
         server=server_label,
         target=lambda: run(catch_up()),
         baseline=lambda: run(raw_catch_up()),
-        rounds=3,
+        rounds=5,
         warmup_rounds=1,
     )
     assert seen == store_size

@@ -105,7 +105,7 @@ def test_append_100_with_5_personal_fields(
         baseline=lambda person, events: run(plain.append(person, events, 0)),
         prepare=prepare,
         prepare_baseline=prepare_baseline,
-        rounds=15,
+        rounds=30,
         warmup_rounds=2,
     )
     assert len(stored) == EVENTS and isinstance(stored[0].payload["email"], bytes)

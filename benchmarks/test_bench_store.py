@@ -120,7 +120,7 @@ def test_load_1000_stored(
         server=server_label,
         target=lambda: run(store.read_stream(long_stream)),
         baseline=lambda: run(raw_find()),
-        rounds=40,
+        rounds=20,
         warmup_rounds=3,
         settle=0.05,
     )
