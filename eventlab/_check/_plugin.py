@@ -48,6 +48,8 @@ class CheckPlugin:
     examples: int
     passed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failures: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    deselected: set[str] = field(default_factory=set)
+    """Groups whose tests a ``-k`` selection (``run_check(only=...)``) left out."""
 
     @pytest.fixture
     def check_uri(self) -> str:
@@ -60,6 +62,9 @@ class CheckPlugin:
     @pytest.fixture
     def check_examples(self) -> int:
         return self.examples
+
+    def pytest_deselected(self, items: list[Any]) -> None:
+        self.deselected.update(_group(item.nodeid) for item in items)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         group = _group(report.nodeid)
@@ -88,7 +93,7 @@ class CheckPlugin:
                 found.append(Verdict(what, "held", why))
             elif held:
                 found.append(Verdict(what, "held", f"{held} test{'s' if held > 1 else ''}"))
-            else:
+            elif group not in self.deselected:  # left out by a selection: not in the table
                 found.append(Verdict(what, "failed", "did not run"))
         return found
 

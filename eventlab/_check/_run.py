@@ -42,9 +42,13 @@ def run_check(
     database: str | None = None,
     examples: int = DEFAULT_EXAMPLES,
     echo: Callable[[str], None] = print,
+    only: str | None = None,
 ) -> int:
     """Check eventlab against the deployment at ``uri``; print the verdicts with ``echo``;
-    the exit code (0: nothing failed; 1: a failure, or the check could not run)."""
+    the exit code (0: nothing failed; 1: a failure, or the check could not run).
+
+    ``only``: a pytest ``-k`` expression choosing the suites' tests to run (the probes always
+    run), e.g. to run one suite again after fixing the deployment."""
     if missing_dependencies():
         echo(CHECK_EXTRA)
         return 1
@@ -55,7 +59,7 @@ def run_check(
         echo(f"eventlab check: {reason(exc, uri)}")
         return 1
     try:
-        report.verdicts += _suites(uri, scratch, examples)
+        report.verdicts += _suites(uri, scratch, examples, only)
         report.verdicts += asyncio.run(_probes(uri, scratch))
     finally:
         dropped = asyncio.run(_drop(uri, scratch))
@@ -95,7 +99,7 @@ async def _drop(uri: str, scratch: str) -> str | None:
     return None
 
 
-def _suites(uri: str, scratch: str, examples: int) -> list[Verdict]:
+def _suites(uri: str, scratch: str, examples: int, only: str | None = None) -> list[Verdict]:
     """The contract suites and the machines, as one pytest run whose output is collected."""
     import pytest
 
@@ -123,6 +127,7 @@ def _suites(uri: str, scratch: str, examples: int) -> list[Verdict]:
                     "-q",
                     "-W",
                     "ignore::DeprecationWarning",
+                    *(["-k", only] if only else []),
                 ],
                 plugins=[plugin],
             )
