@@ -1,6 +1,6 @@
 """Suite: bulk import against the server's floor for the same documents.
 
-``eventlab import --preserve-positions`` of a JSON Lines file of 10,000 order events (the whole
+``eventlab import --preserve-positions`` of a JSON Lines file of 3,000 order events (the whole
 job: the file read and checked, checked against the store, written chunk by chunk in
 transactions) against one raw ``insert_many`` of the same stored documents into a collection
 with the same indexes, on the same server, in alternation (``_paired.py``).
@@ -32,7 +32,7 @@ from eventlab.workbench._files import iter_event_chunks
 from ._paired import paired
 
 Run = Callable[[Awaitable[Any]], Any]
-EVENTS = 5_000
+EVENTS = 3_000
 
 
 def _events() -> list[StoredEvent]:

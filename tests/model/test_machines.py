@@ -45,5 +45,5 @@ def test_consumers_and_projectors(mongo_uri: str, database_name: str) -> None:
     run_machine(
         FollowerMachine,
         [MemoryLanes(), MongoLanes(mongo_uri, database_name)],
-        settings=machine_settings(8),
+        settings=machine_settings(6),
     )
