@@ -73,16 +73,9 @@ class StreamExpectations:
                 return expected
             actual, deleted = await self._streams.head_of(stream.aggregate_id, session)
             return VersionMismatch(stream.aggregate_id, expected, actual, deleted)
-        last = await self._schema.events.find_one(
-            {"aggregate_id": stream.aggregate_id},
-            {"version": 1, "event_type": 1, "_id": 0},
-            sort=[("version", -1)],
-            session=session,
-        )
-        current = 0 if last is None else int(last["version"])
-        _unless_deleted(
-            stream.aggregate_id, {current: None if last is None else last.get("event_type")}
-        )
+        current, deleted = await self._streams.head_of(stream.aggregate_id, session)
+        if deleted:
+            raise StreamDeletedError(stream.aggregate_id, current)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current

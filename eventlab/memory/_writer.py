@@ -157,10 +157,9 @@ class MemoryWriter:
                 return expected
             actual, deleted = self.head(stream.aggregate_id, transaction)
             return VersionMismatch(stream.aggregate_id, expected, actual, deleted)
-        current = self.current_version(stream.aggregate_id, transaction)
-        if current:
-            last = self._db.peek(self._tables.versions, (stream.aggregate_id, current), transaction)
-            self._unless_deleted(stream.aggregate_id, current, last, transaction)
+        current, deleted = self.head(stream.aggregate_id, transaction)
+        if deleted:
+            raise StreamDeletedError(stream.aggregate_id, current)
         if expected is ExpectedVersion.STREAM_EXISTS and current == 0:
             return VersionMismatch(stream.aggregate_id, expected, 0)
         return current
