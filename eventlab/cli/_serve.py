@@ -117,23 +117,31 @@ def _serve(storage: Path, port: int, test_commands: bool, claim: ServeClaim | No
         fail(str(exc).splitlines()[0])
     except OSError as exc:  # a storage directory that cannot be made or written
         fail(f"--storage {storage}: {exc.strerror or exc}")
+    # Read once while the server is known to run: it may die the moment the record is
+    # published, and the banner must still print what was published.
+    try:
+        uri = server.uri
+    except EventlabError:
+        code = server.exit_code
+        server.stop()
+        fail(f"the embedded server stopped by itself as it started (exit code {code})")
     try:
         if claim is not None:
             claim.publish(
                 {
-                    "uri": server.uri,
+                    "uri": uri,
                     "pid": os.getpid(),
                     "server_pid": server.pid,
                     "storage": str(storage.resolve()),
                 }
             )
-        typer.echo(f"eventlab embedded server on {server.uri}")
+        typer.echo(f"eventlab embedded server on {uri}")
         typer.echo(f"data in {server.storage_path} (durable commits); Ctrl-C to stop")
         if claim is not None:
             typer.echo(f"the eventlab commands run here use it ({SERVE_FILE}); elsewhere:")
         else:
             typer.echo("to use it:")
-        typer.echo(f"  export {URI_ENV_VAR}='{server.uri}'")
+        typer.echo(f"  export {URI_ENV_VAR}='{uri}'")
         code = _wait_for_stop(server)
     finally:
         server.stop()
