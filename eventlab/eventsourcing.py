@@ -97,6 +97,7 @@ from ._core.uris import mask_uri, scrub, uri_options
 from ._mongo import liveness as liveness
 from ._mongo.connection import DEFAULT_HEARTBEAT_MS
 from ._mongo.eventsourcing_dcb import DCBRecorderMixin, MongoDCBSubscription
+from ._mongo.lookups import find_in
 from ._mongo.process_registry import DEFAULT_PROCESS_LEASE
 from ._mongo.transaction_policy import is_duplicate_key
 from ._mongo.transactions_sync import run_transaction
@@ -530,7 +531,7 @@ class MongoSubscription(Subscription[MongoApplicationRecorder]):
                     ids = [event.event_id for event in batch.events]
                     docs = {
                         d["_id"]: d
-                        async for d in store.events.find({"_id": {"$in": ids}}, _PROJECTION)
+                        async for d in find_in(store.events, "_id", ids, projection=_PROJECTION)
                     }
                     for event_id in ids:
                         if not await asyncio.to_thread(self._put, _notification(docs[event_id])):

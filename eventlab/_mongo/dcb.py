@@ -20,6 +20,7 @@ from .._dcb.records import ItemParts
 from .._dcb.store import DecisionStore, wrong_strategy
 from .dcb_query import NEAR_HEAD, has_tags, selection
 from .event_store import MongoEventStore
+from .lookups import find_in_list
 from .migrations import DCB_MIGRATIONS
 from .positions import StrategyChanged
 from .transaction_policy import is_duplicate_key, map_error
@@ -122,8 +123,7 @@ class MongoDCBStorage:
 
     async def stored(self, event_ids: Sequence[Any]) -> list[dict[str, Any]]:
         try:
-            cursor = self._access.events.find({"_id": {"$in": list(event_ids)}})
-            return await cursor.to_list(None)
+            return await find_in_list(self._access.events, "_id", event_ids)
         except PyMongoError as exc:
             raise map_error(exc) from exc
 

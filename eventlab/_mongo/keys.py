@@ -28,6 +28,7 @@ from .._core.errors import ConfigurationError, SubjectForgottenError, TransientE
 from .._core.personal import check_subject
 from .._core.sealing import DataKey, new_key_material
 from .connection import MongoConnectionManager
+from .lookups import find_in_list
 from .transaction_policy import is_duplicate_key, map_error
 
 MAX_SUBJECTS_PER_GET = 10_000
@@ -131,9 +132,9 @@ class MongoKeyStore:
             return {}
         await self.connection.connect()
         try:
-            docs = await self.collection.find(
-                {"_id": {"$in": wanted}, FIELD: {"$exists": True}}
-            ).to_list()
+            docs = await find_in_list(
+                self.collection, "_id", wanted, where={FIELD: {"$exists": True}}
+            )
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return {doc["_id"]: _key_of(doc["_id"], doc) for doc in docs}
@@ -148,9 +149,13 @@ class MongoKeyStore:
             raise ConfigurationError(f"at most {MAX_SUBJECTS_PER_GET:,} subjects per call")
         await self.connection.connect()
         try:
-            docs = await self.collection.find(
-                {"_id": {"$in": wanted}, "destroyed_at": {"$exists": True}}, {"_id": 1}
-            ).to_list()
+            docs = await find_in_list(
+                self.collection,
+                "_id",
+                wanted,
+                where={"destroyed_at": {"$exists": True}},
+                projection={"_id": 1},
+            )
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return {doc["_id"] for doc in docs}

@@ -19,6 +19,7 @@ from .._core.bson_values import to_bson_value
 from .._core.errors import EventlabError, WriteConflictError
 from .._outbox.policy import CONTENT_FIELDS, OutboxPolicy, check_stored_copies, contents_of
 from ..ports import OutboxMessage, UnitOfWork
+from .lookups import find_in
 from .outbox_collection import OutboxCollection
 from .session import session_of
 from .transaction_policy import map_error
@@ -129,9 +130,11 @@ class OutboxSaves:
         ids = [m.message_id for m in messages]
         found = {
             doc["_id"]: doc
-            async for doc in self._place.messages.find(
-                {"_id": {"$in": ids}},
-                {f: 1 for f in (*CONTENT_FIELDS, "sequence")},
+            async for doc in find_in(
+                self._place.messages,
+                "_id",
+                ids,
+                projection={f: 1 for f in (*CONTENT_FIELDS, "sequence")},
                 session=session,
             )
         }

@@ -24,6 +24,7 @@ from .._core.checks import check_name
 from .._core.errors import EventlabError
 from ..ports import ReadModelState, UnitOfWork
 from .connection import MongoConnectionManager
+from .lookups import find_in
 from .session import session_of
 from .transaction_policy import map_error
 
@@ -161,7 +162,7 @@ class MongoBatchRows:
             return
         found = {
             d["_id"]: d
-            async for d in self._collection.find({"_id": {"$in": wanted}}, session=self._session)
+            async for d in find_in(self._collection, "_id", wanted, session=self._session)
         }
         for key in wanted:
             doc = found.get(key)

@@ -31,6 +31,7 @@ from .._core.errors import (
 from ..ports import UnitOfWork
 from ..specification import QueryOptions
 from .connection import MongoConnectionManager
+from .lookups import find_in_list
 from .mapper import VERSION_FIELD, MongoModelMapper
 from .session import session_of
 from .transaction_policy import map_error
@@ -181,9 +182,12 @@ class MongoRepository(Generic[T]):
                     f"entity_ids must be a list of ids, got {type(entity_ids).__name__}"
                 )
             entity_ids = [check_id(i, f"entity_ids[{n}]") for n, i in enumerate(entity_ids)]
-        query = {} if entity_ids is None else {"_id": {"$in": list(entity_ids)}}
+        session = session_of(uow)
         try:
-            docs = await self.collection.find(query, session=session_of(uow)).to_list(None)
+            if entity_ids is None:
+                docs = await self.collection.find({}, session=session).to_list(None)
+            else:
+                docs = await find_in_list(self.collection, "_id", entity_ids, session=session)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         except PyMongoError as exc:

@@ -25,6 +25,7 @@ from .._core.errors import ConflictError, DataError, EventlabError
 from .._core.event_codec import event_body, oversized_event, same_client_content, unencodable_int
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
+from .._mongo.lookups import IN_BATCH, find_in
 
 if TYPE_CHECKING:
     from .._mongo.event_store import MongoEventStore
@@ -105,7 +106,7 @@ class StoreCheck:
 
     async def take(self, store: MongoEventStore, chunk: list[StoredEvent]) -> None:
         ids = [event.event_id for event in chunk]
-        found = {doc["_id"]: doc async for doc in store.events.find({"_id": {"$in": ids}})}
+        found = {doc["_id"]: doc async for doc in find_in(store.events, "_id", ids)}
         new = []
         for event in chunk:
             doc = found.get(event.event_id)
@@ -122,13 +123,7 @@ class StoreCheck:
                 first[event.aggregate_id] = event.version
         if not first:
             return
-        heads = store.events.aggregate(
-            [
-                {"$match": {"aggregate_id": {"$in": list(first)}}},
-                {"$group": {"_id": "$aggregate_id", "version": {"$max": "$version"}}},
-            ]
-        )
-        versions = {doc["_id"]: doc["version"] async for doc in await heads}
+        versions = await _stored_versions(store, list(first))
         for stream, version in first.items():
             stored = versions.get(stream, 0)
             if stored != version - 1:
@@ -148,6 +143,20 @@ class StoreCheck:
         if not parts:
             return None
         return f"{path}: {'; '.join(parts)}. Nothing was imported"
+
+
+async def _stored_versions(store: MongoEventStore, streams: list[str]) -> dict[str, int]:
+    """Each stored stream's last version (in bounded batches: see ``_mongo.lookups``)."""
+    versions: dict[str, int] = {}
+    for start in range(0, len(streams), IN_BATCH):
+        heads = store.events.aggregate(
+            [
+                {"$match": {"aggregate_id": {"$in": streams[start : start + IN_BATCH]}}},
+                {"$group": {"_id": "$aggregate_id", "version": {"$max": "$version"}}},
+            ]
+        )
+        versions.update({doc["_id"]: doc["version"] async for doc in await heads})
+    return versions
 
 
 def _listed(items: list[str]) -> str:
@@ -304,7 +313,7 @@ async def _append_new(store: MongoEventStore, chunk: list[StoredEvent]) -> int:
     for start in range(0, len(chunk), 500):
         part = chunk[start : start + 500]
         ids = [e.event_id for e in part]
-        present = {doc["_id"]: doc async for doc in store.events.find({"_id": {"$in": ids}})}
+        present = {doc["_id"]: doc async for doc in find_in(store.events, "_id", ids)}
         other = [
             str(e.event_id)
             for e in part
