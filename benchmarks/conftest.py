@@ -113,7 +113,8 @@ def connection(
     conn = MongoConnectionManager(bench_uri, database=f"bench_{uuid.uuid4().hex[:8]}")
     run(conn.connect())
     yield conn
-    run(conn.client.drop_database(conn.database_name))
+    if os.environ.get("EVENTLAB_TEST_MONGODB_URI"):  # an embedded server's data ends with it
+        run(conn.client.drop_database(conn.database_name))
     run(conn.disconnect())
 
 

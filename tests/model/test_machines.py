@@ -22,7 +22,7 @@ from eventlab.statemachines import (
     run_machine,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 def test_streams_aggregates_and_snapshots(mongo_uri: str, database_name: str) -> None:
