@@ -5,10 +5,10 @@ job: the file read and checked, checked against the store, written chunk by chun
 transactions) against one raw ``insert_many`` of the same stored documents into a collection
 with the same indexes, on the same server, in alternation (``_paired.py``).
 
-Recorded, not yet decided: the goal is 0.8x the floor's speed (a time ratio of 1.25 or less),
-and the import does not reach it reliably. It reads and parses the file twice (the whole-file
-check before any write, then the writes), which costs about a fifth of the floor by itself;
-on a busy machine the ratio measured 0.9-1.7.
+Recorded, not yet decided: the goal is 0.8x the floor's speed (a time ratio of 1.25 or less).
+The file is parsed once (a file of up to 50,000 events is held in memory for the store check
+and the writes, which took about a fifth of the floor when it was read twice): 0.88x in a quiet
+run here; on a busy machine the ratio has measured 0.9-1.7.
 """
 
 from __future__ import annotations

@@ -129,6 +129,7 @@ def test_scavenge_vs_raw_replacements(
         prepare_baseline=same_collection,
         rounds=3 if store_size <= CI_SIZE else 1,  # the large run: one pair of ~2 minutes
         warmup_rounds=0,
+        settle=0.5,
     )
     assert outcome.removed == len(doomed) and outcome.streams == STREAMS
     info = benchmark.extra_info

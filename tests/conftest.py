@@ -13,7 +13,7 @@ from eventlab import EventRegistry, MongoConnectionManager, MongoEventStore, Sto
 from .domain import order_registry
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A slow test runs untraced by coverage (pytest-cov's ``no_cover``).
 
     The slow tests are the concurrency, kill and model runs: they drive the paths the other
@@ -21,6 +21,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     and a concurrency test: 35 s untraced, 57 s traced) on a suite that is CPU-bound. Coverage
     is the measure of what the other tests reach; their set-up and tear-down stay traced.
     """
+    coverage = config.pluginmanager.get_plugin("_cov")
+    if coverage is None or getattr(coverage, "_disabled", True):  # --no-cov: nothing to pause
+        return
     for item in items:
         if item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.no_cover)

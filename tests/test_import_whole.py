@@ -179,6 +179,45 @@ def test_a_restore_already_complete_writes_nothing_again(
     assert "restored 0 events" in again.output and "2,101 were stored already" in again.output
 
 
+@pytest.mark.parametrize("preserve", [False, True], ids=["append", "restore"])
+def test_a_file_is_parsed_once_up_to_the_kept_size_and_read_again_above_it(
+    mongo_uri: str,
+    database_name: str,
+    export_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    preserve: bool,
+) -> None:
+    from eventlab.cli import _importing
+    from eventlab.workbench import _files
+
+    reads: list[Path] = []
+    original = _files.iter_event_chunks
+
+    def counted(path: Path, kind: Any) -> Any:
+        reads.append(path)
+        return original(path, kind)
+
+    monkeypatch.setattr(_files, "iter_event_chunks", counted)
+    how = ["--preserve-positions"] if preserve else []
+    held = runner.invoke(
+        app, ["import", str(export_file), *how, *_target(mongo_uri, "h" + database_name)]
+    )
+    assert held.exit_code == 0, held.output
+    assert len(reads) == 1, "a file under the kept size is parsed once"
+    reads.clear()
+    monkeypatch.setattr(_importing, "KEPT_EVENTS", TOTAL - 1)
+    again = runner.invoke(
+        app, ["import", str(export_file), *how, *_target(mongo_uri, database_name)]
+    )
+    assert again.exit_code == 0, again.output
+    assert len(reads) > 1, "a file over the kept size is read again for the next passes"
+    fields = ("_id", "aggregate_id", "version", "payload") + (("position",) if preserve else ())
+    assert [{k: d[k] for k in fields} for d in _stored(mongo_uri, database_name)] == [
+        {k: d[k] for k in fields} for d in _stored(mongo_uri, "h" + database_name)
+    ]
+    assert len(_stored(mongo_uri, database_name)) == TOTAL
+
+
 # -- hostile files -------------------------------------------------------------------------
 
 

@@ -68,17 +68,17 @@ def import_command(
     async def run() -> None:
         kind = format_of(file, file_format)
         if file.exists() and not file.is_dir() and not file.is_file():
-            # A pipe or a device can be read once; the file is read twice (checked whole,
-            # then written), so a second read would find nothing or wait for ever.
+            # A pipe or a device can be read once; a large file is read twice (checked
+            # whole, then written), so a second read would find nothing or wait for ever.
             raise EventlabError(
-                f"{file} is not a regular file (a pipe or a device): import reads its file "
-                "twice, checked whole and then written; save it to a file first"
+                f"{file} is not a regular file (a pipe or a device): import reads a large "
+                "file twice, checked whole and then written; save it to a file first"
             )
 
-        def chunks() -> Iterator[list[Any]]:
+        def file_chunks() -> Iterator[list[Any]]:
             return iter_event_chunks(file, kind)
 
-        total = check_file(file, chunks)  # before connecting: a bad file is one line
+        total, chunks = check_file(file, file_chunks)  # before connecting: a bad file is one line
         events_registry = load_registry(registry) if registry is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)

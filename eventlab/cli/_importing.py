@@ -3,7 +3,9 @@
 Three passes, so that a refusal writes nothing:
 
 1. **the file**, read whole: every record parsed, each stream's versions contiguous, positions
-   in order, every event encodable and within the server's document size;
+   in order, every event encodable and within the server's document size (the parsed events
+   are held for the next passes when the file has up to ``KEPT_EVENTS``; a larger file is
+   read again, chunk by chunk, so memory stays bounded);
 2. **the store**, asked about the whole file: an event id stored with other content, a stream
    whose stored version does not lead to the file's next one, positions already handed out
    (``--preserve-positions``): each is an error naming the ids, and nothing is written;
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 
 _SHOWN = 5
+KEPT_EVENTS = 50_000
+"""A file of up to this many events is parsed once and held in memory (tens of MB) for the
+store check and the writes; a larger one is read again for each pass, in chunks."""
 _MAX_DOCUMENT = 16 * 1024 * 1024
 """MongoDB's document limit, for the file pass (before any connection)."""
 
@@ -170,15 +175,25 @@ class ImportOutcome:
     skipped: int = 0
 
 
-def check_file(path: Path, chunks: Chunks) -> int:
-    """Pass 1 (before any connection); the number of events of the file."""
+def check_file(path: Path, chunks: Chunks) -> tuple[int, Chunks]:
+    """Pass 1 (before any connection): the number of events of the file, and its chunks for
+    the next passes (those read in this pass, kept in memory up to ``KEPT_EVENTS`` events,
+    or else ``chunks`` itself, which reads the file again)."""
     check = FileCheck(path)
+    kept: list[list[StoredEvent]] | None = []
     for chunk in chunks():  # a malformed record stops here
         check.take(chunk)
+        if kept is not None:
+            kept.append(chunk)
+            if check.events > KEPT_EVENTS:
+                kept = None
     refusal = check.refusal()
     if refusal:
         raise EventlabError(refusal)
-    return check.events
+    if kept is None:
+        return check.events, chunks
+    parsed = kept
+    return check.events, lambda: iter(parsed)
 
 
 async def import_file(
@@ -190,7 +205,7 @@ async def import_file(
     bar: Any = None,
 ) -> ImportOutcome:
     """The three passes (module doc); ``chunks()`` reads the file again from its start."""
-    total = check_file(path, chunks)
+    total, chunks = check_file(path, chunks)
     return await write_file(
         store, path, chunks, total, preserve_positions=preserve_positions, bar=bar
     )
