@@ -531,7 +531,7 @@ class MongoSubscription(Subscription[MongoApplicationRecorder]):
                     ids = [event.event_id for event in batch.events]
                     docs = {
                         d["_id"]: d
-                        async for d in find_in(store.events, "_id", ids, projection=_PROJECTION)
+                        for d in await find_in(store.events, "_id", ids, projection=_PROJECTION)
                     }
                     for event_id in ids:
                         if not await asyncio.to_thread(self._put, _notification(docs[event_id])):

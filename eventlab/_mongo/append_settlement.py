@@ -13,7 +13,7 @@ from .._core.errors import DeploymentError, DocumentTooLargeError, Serialization
 from .._core.event_codec import oversized_event, unencodable_int
 from .._core.settlement import KeyCollision, Settlement
 from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone
-from .lookups import find_in_list
+from .lookups import find_in
 from .readers import StreamReader
 from .schema import EventStoreSchema
 
@@ -29,7 +29,7 @@ class MongoSettlement(Settlement):
         self, batch: list[StreamAppend], session: AsyncClientSession | None = None
     ) -> list[dict[str, Any]]:
         ids = [body["_id"] for s in batch for body in s.bodies]
-        return await find_in_list(self._schema.events, "_id", ids, session=session)
+        return await find_in(self._schema.events, "_id", ids, session=session)
 
     async def stream_head(self, aggregate_id: str) -> tuple[int, bool]:
         return await self._streams.head_of(aggregate_id, None)

@@ -20,7 +20,7 @@ from .._dcb.records import ItemParts
 from .._dcb.store import DecisionStore, wrong_strategy
 from .dcb_query import NEAR_HEAD, has_tags, selection
 from .event_store import MongoEventStore
-from .lookups import find_in_list
+from .lookups import find_in
 from .migrations import DCB_MIGRATIONS
 from .positions import StrategyChanged
 from .transaction_policy import is_duplicate_key, map_error
@@ -123,7 +123,7 @@ class MongoDCBStorage:
 
     async def stored(self, event_ids: Sequence[Any]) -> list[dict[str, Any]]:
         try:
-            return await find_in_list(self._access.events, "_id", event_ids)
+            return await find_in(self._access.events, "_id", event_ids)
         except PyMongoError as exc:
             raise map_error(exc) from exc
 

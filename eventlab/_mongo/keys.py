@@ -28,7 +28,7 @@ from .._core.errors import ConfigurationError, SubjectForgottenError, TransientE
 from .._core.personal import check_subject
 from .._core.sealing import DataKey, new_key_material
 from .connection import MongoConnectionManager
-from .lookups import find_in_list
+from .lookups import find_in
 from .transaction_policy import is_duplicate_key, map_error
 
 MAX_SUBJECTS_PER_GET = 10_000
@@ -132,9 +132,7 @@ class MongoKeyStore:
             return {}
         await self.connection.connect()
         try:
-            docs = await find_in_list(
-                self.collection, "_id", wanted, where={FIELD: {"$exists": True}}
-            )
+            docs = await find_in(self.collection, "_id", wanted, where={FIELD: {"$exists": True}})
         except PyMongoError as exc:
             raise map_error(exc) from exc
         return {doc["_id"]: _key_of(doc["_id"], doc) for doc in docs}
@@ -149,7 +147,7 @@ class MongoKeyStore:
             raise ConfigurationError(f"at most {MAX_SUBJECTS_PER_GET:,} subjects per call")
         await self.connection.connect()
         try:
-            docs = await find_in_list(
+            docs = await find_in(
                 self.collection,
                 "_id",
                 wanted,

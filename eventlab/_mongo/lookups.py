@@ -8,7 +8,7 @@ one round trip per batch. Every lookup by a list that can be long goes through h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,6 +19,13 @@ IN_BATCH = 50
 """Values per ``$in`` query."""
 
 
+def in_batches(values: Iterable[Any]) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``IN_BATCH``, one ``$in`` each."""
+    wanted = list(values)
+    for start in range(0, len(wanted), IN_BATCH):
+        yield wanted[start : start + IN_BATCH]
+
+
 async def find_in(
     collection: AsyncCollection[Any],
     field: str,
@@ -27,25 +34,11 @@ async def find_in(
     where: Mapping[str, Any] | None = None,
     projection: Mapping[str, Any] | None = None,
     session: AsyncClientSession | None = None,
-) -> AsyncIterator[dict[str, Any]]:
-    """The documents whose ``field`` is one of ``values`` (and that match ``where``), batch
-    after batch, in no particular order."""
-    wanted = list(values)
-    for start in range(0, len(wanted), IN_BATCH):
-        query = {**(where or {}), field: {"$in": wanted[start : start + IN_BATCH]}}
-        async for doc in collection.find(query, projection, session=session):
-            yield doc
-
-
-async def find_in_list(
-    collection: AsyncCollection[Any],
-    field: str,
-    values: Iterable[Any],
-    *,
-    where: Mapping[str, Any] | None = None,
-    projection: Mapping[str, Any] | None = None,
-    session: AsyncClientSession | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`find_in` as a list."""
-    found = find_in(collection, field, values, where=where, projection=projection, session=session)
-    return [doc async for doc in found]
+    """The documents whose ``field`` is one of ``values`` (and that match ``where``), in no
+    particular order."""
+    found: list[dict[str, Any]] = []
+    for batch in in_batches(values):
+        query = {**(where or {}), field: {"$in": batch}}
+        found += await collection.find(query, projection, session=session).to_list(None)
+    return found

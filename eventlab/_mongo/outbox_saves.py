@@ -130,7 +130,7 @@ class OutboxSaves:
         ids = [m.message_id for m in messages]
         found = {
             doc["_id"]: doc
-            async for doc in find_in(
+            for doc in await find_in(
                 self._place.messages,
                 "_id",
                 ids,

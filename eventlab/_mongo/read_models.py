@@ -162,7 +162,7 @@ class MongoBatchRows:
             return
         found = {
             d["_id"]: d
-            async for d in find_in(self._collection, "_id", wanted, session=self._session)
+            for d in await find_in(self._collection, "_id", wanted, session=self._session)
         }
         for key in wanted:
             doc = found.get(key)

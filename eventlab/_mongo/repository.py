@@ -31,7 +31,7 @@ from .._core.errors import (
 from ..ports import UnitOfWork
 from ..specification import QueryOptions
 from .connection import MongoConnectionManager
-from .lookups import find_in_list
+from .lookups import find_in
 from .mapper import VERSION_FIELD, MongoModelMapper
 from .session import session_of
 from .transaction_policy import map_error
@@ -187,7 +187,7 @@ class MongoRepository(Generic[T]):
             if entity_ids is None:
                 docs = await self.collection.find({}, session=session).to_list(None)
             else:
-                docs = await find_in_list(self.collection, "_id", entity_ids, session=session)
+                docs = await find_in(self.collection, "_id", entity_ids, session=session)
         except ConnectionFailure as exc:
             raise self.connection.unreachable(exc) from exc
         except PyMongoError as exc:

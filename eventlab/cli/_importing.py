@@ -27,7 +27,7 @@ from .._core.errors import ConflictError, DataError, EventlabError
 from .._core.event_codec import event_body, oversized_event, same_client_content, unencodable_int
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
-from .._mongo.lookups import IN_BATCH, find_in
+from .._mongo.lookups import find_in, in_batches
 
 if TYPE_CHECKING:
     from .._mongo.event_store import MongoEventStore
@@ -111,7 +111,7 @@ class StoreCheck:
 
     async def take(self, store: MongoEventStore, chunk: list[StoredEvent]) -> None:
         ids = [event.event_id for event in chunk]
-        found = {doc["_id"]: doc async for doc in find_in(store.events, "_id", ids)}
+        found = {doc["_id"]: doc for doc in await find_in(store.events, "_id", ids)}
         new = []
         for event in chunk:
             doc = found.get(event.event_id)
@@ -153,10 +153,10 @@ class StoreCheck:
 async def _stored_versions(store: MongoEventStore, streams: list[str]) -> dict[str, int]:
     """Each stored stream's last version (in bounded batches: see ``_mongo.lookups``)."""
     versions: dict[str, int] = {}
-    for start in range(0, len(streams), IN_BATCH):
+    for batch in in_batches(streams):
         heads = store.events.aggregate(
             [
-                {"$match": {"aggregate_id": {"$in": streams[start : start + IN_BATCH]}}},
+                {"$match": {"aggregate_id": {"$in": batch}}},
                 {"$group": {"_id": "$aggregate_id", "version": {"$max": "$version"}}},
             ]
         )
@@ -328,7 +328,7 @@ async def _append_new(store: MongoEventStore, chunk: list[StoredEvent]) -> int:
     for start in range(0, len(chunk), 500):
         part = chunk[start : start + 500]
         ids = [e.event_id for e in part]
-        present = {doc["_id"]: doc async for doc in find_in(store.events, "_id", ids)}
+        present = {doc["_id"]: doc for doc in await find_in(store.events, "_id", ids)}
         other = [
             str(e.event_id)
             for e in part
