@@ -39,6 +39,7 @@ from eventlab import (
 )
 from eventlab._core.tombstones import TOMBSTONE_FIELD
 from eventlab._mongo import liveness as liveness
+from eventlab._mongo import process_registry as registry_state
 from eventlab._mongo.heartbeat import _Beat
 from eventlab._mongo.process_registry import COLLECTION, session_ids
 from eventlab.testing import eventually
@@ -512,6 +513,23 @@ async def test_process_lease_none_turns_recovery_off(
         assert "process_lease=None" in connection.liveness.reason
         assert await connection.database[COLLECTION].count_documents({}) == 0
         assert (await connection.check_liveness()).active is False
+
+
+async def test_a_beat_switched_off_waits_instead_of_spinning(
+    connection: MongoConnectionManager, registry: EventRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switched off with a renewal overdue, the heartbeat has nothing due for a while (it used
+    to be due at once, forever: a thread spinning on the client's core), and is due again as
+    soon as it is switched back on."""
+    await append_one(held_store(connection, registry, "transactional"))
+    beat = _Beat(liveness.attach(connection.client, connection.database_name, 3.0))
+    beat.probed, beat.registry.created = True, True
+    overdue = time.monotonic() + 10 * beat.interval
+    monkeypatch.setattr(registry_state, "ENABLED", False)
+    assert beat.due_in(overdue) == pytest.approx(beat.interval)
+    assert beat.step(overdue) and beat.next_renewal == 0.0, "nothing renewed while off"
+    monkeypatch.setattr(registry_state, "ENABLED", True)
+    assert beat.due_in(overdue) == 0.0
 
 
 # -- helpers ---------------------------------------------------------------------------------

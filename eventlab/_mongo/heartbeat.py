@@ -88,6 +88,8 @@ class _Beat:
         waits = [_IDLE_WAIT]
         if not self.probed:
             waits.append(self.next_probe - now)
+        if not state.ENABLED:  # switched off: nothing due, but look again soon (no busy loop)
+            return max(0.0, min([*waits, self.interval]))
         if registry.created:
             waits.append(self.next_renewal - now)
         if registry.reap_wanted.is_set():
