@@ -375,7 +375,7 @@ class DocumentLog(Protocol):
 
     def selected_documents(
         self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Sequence[dict[str, Any]]]:
         """The documents ``selection`` selects at positions in ``(selection.after, through]``,
         page by page; the caller reads only a range the log has settled. Pages come in
         position order, but for a read of the whole log (the collection's own order: the

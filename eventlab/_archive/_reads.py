@@ -19,18 +19,20 @@ gap), a stream (by version, live first; reads drop tombstones), a frame, a resto
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from itertools import pairwise
 from typing import Any
 
 from .._core.event_codec import from_document
 from .._core.log_query import LogQuery
 from .._core.records import StreamVersions
+from .._core.stored_batch import positions_in
 from ..ports import LogSelection, LogSlice
 from ._marker import ArchiveMarker, MarkerStore
 from ._view import ArchiveView, documents, open_view
 
 Documents = list[dict[str, Any]]
+Page = Sequence[dict[str, Any]]
 ReadLive = Callable[[], Awaitable[Documents]]
 TombstonePositions = Callable[[int, int], Awaitable[frozenset[int]]]
 """The positions ``after < p <= through`` where the live collection holds a tombstone."""
@@ -109,8 +111,8 @@ class ArchiveReader:
         self,
         selection: LogSelection,
         through: int,
-        live_pages: Callable[[], AsyncIterator[Documents]],
-    ) -> AsyncIterator[Documents]:
+        live_pages: Callable[[], AsyncIterator[Page]],
+    ) -> AsyncIterator[Page]:
         """A frame's pages (:meth:`~eventlab.ports.DocumentLog.selected_documents`): the live
         pages less what the archive holds, then the archive's selected documents."""
         before = await self.markers.get()
@@ -120,7 +122,7 @@ class ArchiveReader:
             # meanwhile removed is added at the end (the caller sorts).
             seen: set[int] = set()
             async for page in live_pages():
-                seen.update(int(d["position"]) for d in page)
+                seen.update(positions_in(page))
                 yield page
             marker = await self.markers.get()
             if marker is not None and selection.after < marker.through:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,7 +38,8 @@ RANGE = 10_000
 """Positions per range: a range's documents are one reply (about 3 MB of order events)."""
 IN_FLIGHT = 2
 
-Page = list[dict[str, Any]]
+Page = Sequence[dict[str, Any]]
+"""A page of documents (a whole-log scan's are :class:`StoredBatch` es, decoded on demand)."""
 
 
 class MongoLog(Protocol):
@@ -56,7 +57,7 @@ class MongoLog(Protocol):
         descending: bool = False,
         limit: int | None = None,
         as_bson_stores: bool = False,
-    ) -> Page: ...
+    ) -> list[dict[str, Any]]: ...
 
     async def index_names(self) -> set[str]: ...
 

@@ -23,13 +23,18 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
+from bson.codec_options import CodecOptions
+from bson.int64 import Int64
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from .._archive import ArchiveReader
+from .._core.bson_columns import Batch, cursor_batch
 from .._core.bson_values import AS_BSON_STORES
 from .._core.errors import ConfigurationError
 from .._core.log_query import LogQuery
+from .._core.stored_batch import StoredBatch
 from .._core.tasks import ended
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._follow.log_reads import ReadsLogRanges
@@ -43,6 +48,7 @@ from .tombstones import MongoTombstones
 from .wakeups import ChangeStreamWakeups
 
 _YIELDS_TO_SEND = 4
+_UNDECODED: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
 _TOMBSTONE_RANGE = 10_000
 """Positions per query for tombstones (every query a bounded range: the embedded server does
 not stop an index scan at a limit)."""
@@ -147,13 +153,15 @@ class MongoLog(ReadsLogRanges):
 
     async def scan_documents(
         self, after: int, through: int, *, batch: int = 2_000
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[StoredBatch]:
         """Every event document with ``after < position <= through``, in the collection's own
         order (not by position), batch by batch, the next batch already requested while the
         caller works on this one: the cheapest way to have the server send the whole log (no
-        index walk), for readers that order what they read themselves (frames), decoded as
-        BSON stores them (``AS_BSON_STORES``). Not on a sharded cluster, where a cursor's next batch
-        may be asked of another router."""
+        index walk), for readers that order what they read themselves (frames). Each batch
+        comes undecoded (:class:`~eventlab._core.stored_batch.StoredBatch`): a frame reads its
+        columns from the bytes in bulk, any other reader iterates it as decoded documents
+        (``AS_BSON_STORES``). Not on a sharded cluster, where a cursor's next batch may be
+        asked of another router."""
         await self._schema.ready()
         if self.sharded:
             raise ConfigurationError("a scan of the whole log is not offered on a sharded cluster")
@@ -171,17 +179,20 @@ class MongoLog(ReadsLogRanges):
         async with self._schema.connection.client.start_session(
             causal_consistency=False
         ) as session:
-            codec = AS_BSON_STORES  # command replies default to the driver's
+            codec = _UNDECODED  # the documents stay bytes until their reader decides
             reply = await guarded(
                 self._schema, database.command(find, session=session, codec_options=codec)
             )
-            cursor = reply["cursor"]
-            documents, cursor_id = cursor["firstBatch"], cursor["id"]
+            documents, cursor_id = _cursor_batch(reply)
             more: asyncio.Future[Any] | None = None
             try:
                 while True:
                     if cursor_id:
-                        get_more = {"getMore": cursor_id, "collection": name, "batchSize": batch}
+                        get_more = {
+                            "getMore": Int64(cursor_id),
+                            "collection": name,
+                            "batchSize": batch,
+                        }
                         more = asyncio.ensure_future(
                             guarded(
                                 self._schema,
@@ -192,23 +203,18 @@ class MongoLog(ReadsLogRanges):
                         # work does not yield the loop): that is what overlaps the two.
                         for _ in range(_YIELDS_TO_SEND):
                             await asyncio.sleep(0)
-                    yield [
-                        d
-                        for d in documents
-                        if after < d.get("position", 0) <= through and TOMBSTONE_FIELD not in d
-                    ]
+                    yield StoredBatch(documents, after, through)
                     if more is None:
                         return
-                    cursor = (await more)["cursor"]
+                    documents, cursor_id = _cursor_batch(await more)
                     more = None
-                    documents, cursor_id = cursor["nextBatch"], cursor["id"]
             finally:
                 if more is not None:  # the reader stopped early: end the server's cursor too
                     more.cancel()
                     await ended(more)
                     with contextlib.suppress(PyMongoError):
                         await database.command(
-                            {"killCursors": name, "cursors": [cursor_id]}, session=session
+                            {"killCursors": name, "cursors": [Int64(cursor_id)]}, session=session
                         )
 
     @property
@@ -224,7 +230,7 @@ class MongoLog(ReadsLogRanges):
 
     def selected_documents(
         self, selection: LogSelection, through: int, on_progress: Callable[[int], None]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Sequence[dict[str, Any]]]:
         """:meth:`~eventlab.ports.DocumentLog.selected_documents` (in ``frames.py``)."""
         return self.archive_reader.selected(
             selection,
@@ -240,3 +246,10 @@ class MongoLog(ReadsLogRanges):
 
 def _position_of(doc: dict[str, Any]) -> int:
     return int(doc["position"])
+
+
+def _cursor_batch(reply: RawBSONDocument) -> tuple[Batch, int]:
+    """A find or getMore reply's documents, undecoded, and its cursor's id."""
+    cursor = bytes(reply["cursor"].raw)  # its own bytes: the batch is read undecoded
+    starts, cursor_id = cursor_batch(cursor)
+    return Batch(cursor, starts), cursor_id

@@ -8,20 +8,24 @@ stays a column of Python objects, so nothing is lost or coerced.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from bson.binary import Binary
 from bson.decimal128 import Decimal128
 
 from .._core.bson_values import decimal128_to_decimal
+from .._core.stored_batch import StoredBatch
+from ._frame_values import (
+    _TIME,
+    _ids_as_text,
+    _plain,
+    _python,
+    _typed,
+    decimal_type,
+)
 
 ENVELOPE_COLUMNS = [
     "position",
@@ -34,12 +38,8 @@ ENVELOPE_COLUMNS = [
     "recorded_at",
     "event_id",
 ]
-_TIME = pa.timestamp("us", tz="UTC")
 _INTS = ("position", "version", "schema_version")
 _CATEGORIES = ("aggregate_type", "event_type")
-# Arrow types that round-trip through pandas as the values went in; anything else (lists,
-# structs, mixed kinds) is kept as Python objects.
-_SCALAR_IDS = {pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean}
 
 
 class FrameBuilder:
@@ -52,6 +52,8 @@ class FrameBuilder:
         self._names: dict[str, dict[str, str]] = {}
         self._order: dict[str, None] = {}
         self.rows = 0
+        self.bulk_pages = 0
+        """Pages read in bulk from their BSON bytes (``_bson_frame``)."""
 
     def add(self, documents: Iterable[dict[str, Any]], *, as_bson_stores: bool = False) -> int:
         """Take one page of event documents; returns the number of events in it.
@@ -59,6 +61,14 @@ class FrameBuilder:
         ``as_bson_stores``: the documents were decoded as BSON stores them (naive datetimes
         are UTC; UUIDs ``Binary``, subtype 4: what a :class:`~eventlab.ports.DocumentLog`
         hands out), so that neither is made into a Python object per value."""
+        if isinstance(documents, StoredBatch) and self._flatten:
+            from ._bson_frame import bulk_columns
+
+            bulk = bulk_columns(documents.batch, documents.kept)
+            if bulk is not None:
+                self.bulk_pages += 1
+                return self._add_columns(*bulk)
+            as_bson_stores = True
         docs = list(documents)
         n = len(docs)
         if not n:
@@ -74,14 +84,30 @@ class FrameBuilder:
             "recorded_at": pa.array([d.get("recorded_at") for d in docs], _TIME),
             "event_id": _ids_as_text([d["_id"] for d in docs]),
         }
+        columns: dict[str, pa.Array | list[Any]] = {}
         for name, values in self._fields(docs).items():
-            self._order.setdefault(name, None)
             array = _typed(values, naive_is_utc=as_bson_stores)
             if array is None:
-                values = [_python(v) for v in values] if as_bson_stores else values
-                self._objects.setdefault(name, []).append((self.rows, values))
+                columns[name] = [_python(v) for v in values] if as_bson_stores else values
             else:
-                arrays[name] = array
+                columns[name] = array
+        return self._add_columns(arrays, columns)
+
+    def _add_columns(
+        self, arrays: dict[str, pa.Array], columns: dict[str, pa.Array | list[Any]]
+    ) -> int:
+        """Take one page as the envelope's arrays and the fields' columns (Arrow arrays, or
+        lists of Python objects)."""
+        n = len(arrays["position"])
+        if not n:
+            return 0
+        arrays = dict(arrays)
+        for name, column in columns.items():
+            self._order.setdefault(name, None)
+            if isinstance(column, list):
+                self._objects.setdefault(name, []).append((self.rows, column))
+            else:
+                arrays[name] = column
         self._tables.append(pa.table(arrays))
         self.rows += n
         return n
@@ -239,77 +265,6 @@ def _empty() -> pa.Table:
     return pa.table({n: pa.array([], types.get(n, pa.string())) for n in ENVELOPE_COLUMNS})
 
 
-def _typed(values: list[Any], *, naive_is_utc: bool = False) -> pa.Array | None:
-    """An Arrow array of ``values`` when Arrow holds them as they are, else ``None``."""
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds:
-        return pa.nulls(len(values))
-    if kinds == {str}:
-        return pa.array(values, pa.string())
-    if kinds == {uuid.UUID}:  # ids as text, as the event ids are
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
-    if kinds == {Binary} and all(v is None or _is_uuid(v) for v in values):
-        return uuid_text(values)
-    if kinds == {Binary, uuid.UUID} and all(type(v) is not Binary or _is_uuid(v) for v in values):
-        return pa.array([None if v is None else str(_python(v)) for v in values], pa.string())
-    if kinds == {list}:
-        return _list_array(values)
-    if kinds == {datetime}:
-        if not naive_is_utc and any(v is not None and v.tzinfo is None for v in values):
-            return None  # naive times given by a caller stay as they were given
-        return pa.array(values, _TIME)
-    if Decimal in kinds and kinds <= {Decimal, int}:
-        # Exact decimals (money) as Arrow decimals: sums stay exact, the cache stores them.
-        try:
-            array = pa.array([None if v is None else Decimal(v) for v in values])
-            return array.cast(
-                decimal_type(array.type.precision - array.type.scale, array.type.scale)
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # > 38 digits, inf
-            return None
-    if kinds <= {int} or kinds <= {float} or kinds == {bool}:
-        try:
-            array = pa.array(values)
-        except (pa.ArrowInvalid, OverflowError):  # an int beyond 64 bits
-            return None
-        if any(check(array.type) for check in _SCALAR_IDS):
-            return array
-    return None
-
-
-DECIMAL_PRECISION = 18
-"""The precision of a decimal column whose values all fit 18 digits (money does): a product
-with an integer column (``decimal128(19, 0)``) or with itself, and a sum, stay within Arrow's
-38 digits. A column with a longer value is ``decimal128(38, scale)``: exact, summed, but
-multiplied only after a cast (docs/frames.md, "Decimals")."""
-
-
-def decimal_type(digits: int, scale: int) -> pa.Decimal128Type:
-    """The column type of decimals with up to ``digits`` digits before the point; beyond 38
-    digits, ``ArrowInvalid`` (the column stays Python objects)."""
-    needed = max(digits, 0) + max(scale, 0)
-    if needed > 38:
-        raise pa.ArrowInvalid(f"decimals of {needed} digits do not fit decimal128")
-    return pa.decimal128(DECIMAL_PRECISION if needed <= DECIMAL_PRECISION else 38, scale)
-
-
-def _list_array(values: list[Any]) -> pa.Array | None:
-    """Lists of one scalar kind (tags, ids, numbers) as an Arrow list column; anything else
-    (nested lists, dicts, several kinds) stays Python objects."""
-    try:
-        array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-        return None
-    if not pa.types.is_list(array.type):
-        return None
-    item = array.type.value_type
-    if pa.types.is_null(item) or pa.types.is_string(item) or pa.types.is_boolean(item):
-        return array
-    if pa.types.is_integer(item) or pa.types.is_floating(item):
-        return array
-    return None
-
-
 def _unified(
     tables: list[pa.Table], objects: dict[str, list[tuple[int, list[Any]]]]
 ) -> list[pa.Table]:
@@ -401,66 +356,3 @@ def _flatten_into(
         if column is None:
             column = columns[name] = [None] * n
         column[row] = item
-
-
-def _plain(value: Any) -> Any:
-    """BSON's decimals as Python's, all the way down (lists and dicts kept whole)."""
-    if isinstance(value, Decimal128):
-        return decimal128_to_decimal(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if all(type(v) in _LEAVES for v in value):  # tags, ids: nothing to convert
-            return value
-        return [_plain(v) for v in value]
-    return value
-
-
-_LEAVES = frozenset({str, int, float, bool, type(None)})
-
-
-def _python(value: Any) -> Any:
-    """A value decoded as BSON stores it, as the driver's usual decoding gives it: UUIDs as
-    ``uuid.UUID``, times aware of UTC, all the way down (for columns of objects)."""
-    kind = type(value)
-    if kind is Binary and _is_uuid(value):
-        return uuid.UUID(bytes=bytes(value))
-    if kind is datetime and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    if kind is dict:
-        return {k: _python(v) for k, v in value.items()}
-    if kind is list:
-        return [_python(v) for v in value]
-    return value
-
-
-def _is_uuid(value: Binary) -> bool:
-    return value.subtype == 4 and len(value) == 16
-
-
-def _ids_as_text(ids: list[Any]) -> pa.Array:
-    """Event ids as text: in bulk when they arrive as BSON UUIDs (the frames' reads)."""
-    if all(type(i) is Binary and _is_uuid(i) for i in ids):
-        return uuid_text(ids)
-    if all(type(i) is uuid.UUID for i in ids):  # events in memory (events_frame)
-        return uuid_text([i.bytes for i in ids])
-    return pa.array([str(_python(i)) for i in ids], pa.string())
-
-
-_HEX = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
-# Where each of the 32 hex digits of a UUID goes in its 36-character text (dashes between).
-_DIGIT_AT = np.array([*range(8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)])
-
-
-def uuid_text(values: list[Any]) -> pa.Array:
-    """16-byte UUIDs (``None`` for a missing one) as canonical text, ``str(uuid.UUID(...))``,
-    in one array operation instead of one ``UUID`` object per value."""
-    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    raw = b"".join(bytes(16) if v is None else v for v in values)
-    digits = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(len(values), 32)
-    text = np.full((len(values), 36), ord("-"), dtype=np.uint8)
-    text[:, _DIGIT_AT] = digits
-    array = pa.array(
-        text.view("S36").ravel(), pa.binary(36), mask=missing if missing.any() else None
-    )
-    return array.cast(pa.string())

@@ -41,7 +41,7 @@ from filelock import AsyncFileLock
 
 from .._core.bson_values import CODEC_OPTIONS, to_bson_value
 from .._core.errors import CacheError, ConfigurationError
-from ._frame_build import _plain
+from ._frame_values import _plain
 
 FORMAT = 2
 MANIFEST = "manifest.json"

@@ -9,7 +9,7 @@ followed as a catch-up subscription does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .._core.event_codec import stored_document
@@ -20,7 +20,7 @@ from ._frame_query import FrameQuery
 RANGE = 10_000
 """Positions per range read through the log port."""
 
-Page = list[dict[str, Any]]
+Page = Sequence[dict[str, Any]]
 
 
 def stored_log(store: EventStore) -> Any:
@@ -45,7 +45,7 @@ async def followed_pages(
         aggregate_types=query.aggregate_types,
         live=False,
     )
-    page: Page = []
+    page: list[dict[str, Any]] = []
     async for event in subscription:
         page.append(stored_document(event))
         if len(page) >= RANGE:

@@ -1,0 +1,270 @@
+"""Frames read in bulk from BSON bytes mean what frames of decoded documents mean.
+
+The bulk reading (``eventlab._core.bson_columns``, ``eventlab.workbench._bson_frame``) is an
+optimisation of :class:`FrameBuilder`: for any page of stored documents, the frame built from
+the bytes equals the frame built from the driver's decoding of them, value for value and type
+for type, whether the page was read in bulk or fell back. Hypothesis draws the pages: events
+of a few shapes, fields missing or null, nested documents, lists, every BSON type a payload
+holds, and values that must fall back (decimals beyond 18 digits, NaN, binaries that are not
+UUIDs, mixed kinds, times outside Python's range).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import bson
+import numpy as np
+import pandas as pd
+import pytest
+from bson.binary import Binary
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventlab._core.bson_columns import Batch, cursor_batch, positions_of, selected_rows
+from eventlab._core.bson_values import AS_BSON_STORES
+from eventlab._core.stored_batch import StoredBatch, positions_in
+from eventlab._core.tombstones import TOMBSTONE_FIELD
+from eventlab.workbench._frame_build import FrameBuilder
+
+EPOCH = datetime(2026, 1, 1)
+
+keys = st.sampled_from(["qty", "price", "sku", "a.b", "back\\slash", "when", "id", "n"])
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**31), 2**31 - 1),
+    st.integers(-(2**63), 2**63 - 1).map(Int64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**6), max_value=10**6
+    ).map(Decimal128),
+    st.sampled_from(
+        [
+            Decimal128("NaN"),
+            Decimal128("1E+3"),
+            Decimal128("-0.00"),
+            Decimal128("12345678901234567890.5"),
+            Decimal128("0"),
+        ]
+    ),
+    st.integers(0, 10**6).map(lambda s: EPOCH + timedelta(seconds=s)),
+    st.uuids().map(lambda u: Binary(u.bytes, 4)),
+    st.just(Binary(b"\x01\x02", 0)),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
+    max_leaves=6,
+)
+payloads = st.dictionaries(keys, values, max_size=5)
+
+
+@st.composite
+def pages(draw: Any) -> list[dict[str, Any]]:
+    """Events of one to three shapes, positions unique, some fields missing or null."""
+    shapes = draw(st.lists(payloads, min_size=1, max_size=3))
+    count = draw(st.integers(1, 12))
+    docs = []
+    for position in draw(st.permutations(range(1, count + 1))):
+        payload = dict(shapes[position % len(shapes)])
+        if draw(st.booleans()):  # a value of the shape's fields drawn afresh
+            payload.update(draw(payloads))
+        doc: dict[str, Any] = {
+            "_id": Binary(uuid.uuid4().bytes, 4),
+            "event_type": f"T{position % len(shapes)}",
+            "aggregate_id": f"s-{position % 3}",
+            "aggregate_type": "Thing",
+            "version": position,
+            "payload": payload,
+            "metadata": draw(st.sampled_from([{}, {"user": "u-1"}, {"user": None, "n": 1}])),
+            "occurred_at": EPOCH + timedelta(milliseconds=position),
+        }
+        if draw(st.booleans()):
+            doc["schema_version"] = draw(st.sampled_from([1, 2, None]))
+        if draw(st.integers(0, 4)) == 0:
+            doc["tags"] = draw(st.lists(st.text(max_size=4), max_size=3))
+        doc["position"] = position
+        if draw(st.booleans()):
+            doc["recorded_at"] = EPOCH + timedelta(seconds=position)
+        docs.append(doc)
+    return docs
+
+
+def _frames(raws: list[bytes]) -> tuple[pd.DataFrame, pd.DataFrame, FrameBuilder]:
+    bulk = FrameBuilder()
+    bulk.add(StoredBatch.of(raws, 0, 10**9), as_bson_stores=True)
+    decoded = FrameBuilder()
+    decoded.add(bson.decode_all(b"".join(raws), AS_BSON_STORES), as_bson_stores=True)
+    return bulk.frame(), decoded.frame(), bulk
+
+
+def _same(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    assert list(left.columns) == list(right.columns)
+    assert dict(left.dtypes) == dict(right.dtypes)
+    pd.testing.assert_frame_equal(left, right)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages())
+def test_a_page_read_in_bulk_is_the_page_decoded(docs: list[dict[str, Any]]) -> None:
+    raws = [bson.encode(doc) for doc in docs]
+    try:
+        decoded_frame = _frames(raws)[1]
+    except Exception as exc:  # what the decoded path refuses, the bulk path refuses alike
+        with pytest.raises(type(exc)):
+            _frames(raws)
+        return
+    bulk_frame, decoded_frame, _ = _frames(raws)
+    _same(bulk_frame, decoded_frame)
+
+
+def _order_event(position: int, **payload: Any) -> dict[str, Any]:
+    return {
+        "_id": Binary(uuid.uuid4().bytes, 4),
+        "event_type": "OrderPlaced",
+        "aggregate_id": f"order-{position}",
+        "aggregate_type": "Order",
+        "version": 1,
+        "payload": payload,
+        "metadata": {"correlation_id": str(uuid.uuid4())},
+        "occurred_at": EPOCH,
+        "schema_version": 1,
+        "position": Int64(position),
+        "recorded_at": EPOCH,
+    }
+
+
+def test_events_of_a_few_shapes_are_read_in_bulk() -> None:
+    """The common page (events of a few types, money, ids, times, nested documents) takes
+    the bulk path, and its values are exact."""
+    docs = [
+        _order_event(
+            i,
+            price=Decimal128("19.99"),
+            quantity=i,
+            item=Binary(uuid.UUID(int=i).bytes, 4),
+            address={"city": "Berlin", "zip": "10115"},
+            due=EPOCH + timedelta(days=i),
+            express=bool(i % 2),
+            weight=0.5 * i,
+        )
+        for i in range(1, 40)
+    ] + [_order_event(i, note="gift") for i in range(40, 50)]
+    bulk, decoded, builder = _frames([bson.encode(d) for d in docs])
+    _same(bulk, decoded)
+    assert builder.bulk_pages == 1
+    assert bulk["payload.price"].sum() == Decimal("19.99") * 39
+    assert bulk.loc[0, "payload.item"] == str(uuid.UUID(int=1))
+    assert bulk["payload.address.city"].iloc[0] == "Berlin"
+    assert bulk["payload.note"].isna().sum() == 39
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal128("12345678901234567890.5"),  # beyond 18 digits
+        Decimal128("NaN"),
+        Binary(b"\x00" * 4, 0),  # not a UUID
+        datetime(9999, 12, 31, 23, 59, 59),
+        {},  # an empty document, kept whole
+        [Decimal128("1.5"), {"x": 1}],
+    ],
+    ids=["long-decimal", "nan", "binary", "far-time", "empty-document", "list-of-kinds"],
+)
+def test_what_the_bulk_path_does_not_read_falls_back_to_the_same_frame(value: Any) -> None:
+    docs = [_order_event(i, value=value, n=i) for i in range(1, 5)]
+    bulk, decoded, _ = _frames([bson.encode(d) for d in docs])
+    _same(bulk, decoded)
+
+
+def test_mixed_kinds_in_one_field_fall_back_to_the_same_frame() -> None:
+    docs = [_order_event(1, value=1), _order_event(2, value="one"), _order_event(3, value=1.5)]
+    bulk, decoded, builder = _frames([bson.encode(d) for d in docs])
+    _same(bulk, decoded)
+    assert builder.bulk_pages == 0
+
+
+def test_a_batch_keeps_its_range_and_leaves_tombstones_out() -> None:
+    docs = [_order_event(p) for p in (5, 1, 9, 3, 7)]
+    docs.append({"_id": "gap-4", "position": Int64(4), TOMBSTONE_FIELD: True})
+    docs.append({"_id": "no-position", "event_type": "X"})
+    raws = [bson.encode(d) for d in docs]
+    batch = StoredBatch.of(raws, 2, 7)
+    assert [d["position"] for d in batch] == [5, 3, 7]
+    assert positions_in(batch) == [5, 3, 7] == batch.positions()
+    assert selected_rows(Batch.of(raws), 2, 7, TOMBSTONE_FIELD).tolist() == [0, 3, 4]
+    assert positions_of(Batch.of(raws), np.arange(5)) == [5, 1, 9, 3, 7]
+    assert len(batch) == 3 and batch[0]["aggregate_id"] == "order-5"
+    assert "StoredBatch of 7 documents" in repr(batch)
+
+
+def test_an_empty_batch_is_an_empty_page() -> None:
+    batch = StoredBatch.of([], 0, 10)
+    assert len(batch) == 0 and list(batch) == [] and batch.positions() == []
+    assert FrameBuilder().add(batch) == 0
+
+
+typed_values = {
+    "int": st.integers(-(2**40), 2**40),
+    "float": st.floats(allow_nan=False),
+    "text": st.text(max_size=8),
+    "decimal": st.builds(
+        lambda digits, exponent, negative: Decimal128(
+            Decimal((1 if negative else 0, tuple(int(d) for d in str(digits)), exponent))
+        ),
+        st.integers(0, 10**9),
+        st.integers(-8, 3),
+        st.booleans(),
+    ),
+    "time": st.integers(-(10**12), 10**12).map(lambda ms: EPOCH + timedelta(milliseconds=ms)),
+    "uuid": st.uuids().map(lambda u: Binary(u.bytes, 4)),
+    "bool": st.booleans(),
+    "tags": st.lists(st.text(max_size=4), max_size=3),
+}
+
+
+@st.composite
+def typed_pages(draw: Any) -> list[dict[str, Any]]:
+    """Pages whose every field has one kind (or is null or missing): what events are."""
+    kinds = draw(st.dictionaries(keys, st.sampled_from(sorted(typed_values)), min_size=1))
+    docs = []
+    for position in range(1, draw(st.integers(1, 15)) + 1):
+        payload: dict[str, Any] = {}
+        for key, kind in kinds.items():
+            choice = draw(st.integers(0, 5))
+            if choice == 0:
+                continue  # missing
+            value = None if choice == 1 else draw(typed_values[kind])
+            payload[key] = value
+        docs.append(_order_event(position, **payload))
+    return docs
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(typed_pages())
+def test_pages_of_one_kind_per_field_are_read_in_bulk_and_mean_the_same(
+    docs: list[dict[str, Any]],
+) -> None:
+    bulk, decoded, builder = _frames([bson.encode(d) for d in docs])
+    _same(bulk, decoded)
+    wide = [c for c in decoded if str(decoded[c].dtype).startswith("decimal128(38")]
+    assert builder.bulk_pages == (0 if wide else 1), "read in bulk unless a decimal is wide"
+
+
+def test_a_cursor_batch_is_found_in_the_reply_without_decoding_it() -> None:
+    docs = [_order_event(p) for p in (1, 2, 3)]
+    for name in ("firstBatch", "nextBatch"):
+        cursor = bson.encode({"id": Int64(2**40), "ns": "db.events", name: docs, "extra": 1.5})
+        starts, cursor_id = cursor_batch(cursor)
+        assert cursor_id == 2**40
+        batch = StoredBatch(Batch(cursor, starts), 0, 10)
+        assert [d["aggregate_id"] for d in batch] == ["order-1", "order-2", "order-3"]
+    starts, cursor_id = cursor_batch(bson.encode({"id": Int64(0), "nextBatch": []}))
+    assert cursor_id == 0 and len(starts) == 0
