@@ -24,14 +24,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from filelock import FileLock
 
 from .._core.errors import CacheError, ConfigurationError, ConflictError
 from ..ports import EventStore
-from ._frame_build import FrameBuilder
+from ._frame_build import FrameBuilder, _common_type
 from ._frame_query import FrameQuery, apply_arrow
 from ._frames import _incarnation, _read_into, _store_name, say
 from ._personal import personal_of, redact_table
@@ -222,29 +223,15 @@ def _write(
     """The rows as new files of the dataset: written beside it, then moved in."""
     if not table.num_rows:
         return []
-    table = _conformed(table, manifest)
+    table = _conformed(target, table, manifest)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.staging"
-    written: list[str] = []
+    name = f"part-{after + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}"
     try:
-        ds.write_dataset(
-            table,
-            staging,
-            format="parquet",
-            partitioning=ds.partitioning(
-                pa.schema([(name, _PARTITION_TYPES[name]) for name in partitions]),
-                flavor="hive",
-            )
-            if partitions
-            else None,
-            basename_template=f"part-{after + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}"
-            "-{i}.parquet",
-            existing_data_behavior="error",
-            file_visitor=lambda f: written.append(Path(f.path).relative_to(staging).as_posix()),
-        )
-        for name in written:
-            destination = target / name
+        written = _write_partitions(staging, table, partitions, name)
+        for relative in written:
+            destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, destination)
+            os.replace(staging / relative, destination)
     except OSError as exc:
         raise CacheError(f"{target}: cannot write the export: {exc.strerror}") from exc
     finally:
@@ -253,22 +240,120 @@ def _write(
     return written
 
 
-def _conformed(table: pa.Table, manifest: dict[str, Any]) -> pa.Table:
-    """Columns in the types of the dataset's earlier files, where the values allow (so that
-    every reader sees one type per column); the types of this export recorded for the next."""
+def _conformed(target: Path, table: pa.Table, manifest: dict[str, Any]) -> pa.Table:
+    """One type per column across the dataset's files, as Spark needs to read them together
+    (its schema merging widens decimals' precision, nothing else): a column whose values fit
+    the type of the earlier files takes it; one that needs a wider type (ints that became
+    fractions, decimals of a larger scale, values of another kind) gets the type holding both,
+    and the earlier files holding the column are rewritten in it. A column with no value in
+    this export (Arrow's null type, which Spark reads as int) is not written. The types are
+    recorded for the next export."""
     recorded: dict[str, str] = manifest.get("schema") or {}
-    columns = []
+    columns, names = [], []
     for field in table.schema:
         column = table[field.name]
-        earlier = recorded.get(field.name)
-        if earlier is not None and earlier != str(field.type):
-            # A wider type stays as it is: readers that unify types by name read both.
-            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-                column = column.cast(_type_of(earlier))
+        earlier = _known_type(recorded.get(field.name))
+        if earlier is not None and earlier != field.type and not pa.types.is_null(field.type):
+            column = _in_common_type(target, manifest, field.name, column, earlier)
+        elif earlier is not None and pa.types.is_null(field.type):
+            column = column.cast(earlier)
+        if pa.types.is_null(column.type):
+            continue
         columns.append(column)
-    table = pa.table(columns, names=table.column_names)
+        names.append(field.name)
+    table = pa.table(columns, names=names)
     manifest["schema"] = {**recorded, **{f.name: str(f.type) for f in table.schema}}
     return table
+
+
+def _in_common_type(
+    target: Path, manifest: dict[str, Any], name: str, column: pa.ChunkedArray, earlier: pa.DataType
+) -> pa.ChunkedArray:
+    """``column`` in ``earlier`` if its values allow, else in the type holding both (the
+    earlier files rewritten in it)."""
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column.cast(earlier)
+    common = _common_type({earlier, column.type}) or pa.string()
+    try:
+        column = column.cast(common)
+        for part in manifest["files"]:
+            _rewritten(target / part, name, common)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column  # no type holds both: the column keeps its own (read by name)
+    return column
+
+
+def _rewritten(path: Path, name: str, kind: pa.DataType) -> None:
+    """Rewrite one file of the dataset with its column ``name`` in ``kind``, atomically."""
+    schema = pq.read_schema(path)
+    if name not in schema.names or schema.field(name).type == kind:
+        return
+    table = pq.read_table(path, partitioning=None)
+    index = table.column_names.index(name)
+    table = table.set_column(index, name, table[name].cast(kind))
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def partition_segment(value: str) -> str:
+    """A partition value as a directory name: ASCII characters other than letters, digits
+    and ``-._~`` percent-encoded (``/``, ``=``, ``%``, spaces...), other characters as
+    they are (UTF-8). Spark decodes each ``%XX`` as one character, so a UTF-8 character
+    percent-encoded byte by byte would come back garbled; DuckDB, Polars and pyarrow read
+    both forms."""
+    return "".join(c if c in _UNRESERVED or ord(c) > 127 else f"%{ord(c):02X}" for c in value)
+
+
+def _write_partitions(
+    staging: Path, table: pa.Table, partitions: list[str], name: str
+) -> list[str]:
+    """One Parquet file per partition, under ``key=value`` folders (Hive's layout, the values
+    escaped by :func:`partition_segment`); the files' paths relative to ``staging``."""
+    if not partitions:
+        pq.write_table(table, staging / f"{name}-0.parquet")
+        return [f"{name}-0.parquet"]
+    table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in partitions]))
+    changes = np.zeros(max(table.num_rows - 1, 0), dtype=bool)
+    for key in partitions:
+        column = table[key].combine_chunks()
+        differs = pc.fill_null(pc.not_equal(column[1:], column[:-1]), True)
+        differs = pc.or_(differs, pc.xor(column[1:].is_null(), column[:-1].is_null()))
+        changes |= differs.to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(changes) + 1).tolist()]
+    ends = [*starts[1:], table.num_rows]
+    written: list[str] = []
+    for first, last in zip(starts, ends, strict=True):
+        folder = "/".join(f"{key}={_segment(table[key][first].as_py())}" for key in partitions)
+        relative = f"{folder}/{name}-{len(written)}.parquet"
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            table.slice(first, last - first).drop_columns(partitions), staging / relative
+        )
+        written.append(relative)
+    return written
+
+
+def _segment(value: Any) -> str:
+    if value is None:
+        return "__HIVE_DEFAULT_PARTITION__"  # what Hive, Spark and pyarrow read as null
+    return partition_segment(str(value))
+
+
+def _known_type(name: str | None) -> pa.DataType | None:
+    """The type a recorded schema names, ``None`` for none or one not cast to (lists)."""
+    if name is None:
+        return None
+    try:
+        return _type_of(name)
+    except ValueError:
+        return None
 
 
 def _type_of(name: str) -> pa.DataType:
