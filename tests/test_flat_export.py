@@ -365,3 +365,30 @@ async def test_a_column_keeps_one_type_across_incremental_exports(
     values = _duckdb(dataset, 'SELECT "payload.v" FROM DATASET ORDER BY position')
     assert values[-1][0] == (str(then) if common == "string" else then)
     assert len(values) == 3
+
+
+async def test_nan_decimals_empty_documents_and_lists_of_uuids_are_exported(
+    connection: MongoConnectionManager, tmp_path: Path
+) -> None:
+    """What a frame holds as Python objects reaches the dataset: a decimal NaN (refused as
+    "rounded" before), an empty document (a struct Parquet cannot store: Extended JSON text)
+    and a list of UUIDs (as lists of their text, as UUIDs are everywhere else)."""
+    ids = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    store = MongoEventStore(connection)
+    await store.restore(
+        [
+            _typed_event(1, "T", {"value": Decimal("NaN"), "options": {}, "ids": ids}),
+            _typed_event(2, "T", {"value": Decimal("1.5"), "options": {}, "ids": ids[:1]}),
+        ]
+    )
+    frame = await read_frame(store, cache=tmp_path / "cache", progress=False)
+    assert frame["payload.value"].iloc[0].is_nan()
+    dataset = tmp_path / "flat"
+    await export_flat(store, dataset, progress=False)
+    rows = _duckdb(
+        dataset, 'SELECT "payload.ids", "payload.options" FROM DATASET ORDER BY position'
+    )
+    assert rows[0][0] == [str(i) for i in ids] and rows[1][0] == [str(ids[0])]
+    assert rows[0][1] == "{}"
+    archived = await store.archive(tmp_path / "archive", through=2)
+    assert archived.archived >= 0

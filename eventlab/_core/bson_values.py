@@ -212,7 +212,8 @@ def _to_decimal128(value: Decimal, path: str) -> Decimal128:
             "(34 significant digits at most)",
             path=path,
         ) from exc
-    if decimal128_to_decimal(encoded) != value:
+    decoded = decimal128_to_decimal(encoded)
+    if decoded != value and not (value.is_nan() and decoded.is_nan()):  # NaN is not NaN
         raise SerializationError(f"{path}: Decimal {value} would be rounded", path=path)
     return encoded
 

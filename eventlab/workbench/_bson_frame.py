@@ -53,6 +53,9 @@ _ENVELOPE = {name for name, action in _TOP.items() if action == "keep"}
 _DATETIME_MS = (-62_135_596_800_000, 253_402_300_799_999)  # Python's datetime range
 _POW10 = np.array([10**i for i in range(20)], dtype=np.uint64)
 _DIGITS = 18  # the decimal columns read here: up to 18 digits (DECIMAL_PRECISION)
+_LONG = 64
+"""Bytes per text beyond which a column's texts are copied as slices: an index per byte costs
+more than a slice per text."""
 
 Columns = dict[str, "pa.Array | list[Any]"]
 
@@ -111,7 +114,7 @@ class _Reader:
         valid = np.zeros(self.n, dtype=bool)
         seen = np.zeros(self.n, dtype=np.int64)
         for piece in pieces:
-            np.add.at(seen, piece.rows, 1)
+            seen[piece.rows] += 1  # a piece names each of its rows once
             if piece.kind == NULL:
                 continue
             if piece.kind not in kinds:
@@ -201,11 +204,17 @@ class _Reader:
         np.cumsum(lengths, out=offsets[1:])
         if offsets[-1] >= 2**31:
             raise Unsupported("more text than one string array holds")
-        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        if offsets[-1] > _LONG * count:  # long texts: copied as slices, not byte by byte
+            blob = memoryview(self.batch.blob)
+            chosen = zip(starts[valid].tolist(), lengths[valid].tolist(), strict=True)
+            data: Any = b"".join(blob[at : at + size] for at, size in chosen)
+        else:
+            index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+            data = self.batch.u8[index]
         array = pa.StringArray.from_buffers(
             count,
             pa.py_buffer(offsets.astype(np.int32)),
-            pa.py_buffer(self.batch.u8[index]),
+            pa.py_buffer(data),
             None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
             int(count - valid.sum()),
         )

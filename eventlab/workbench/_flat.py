@@ -317,6 +317,7 @@ def _write_partitions(
     """One Parquet file per partition, under ``key=value`` folders (Hive's layout, the values
     escaped by :func:`partition_segment`); the files' paths relative to ``staging``."""
     if not partitions:
+        staging.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, staging / f"{name}-0.parquet")
         return [f"{name}-0.parquet"]
     table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in partitions]))

@@ -8,6 +8,7 @@ stays a column of Python objects, so nothing is lost or coerced.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -211,13 +212,32 @@ class FrameBuilder:
 
 
 def _arrow_or_json(values: list[Any]) -> pa.Array:
-    """Values Arrow holds as they are (lists of one kind, structs), else Extended JSON."""
+    """Values Arrow holds as they are (lists of one kind, structs), else Extended JSON; lists
+    of UUIDs as lists of their text, as UUIDs are everywhere else."""
+    if all(v is None or (type(v) is list and all(type(i) is uuid.UUID for i in v)) for v in values):
+        values = [None if v is None else [str(i) for i in v] for v in values]
     try:
-        return pa.array(values)
+        array = pa.array(values)
+        if not _parquet_writes(array.type):
+            raise pa.ArrowNotImplementedError(f"Parquet holds no {array.type}")
+        return array
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
         from ._jsonl import extended_json
 
         return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+
+
+def _parquet_writes(kind: pa.DataType) -> bool:
+    """Whether the readers of a frame's Arrow form take ``kind``: not a struct without fields
+    (``{}``), which Parquet cannot store, nor a 256-bit decimal."""
+    if pa.types.is_decimal256(kind):  # beyond 38 digits: few readers take it (Polars does not)
+        return False
+    if pa.types.is_struct(kind):
+        fields = [kind.field(i).type for i in range(kind.num_fields)]
+        return bool(fields) and all(_parquet_writes(f) for f in fields)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _parquet_writes(kind.value_type)
+    return True
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -268,26 +288,32 @@ def _empty() -> pa.Table:
 def _unified(
     tables: list[pa.Table], objects: dict[str, list[tuple[int, list[Any]]]]
 ) -> list[pa.Table]:
-    """Pages whose columns disagree on a type: that column becomes a column of objects."""
+    """Pages whose columns disagree: a column of several Arrow types is cast to one type
+    holding every value of all of them, where there is one; otherwise, and where some page
+    holds the column as Python objects, it becomes a column of objects in every page."""
     kinds: dict[str, set[pa.DataType]] = {}
     for table in tables:
         for field in table.schema:
             if not pa.types.is_null(field.type):
                 kinds.setdefault(field.name, set()).add(field.type)
-    clashes: set[str] = set()
+    # A column some page holds as objects is objects in every page (null-typed pages too).
+    clashes = {name for table in tables for name in table.column_names if name in objects}
     for name, types in kinds.items():
-        if len(types) < 2:
+        if name in clashes or len(types) < 2:
             continue
-        common = _common_type(types)
-        if common is None:
+        columns = [t[name] for t in tables if name in t.column_names]
+        common = _common_type(types, columns)
+        try:
+            if common is None:
+                raise pa.ArrowInvalid(f"no type holds every value of {name}")
+            tables = [
+                t.set_column(t.column_names.index(name), name, t[name].cast(common))
+                if name in t.column_names
+                else t
+                for t in tables
+            ]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an int beyond a float's 53 bits
             clashes.add(name)
-            continue
-        tables = [
-            t.set_column(t.column_names.index(name), name, t[name].cast(common))
-            if name in t.column_names
-            else t
-            for t in tables
-        ]
     if not clashes:
         return tables
     start = 0
@@ -303,13 +329,21 @@ def _unified(
     return result
 
 
-def _common_type(types: set[pa.DataType]) -> pa.DataType | None:
+def _common_type(
+    types: set[pa.DataType], columns: list[pa.ChunkedArray] | None = None
+) -> pa.DataType | None:
     """The type that holds every value of ``types`` exactly: decimals of several scales as
-    the largest scale, ints with floats as floats; ``None`` when there is none."""
+    the largest scale with the digits the values need before the point (``columns``, the
+    values, when given; else the types' room), ints with floats as floats; ``None`` when
+    there is none."""
     if all(pa.types.is_decimal(t) for t in types):
-        digits = max(t.precision - t.scale for t in types)
+        scale = max(t.scale for t in types)
+        if columns is None:
+            digits = max(t.precision - t.scale for t in types)
+        else:
+            digits = max((_whole_digits(c) for c in columns), default=0)
         try:
-            return decimal_type(digits, max(t.scale for t in types))
+            return decimal_type(digits, scale)
         except pa.ArrowInvalid:  # 30 digits before the point in one part, 10 after in another
             return None
     if types <= {pa.int64(), pa.float64()}:
@@ -321,6 +355,14 @@ def _common_type(types: set[pa.DataType]) -> pa.DataType | None:
         if items <= {pa.int64(), pa.float64()}:
             return pa.list_(pa.float64())
     return None
+
+
+def _whole_digits(column: pa.ChunkedArray) -> int:
+    """The digits before the point of a decimal column's largest value (as Arrow infers a
+    column's precision from ``decimal.Decimal`` values)."""
+    extremes = pc.min_max(column).as_py()
+    values = [abs(v) for v in (extremes["min"], extremes["max"]) if v is not None]
+    return max((len(str(int(v))) if v >= 1 else 0 for v in values), default=0)
 
 
 def _flatten_into(

@@ -53,6 +53,10 @@ def _typed(values: list[Any], *, naive_is_utc: bool = False) -> pa.Array | None:
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # > 38 digits, inf
             return None
+    if kinds == {int, float}:  # as pandas types them, while every int is a float exactly
+        if any(type(v) is not float and v is not None and abs(v) > 2**53 for v in values):
+            return None
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
     if kinds <= {int} or kinds <= {float} or kinds == {bool}:
         try:
             array = pa.array(values)
