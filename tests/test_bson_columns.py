@@ -346,7 +346,8 @@ def test_an_int_beyond_a_floats_precision_beside_floats_stays_exact() -> None:
 
 def test_long_texts_are_read_in_bulk_as_the_driver_reads_them() -> None:
     docs = [
-        _order_event(i, note=None if i % 3 == 0 else "é" * (i * 50), short="x") for i in range(1, 41)
+        _order_event(i, note=None if i % 3 == 0 else "é" * (i * 50), short="x")
+        for i in range(1, 41)
     ]
     bulk, decoded, builder = _frames([bson.encode(d) for d in docs])
     _same(bulk, decoded)
