@@ -26,8 +26,9 @@ _SCALAR_IDS = {pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean}
 
 def _typed(values: list[Any], *, naive_is_utc: bool = False) -> pa.Array | None:
     """An Arrow array of ``values`` when Arrow holds them as they are, else ``None``."""
-    # BSON's 64-bit integers decode as ``Int64`` (an int): a column of them is an int column.
-    kinds = {int if type(v) is Int64 else type(v) for v in values if v is not None}
+    kinds = {type(v) for v in values if v is not None}
+    if Int64 in kinds:  # BSON's 64-bit integers decode as ``Int64``, an int: an int column
+        kinds = (kinds - {Int64}) | {int}
     if not kinds:
         return pa.nulls(len(values))
     if kinds == {str}:
