@@ -67,6 +67,20 @@ def event_to_json(event: StoredEvent) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
+def _from_extended_json(value: Any) -> Any:
+    """Parsed JSON with its Extended JSON wrappers (``{"$numberDecimal": ...}``) as BSON
+    values, bottom-up, as ``json_util.loads`` would have made them of the text (without
+    writing the text again to parse it a second time)."""
+    if type(value) is dict:
+        converted = {key: _from_extended_json(item) for key, item in value.items()}
+        if any(key[:1] == "$" for key in converted):
+            return json_util.object_hook(converted, _JSON_OPTIONS)
+        return converted
+    if type(value) is list:
+        return [_from_extended_json(item) for item in value]
+    return value
+
+
 def event_from_json(line: str) -> StoredEvent:
     """The StoredEvent of one JSON line (raises ValueError/KeyError/TypeError when malformed)."""
     try:
@@ -81,8 +95,8 @@ def event_from_json(line: str) -> StoredEvent:
             f"a JSON {type(record).__name__}, not an object; an events file holds one JSON "
             "object per line"
         )
-    payload = json_util.loads(json.dumps(record.get("payload", {})), json_options=_JSON_OPTIONS)
-    metadata = json_util.loads(json.dumps(record.get("metadata") or {}), json_options=_JSON_OPTIONS)
+    payload = _from_extended_json(record.get("payload", {}))
+    metadata = _from_extended_json(record.get("metadata") or {})
     recorded = record.get("recorded_at")
     return StoredEvent(
         event_id=uuid.UUID(record["event_id"]),

@@ -1,0 +1,41 @@
+"""An events file's payloads are read as ``bson.json_util`` reads Extended JSON text, without
+writing each payload back to text to parse it a second time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from bson import json_util
+from bson.errors import InvalidId
+
+from eventlab.workbench._jsonl import _JSON_OPTIONS, _from_extended_json
+
+PAYLOADS: list[Any] = [
+    {"price": {"$numberDecimal": "19.99"}, "qty": 3, "ratio": 0.5, "ok": True, "none": None},
+    {"id": {"$uuid": "00000000-0000-0000-0000-000000000001"}},
+    {"id": {"$binary": {"base64": "AAAAAAAAAAAAAAAAAAAAAQ==", "subType": "04"}}},
+    {"when": {"$date": "2026-03-01T12:00:00.123Z"}, "big": {"$numberLong": "9007199254740993"}},
+    {"nested": {"deep": [{"$numberDecimal": "1E+3"}, {"a": {"$date": {"$numberLong": "0"}}}]}},
+    {"list": [1, "two", [3, {"$numberDecimal": "-0.00"}]], "empty": {}, "empty_list": []},
+    {"oid": {"$oid": "65f0c0ffee0000000000abcd"}, "text": "$not a wrapper"},
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_payload_reads_as_json_util_reads_its_text(payload: Any) -> None:
+    expected = json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS)
+    assert _from_extended_json(payload) == expected
+    assert repr(_from_extended_json(payload)) == repr(expected)
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [({"$oid": "not an id"}, InvalidId), ({"$numberDecimal": 5}, TypeError)],
+)
+def test_a_malformed_wrapper_fails_as_json_util_fails(payload: Any, error: type) -> None:
+    with pytest.raises(error):
+        json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS)
+    with pytest.raises(error):
+        _from_extended_json(payload)
