@@ -26,7 +26,9 @@ DOUBLE, STRING, DOCUMENT, ARRAY, BINARY = 0x01, 0x02, 0x03, 0x04, 0x05
 BOOL, DATETIME, NULL, INT32, INT64, DECIMAL = 0x08, 0x09, 0x0A, 0x10, 0x12, 0x13
 _FIXED = {DOUBLE: 8, DATETIME: 8, 0x11: 8, INT64: 8, INT32: 4, BOOL: 1, NULL: 0, DECIMAL: 16}
 _FIXED.update({0x07: 12, 0x06: 0, 0xFF: 0, 0x7F: 0})  # ObjectId, undefined, min/max key
-_PREFIXED = {STRING: 4, 0x0D: 4, 0x0E: 4}  # texts: an int32 length, then the bytes
+_AFTER_LENGTH = {STRING: 4, 0x0D: 4, 0x0E: 4, BINARY: 5, DOCUMENT: 0, ARRAY: 0}
+"""Values that start with an int32 length: the bytes they take beyond it (texts count the
+length itself; binaries, the length and their subtype; documents and arrays, nothing)."""
 GROUP_COST = 8
 """A group of documents of one shape costs the walk about what decoding this many documents
 one by one costs the driver (measured: ~0.3 ms a group against ~35 µs a document). A batch
@@ -147,10 +149,10 @@ class Walk:
         self._document(rows, self.batch.starts[documents] + 4, "")
         return self.fields
 
-    def walk(self, rows: np.ndarray, at: np.ndarray, prefix: str) -> Fields:
+    def walk(self, at: np.ndarray, prefix: str) -> Fields:
         """Walk the documents whose elements start at ``at`` (arrays too: their fields are
         ``0``, ``1``...), every field kept under ``prefix``; the pieces' rows index ``at``."""
-        self._document(np.arange(len(rows), dtype=np.int64), at, prefix)
+        self._document(np.arange(len(at), dtype=np.int64), at, prefix)
         return self.fields
 
     def _document(self, rows: np.ndarray, at: np.ndarray, prefix: str) -> np.ndarray:
@@ -224,12 +226,8 @@ class Walk:
     def _size(self, at: np.ndarray, kind: int) -> np.ndarray:
         if kind in _FIXED:
             return np.full(len(at), _FIXED[kind], dtype=np.int64)
-        if kind in _PREFIXED:
-            return self.batch.int32(at) + 4
-        if kind in (DOCUMENT, ARRAY):
-            return self.batch.int32(at)
-        if kind == BINARY:
-            return self.batch.int32(at) + 5
+        if kind in _AFTER_LENGTH:
+            return self.batch.int32(at) + _AFTER_LENGTH[kind]
         raise Unsupported(f"BSON type {kind:#x}")
 
 
@@ -244,10 +242,9 @@ def escaped(key: str) -> str:
 # -- the scan's selection ------------------------------------------------------------------------
 
 
-def _positions(batch: Batch, fields: Fields, count: int) -> np.ndarray:
-    """The ``count`` walked documents' positions (0 where one has none, as the scan's filter
-    counts it)."""
-    positions = np.zeros(count, dtype=np.int64)
+def _positions(batch: Batch, fields: Fields) -> np.ndarray:
+    """Every document's position (0 where one has none, as the scan's filter counts it)."""
+    positions = np.zeros(batch.count, dtype=np.int64)
     for piece in fields.pieces.get("position", []):
         if piece.kind == INT64:
             positions[piece.rows] = batch.int64(piece.at)
@@ -258,29 +255,21 @@ def _positions(batch: Batch, fields: Fields, count: int) -> np.ndarray:
     return positions
 
 
-def selected_rows(batch: Batch, after: int, through: int, tombstone: str) -> np.ndarray:
+def selection(
+    batch: Batch, after: int, through: int, tombstone: str
+) -> tuple[np.ndarray, np.ndarray]:
     """The indexes of the documents with ``after < position <= through`` and no
-    ``tombstone`` field."""
+    ``tombstone`` field, and their positions."""
     everything = np.arange(batch.count, dtype=np.int64)
     try:
         fields = Walk(batch, {"position": "keep", tombstone: "keep"}).run(everything)
-        positions = _positions(batch, fields, batch.count)
+        positions = _positions(batch, fields)
     except Unsupported:
-        return _selected_rows_one_by_one(batch, after, through, tombstone)
+        return _selection_one_by_one(batch, after, through, tombstone)
     kept = (positions > after) & (positions <= through)
     for piece in fields.pieces.get(tombstone, []):
         kept[piece.rows] = False
-    return np.flatnonzero(kept)
-
-
-def positions_of(batch: Batch, documents: np.ndarray) -> list[int]:
-    """The positions of ``documents``, which all have one."""
-    try:
-        fields = Walk(batch, {"position": "keep"}).run(documents)
-        found: list[int] = _positions(batch, fields, len(documents)).tolist()
-    except Unsupported:
-        return [int(doc["position"]) for doc in decoded(batch, documents)]
-    return found
+    return np.flatnonzero(kept), positions[kept]
 
 
 def decoded(batch: Batch, documents: np.ndarray) -> list[dict[str, Any]]:
@@ -297,13 +286,16 @@ def decoded(batch: Batch, documents: np.ndarray) -> list[dict[str, Any]]:
     return found
 
 
-def _selected_rows_one_by_one(batch: Batch, after: int, through: int, tombstone: str) -> np.ndarray:
-    kept = []
+def _selection_one_by_one(
+    batch: Batch, after: int, through: int, tombstone: str
+) -> tuple[np.ndarray, np.ndarray]:
+    kept, positions = [], []
     for i, doc in enumerate(decoded(batch, np.arange(batch.count, dtype=np.int64))):
         position = doc.get("position", 0)
         if isinstance(position, int) and after < position <= through and tombstone not in doc:
             kept.append(i)
-    return np.asarray(kept, dtype=np.int64)
+            positions.append(position)
+    return np.asarray(kept, dtype=np.int64), np.asarray(positions, dtype=np.int64)
 
 
 def cursor_batch(cursor: bytes) -> tuple[np.ndarray, int]:
@@ -339,11 +331,6 @@ def _elements(blob: bytes, array: int) -> np.ndarray:
 def _skip(blob: bytes, at: int, kind: int) -> int:
     if kind in _FIXED:
         return _FIXED[kind]
-    length = int.from_bytes(blob[at : at + 4], "little")
-    if kind in _PREFIXED:
-        return length + 4
-    if kind == BINARY:
-        return length + 5
-    if kind in (DOCUMENT, ARRAY):
-        return length
+    if kind in _AFTER_LENGTH:
+        return int.from_bytes(blob[at : at + 4], "little") + _AFTER_LENGTH[kind]
     raise ValueError(f"BSON type {kind:#x} in a cursor document")

@@ -38,11 +38,15 @@ class StoredBatch(Sequence[dict[str, Any]]):
         return cls(Batch.of(raws), after, through)
 
     @cached_property
+    def _selection(self) -> tuple[np.ndarray, np.ndarray]:
+        from .bson_columns import selection
+
+        return selection(self.batch, self.after, self.through, TOMBSTONE_FIELD)
+
+    @property
     def kept(self) -> np.ndarray:
         """The indexes of the batch's documents in the selection."""
-        from .bson_columns import selected_rows
-
-        return selected_rows(self.batch, self.after, self.through, TOMBSTONE_FIELD)
+        return self._selection[0]
 
     @cached_property
     def _documents(self) -> list[dict[str, Any]]:
@@ -52,9 +56,8 @@ class StoredBatch(Sequence[dict[str, Any]]):
 
     def positions(self) -> list[int]:
         """The kept documents' positions, without decoding the documents."""
-        from .bson_columns import positions_of
-
-        return positions_of(self.batch, self.kept)
+        found: list[int] = self._selection[1].tolist()
+        return found
 
     def __len__(self) -> int:
         return len(self.kept)

@@ -100,6 +100,11 @@ def _envelope(reader: _Reader, fields: dict[str, list[Piece]]) -> dict[str, pa.A
     }
 
 
+def _validity(valid: np.ndarray) -> pa.Buffer | None:
+    """Arrow's validity bitmap of ``valid`` (none when every row has a value)."""
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
 class _Reader:
     """Full-length columns of ``n`` rows from a field's pieces."""
 
@@ -215,7 +220,7 @@ class _Reader:
             count,
             pa.py_buffer(offsets.astype(np.int32)),
             pa.py_buffer(data),
-            None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
+            _validity(valid),
             int(count - valid.sum()),
         )
         try:
@@ -258,10 +263,7 @@ class _Reader:
         return pa.Array.from_buffers(
             pa.decimal128(_DIGITS, scale),
             self.n,
-            [
-                None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
-                pa.py_buffer(data),
-            ],
+            [_validity(valid), pa.py_buffer(data)],
             null_count=int(self.n - valid.sum()),
         )
 
@@ -290,7 +292,7 @@ class _Reader:
         documents whose fields are ``"0"``, ``"1"``...; else ``None``."""
         rows = np.flatnonzero(valid)
         try:
-            items = Walk(self.batch, {}).walk(rows, at[rows] + 4, "item").pieces
+            items = Walk(self.batch, {}).walk(at[rows] + 4, "item").pieces
         except Unsupported:
             return None
         names = [f"item.{i}" for i in range(len(items))]

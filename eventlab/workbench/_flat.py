@@ -275,12 +275,15 @@ def _in_common_type(
         return column.cast(earlier)
     common = _common_type({earlier, column.type}) or pa.string()
     try:
-        column = column.cast(common)
-        for part in manifest["files"]:
-            _rewritten(target / part, name, common)
+        widened = column.cast(common)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return column  # no type holds both: the column keeps its own (read by name)
-    return column
+    # An earlier file whose values the wider type cannot hold exactly (an int beyond a
+    # float's 53 bits) keeps its own type, and the files after it are left as they are.
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        for part in manifest["files"]:
+            _rewritten(target / part, name, common)
+    return widened
 
 
 def _rewritten(path: Path, name: str, kind: pa.DataType) -> None:

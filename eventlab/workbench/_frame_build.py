@@ -218,25 +218,25 @@ def _arrow_or_json(values: list[Any]) -> pa.Array:
         values = [None if v is None else [str(i) for i in v] for v in values]
     try:
         array = pa.array(values)
-        if not _parquet_writes(array.type):
-            raise pa.ArrowNotImplementedError(f"Parquet holds no {array.type}")
-        return array
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-        from ._jsonl import extended_json
+        array = None
+    if array is not None and _readers_take(array.type):
+        return array
+    from ._jsonl import extended_json
 
-        return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+    return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
 
 
-def _parquet_writes(kind: pa.DataType) -> bool:
+def _readers_take(kind: pa.DataType) -> bool:
     """Whether the readers of a frame's Arrow form take ``kind``: not a struct without fields
     (``{}``), which Parquet cannot store, nor a 256-bit decimal."""
     if pa.types.is_decimal256(kind):  # beyond 38 digits: few readers take it (Polars does not)
         return False
     if pa.types.is_struct(kind):
         fields = [kind.field(i).type for i in range(kind.num_fields)]
-        return bool(fields) and all(_parquet_writes(f) for f in fields)
+        return bool(fields) and all(_readers_take(f) for f in fields)
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _parquet_writes(kind.value_type)
+        return _readers_take(kind.value_type)
     return True
 
 
@@ -301,11 +301,11 @@ def _unified(
     for name, types in kinds.items():
         if name in clashes or len(types) < 2:
             continue
-        columns = [t[name] for t in tables if name in t.column_names]
-        common = _common_type(types, columns)
+        common = _common_type(types, [t[name] for t in tables if name in t.column_names])
+        if common is None:
+            clashes.add(name)
+            continue
         try:
-            if common is None:
-                raise pa.ArrowInvalid(f"no type holds every value of {name}")
             tables = [
                 t.set_column(t.column_names.index(name), name, t[name].cast(common))
                 if name in t.column_names
