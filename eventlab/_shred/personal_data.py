@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bson.errors import InvalidDocument
+
 from .._core.appends import StreamAppend
-from .._core.bson_values import MAX_DOCUMENT_BYTES, to_bson_value
-from .._core.errors import ConfigurationError, UnknownEventTypeError
+from .._core.bson_values import MAX_DOCUMENT_BYTES
+from .._core.errors import ConfigurationError, SerializationError, UnknownEventTypeError
 from .._core.event_codec import oversized_event
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
-from .._core.sealing import DataKey, is_sealed, looks_sealed, sealed_subject
+from .._core.sealing import DataKey, is_sealed, looks_sealed, plaintext_of, sealed_subject
 from .keys import KeyStore
 
 
@@ -72,16 +75,32 @@ class PersonalData:
         subjects = list(dict.fromkeys(subject for _, _, subject in plans))
         # One read for the keys that exist (the common case: one round trip), then one
         # race-free create per subject still without one (a forgotten one raises there).
-        keys = await self.keys.get(subjects)
+        # The values are encoded while the read is under way: that part needs no key.
+        lookup = asyncio.ensure_future(self.keys.get(subjects))
+        try:
+            plaintexts = [
+                _plaintexts(stream.events[index], declared) for index, declared, _ in plans
+            ]
+        except BaseException:
+            lookup.cancel()
+            raise
+        keys = await lookup
         for subject in subjects:
             if subject not in keys:
                 keys[subject] = await self.keys.get_or_create(subject)
         events, bodies = list(stream.events), list(stream.bodies)
-        for index, declared, subject in plans:
-            events[index] = sealed = _sealed(events[index], declared, keys[subject])
-            # Only the payload changed: the rest of the body was encoded already.
-            payload = to_bson_value(sealed.payload, f"event {sealed.event_id} payload")
-            bodies[index] = {**bodies[index], "payload": payload}
+        for (index, _, subject), fields in zip(plans, plaintexts, strict=True):
+            event, body = events[index], bodies[index]
+            key = keys[subject]
+            sealed = {
+                field: key.seal_plaintext(plaintext, event.event_id, field)
+                for field, plaintext in fields.items()
+            }
+            if sealed:
+                events[index] = replace(event, payload={**event.payload, **sealed})
+                # Only the sealed fields changed: the rest of the payload was encoded already
+                # (a sealed value is a BSON binary as it is).
+                bodies[index] = {**body, "payload": {**body["payload"], **sealed}}
         return StreamAppend(stream.aggregate_id, stream.expected, events, bodies)
 
     # -- read ------------------------------------------------------------------------------
@@ -190,10 +209,22 @@ def seal_stored(event: StoredEvent, declared: PersonalFields, key: DataKey) -> S
     return replace(event, payload=payload)
 
 
-def _sealed(event: StoredEvent, declared: PersonalFields, key: DataKey) -> StoredEvent:
-    payload = dict(event.payload)
+def _plaintexts(event: StoredEvent, declared: PersonalFields) -> dict[str, bytes]:
+    """What sealing will encrypt of each declared personal field of ``event`` not sealed yet."""
+    payload = event.payload
+    plaintexts = {}
     for field in declared.fields:
-        value = payload.get(field)
-        if field in payload and not is_sealed(value):
-            payload[field] = key.seal(value, event.event_id, field)
-    return replace(event, payload=payload)
+        if field in payload and not is_sealed(value := payload[field]):
+            try:
+                plaintexts[field] = plaintext_of(value, field)
+            except (OverflowError, InvalidDocument) as exc:
+                why = (
+                    "does not fit BSON's 64-bit integers (store big numbers as Decimal or str)"
+                    if isinstance(exc, OverflowError)
+                    else f"does not encode to BSON: {exc}"
+                )
+                raise SerializationError(
+                    f"event {event.event_id} ({event.event_type}) personal field {field!r} {why}",
+                    path=f"payload.{field}",
+                ) from exc
+    return plaintexts

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from .._aggregates.store import AggregateStore
 from .._core.bson_values import CODEC_OPTIONS, to_bson_value
 from .._core.domain import AggregateRoot, DomainEvent, applies
-from .._core.errors import ConfigurationError, SubjectForgottenError
+from .._core.errors import ConfigurationError, SerializationError, SubjectForgottenError
 from .._core.personal import REDACTED, Personal
 from .._core.records import StoredEvent
 from .._core.sealing import SEALED_SUBTYPE, is_sealed
@@ -138,6 +138,17 @@ class HardenedPersonalDataContract:
         assert (await personal_store.forget(subject)).events == 2
         read = await personal_store.read_domain_events(subject)
         assert (read[0].email, read[0].phone, read[1].email) == (REDACTED, REDACTED, REDACTED)
+
+    async def test_a_personal_int_beyond_64_bits_is_refused_before_a_key_is_made(
+        self, personal_store: Any
+    ) -> None:
+        personal_store.registry.register(OptionalContact)
+        subject = unique("customer")
+        event = OptionalContact(customer_id=subject, phone=2**70)
+        with pytest.raises(SerializationError, match=r"'phone'.*64"):
+            await personal_store.append(subject, [event], 0)
+        assert await personal_store.get_current_version(subject) == 0
+        assert await personal_store.personal.keys.get([subject]) == {}
 
     @pytest.mark.parametrize(
         ("event_class", "field", "values"),
