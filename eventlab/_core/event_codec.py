@@ -102,15 +102,40 @@ def oversized_event(bodies: Iterable[dict[str, Any]], limit: int) -> DocumentToo
     ``limit`` bytes (with room for the store's own fields), or ``None``."""
     for body in bodies:
         try:
-            size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
+            too_large = _too_large(body, limit)
         except (OverflowError, InvalidDocument):
             continue  # not a size problem
-        if size > limit - 1024:
-            return DocumentTooLargeError(
-                f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
-                f"the server's limit is {limit:,}"
-            )
+        if too_large is not None:
+            return too_large
     return None
+
+
+def refused_body(
+    bodies: Iterable[dict[str, Any]], limit: int
+) -> DocumentTooLargeError | SerializationError | None:
+    """The error naming the first event body a server whose documents may hold ``limit``
+    bytes would refuse (too large, or not encodable: an integer beyond 64 bits), or
+    ``None``. Each body is encoded once, and searched for its integer only when that fails."""
+    for body in bodies:
+        try:
+            too_large = _too_large(body, limit)
+        except (OverflowError, InvalidDocument) as exc:
+            return unencodable_int([body]) or SerializationError(
+                f"event {body['_id']} ({body['event_type']}) does not encode to BSON: {exc}"
+            )
+        if too_large is not None:
+            return too_large
+    return None
+
+
+def _too_large(body: dict[str, Any], limit: int) -> DocumentTooLargeError | None:
+    size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
+    if size <= limit - 1024:
+        return None
+    return DocumentTooLargeError(
+        f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
+        f"the server's limit is {limit:,}"
+    )
 
 
 def unencodable_int(bodies: Iterable[dict[str, Any]]) -> SerializationError | None:

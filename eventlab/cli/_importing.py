@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._core.errors import ConflictError, DataError, EventlabError
-from .._core.event_codec import event_body, oversized_event, same_client_content, unencodable_int
+from .._core.event_codec import event_body, refused_body, same_client_content
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
 from .._mongo.lookups import find_in, in_batches
@@ -56,9 +56,9 @@ class FileCheck:
 
     def take(self, events: list[StoredEvent]) -> None:
         bodies = [_body(self.path, e) for e in events]
-        too_large = oversized_event(bodies, _MAX_DOCUMENT) or unencodable_int(bodies)
-        if too_large is not None:
-            raise DataError(f"{self.path}: {too_large} (nothing was imported)")
+        refused = refused_body(bodies, _MAX_DOCUMENT)
+        if refused is not None:
+            raise DataError(f"{self.path}: {refused} (nothing was imported)")
         for event in events:
             self.events += 1
             position = event.position or 0

@@ -8,9 +8,11 @@ use MongoDB Extended JSON (relaxed) so that Decimal (``{"$numberDecimal": …}``
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +69,40 @@ def event_to_json(event: StoredEvent) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def _from_extended_json(value: Any) -> Any:
+def _from_extended_json(value: Any, *, python_decimals: bool = False) -> Any:
     """Parsed JSON with its Extended JSON wrappers (``{"$numberDecimal": ...}``) as BSON
     values, bottom-up, as ``json_util.loads`` would have made them of the text (without
-    writing the text again to parse it a second time)."""
+    writing the text again to parse it a second time).
+
+    ``python_decimals``: a decimal written plainly (``-12.340``, at most 34 digits, which
+    Decimal128 holds exactly as written) becomes the :class:`~decimal.Decimal` that
+    ``Decimal128(text).to_decimal()`` would give, without the Decimal128 in between (most of
+    an import's parsing time went there); any other decimal text is left to ``json_util``.
+    """
     if type(value) is dict:
-        converted = {key: _from_extended_json(item) for key, item in value.items()}
+        if python_decimals and len(value) == 1:
+            text = value.get("$numberDecimal")
+            if type(text) is str and _is_plain_decimal(text):
+                return Decimal(text)
+        converted = {
+            key: _from_extended_json(item, python_decimals=python_decimals)
+            for key, item in value.items()
+        }
         if any(key[:1] == "$" for key in converted):
             return json_util.object_hook(converted, _JSON_OPTIONS)
         return converted
     if type(value) is list:
-        return [_from_extended_json(item) for item in value]
+        return [_from_extended_json(item, python_decimals=python_decimals) for item in value]
     return value
+
+
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _is_plain_decimal(text: str) -> bool:
+    """Digits, one optional point and sign, at most 34 digits: exact in Decimal128."""
+    digits = len(text) - (text[:1] == "-") - ("." in text)
+    return digits <= 34 and _PLAIN_DECIMAL.fullmatch(text) is not None
 
 
 def event_from_json(line: str) -> StoredEvent:
@@ -95,8 +119,8 @@ def event_from_json(line: str) -> StoredEvent:
             f"a JSON {type(record).__name__}, not an object; an events file holds one JSON "
             "object per line"
         )
-    payload = _from_extended_json(record.get("payload", {}))
-    metadata = _from_extended_json(record.get("metadata") or {})
+    payload = _from_extended_json(record.get("payload", {}), python_decimals=True)
+    metadata = _from_extended_json(record.get("metadata") or {}, python_decimals=True)
     recorded = record.get("recorded_at")
     return StoredEvent(
         event_id=uuid.UUID(record["event_id"]),

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from bson import json_util
 from bson.errors import InvalidId
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from eventlab._core.bson_values import decimals_to_python
 from eventlab.workbench._jsonl import _JSON_OPTIONS, _from_extended_json
 
 PAYLOADS: list[Any] = [
@@ -39,3 +42,37 @@ def test_a_malformed_wrapper_fails_as_json_util_fails(payload: Any, error: type)
         json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS)
     with pytest.raises(error):
         _from_extended_json(payload)
+
+
+def _as_an_import_reads_it(payload: Any) -> Any:
+    """What reading the payload's text with json_util, then decimals as Python's, gives."""
+    return decimals_to_python(json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_with_python_decimals_a_payload_reads_as_json_util_then_decimals(payload: Any) -> None:
+    expected = _as_an_import_reads_it(payload)
+    read = decimals_to_python(_from_extended_json(payload, python_decimals=True))
+    assert read == expected
+    assert repr(read) == repr(expected)
+
+
+_DECIMAL_TEXT = st.one_of(
+    st.from_regex(r"-?[0-9]{1,40}(\.[0-9]{1,40})?", fullmatch=True),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.text(alphabet="0123456789.-+eE _", max_size=40),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_DECIMAL_TEXT)
+def test_any_decimal_text_reads_as_json_util_reads_it_or_fails_alike(text: str) -> None:
+    payload = {"price": {"$numberDecimal": text}}
+    try:
+        expected = _as_an_import_reads_it(payload)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            decimals_to_python(_from_extended_json(payload, python_decimals=True))
+        return
+    read = decimals_to_python(_from_extended_json(payload, python_decimals=True))
+    assert repr(read) == repr(expected)  # the same digits and exponent, -0 and NaN alike
