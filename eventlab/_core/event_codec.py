@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import bson
+from bson.codec_options import CodecOptions
 from bson.errors import InvalidDocument
+from bson.raw_bson import RawBSONDocument
 
 from .bson_values import (
     CODEC_OPTIONS,
@@ -102,34 +105,55 @@ def oversized_event(bodies: Iterable[dict[str, Any]], limit: int) -> DocumentToo
     ``limit`` bytes (with room for the store's own fields), or ``None``."""
     for body in bodies:
         try:
-            too_large = _too_large(body, limit)
+            size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
         except (OverflowError, InvalidDocument):
             continue  # not a size problem
+        too_large = _too_large(body, size, limit)
         if too_large is not None:
             return too_large
     return None
 
 
-def refused_body(
-    bodies: Iterable[dict[str, Any]], limit: int
-) -> DocumentTooLargeError | SerializationError | None:
-    """The error naming the first event body a server whose documents may hold ``limit``
-    bytes would refuse (too large, or not encodable: an integer beyond 64 bits), or
-    ``None``. Each body is encoded once, and searched for its integer only when that fails."""
+def encoded_bodies(bodies: Iterable[dict[str, Any]], limit: int) -> list[bytes]:
+    """Each event body as BSON; raises the error naming the first one a server whose
+    documents may hold ``limit`` bytes would refuse (too large, or not encodable: an integer
+    beyond 64 bits). Each body is encoded once, and searched for its integer only when that
+    fails."""
+    encoded = []
     for body in bodies:
         try:
-            too_large = _too_large(body, limit)
+            data = bson.encode(body, codec_options=CODEC_OPTIONS)
         except (OverflowError, InvalidDocument) as exc:
-            return unencodable_int([body]) or SerializationError(
+            raise unencodable_int([body]) or SerializationError(
                 f"event {body['_id']} ({body['event_type']}) does not encode to BSON: {exc}"
-            )
+            ) from exc
+        too_large = _too_large(body, len(data), limit)
         if too_large is not None:
-            return too_large
-    return None
+            raise too_large
+        encoded.append(data)
+    return encoded
 
 
-def _too_large(body: dict[str, Any], limit: int) -> DocumentTooLargeError | None:
-    size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
+def stored_bson(body: bytes, position: int, recorded_at: datetime) -> RawBSONDocument:
+    """The BSON of :func:`stored_document` made from an event's encoded body: the store's two
+    fields appended to it (the body is not encoded again, nor is the document by the
+    driver)."""
+    tail = bson.encode(
+        {"position": position, "recorded_at": recorded_at}, codec_options=CODEC_OPTIONS
+    )
+    size = len(body) + len(tail) - 5  # one length prefix and one terminator for the two
+    return RawBSONDocument(size.to_bytes(4, "little") + body[4:-1] + tail[4:], _RAW_OPTIONS)
+
+
+_RAW_OPTIONS: CodecOptions[RawBSONDocument] = CODEC_OPTIONS.with_options(
+    document_class=RawBSONDocument
+)
+"""eventlab's codec options for a document kept as BSON (its fields decode as eventlab's)."""
+
+
+def _too_large(body: dict[str, Any], size: int, limit: int) -> DocumentTooLargeError | None:
+    """The error for a body of ``size`` bytes over ``limit`` (with room for the store's own
+    fields), or ``None``."""
     if size <= limit - 1024:
         return None
     return DocumentTooLargeError(

@@ -17,13 +17,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
 from .._core.domain import utc_now
 from .._core.errors import DuplicateEventError, InvalidEventError
-from .._core.event_codec import stored_document
+from .._core.event_codec import stored_bson, stored_document
 from .._core.progress import progress_bar
 from .._core.records import StoredEvent
 from .frames import renew_incarnation
@@ -38,13 +39,20 @@ async def restore(
     *,
     chunk_size: int = 1000,
     progress: bool | None = None,
+    encoded_bodies: Sequence[bytes] | None = None,
 ) -> int:
-    """Insert ``events`` as they were; returns how many were written (see the module doc)."""
+    """Insert ``events`` as they were; returns how many were written (see the module doc).
+
+    ``encoded_bodies``: each event's body as BSON already (an import's file check encoded
+    them), so that neither eventlab nor the driver encodes the documents again."""
     mode = await schema.ready()
     missing = [e.event_id for e in events if e.position is None]
     if missing:
         raise InvalidEventError(f"{len(missing)} event(s) have no position, e.g. {missing[0]}")
-    ordered = sorted(events, key=lambda e: e.position or 0)
+    bodies = list(encoded_bodies) if encoded_bodies is not None else [None] * len(events)
+    if len(bodies) != len(events):
+        raise ValueError("one encoded body per event")  # a caller's mistake, never a user's
+    ordered = sorted(zip(events, bodies, strict=True), key=lambda pair: pair[0].position or 0)
     written = 0
     try:
         # Before the first chunk: a copy of the log (a frame cache) made before this restore
@@ -53,10 +61,7 @@ async def restore(
         with progress_bar(len(ordered), progress, "restoring") as bar:
             for start in range(0, len(ordered), chunk_size):
                 chunk = ordered[start : start + chunk_size]
-                documents = [
-                    stored_document(e if e.recorded_at else replace(e, recorded_at=utc_now()))
-                    for e in chunk
-                ]
+                documents = [_document(event, body) for event, body in chunk]
                 restore_chunk = partial(_restore_chunk, schema, documents)
                 if mode.transactions:
                     await run_transaction(schema.connection.client, restore_chunk)
@@ -73,8 +78,18 @@ async def restore(
     return written
 
 
+def _document(event: StoredEvent, body: bytes | None) -> dict[str, Any] | RawBSONDocument:
+    """The stored document of ``event`` (its ``recorded_at`` now, where it has none)."""
+    recorded_at = event.recorded_at or utc_now()
+    if body is not None:
+        return stored_bson(body, event.position or 0, recorded_at)
+    return stored_document(replace(event, recorded_at=recorded_at))
+
+
 async def _restore_chunk(
-    schema: EventStoreSchema, documents: list[dict[str, Any]], session: AsyncClientSession | None
+    schema: EventStoreSchema,
+    documents: list[dict[str, Any] | RawBSONDocument],
+    session: AsyncClientSession | None,
 ) -> None:
     lowest = documents[0]["position"]
     highest = documents[-1]["position"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._core.errors import ConflictError, DataError, EventlabError
-from .._core.event_codec import event_body, refused_body, same_client_content
+from .._core.event_codec import encoded_bodies, event_body, same_client_content
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
 from .._mongo.lookups import find_in, in_batches
@@ -43,6 +43,16 @@ _MAX_DOCUMENT = 16 * 1024 * 1024
 Chunks = Callable[[], Iterator[list[StoredEvent]]]
 
 
+class CheckedChunk(list[StoredEvent]):
+    """A chunk of events as the file check read it, with each event's body encoded as BSON
+    (for the size check) and kept for the writes, which then encode nothing again. Any
+    change to the events (sealing their personal fields) makes a plain list of new ones."""
+
+    def __init__(self, events: list[StoredEvent], encoded: list[bytes]) -> None:
+        super().__init__(events)
+        self.encoded = encoded
+
+
 @dataclass
 class FileCheck:
     """Pass 1: what the file holds, checked chunk by chunk (one entry per stream in memory)."""
@@ -54,11 +64,13 @@ class FileCheck:
     _last_version: dict[str, int] = field(default_factory=dict)
     _last_position: int = 0
 
-    def take(self, events: list[StoredEvent]) -> None:
+    def take(self, events: list[StoredEvent]) -> CheckedChunk:
+        """Check one chunk of the file; returns it with its events' bodies as BSON."""
         bodies = [_body(self.path, e) for e in events]
-        refused = refused_body(bodies, _MAX_DOCUMENT)
-        if refused is not None:
-            raise DataError(f"{self.path}: {refused} (nothing was imported)")
+        try:
+            checked = CheckedChunk(events, encoded_bodies(bodies, _MAX_DOCUMENT))
+        except EventlabError as exc:
+            raise DataError(f"{self.path}: {exc} (nothing was imported)") from exc
         for event in events:
             self.events += 1
             position = event.position or 0
@@ -72,6 +84,7 @@ class FileCheck:
                     f"{kind} in stream {event.aggregate_id!r} (v{last} then v{event.version})"
                 )
             self._last_version[event.aggregate_id] = event.version
+        return checked
 
     def refusal(self) -> str | None:
         where = f"examine it with `eventlab gaps --file {self.path}`"
@@ -182,9 +195,9 @@ def check_file(path: Path, chunks: Chunks) -> tuple[int, Chunks]:
     check = FileCheck(path)
     kept: list[list[StoredEvent]] | None = []
     for chunk in chunks():  # a malformed record stops here
-        check.take(chunk)
+        checked = check.take(chunk)
         if kept is not None:
-            kept.append(chunk)
+            kept.append(checked)
             if check.events > KEPT_EVENTS:
                 kept = None
     refusal = check.refusal()
@@ -277,11 +290,26 @@ async def restore_file(
                 if IMPORT_BEFORE_CHUNK.armed:
                     await IMPORT_BEFORE_CHUNK.reach()
                 # One transaction per chunk of the file (2,000 events): fewer round trips.
-                outcome.written += await store.restore(rest, chunk_size=len(rest), progress=False)
+                outcome.written += await _restore_chunk(store, chunk, rest)
             bar.update(len(chunk))
     except EventlabError as exc:
         raise _stopped(exc, path, prefix + outcome.written, total) from exc
     return outcome
+
+
+async def _restore_chunk(
+    store: MongoEventStore, chunk: list[StoredEvent], rest: list[StoredEvent]
+) -> int:
+    """Restore ``rest``, the last events of ``chunk``, in one transaction: from the bodies
+    the file check encoded when ``chunk`` is as it read it."""
+    if not isinstance(chunk, CheckedChunk):
+        return await store.restore(rest, chunk_size=len(rest), progress=False)
+    from .._mongo.restore import restore
+
+    encoded = chunk.encoded[len(chunk) - len(rest) :]
+    return await restore(
+        store._schema, rest, chunk_size=len(rest), progress=False, encoded_bodies=encoded
+    )
 
 
 async def _stored_prefix(

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bson import json_util
+from bson import Decimal128, json_util
 from bson.binary import UuidRepresentation
 from bson.json_util import JSONMode, JSONOptions
 
-from .._core.bson_values import decimals_to_python, to_bson_value
+from .._core.bson_values import decimal128_to_decimal, to_bson_value
 from .._core.errors import DataError, EventlabError
-from .._core.records import StoredEvent
+from .._core.records import StoredEvent, event_id_from
 
 _JSON_OPTIONS = JSONOptions(
     json_mode=JSONMode.RELAXED, uuid_representation=UuidRepresentation.STANDARD, tz_aware=True
@@ -69,31 +68,33 @@ def event_to_json(event: StoredEvent) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def _from_extended_json(value: Any, *, python_decimals: bool = False) -> Any:
-    """Parsed JSON with its Extended JSON wrappers (``{"$numberDecimal": ...}``) as BSON
-    values, bottom-up, as ``json_util.loads`` would have made them of the text (without
-    writing the text again to parse it a second time).
+def loads_extended(text: str) -> Any:
+    """JSON text with its Extended JSON wrappers (``{"$numberDecimal": ...}``) read as
+    ``json_util.loads`` reads them, decimals then made Python's (as
+    :func:`~eventlab._core.bson_values.decimals_to_python` makes them): the wrappers are
+    converted by a hook the JSON decoder calls for each object, bottom-up, and text without
+    any ``$`` (nor an escape that could spell one) is read without it."""
+    if "$" in text or "\\u" in text:
+        return json.loads(text, object_hook=_extended_json_hook)
+    return json.loads(text)
 
-    ``python_decimals``: a decimal written plainly (``-12.340``, at most 34 digits, which
-    Decimal128 holds exactly as written) becomes the :class:`~decimal.Decimal` that
-    ``Decimal128(text).to_decimal()`` would give, without the Decimal128 in between (most of
-    an import's parsing time went there); any other decimal text is left to ``json_util``.
-    """
-    if type(value) is dict:
-        if python_decimals and len(value) == 1:
-            text = value.get("$numberDecimal")
-            if type(text) is str and _is_plain_decimal(text):
-                return Decimal(text)
-        converted = {
-            key: _from_extended_json(item, python_decimals=python_decimals)
-            for key, item in value.items()
-        }
-        if any(key[:1] == "$" for key in converted):
-            return json_util.object_hook(converted, _JSON_OPTIONS)
-        return converted
-    if type(value) is list:
-        return [_from_extended_json(item, python_decimals=python_decimals) for item in value]
-    return value
+
+def _extended_json_hook(document: dict[str, Any]) -> Any:
+    """One decoded JSON object: an Extended JSON wrapper as its value, any other as it is.
+
+    A decimal written plainly (``-12.340``, at most 34 digits, which Decimal128 holds exactly
+    as written) becomes the :class:`~decimal.Decimal` that ``Decimal128(text).to_decimal()``
+    gives, without the Decimal128 in between (most of an import's parsing time went there);
+    any other wrapper is left to ``json_util``."""
+    if len(document) == 1:
+        text = document.get("$numberDecimal")
+        if type(text) is str and _is_plain_decimal(text):
+            return Decimal(text)
+    for key in document:
+        if key[:1] == "$":
+            value = json_util.object_hook(document, _JSON_OPTIONS)
+            return decimal128_to_decimal(value) if type(value) is Decimal128 else value
+    return document
 
 
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -108,7 +109,7 @@ def _is_plain_decimal(text: str) -> bool:
 def event_from_json(line: str) -> StoredEvent:
     """The StoredEvent of one JSON line (raises ValueError/KeyError/TypeError when malformed)."""
     try:
-        record = json.loads(line)
+        record = loads_extended(line)
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"not JSON (column {exc.colno}: {exc.msg.lower()}); an events file holds one JSON "
@@ -119,17 +120,15 @@ def event_from_json(line: str) -> StoredEvent:
             f"a JSON {type(record).__name__}, not an object; an events file holds one JSON "
             "object per line"
         )
-    payload = _from_extended_json(record.get("payload", {}), python_decimals=True)
-    metadata = _from_extended_json(record.get("metadata") or {}, python_decimals=True)
     recorded = record.get("recorded_at")
     return StoredEvent(
-        event_id=uuid.UUID(record["event_id"]),
+        event_id=event_id_from(record["event_id"]),
         event_type=record["event_type"],
         aggregate_id=record["aggregate_id"],
         aggregate_type=record["aggregate_type"],
         version=record["version"],
-        payload=decimals_to_python(payload),
-        metadata=decimals_to_python(metadata),
+        payload=record.get("payload", {}),
+        metadata=record.get("metadata") or {},
         occurred_at=datetime.fromisoformat(record["occurred_at"]),
         schema_version=record.get("schema_version", 1),
         position=record.get("position"),

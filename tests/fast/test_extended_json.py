@@ -1,9 +1,10 @@
-"""An events file's payloads are read as ``bson.json_util`` reads Extended JSON text, without
-writing each payload back to text to parse it a second time."""
+"""An events file's lines are read as ``bson.json_util`` reads Extended JSON text (decimals
+then made Python's), by a hook of the JSON decoder rather than a second parse."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventlab._core.bson_values import decimals_to_python
-from eventlab.workbench._jsonl import _JSON_OPTIONS, _from_extended_json
+from eventlab.workbench._jsonl import _JSON_OPTIONS, loads_extended
 
 PAYLOADS: list[Any] = [
     {"price": {"$numberDecimal": "19.99"}, "qty": 3, "ratio": 0.5, "ok": True, "none": None},
@@ -26,11 +27,25 @@ PAYLOADS: list[Any] = [
 ]
 
 
+def _as_json_util_reads_it(payload: Any) -> Any:
+    """What reading the payload's text with json_util, then decimals as Python's, gives."""
+    return decimals_to_python(json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_payload_reads_as_json_util_reads_its_text(payload: Any) -> None:
-    expected = json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS)
-    assert _from_extended_json(payload) == expected
-    assert repr(_from_extended_json(payload)) == repr(expected)
+    expected = _as_json_util_reads_it(payload)
+    read = loads_extended(json.dumps(payload))
+    assert read == expected
+    assert repr(read) == repr(expected)
+
+
+def test_a_wrapper_spelled_with_escapes_is_still_a_wrapper() -> None:
+    text = '{"price": {"\\u0024numberDecimal": "19.90"}}'
+    assert loads_extended(text) == {"price": Decimal("19.90")}
+    assert repr(loads_extended(text)) == repr(
+        decimals_to_python(json_util.loads(text, json_options=_JSON_OPTIONS))
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,20 +56,7 @@ def test_a_malformed_wrapper_fails_as_json_util_fails(payload: Any, error: type)
     with pytest.raises(error):
         json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS)
     with pytest.raises(error):
-        _from_extended_json(payload)
-
-
-def _as_an_import_reads_it(payload: Any) -> Any:
-    """What reading the payload's text with json_util, then decimals as Python's, gives."""
-    return decimals_to_python(json_util.loads(json.dumps(payload), json_options=_JSON_OPTIONS))
-
-
-@pytest.mark.parametrize("payload", PAYLOADS)
-def test_with_python_decimals_a_payload_reads_as_json_util_then_decimals(payload: Any) -> None:
-    expected = _as_an_import_reads_it(payload)
-    read = decimals_to_python(_from_extended_json(payload, python_decimals=True))
-    assert read == expected
-    assert repr(read) == repr(expected)
+        loads_extended(json.dumps(payload))
 
 
 _DECIMAL_TEXT = st.one_of(
@@ -69,10 +71,10 @@ _DECIMAL_TEXT = st.one_of(
 def test_any_decimal_text_reads_as_json_util_reads_it_or_fails_alike(text: str) -> None:
     payload = {"price": {"$numberDecimal": text}}
     try:
-        expected = _as_an_import_reads_it(payload)
+        expected = _as_json_util_reads_it(payload)
     except Exception as exc:
         with pytest.raises(type(exc)):
-            decimals_to_python(_from_extended_json(payload, python_decimals=True))
+            loads_extended(json.dumps(payload))
         return
-    read = decimals_to_python(_from_extended_json(payload, python_decimals=True))
+    read = loads_extended(json.dumps(payload))
     assert repr(read) == repr(expected)  # the same digits and exponent, -0 and NaN alike
