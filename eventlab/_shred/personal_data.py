@@ -77,6 +77,7 @@ class PersonalData:
         # race-free create per subject still without one (a forgotten one raises there).
         # The values are encoded while the read is under way: that part needs no key.
         lookup = asyncio.ensure_future(self.keys.get(subjects))
+        await asyncio.sleep(0)  # the read goes out before the encoding starts
         try:
             plaintexts = [
                 _plaintexts(stream.events[index], declared) for index, declared, _ in plans

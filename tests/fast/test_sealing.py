@@ -8,13 +8,18 @@ that a change to how sealing is computed cannot silently change what it produces
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from eventlab._core.sealing import DataKey, parse_sealed, plaintext_of
+from eventlab._core.sealing import DataKey, is_sealed, parse_sealed, plaintext_of
+from eventlab._shred import personal_data
+from eventlab.memory import MemoryEventStore, MemoryKeyStore
+from eventlab.samples.customers import CustomerRegistered, customer_registry
 
 EVENT = uuid.UUID("12345678-1234-5678-1234-567812345678")
 KEY = DataKey("person-7", bytes(range(32)))
@@ -57,3 +62,36 @@ def test_the_same_value_elsewhere_seals_to_other_bytes_that_do_not_open_here() -
     assert len(nonces) == 4
     for moved in (other_field, other_event, other_key):
         assert KEY.open(moved, EVENT, "name") == (False, None)
+
+
+class _ReadInFlight(MemoryKeyStore):
+    """A key store whose read stays in flight (as a read from MongoDB does) and says when it
+    was sent."""
+
+    def __init__(self, order: list[str]) -> None:
+        super().__init__()
+        self.order = order
+
+    async def get(self, subjects: Sequence[str]) -> dict[str, DataKey]:
+        self.order.append("key read sent")
+        await asyncio.sleep(0)  # the reply is on its way
+        return await super().get(subjects)
+
+
+async def test_the_values_are_encoded_while_the_key_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order: list[str] = []
+    encode = personal_data._plaintexts
+
+    def encoding(*args: Any) -> dict[str, bytes]:
+        order.append("values encoded")
+        return encode(*args)
+
+    monkeypatch.setattr(personal_data, "_plaintexts", encoding)
+    store = MemoryEventStore(registry=customer_registry(), keys=_ReadInFlight(order))
+    event = CustomerRegistered(customer_id="customer-1", name="Ada", email="ada@example.org")
+    stored = await store.append("customer-1", [event], 0)
+    # The read went out first: the encoding (which needs no key) overlaps its round trip.
+    assert order == ["key read sent", "values encoded"]
+    assert all(is_sealed(stored[0].payload[field]) for field in ("name", "email"))
