@@ -227,7 +227,7 @@ async def test_a_forget_that_fails_after_the_key_finishes_when_run_again() -> No
 
 
 def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
-    mongo_uri: str, database_name: str, tmp_path: Path
+    mongo_uri: str, database_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keys in a collection of their own: a command that looks in another one stops (exit 1,
     nothing written, no tombstone) instead of reading live data as forgotten."""
@@ -251,6 +251,11 @@ def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
             names: list[str] = await conn.database.list_collection_names()
             return names
 
+    async def databases() -> list[str]:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            names: list[str] = await conn.client.list_database_names()
+            return names
+
     asyncio.run(seed())
     runner = CliRunner()
     db = ["--uri", mongo_uri, "-d", database_name]
@@ -262,6 +267,18 @@ def test_the_cli_tells_a_key_kept_elsewhere_from_a_forgotten_one(
     keys = ["--keys-collection", "crm_keys"]
     assert runner.invoke(app, ["export", str(out), *db, *keys]).exit_code == 0
     assert json.loads(out.read_text())["payload"]["name"] != "<redacted>"  # still sealed
+    # Imported where its subject has neither a key nor a tombstone, the sealed values could
+    # never be opened (and --registry would make a new key that cannot open them): refused.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crm_domain.py").write_text(
+        "from eventlab.samples import customer_registry\nregistry = customer_registry()\n"
+    )
+    copy = ["--uri", mongo_uri, "-d", f"{database_name}_copy"]
+    for extra in ([], keys, ["--registry", "crm_domain:registry"]):
+        refused = runner.invoke(app, ["import", str(out), *copy, *extra])
+        assert refused.exit_code == 1, refused.output
+        assert "--keys-collection" in refused.output and "'k1'" in refused.output
+    assert f"{database_name}_copy" not in asyncio.run(databases())
     done = runner.invoke(app, ["forget", "k1", *db, *keys])
     assert done.exit_code == 0 and "1 event in 1 stream now read as redacted" in done.output
     assert runner.invoke(app, ["export", str(out), "--force", *db, *keys]).exit_code == 0

@@ -4,6 +4,7 @@ Hostile files and export targets are one clear line, with nothing written."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -156,6 +157,42 @@ def test_a_conflicting_writer_during_the_import_is_named_with_what_was_stored(
     assert len(_stored(mongo_uri, database_name)) == 2_001  # 2,000 and the other writer's
 
 
+def test_a_writer_starting_a_stream_of_the_last_chunk_meanwhile_stops_the_import_clearly(
+    mongo_uri: str, database_name: str, export_file: Path
+) -> None:
+    # s-667 starts at position 2,002, in the last chunk: another writer starts it first.
+    first = next(e for e in _events() if e.aggregate_id == "s-667")
+    theirs = replace(first, event_id=uuid.uuid4(), payload={"n": -1}, position=9_999)
+    reached: list[int] = []
+
+    def another_writer_starts_the_stream() -> None:
+        reached.append(1)
+        if len(reached) == 2:
+            _insert(mongo_uri, database_name, theirs)
+
+    command = ["import", str(export_file), *_target(mongo_uri, database_name)]
+    with races.acting_at_sync("import.before_chunk", another_writer_starts_the_stream, times=2):
+        stopped = runner.invoke(app, command)
+    assert stopped.exit_code == 1, stopped.output
+    _one_clear_line(
+        stopped.output, "import stopped", "s-667", "the file's first 2,000 of 2,101 events"
+    )
+
+
+def test_a_file_holding_an_event_id_twice_is_refused_before_anything_is_written(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    events = _events(5)
+    twice = [*events, replace(events[0], aggregate_id="elsewhere", version=1, position=6)]
+    path = tmp_path / "twice.jsonl"
+    dump_jsonl(twice, path)
+    result = runner.invoke(app, ["import", str(path), *_target(mongo_uri, database_name)])
+    assert result.exit_code == 1, result.output
+    _one_clear_line(result.output, "an event id twice", str(events[0].event_id))
+    with MongoClient(mongo_uri) as client:
+        assert database_name not in client.list_database_names()
+
+
 def test_a_restore_into_a_store_of_other_events_is_refused(
     mongo_uri: str, database_name: str, export_file: Path, tmp_path: Path
 ) -> None:
@@ -252,6 +289,42 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
     negative.write_text(lines[0].decode().replace('"version":1', '"version":-5'))
     too_big_int = tmp_path / "int.jsonl"
     too_big_int.write_text(lines[0].decode().replace('"n":1', f'"n":{2**70}'))
+    first = lines[0].decode()
+    assert '"price":{"$numberDecimal":"1.10"}' in first
+    hostile_lines = {
+        # decimals json_util cannot read exactly, in every spelling
+        **{
+            f"decimal-{i}.jsonl": (
+                first.replace('"1.10"', json.dumps(text)),
+                ("decimal",),  # malformed Extended JSON, or a signaling NaN named
+            )
+            for i, text in enumerate([" 1.5 ", "1_000", "0x10", "", "sNaN", "1" * 36, "1e6200"])
+        },
+        "deep.jsonl": (
+            first.replace('"n":1', '"n":' + '{"a":' * 5000 + "1" + "}" * 5000),
+            ("nested too deeply",),
+        ),
+        "surrogate.jsonl": (first.replace('"n":1', '"n":"\\ud800"'), ("not valid Unicode",)),
+        "envelope-long.jsonl": (
+            first.replace('"version":1', '"version":{"$numberLong":"1"}'),
+            ("version must be a JSON integer",),
+        ),
+        "envelope-date.jsonl": (
+            first.replace('"occurred_at":"', '"occurred_at":{"$date":"').replace(
+                '+00:00","recorded_at"', '+00:00"},"recorded_at"', 1
+            ),
+            ("occurred_at must be a JSON string",),
+        ),
+        "envelope-uuid.jsonl": (
+            first.replace('"event_id":"', '"event_id":{"$uuid":"').replace(
+                '","event_type"', '"},"event_type"', 1
+            ),
+            ("event_id must be a JSON string",),
+        ),
+        "position.jsonl": (first.replace('"position":1', '"position":-5'), ("a position below 1",)),
+    }
+    for name, (text, _) in hostile_lines.items():
+        (tmp_path / name).write_text(text)
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         if content is None:
@@ -262,10 +335,11 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
         assert result.exit_code == 1, (name, result.output)
         _one_clear_line(result.output, *expected)
     for path, expected in (
-        (big, ("encodes to 20,000,", "limit", "nothing was imported")),
+        (big, ("takes 20,000,", "limit", "nothing was imported")),
         (operator_id, ("operator.jsonl:1:", "aggregate_id")),
         (negative, ("negative.jsonl:1:", "version")),
         (too_big_int, ("64-bit", "payload.n")),
+        *((tmp_path / name, expected) for name, (_, expected) in hostile_lines.items()),
     ):
         result = runner.invoke(app, ["import", str(path), *_target(mongo_uri, database_name)])
         assert result.exit_code == 1, (path.name, result.output)

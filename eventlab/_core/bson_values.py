@@ -217,6 +217,10 @@ def _to_decimal128(value: Decimal, path: str) -> Decimal128:
             coefficient = coefficient * 10 + digit
         high = (sign << 63) | ((exponent + 6176) << 49) | (coefficient >> 64)
         return Decimal128.from_bid(_PACK_BID(coefficient & _MASK_64, high))
+    if value.is_snan():  # it raises on every comparison: no reader could test it
+        raise SerializationError(
+            f"{path}: a signaling NaN decimal cannot be stored (use Decimal('NaN'))", path=path
+        )
     try:
         encoded = Decimal128(value)
     except Exception as exc:
@@ -264,6 +268,11 @@ def encoded_size(document: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> i
         raise SerializationError(
             f"{path} does not fit BSON's 64-bit integers (store big numbers as Decimal or str)",
             path=path,
+        ) from None
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{what} holds text that is not valid Unicode (a lone surrogate, "
+            f"{exc.object[exc.start : exc.end]!r}); BSON stores UTF-8 text only"
         ) from None
     if size > limit - 1024:
         raise DocumentTooLargeError(

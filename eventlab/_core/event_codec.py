@@ -114,24 +114,53 @@ def oversized_event(bodies: Iterable[dict[str, Any]], limit: int) -> DocumentToo
     return None
 
 
-def encoded_bodies(bodies: Iterable[dict[str, Any]], limit: int) -> list[bytes]:
+def encoded_bodies(
+    bodies: Iterable[dict[str, Any]], limit: int, positions: Iterable[int | None]
+) -> list[bytes]:
     """Each event body as BSON; raises the error naming the first one a server whose
-    documents may hold ``limit`` bytes would refuse (too large, or not encodable: an integer
-    beyond 64 bits). Each body is encoded once, and searched for its integer only when that
-    fails."""
+    documents may hold ``limit`` bytes would refuse: too large once stored at its position
+    (``None``: one the store will choose), or not encodable (an integer beyond 64 bits, text
+    that is not Unicode). Each body is encoded once, and searched for its integer only when
+    that fails."""
     encoded = []
-    for body in bodies:
+    for body, position in zip(bodies, positions, strict=True):
         try:
             data = bson.encode(body, codec_options=CODEC_OPTIONS)
-        except (OverflowError, InvalidDocument) as exc:
-            raise unencodable_int([body]) or SerializationError(
-                f"event {body['_id']} ({body['event_type']}) does not encode to BSON: {exc}"
-            ) from exc
-        too_large = _too_large(body, len(data), limit)
+        except (OverflowError, InvalidDocument, UnicodeEncodeError) as exc:
+            raise _unencodable(body, exc) from exc
+        too_large = _too_large(body, len(data), limit, store_fields_bytes(position))
         if too_large is not None:
             raise too_large
         encoded.append(data)
     return encoded
+
+
+def _unencodable(body: dict[str, Any], exc: Exception) -> SerializationError:
+    where = f"event {body['_id']} ({body['event_type']})"
+    if isinstance(exc, UnicodeEncodeError):
+        return SerializationError(
+            f"{where} holds text that is not valid Unicode (a lone surrogate, "
+            f"{exc.object[exc.start : exc.end]!r}); BSON stores UTF-8 text only"
+        )
+    return unencodable_int([body]) or SerializationError(f"{where} does not encode to BSON: {exc}")
+
+
+def unencodable_body(bodies: Iterable[dict[str, Any]]) -> SerializationError | None:
+    """The error naming the first event body that does not encode to BSON (an integer beyond
+    64 bits, text that is not Unicode), or ``None``: for a write that failed so."""
+    for body in bodies:
+        try:
+            bson.encode(body, codec_options=CODEC_OPTIONS)
+        except (OverflowError, InvalidDocument, UnicodeEncodeError) as exc:
+            return _unencodable(body, exc)
+    return None
+
+
+def store_fields_bytes(position: int | None = None) -> int:
+    """The bytes the store adds to an event's body: ``position`` (a BSON int32 or int64 as
+    the value needs; ``None``: the larger) and ``recorded_at`` (a date)."""
+    position_bytes = 14 if position is not None and -(2**31) <= position < 2**31 else 18
+    return position_bytes + 21  # type byte, the name and its NUL, the value
 
 
 def stored_bson(body: bytes, position: int, recorded_at: datetime) -> RawBSONDocument:
@@ -151,14 +180,17 @@ _RAW_OPTIONS: CodecOptions[RawBSONDocument] = CODEC_OPTIONS.with_options(
 """eventlab's codec options for a document kept as BSON (its fields decode as eventlab's)."""
 
 
-def _too_large(body: dict[str, Any], size: int, limit: int) -> DocumentTooLargeError | None:
-    """The error for a body of ``size`` bytes over ``limit`` (with room for the store's own
-    fields), or ``None``."""
-    if size <= limit - 1024:
+def _too_large(
+    body: dict[str, Any], size: int, limit: int, store_fields: int | None = None
+) -> DocumentTooLargeError | None:
+    """The error for a body of ``size`` bytes that, with the store's own fields, is over
+    ``limit``, or ``None``."""
+    stored = size + (store_fields_bytes() if store_fields is None else store_fields)
+    if stored <= limit:
         return None
     return DocumentTooLargeError(
-        f"event {body['_id']} ({body['event_type']}) encodes to {size:,} bytes; "
-        f"the server's limit is {limit:,}"
+        f"event {body['_id']} ({body['event_type']}) takes {stored:,} bytes as stored (its "
+        f"position and time included); the server's limit is {limit:,}"
     )
 
 

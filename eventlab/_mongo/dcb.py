@@ -15,7 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 
 from .._core.errors import ConfigurationError, DeploymentError, SerializationError
-from .._core.event_codec import oversized_event, unencodable_int
+from .._core.event_codec import oversized_event, unencodable_body, unencodable_int
 from .._dcb.records import ItemParts
 from .._dcb.store import DecisionStore, wrong_strategy
 from .dcb_query import NEAR_HEAD, has_tags, selection
@@ -51,6 +51,8 @@ class MongoDCBStorage:
             return unencodable_int(bodies) or SerializationError(
                 "an integer in the append does not fit BSON's 64-bit integers"
             )
+        if isinstance(error, UnicodeEncodeError):
+            return unencodable_body(bodies) or SerializationError(str(error))
         if isinstance(error, DocumentTooLarge | PyMongoError | DeploymentError):
             # A server refuses an oversized document with an error of its own: name the event.
             too_large = oversized_event(bodies, self._access.max_document_size)

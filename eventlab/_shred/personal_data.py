@@ -7,12 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bson.errors import InvalidDocument
-
 from .._core.appends import StreamAppend
 from .._core.bson_values import MAX_DOCUMENT_BYTES
-from .._core.errors import ConfigurationError, SerializationError, UnknownEventTypeError
-from .._core.event_codec import oversized_event
+from .._core.errors import ConfigurationError, UnknownEventTypeError
+from .._core.event_codec import encoded_bodies
 from .._core.personal import REDACTED, PersonalFields, check_subject, personal_fields
 from .._core.records import StoredEvent
 from .._core.registry import EventRegistry
@@ -68,10 +66,11 @@ class PersonalData:
             plans.append((index, declared, subject))
         if not plans:
             return stream
-        # Refused before a key is made for it: an event too large to store writes nothing.
-        too_large = oversized_event((stream.bodies[i] for i, _, _ in plans), MAX_DOCUMENT_BYTES)
-        if too_large is not None:
-            raise too_large
+        # Refused before a key is made for it: an event too large to store, or one that does
+        # not encode (an integer beyond 64 bits, text that is not Unicode), writes nothing.
+        encoded_bodies(
+            (stream.bodies[i] for i, _, _ in plans), MAX_DOCUMENT_BYTES, [None] * len(plans)
+        )
         subjects = list(dict.fromkeys(subject for _, _, subject in plans))
         # One read for the keys that exist (the common case: one round trip), then one
         # race-free create per subject still without one (a forgotten one raises there).
@@ -211,21 +210,11 @@ def seal_stored(event: StoredEvent, declared: PersonalFields, key: DataKey) -> S
 
 
 def _plaintexts(event: StoredEvent, declared: PersonalFields) -> dict[str, bytes]:
-    """What sealing will encrypt of each declared personal field of ``event`` not sealed yet."""
+    """What sealing will encrypt of each declared personal field of ``event`` not sealed yet
+    (its body encoded: so do its values)."""
     payload = event.payload
-    plaintexts = {}
-    for field in declared.fields:
-        if field in payload and not is_sealed(value := payload[field]):
-            try:
-                plaintexts[field] = plaintext_of(value, field)
-            except (OverflowError, InvalidDocument) as exc:
-                why = (
-                    "does not fit BSON's 64-bit integers (store big numbers as Decimal or str)"
-                    if isinstance(exc, OverflowError)
-                    else f"does not encode to BSON: {exc}"
-                )
-                raise SerializationError(
-                    f"event {event.event_id} ({event.event_type}) personal field {field!r} {why}",
-                    path=f"payload.{field}",
-                ) from exc
-    return plaintexts
+    return {
+        field: plaintext_of(payload[field], field)
+        for field in declared.fields
+        if field in payload and not is_sealed(payload[field])
+    }

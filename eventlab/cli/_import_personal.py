@@ -18,9 +18,10 @@ from typing import Any
 from .._core.errors import DataError, SubjectForgottenError
 from .._core.personal import REDACTED, check_subject
 from .._core.records import StoredEvent
-from .._core.sealing import DataKey, is_sealed
+from .._core.sealing import DataKey, is_sealed, looks_sealed, sealed_subject
 from .._shred.personal_data import PersonalData, seal_stored
 from ._importing import Chunks
+from ._keys import CheckedKeys
 
 _BATCH = 10_000
 
@@ -30,10 +31,30 @@ async def personal_chunks(
 ) -> Chunks:
     """The chunks to import: sealed with ``registry`` (``--registry``), or checked for plain
     text where the store seals (module doc)."""
+    await refuse_unknown_subjects(chunks, keys)
     if registry is None:
         await refuse_plaintext(store.events, chunks, path)
         return chunks
     return await sealing_chunks(PersonalData(keys, registry), chunks)
+
+
+async def refuse_unknown_subjects(chunks: Chunks, keys: Any) -> None:
+    """Refuse (before anything is written) a file holding values sealed for a subject with
+    neither a key nor a tombstone in ``keys``: the key most likely lives in another key
+    collection, and imported here the values could never be opened (and, with
+    ``--registry``, a new key would be made for the subject that cannot open them)."""
+    subjects: dict[str, None] = {}
+    for chunk in chunks():
+        for event in chunk:
+            for value in event.payload.values():
+                if looks_sealed(value):
+                    subject = sealed_subject(value)
+                    if subject is not None:
+                        subjects[subject] = None
+    wanted = list(subjects)
+    checked = CheckedKeys(keys)
+    for start in range(0, len(wanted), _BATCH):
+        await checked.get(wanted[start : start + _BATCH])
 
 
 async def sealing_chunks(personal: PersonalData, chunks: Chunks) -> Chunks:

@@ -23,7 +23,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.errors import ConflictError, DataError, EventlabError
+from .._core.errors import ConflictError, DataError, EventlabError, TransientError
 from .._core.event_codec import encoded_bodies, event_body, same_client_content
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
@@ -63,17 +63,27 @@ class FileCheck:
     problems: list[str] = field(default_factory=list)
     _last_version: dict[str, int] = field(default_factory=dict)
     _last_position: int = 0
+    _ids: set[int] = field(default_factory=set)
+    """Every event id of the file (as an int: a file may not hold one twice)."""
+    _repeated: list[str] = field(default_factory=list)
 
     def take(self, events: list[StoredEvent]) -> CheckedChunk:
         """Check one chunk of the file; returns it with its events' bodies as BSON."""
         bodies = [_body(self.path, e) for e in events]
         try:
-            checked = CheckedChunk(events, encoded_bodies(bodies, _MAX_DOCUMENT))
+            encoded = encoded_bodies(bodies, _MAX_DOCUMENT, (e.position for e in events))
         except EventlabError as exc:
             raise DataError(f"{self.path}: {exc} (nothing was imported)") from exc
         for event in events:
             self.events += 1
+            if event.event_id.int in self._ids:
+                self._repeated.append(str(event.event_id))
+            self._ids.add(event.event_id.int)
             position = event.position or 0
+            if event.position is not None and event.position < 1 and len(self.problems) < _SHOWN:
+                self.problems.append(
+                    f"a position below 1 (event {event.event_id} at {event.position})"
+                )
             if position and position <= self._last_position:
                 self.ordered = False
             self._last_position = max(self._last_position, position)
@@ -84,12 +94,17 @@ class FileCheck:
                     f"{kind} in stream {event.aggregate_id!r} (v{last} then v{event.version})"
                 )
             self._last_version[event.aggregate_id] = event.version
-        return checked
+        return CheckedChunk(events, encoded)
 
     def refusal(self) -> str | None:
         where = f"examine it with `eventlab gaps --file {self.path}`"
         if not self.events:
             return f"{self.path} holds no events: nothing was imported"
+        if self._repeated:
+            return (
+                f"{self.path}: refusing to import a file that holds an event id twice "
+                f"({_listed(self._repeated)}): nothing was imported"
+            )
         if self.problems:
             return (
                 f"{self.path}: refusing to import a file that breaks stream invariants "
@@ -108,6 +123,11 @@ def _body(path: Path, event: StoredEvent) -> dict[str, Any]:
         return event_body(event)
     except EventlabError as exc:
         raise DataError(f"{path}: {exc} (nothing was imported)") from exc
+    except RecursionError as exc:
+        raise DataError(
+            f"{path}: event {event.event_id} is nested too deeply to store (MongoDB stores "
+            "100 levels; nothing was imported)"
+        ) from exc
 
 
 @dataclass
@@ -340,9 +360,14 @@ async def _stored_prefix(
 
 
 def _stopped(exc: EventlabError, path: Path, written: int, total: int) -> EventlabError:
-    """The error of an import that stopped part-way: what is stored, and how to resume."""
+    """The error of an import that stopped part-way: what is stored, and how to resume (of
+    the kind of ``exc``'s family, whose own arguments it does not have)."""
     stored = f"the file's first {written:,} of {total:,} events are stored"
-    return type(exc)(
+    family = next(
+        (kind for kind in (ConflictError, TransientError, DataError) if isinstance(exc, kind)),
+        EventlabError,
+    )
+    return family(
         f"{path}: import stopped: {str(exc).splitlines()[0]}; {stored}. Run the same command "
         "again to resume: events stored already, with the same content, are skipped"
     )

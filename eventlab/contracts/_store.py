@@ -147,6 +147,8 @@ class AppendContract(NeedsAStore):
             {"n": 2**64},
             {"$where": "1"},
             {"t": datetime(2026, 1, 1)},
+            {"text": "a\ud800b"},  # a lone surrogate: not UTF-8, which BSON's text is
+            {"nested": {"list": ["\udfff"]}},
         ]
         for bad in hostile:
             other = unique()

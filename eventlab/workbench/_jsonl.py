@@ -92,7 +92,10 @@ def _extended_json_hook(document: dict[str, Any]) -> Any:
             return Decimal(text)
     for key in document:
         if key[:1] == "$":
-            value = json_util.object_hook(document, _JSON_OPTIONS)
+            try:
+                value = json_util.object_hook(document, _JSON_OPTIONS)
+            except Exception as exc:  # any failure of the parser is the file's
+                raise ValueError(f"malformed Extended JSON {document!r:.80}: {exc!r:.120}") from exc
             return decimal128_to_decimal(value) if type(value) is Decimal128 else value
     return document
 
@@ -115,26 +118,42 @@ def event_from_json(line: str) -> StoredEvent:
             f"not JSON (column {exc.colno}: {exc.msg.lower()}); an events file holds one JSON "
             "object per line"
         ) from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply to read (MongoDB stores 100 levels)") from exc
     if not isinstance(record, dict):
         raise ValueError(
             f"a JSON {type(record).__name__}, not an object; an events file holds one JSON "
             "object per line"
         )
-    recorded = record.get("recorded_at")
+    recorded = _plain(record, "recorded_at", str, None)
     return StoredEvent(
-        event_id=event_id_from(record["event_id"]),
-        event_type=record["event_type"],
-        aggregate_id=record["aggregate_id"],
-        aggregate_type=record["aggregate_type"],
-        version=record["version"],
+        event_id=event_id_from(_plain(record, "event_id", str)),
+        event_type=_plain(record, "event_type", str),
+        aggregate_id=_plain(record, "aggregate_id", str),
+        aggregate_type=_plain(record, "aggregate_type", str),
+        version=_plain(record, "version", int),
         payload=record.get("payload", {}),
         metadata=record.get("metadata") or {},
-        occurred_at=datetime.fromisoformat(record["occurred_at"]),
-        schema_version=record.get("schema_version", 1),
-        position=record.get("position"),
+        occurred_at=datetime.fromisoformat(_plain(record, "occurred_at", str)),
+        schema_version=_plain(record, "schema_version", int, 1),
+        position=_plain(record, "position", int, None),
         recorded_at=datetime.fromisoformat(recorded) if recorded else None,
         tags=tuple(record.get("tags") or ()),
     )
+
+
+_REQUIRED: Any = object()
+_JSON_KINDS = {str: "a JSON string", int: "a JSON integer"}
+
+
+def _plain(record: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """An envelope field as plain JSON (the format's envelope has no Extended JSON)."""
+    if name not in record and default is not _REQUIRED:
+        return default
+    value = record[name]  # a KeyError names the missing field
+    if type(value) is kind or (value is None and default is None):
+        return value
+    raise TypeError(f"{name} must be {_JSON_KINDS[kind]}, got {value!r:.60}")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[StoredEvent]:

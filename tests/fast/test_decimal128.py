@@ -56,6 +56,11 @@ def test_edge_decimals_match_the_driver(text: str) -> None:
     assert to_bson_value(value).bid == Decimal128(value).bid
 
 
+def test_a_signaling_nan_is_refused_by_name() -> None:
+    with pytest.raises(SerializationError, match=r"payload.*signaling NaN"):
+        to_bson_value({"d": Decimal("-sNaN")})
+
+
 def test_a_user_decimal_context_does_not_change_what_is_stored() -> None:
     with decimal.localcontext() as context:
         context.prec = 3

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventlab._core.bson_values import CODEC_OPTIONS
-from eventlab._core.event_codec import event_body, stored_bson, stored_document
+from eventlab._core.errors import DocumentTooLargeError
+from eventlab._core.event_codec import (
+    encoded_bodies,
+    event_body,
+    store_fields_bytes,
+    stored_bson,
+    stored_document,
+)
 from eventlab._core.records import StoredEvent
 from eventlab.samples.datasets import orders_dataset
 
@@ -44,3 +51,17 @@ def test_the_made_document_decodes_as_the_event(event: StoredEvent) -> None:
     decoded = bson.decode(made.raw, codec_options=CODEC_OPTIONS)
     assert decoded["position"] == 7 and decoded["recorded_at"] == datetime(2026, 1, 2, tzinfo=UTC)
     assert decoded["_id"] == event.event_id
+
+
+@pytest.mark.parametrize("position", [7, 2**40])
+def test_the_size_check_counts_the_store_s_fields_exactly(position: int) -> None:
+    event = replace(EVENTS[0], position=position)
+    body = bson.encode(event_body(event), codec_options=CODEC_OPTIONS)
+    stored = stored_bson(body, position, datetime(2026, 1, 2, tzinfo=UTC))
+    assert len(stored.raw) == len(body) + store_fields_bytes(position)
+    # A document exactly at the server's limit once stored is taken; a byte more is refused,
+    # with the size it would take as stored (never a size below the limit it names).
+    at_limit = len(stored.raw)
+    assert encoded_bodies([event_body(event)], at_limit, [position]) == [body]
+    with pytest.raises(DocumentTooLargeError, match=f"takes {at_limit:,} bytes as stored"):
+        encoded_bodies([event_body(event)], at_limit - 1, [position])
