@@ -8,8 +8,9 @@ import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .._core.bson_values import encoded_size
+from .._core.bson_values import MAX_DOCUMENT_BYTES
 from .._core.errors import ConfigurationError
+from .._core.event_codec import encoded_bodies
 from .._core.tombstones import TOMBSTONE_FIELD
 from .._dcb.records import ItemParts, item_matches
 from .._dcb.store import DecisionStore, wrong_strategy
@@ -41,8 +42,8 @@ class MemoryDCBStorage:
             raise wrong_strategy(self._log.counter.strategy)
 
     def check(self, bodies: Sequence[dict[str, Any]]) -> None:
-        for body in bodies:  # what MongoDB refuses: over its size limit, an int over 64 bits
-            encoded_size(body, f"event {body['_id']} ({body['event_type']})")
+        # What MongoDB refuses: over its size limit once stored, an int over 64 bits.
+        encoded_bodies(bodies, MAX_DOCUMENT_BYTES, [None] * len(bodies))
 
     async def head(self) -> int:
         return self._log.counter.head().position

@@ -19,10 +19,11 @@ from .._aggregates.lifecycle import StreamLifecycleService
 from .._aggregates.stream_reads import ReadsStreams
 from .._archive import ArchivesEvents
 from .._core.appends import prepare_stream
-from .._core.bson_values import encoded_size
+from .._core.bson_values import MAX_DOCUMENT_BYTES
 from .._core.checks import check_aggregate_id, check_name
 from .._core.domain import DomainEvent, utc_now
 from .._core.errors import ConfigurationError, InvalidIdError, StreamDeletedError
+from .._core.event_codec import encoded_bodies
 from .._core.lifecycle import kept, narrowed
 from .._core.records import ExpectedVersion, StoredEvent, StreamVersions
 from .._core.registry import EventRegistry
@@ -233,5 +234,4 @@ def check_store_name(name: Any) -> str:
 
 def _check_sizes(bodies: Sequence[dict[str, Any]]) -> None:
     """What MongoDB refuses: a document over its size limit, an int over 64 bits."""
-    for body in bodies:
-        encoded_size(body, f"event {body['_id']} ({body['event_type']})")
+    encoded_bodies(bodies, MAX_DOCUMENT_BYTES, [None] * len(bodies))
