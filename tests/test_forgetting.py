@@ -360,6 +360,23 @@ def test_import_seals_personal_fields_or_refuses_their_plain_text(
     raw, read = asyncio.run(raw_and_read())
     assert not any(b"PLAIN-" in doc for doc in raw) and len(raw) == 2
     assert isinstance(read[1], CustomerMoved) and read[1].street == "PLAIN-STREET"
+    # An event holding the redaction marker as text (a forgotten subject's, imported as it
+    # is) does not make the type look unsealed: the next plain value is still refused.
+    marker = tmp_path / "marker.jsonl"
+    marker.write_text(
+        line("CustomerMoved", "imp3", 1, {"customer_id": "imp3", "street": "<redacted>",
+             "city": "<redacted>", "credit": "<redacted>"}) + "\n"
+    )  # fmt: skip
+    kept = runner.invoke(app, ["import", str(marker), *db])
+    assert kept.exit_code == 0, kept.output
+    after = tmp_path / "after.jsonl"
+    after.write_text(
+        line("CustomerMoved", "imp4", 1, {"customer_id": "imp4", "street": "PLAIN-AFTER",
+             "city": "PLAIN-AFTER", "credit": "0"}) + "\n"
+    )  # fmt: skip
+    refused = runner.invoke(app, ["import", str(after), *db])
+    assert refused.exit_code == 1 and "--registry" in refused.output, refused.output
+    assert not any(b"PLAIN-AFTER" in doc for doc in asyncio.run(raw_and_read())[0])
     assert runner.invoke(app, ["forget", "imp1", *db]).exit_code == 0
     assert asyncio.run(raw_and_read())[1][1].street == "<redacted>"
 

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pymongo import MongoClient
 from typer.testing import CliRunner
@@ -22,6 +24,7 @@ from eventlab._core.bson_values import CODEC_OPTIONS
 from eventlab._core.event_codec import stored_document
 from eventlab.cli import app
 from eventlab.workbench import dump_jsonl, load_jsonl
+from eventlab.workbench._files import SCHEMA
 
 runner = CliRunner()
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -179,6 +182,27 @@ def test_a_writer_starting_a_stream_of_the_last_chunk_meanwhile_stops_the_import
     )
 
 
+def test_a_conflict_inside_a_chunk_counts_what_its_earlier_transactions_stored(
+    mongo_uri: str, database_name: str, export_file: Path
+) -> None:
+    # s-167 starts at position 502: in the second transaction (of 500 events) of chunk 1.
+    first = next(e for e in _events() if e.aggregate_id == "s-167")
+    theirs = replace(first, event_id=uuid.uuid4(), payload={"n": -1}, position=9_999)
+    command = ["import", str(export_file), *_target(mongo_uri, database_name)]
+    with races.acting_at_sync(
+        "import.before_chunk", lambda: _insert(mongo_uri, database_name, theirs), times=1
+    ):
+        stopped = runner.invoke(app, command)
+    assert stopped.exit_code == 1, stopped.output
+    _one_clear_line(
+        stopped.output,
+        "s-167",
+        "the file's first 500 of 2,101 events are stored",
+        "Once the conflict is resolved, run the same command again",
+    )
+    assert len(_stored(mongo_uri, database_name)) == 501  # 500 and the other writer's
+
+
 def test_a_file_holding_an_event_id_twice_is_refused_before_anything_is_written(
     mongo_uri: str, database_name: str, tmp_path: Path
 ) -> None:
@@ -321,10 +345,25 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
             ),
             ("event_id must be a JSON string",),
         ),
+        "deep-101.jsonl": (
+            first.replace('"n":1', '"n":' + '{"a":' * 99 + "1" + "}" * 99),
+            ("nested deeper than MongoDB stores",),
+        ),
         "position.jsonl": (first.replace('"position":1', '"position":-5'), ("a position below 1",)),
     }
     for name, (text, _) in hostile_lines.items():
         (tmp_path / name).write_text(text)
+    # A Parquet file's payload column holds Extended JSON text: nested 5,000 deep there.
+    deep_parquet = tmp_path / "deep.parquet"
+    record = json.loads(first)
+    row = {
+        **{name: record.get(name) for name in SCHEMA.names},
+        "occurred_at": datetime.fromisoformat(record["occurred_at"]),
+        "recorded_at": datetime.fromisoformat(record["recorded_at"]),
+        "payload": '{"a":' * 5000 + "1" + "}" * 5000,
+        "metadata": "{}",
+    }
+    pq.write_table(pa.Table.from_pylist([row], schema=SCHEMA), deep_parquet)
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         if content is None:
@@ -340,6 +379,7 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
         (negative, ("negative.jsonl:1:", "version")),
         (too_big_int, ("64-bit", "payload.n")),
         *((tmp_path / name, expected) for name, (_, expected) in hostile_lines.items()),
+        (deep_parquet, ("deep.parquet", "nested too deeply")),
     ):
         result = runner.invoke(app, ["import", str(path), *_target(mongo_uri, database_name)])
         assert result.exit_code == 1, (path.name, result.output)

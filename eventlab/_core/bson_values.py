@@ -135,12 +135,13 @@ def find_unencodable_int(value: Any, path: str) -> str | None:
     return None
 
 
-def to_bson_value(value: Any, path: str = "payload") -> Any:
+def to_bson_value(value: Any, path: str = "payload", depth: int = 2) -> Any:
     """Convert ``value`` to a BSON-encodable equivalent, or raise naming ``path``.
 
     Decimal becomes Decimal128 (exact to 34 digits, else an error), enums their value, tuples and
     sets lists. Datetimes must be aware; they are stored in UTC at millisecond precision (BSON's).
-    Bare dates and times are rejected: their instant is ambiguous.
+    Bare dates and times are rejected: their instant is ambiguous. ``depth``: the nesting level
+    of ``value`` in its stored document (a payload's is 2); MongoDB stores 100 levels.
     """
     kind = type(value)
     if kind in _SCALAR_EXACT:
@@ -148,21 +149,29 @@ def to_bson_value(value: Any, path: str = "payload") -> Any:
     # Hot path (every payload of every append): scalars are copied without a call, and a key
     # is only examined closely when a cheap test says it might be bad.
     if kind is dict or isinstance(value, Mapping):
+        if depth > MAX_NESTING:
+            raise _too_deep(path)
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str or not key or key[0] == "$" or "\x00" in key:
                 _reject_key(key, path)
-            out[key] = item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}.{key}")
+            out[key] = (
+                item
+                if type(item) in _SCALAR_EXACT
+                else to_bson_value(item, f"{path}.{key}", depth + 1)
+            )
         return out
     if kind is list or kind is tuple:
+        if depth > MAX_NESTING:
+            raise _too_deep(path)
         return [
-            item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}[{i}]")
+            item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}[{i}]", depth + 1)
             for i, item in enumerate(value)
         ]
     if isinstance(value, datetime):
         return to_bson_datetime(value, path)
     if isinstance(value, enum.Enum):
-        return to_bson_value(value.value, path)
+        return to_bson_value(value.value, path, depth)
     if isinstance(value, Decimal):
         return _to_decimal128(value, path)
     if isinstance(value, _NATIVE_SCALARS):
@@ -172,7 +181,9 @@ def to_bson_value(value: Any, path: str = "payload") -> Any:
             items = sorted(value)
         except TypeError as exc:
             raise SerializationError(f"{path}: set elements cannot be ordered", path=path) from exc
-        return [to_bson_value(item, f"{path}[{i}]") for i, item in enumerate(items)]
+        if depth > MAX_NESTING:
+            raise _too_deep(path)
+        return [to_bson_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]
     if isinstance(value, date | time):
         raise SerializationError(
             f"{path}: {type(value).__name__} {value!r} has no BSON type; "
@@ -233,6 +244,20 @@ def _to_decimal128(value: Decimal, path: str) -> Decimal128:
     if decoded != value and not (value.is_nan() and decoded.is_nan()):  # NaN is not NaN
         raise SerializationError(f"{path}: Decimal {value} would be rounded", path=path)
     return encoded
+
+
+MAX_NESTING = 100
+"""The levels of documents and arrays MongoDB stores in one document (the document itself is
+the first)."""
+
+
+def _too_deep(path: str) -> SerializationError:
+    shown = path if len(path) <= 100 else f"{path[:60]}...{path[-30:]}"
+    return SerializationError(
+        f"{shown}: nested deeper than MongoDB stores ({MAX_NESTING} levels of documents and "
+        "arrays in one document)",
+        path=path,
+    )
 
 
 def _reject_key(key: object, path: str) -> None:

@@ -158,8 +158,9 @@ def unencodable_body(bodies: Iterable[dict[str, Any]]) -> SerializationError | N
 
 def store_fields_bytes(position: int | None = None) -> int:
     """The bytes the store adds to an event's body: ``position`` (a BSON int32 or int64 as
-    the value needs; ``None``: the larger) and ``recorded_at`` (a date)."""
-    position_bytes = 14 if position is not None and -(2**31) <= position < 2**31 else 18
+    the value needs; ``None``, not yet known: an int32, as positions are for a store's first
+    two billion events) and ``recorded_at`` (a date)."""
+    position_bytes = 18 if position is not None and not -(2**31) <= position < 2**31 else 14
     return position_bytes + 21  # type byte, the name and its NUL, the value
 
 

@@ -6,8 +6,8 @@ where the import can know it is personal.
   resumed import compares sealed with sealed (sealing is deterministic). Values sealed already
   (an export) are kept; a subject forgotten in that key collection stops the import before
   anything is written.
-- Without it, a file event holding plain text in a field that the newest stored event of its
-  type holds sealed is refused, before anything is written.
+- Without it, a file event holding plain text in a field that the newest stored events of its
+  type hold sealed is refused, before anything is written.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from ._importing import Chunks
 from ._keys import CheckedKeys
 
 _BATCH = 10_000
+_NEWEST = 50
+"""Stored events of a type looked at for the fields the store seals (without --registry)."""
 
 
 async def personal_chunks(
@@ -98,16 +100,25 @@ async def sealing_chunks(personal: PersonalData, chunks: Chunks) -> Chunks:
 
 async def refuse_plaintext(events: Any, chunks: Chunks, path: Any) -> None:
     """Refuse (before anything is written) a file event holding plain text in a field that
-    the newest stored event of its type holds sealed."""
+    one of the newest stored events of its type holds sealed."""
     sealed_fields: dict[str, set[str]] = {}
     for chunk in chunks():
         for event in chunk:
             if event.event_type not in sealed_fields:
-                newest = await events.find_one(
-                    {"event_type": event.event_type}, {"payload": 1}, sort=[("position", -1)]
+                # The newest events of the type, not only the newest one: that may hold the
+                # redaction marker as text (a forgotten subject's event, imported).
+                newest = events.find(
+                    {"event_type": event.event_type},
+                    {"payload": 1},
+                    sort=[("position", -1)],
+                    limit=_NEWEST,
                 )
-                payload = (newest or {}).get("payload") or {}
-                sealed_fields[event.event_type] = {f for f, v in payload.items() if is_sealed(v)}
+                sealed_fields[event.event_type] = {
+                    field
+                    async for doc in newest
+                    for field, value in (doc.get("payload") or {}).items()
+                    if is_sealed(value)
+                }
             for field in sealed_fields[event.event_type]:
                 value = event.payload.get(field)
                 if field in event.payload and not is_sealed(value) and value != REDACTED:

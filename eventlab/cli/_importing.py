@@ -278,12 +278,10 @@ async def append_file(
         for chunk in chunks():
             if IMPORT_BEFORE_CHUNK.armed:
                 await IMPORT_BEFORE_CHUNK.reach()
-            new = await _append_new(store, chunk)
-            outcome.written += new
-            outcome.skipped += len(chunk) - new
+            await _append_new(store, chunk, outcome)
             bar.update(len(chunk))
     except EventlabError as exc:
-        raise _stopped(exc, path, outcome.written, total) from exc
+        raise _stopped(exc, path, outcome.written + outcome.skipped, total) from exc
     return outcome
 
 
@@ -367,17 +365,21 @@ def _stopped(exc: EventlabError, path: Path, written: int, total: int) -> Eventl
         (kind for kind in (ConflictError, TransientError, DataError) if isinstance(exc, kind)),
         EventlabError,
     )
+    # A conflict stays until someone resolves it: a rerun before that is refused again.
+    when = "Once the conflict is resolved, run" if family is ConflictError else "Run"
     return family(
-        f"{path}: import stopped: {str(exc).splitlines()[0]}; {stored}. Run the same command "
-        "again to resume: events stored already, with the same content, are skipped"
+        f"{path}: import stopped: {str(exc).splitlines()[0]}; {stored}. {when} the same "
+        "command again to resume: events stored already, with the same content, are skipped"
     )
 
 
-async def _append_new(store: MongoEventStore, chunk: list[StoredEvent]) -> int:
-    """Append the events of ``chunk`` not stored yet, 500 in a transaction; how many."""
+async def _append_new(
+    store: MongoEventStore, chunk: list[StoredEvent], outcome: ImportOutcome
+) -> None:
+    """Append the events of ``chunk`` not stored yet, 500 in a transaction, counting each
+    transaction's events in ``outcome`` as it commits (a stop says what is stored)."""
     from .._mongo.unit_of_work import run_unit_of_work
 
-    added = 0
     for start in range(0, len(chunk), 500):
         part = chunk[start : start + 500]
         ids = [e.event_id for e in part]
@@ -401,5 +403,5 @@ async def _append_new(store: MongoEventStore, chunk: list[StoredEvent]) -> int:
 
         if runs:
             await run_unit_of_work(store.connection, write)
-        added += len(new)
-    return added
+        outcome.written += len(new)
+        outcome.skipped += len(part) - len(new)

@@ -149,12 +149,17 @@ class AppendContract(NeedsAStore):
             {"t": datetime(2026, 1, 1)},
             {"text": "a\ud800b"},  # a lone surrogate: not UTF-8, which BSON's text is
             {"nested": {"list": ["\udfff"]}},
+            {"deep": _nested(98)},  # 101 levels in the stored document: MongoDB stores 100
         ]
         for bad in hostile:
             other = unique()
             with pytest.raises(SerializationError):
                 await contract_store.append(other, [contract_event(other, 1, "Hostile", **bad)], 0)
             assert await contract_store.read_stream(other) == []
+        deepest = unique()  # 100 levels: stored, and read back whole
+        await contract_store.append(deepest, [contract_event(deepest, 1, "Deep", d=_nested(97))], 0)
+        (read,) = await contract_store.read_stream(deepest)
+        assert read.payload["d"] == _nested(97)
 
     async def test_hostile_ids_and_expectations_are_typed_errors(
         self, contract_store: EventStore
@@ -341,3 +346,12 @@ class UnitOfWorkContract(NeedsAStore):
 
 class EventStoreContract(AppendContract, StreamReaderContract, UnitOfWorkContract):
     """Every contract of the event store port."""
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """A document holding ``levels`` documents, one inside the other, then the innermost
+    (at payload field ``d``, the stored document's levels are 3 + ``levels``)."""
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels):
+        value = {"a": value}
+    return value

@@ -187,5 +187,7 @@ def _event(record: dict[str, Any], path: str, row: int) -> StoredEvent:
         }
         uuid.UUID(str(record["event_id"]))
         return event_from_json(json.dumps(line))
+    except RecursionError as exc:
+        raise DataFormatError(path, row, f"row {row}: nested too deeply to read") from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataFormatError(path, row, f"row {row}: {exc}") from exc

@@ -153,7 +153,7 @@ def _plain(record: dict[str, Any], name: str, kind: type, default: Any = _REQUIR
     value = record[name]  # a KeyError names the missing field
     if type(value) is kind or (value is None and default is None):
         return value
-    raise TypeError(f"{name} must be {_JSON_KINDS[kind]}, got {value!r:.60}")
+    raise TypeError(f"{name} must be {_JSON_KINDS[kind]}, got {type(value).__name__} {value!r:.60}")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[StoredEvent]:
