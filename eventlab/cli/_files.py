@@ -15,9 +15,9 @@ from ._options import (
     CollectionOption,
     DatabaseOption,
     FormatOption,
+    ImportRegistryOption,
     KeysCollectionOption,
     PathArgument,
-    RegistryOption,
     UriOption,
 )
 from ._support import connection, count_of, run_command
@@ -41,7 +41,7 @@ def import_command(
     ] = False,
     events_collection: CollectionOption = "domain_events",
     file_format: FormatOption = None,
-    registry: RegistryOption = None,
+    registry: ImportRegistryOption = None,
     keys_collection: KeysCollectionOption = "personal_keys",
 ) -> None:
     """Import events from a file (JSON Lines or Parquet).

@@ -96,6 +96,17 @@ RegistryOption = Annotated[
         "Modules are found in this directory and the installed packages.",
     ),
 ]
+ImportRegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        metavar="MODULE:ATTR",
+        show_default=False,
+        help="Your EventRegistry, e.g. myapp.domain:registry, whose classes' personal fields "
+        "are sealed as they are imported (no default). Modules are found in this directory "
+        "and the installed packages.",
+    ),
+]
 AggregateOption = Annotated[
     str | None,
     typer.Option(
