@@ -347,11 +347,15 @@ def test_import_seals_personal_fields_or_refuses_their_plain_text(
     )  # fmt: skip
     refused = runner.invoke(app, ["import", str(plain), *db])
     assert refused.exit_code == 1 and "--registry" in refused.output, refused.output
-    moved = tmp_path / "moved.jsonl"
-    moved.write_text(
-        line("CustomerMoved", "imp1", 2, {"customer_id": "imp1", "street": "PLAIN-STREET",
-             "city": "PLAIN-CITY", "credit": "0"}) + "\n"
-    )  # fmt: skip
+
+    def moved_file(name: str, stream: str, version: int, street: str, credit: str) -> Path:
+        """A file of one CustomerMoved event (its city the same text as its street)."""
+        path = tmp_path / name
+        payload = {"customer_id": stream, "street": street, "city": street, "credit": credit}
+        path.write_text(line("CustomerMoved", stream, version, payload) + "\n")
+        return path
+
+    moved = moved_file("moved.jsonl", "imp1", 2, "PLAIN-STREET", "0")
     registry = ["--registry", "crm_domain:registry"]
     for _ in range(2):  # the second run resumes: the sealed event is the same bytes
         done = runner.invoke(app, ["import", str(moved), *db, *registry])
@@ -362,18 +366,10 @@ def test_import_seals_personal_fields_or_refuses_their_plain_text(
     assert isinstance(read[1], CustomerMoved) and read[1].street == "PLAIN-STREET"
     # An event holding the redaction marker as text (a forgotten subject's, imported as it
     # is) does not make the type look unsealed: the next plain value is still refused.
-    marker = tmp_path / "marker.jsonl"
-    marker.write_text(
-        line("CustomerMoved", "imp3", 1, {"customer_id": "imp3", "street": "<redacted>",
-             "city": "<redacted>", "credit": "<redacted>"}) + "\n"
-    )  # fmt: skip
+    marker = moved_file("marker.jsonl", "imp3", 1, "<redacted>", "<redacted>")
     kept = runner.invoke(app, ["import", str(marker), *db])
     assert kept.exit_code == 0, kept.output
-    after = tmp_path / "after.jsonl"
-    after.write_text(
-        line("CustomerMoved", "imp4", 1, {"customer_id": "imp4", "street": "PLAIN-AFTER",
-             "city": "PLAIN-AFTER", "credit": "0"}) + "\n"
-    )  # fmt: skip
+    after = moved_file("after.jsonl", "imp4", 1, "PLAIN-AFTER", "0")
     refused = runner.invoke(app, ["import", str(after), *db])
     assert refused.exit_code == 1 and "--registry" in refused.output, refused.output
     assert not any(b"PLAIN-AFTER" in doc for doc in asyncio.run(raw_and_read())[0])

@@ -146,11 +146,11 @@ def to_bson_value(value: Any, path: str = "payload", depth: int = 2) -> Any:
     kind = type(value)
     if kind in _SCALAR_EXACT:
         return value
+    if depth > MAX_NESTING and isinstance(value, _CONTAINERS):
+        raise _too_deep(path)
     # Hot path (every payload of every append): scalars are copied without a call, and a key
     # is only examined closely when a cheap test says it might be bad.
     if kind is dict or isinstance(value, Mapping):
-        if depth > MAX_NESTING:
-            raise _too_deep(path)
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str or not key or key[0] == "$" or "\x00" in key:
@@ -162,8 +162,6 @@ def to_bson_value(value: Any, path: str = "payload", depth: int = 2) -> Any:
             )
         return out
     if kind is list or kind is tuple:
-        if depth > MAX_NESTING:
-            raise _too_deep(path)
         return [
             item if type(item) in _SCALAR_EXACT else to_bson_value(item, f"{path}[{i}]", depth + 1)
             for i, item in enumerate(value)
@@ -181,8 +179,6 @@ def to_bson_value(value: Any, path: str = "payload", depth: int = 2) -> Any:
             items = sorted(value)
         except TypeError as exc:
             raise SerializationError(f"{path}: set elements cannot be ordered", path=path) from exc
-        if depth > MAX_NESTING:
-            raise _too_deep(path)
         return [to_bson_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]
     if isinstance(value, date | time):
         raise SerializationError(
@@ -199,6 +195,8 @@ def to_bson_value(value: Any, path: str = "payload", depth: int = 2) -> Any:
 
 
 _SCALAR_EXACT = frozenset({str, int, float, bool, type(None), uuid.UUID, ObjectId, bytes})
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+"""What nests a level deeper in BSON (a document or an array)."""
 
 
 def to_bson_datetime(value: datetime, path: str) -> datetime:
@@ -260,6 +258,14 @@ def _too_deep(path: str) -> SerializationError:
     )
 
 
+def not_unicode(what: str, exc: UnicodeEncodeError) -> SerializationError:
+    """The error for ``what`` holding text BSON cannot store (``exc``: its encoding failed)."""
+    return SerializationError(
+        f"{what} holds text that is not valid Unicode (a lone surrogate, "
+        f"{exc.object[exc.start : exc.end]!r}); BSON stores UTF-8 text only"
+    )
+
+
 def _reject_key(key: object, path: str) -> None:
     if not isinstance(key, str):
         raise SerializationError(
@@ -295,10 +301,7 @@ def encoded_size(document: Any, what: str, limit: int = MAX_DOCUMENT_BYTES) -> i
             path=path,
         ) from None
     except UnicodeEncodeError as exc:
-        raise SerializationError(
-            f"{what} holds text that is not valid Unicode (a lone surrogate, "
-            f"{exc.object[exc.start : exc.end]!r}); BSON stores UTF-8 text only"
-        ) from None
+        raise not_unicode(what, exc) from None
     if size > limit - 1024:
         raise DocumentTooLargeError(
             f"{what} encodes to {size:,} bytes; MongoDB's limit is {limit:,}"

@@ -15,6 +15,7 @@ from .bson_values import (
     CODEC_OPTIONS,
     decimals_to_python,
     find_unencodable_int,
+    not_unicode,
     same_bson_value,
     to_bson_datetime,
     to_bson_value,
@@ -108,7 +109,7 @@ def oversized_event(bodies: Iterable[dict[str, Any]], limit: int) -> DocumentToo
             size = len(bson.encode(body, codec_options=CODEC_OPTIONS))
         except (OverflowError, InvalidDocument):
             continue  # not a size problem
-        too_large = _too_large(body, size, limit)
+        too_large = _too_large(body, size, limit, store_fields_bytes())
         if too_large is not None:
             return too_large
     return None
@@ -138,10 +139,7 @@ def encoded_bodies(
 def _unencodable(body: dict[str, Any], exc: Exception) -> SerializationError:
     where = f"event {body['_id']} ({body['event_type']})"
     if isinstance(exc, UnicodeEncodeError):
-        return SerializationError(
-            f"{where} holds text that is not valid Unicode (a lone surrogate, "
-            f"{exc.object[exc.start : exc.end]!r}); BSON stores UTF-8 text only"
-        )
+        return not_unicode(where, exc)
     return unencodable_int([body]) or SerializationError(f"{where} does not encode to BSON: {exc}")
 
 
@@ -182,11 +180,11 @@ _RAW_OPTIONS: CodecOptions[RawBSONDocument] = CODEC_OPTIONS.with_options(
 
 
 def _too_large(
-    body: dict[str, Any], size: int, limit: int, store_fields: int | None = None
+    body: dict[str, Any], size: int, limit: int, store_fields: int
 ) -> DocumentTooLargeError | None:
-    """The error for a body of ``size`` bytes that, with the store's own fields, is over
-    ``limit``, or ``None``."""
-    stored = size + (store_fields_bytes() if store_fields is None else store_fields)
+    """The error for a body of ``size`` bytes that, with the ``store_fields`` bytes the
+    store adds, is over ``limit``, or ``None``."""
+    stored = size + store_fields
     if stored <= limit:
         return None
     return DocumentTooLargeError(

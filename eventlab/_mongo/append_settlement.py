@@ -10,7 +10,7 @@ from pymongo.errors import BulkWriteError
 
 from .._core.appends import StreamAppend
 from .._core.errors import DeploymentError, DocumentTooLargeError, SerializationError
-from .._core.event_codec import oversized_event, unencodable_int
+from .._core.event_codec import oversized_event, unencodable_body
 from .._core.settlement import KeyCollision, Settlement
 from .._core.tombstones import TOMBSTONE_FIELD, is_tombstone
 from .lookups import find_in
@@ -68,12 +68,11 @@ class MongoSettlement(Settlement):
         return DocumentTooLargeError("the batch exceeds the server's message size limit")
 
 
-def int_too_large(batch: list[StreamAppend]) -> SerializationError:
-    """The event with an integer BSON cannot hold, named."""
-    found = unencodable_int(body for stream in batch for body in stream.bodies)
-    return found or SerializationError(
-        "an integer in the batch does not fit BSON's 64-bit integers"
-    )
+def unencodable(batch: list[StreamAppend], exc: Exception) -> SerializationError:
+    """The event that does not encode to BSON (an integer beyond 64 bits, text that is not
+    Unicode), named."""
+    found = unencodable_body(body for stream in batch for body in stream.bodies)
+    return found or SerializationError(f"the batch does not encode to BSON: {exc}")
 
 
 def key_collision(exc: BulkWriteError) -> KeyCollision | None:

@@ -15,7 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DocumentTooLarge, PyMongoError
 
 from .._core.errors import ConfigurationError, DeploymentError, SerializationError
-from .._core.event_codec import oversized_event, unencodable_body, unencodable_int
+from .._core.event_codec import oversized_event, unencodable_body
 from .._dcb.records import ItemParts
 from .._dcb.store import DecisionStore, wrong_strategy
 from .dcb_query import NEAR_HEAD, has_tags, selection
@@ -47,12 +47,10 @@ class MongoDCBStorage:
     def failure(self, bodies: Sequence[dict[str, Any]], error: Exception) -> Exception:
         if isinstance(error, StrategyChanged):
             return wrong_strategy("preallocated")
-        if isinstance(error, OverflowError):
-            return unencodable_int(bodies) or SerializationError(
-                "an integer in the append does not fit BSON's 64-bit integers"
+        if isinstance(error, OverflowError | UnicodeEncodeError):
+            return unencodable_body(bodies) or SerializationError(
+                f"the append does not encode to BSON: {error}"
             )
-        if isinstance(error, UnicodeEncodeError):
-            return unencodable_body(bodies) or SerializationError(str(error))
         if isinstance(error, DocumentTooLarge | PyMongoError | DeploymentError):
             # A server refuses an oversized document with an error of its own: name the event.
             too_large = oversized_event(bodies, self._access.max_document_size)

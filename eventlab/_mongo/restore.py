@@ -50,8 +50,6 @@ async def restore(
     if missing:
         raise InvalidEventError(f"{len(missing)} event(s) have no position, e.g. {missing[0]}")
     bodies = list(encoded_bodies) if encoded_bodies is not None else [None] * len(events)
-    if len(bodies) != len(events):
-        raise ValueError("one encoded body per event")  # a caller's mistake, never a user's
     ordered = sorted(zip(events, bodies, strict=True), key=lambda pair: pair[0].position or 0)
     written = 0
     try:

@@ -17,16 +17,14 @@ from .._core import telemetry as telemetry
 from .._core.appends import StreamAppend, idempotent_result, place
 from .._core.errors import (
     DeploymentError,
-    SerializationError,
     TransientError,
     UnitOfWorkStateError,
 )
-from .._core.event_codec import unencodable_body
 from .._core.race_points import APPEND_POSITIONS_TAKEN
 from .._core.records import StoredEvent
 from .._core.settlement import Appended, Outcome, VersionMismatch
 from ..ports import UnitOfWork
-from .append_settlement import MongoSettlement, int_too_large, key_collision
+from .append_settlement import MongoSettlement, key_collision, unencodable
 from .expectations import StreamExpectations
 from .positions import ALLOCATORS, PositionAllocator, StrategyChanged
 from .readers import StreamReader
@@ -84,11 +82,8 @@ class EventWriter:
             raise TransientError("the store's position strategy kept changing under this append")
         except DocumentTooLarge as exc:
             raise self._settlement.too_large(batch) from exc
-        except OverflowError as exc:
-            raise int_too_large(batch) from exc
-        except UnicodeEncodeError as exc:
-            bodies = (body for stream in batch for body in stream.bodies)
-            raise unencodable_body(bodies) or SerializationError(str(exc)) from exc
+        except (OverflowError, UnicodeEncodeError) as exc:
+            raise unencodable(batch, exc) from exc
         except DeploymentError as exc:
             # A server that refuses a document over its size limit answers with an error of
             # its own (a refusal here): name the event instead, if one is too large.
