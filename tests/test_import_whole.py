@@ -364,6 +364,15 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
         "metadata": "{}",
     }
     pq.write_table(pa.Table.from_pylist([row], schema=SCHEMA), deep_parquet)
+    # Rows a JSON Lines file could not hold either: each refused by name, with its row.
+    hostile_rows = {
+        "null-payload.parquet": ({"payload": None}, ("row 1", "payload must be a dict")),
+        "negative.parquet": ({"version": -5}, ("row 1", "version must be an int >= 1")),
+        "array-payload.parquet": ({"payload": "[1, 2]"}, ("row 1", "payload must be a dict")),
+    }
+    for name, (change, _) in hostile_rows.items():
+        hostile = {**row, "payload": "{}", **change}
+        pq.write_table(pa.Table.from_pylist([hostile], schema=SCHEMA), tmp_path / name)
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         if content is None:
@@ -380,6 +389,7 @@ def test_hostile_files_are_one_clear_line_and_write_nothing(
         (too_big_int, ("64-bit", "payload.n")),
         *((tmp_path / name, expected) for name, (_, expected) in hostile_lines.items()),
         (deep_parquet, ("deep.parquet", "nested too deeply")),
+        *((tmp_path / name, expected) for name, (_, expected) in hostile_rows.items()),
     ):
         result = runner.invoke(app, ["import", str(path), *_target(mongo_uri, database_name)])
         assert result.exit_code == 1, (path.name, result.output)

@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._core.errors import ConfigurationError
+from .._core.errors import ConfigurationError, EventlabError
 from .._core.records import StoredEvent
 from ._jsonl import DataFormatError, event_from_json, event_to_json, iter_jsonl
 
@@ -182,12 +182,13 @@ def _event(record: dict[str, Any], path: str, row: int) -> StoredEvent:
             **record,
             "occurred_at": record["occurred_at"].isoformat(),
             "recorded_at": record["recorded_at"].isoformat() if record["recorded_at"] else None,
-            "payload": json.loads(record["payload"] or "{}"),
+            # A null payload is refused, as in JSON Lines; a null metadata is none, as there.
+            "payload": None if record["payload"] is None else json.loads(record["payload"]),
             "metadata": json.loads(record["metadata"] or "{}"),
         }
         uuid.UUID(str(record["event_id"]))
         return event_from_json(json.dumps(line))
     except RecursionError as exc:
         raise DataFormatError(path, row, f"row {row}: nested too deeply to read") from exc
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (EventlabError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataFormatError(path, row, f"row {row}: {exc}") from exc

@@ -81,3 +81,10 @@ def test_any_decimal_text_reads_as_json_util_reads_it_or_is_refused(text: str) -
         return
     read = loads_extended(json.dumps(payload))
     assert repr(read) == repr(expected)  # the same digits and exponent, -0 and NaN alike
+
+
+@pytest.mark.parametrize("text", ['{"price": {"$numberDecimal": "1.5"}}', '{"qty": 3}'])
+def test_a_byte_order_mark_is_refused_by_name_with_or_without_wrappers(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError, match="BOM"):
+        loads_extended("\ufeff" + text)
+    assert loads_extended(text) == _as_json_util_reads_it(json.loads(text))
