@@ -22,6 +22,7 @@ from eventlab import StoredEvent, WriteConflictError
 from eventlab._core import races
 from eventlab._core.bson_values import CODEC_OPTIONS
 from eventlab._core.event_codec import stored_document
+from eventlab._core.lifecycle import STREAM_DELETED
 from eventlab.cli import app
 from eventlab.workbench import dump_jsonl, load_jsonl
 from eventlab.workbench._files import SCHEMA
@@ -277,6 +278,46 @@ def test_a_file_is_parsed_once_up_to_the_kept_size_and_read_again_above_it(
         {k: d[k] for k in fields} for d in _stored(mongo_uri, "h" + database_name)
     ]
     assert len(_stored(mongo_uri, database_name)) == TOTAL
+
+
+# -- what the writes would refuse, refused before them ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preserve", "change", "expected"),
+    [
+        (False, {"aggregate_id": "dcb:evil"}, "reserved for DCB events"),
+        (False, {"event_type": STREAM_DELETED}, "reserved for the stream lifecycle"),
+        (False, {"aggregate_id": "nul\x00inside"}, "NUL character"),
+        (True, {"aggregate_id": "nul\x00inside"}, "NUL character"),
+        (True, {"position": None}, "has no position"),
+    ],
+    ids=["dcb-stream", "marker-type", "nul-append", "nul-restore", "no-position"],
+)
+def test_an_event_the_writes_would_refuse_in_the_last_chunk_writes_nothing(
+    mongo_uri: str,
+    database_name: str,
+    tmp_path: Path,
+    preserve: bool,
+    change: dict[str, Any],
+    expected: str,
+) -> None:
+    """An append refuses a marker's type and a DCB stream, every write a NUL in a stream id,
+    a restore an event without its position: in a file's last chunk (after 2,000 events
+    that could be written) each is refused by pass 1, and nothing is written."""
+    events = _events()
+    # The last chunk's events, streams of their own (the first 2,000 stay whole), the first
+    # of them changed.
+    events[2_000:] = [replace(e, aggregate_id=f"t-{e.position}", version=1) for e in events[2_000:]]
+    events[2_000] = replace(events[2_000], **change)
+    path = tmp_path / "late.jsonl"
+    dump_jsonl(events, path)
+    flags = ["--preserve-positions"] if preserve else []
+    result = runner.invoke(app, ["import", str(path), *flags, *_target(mongo_uri, database_name)])
+    assert result.exit_code == 1, result.output
+    _one_clear_line(result.output, "late.jsonl", expected, "nothing was imported")
+    with MongoClient(mongo_uri) as client:
+        assert database_name not in client.list_database_names()
 
 
 # -- hostile files -------------------------------------------------------------------------

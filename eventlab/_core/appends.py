@@ -43,6 +43,19 @@ class StreamAppend:
         return cls(aggregate_id, expected, events, [event_body(e) for e in events])
 
 
+def check_appendable_stream(aggregate_id: Any) -> str:
+    """A stream id an append may name: a valid id, outside the streams DCB events take."""
+    checked = check_aggregate_id(aggregate_id)
+    if checked.startswith(DCB_STREAM_PREFIX):
+        # DCB events are stored as streams dcb:<position>: a stream of that name would take a
+        # position's place and refuse every DCB append at it from then on.
+        raise InvalidIdError(
+            f"aggregate_id {checked[:80]!r}: stream ids starting with "
+            f"{DCB_STREAM_PREFIX!r} are reserved for DCB events"
+        )
+    return checked
+
+
 def prepare_stream(
     registry: EventRegistry,
     aggregate_id: Any,
@@ -57,14 +70,7 @@ def prepare_stream(
     Versions are assigned here from the expectation (``expected + 1`` onwards; for a symbolic
     expectation they are placeholders, fixed once the stream's version is read).
     """
-    aggregate_id = check_aggregate_id(aggregate_id)
-    if aggregate_id.startswith(DCB_STREAM_PREFIX):
-        # DCB events are stored as streams dcb:<position>: a stream of that name would take a
-        # position's place and refuse every DCB append at it from then on.
-        raise InvalidIdError(
-            f"aggregate_id {aggregate_id[:80]!r}: stream ids starting with "
-            f"{DCB_STREAM_PREFIX!r} are reserved for DCB events"
-        )
+    aggregate_id = check_appendable_stream(aggregate_id)
     expected = normalize_expected(expected_version)
     if not events:
         return None

@@ -78,7 +78,8 @@ def import_command(
         def file_chunks() -> Iterator[list[Any]]:
             return iter_event_chunks(file, kind)
 
-        total, chunks = check_file(file, file_chunks)  # before connecting: a bad file is one line
+        # Before connecting: a bad file is one line.
+        total, chunks = check_file(file, file_chunks, preserve_positions=preserve_positions)
         events_registry = load_registry(registry) if registry is not None else None
         async with connection(uri, database, announce=False, persistent=True) as conn:
             store = MongoEventStore(conn, events_collection=events_collection)

@@ -23,8 +23,17 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.errors import ConflictError, DataError, EventlabError, TransientError
+from .._core.appends import check_appendable_stream
+from .._core.checks import check_aggregate_id
+from .._core.errors import (
+    ConflictError,
+    DataError,
+    EventlabError,
+    InvalidEventError,
+    TransientError,
+)
 from .._core.event_codec import encoded_bodies, event_body, same_client_content
+from .._core.lifecycle import check_not_reserved
 from .._core.race_points import IMPORT_BEFORE_CHUNK
 from .._core.records import StoredEvent
 from .._mongo.lookups import find_in, in_batches
@@ -58,6 +67,10 @@ class FileCheck:
     """Pass 1: what the file holds, checked chunk by chunk (one entry per stream in memory)."""
 
     path: Path
+    preserve_positions: bool = False
+    """A restore (positions kept): every event needs its position; markers and DCB streams
+    are put back as they were. Otherwise events are appended, and refused as an append
+    refuses them (a marker's type, a DCB stream)."""
     events: int = 0
     ordered: bool = True
     problems: list[str] = field(default_factory=list)
@@ -69,7 +82,7 @@ class FileCheck:
 
     def take(self, events: list[StoredEvent]) -> CheckedChunk:
         """Check one chunk of the file; returns it with its events' bodies as BSON."""
-        bodies = [_body(self.path, e) for e in events]
+        bodies = [self._body(e) for e in events]
         try:
             encoded = encoded_bodies(bodies, _MAX_DOCUMENT, (e.position for e in events))
         except EventlabError as exc:
@@ -95,6 +108,22 @@ class FileCheck:
                 )
             self._last_version[event.aggregate_id] = event.version
         return CheckedChunk(events, encoded)
+
+    def _body(self, event: StoredEvent) -> dict[str, Any]:
+        """The event's body as written, once the event is one the writes will take."""
+        try:
+            if self.preserve_positions:
+                check_aggregate_id(event.aggregate_id)
+                if event.position is None:
+                    raise InvalidEventError(
+                        f"event {event.event_id} has no position, which --preserve-positions keeps"
+                    )
+            else:
+                check_appendable_stream(event.aggregate_id)
+                check_not_reserved(event)
+        except EventlabError as exc:
+            raise DataError(f"{self.path}: {exc} (nothing was imported)") from exc
+        return _body(self.path, event)
 
     def refusal(self) -> str | None:
         where = f"examine it with `eventlab gaps --file {self.path}`"
@@ -208,11 +237,11 @@ class ImportOutcome:
     skipped: int = 0
 
 
-def check_file(path: Path, chunks: Chunks) -> tuple[int, Chunks]:
+def check_file(path: Path, chunks: Chunks, *, preserve_positions: bool) -> tuple[int, Chunks]:
     """Pass 1 (before any connection): the number of events of the file, and its chunks for
     the next passes (those read in this pass, kept in memory up to ``KEPT_EVENTS`` events,
     or else ``chunks`` itself, which reads the file again)."""
-    check = FileCheck(path)
+    check = FileCheck(path, preserve_positions)
     kept: list[list[StoredEvent]] | None = []
     for chunk in chunks():  # a malformed record stops here
         checked = check.take(chunk)
@@ -238,7 +267,7 @@ async def import_file(
     bar: Any = None,
 ) -> ImportOutcome:
     """The three passes (module doc); ``chunks()`` reads the file again from its start."""
-    total, chunks = check_file(path, chunks)
+    total, chunks = check_file(path, chunks, preserve_positions=preserve_positions)
     return await write_file(
         store, path, chunks, total, preserve_positions=preserve_positions, bar=bar
     )
@@ -360,16 +389,25 @@ async def _stored_prefix(
 def _stopped(exc: EventlabError, path: Path, written: int, total: int) -> EventlabError:
     """The error of an import that stopped part-way: what is stored, and how to resume (of
     the kind of ``exc``'s family, whose own arguments it does not have)."""
-    stored = f"the file's first {written:,} of {total:,} events are stored"
     family = next(
         (kind for kind in (ConflictError, TransientError, DataError) if isinstance(exc, kind)),
         EventlabError,
     )
-    # A conflict stays until someone resolves it: a rerun before that is refused again.
-    when = "Once the conflict is resolved, run" if family is ConflictError else "Run"
+    # A conflict stays until someone resolves it, and an event the store refuses until the
+    # file is corrected: a rerun before that is refused again.
+    when = {
+        ConflictError: "Once the conflict is resolved, run",
+        DataError: "Once the file is corrected, run",
+    }.get(family, "Run")
+    if not written:
+        return family(
+            f"{path}: import stopped: {str(exc).splitlines()[0]}; nothing was imported. "
+            f"{when} the same command again"
+        )
     return family(
-        f"{path}: import stopped: {str(exc).splitlines()[0]}; {stored}. {when} the same "
-        "command again to resume: events stored already, with the same content, are skipped"
+        f"{path}: import stopped: {str(exc).splitlines()[0]}; the file's first {written:,} "
+        f"of {total:,} events are stored. {when} the same command again to resume: events "
+        "stored already, with the same content, are skipped"
     )
 
 
