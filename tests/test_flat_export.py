@@ -334,17 +334,22 @@ def _column_types(dataset: Path, column: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("first", "then", "common"),
+    ("first", "then", "common", "last"),
     [
-        (3, 2.5, "double"),
-        (Decimal("1.25"), Decimal("1.125"), "decimal128(38, 3)"),
-        (3, "three", "string"),
-        (None, "text", "string"),
+        (3, 2.5, "double", 2.5),
+        (Decimal("1.25"), Decimal("1.125"), "decimal128(18, 3)", Decimal("1.125")),
+        (3, "three", "string", '"three"'),  # values of several kinds: Extended JSON text
+        (None, "text", "string", "text"),
     ],
     ids=["int-then-float", "decimal-scale", "int-then-text", "null-then-text"],
 )
 async def test_a_column_keeps_one_type_across_incremental_exports(
-    connection: MongoConnectionManager, tmp_path: Path, first: Any, then: Any, common: str
+    connection: MongoConnectionManager,
+    tmp_path: Path,
+    first: Any,
+    then: Any,
+    common: str,
+    last: Any,
 ) -> None:
     """Spark merges the schemas of a dataset's files only where they agree (but for a
     decimal's precision): a later export needing a wider type rewrites the earlier files in
@@ -363,7 +368,7 @@ async def test_a_column_keeps_one_type_across_incremental_exports(
     await export_flat(store, dataset)
     assert _column_types(dataset, "payload.v") == {common}
     values = _duckdb(dataset, 'SELECT "payload.v" FROM DATASET ORDER BY position')
-    assert values[-1][0] == (str(then) if common == "string" else then)
+    assert values[-1][0] == last
     assert len(values) == 3
 
 
@@ -392,3 +397,149 @@ async def test_nan_decimals_empty_documents_and_lists_of_uuids_are_exported(
     assert rows[0][1] == "{}"
     archived = await store.archive(tmp_path / "archive", through=2)
     assert archived.archived >= 0
+
+
+# -- incremental exports give what one export of the same events gives ----------------------------
+
+
+def _dataset_of(dataset: Path, column: str) -> tuple[set[str], list[Any]]:
+    values = _duckdb(dataset, f'SELECT "{column}" FROM DATASET ORDER BY position')
+    return _column_types(dataset, column), [v for (v,) in values]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        (0, "0", 7),
+        (1.5, "2", 2.5),
+        (Decimal("1.50"), "2.5", Decimal("3.25")),
+        (True, "true", False),
+        (0, True, 2),
+        (START, START.isoformat(), START),
+        ("abc", 0, "0"),
+        (3, 2.0, 4),
+        ([1, 2], "x", [3]),
+    ],
+    ids=[
+        "int-text",
+        "float-text",
+        "decimal-text",
+        "bool-text",
+        "int-bool",
+        "date-text",
+        "text-int",
+        "int-integral-float",
+        "list-text",
+    ],
+)
+async def test_incremental_exports_give_what_one_export_gives(
+    connection: MongoConnectionManager, tmp_path: Path, values: tuple[Any, ...]
+) -> None:
+    """A value of another kind is never cast into the earlier files' type: the column becomes
+    what one export of the same events makes it (Extended JSON text for values of several
+    kinds), the earlier files rewritten."""
+    store = MongoEventStore(connection)
+    incremental = tmp_path / "incremental"
+    for position, value in enumerate(values, start=1):
+        await store.restore([_typed_event(position, "T", {"v": value, "n": position})])
+        await export_flat(store, incremental, progress=False)
+    once = tmp_path / "once"
+    await export_flat(store, once, progress=False)
+    assert _dataset_of(incremental, "payload.v") == _dataset_of(once, "payload.v")
+    assert _dataset_of(incremental, "payload.n") == _dataset_of(once, "payload.n")
+    types, _ = _dataset_of(once, "payload.v")
+    assert len(types) == 1
+
+
+async def test_decimal_infinities_are_extended_json_text_as_nan_is(
+    connection: MongoConnectionManager, tmp_path: Path
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(
+        [
+            _typed_event(1, "T", {"value": Decimal("Infinity")}),
+            _typed_event(2, "T", {"value": Decimal("1.5")}),
+            _typed_event(3, "T", {"value": Decimal("-Infinity")}),
+        ]
+    )
+    expected = [
+        '{"$numberDecimal": "Infinity"}',
+        '{"$numberDecimal": "1.5"}',
+        '{"$numberDecimal": "-Infinity"}',
+    ]
+    polars = await read_frame(store, backend="polars", progress=False)
+    assert polars["payload.value"].dtype == pl.String
+    assert polars["payload.value"].to_list() == expected
+    dataset = tmp_path / "flat"
+    await export_flat(store, dataset, progress=False)
+    assert _dataset_of(dataset, "payload.value") == ({"string"}, expected)
+
+
+async def test_an_export_killed_before_its_manifest_is_recovered_by_the_next(
+    connection: MongoConnectionManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after moving its files in, before writing the manifest naming them: the next
+    export removes them and exports again; a directory of foreign files is still refused."""
+    from eventlab.workbench import _flat
+
+    class Killed(BaseException):
+        pass
+
+    real = _flat._write_manifest
+
+    def killed_once_files_are_in(target: Path, manifest: dict[str, Any]) -> None:
+        if any(target.rglob("part-*.parquet")):
+            raise Killed
+        real(target, manifest)
+
+    store = MongoEventStore(connection)
+    await store.restore(_events(1, 30))
+    dataset = tmp_path / "flat"
+    monkeypatch.setattr(_flat, "_write_manifest", killed_once_files_are_in)
+    with pytest.raises(Killed):
+        await export_flat(store, dataset, progress=False)
+    monkeypatch.setattr(_flat, "_write_manifest", real)
+    assert any(dataset.rglob("part-*.parquet"))
+    done = await export_flat(store, dataset, progress=False)
+    assert (done.after, done.through, done.written) == (0, 30, 30)
+    ((count, distinct),) = _duckdb(
+        dataset, "SELECT count(*), count(DISTINCT event_id) FROM DATASET"
+    )
+    assert (count, distinct) == (30, 30)
+    foreign = tmp_path / "foreign"
+    (foreign / "event_type=X").mkdir(parents=True)
+    (foreign / "event_type=X" / "part-0.parquet").write_bytes(b"theirs")
+    with pytest.raises(CacheError, match="not a flat export"):
+        await export_flat(store, foreign, progress=False)
+    assert (foreign / "event_type=X" / "part-0.parquet").read_bytes() == b"theirs"
+
+
+async def test_an_export_killed_after_rewriting_earlier_files_is_finished_by_the_next(
+    connection: MongoConnectionManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed once it has rewritten the earlier files as Extended JSON text, before its
+    manifest says so: the next export does not encode them twice."""
+    from eventlab.workbench import _flat
+
+    class Killed(BaseException):
+        pass
+
+    def killed(target: Path, manifest: dict[str, Any]) -> None:
+        raise Killed
+
+    store = MongoEventStore(connection)
+    await store.restore([_typed_event(1, "T", {"v": 0})])
+    dataset = tmp_path / "flat"
+    await export_flat(store, dataset, progress=False)
+    await store.restore([_typed_event(2, "T", {"v": "0"})])
+    real = _flat._write_manifest
+    monkeypatch.setattr(_flat, "_write_manifest", killed)
+    with pytest.raises(Killed):
+        await export_flat(store, dataset, progress=False)
+    monkeypatch.setattr(_flat, "_write_manifest", real)
+    assert _column_types(dataset, "payload.v") == {"string"}  # the earlier file, rewritten
+    await export_flat(store, dataset, progress=False)
+    once = tmp_path / "once"
+    await export_flat(store, once, progress=False)
+    assert _dataset_of(dataset, "payload.v") == _dataset_of(once, "payload.v")
+    assert _dataset_of(once, "payload.v") == ({"string"}, ["0", '"0"'])

@@ -6,9 +6,10 @@ row per event with the frame's columns (exact decimals, UTC timestamps, ids as t
 values Arrow cannot type as Extended JSON text), ``day`` the UTC date of the selection's
 time. ``_eventlab_flat.json`` (ignored by those readers: its name starts with ``_``) records
 the store, its incarnation, the selection and the last position exported; the next export of
-the same selection reads only what came after it and adds files. Files are written outside
-the dataset and moved in, the manifest last, under a lock; files no manifest names (a crash)
-are removed by the next export.
+the same selection reads only what came after it and adds files, with the types and values one
+export of all of them gives (``_conformed``). A first export writes the manifest before any
+file moves in; files are written outside the dataset and moved in, the manifest naming them
+last, under a lock; files no manifest names (a crash) are removed by the next export.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ async def export_flat(
     selection = _selection(query, partitions)
     with FileLock(target / ".eventlab-flat.lock"):
         manifest = _manifest(target, _store_name(store), await _incarnation(store), selection)
+        if not (target / MANIFEST).exists():
+            # Before any file moves in: a directory holding it is an export of eventlab, so
+            # the next export removes the files of one killed before its manifest named them.
+            _write_manifest(target, manifest)
         head = await store.log.head()
         after = int(manifest["through"])
         builder = FrameBuilder()
@@ -102,7 +107,9 @@ async def export_flat(
         await _read_into(builder, store, bounded, head, head.position, progress)
         table = _with_day(apply_arrow(bounded, builder.arrow()), query.time)
         table = await redact_table(table, personal_of(store))
-        files = _write(target, table, partitions, after, head.position, manifest)
+        files = _write(
+            target, table, partitions, after, head.position, manifest, builder.json_columns
+        )
         manifest["through"] = head.position
         _write_manifest(target, manifest)
     result = FlatExport(target, after, head.position, table.num_rows, len(files))
@@ -219,11 +226,12 @@ def _write(
     after: int,
     through: int,
     manifest: dict[str, Any],
+    json_columns: set[str],
 ) -> list[str]:
     """The rows as new files of the dataset: written beside it, then moved in."""
     if not table.num_rows:
         return []
-    table = _conformed(target, table, manifest)
+    table = _conformed(target, table, manifest, json_columns)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.staging"
     name = f"part-{after + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}"
     try:
@@ -240,60 +248,132 @@ def _write(
     return written
 
 
-def _conformed(target: Path, table: pa.Table, manifest: dict[str, Any]) -> pa.Table:
+def _conformed(
+    target: Path, table: pa.Table, manifest: dict[str, Any], json_columns: set[str]
+) -> pa.Table:
     """One type per column across the dataset's files, as Spark needs to read them together
-    (its schema merging widens decimals' precision, nothing else): a column whose values fit
-    the type of the earlier files takes it; one that needs a wider type (ints that became
-    fractions, decimals of a larger scale, values of another kind) gets the type holding both,
-    and the earlier files holding the column are rewritten in it. A column with no value in
-    this export (Arrow's null type, which Spark reads as int) is not written. The types are
-    recorded for the next export."""
+    (its schema merging widens decimals' precision, nothing else), and the one a single export
+    of the same events gives: a column whose values fit the type of the earlier files without
+    changing kind takes it (ints in a float column, decimals of a smaller scale); one that
+    needs a wider type (ints that became fractions, decimals of a larger scale) gets the type
+    holding both, and the earlier files holding the column are rewritten in it; values of
+    another kind (text after numbers, bools after ints, a time after text...) make the column
+    Extended JSON text, the earlier files rewritten too. ``json_columns``: the columns of
+    ``table`` that are Extended JSON text already. A column with no value in this export
+    (Arrow's null type, which Spark reads as int) is not written. The types are recorded for
+    the next export."""
     recorded: dict[str, str] = manifest.get("schema") or {}
+    as_json: set[str] = set(manifest.get("json_columns") or [])
     columns, names = [], []
     for field in table.schema:
         column = table[field.name]
-        earlier = _known_type(recorded.get(field.name))
-        if earlier is not None and earlier != field.type and not pa.types.is_null(field.type):
-            column = _in_common_type(target, manifest, field.name, column, earlier)
-        elif earlier is not None and pa.types.is_null(field.type):
-            column = column.cast(earlier)
+        was = recorded.get(field.name)
+        if was is not None and pa.types.is_null(field.type):
+            earlier = _known_type(was)
+            if earlier is not None:
+                column = column.cast(earlier)
+        elif was is not None and (field.name in as_json or field.name in json_columns):
+            if field.name not in json_columns:
+                column = _as_json(column)
+            if field.name not in as_json:
+                _rewrite(target, manifest, field.name, None)
+            json_columns = json_columns | {field.name}
+        elif was is not None and was != str(field.type):
+            column, is_json = _in_common_type(target, manifest, field.name, column, was)
+            if is_json:
+                json_columns = json_columns | {field.name}
         if pa.types.is_null(column.type):
             continue
         columns.append(column)
         names.append(field.name)
     table = pa.table(columns, names=names)
     manifest["schema"] = {**recorded, **{f.name: str(f.type) for f in table.schema}}
+    manifest["json_columns"] = sorted(as_json | (json_columns & set(names)))
     return table
 
 
 def _in_common_type(
-    target: Path, manifest: dict[str, Any], name: str, column: pa.ChunkedArray, earlier: pa.DataType
-) -> pa.ChunkedArray:
-    """``column`` in ``earlier`` if its values allow, else in the type holding both (the
-    earlier files rewritten in it)."""
-    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return column.cast(earlier)
-    common = _common_type({earlier, column.type}) or pa.string()
-    try:
-        widened = column.cast(common)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return column  # no type holds both: the column keeps its own (read by name)
-    # An earlier file whose values the wider type cannot hold exactly (an int beyond a
-    # float's 53 bits) keeps its own type, and the files after it are left as they are.
-    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        for part in manifest["files"]:
-            _rewritten(target / part, name, common)
-    return widened
+    target: Path, manifest: dict[str, Any], name: str, column: pa.ChunkedArray, was: str
+) -> tuple[pa.ChunkedArray, bool]:
+    """``column`` in the earlier files' type if its values fit it without changing kind, else
+    in the type holding both (the earlier files rewritten in it), else as Extended JSON text
+    (the earlier files rewritten so too); and whether it is JSON text."""
+    earlier = _known_type(was)
+    if earlier is None:  # a type the export does not cast to (structs): kept as it is
+        return column, False
+    if _fits_without_changing_kind(column.type, earlier):
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return column.cast(earlier), False
+    olds = _earlier_columns(target, manifest, name)
+    common = _common_type({earlier, column.type, *(c.type for c in olds)}, [column, *olds])
+    if common is not None:
+        try:
+            widened = column.cast(common)
+            for old in olds:
+                old.cast(common)  # every earlier value fits too, or none is rewritten
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an int beyond 53 bits
+            common = None
+        else:
+            _rewrite(target, manifest, name, common)
+            return widened, False
+    _rewrite(target, manifest, name, None)
+    return _as_json(column), True
 
 
-def _rewritten(path: Path, name: str, kind: pa.DataType) -> None:
-    """Rewrite one file of the dataset with its column ``name`` in ``kind``, atomically."""
+def _fits_without_changing_kind(kind: pa.DataType, earlier: pa.DataType) -> bool:
+    """Whether values of ``kind`` may take the earlier files' type as a single export would
+    give it: decimals of another scale or precision, ints among floats."""
+    if pa.types.is_decimal(kind) and pa.types.is_decimal(earlier):
+        return True
+    if pa.types.is_list(kind) and pa.types.is_list(earlier):
+        return _fits_without_changing_kind(kind.value_type, earlier.value_type)
+    return bool(kind == pa.int64() and earlier == pa.float64())
+
+
+def _earlier_columns(target: Path, manifest: dict[str, Any], name: str) -> list[pa.ChunkedArray]:
+    """The column ``name`` of each earlier file holding it."""
+    found = []
+    for part in manifest["files"]:
+        path = target / part
+        if name in pq.read_schema(path).names:
+            found.append(pq.read_table(path, columns=[name], partitioning=None)[name])
+    return found
+
+
+def _as_json(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column's values as MongoDB Extended JSON text, as a single export writes a column of
+    values of several kinds."""
+    from ._jsonl import extended_json
+
+    values = [None if v is None else extended_json(v) for v in column.to_pylist()]
+    return pa.chunked_array([pa.array(values, pa.string())])
+
+
+_JSON_FIELD = {b"eventlab": b"extended-json"}
+
+
+def _rewrite(target: Path, manifest: dict[str, Any], name: str, kind: pa.DataType | None) -> None:
+    """Rewrite the earlier files holding column ``name`` in ``kind`` (``None``: Extended JSON
+    text)."""
+    for part in manifest["files"]:
+        _rewritten(target / part, name, kind)
+
+
+def _rewritten(path: Path, name: str, kind: pa.DataType | None) -> None:
+    """Rewrite one file of the dataset with its column ``name`` in ``kind`` (``None``:
+    Extended JSON text), atomically."""
     schema = pq.read_schema(path)
     if name not in schema.names or schema.field(name).type == kind:
         return
     table = pq.read_table(path, partitioning=None)
     index = table.column_names.index(name)
-    table = table.set_column(index, name, table[name].cast(kind))
+    if kind is None:
+        if schema.field(name).metadata == _JSON_FIELD:  # rewritten by an export killed since
+            return
+        field = pa.field(name, pa.string(), metadata=_JSON_FIELD)
+        table = table.set_column(index, field, _as_json(table[name]))
+    else:
+        table = table.set_column(index, name, table[name].cast(kind))
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         pq.write_table(table, temporary)
@@ -373,6 +453,8 @@ def _type_of(name: str) -> pa.DataType:
     }
     if name in simple:
         return simple[name]
+    if name.startswith("list<item: ") and name.endswith(">"):
+        return pa.list_(_type_of(name[len("list<item: ") : -1]))
     if name.startswith("decimal128("):
         precision, scale = name[len("decimal128(") : -1].split(",")
         return pa.decimal128(int(precision), int(scale))

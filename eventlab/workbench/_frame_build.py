@@ -55,6 +55,8 @@ class FrameBuilder:
         self.rows = 0
         self.bulk_pages = 0
         """Pages read in bulk from their BSON bytes (``_bson_frame``)."""
+        self.json_columns: set[str] = set()
+        """The columns :meth:`arrow` gave as Extended JSON text (values of several kinds)."""
 
     def add(self, documents: Iterable[dict[str, Any]], *, as_bson_stores: bool = False) -> int:
         """Take one page of event documents; returns the number of events in it.
@@ -204,7 +206,10 @@ class FrameBuilder:
         for name, column in self._object_columns().items():
             if rows is not None:
                 column = [column[i] for i in rows]
-            table = table.append_column(name, _arrow_or_json(column))
+            array = _arrow_or_json(column)
+            if pa.types.is_string(array.type) and not _all_text(column):
+                self.json_columns.add(name)
+            table = table.append_column(name, array)
         tags = ["tags"] if "tags" in self._order else []
         metadata = sorted(n for n in self._order if n.startswith("metadata"))
         payload = sorted(n for n in self._order if n.startswith("payload"))
@@ -218,13 +223,24 @@ def _arrow_or_json(values: list[Any]) -> pa.Array:
         values = [None if v is None else [str(i) for i in v] for v in values]
     try:
         array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        OverflowError,
+        TypeError,  # a decimal infinity among finite decimals
+    ):
         array = None
     if array is not None and _readers_take(array.type):
         return array
     from ._jsonl import extended_json
 
     return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+
+
+def _all_text(values: list[Any]) -> bool:
+    """Whether ``values`` are text only (a column Arrow takes as it is, not JSON)."""
+    return all(v is None or type(v) is str for v in values)
 
 
 def _readers_take(kind: pa.DataType) -> bool:
