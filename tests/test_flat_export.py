@@ -20,6 +20,7 @@ from eventlab import (
     ConfigurationError,
     ConflictError,
     EventlabError,
+    ExpectedVersion,
     MongoConnectionManager,
     MongoEventStore,
     StoredEvent,
@@ -154,6 +155,31 @@ async def test_filters_select_what_is_exported_and_belong_to_the_dataset(
         await export_flat(
             replaced, dataset, event_types=["Paid"], since="2026-03-02", partition_by=["day"]
         )
+
+
+@pytest.mark.parametrize("backend", ["mongo", "memory"])
+async def test_a_dataset_is_refused_more_events_once_a_scavenge_removed_some(
+    connection: MongoConnectionManager, tmp_path: Path, backend: str
+) -> None:
+    """Files exported before a scavenge hold the events it removed: adding to them would give
+    a dataset of both. A scavenge that removes nothing changes nothing."""
+    store: Any = (
+        MemoryEventStore(MemoryBackend()) if backend == "memory" else MongoEventStore(connection)
+    )
+    for event in _events(1, 30):
+        await store.append(event.aggregate_id, [event], 0)
+    dataset = tmp_path / "flat"
+    await export_flat(store, dataset, progress=False)
+    assert (await store.lifecycle().scavenge()).removed == 0
+    for event in _events(31, 5):
+        await store.append(event.aggregate_id, [event], 0)
+    assert (await export_flat(store, dataset, progress=False)).written == 5
+    await store.lifecycle().delete("s-1", ExpectedVersion.ANY, permanent=True)
+    assert (await store.lifecycle().scavenge()).removed >= 1
+    with pytest.raises(ConflictError, match="a scavenge has removed"):
+        await export_flat(store, dataset, progress=False)
+    fresh = await export_flat(store, tmp_path / "fresh", progress=False)
+    assert fresh.written == len(await read_frame(store, progress=False))
 
 
 def test_the_cli_exports_a_flat_dataset_with_filters(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,15 +13,18 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from eventlab import (
     CacheError,
+    ConfigurationError,
     EventlabError,
     MongoConnectionManager,
     MongoEventStore,
     MongoUnitOfWork,
     StoredEvent,
 )
+from eventlab.cli import app
 from eventlab.memory import MemoryBackend, MemoryEventStore
 from eventlab.workbench import events_frame, read_frame
 from eventlab.workbench._frame_query import FrameQuery
@@ -275,3 +280,100 @@ def test_events_frame_and_read_frame_build_the_same_frame() -> None:
     assert frame["payload.address.city"].tolist()[:3] == ["c1", "c2", "c0"]
     assert frame["payload.due"].iloc[0] == START + timedelta(days=1)
     assert events_frame(reversed(events))["position"].tolist() == list(range(1, 13))
+
+
+@pytest.mark.parametrize("argument", ["streams", "event_types", "aggregate_types"])
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "cached"])
+async def test_an_empty_selection_is_refused_on_both_paths(
+    connection: MongoConnectionManager, tmp_path: Path, argument: str, cached: bool
+) -> None:
+    store = MongoEventStore(connection)
+    await store.restore(_events(5))
+    cache = {"cache": tmp_path / "cache"} if cached else {}
+    for empty in ([], (), iter([])):
+        with pytest.raises(ConfigurationError, match=f"^{argument} is empty: pass None for"):
+            await read_frame(store, **{argument: empty}, **cache, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_frame_that_selects_nothing_has_the_same_columns_cached_and_not(
+    filled: Any, tmp_path: Path
+) -> None:
+    for selection in ({"event_types": ["Nothing"]}, {"streams": "nobody"}, {"after": 10_000}):
+        cached = await read_frame(filled, cache=tmp_path / "cache", progress=False, **selection)
+        assert len(cached) == 0
+        _same(cached, await read_frame(filled, **selection))
+        polars_cached = await read_frame(
+            filled, cache=tmp_path / "cache", progress=False, backend="polars", **selection
+        )
+        polars = await read_frame(filled, backend="polars", **selection)
+        assert polars_cached.is_empty() and polars_cached.schema == polars.schema
+
+
+def _stamped(milliseconds: list[int]) -> list[StoredEvent]:
+    """One event per time, ``START`` plus that many milliseconds."""
+    return [
+        replace(event, recorded_at=START + timedelta(milliseconds=ms), occurred_at=START)
+        for event, ms in zip(_events(len(milliseconds)), milliseconds, strict=True)
+    ]
+
+
+FINE_BOUNDS: list[tuple[dict[str, Any], list[int]]] = [
+    ({"since": "2026-03-01T00:00:00.123456789"}, [124, 125]),
+    ({"since": "2026-03-01T00:00:00.123000001"}, [124, 125]),
+    ({"since": "2026-03-01T00:00:00.123000000"}, [123, 124, 125]),
+    ({"until": "2026-03-01T00:00:00.124000001"}, [122, 123, 124]),
+    ({"since": pd.Timestamp("2026-03-01T00:00:00.122999999Z")}, [123, 124, 125]),
+    ({"since": START + timedelta(microseconds=123_456)}, [124, 125]),
+    ({"until": START + timedelta(microseconds=123_001)}, [122, 123]),
+    ({"since": "2026-03-01T00:00:00.1231", "until": "2026-03-01T00:00:00.1239"}, []),
+]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "cached"])
+@pytest.mark.parametrize(
+    "bounds,selected", FINE_BOUNDS, ids=[str(i) for i in range(len(FINE_BOUNDS))]
+)
+async def test_bounds_finer_than_a_millisecond_select_exactly_and_warn_nothing(
+    connection: MongoConnectionManager,
+    tmp_path: Path,
+    bounds: dict[str, Any],
+    selected: list[int],
+    cached: bool,
+) -> None:
+    """Stored times are whole milliseconds: ``since <= t < until`` holds exactly, with no
+    pandas warning about discarded nanoseconds."""
+    store = MongoEventStore(connection)
+    await store.restore(_stamped([122, 123, 124, 125]))
+    cache = {"cache": tmp_path / "cache"} if cached else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = await read_frame(store, **bounds, **cache, progress=False)
+    times = [START + timedelta(milliseconds=ms) for ms in selected]
+    assert list(frame["recorded_at"]) == times
+
+
+def test_a_flat_export_from_a_time_finer_than_a_millisecond_warns_nothing(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    async def seed() -> None:
+        async with MongoConnectionManager(mongo_uri, database=database_name) as conn:
+            await MongoEventStore(conn).restore(_stamped([122, 123, 124, 125]))
+
+    asyncio.run(seed())
+    target = tmp_path / "flat"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = CliRunner().invoke(
+            app,
+            [
+                "export", str(target), "--flat", "--since", "2026-03-01T00:00:00.123456789",
+                "--uri", mongo_uri, "--database", database_name,
+            ],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output and "nanoseconds" not in result.output
+    exported = pd.read_parquet(target)
+    assert sorted(exported["recorded_at"]) == [
+        START + timedelta(milliseconds=ms) for ms in (124, 125)
+    ]

@@ -297,3 +297,100 @@ async def test_a_cache_argument_that_is_not_a_path_is_refused_before_anything_is
     with pytest.raises(ConfigurationError, match="cache must be a directory path"):
         await read_frame(store, cache=hostile)
     assert set(Path.cwd().iterdir()) == before
+
+
+def _edit_manifest(cache: Path, edit: Any) -> None:
+    """Edit the manifest's body, its checksum recomputed as the cache computes it."""
+    import hashlib
+
+    manifest = json.loads((cache / MANIFEST).read_text())
+    edit(manifest["body"])
+    body = manifest["body"]
+    manifest["checksum"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    (cache / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _outside(body: dict[str, Any]) -> None:
+    body["parts"][1]["name"] = "../other/" + body["parts"][1]["name"]
+
+
+CONTRADICTIONS: dict[str, Any] = {
+    "through-before-last-part": lambda body: body.update(through=120),
+    "through-after-last-part": lambda body: body.update(through=149),
+    "first-part-not-from-0": lambda body: body["parts"][0].update(after=10),
+    "gap-between-parts": lambda body: body["parts"][1].update(after=110),
+    "overlapping-parts": lambda body: body["parts"][1].update(after=90),
+    "no-parts": lambda body: body.update(parts=[]),
+    "more-rows-than-positions": lambda body: body["parts"][1].update(rows=51),
+    "no-rows": lambda body: body["parts"][1].update(rows=0),
+    "a-part-outside-the-directory": _outside,
+    "a-path-as-name": lambda body: body["parts"][1].update(name="sub/" + body["parts"][1]["name"]),
+    "an-absolute-name": lambda body: body["parts"][1].update(name="/etc/passwd"),
+    "a-position-as-text": lambda body: body["parts"][1].update(through="150"),
+    "the-same-part-twice": lambda body: body["parts"][1].update(name=body["parts"][0]["name"]),
+}
+
+
+@pytest.mark.parametrize("edit", list(CONTRADICTIONS), ids=list(CONTRADICTIONS))
+async def test_a_manifest_that_contradicts_itself_is_never_served(
+    pristine: tuple[MongoEventStore, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: str,
+) -> None:
+    """Its checksum recomputed, as a tool editing it would: the contents must still agree."""
+    store, original = pristine
+    cache = tmp_path / "edited"
+    shutil.copytree(original, cache)
+    other = tmp_path / "other"
+    other.mkdir()
+    for part in _parts(cache):  # what a name leading out of the directory would find
+        shutil.copy(part, other / part.name)
+    _edit_manifest(cache, CONTRADICTIONS[edit])
+    capsys.readouterr()
+    _same(await read_frame(store, cache=cache), await read_frame(store))
+    said = capsys.readouterr().out
+    assert "its manifest contradicts itself" in said and "rebuilt whole" in said, said
+    assert len(list(other.iterdir())) == 2
+
+
+async def test_a_part_replaced_by_a_directory_is_rebuilt(
+    pristine: tuple[MongoEventStore, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, original = pristine
+    cache = tmp_path / "directory"
+    shutil.copytree(original, cache)
+    second = _parts(cache)[1]
+    second.unlink()
+    second.mkdir()
+    (second / "inside").write_text("kept")
+    capsys.readouterr()
+    _same(await read_frame(store, cache=cache), await read_frame(store))
+    said = capsys.readouterr().out
+    assert f"part {second.name} is a directory, not a file: kept 100 events" in said, said
+    assert (second / "inside").read_text() == "kept"  # not the cache's to remove
+    capsys.readouterr()
+    _same(await read_frame(store, cache=cache), await read_frame(store))
+    assert "rebuilt" not in capsys.readouterr().out
+
+
+def test_a_refresh_that_reads_nothing_keeps_the_manifest_consistent(tmp_path: Path) -> None:
+    """Positions with no event (holes, tombstones): the last part's range is extended; with
+    no part, the cache stays at 0 (a manifest cannot say it holds positions it has no part
+    for)."""
+    import pyarrow as pa
+
+    from eventlab.workbench._frame_cache import CacheManifest, FrameCache
+
+    cache = FrameCache(tmp_path / "cache", "db.events")
+    cache.locked()  # makes the directory
+    nothing = pa.table({"position": pa.array([], pa.int64())})
+    empty = cache.append(CacheManifest("db.events", "i", "0"), nothing, {}, 7)
+    assert empty.through == 0 and empty.parts == []
+    some = pa.table({"position": pa.array([2, 3, 5], pa.int64())})
+    first = cache.append(empty, some, {}, 6)
+    extended = cache.append(first, nothing, {}, 9)
+    assert extended.through == extended.parts[0].through == 9
+    assert extended.parts[0].after == 0 and extended.parts[0].rows == 3
+    opened = cache.open("i", 9, "0")
+    assert opened.rebuilt is None and opened.rows == 3 and opened.manifest.through == 9

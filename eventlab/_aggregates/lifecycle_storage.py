@@ -55,6 +55,27 @@ class LifecycleStorage(Protocol):
         archive's copy. How many were replaced or written."""
         ...
 
+    async def begin_rewrite(self) -> Any:
+        """Mark the store as being rewritten (a scavenge is about to replace events), durably,
+        before any replacement: until :meth:`end_rewrite`, copies of the log (the frame cache)
+        trust nothing they read. A token for :meth:`end_rewrite`."""
+        ...
+
+    async def end_rewrite(self, token: Any) -> None:
+        """Clear the mark :meth:`begin_rewrite` made (and any a run killed before it left) and
+        move the store's rewrite generation on: copies made before are out of date."""
+        ...
+
+    async def rewrite_marks(self) -> list[str]:
+        """The marks :meth:`begin_rewrite` left and no :meth:`end_rewrite` cleared yet (runs
+        under way, or killed half-way)."""
+        ...
+
+    async def clear_rewrite_marks(self, marks: list[str]) -> None:
+        """Clear ``marks`` (left by runs killed half-way: a complete run has done their work
+        again) and move the rewrite generation on."""
+        ...
+
     async def aggregate_type(self, aggregate_id: str) -> str | None:
         """The aggregate type of the stream's last document, ``None`` for no document."""
         ...

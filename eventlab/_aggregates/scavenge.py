@@ -9,6 +9,13 @@ some of its events removed and the others in place, and the next one finishes th
 Archived events (docs/archive.md) are examined too: one the live collection holds nothing for
 is removed by writing its tombstone at its position, which every read through the archive
 lets win over the archive's copy (the files never change).
+
+Copies of the log (the frame cache, docs/frames.md) are told: before its first replacement
+a run marks the store as being rewritten (:meth:`LifecycleStorage.begin_rewrite`), and
+after its last it clears the mark and moves the store's rewrite generation on
+(:meth:`LifecycleStorage.end_rewrite`). A copy made before, or during, a run is never taken
+for a copy of the log after it; a run killed half-way leaves the mark, until a later run
+completes (clearing the marks it found when it started).
 """
 
 from __future__ import annotations
@@ -42,8 +49,25 @@ class Scavenger:
         self._snapshots = snapshots
         self._batch_size = batch_size
         self._on_batch = on_batch
+        self._rewrite: tuple[Any] | None = None
+        """The token of this run's rewrite mark, once it has one."""
 
     async def run(self, *, dry_run: bool, now: datetime | None) -> ScavengeReport:
+        self._rewrite = None
+        left = [] if dry_run else await self._storage.rewrite_marks()
+        try:
+            report = await self._run(dry_run=dry_run, now=now)
+        finally:
+            # After an error too: what was written is written, and copies must know it.
+            if self._rewrite is not None:
+                await self._storage.end_rewrite(self._rewrite[0])
+        if left and self._rewrite is None:
+            # A run killed after its last replacement left its mark, and this one found
+            # nothing more to remove: it has done that run's work again.
+            await self._storage.clear_rewrite_marks(left)
+        return report
+
+    async def _run(self, *, dry_run: bool, now: datetime | None) -> ScavengeReport:
         report = ScavengeReport(dry_run=dry_run)
         after = ""
         while True:
@@ -77,6 +101,8 @@ class Scavenger:
                 if removable(metadata, d, current, now)
             ]
             if doomed:
+                if not dry_run and self._rewrite is None:
+                    self._rewrite = (await self._storage.begin_rewrite(),)
                 count = len(doomed) if dry_run else await self._storage.replace(doomed)
                 removed += count
                 highest = max(highest, max(d["version"] for d in doomed))

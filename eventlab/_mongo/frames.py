@@ -14,7 +14,10 @@ knows the port only; the filters and the indexes are this module's):
 And the store's incarnation (:meth:`~eventlab.ports.DocumentLog.incarnation`): the events
 collection's own UUID, which a drop (and a ``mongorestore --drop``) changes, with a random id
 kept beside the position counter, which a restore into a store with no positions renews and
-a dropped counters collection loses.
+a dropped counters collection loses. Beside it, the store's **rewrite generation**
+(:func:`rewritten`): a scavenge marks the store as being rewritten before it replaces an
+event, and moves the generation on after its last one (:func:`begin_rewrite`,
+:func:`end_rewrite`).
 """
 
 from __future__ import annotations
@@ -221,4 +224,60 @@ async def renew_incarnation(schema: EventStoreSchema) -> None:
         return
     await schema.counters.update_one(
         {"_id": _incarnation_key(schema)}, {"$set": {"id": uuid.uuid4().hex}}, upsert=True
+    )
+
+
+async def rewritten(schema: EventStoreSchema) -> str:
+    """The store's rewrite generation: a count of the scavenges that replaced events, or,
+    while one is under way (or was killed before it finished), a token made anew on every
+    call, which no copy of the log can have recorded."""
+    await schema.ready()
+    found = await schema.counters.find_one(
+        {"_id": _incarnation_key(schema)}, {"rewritten": 1, "rewriting": 1}
+    )
+    if found and found.get("rewriting"):
+        return f"rewriting:{uuid.uuid4().hex}"
+    return str(int((found or {}).get("rewritten", 0)))
+
+
+async def begin_rewrite(schema: EventStoreSchema) -> tuple[str, list[str]]:
+    """Mark the store as being rewritten (durably, before the first replacement): this run's
+    token, and the marks other runs left."""
+    await schema.ready()
+    token = uuid.uuid4().hex
+    before = await schema.counters.find_one_and_update(
+        {"_id": _incarnation_key(schema)},
+        {
+            "$inc": {"rewritten": 1},
+            "$push": {"rewriting": token},
+            "$setOnInsert": {"id": uuid.uuid4().hex},
+        },
+        upsert=True,
+        return_document=ReturnDocument.BEFORE,
+    )
+    return token, [str(t) for t in (before or {}).get("rewriting") or []]
+
+
+async def end_rewrite(schema: EventStoreSchema, marks: tuple[str, list[str]]) -> None:
+    """Clear this run's mark, and those left before it started (a run killed half-way: this
+    one has done its work again), and move the generation on."""
+    token, earlier = marks
+    await schema.counters.update_one(
+        {"_id": _incarnation_key(schema)},
+        {"$inc": {"rewritten": 1}, "$pull": {"rewriting": {"$in": [token, *earlier]}}},
+    )
+
+
+async def rewrite_marks(schema: EventStoreSchema) -> list[str]:
+    """The marks of runs under way or killed half-way."""
+    await schema.ready()
+    found = await schema.counters.find_one({"_id": _incarnation_key(schema)}, {"rewriting": 1})
+    return [str(t) for t in (found or {}).get("rewriting") or []]
+
+
+async def clear_rewrite_marks(schema: EventStoreSchema, marks: list[str]) -> None:
+    """Clear ``marks`` and move the generation on."""
+    await schema.counters.update_one(
+        {"_id": _incarnation_key(schema)},
+        {"$inc": {"rewritten": 1}, "$pull": {"rewriting": {"$in": marks}}},
     )

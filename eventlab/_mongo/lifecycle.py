@@ -21,6 +21,7 @@ from .._archive import ArchiveReader
 from .._core.lifecycle import StreamMetadata, scavenged
 from .._core.tombstones import TOMBSTONE_FIELD
 from ..ports import UnitOfWork
+from . import frames
 from .readers import guarded
 from .schema import EventStoreSchema
 from .session import session_of
@@ -131,6 +132,19 @@ class MongoLifecycleStorage:
                 raise
             return int(details.get("nModified", 0)) + int(details.get("nUpserted", 0))
         return int(result.modified_count) + int(result.upserted_count)
+
+    async def begin_rewrite(self) -> Any:
+        return await guarded(self._schema, frames.begin_rewrite(self._schema))
+
+    async def end_rewrite(self, token: Any) -> None:
+        await guarded(self._schema, frames.end_rewrite(self._schema, token))
+
+    async def rewrite_marks(self) -> list[str]:
+        found: list[str] = await guarded(self._schema, frames.rewrite_marks(self._schema))
+        return found
+
+    async def clear_rewrite_marks(self, marks: list[str]) -> None:
+        await guarded(self._schema, frames.clear_rewrite_marks(self._schema, marks))
 
     async def aggregate_type(self, aggregate_id: str) -> str | None:
         await self._schema.ready()

@@ -243,6 +243,12 @@ class MongoLog(ReadsLogRanges):
         found: str = await guarded(self._schema, frames.incarnation(self._schema))
         return found
 
+    async def rewritten(self) -> str:
+        """The store's rewrite generation (``frames.rewritten``): it changes when a scavenge
+        replaces events, and is new on every call while one is under way."""
+        found: str = await guarded(self._schema, frames.rewritten(self._schema))
+        return found
+
 
 def _position_of(doc: dict[str, Any]) -> int:
     return int(doc["position"])

@@ -14,7 +14,7 @@ from .._core.lifecycle import StreamMetadata, scavenged
 from .._core.tombstones import TOMBSTONE_FIELD
 from ..ports import UnitOfWork
 from ._database import MemoryDatabase
-from ._log import StoreTables
+from ._log import RewriteGeneration, StoreTables
 
 
 class MemoryLifecycleStorage:
@@ -22,8 +22,14 @@ class MemoryLifecycleStorage:
     ``MemoryEventStore``."""
 
     def __init__(
-        self, database: MemoryDatabase, tables: StoreTables, name: str, archive: ArchiveReader
+        self,
+        database: MemoryDatabase,
+        tables: StoreTables,
+        name: str,
+        archive: ArchiveReader,
+        generation: RewriteGeneration | None = None,
     ) -> None:
+        self._generation = RewriteGeneration() if generation is None else generation
         self._db = database
         self._tables = tables
         self.table = f"{name}:streams"
@@ -63,6 +69,21 @@ class MemoryLifecycleStorage:
         self, aggregate_id: str, after_version: int, through_version: int
     ) -> list[dict[str, Any]]:
         return await self._archive.archived_versions(aggregate_id, after_version, through_version)
+
+    async def begin_rewrite(self) -> Any:
+        self._generation.rewriting += 1
+        self._generation.count += 1
+        return None
+
+    async def end_rewrite(self, token: Any) -> None:
+        self._generation.rewriting -= 1
+        self._generation.count += 1
+
+    async def rewrite_marks(self) -> list[str]:
+        return []  # a run in memory ends with its process, and the store with it
+
+    async def clear_rewrite_marks(self, marks: list[str]) -> None:
+        return None
 
     async def replace(self, documents: list[dict[str, Any]]) -> int:
         replaced = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
@@ -49,6 +50,18 @@ class StoreTables:
         self.versions = f"{name}:versions"
         """(aggregate id, version) → position (the unique ``stream_version`` index)."""
         self.counter = f"{name}:counter"
+
+
+class RewriteGeneration:
+    """A store's rewrite generation (``MongoLog.rewritten``'s, in memory: a process cannot be
+    killed half-way and leave a store behind)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.rewriting = 0
+
+    def token(self) -> str:
+        return f"rewriting:{uuid.uuid4().hex}" if self.rewriting else str(self.count)
 
 
 class MemoryCounter:
@@ -146,6 +159,12 @@ class MemoryLog(ReadsLogRanges):
             MemoryArchiveMarkers(database, name), self.tombstone_positions
         )
         """Reads through the store's archive (docs/archive.md)."""
+        self.rewrites = RewriteGeneration()
+        """Moved on by a scavenge that replaces events (``MongoLog.rewritten``'s)."""
+
+    async def rewritten(self) -> str:
+        """The store's rewrite generation: it changes when a scavenge replaces events."""
+        return self.rewrites.token()
 
     def notify(self) -> None:
         for waiter in list(self._waiters):

@@ -88,7 +88,11 @@ class MemoryEventStore(ReadsStreams, ReadAllAndSubscribe, ForgetsSubjects, Archi
             self._db, self._log, self._backend, self.transaction_time_budget
         )
         self._lifecycle = MemoryLifecycleStorage(
-            self._db, self._log.tables, self.name, self._log.archive_reader
+            self._db,
+            self._log.tables,
+            self.name,
+            self._log.archive_reader,
+            self._log.rewrites,
         )
         if keys is not None:
             self.personal = self._log.personal = PersonalData(keys, self.registry)

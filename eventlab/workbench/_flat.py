@@ -36,6 +36,7 @@ from ..ports import EventStore
 from ._frame_build import FrameBuilder, _common_type
 from ._frame_query import FrameQuery, apply_arrow
 from ._frames import _incarnation, _read_into, _store_name, say
+from ._frames import _rewritten as _rewrite_generation
 from ._personal import personal_of, redact_table
 
 MANIFEST = "_eventlab_flat.json"
@@ -87,7 +88,8 @@ async def export_flat(
     target = _directory(directory)
     selection = _selection(query, partitions)
     with FileLock(target / ".eventlab-flat.lock"):
-        manifest = _manifest(target, _store_name(store), await _incarnation(store), selection)
+        store_is = (_store_name(store), await _incarnation(store), await _rewrite_generation(store))
+        manifest = _manifest(target, store_is, selection)
         if not (target / MANIFEST).exists():
             # Before any file moves in: a directory holding it is an export of eventlab, so
             # the next export removes the files of one killed before its manifest named them.
@@ -166,10 +168,12 @@ def _selection(query: FrameQuery, partitions: list[str]) -> dict[str, Any]:
 
 
 def _manifest(
-    target: Path, store: str, incarnation: str, selection: dict[str, Any]
+    target: Path, store_is: tuple[str, str, str], selection: dict[str, Any]
 ) -> dict[str, Any]:
     """The dataset's manifest (a new one for an empty directory), checked against this
-    export; files it does not name are removed."""
+    export; files it does not name are removed. ``store_is``: the store's name, incarnation
+    and rewrite generation (which a scavenge that removed events has moved on)."""
+    store, incarnation, rewritten = store_is
     path = target / MANIFEST
     if not path.exists():
         if any(target.iterdir()) and not _only_ours(target):
@@ -181,6 +185,7 @@ def _manifest(
             "format": FORMAT,
             "store": store,
             "incarnation": incarnation,
+            "rewritten": rewritten,
             "selection": selection,
             "through": 0,
             "files": [],
@@ -198,6 +203,13 @@ def _manifest(
             raise ConflictError(
                 f"{target} is an export of {manifest['store']} as it was before it was dropped, "
                 "replaced or restored (or of another store): export to a new directory"
+            )
+        if manifest.get("rewritten") != rewritten:
+            # Its files hold events the store no longer has: adding to them would serve both.
+            raise ConflictError(
+                f"{target} holds events a scavenge has removed from {store} since it was "
+                "exported (or one is under way, or was stopped before it finished): export to "
+                "a new directory"
             )
         if manifest["selection"] != selection:
             raise ConfigurationError(

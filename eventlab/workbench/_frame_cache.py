@@ -12,9 +12,16 @@ What is checked on every open, before anything is served:
 * the manifest carries a SHA-256 of its own contents, and each part's SHA-256, row count and
   position range; a part is hashed as read, so a flipped bit, a truncated, swapped or missing
   part is found before its rows are used;
+* the manifest must agree with itself (:meth:`CacheManifest.contradiction`): parts that
+  follow each other from position 0, ending where the manifest ends, named as the cache names
+  them (plain file names in the directory), each with a possible row count;
 * the manifest names the store's **incarnation** (:meth:`~eventlab.ports.DocumentLog.
   incarnation`): a store dropped, replaced or restored under the cache is read again from the
-  start, even when its event ids are the same.
+  start, even when its event ids are the same;
+* the manifest names the store's **rewrite generation**, which a scavenge moves on when it
+  removes events (and which is new on every read while one is under way, or after one was
+  killed half-way, until a scavenge completes): a copy holding events a scavenge removed is
+  read again from the start.
 
 A failed check is not an error: the cache keeps the parts before the first bad one, reads the
 rest from the store again, and its one line says what it rebuilt and why. Refreshers of one
@@ -28,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,11 +51,13 @@ from .._core.bson_values import CODEC_OPTIONS, to_bson_value
 from .._core.errors import CacheError, ConfigurationError
 from ._frame_values import _plain
 
-FORMAT = 2
+FORMAT = 3
 MANIFEST = "manifest.json"
 LOCK = ".eventlab-cache.lock"
 _TEMPORARY = ".eventlab-tmp"
 _OBJECTS_KEY = b"eventlab.object_columns"
+_PART_NAME = re.compile(r"part-(?P<first>[0-9]{12})-[0-9]{12}-[0-9a-f]{8}\.parquet")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,8 @@ class CacheManifest:
     """The events collection the cache copies (``database.collection``)."""
     incarnation: str
     """The store's incarnation when the cache was made (see the module doc)."""
+    rewritten: str = "0"
+    """The store's rewrite generation when the cache was last refreshed (see the module doc)."""
     through: int = 0
     """Every event at a position up to this one is in the cache."""
     parts: list[CachedPart] = field(default_factory=list)
@@ -87,14 +99,48 @@ class CacheManifest:
                 raise _Unusable("its manifest failed its checksum")
             if body["format"] != FORMAT:
                 raise _Unusable("it was written in another format")
-            return cls(
+            manifest = cls(
                 store=str(body["store"]),
                 incarnation=str(body["incarnation"]),
-                through=int(body["through"]),
+                rewritten=str(body["rewritten"]),
+                through=body["through"],
                 parts=[CachedPart(**part) for part in body["parts"]],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise _Unusable("its manifest is unreadable") from exc
+        contradiction = manifest.contradiction()
+        if contradiction is not None:
+            raise _Unusable(f"its manifest contradicts itself ({contradiction})")
+        return manifest
+
+    def contradiction(self) -> str | None:
+        """What makes the manifest's contents impossible, ``None`` when they agree: the parts
+        follow each other from position 0 without a gap or an overlap (a refresh that read no
+        event extends the last part's range), the manifest ends where its last part ends
+        (with no part: at 0), each part holds at least one and at most as many events as its
+        range has positions, and is named as the cache names parts, a plain file name in the
+        directory."""
+        if not _is_count(self.through):
+            return "its end is not a position"
+        end, names = 0, set()
+        for part in self.parts:
+            counts = (part.after, part.through, part.rows)
+            if not all(_is_count(value) for value in counts):
+                return f"part {str(part.name)[:80]!r} has a range or a count that is no number"
+            named = _PART_NAME.fullmatch(part.name) if isinstance(part.name, str) else None
+            if named is None or part.name in names:
+                return f"a part is named {str(part.name)[:80]!r}"
+            names.add(part.name)
+            if part.after != end or int(named["first"]) != part.after + 1:
+                return f"part {part.name} starts after {part.after:,}, not {end:,}"
+            if not 0 < part.rows <= part.through - part.after:
+                return f"part {part.name} holds {part.rows:,} events in its range"
+            if not isinstance(part.sha256, str) or not _SHA256.fullmatch(part.sha256):
+                return f"part {part.name} has no SHA-256"
+            end = part.through
+        if self.through != end:
+            return f"it ends at {self.through:,}, its last part at {end:,}"
+        return None
 
 
 @dataclass
@@ -133,19 +179,19 @@ class FrameCache:
             raise CacheError(f"cache {self.directory} cannot be created: {exc.strerror}") from exc
         return AsyncFileLock(self.directory / LOCK)
 
-    def open(self, incarnation: str, head: int) -> OpenedCache:
+    def open(self, incarnation: str, head: int, rewritten: str = "0") -> OpenedCache:
         """The verified contents of the cache (under the lock). Files no manifest names
         (left by a crash) are removed."""
-        empty = CacheManifest(self.store, incarnation)
+        empty = CacheManifest(self.store, incarnation, rewritten)
         try:
-            manifest = self._manifest(incarnation, head)
+            manifest = self._manifest(incarnation, head, rewritten)
         except _Unusable as exc:
             self._remove_unlisted(set())
             return OpenedCache(empty, [], 0, str(exc))
         if manifest is None:
             self._remove_unlisted(set())
             return OpenedCache(empty, [], 0)
-        opened = OpenedCache(CacheManifest(self.store, incarnation), [], 0)
+        opened = OpenedCache(CacheManifest(self.store, incarnation, rewritten), [], 0)
         for part in manifest.parts:
             try:
                 table = self._verified(part)
@@ -161,7 +207,7 @@ class FrameCache:
         self._remove_unlisted({part.name for part in opened.manifest.parts})
         return opened
 
-    def _manifest(self, incarnation: str, head: int) -> CacheManifest | None:
+    def _manifest(self, incarnation: str, head: int, rewritten: str) -> CacheManifest | None:
         try:
             text = (self.directory / MANIFEST).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -173,6 +219,8 @@ class FrameCache:
             raise _Unusable(f"it held another store ({manifest.store[:100]})")
         if manifest.incarnation != incarnation:
             raise _Unusable("the store was dropped, replaced or restored since it was made")
+        if manifest.rewritten != rewritten:
+            raise _Unusable("a scavenge removed events since it was made")
         if head < manifest.through:
             raise _Unusable(
                 f"the store's head ({head:,}) is behind it ({manifest.through:,}): the store "
@@ -185,6 +233,8 @@ class FrameCache:
             data = (self.directory / part.name).read_bytes()
         except FileNotFoundError as exc:
             raise _Unusable("is missing") from exc
+        except IsADirectoryError as exc:
+            raise _Unusable("is a directory, not a file") from exc
         except OSError as exc:
             raise CacheError(f"cache {self.directory}: {part.name}: {exc.strerror}") from exc
         if hashlib.sha256(data).hexdigest() != part.sha256:
@@ -213,7 +263,8 @@ class FrameCache:
         self, manifest: CacheManifest, table: pa.Table, objects: dict[str, list[Any]], through: int
     ) -> CacheManifest:
         """Write the events of ``(manifest.through, through]`` as one more part, then the
-        manifest that names it (under the lock)."""
+        manifest that names it (under the lock). No event there: the last part's range is
+        extended (with no part, the cache stays at 0)."""
         parts = list(manifest.parts)
         if table.num_rows:
             name = f"part-{manifest.through + 1:012d}-{through:012d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -221,7 +272,14 @@ class FrameCache:
             self._write(name, data)
             digest = hashlib.sha256(data).hexdigest()
             parts.append(CachedPart(name, manifest.through, through, table.num_rows, digest))
-        updated = CacheManifest(self.store, manifest.incarnation, through, parts)
+        elif parts:
+            last = parts[-1]
+            parts[-1] = CachedPart(last.name, last.after, through, last.rows, last.sha256)
+        else:
+            through = 0
+        updated = CacheManifest(
+            self.store, manifest.incarnation, manifest.rewritten, through, parts
+        )
         self._write(MANIFEST, updated.to_json().encode())
         return updated
 
@@ -245,10 +303,16 @@ class FrameCache:
         """Parts no manifest names and temporary files (a crashed or refused refresh)."""
         found = [*self.directory.glob("part-*.parquet"), *self.directory.glob(f"*{_TEMPORARY}")]
         for path in found:
-            if path.name not in keep:
+            # The cache writes files only: a directory put there in a part's place is left
+            # alone (no manifest names it again: a new part has a new name).
+            if path.name not in keep and not path.is_dir():
                 path.unlink(missing_ok=True)
         if not keep:
             (self.directory / MANIFEST).unlink(missing_ok=True)
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
 
 
 def _checksum(body: Any) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -56,9 +56,19 @@ class FrameQuery(LogSelection):
             through=None if through is None else check_int(through, "through"),
             last=None if last is None else check_positive(last, "last"),
         )
+        for argument, names, every in (
+            ("streams", query.streams, "stream"),
+            ("event_types", query.event_types, "event type"),
+            ("aggregate_types", query.aggregate_types, "aggregate type"),
+        ):
+            _not_empty(argument, names, every)
         if query.since and query.until and query.until <= query.since:
             raise ConfigurationError(f"until ({query.until}) must be after since ({query.since})")
-        return query
+        # Stored times are whole milliseconds (BSON's): a bound finer than that is rounded up
+        # to the next one, which selects exactly the times the bound itself selects.
+        return replace(
+            query, since=_to_millisecond(query.since), until=_to_millisecond(query.until)
+        )
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The same selection made on a frame of the whole log (a cached one)."""
@@ -106,6 +116,13 @@ def apply_arrow(query: FrameQuery, table: pa.Table) -> pa.Table:
 _TIME = pa.timestamp("us", tz="UTC")
 
 
+def _not_empty(argument: str, names: tuple[str, ...] | None, every: str) -> None:
+    """An empty selection of names is refused: "none of them" and "no filter" are easily
+    confused, and a read must never mean one where the caller meant the other."""
+    if names is not None and not names:
+        raise ConfigurationError(f"{argument} is empty: pass None for every {every}")
+
+
 def _names(value: str | Iterable[str] | None, kind: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -131,9 +148,23 @@ def _bounded(names: tuple[str, ...], kind: str) -> tuple[str, ...]:
     return names
 
 
+def _to_millisecond(value: datetime | None) -> datetime | None:
+    """``value`` rounded up to a whole millisecond."""
+    if value is None or not value.microsecond % 1000:
+        return value
+    try:
+        return value.replace(microsecond=value.microsecond // 1000 * 1000) + timedelta(
+            milliseconds=1
+        )
+    except OverflowError as exc:
+        raise ConfigurationError(f"{value.isoformat()} is past the last date") from exc
+
+
 def _instant(value: Any, name: str) -> datetime | None:
     """A tz-aware datetime, or ISO text: without an offset, text means UTC (the log records
-    UTC). A naive ``datetime`` object is refused: in Python it often means local time."""
+    UTC). A naive ``datetime`` object is refused: in Python it often means local time. Finer
+    than a microsecond (text or a pandas ``Timestamp``): rounded up to the next microsecond
+    (and then to a millisecond by :meth:`FrameQuery.of`)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -145,6 +176,8 @@ def _instant(value: Any, name: str) -> datetime | None:
             raise ConfigurationError(f"{name} is not a date and time: {value[:60]!r}")
         value = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     if isinstance(value, pd.Timestamp):
+        if value.nanosecond:
+            value = value.ceil("us")
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
         raise ConfigurationError(f"{name} must be a datetime, got {type(value).__name__}")

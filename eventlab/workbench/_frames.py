@@ -128,7 +128,9 @@ async def read_frame(
     docs/frames.md): ``streams`` (ids), ``event_types``, ``aggregate_types``, a time range
     ``since <= t < until`` on ``time`` (``"recorded_at"`` or ``"occurred_at"``: tz-aware
     datetimes, or ISO text, UTC without an offset), positions ``after < position <=
-    through``, and the ``last`` N events selected.
+    through``, and the ``last`` N events selected. An empty list of names is refused (``None``
+    is no filter); a bound finer than a millisecond is rounded up to the next one (stored times
+    are whole milliseconds: the same events are selected).
 
     :param cache: a directory keeping a local Parquet copy of the whole log: the next call reads
         only the events after it (filters then apply to the copy).
@@ -196,6 +198,8 @@ def _result(
         table = builder.arrow()
         if select:
             table = apply_arrow(query, table)
+            if not table.num_rows:  # the columns of a frame of nothing, as a read of nothing
+                table = table.select(FrameBuilder().arrow().column_names)
         if numeric:
             table = pa.table(
                 [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns],
@@ -206,6 +210,8 @@ def _result(
     pandas_frame = builder.frame()
     if select:
         pandas_frame = query.apply(pandas_frame)
+        if pandas_frame.empty:  # the columns of a frame of nothing, as a read of nothing
+            pandas_frame = pandas_frame[list(FrameBuilder().frame().columns)]
     return _finish(pandas_frame, numeric)
 
 
@@ -251,7 +257,9 @@ async def _through_cache(
         # The head is read under the lock: a cache another refresher moved on is never
         # ahead of the head this one reads up to.
         head = await store.log.head()
-        opened = cache.open(await _incarnation(store), head.position)
+        # The rewrite generation is read before the events: a scavenge that starts after this
+        # moves it on, and the next open reads the copy again.
+        opened = cache.open(await _incarnation(store), head.position, await _rewritten(store))
         builder = FrameBuilder()
         for table, objects in opened.tables:
             builder.add_table(table, objects)
@@ -296,6 +304,15 @@ async def _incarnation(store: EventStore) -> str:
     if isinstance(log, DocumentLog):
         return await log.incarnation()
     return f"{type(log).__name__}:{id(log)}"
+
+
+async def _rewritten(store: EventStore) -> str:
+    """The store's rewrite generation (``MongoLog.rewritten``): moved on by a scavenge that
+    removes events; ``"0"`` for a log that has none."""
+    rewritten = getattr(store.log, "rewritten", None)
+    if not callable(rewritten):
+        return "0"
+    return str(await rewritten())
 
 
 def _pushed_down(store: EventStore) -> bool:
