@@ -379,3 +379,44 @@ def test_the_arrow_form_keeps_a_column_typed_in_one_page_and_of_objects_in_anoth
     assert table.column_names.count("payload.amount") == 1
     assert table["payload.amount"].null_count == 0
     assert '"$numberDecimal": "1E+40"' in table["payload.amount"][3].as_py()
+
+
+def _thing(position: int, price: Any) -> dict[str, Any]:
+    return {
+        "_id": bson.Binary(uuid.UUID(int=position).bytes, 4),
+        "event_type": "T0",
+        "aggregate_id": f"s-{position}",
+        "aggregate_type": "Thing",
+        "version": 1,
+        "payload": {"price": price},
+        "metadata": {},
+        "occurred_at": datetime(2026, 1, 1, 0, 0, position),
+        "position": position,
+    }
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_bytes_among_text_stay_bytes_in_every_page(bulk: bool) -> None:
+    """Arrow would take a list of text and bytes as a list of text (and a struct of them as
+    binary), without a word: a page of such lists keeps its values as they are stored."""
+    raws = [
+        bson.encode(_thing(1, False)),
+        *(bson.encode(_thing(p, ["", bson.Binary(b"\x01\x02", 0)])) for p in (2, 3)),
+    ]
+    paged = FrameBuilder()
+    for part in (raws[:1], raws[1:]):
+        page: Any = (
+            StoredBatch.of(part, 0, 10**9)
+            if bulk
+            else bson.decode_all(b"".join(part), AS_BSON_STORES)
+        )
+        paged.add(page, as_bson_stores=True)
+    assert paged.frame()["payload.price"].tolist() == [False, ["", b"\x01\x02"], ["", b"\x01\x02"]]
+    mixed = FrameBuilder()
+    docs = [_thing(1, [{"x": "a"}]), _thing(2, [{"x": bson.Binary(b"b", 0)}])]
+    mixed.add(
+        bson.decode_all(b"".join(map(bson.encode, docs)), AS_BSON_STORES), as_bson_stores=True
+    )
+    # Not [{"x": b"a"}] and [{"x": b"b"}]: each value as it is stored (Extended JSON text).
+    column = mixed.arrow()["payload.price"].to_pylist()
+    assert column == ['[{"x": "a"}]', '[{"x": {"$binary": {"base64": "Yg==", "subType": "00"}}}]']

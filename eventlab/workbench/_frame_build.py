@@ -231,11 +231,32 @@ def _arrow_or_json(values: list[Any]) -> pa.Array:
         TypeError,  # a decimal infinity among finite decimals
     ):
         array = None
-    if array is not None and _readers_take(array.type):
+    if array is not None and _readers_take(array.type) and not _text_and_bytes(array, values):
         return array
     from ._jsonl import extended_json
 
     return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
+
+
+def _text_and_bytes(array: pa.Array, values: list[Any]) -> bool:
+    """Whether ``values`` mix text and bytes where Arrow typed them as one (it converts the
+    one to the other without a word: ``[["a", b"b"]]`` is a list of strings)."""
+    kind = str(array.type)
+    if "string" not in kind and "binary" not in kind:
+        return False
+    seen: set[type] = set()
+    pending = list(values)
+    while pending:
+        value = pending.pop()
+        if type(value) is str or type(value) is bytes:
+            seen.add(type(value))
+            if len(seen) == 2:
+                return True
+        elif type(value) is list:
+            pending.extend(value)
+        elif type(value) is dict:
+            pending.extend(value.values())
+    return False
 
 
 def _all_text(values: list[Any]) -> bool:

@@ -94,7 +94,11 @@ def _list_array(values: list[Any]) -> pa.Array | None:
     if not pa.types.is_list(array.type):
         return None
     item = array.type.value_type
-    if pa.types.is_null(item) or pa.types.is_string(item) or pa.types.is_boolean(item):
+    if pa.types.is_string(item):
+        # Arrow takes bytes among text as text, without a word: such lists stay objects.
+        texts = all(type(i) is str or i is None for v in values if v for i in v)
+        return array if texts else None
+    if pa.types.is_null(item) or pa.types.is_boolean(item):
         return array
     if pa.types.is_integer(item) or pa.types.is_floating(item):
         return array
