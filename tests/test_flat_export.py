@@ -4,6 +4,7 @@ with sums equal to the frame's; incremental by position; and frames as Polars Da
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 import polars as pl
+import pyarrow
+import pyarrow.dataset
 import pytest
 from typer.testing import CliRunner
 
@@ -28,6 +31,7 @@ from eventlab import (
 from eventlab.cli import app
 from eventlab.memory import MemoryBackend, MemoryEventStore
 from eventlab.workbench import export_flat, read_frame
+from eventlab.workbench._jsonl import extended_json
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -569,3 +573,48 @@ async def test_an_export_killed_after_rewriting_earlier_files_is_finished_by_the
     await export_flat(store, once, progress=False)
     assert _dataset_of(dataset, "payload.v") == _dataset_of(once, "payload.v")
     assert _dataset_of(once, "payload.v") == ({"string"}, ["0", '"0"'])
+
+
+TIME = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [TIME, 3],
+        [TIME, 1_700_000_000_000],
+        [TIME, Decimal("NaN")],
+        [TIME, 2**62],
+        [1.5, True],
+        [[1, "a"], [2]],
+        [["a"], [b"b"]],
+        [2**60, 2.5],
+    ],
+    ids=[
+        "time-int",
+        "time-epoch",
+        "time-nan",
+        "time-big",
+        "float-bool",
+        "list-mixed",
+        "text-bytes",
+        "big-int-float",
+    ],
+)
+async def test_values_of_several_kinds_are_exported_as_they_are(
+    tmp_path: Path, values: list[Any]
+) -> None:
+    """Arrow types a column by its first value and converts the others to it (a time then
+    the int 3 gives a time in 1970): values of several kinds are Extended JSON text, each as
+    it is, in one export as in several."""
+    store = MemoryEventStore(MemoryBackend())
+    for i, value in enumerate(values, start=1):
+        event = replace(_events(i, 1)[0], payload={"v": value}, position=None)
+        await store.append(event.aggregate_id, [event], 0)
+    await export_flat(store, tmp_path / "flat", progress=False)
+    table = pyarrow.dataset.dataset(
+        tmp_path / "flat", format="parquet", partitioning="hive"
+    ).to_table()
+    assert table.schema.field("payload.v").type == pyarrow.string()
+    rows = sorted(zip(table["position"].to_pylist(), table["payload.v"].to_pylist(), strict=True))
+    assert [text for _, text in rows] == [extended_json(v) for v in values]

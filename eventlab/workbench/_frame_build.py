@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from bson.binary import Binary
 from bson.decimal128 import Decimal128
+from bson.int64 import Int64
 
 from .._core.bson_values import decimal128_to_decimal
 from .._core.stored_batch import StoredBatch
@@ -221,42 +223,58 @@ def _arrow_or_json(values: list[Any]) -> pa.Array:
     of UUIDs as lists of their text, as UUIDs are everywhere else."""
     if all(v is None or (type(v) is list and all(type(i) is uuid.UUID for i in v)) for v in values):
         values = [None if v is None else [str(i) for i in v] for v in values]
-    try:
-        array = pa.array(values)
-    except (
-        pa.ArrowInvalid,
-        pa.ArrowTypeError,
-        pa.ArrowNotImplementedError,
-        OverflowError,
-        TypeError,  # a decimal infinity among finite decimals
-    ):
-        array = None
-    if array is not None and _readers_take(array.type) and not _text_and_bytes(array, values):
+    array = None
+    if _one_kind_each(values):  # else Arrow would convert some to the others' kind, or fail
+        try:
+            array = pa.array(values)
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            OverflowError,
+            TypeError,  # a decimal infinity among finite decimals
+            ValueError,
+        ):
+            array = None
+    if array is not None and _readers_take(array.type):
         return array
     from ._jsonl import extended_json
 
     return pa.array([None if v is None else extended_json(v) for v in values], pa.string())
 
 
-def _text_and_bytes(array: pa.Array, values: list[Any]) -> bool:
-    """Whether ``values`` mix text and bytes where Arrow typed them as one (it converts the
-    one to the other without a word: ``[["a", b"b"]]`` is a list of strings)."""
-    kind = str(array.type)
-    if "string" not in kind and "binary" not in kind:
-        return False
-    seen: set[type] = set()
-    pending = list(values)
+def _one_kind_each(values: list[Any]) -> bool:
+    """Whether ``values`` hold one kind of value at each place (the column, a list's items, a
+    struct's field): Arrow types each place by its first value and converts the others to it
+    without a word (a time then the int 3 gives 1970-01-01T00:00:00.000003, bytes among text
+    text, a bool among floats 1.0). Ints among floats are one kind while a float holds them
+    exactly."""
+    kinds: dict[tuple[str, ...], set[type]] = {}
+    pending: list[tuple[tuple[str, ...], Any]] = [((), v) for v in values]
     while pending:
-        value = pending.pop()
-        if type(value) is str or type(value) is bytes:
-            seen.add(type(value))
-            if len(seen) == 2:
-                return True
-        elif type(value) is list:
-            pending.extend(value)
-        elif type(value) is dict:
-            pending.extend(value.values())
-    return False
+        place, value = pending.pop()
+        if value is None:
+            continue
+        kind = _KIND.get(type(value), type(value))
+        if kind is int and abs(value) > 2**53:
+            kind = _BIG_INT
+        seen = kinds.setdefault(place, set())
+        seen.add(kind)
+        if len(seen) > 1 and seen != {int, float}:
+            return False
+        if kind is list:
+            pending.extend(((*place, "[]"), item) for item in value)
+        elif kind is dict:
+            pending.extend(((*place, key), item) for key, item in value.items())
+    return True
+
+
+class _BigInt:
+    """The kind of an int a float does not hold exactly."""
+
+
+_BIG_INT: type = _BigInt
+_KIND: dict[type, type] = {Int64: int, Binary: bytes}
 
 
 def _all_text(values: list[Any]) -> bool:
