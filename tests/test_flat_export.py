@@ -124,8 +124,10 @@ async def test_a_second_export_adds_only_what_came_after(
     again = await export_flat(store, dataset)
     assert (again.after, again.through, again.written) == (100, 130, 30)
     assert "30 events of positions 101-130" in capsys.readouterr().out
-    nothing = await export_flat(store, dataset, progress=False)
+    nothing = await export_flat(store, dataset)
     assert nothing.written == 0 and nothing.files == 0
+    assert "flat export" in (said := capsys.readouterr().out)
+    assert "nothing after position 130" in said and "131-130" not in said
     ((count, distinct, top),) = _duckdb(
         dataset, "SELECT count(*), count(DISTINCT event_id), max(position) FROM DATASET"
     )

@@ -102,7 +102,7 @@ def test_a_stream_stored_elsewhere_is_named_and_nothing_is_written(
     _insert(mongo_uri, database_name, replace(stranger, aggregate_id=stream))
     result = runner.invoke(app, ["import", str(export_file), *_target(mongo_uri, database_name)])
     assert result.exit_code == 1
-    assert f"{stream!r} (stored at v1, the file's next event is v1)" in result.output
+    assert f"{stream!r} (stored up to v1; the file's next event, v1, follows v0)" in result.output
     assert len(_stored(mongo_uri, database_name)) == 1
 
 

@@ -195,7 +195,8 @@ class StoreCheck:
             stored = versions.get(stream, 0)
             if stored != version - 1:
                 self.streams.append(
-                    f"{stream!r} (stored at v{stored}, the file's next event is v{version})"
+                    f"{stream!r} (stored up to v{stored}; the file's next event, v{version}, "
+                    f"follows v{version - 1})"
                 )
 
     def refusal(self, path: Path) -> str | None:

@@ -115,11 +115,13 @@ async def export_flat(
         manifest["through"] = head.position
         _write_manifest(target, manifest)
     result = FlatExport(target, after, head.position, table.num_rows, len(files))
-    say(
-        progress,
-        f"flat export {target}: {table.num_rows:,} events of positions {after + 1:,}-"
-        f"{head.position:,} in {len(files):,} files",
+    added = (
+        f"{table.num_rows:,} events of positions {after + 1:,}-{head.position:,} in "
+        f"{len(files):,} files"
+        if head.position > after
+        else f"nothing after position {after:,}"
     )
+    say(progress, f"flat export {target}: {added}")
     return result
 
 
