@@ -620,3 +620,23 @@ async def test_values_of_several_kinds_are_exported_as_they_are(
     assert table.schema.field("payload.v").type == pyarrow.string()
     rows = sorted(zip(table["position"].to_pylist(), table["payload.v"].to_pylist(), strict=True))
     assert [text for _, text in rows] == [extended_json(v) for v in values]
+
+
+async def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """SIGKILLed while writing its files beside the dataset, an export leaves its staging
+    folder (``.<name>.<12 hex>.staging``): the next export of the dataset removes it, and
+    nothing else beside it."""
+    store = MemoryEventStore(MemoryBackend())
+    for event in _events(1, 5):
+        await store.append(event.aggregate_id, [event], 0)
+    killed = tmp_path / ".flat.0123456789ab.staging" / "event_type=Paid"
+    killed.mkdir(parents=True)
+    (killed / "part-000000000001-000000000005-0.parquet").write_bytes(b"half")
+    others = [tmp_path / ".flat.mine.staging", tmp_path / ".other.0123456789ab.staging"]
+    for other in others:
+        other.mkdir()
+    assert (await export_flat(store, tmp_path / "flat", progress=False)).written == 5
+    assert not killed.parent.exists()
+    assert all(other.is_dir() for other in others)

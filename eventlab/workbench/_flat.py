@@ -15,6 +15,7 @@ last, under a lock; files no manifest names (a crash) are removed by the next ex
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -90,6 +91,7 @@ async def export_flat(
     with FileLock(target / ".eventlab-flat.lock"):
         store_is = (_store_name(store), await _incarnation(store), await _rewrite_generation(store))
         manifest = _manifest(target, store_is, selection)
+        _remove_stale_staging(target)
         if not (target / MANIFEST).exists():
             # Before any file moves in: a directory holding it is an export of eventlab, so
             # the next export removes the files of one killed before its manifest named them.
@@ -123,6 +125,15 @@ async def export_flat(
     )
     say(progress, f"flat export {target}: {added}")
     return result
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove the staging folders of exports of ``target`` that were killed (under the lock,
+    no other export of it is writing one): ``.<name>.<12 hex>.staging`` beside it."""
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.staging"):
+        middle = path.name[len(target.name) + 2 : -len(".staging")]
+        if len(middle) == 12 and all(c in "0123456789abcdef" for c in middle):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _partitions(partition_by: Any) -> list[str]:
