@@ -420,3 +420,27 @@ def test_bytes_among_text_stay_bytes_in_every_page(bulk: bool) -> None:
     # Not [{"x": b"a"}] and [{"x": b"b"}]: each value as it is stored (Extended JSON text).
     column = mixed.arrow()["payload.price"].to_pylist()
     assert column == ['[{"x": "a"}]', '[{"x": {"$binary": {"base64": "Yg==", "subType": "00"}}}]']
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_ints_in_one_page_and_decimals_in_another_are_decimals_as_in_one_page(bulk: bool) -> None:
+    """One page of an int and a decimal gives a decimal column (the int exact in it): two
+    pages, one of each, give the same (Arrow casts an int to a decimal only with room for 19
+    digits, which an 18-digit column has not)."""
+    raws = [
+        bson.encode(_thing(1, bson.Decimal128("0.00"))),
+        bson.encode(_thing(2, 7)),
+    ]
+    whole = FrameBuilder()
+    whole.add(bson.decode_all(b"".join(raws), AS_BSON_STORES), as_bson_stores=True)
+    paged = FrameBuilder()
+    for part in (raws[:1], raws[1:]):
+        page: Any = (
+            StoredBatch.of(part, 0, 10**9)
+            if bulk
+            else bson.decode_all(b"".join(part), AS_BSON_STORES)
+        )
+        paged.add(page, as_bson_stores=True)
+    expected, frame = whole.frame()["payload.price"], paged.frame()["payload.price"]
+    assert str(frame.dtype) == str(expected.dtype) == "decimal128(18, 2)[pyarrow]"
+    assert frame.tolist() == expected.tolist() == [Decimal("0.00"), Decimal("7.00")]

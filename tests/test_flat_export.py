@@ -451,6 +451,8 @@ def _dataset_of(dataset: Path, column: str) -> tuple[set[str], list[Any]]:
         ("abc", 0, "0"),
         (3, 2.0, 4),
         ([1, 2], "x", [3]),
+        (3, Decimal("1.50"), 4),
+        (Decimal("1.50"), 3, Decimal("2.125")),
     ],
     ids=[
         "int-text",
@@ -462,6 +464,8 @@ def _dataset_of(dataset: Path, column: str) -> tuple[set[str], list[Any]]:
         "text-int",
         "int-integral-float",
         "list-text",
+        "int-decimal",
+        "decimal-int",
     ],
 )
 async def test_incremental_exports_give_what_one_export_gives(

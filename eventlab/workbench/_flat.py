@@ -34,7 +34,7 @@ from filelock import FileLock
 
 from .._core.errors import CacheError, ConfigurationError, ConflictError
 from ..ports import EventStore
-from ._frame_build import FrameBuilder, _common_type
+from ._frame_build import FrameBuilder, _common_type, cast_exact
 from ._frame_query import FrameQuery, apply_arrow
 from ._frames import _incarnation, _read_into, _store_name, say
 from ._frames import _rewritten as _rewrite_generation
@@ -333,9 +333,9 @@ def _in_common_type(
     common = _common_type({earlier, column.type, *(c.type for c in olds)}, [column, *olds])
     if common is not None:
         try:
-            widened = column.cast(common)
+            widened = cast_exact(column, common)
             for old in olds:
-                old.cast(common)  # every earlier value fits too, or none is rewritten
+                cast_exact(old, common)  # every earlier value fits too, or none is rewritten
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an int beyond 53 bits
             common = None
         else:
@@ -398,7 +398,7 @@ def _rewritten(path: Path, name: str, kind: pa.DataType | None) -> None:
         field = pa.field(name, pa.string(), metadata=_JSON_FIELD)
         table = table.set_column(index, field, _as_json(table[name]))
     else:
-        table = table.set_column(index, name, table[name].cast(kind))
+        table = table.set_column(index, name, cast_exact(table[name], kind))
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         pq.write_table(table, temporary)

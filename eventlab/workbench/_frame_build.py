@@ -362,7 +362,7 @@ def _unified(
             continue
         try:
             tables = [
-                t.set_column(t.column_names.index(name), name, t[name].cast(common))
+                t.set_column(t.column_names.index(name), name, cast_exact(t[name], common))
                 if name in t.column_names
                 else t
                 for t in tables
@@ -384,17 +384,29 @@ def _unified(
     return result
 
 
+def cast_exact(column: Any, kind: pa.DataType) -> Any:
+    """``column`` cast to ``kind``, every value kept exactly or ``ArrowInvalid``. Ints become
+    decimals through the widest decimal: Arrow asks an int's cast for room for any int (19
+    digits), not for the values it holds."""
+    if pa.types.is_integer(column.type) and pa.types.is_decimal(kind):
+        column = column.cast(pa.decimal128(38, kind.scale))
+    return column.cast(kind)
+
+
 def _common_type(
     types: set[pa.DataType], columns: list[pa.ChunkedArray] | None = None
 ) -> pa.DataType | None:
-    """The type that holds every value of ``types`` exactly: decimals of several scales as
-    the largest scale with the digits the values need before the point (``columns``, the
-    values, when given; else the types' room), ints with floats as floats; ``None`` when
-    there is none."""
-    if all(pa.types.is_decimal(t) for t in types):
-        scale = max(t.scale for t in types)
+    """The type that holds every value of ``types`` exactly: decimals of several scales (and
+    ints among them) as the largest scale with the digits the values need before the point
+    (``columns``, the values, when given; else the types' room), ints with floats as floats;
+    ``None`` when there is none."""
+    decimals = {t for t in types if pa.types.is_decimal(t)}
+    if decimals and types - decimals <= {pa.int64()}:
+        # Ints among decimals are decimals, as one page of both gives them (``_typed``).
+        scale = max(t.scale for t in decimals)
         if columns is None:
-            digits = max(t.precision - t.scale for t in types)
+            ints = 19 if pa.int64() in types else 0
+            digits = max(ints, *(t.precision - t.scale for t in decimals))
         else:
             digits = max((_whole_digits(c) for c in columns), default=0)
         try:
@@ -413,8 +425,8 @@ def _common_type(
 
 
 def _whole_digits(column: pa.ChunkedArray) -> int:
-    """The digits before the point of a decimal column's largest value (as Arrow infers a
-    column's precision from ``decimal.Decimal`` values)."""
+    """The digits before the point of a decimal (or int) column's largest value (as Arrow
+    infers a column's precision from ``decimal.Decimal`` values)."""
     extremes = pc.min_max(column).as_py()
     values = [abs(v) for v in (extremes["min"], extremes["max"]) if v is not None]
     return max((len(str(int(v))) if v >= 1 else 0 for v in values), default=0)
