@@ -301,15 +301,21 @@ def test_a_frame_read_in_pages_is_the_frame_read_at_once(
     except Exception:  # what one page refuses is not this test's question
         return
     for bulk in (True, False):
-        paged = FrameBuilder()
-        for part in parts:
-            page: Any = (
-                StoredBatch.of(part, 0, 10**9)
-                if bulk
-                else bson.decode_all(b"".join(part), AS_BSON_STORES)
-            )
-            paged.add(page, as_bson_stores=True)
-        _same(_comparable(paged.frame()), _comparable(expected))
+        _same(_comparable(_paged(parts, bulk=bulk).frame()), _comparable(expected))
+
+
+def _paged(parts: list[list[bytes]], *, bulk: bool) -> FrameBuilder:
+    """A frame builder given ``parts`` (each a page of encoded documents): read in bulk from
+    their bytes, or decoded first."""
+    paged = FrameBuilder()
+    for part in parts:
+        page: Any = (
+            StoredBatch.of(part, 0, 10**9)
+            if bulk
+            else bson.decode_all(b"".join(part), AS_BSON_STORES)
+        )
+        paged.add(page, as_bson_stores=True)
+    return paged
 
 
 def test_a_column_typed_in_one_page_and_of_objects_in_another_keeps_every_value() -> None:
@@ -403,14 +409,7 @@ def test_bytes_among_text_stay_bytes_in_every_page(bulk: bool) -> None:
         bson.encode(_thing(1, False)),
         *(bson.encode(_thing(p, ["", bson.Binary(b"\x01\x02", 0)])) for p in (2, 3)),
     ]
-    paged = FrameBuilder()
-    for part in (raws[:1], raws[1:]):
-        page: Any = (
-            StoredBatch.of(part, 0, 10**9)
-            if bulk
-            else bson.decode_all(b"".join(part), AS_BSON_STORES)
-        )
-        paged.add(page, as_bson_stores=True)
+    paged = _paged([raws[:1], raws[1:]], bulk=bulk)
     assert paged.frame()["payload.price"].tolist() == [False, ["", b"\x01\x02"], ["", b"\x01\x02"]]
     mixed = FrameBuilder()
     docs = [_thing(1, [{"x": "a"}]), _thing(2, [{"x": bson.Binary(b"b", 0)}])]
@@ -433,14 +432,7 @@ def test_ints_in_one_page_and_decimals_in_another_are_decimals_as_in_one_page(bu
     ]
     whole = FrameBuilder()
     whole.add(bson.decode_all(b"".join(raws), AS_BSON_STORES), as_bson_stores=True)
-    paged = FrameBuilder()
-    for part in (raws[:1], raws[1:]):
-        page: Any = (
-            StoredBatch.of(part, 0, 10**9)
-            if bulk
-            else bson.decode_all(b"".join(part), AS_BSON_STORES)
-        )
-        paged.add(page, as_bson_stores=True)
+    paged = _paged([raws[:1], raws[1:]], bulk=bulk)
     expected, frame = whole.frame()["payload.price"], paged.frame()["payload.price"]
     assert str(frame.dtype) == str(expected.dtype) == "decimal128(18, 2)[pyarrow]"
     assert frame.tolist() == expected.tolist() == [Decimal("0.00"), Decimal("7.00")]

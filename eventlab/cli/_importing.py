@@ -121,9 +121,14 @@ class FileCheck:
             else:
                 check_appendable_stream(event.aggregate_id)
                 check_not_reserved(event)
+            return event_body(event)
         except EventlabError as exc:
             raise DataError(f"{self.path}: {exc} (nothing was imported)") from exc
-        return _body(self.path, event)
+        except RecursionError as exc:
+            raise DataError(
+                f"{self.path}: event {event.event_id} is nested too deeply to store (MongoDB "
+                "stores 100 levels; nothing was imported)"
+            ) from exc
 
     def refusal(self) -> str | None:
         where = f"examine it with `eventlab gaps --file {self.path}`"
@@ -145,18 +150,6 @@ class FileCheck:
                 f"order (a position repeated or going back; an export is in order): {where}"
             )
         return None
-
-
-def _body(path: Path, event: StoredEvent) -> dict[str, Any]:
-    try:
-        return event_body(event)
-    except EventlabError as exc:
-        raise DataError(f"{path}: {exc} (nothing was imported)") from exc
-    except RecursionError as exc:
-        raise DataError(
-            f"{path}: event {event.event_id} is nested too deeply to store (MongoDB stores "
-            "100 levels; nothing was imported)"
-        ) from exc
 
 
 @dataclass

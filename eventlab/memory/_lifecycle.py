@@ -27,9 +27,9 @@ class MemoryLifecycleStorage:
         tables: StoreTables,
         name: str,
         archive: ArchiveReader,
-        generation: RewriteGeneration | None = None,
+        generation: RewriteGeneration,
     ) -> None:
-        self._generation = RewriteGeneration() if generation is None else generation
+        self._generation = generation
         self._db = database
         self._tables = tables
         self.table = f"{name}:streams"
